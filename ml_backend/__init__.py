@@ -1,0 +1,4 @@
+"""Label Studio ML backend: CLIP embeddings in Chroma, a linear head on ratings,
+and a labeling queue steered by the head's weight vector."""
+
+__version__ = "0.1.0"

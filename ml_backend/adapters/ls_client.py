@@ -1,0 +1,184 @@
+"""Everything the service asks of Label Studio, through `label-studio-sdk` (pinned).
+
+The SDK is imported here and in `ls_admin` only, so an SDK upgrade touches two files
+and the e2e tests. Calls are retried briefly on transport errors and 5xx; a longer
+outage surfaces as `LabelStudioUnavailable`, which the worker retries with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Iterator, TypeVar
+
+import httpx
+import requests
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+from ..core.errors import BackendError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Annotators open the next-batch view with "Label Tasks As Displayed": highest score first.
+BATCH_ORDERING = ["-tasks:predictions_score"]
+# An id no task has: an `in_list` filter with an empty list would match every task.
+NO_TASK = 0
+
+
+class LabelStudioUnavailable(BackendError):
+    """Label Studio did not answer, or answered 5xx."""
+
+    http_status = 503
+    code = "label_studio_unavailable"
+
+
+class LabelStudioRejected(BackendError):
+    """Label Studio answered 4xx: a request this backend should not have made as it did."""
+
+    http_status = 502
+    code = "label_studio_rejected"
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, (httpx.TransportError, requests.ConnectionError, requests.Timeout)):
+        return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and (status >= 500 or status == 429)
+
+
+class LabelStudioGateway:
+    """A thin client for the calls the worker makes. Thread-safe."""
+
+    def __init__(self, url: str, api_key: str | None, timeout_s: float = 15.0):
+        self.url = url.rstrip("/")
+        self._timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._client: LabelStudio | None = None
+        self._api_key = api_key
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self._api_key)
+
+    def set_credentials(self, url: str, api_key: str) -> None:
+        with self._lock:
+            self.url, self._api_key, self._client = url.rstrip("/"), api_key, None
+
+    @property
+    def client(self) -> LabelStudio:
+        with self._lock:
+            if self._client is None:
+                if not self._api_key:
+                    raise LabelStudioUnavailable("no Label Studio API key: set LABEL_STUDIO_API_KEY")
+                self._client = LabelStudio(base_url=self.url, api_key=self._api_key, timeout=self._timeout_s, max_retries=0)
+            return self._client
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate a plain HTTP request to Label Studio (e.g. for /data/upload files).
+
+        The SDK turns a personal access token into a short-lived access token and refreshes it.
+        """
+        if not self._api_key:
+            return {}
+        headers = self._call(lambda: self.client._client_wrapper.get_headers())
+        return {"Authorization": headers["Authorization"]}
+
+    # -- the worker's calls --------------------------------------------------
+    def ensure_task_webhook(self, project: int, backend_url: str | None) -> None:
+        """Make sure task imports reach `backend_url`/webhook exactly once.
+
+        Connecting a backend already creates a webhook for all actions; a second hook to
+        the same URL would deliver every event twice, so one is added only if none covers
+        TASKS_CREATED. Without BACKEND_URL the backend's URL is read from the project's
+        ML connection, if there is exactly one.
+        """
+        urls = [backend_url] if backend_url else [m.url for m in self._call(lambda: self.client.ml.list(project=project))]
+        if len(urls) != 1:
+            log.warning("project %s: %d ML backends connected and BACKEND_URL unset: not registering a task webhook",
+                        project, len(urls))
+            return
+        target = urls[0].rstrip("/") + "/webhook"
+        hooks = self._call(lambda: self.client.webhooks.list(project=str(project)))
+        for hook in hooks:
+            if hook.url == target and hook.is_active and (hook.send_for_all_actions or "TASKS_CREATED" in (hook.actions or [])):
+                return
+        self._call(lambda: self.client.webhooks.create(
+            url=target, project=project, actions=["TASKS_CREATED"], send_payload=True, send_for_all_actions=False,
+        ))
+        log.info("project %s: registered TASKS_CREATED webhook to %s", project, target)
+
+    def iter_tasks(self, project: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
+        """Every task of the project as {"id", "data", "annotations": [dict, ...]}."""
+        page = self._call(lambda: self.client.tasks.list(project=project, fields="all", page_size=page_size))
+        while page is not None:
+            for task in page.items or []:
+                record = _as_dict(task)
+                yield {"id": record["id"], "data": record.get("data") or {}, "annotations": record.get("annotations") or []}
+            # Each page is its own request: wrap it so an outage mid-listing is retried like any call.
+            page = self._call(page.next_page) if page.has_next else None
+
+    def push_predictions(self, project: int, predictions: list[dict[str, Any]]) -> None:
+        """Create predictions ({"task", "result", "score", "model_version"}) in one call."""
+        if predictions:
+            self._call(lambda: self.client.projects.import_predictions(id=project, request=predictions))
+
+    def set_model_version(self, project: int, model_version: str) -> None:
+        """Make `model_version` the project's: the Data Manager shows and sorts by its scores.
+
+        Label Studio accepts only a version that predictions already carry.
+        """
+        self._call(lambda: self.client.projects.update(id=project, model_version=model_version))
+
+    def delete_model_version(self, project: int, model_version: str) -> None:
+        """Delete all predictions of an old version (no SDK wrapper for this endpoint)."""
+        def delete() -> None:
+            response = requests.delete(
+                f"{self.url}/api/projects/{project}/model-versions/", json={"model_version": model_version},
+                headers=self.auth_headers(), timeout=self._timeout_s,
+            )
+            if response.status_code >= 400:
+                raise ApiError(status_code=response.status_code, body=response.text[:200])
+        self._call(delete)
+
+    def push_view(self, project: int, title: str, task_ids: list[int], view_id: int | None) -> int:
+        """Point the next-batch tab at `task_ids`, ordered by score; returns the view id."""
+        data = {
+            "title": title,
+            "filters": {"conjunction": "and", "items": [
+                {"filter": "filter:tasks:id", "operator": "in_list", "type": "List", "value": task_ids or [NO_TASK]},
+            ]},
+            "ordering": BATCH_ORDERING,
+        }
+        if view_id is not None:
+            try:
+                self._call(lambda: self.client.views.update(id=str(view_id), project=project, data=data))
+                return view_id
+            except LabelStudioRejected:
+                log.info("project %s: view %s is gone, creating a new one", project, view_id)
+        view = self._call(lambda: self.client.views.create(project=project, data=data))
+        return int(view.id)
+
+    # -- plumbing ------------------------------------------------------------
+    def _call(self, fn: Callable[[], T]) -> T:
+        try:
+            return self._retrying(fn)
+        except ApiError as exc:
+            if _transient(exc):
+                raise LabelStudioUnavailable(f"Label Studio answered {exc.status_code}") from None
+            raise LabelStudioRejected(f"Label Studio answered {exc.status_code}: {str(exc.body)[:200]}") from None
+        except (httpx.TransportError, requests.RequestException) as exc:
+            raise LabelStudioUnavailable(f"cannot reach Label Studio at {self.url}: {type(exc).__name__}") from None
+
+    @retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(3),
+           wait=wait_exponential(multiplier=0.2, max=2.0), reraise=True)
+    def _retrying(self, fn: Callable[[], T]) -> T:
+        return fn()
+
+
+def _as_dict(model: Any) -> dict[str, Any]:
+    if isinstance(model, dict):
+        return model
+    return model.model_dump() if hasattr(model, "model_dump") else model.dict()

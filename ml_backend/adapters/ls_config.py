@@ -1,0 +1,106 @@
+"""Label config XML -> the rating scale and image field the loop needs."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Mapping
+
+from ..core.errors import ConfigError
+from ..core.targets import RatingScale, numeric_choice_targets
+
+RATING_TAGS = {"number": "number", "rating": "rating", "choices": "choices"}
+
+
+@dataclass(frozen=True)
+class ProjectSchema:
+    """What the backend reads from a project's label config."""
+
+    scale: RatingScale
+    image_name: str
+    image_key: str  # the task data field holding the image, from value="$image"
+
+
+def parse_label_config(
+    xml: str, rating_control: str | None = None, choice_values: Mapping[str, float] | None = None
+) -> ProjectSchema:
+    """Find the image and the rating control in a label config.
+
+    `rating_control` picks a control by name when there are several; `choice_values`
+    maps non-numeric choice values to targets. Raises `ConfigError` saying what is
+    missing and what was found.
+    """
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise ConfigError(f"label config is not valid XML: {exc}") from None
+    images = {el.get("name"): el.get("value", "") for el in root.iter() if el.tag.lower() == "image" and el.get("name")}
+    if not images:
+        raise ConfigError("label config has no <Image> tag: this backend rates images")
+    controls = [el for el in root.iter() if el.tag.lower() in RATING_TAGS and el.get("name")]
+    usable = [el for el in controls if el.get("toName") in images]
+    if rating_control is not None:
+        usable = [el for el in usable if el.get("name") == rating_control]
+        if not usable:
+            raise ConfigError(
+                f"rating_control {rating_control!r} is not a Number, Rating or Choices control on an image; "
+                f"found {_describe(controls)}"
+            )
+    if not usable:
+        raise ConfigError(
+            "label config has no usable rating control: add a <Number min max>, <Rating> or <Choices> "
+            f"with toName pointing at an <Image>; found {_describe(controls)}"
+        )
+    control = usable[0]
+    image_name = control.get("toName")
+    value = images[image_name]
+    if not value.startswith("$") or len(value) < 2:
+        raise ConfigError(f"<Image name={image_name!r}> must read a task field, like value=\"$image\"; got {value!r}")
+    return ProjectSchema(_scale(control, choice_values), image_name, value[1:])
+
+
+def _scale(control: ET.Element, choice_values: Mapping[str, float] | None) -> RatingScale:
+    kind = RATING_TAGS[control.tag.lower()]
+    name, to_name = control.get("name"), control.get("toName")
+    if kind == "number":
+        try:
+            low, high = float(control.get("min")), float(control.get("max"))
+        except (TypeError, ValueError):
+            raise ConfigError(f"<Number name={name!r}> needs numeric min and max to map ratings to -1..+1") from None
+        step = _float_or_none(control.get("step"))
+        return RatingScale("number", name, to_name, minimum=low, maximum=high, step=step)
+    if kind == "rating":
+        top = _float_or_none(control.get("maxRating", "5"))
+        if top is None or top < 2:
+            raise ConfigError(f"<Rating name={name!r}> needs maxRating >= 2")
+        return RatingScale("rating", name, to_name, minimum=1.0, maximum=top)
+    # Label Studio stores a choice's alias, when it has one, instead of its value.
+    values = [el.get("alias") or el.get("value") for el in control.iter() if el.tag.lower() == "choice" and el.get("value")]
+    if choice_values:
+        unknown = sorted(set(choice_values) - set(values))
+        if unknown:
+            raise ConfigError(f"choice_values names {unknown}, which <Choices name={name!r}> does not offer ({values})")
+        missing = sorted(set(values) - set(choice_values))
+        if missing:
+            raise ConfigError(f"choice_values gives no target for choices {missing} of {name!r}")
+        return RatingScale("choices", name, to_name, choices=dict(choice_values))
+    targets = numeric_choice_targets(values)
+    if targets is None:
+        raise ConfigError(
+            f"<Choices name={name!r}> has non-numeric values {values}: use values like \"-1\", \"0\", \"+1\" "
+            "or set choice_values in the project's extra params, e.g. {\"choice_values\": {\"Yes\": 1, \"No\": -1}}"
+        )
+    return RatingScale("choices", name, to_name, choices=targets)
+
+
+def _describe(controls: list[ET.Element]) -> str:
+    if not controls:
+        return "no Number, Rating or Choices control"
+    return ", ".join(f"<{el.tag} name={el.get('name')!r} toName={el.get('toName')!r}>" for el in controls)
+
+
+def _float_or_none(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,67 @@
+"""Turning the image reference in a Label Studio task into pixels.
+
+| task.data[image] | how it is read |
+|---|---|
+| data:image/...;base64,... | decoded directly |
+| /data/local-files/?d=rel/path | from LOCAL_FILES_DOCUMENT_ROOT when set, else GET from Label Studio |
+| /data/upload/..., other /paths | GET Label Studio URL + path, with the API token |
+| http(s)://... | GET under the fetch policy (token only to Label Studio itself) |
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+from urllib.parse import parse_qs, urlsplit
+
+from PIL import Image
+
+from ..core.errors import ImageError, UrlNotAllowedError
+from ..core.images import ImageFetcher, decode_image, read_local_file
+
+LOCAL_FILES_PREFIX = "/data/local-files/"
+
+
+class TaskImageLoader:
+    """Callable: task data -> RGB image, for one project's image field.
+
+    Parameters
+    ----------
+    image_key : the task data field that holds the image reference.
+    label_studio_url : base URL relative references are resolved against.
+    fetcher : does every network read, under its policy.
+    auth_headers : returns headers that authenticate to Label Studio (called per fetch,
+        so refreshed access tokens are used).
+    local_files_root : LOCAL_FILES_DOCUMENT_ROOT when the backend shares Label Studio's disk.
+    """
+
+    def __init__(
+        self, image_key: str, label_studio_url: str, fetcher: ImageFetcher,
+        auth_headers: Callable[[], dict[str, str]] = dict, local_files_root: str | None = None,
+    ):
+        self.image_key = image_key
+        self.label_studio_url = label_studio_url.rstrip("/")
+        self.fetcher = fetcher
+        self.auth_headers = auth_headers
+        self.local_files_root = local_files_root
+
+    def __call__(self, data: Mapping) -> Image.Image:
+        return decode_image(self.read_bytes(data), self.fetcher.policy.max_pixels)
+
+    def read_bytes(self, data: Mapping) -> bytes:
+        ref = data.get(self.image_key)
+        if not isinstance(ref, str) or not ref.strip():
+            raise ImageError(f"task has no image in field {self.image_key!r}")
+        ref = ref.strip()
+        if ref.startswith("data:"):
+            return self.fetcher.fetch(ref)
+        if ref.startswith(LOCAL_FILES_PREFIX) and self.local_files_root:
+            relative = parse_qs(urlsplit(ref).query).get("d", [""])[0]
+            if not relative:
+                raise ImageError(f"local-files reference without ?d=: {ref[:100]!r}")
+            return read_local_file(self.local_files_root, relative, self.fetcher.policy.max_bytes)
+        if ref.startswith("/") and not ref.startswith("//"):
+            return self.fetcher.fetch(self.label_studio_url + ref, headers=self.auth_headers())
+        scheme = urlsplit(ref).scheme.lower()
+        if scheme in ("http", "https"):
+            return self.fetcher.fetch(ref, headers=self.auth_headers())
+        raise UrlNotAllowedError(f"unsupported image reference scheme {scheme or '(none)'!r}")

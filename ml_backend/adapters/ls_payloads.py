@@ -1,0 +1,111 @@
+"""Label Studio JSON <-> core values: project ids, tasks, ratings, prediction results."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ..core.errors import BadRatingError, BadRequestError
+from ..core.targets import RatingScale
+
+# The value key inside a result item, by control type.
+VALUE_KEYS = {"number": "number", "rating": "rating", "choices": "choices"}
+
+
+@dataclass(frozen=True)
+class AnnotationRating:
+    """One annotation read against a rating scale: target None means it is not a rating."""
+
+    annotation_id: int
+    task_id: int
+    target: float | None
+    error: str | None = None
+
+
+def project_id(value: Any) -> int:
+    """Project id from "12.1700000000" (ML API form), 12, "12" or {"id": 12}."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    if isinstance(value, bool):
+        value = None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.split(".", 1)[0].isdigit():
+        return int(value.split(".", 1)[0])
+    raise BadRequestError(f"cannot read a project id from {value!r}")
+
+
+def task_id(task: Any) -> int:
+    if isinstance(task, Mapping):
+        task = task.get("id")
+    if isinstance(task, int) and not isinstance(task, bool):
+        return task
+    raise BadRequestError(f"task id must be an integer, got {task!r}")
+
+
+def tasks_from(payload_tasks: Any) -> list[tuple[int, dict]]:
+    """(id, data) pairs from a list of task objects; raises on malformed entries."""
+    if not isinstance(payload_tasks, list):
+        raise BadRequestError("'tasks' must be a list")
+    pairs = []
+    for task in payload_tasks:
+        data = task.get("data") if isinstance(task, Mapping) else None
+        if not isinstance(data, Mapping):
+            raise BadRequestError(f"task {task.get('id') if isinstance(task, Mapping) else task!r} has no 'data' object")
+        pairs.append((task_id(task), dict(data)))
+    return pairs
+
+
+def read_rating(annotation: Mapping[str, Any], scale: RatingScale, fallback_task: Any = None) -> AnnotationRating:
+    """Read an annotation's rating for `scale`.
+
+    Skipped annotations (was_cancelled) and annotations without a value for the
+    control give target None; unreadable values give target None and an `error`.
+    """
+    annotation_id = annotation.get("id")
+    if not isinstance(annotation_id, int) or isinstance(annotation_id, bool):
+        raise BadRequestError(f"annotation id must be an integer, got {annotation_id!r}")
+    task = task_id(annotation.get("task", fallback_task))
+    if annotation.get("was_cancelled"):
+        return AnnotationRating(annotation_id, task, None)
+    results = annotation.get("result") or []
+    if not isinstance(results, list):
+        return AnnotationRating(annotation_id, task, None, "annotation result is not a list")
+    for item in results:
+        if isinstance(item, Mapping) and item.get("from_name") == scale.name:
+            try:
+                return AnnotationRating(annotation_id, task, scale.to_target(_raw_value(item, scale)))
+            except BadRatingError as exc:
+                return AnnotationRating(annotation_id, task, None, str(exc))
+    return AnnotationRating(annotation_id, task, None, f"annotation has no value for control {scale.name!r}")
+
+
+def _raw_value(item: Mapping[str, Any], scale: RatingScale) -> Any:
+    value = item.get("value")
+    if not isinstance(value, Mapping) or VALUE_KEYS[scale.kind] not in value:
+        raise BadRatingError(f"{scale.name}: result has no {VALUE_KEYS[scale.kind]!r} value")
+    raw = value[VALUE_KEYS[scale.kind]]
+    if scale.kind == "choices":
+        if not isinstance(raw, list) or len(raw) != 1:
+            raise BadRatingError(f"{scale.name}: expected exactly one choice, got {raw!r}")
+        return raw[0]
+    return raw
+
+
+def prediction(scale: RatingScale, probability: float, model_version: str) -> dict[str, Any]:
+    """A Label Studio prediction: the control value matching `probability`, scored by it."""
+    if not math.isfinite(probability):
+        raise ValueError(f"probability must be finite, got {probability}")
+    value = scale.from_target(2.0 * probability - 1.0)
+    result_value = {"choices": [value]} if scale.kind == "choices" else {VALUE_KEYS[scale.kind]: value}
+    return {
+        "result": [{"from_name": scale.name, "to_name": scale.to_name, "type": scale.kind, "value": result_value}],
+        "score": round(float(probability), 6),
+        "model_version": model_version,
+    }
+
+
+def empty_prediction(model_version: str) -> dict[str, Any]:
+    """A placeholder for a task the backend cannot score (no head, or a broken image)."""
+    return {"result": [], "score": 0.0, "model_version": model_version}

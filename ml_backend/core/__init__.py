@@ -1,0 +1,1 @@
+"""The active-learning loop with no Label Studio inside: embed, store, fit, select."""

@@ -1,0 +1,167 @@
+"""CLIP image and text embeddings, L2-normalised."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, CLIPModel
+
+from .errors import ImageError, ModelUnavailableError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+TINY_MODEL_MARKER = "TINY_RANDOM_CLIP.json"
+
+
+class ClipEmbedder:
+    """Embeds images and texts with a CLIP model from the HuggingFace hub or a local folder.
+
+    Parameters
+    ----------
+    model : hub id (e.g. "openai/clip-vit-base-patch32") or a local folder.
+    device : torch device string, "cpu" or "cuda".
+    batch_size : images per forward pass.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", batch_size: int = 32):
+        self.model_id = model
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        try:
+            self._model = CLIPModel.from_pretrained(model).to(self.device).eval()
+            self._processor = AutoImageProcessor.from_pretrained(model)
+        except Exception as exc:  # hub, network and format errors all mean "no usable model"
+            raise _unavailable(model, exc) from None
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(model)
+        except Exception:
+            self._tokenizer = None
+            log.warning("CLIP model %s has no tokenizer: prompts cannot start W", model)
+        self.is_random_test_model = Path(model, TINY_MODEL_MARKER).exists()
+        if self.is_random_test_model:
+            log.warning("CLIP model %s is a tiny RANDOM model: scores are meaningless (smoke runs only)", model)
+        self.dim = int(self._model.config.projection_dim)
+
+    @property
+    def can_embed_text(self) -> bool:
+        return self._tokenizer is not None
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Resize, crop and normalise images to pixel values (n, 3, H, W) float32."""
+        return self._processor(images=list(images), return_tensors="pt")["pixel_values"]
+
+    def embed_pixels(self, pixel_values: torch.Tensor) -> np.ndarray:
+        """Unit-norm embeddings (n, dim) float32 for preprocessed pixel values."""
+        with torch.inference_mode():
+            features = self._model.get_image_features(pixel_values=pixel_values.to(self.device))
+        return _unit_rows(_pooled(features))
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Unit-norm embeddings (n, dim) float32 for decoded RGB images."""
+        if not images:
+            return np.empty((0, self.dim), dtype=np.float32)
+        chunks = [
+            self.embed_pixels(self.preprocess(images[i : i + self.batch_size]))
+            for i in range(0, len(images), self.batch_size)
+        ]
+        return np.concatenate(chunks)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-norm text embeddings (n, dim) float32, in the same space as the images."""
+        if self._tokenizer is None:
+            raise ModelUnavailableError(f"CLIP model {self.model_id!r} has no tokenizer")
+        tokens = self._tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt")
+        with torch.inference_mode():
+            features = self._model.get_text_features(**{k: v.to(self.device) for k, v in tokens.items()})
+        return _unit_rows(_pooled(features))
+
+    def embed_sources(
+        self, sources: Iterable[object], load: Callable[[object], Image.Image], workers: int = 4
+    ) -> tuple[list[int], np.ndarray, dict[int, ImageError]]:
+        """Fetch, decode and embed many images; a bad image fails alone.
+
+        `load(source)` returns an RGB image or raises `ImageError`. Loading and
+        preprocessing run in `workers` threads ahead of the forward pass (torch and
+        PIL release the GIL), so I/O overlaps compute.
+
+        Returns (positions of sources embedded, their vectors (m, dim), {position: error}).
+        """
+        sources = list(sources)
+        done: list[int] = []
+        vectors: list[np.ndarray] = []
+        errors: dict[int, ImageError] = {}
+        batch_positions: list[int] = []
+        batch_pixels: list[torch.Tensor] = []
+
+        def prepare(position: int) -> torch.Tensor | ImageError:
+            try:
+                return self.preprocess([load(sources[position])])[0]
+            except ImageError as exc:
+                return exc
+
+        def flush() -> None:
+            if batch_pixels:
+                vectors.append(self.embed_pixels(torch.stack(batch_pixels)))
+                done.extend(batch_positions)
+                batch_positions.clear()
+                batch_pixels.clear()
+
+        def take(position: int, result: torch.Tensor | ImageError) -> None:
+            if isinstance(result, ImageError):
+                errors[position] = result
+                return
+            batch_positions.append(position)
+            batch_pixels.append(result)
+            if len(batch_pixels) == self.batch_size:
+                flush()
+
+        # A bounded window of futures: prefetch ahead of the forward pass without
+        # holding every preprocessed image in memory at once.
+        window = 2 * self.batch_size
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            pending: deque = deque()
+            for position in range(len(sources)):
+                pending.append((position, pool.submit(prepare, position)))
+                if len(pending) >= window:
+                    position_done, future = pending.popleft()
+                    take(position_done, future.result())
+            for position_done, future in pending:
+                take(position_done, future.result())
+        flush()
+        matrix = np.concatenate(vectors) if vectors else np.empty((0, self.dim), dtype=np.float32)
+        return done, matrix, errors
+
+
+def check_model_available(model: str) -> None:
+    """Raise ModelUnavailableError (with what to do) unless `model`'s config can be loaded. Cheap."""
+    try:
+        AutoConfig.from_pretrained(model)
+    except Exception as exc:  # noqa: BLE001
+        raise _unavailable(model, exc) from None
+
+
+def _unavailable(model: str, exc: Exception) -> ModelUnavailableError:
+    first_line = (str(exc).splitlines() or [""])[0][:200]
+    return ModelUnavailableError(
+        f"cannot load CLIP model {model!r} ({type(exc).__name__}: {first_line}). "
+        "Without internet the hub cannot be reached: set CLIP_MODEL to a local folder holding a "
+        "saved CLIP model (save_pretrained), or for an offline smoke run build a tiny random one "
+        "with `python -m scripts.make_tiny_clip models/tiny-clip` (its scores are meaningless)."
+    )
+
+
+def _pooled(features) -> torch.Tensor:
+    # transformers 5 returns an output object whose pooler_output is the projected embedding.
+    return features.pooler_output if hasattr(features, "pooler_output") else features
+
+
+def _unit_rows(features: torch.Tensor) -> np.ndarray:
+    return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float32)

@@ -1,0 +1,65 @@
+"""One exception tree for the backend; each error knows the HTTP status it maps to."""
+
+from __future__ import annotations
+
+
+class BackendError(Exception):
+    """Base class. `http_status` and `code` let the service answer without a traceback."""
+
+    http_status = 500
+    code = "backend_error"
+
+
+class BadRequestError(BackendError):
+    http_status = 400
+    code = "bad_request"
+
+
+class ConfigError(BackendError):
+    """The project's label config or parameters cannot drive the loop."""
+
+    http_status = 422
+    code = "bad_config"
+
+
+class BadRatingError(BackendError):
+    """An annotation value that cannot be read as a rating (NaN, wrong type, unknown choice)."""
+
+    http_status = 422
+    code = "bad_rating"
+
+
+class ImageError(BackendError):
+    """A task's image cannot be fetched or decoded. `transient` errors are worth a retry."""
+
+    http_status = 422
+    code = "bad_image"
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
+
+
+class UrlNotAllowedError(ImageError):
+    """The image URL points somewhere the backend must not fetch from."""
+
+    code = "url_not_allowed"
+
+
+class NotFittedError(BackendError):
+    """No head yet: no prompt and no ratings."""
+
+    http_status = 409
+    code = "not_fitted"
+
+
+class UnknownProjectError(BackendError):
+    http_status = 404
+    code = "unknown_project"
+
+
+class ModelUnavailableError(BackendError):
+    """The CLIP model cannot be loaded (not downloaded, no internet, wrong path)."""
+
+    http_status = 503
+    code = "model_unavailable"

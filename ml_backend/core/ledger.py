@@ -1,0 +1,412 @@
+"""The durable record of the loop: projects, tasks, ratings, `seen`, head versions.
+
+One SQLite file under MODEL_DIR, in WAL mode. Every change is one transaction, so a
+process killed at any instant leaves either the old or the new state (a rating is
+never half-recorded; a head version is never half-written). Vectors live in Chroma;
+this file says which tasks still need embedding and which predictions still need
+pushing, so a restarted worker picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS projects (
+    id            INTEGER PRIMARY KEY,
+    label_config  TEXT NOT NULL DEFAULT '',
+    params        TEXT NOT NULL DEFAULT '{}',
+    ratings_rev   INTEGER NOT NULL DEFAULT 0,
+    batch_rev     INTEGER NOT NULL DEFAULT 0,
+    updated_at    REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    project             INTEGER NOT NULL,
+    task_id             INTEGER NOT NULL,
+    data                TEXT NOT NULL,
+    state               TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'embedded', 'failed')),
+    error               TEXT,
+    attempts            INTEGER NOT NULL DEFAULT 0,
+    seen                INTEGER NOT NULL DEFAULT 0,
+    store_seen          INTEGER NOT NULL DEFAULT 0,
+    predicted_version   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (project, task_id)
+);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (project, state);
+CREATE TABLE IF NOT EXISTS annotations (
+    project        INTEGER NOT NULL,
+    annotation_id  INTEGER NOT NULL,
+    task_id        INTEGER NOT NULL,
+    target         REAL,
+    error          TEXT,
+    updated_at     REAL NOT NULL,
+    PRIMARY KEY (project, annotation_id)
+);
+CREATE INDEX IF NOT EXISTS annotations_by_task ON annotations (project, task_id);
+CREATE TABLE IF NOT EXISTS heads (
+    project      INTEGER NOT NULL,
+    version      INTEGER NOT NULL,
+    coef         BLOB NOT NULL,
+    intercept    REAL NOT NULL,
+    fit_key      TEXT NOT NULL,
+    n_ratings    INTEGER NOT NULL,
+    created_at   REAL NOT NULL,
+    PRIMARY KEY (project, version)
+);
+CREATE TABLE IF NOT EXISTS project_state (
+    project  INTEGER NOT NULL,
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (project, key)
+);
+"""
+
+
+@dataclass(frozen=True)
+class StoredHead:
+    version: int
+    coef: np.ndarray
+    intercept: float
+    fit_key: str
+    n_ratings: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class ProjectRecord:
+    id: int
+    label_config: str
+    params: dict
+    ratings_rev: int
+    batch_rev: int
+
+
+class Ledger:
+    """Thread-safe access to the SQLite ledger. One instance per process and file."""
+
+    def __init__(self, path: str | Path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against a killed process (not against power loss) and much faster than FULL.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- projects ------------------------------------------------------------
+    def upsert_project(self, project: int, label_config: str | None = None, params: dict | None = None) -> None:
+        """Create the project or update the given fields."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO projects (id, label_config, params, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING",
+                (project, label_config or "", json.dumps(params or {}), time.time()),
+            )
+            if label_config is not None:
+                db.execute("UPDATE projects SET label_config = ?, updated_at = ? WHERE id = ?", (label_config, time.time(), project))
+            if params is not None:
+                db.execute("UPDATE projects SET params = ?, updated_at = ? WHERE id = ?", (json.dumps(params), time.time(), project))
+
+    def project(self, project: int) -> ProjectRecord | None:
+        rows = self._query("SELECT * FROM projects WHERE id = ?", (project,))
+        if not rows:
+            return None
+        row = rows[0]
+        return ProjectRecord(row["id"], row["label_config"], json.loads(row["params"]), row["ratings_rev"], row["batch_rev"])
+
+    def project_ids(self) -> list[int]:
+        return [row["id"] for row in self._query("SELECT id FROM projects ORDER BY id")]
+
+    def request_batch(self, project: int) -> int:
+        """Ask for a new next-batch push; returns the new request counter."""
+        with self._transaction() as db:
+            db.execute("UPDATE projects SET batch_rev = batch_rev + 1 WHERE id = ?", (project,))
+            return db.execute("SELECT batch_rev FROM projects WHERE id = ?", (project,)).fetchone()[0]
+
+    # -- tasks ---------------------------------------------------------------
+    def add_tasks(self, project: int, tasks: Iterable[tuple[int, dict]]) -> int:
+        """Record tasks to embed; tasks already known are left as they are. Returns how many were new."""
+        rows = [(project, int(task_id), json.dumps(data)) for task_id, data in tasks]
+        with self._transaction() as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO tasks (project, task_id, data) VALUES (?, ?, ?)", rows)
+            return db.total_changes - before
+
+    def task_data(self, project: int, task_ids: Sequence[int]) -> dict[int, dict]:
+        rows = self._query_in("SELECT task_id, data FROM tasks WHERE project = ? AND task_id IN ({})", project, task_ids)
+        return {row["task_id"]: json.loads(row["data"]) for row in rows}
+
+    def tasks_in_state(self, project: int, state: str, limit: int = -1, max_attempts: int | None = None) -> list[tuple[int, dict]]:
+        sql = "SELECT task_id, data FROM tasks WHERE project = ? AND state = ?"
+        args: list[Any] = [project, state]
+        if max_attempts is not None:
+            sql += " AND attempts < ?"
+            args.append(max_attempts)
+        rows = self._query(sql + " ORDER BY task_id LIMIT ?", (*args, limit))
+        return [(row["task_id"], json.loads(row["data"])) for row in rows]
+
+    def task_states(self, project: int, task_ids: Sequence[int]) -> dict[int, str]:
+        rows = self._query_in("SELECT task_id, state FROM tasks WHERE project = ? AND task_id IN ({})", project, task_ids)
+        return {row["task_id"]: row["state"] for row in rows}
+
+    def mark_embedded(self, project: int, task_ids: Sequence[int]) -> None:
+        """Record that these tasks' vectors are in the store, with the `seen` flag they were stored with."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE tasks SET state = 'embedded', error = NULL, store_seen = seen WHERE project = ? AND task_id = ?",
+                [(project, int(t)) for t in task_ids],
+            )
+
+    def mark_failed(self, project: int, task_id: int, error: str, transient: bool) -> None:
+        """Record a failed embedding. Transient failures stay pending (and count attempts)."""
+        state = "pending" if transient else "failed"
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE tasks SET state = ?, error = ?, attempts = attempts + 1 WHERE project = ? AND task_id = ?",
+                (state, error, project, task_id),
+            )
+
+    def give_up_pending(self, project: int, max_attempts: int) -> int:
+        """Mark pending tasks that failed transiently `max_attempts` times as failed."""
+        with self._transaction() as db:
+            return db.execute(
+                "UPDATE tasks SET state = 'failed' WHERE project = ? AND state = 'pending' AND attempts >= ?",
+                (project, max_attempts),
+            ).rowcount
+
+    def reset_embeddings(self, project: int, task_ids: Sequence[int] | None = None) -> None:
+        """Mark tasks (default: all) as needing embedding again."""
+        with self._transaction() as db:
+            if task_ids is None:
+                db.execute("UPDATE tasks SET state = 'pending', attempts = 0 WHERE project = ?", (project,))
+            else:
+                db.executemany(
+                    "UPDATE tasks SET state = 'pending', attempts = 0 WHERE project = ? AND task_id = ?",
+                    [(project, int(t)) for t in task_ids],
+                )
+
+    def delete_tasks(self, project: int, task_ids: Sequence[int]) -> None:
+        with self._transaction() as db:
+            for table in ("tasks", "annotations"):
+                db.executemany(f"DELETE FROM {table} WHERE project = ? AND task_id = ?", [(project, int(t)) for t in task_ids])
+            db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
+
+    # -- ratings and seen ----------------------------------------------------
+    def record_annotation(
+        self, project: int, annotation_id: int, task_id: int, target: float | None,
+        error: str | None = None, task_data: dict | None = None,
+    ) -> None:
+        """Insert or replace an annotation and mark its task seen, atomically.
+
+        `target` None means the annotation is not a rating (skipped, or unreadable with `error`).
+        `task_data` registers the task for embedding if the ledger has not seen it yet.
+        """
+        with self._transaction() as db:
+            if task_data is not None:
+                db.execute(
+                    "INSERT OR IGNORE INTO tasks (project, task_id, data) VALUES (?, ?, ?)",
+                    (project, task_id, json.dumps(task_data)),
+                )
+            db.execute(
+                "INSERT INTO annotations (project, annotation_id, task_id, target, error, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (project, annotation_id) DO UPDATE SET task_id = excluded.task_id, target = excluded.target, "
+                "error = excluded.error, updated_at = excluded.updated_at",
+                (project, annotation_id, task_id, target, error, time.time()),
+            )
+            db.execute("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", (project, task_id))
+            db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
+
+    def delete_annotations(self, project: int, annotation_ids: Sequence[int]) -> int:
+        """Forget annotations; a task with none left becomes unseen again. Returns how many were deleted."""
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT DISTINCT task_id FROM annotations WHERE project = ? AND annotation_id IN ({_marks(annotation_ids)})",
+                (project, *annotation_ids),
+            ).fetchall()
+            deleted = db.execute(
+                f"DELETE FROM annotations WHERE project = ? AND annotation_id IN ({_marks(annotation_ids)})",
+                (project, *annotation_ids),
+            ).rowcount
+            for row in rows:
+                db.execute(
+                    "UPDATE tasks SET seen = EXISTS (SELECT 1 FROM annotations a WHERE a.project = ? AND a.task_id = ?) "
+                    "WHERE project = ? AND task_id = ?",
+                    (project, row["task_id"], project, row["task_id"]),
+                )
+            if deleted:
+                db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
+            return deleted
+
+    def annotation_ids(self, project: int) -> list[int]:
+        return [row["annotation_id"] for row in self._query("SELECT annotation_id FROM annotations WHERE project = ?", (project,))]
+
+    def ratings(self, project: int) -> dict[int, float]:
+        """Task id -> mean target over the task's rating annotations."""
+        rows = self._query(
+            "SELECT task_id, AVG(target) AS target FROM annotations WHERE project = ? AND target IS NOT NULL GROUP BY task_id",
+            (project,),
+        )
+        return {row["task_id"]: float(row["target"]) for row in rows}
+
+    def mark_seen(self, project: int, task_ids: Sequence[int]) -> None:
+        with self._transaction() as db:
+            db.executemany("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", [(project, int(t)) for t in task_ids])
+
+    def reset_seen(self, project: int) -> int:
+        """Make every task selectable again (a second pass); ratings are kept."""
+        with self._transaction() as db:
+            return db.execute("UPDATE tasks SET seen = 0 WHERE project = ? AND seen = 1", (project,)).rowcount
+
+    def unsynced_seen(self, project: int) -> list[tuple[int, bool]]:
+        """Embedded tasks whose `seen` differs from the flag in the vector store."""
+        rows = self._query(
+            "SELECT task_id, seen FROM tasks WHERE project = ? AND state = 'embedded' AND seen != store_seen", (project,)
+        )
+        return [(row["task_id"], bool(row["seen"])) for row in rows]
+
+    def mark_seen_synced(self, project: int, task_ids: Sequence[int], seen: bool) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE tasks SET store_seen = ? WHERE project = ? AND task_id = ?", [(int(seen), project, int(t)) for t in task_ids]
+            )
+
+    def seen_task_ids(self, project: int) -> set[int]:
+        return {row["task_id"] for row in self._query("SELECT task_id FROM tasks WHERE project = ? AND seen = 1", (project,))}
+
+    # -- heads ---------------------------------------------------------------
+    def save_head(self, project: int, coef: np.ndarray, intercept: float, fit_key: str, n_ratings: int) -> int:
+        """Store a new head version atomically; returns its version number (1, 2, ...)."""
+        coef32 = np.ascontiguousarray(coef, dtype="<f4")
+        with self._transaction() as db:
+            version = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM heads WHERE project = ?", (project,)).fetchone()[0]
+            db.execute(
+                "INSERT INTO heads (project, version, coef, intercept, fit_key, n_ratings, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (project, version, coef32.tobytes(), float(intercept), fit_key, n_ratings, time.time()),
+            )
+            return version
+
+    def latest_head(self, project: int) -> StoredHead | None:
+        rows = self._query("SELECT * FROM heads WHERE project = ? ORDER BY version DESC LIMIT 1", (project,))
+        if not rows:
+            return None
+        row = rows[0]
+        return StoredHead(
+            row["version"], np.frombuffer(row["coef"], dtype="<f4").copy(), row["intercept"], row["fit_key"],
+            row["n_ratings"], row["created_at"],
+        )
+
+    # -- what Label Studio has been sent -------------------------------------
+    def tasks_to_predict(self, project: int, version: int, limit: int) -> list[int]:
+        rows = self._query(
+            "SELECT task_id FROM tasks WHERE project = ? AND state = 'embedded' AND predicted_version != ? ORDER BY task_id LIMIT ?",
+            (project, version, limit),
+        )
+        return [row["task_id"] for row in rows]
+
+    def not_predicted(self, project: int, task_ids: Sequence[int], version: int) -> list[int]:
+        """Those of `task_ids` whose last pushed prediction is not of `version`."""
+        rows = self._query_in(
+            "SELECT task_id, predicted_version FROM tasks WHERE project = ? AND task_id IN ({})", project, task_ids
+        )
+        done = {row["task_id"] for row in rows if row["predicted_version"] == version}
+        return [t for t in task_ids if t not in done]
+
+    def mark_predicted(self, project: int, task_ids: Sequence[int], version: int) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE tasks SET predicted_version = ? WHERE project = ? AND task_id = ?", [(version, project, int(t)) for t in task_ids]
+            )
+
+    def note_version_pushed(self, project: int, version: int) -> None:
+        """Remember that Label Studio holds predictions of head `version` (to clean up later)."""
+        with self._transaction() as db:
+            row = db.execute("SELECT value FROM project_state WHERE project = ? AND key = 'versions_pushed'", (project,)).fetchone()
+            versions = json.loads(row[0]) if row else []
+            if version not in versions:
+                db.execute(
+                    "INSERT INTO project_state (project, key, value) VALUES (?, 'versions_pushed', ?) "
+                    "ON CONFLICT (project, key) DO UPDATE SET value = excluded.value",
+                    (project, json.dumps(sorted(versions + [version]))),
+                )
+
+    def versions_pushed(self, project: int) -> list[int]:
+        return self.get_state(project, "versions_pushed", [])
+
+    def forget_version_pushed(self, project: int, version: int) -> None:
+        self.set_state(project, "versions_pushed", [v for v in self.versions_pushed(project) if v != version])
+
+    def get_state(self, project: int, key: str, default: Any = None) -> Any:
+        rows = self._query("SELECT value FROM project_state WHERE project = ? AND key = ?", (project, key))
+        return json.loads(rows[0]["value"]) if rows else default
+
+    def set_state(self, project: int, key: str, value: Any) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO project_state (project, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (project, key) DO UPDATE SET value = excluded.value",
+                (project, key, json.dumps(value)),
+            )
+
+    # -- reporting -----------------------------------------------------------
+    def counts(self, project: int) -> dict[str, Any]:
+        """Task counts by state, ratings, seen, and the most recent embedding failures."""
+        states = {row["state"]: row["n"] for row in self._query(
+            "SELECT state, COUNT(*) AS n FROM tasks WHERE project = ? GROUP BY state", (project,))}
+        one = lambda sql: self._query(sql, (project,))[0][0]  # noqa: E731
+        failures = self._query(
+            "SELECT task_id, error FROM tasks WHERE project = ? AND error IS NOT NULL ORDER BY task_id DESC LIMIT 20", (project,)
+        )
+        bad = self._query(
+            "SELECT annotation_id, task_id, error FROM annotations WHERE project = ? AND error IS NOT NULL ORDER BY updated_at DESC LIMIT 20",
+            (project,),
+        )
+        return {
+            "tasks": {"pending": states.get("pending", 0), "embedded": states.get("embedded", 0), "failed": states.get("failed", 0)},
+            "seen": one("SELECT COUNT(*) FROM tasks WHERE project = ? AND seen = 1"),
+            "rated_tasks": one("SELECT COUNT(DISTINCT task_id) FROM annotations WHERE project = ? AND target IS NOT NULL"),
+            "annotations": one("SELECT COUNT(*) FROM annotations WHERE project = ?"),
+            "task_errors": [{"task": row["task_id"], "error": row["error"]} for row in failures],
+            "annotation_errors": [dict(row) for row in bad],
+        }
+
+    def _query_in(self, sql: str, project: int, ids: Sequence[int]) -> list[sqlite3.Row]:
+        rows: list[sqlite3.Row] = []
+        ids = [int(i) for i in ids]
+        for start in range(0, len(ids), 500):  # stay under SQLite's bound-variable limit
+            chunk = ids[start : start + 500]
+            rows.extend(self._query(sql.format(_marks(chunk)), (project, *chunk)))
+        return rows
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values)) or "NULL"

@@ -1,0 +1,266 @@
+"""One project's active-learning loop: ingest, rate, refit, select, score.
+
+`ActiveLoop` holds no Label Studio code: tasks are (id, data dict) pairs, a rating
+is a target in [-1, 1], and pushing results anywhere is the caller's business.
+All durable state goes through the ledger and the vector store, so a fresh
+`ActiveLoop` over the same files continues where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .embed import ClipEmbedder
+from .errors import ImageError, NotFittedError
+from .head import LinearHead
+from .ledger import Ledger
+from .params import ProjectParams
+from .store import VectorStore
+from .strategies import RandomStrategy, make_strategy
+from .training import fit_head, prompt_head, sample_background
+
+log = logging.getLogger(__name__)
+
+# Transient fetch failures (timeouts, 5xx) are retried this many times before a task is marked failed.
+MAX_EMBED_ATTEMPTS = 3
+CALIBRATION_SAMPLE = 2000
+
+ImageLoader = Callable[[dict], Image.Image]
+
+
+def version_name(version: int) -> str:
+    """The model_version string Label Studio shows for head version `version`."""
+    return f"clip-head-v{version}"
+
+
+@dataclass(frozen=True)
+class HeadVersion:
+    """A fitted head and its version number (1, 2, ...)."""
+
+    version: int
+    head: LinearHead
+    n_ratings: int
+
+
+@dataclass(frozen=True)
+class EmbedReport:
+    embedded: list[int]
+    failed: dict[int, str]
+
+
+@dataclass(frozen=True)
+class ScoredTask:
+    task_id: int
+    score: float
+
+
+class ActiveLoop:
+    """The loop for one project.
+
+    Parameters
+    ----------
+    project : project id.
+    params : validated project parameters.
+    ledger, store : durable state (shared ledger; this project's vector store).
+    embedder : CLIP embedder (shared by all projects of the process).
+    load_image : task data dict -> RGB image; raises `ImageError`.
+    """
+
+    def __init__(
+        self, project: int, params: ProjectParams, ledger: Ledger, store: VectorStore,
+        embedder: ClipEmbedder, load_image: ImageLoader, fetch_workers: int = 4,
+    ):
+        self.project = project
+        self.params = params
+        self.ledger = ledger
+        self.store = store
+        self.embedder = embedder
+        self.load_image = load_image
+        self.fetch_workers = fetch_workers
+        self._head: HeadVersion | None = None
+        self._prompt_vector: np.ndarray | None = None
+        self._refit_lock = threading.Lock()
+        if store.stored_model_id != embedder.model_id:
+            # Vectors of two models are not comparable: start the collection over.
+            log.warning("project %s: store was embedded with %s, now %s: re-embedding all tasks",
+                        project, store.stored_model_id, embedder.model_id)
+            store.drop()
+            ledger.reset_embeddings(project)
+
+    # -- ingest --------------------------------------------------------------
+    def add_tasks(self, tasks: Iterable[tuple[int, dict]]) -> int:
+        """Queue tasks (id, data) for embedding; already-known ids are ignored. Returns how many were new."""
+        return self.ledger.add_tasks(self.project, tasks)
+
+    def embed_pending(self, limit: int = 256) -> EmbedReport:
+        """Embed up to `limit` queued tasks and store their vectors."""
+        self.ledger.give_up_pending(self.project, MAX_EMBED_ATTEMPTS)
+        tasks = self.ledger.tasks_in_state(self.project, "pending", limit=limit, max_attempts=MAX_EMBED_ATTEMPTS)
+        return self._embed(tasks)
+
+    def ensure_embedded(self, task_ids: Sequence[int], task_data: dict[int, dict] | None = None) -> EmbedReport:
+        """Embed the given tasks now if they are not in the store yet (the /predict path)."""
+        missing = [t for t in task_ids if t not in self.store]
+        if not missing:
+            return EmbedReport([], {})
+        if task_data:
+            self.add_tasks((t, task_data[t]) for t in missing if t in task_data)
+        known = self.ledger.task_data(self.project, missing)
+        return self._embed([(t, known[t]) for t in missing if t in known])
+
+    def _embed(self, tasks: list[tuple[int, dict]]) -> EmbedReport:
+        if not tasks:
+            return EmbedReport([], {})
+        positions, vectors, errors = self.embedder.embed_sources(
+            [data for _, data in tasks], self.load_image, workers=self.fetch_workers
+        )
+        embedded = [tasks[p][0] for p in positions]
+        if embedded:
+            seen = self.ledger.seen_task_ids(self.project)
+            self.store.upsert(embedded, vectors, seen=[t in seen for t in embedded])
+            self.ledger.mark_embedded(self.project, embedded)
+        failed = {}
+        for position, error in errors.items():
+            task_id = tasks[position][0]
+            failed[task_id] = str(error)
+            self.ledger.mark_failed(self.project, task_id, str(error), transient=error.transient)
+            log.warning("project %s task %s: %s", self.project, task_id, error)
+        return EmbedReport(embedded, failed)
+
+    # -- ratings -------------------------------------------------------------
+    def record_annotation(
+        self, annotation_id: int, task_id: int, target: float | None,
+        error: str | None = None, task_data: dict | None = None,
+    ) -> None:
+        """Record an annotation (target None: skipped or unreadable) and mark its task seen."""
+        self.ledger.record_annotation(self.project, annotation_id, task_id, target, error=error, task_data=task_data)
+
+    def delete_annotations(self, annotation_ids: Sequence[int]) -> int:
+        return self.ledger.delete_annotations(self.project, annotation_ids)
+
+    def reset_seen(self) -> int:
+        """Make every task selectable again; ratings are kept."""
+        count = self.ledger.reset_seen(self.project)
+        self.sync_seen()
+        return count
+
+    def sync_seen(self) -> int:
+        """Copy `seen` flags from the ledger (the record) to the vector store."""
+        changes = self.ledger.unsynced_seen(self.project)
+        for flag in (True, False):
+            ids = [task_id for task_id, seen in changes if seen == flag]
+            if ids:
+                self.store.set_seen(ids, flag)
+                self.ledger.mark_seen_synced(self.project, ids, flag)
+        return len(changes)
+
+    # -- the head ------------------------------------------------------------
+    def current_head(self) -> HeadVersion | None:
+        """The latest head version, or None before any prompt or rating."""
+        if self._head is None:
+            stored = self.ledger.latest_head(self.project)
+            if stored is not None:
+                self._head = HeadVersion(stored.version, LinearHead.from_weights(stored.coef, stored.intercept), stored.n_ratings)
+        return self._head
+
+    def model_version(self) -> str:
+        head = self.current_head()
+        return version_name(head.version if head else 0)
+
+    def refit_if_needed(self) -> HeadVersion | None:
+        """Refit from all current ratings if they, the prompt or the head params changed.
+
+        Returns the new head version, or None when nothing changed (or nothing to fit yet).
+        """
+        with self._refit_lock:
+            ratings = self.ledger.ratings(self.project)
+            rated = [t for t in ratings if t in self.store]
+            fit_key = self._fit_key(rated, ratings)
+            stored = self.ledger.latest_head(self.project)
+            if stored is not None and stored.fit_key == fit_key:
+                return None
+            prior = self._prompt_head()
+            if rated:
+                head = self._fit(rated, ratings, prior)
+            elif prior is not None:
+                head = prior
+            else:
+                return None
+            version = self.ledger.save_head(self.project, head.coef_, head.intercept_, fit_key, len(rated))
+            self._head = HeadVersion(version, head, len(rated))
+            log.info("project %s: head v%d fitted on %d ratings", self.project, version, len(rated))
+            return self._head
+
+    def _fit(self, rated: list[int], ratings: dict[int, float], prior: LinearHead | None) -> LinearHead:
+        X = self.store.vectors(rated)
+        y = np.array([ratings[t] for t in rated])
+        ids, pool = self.store.pool(exclude=rated)
+        rng = np.random.default_rng([self.project, len(rated), len(pool.available)])
+        rows = sample_background(np.flatnonzero(pool.available), self.params.head.background_samples, rng)
+        return fit_head(X, y, self.params.head, prior=prior, background=pool.vectors[rows])
+
+    def _prompt_head(self) -> LinearHead | None:
+        if not self.params.prompt or not self.embedder.can_embed_text or len(self.store) == 0:
+            return None
+        if self._prompt_vector is None:
+            self._prompt_vector = self.embedder.embed_texts([self.params.prompt])[0]
+        _, pool = self.store.pool()
+        rng = np.random.default_rng(self.project)
+        sample = rng.choice(len(pool.vectors), size=min(CALIBRATION_SAMPLE, len(pool.vectors)), replace=False)
+        return prompt_head(self._prompt_vector, pool.vectors[np.sort(sample)], self.params.head)
+
+    def _fit_key(self, rated: list[int], ratings: dict[int, float]) -> str:
+        # What a head was fitted from; an identical key means refitting would change nothing.
+        digest = hashlib.sha256(json.dumps(
+            [sorted((t, ratings[t]) for t in rated), self.params.prompt, self.params.head.model_dump()],
+        ).encode()).hexdigest()[:16]
+        return f"{len(rated)}:{digest}"
+
+    # -- selection and scores ------------------------------------------------
+    def select_batch(self, k: int | None = None) -> list[ScoredTask]:
+        """The next k unseen tasks chosen by the project's strategy, highest score first.
+
+        Without a head, strategies that need one fall back to random selection.
+        """
+        self.sync_seen()
+        ids, pool = self.store.pool()
+        current = self.current_head()
+        strategy = make_strategy(self.params.strategy)
+        if current is None and strategy.requires_head:
+            strategy = RandomStrategy()
+        rng = np.random.default_rng([self.project, current.version if current else 0, int(pool.available.sum())])
+        rows = strategy.select(current.head if current else None, pool, k or self.params.batch_size, rng)
+        scores = current.head.predict_proba(pool.vectors[rows]) if current else np.zeros(len(rows), np.float32)
+        order = np.argsort(-scores, kind="stable")
+        return [ScoredTask(int(ids[rows[i]]), float(scores[i])) for i in order]
+
+    def scores(self, task_ids: Sequence[int]) -> dict[int, float]:
+        """P(relevant) for embedded tasks among `task_ids`; raises NotFittedError without a head."""
+        current = self.current_head()
+        if current is None:
+            raise NotFittedError(f"project {self.project} has no head yet: set a prompt or rate some tasks")
+        present = [t for t in task_ids if t in self.store]
+        if not present:
+            return {}
+        probabilities = current.head.predict_proba(self.store.vectors(present))
+        return dict(zip(present, map(float, probabilities)))
+
+    def status(self) -> dict:
+        head = self.current_head()
+        return {
+            "project": self.project,
+            "model_version": self.model_version(),
+            "head": None if head is None else {"version": head.version, "ratings": head.n_ratings},
+            "embedding_model": self.embedder.model_id,
+            "vectors": len(self.store),
+            **self.ledger.counts(self.project),
+            "params": self.params.model_dump(),
+        }

@@ -1,0 +1,89 @@
+"""Per-project parameters, validated once when a project is set up."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+from .strategies import DEFAULT_STRATEGY, STRATEGIES
+
+
+class HeadParams(BaseModel):
+    """How the linear head is fitted (see `core.training`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    l2: float = Field(1.0, gt=0, description="L2 pull of W towards the prompt (or towards 0 with no prompt)")
+    learning_rate: float = Field(1.0, gt=0, le=10, description="L-BFGS step size")
+    max_iter: int = Field(100, ge=1, le=10_000, description="L-BFGS iterations per refit")
+    background_samples: int = Field(
+        200, ge=0, le=100_000, description="unrated pool items added as weak negatives at each refit"
+    )
+    background_weight: float = Field(
+        0.1, ge=0, le=1, description="total weight of the background negatives, relative to the ratings"
+    )
+    prior_positive_rate: float = Field(
+        0.1, gt=0, lt=1, description="share of the pool the prompt-only head scores above 0.5"
+    )
+
+
+class ProjectParams(BaseModel):
+    """What a project admin can set per project (ML backend 'extra params' or a config file)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str | None = Field(None, description="text whose CLIP embedding starts W before any rating")
+    batch_size: int = Field(10, ge=1, le=1000, description="k: tasks per next-batch view")
+    strategy: str = Field(DEFAULT_STRATEGY, description="selection strategy name")
+    rating_control: str | None = Field(None, description="name of the control that holds the rating")
+    choice_values: dict[str, float] | None = Field(None, description="choice value -> target in [-1, 1]")
+    view_title: str = Field("Next batch (ML)", min_length=1, max_length=100)
+    head: HeadParams = Field(default_factory=HeadParams)
+
+    @field_validator("prompt")
+    @classmethod
+    def _blank_prompt_is_none(cls, prompt: str | None) -> str | None:
+        return prompt.strip() or None if prompt is not None else None
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, name: str) -> str:
+        if name not in STRATEGIES:
+            raise ValueError(f"unknown strategy {name!r}; choose one of {sorted(STRATEGIES)}")
+        return name
+
+    @classmethod
+    def parse(cls, *layers: Mapping[str, Any] | str | None) -> "ProjectParams":
+        """Merge parameter layers (later wins; `head` merged key by key) and validate.
+
+        A layer may be a dict, a JSON string (as typed into Label Studio's extra params
+        box) or None. Raises `ConfigError` with every problem listed.
+        """
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            values = _as_mapping(layer)
+            head = {**merged.get("head", {}), **values.get("head", {})}
+            merged.update(values)
+            if head:
+                merged["head"] = head
+        try:
+            return cls.model_validate(merged)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"invalid project parameters: {problems}") from None
+
+
+def _as_mapping(layer: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    if layer is None or layer == "":
+        return {}
+    if isinstance(layer, str):
+        try:
+            layer = json.loads(layer)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"extra params are not valid JSON: {exc}") from None
+    if not isinstance(layer, Mapping):
+        raise ConfigError(f"parameters must be a JSON object, got {type(layer).__name__}")
+    return dict(layer)

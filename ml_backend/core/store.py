@@ -1,0 +1,193 @@
+"""Embeddings in Chroma (the store of record) with an in-memory mirror for selection.
+
+Chroma's HNSW index, queried with a `seen` filter, returned only part of the true
+top-k and was slower than a masked exact scan (see the performance benchmark). So
+Chroma holds the vectors and the `seen` flag durably, and selection scans a float32
+matrix mirrored from it: exact by construction.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterable, Sequence
+
+import chromadb
+import numpy as np
+
+from .strategies.base import Pool
+
+HNSW_CONFIGURATION = {"hnsw": {"space": "cosine", "ef_construction": 200, "ef_search": 200, "max_neighbors": 32}}
+
+
+def open_chroma(path: str | None = None, host: str | None = None, port: int = 8000) -> chromadb.api.ClientAPI:
+    """An embedded client at `path`, or a client of a Chroma server at host:port."""
+    if host:
+        return chromadb.HttpClient(host=host, port=port)
+    if not path:
+        raise ValueError("need a Chroma path or host")
+    return chromadb.PersistentClient(path=path)
+
+
+class VectorStore:
+    """One project's embeddings, keyed by task id.
+
+    Rows are unit-norm float32 vectors of one embedding model. Chroma metadata holds
+    `seen` and the collection metadata records the model, so a model change is
+    detected instead of mixing two embedding spaces.
+    """
+
+    def __init__(self, client: chromadb.api.ClientAPI, name: str, model_id: str, page_size: int = 5000):
+        self._client = client
+        self._name = name
+        self._page_size = page_size
+        self._lock = threading.RLock()
+        self._collection = client.get_or_create_collection(
+            name, configuration=HNSW_CONFIGURATION, metadata={"embedding_model": model_id}, embedding_function=None
+        )
+        self.model_id = model_id
+        self.stored_model_id = (self._collection.metadata or {}).get("embedding_model", model_id)
+        self._max_batch = client.get_max_batch_size()
+        self._load_mirror()
+
+    # -- reads ---------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._n
+
+    def __contains__(self, task_id: object) -> bool:
+        return str(task_id) in self._row
+
+    @property
+    def dim(self) -> int | None:
+        return None if self._matrix is None else self._matrix.shape[1]
+
+    def vectors(self, task_ids: Sequence[int | str]) -> np.ndarray:
+        """Rows for `task_ids` (all must be present), shape (len(ids), d)."""
+        with self._lock:
+            return self._matrix[[self._row[str(t)] for t in task_ids]].copy()
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._ids)
+
+    def seen_ids(self) -> set[str]:
+        with self._lock:
+            return {self._ids[i] for i in np.flatnonzero(self._seen[: self._n])}
+
+    def pool(self, exclude: Iterable[int | str] = ()) -> tuple[list[str], Pool]:
+        """A snapshot for selection: (row ids, Pool of all rows, available = unseen and not excluded).
+
+        The matrix is a read-only view, not a copy: new rows added later are not in it.
+        """
+        with self._lock:
+            available = ~self._seen[: self._n].copy()
+            for task_id in exclude:
+                row = self._row.get(str(task_id))
+                if row is not None:
+                    available[row] = False
+            matrix = self._matrix[: self._n] if self._matrix is not None else np.empty((0, 0), np.float32)
+            matrix = matrix.view()
+            matrix.flags.writeable = False
+            return list(self._ids), Pool(vectors=matrix, available=available)
+
+    # -- writes --------------------------------------------------------------
+    def upsert(self, task_ids: Sequence[int | str], vectors: np.ndarray, seen: Sequence[bool] | None = None) -> None:
+        """Insert or replace rows; idempotent. `vectors` (n, d) must be unit-norm float32."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        ids = [str(t) for t in task_ids]
+        if vectors.shape[0] != len(ids):
+            raise ValueError(f"{len(ids)} ids but {vectors.shape[0]} vectors")
+        if self.dim is not None and vectors.shape[1] != self.dim:
+            raise ValueError(f"vectors have {vectors.shape[1]} dims, the store holds {self.dim}")
+        flags = [False] * len(ids) if seen is None else [bool(s) for s in seen]
+        with self._lock:
+            for start in range(0, len(ids), self._max_batch):
+                stop = start + self._max_batch
+                self._collection.upsert(
+                    ids=ids[start:stop], embeddings=vectors[start:stop],
+                    metadatas=[{"seen": s} for s in flags[start:stop]],
+                )
+            self._mirror_upsert(ids, vectors, flags)
+
+    def set_seen(self, task_ids: Sequence[int | str], seen: bool) -> None:
+        """Set the `seen` flag of stored rows (ids not in the store are ignored)."""
+        with self._lock:
+            ids = [str(t) for t in task_ids if str(t) in self._row]
+            for start in range(0, len(ids), self._max_batch):
+                chunk = ids[start : start + self._max_batch]
+                self._collection.update(ids=chunk, metadatas=[{"seen": seen}] * len(chunk))
+            for task_id in ids:
+                self._seen[self._row[task_id]] = seen
+
+    def delete(self, task_ids: Sequence[int | str]) -> None:
+        with self._lock:
+            ids = [str(t) for t in task_ids if str(t) in self._row]
+            for start in range(0, len(ids), self._max_batch):
+                self._collection.delete(ids=ids[start : start + self._max_batch])
+            for task_id in ids:
+                self._mirror_remove(task_id)
+
+    def drop(self) -> None:
+        """Delete the whole collection (used when the embedding model changed)."""
+        with self._lock:
+            self._client.delete_collection(self._name)
+            self._collection = self._client.get_or_create_collection(
+                self._name, configuration=HNSW_CONFIGURATION, metadata={"embedding_model": self.model_id},
+                embedding_function=None,
+            )
+            self.stored_model_id = self.model_id
+            self._reset_mirror()
+
+    # -- the mirror ----------------------------------------------------------
+    def _reset_mirror(self) -> None:
+        self._ids: list[str] = []
+        self._row: dict[str, int] = {}
+        self._matrix: np.ndarray | None = None
+        self._seen = np.zeros(0, dtype=bool)
+        self._n = 0
+
+    def _load_mirror(self) -> None:
+        self._reset_mirror()
+        offset = 0
+        while True:
+            page = self._collection.get(limit=self._page_size, offset=offset, include=["embeddings", "metadatas"])
+            if not page["ids"]:
+                break
+            seen = [bool((meta or {}).get("seen", False)) for meta in page["metadatas"]]
+            self._mirror_upsert(page["ids"], np.asarray(page["embeddings"], dtype=np.float32), seen)
+            offset += len(page["ids"])
+
+    def _mirror_upsert(self, ids: list[str], vectors: np.ndarray, seen: list[bool]) -> None:
+        new = [i for i, task_id in enumerate(ids) if task_id not in self._row]
+        self._reserve(self._n + len(new), vectors.shape[1])
+        for i, task_id in enumerate(ids):
+            row = self._row.get(task_id)
+            if row is None:
+                row = self._row[task_id] = self._n
+                self._ids.append(task_id)
+                self._n += 1
+            self._matrix[row] = vectors[i]
+            self._seen[row] = seen[i]
+
+    def _reserve(self, rows: int, dim: int) -> None:
+        # Grow geometrically so n single-row upserts cost O(n) copies, not O(n^2).
+        capacity = 0 if self._matrix is None else self._matrix.shape[0]
+        if rows <= capacity:
+            return
+        new_capacity = max(rows, 2 * capacity, 1024)
+        matrix = np.zeros((new_capacity, dim), dtype=np.float32)
+        seen = np.zeros(new_capacity, dtype=bool)
+        if self._matrix is not None:
+            matrix[: self._n] = self._matrix[: self._n]
+            seen[: self._n] = self._seen[: self._n]
+        self._matrix, self._seen = matrix, seen
+
+    def _mirror_remove(self, task_id: str) -> None:
+        # Swap the last row into the hole so rows stay contiguous.
+        row, last = self._row.pop(task_id), self._n - 1
+        if row != last:
+            moved = self._ids[last]
+            self._ids[row], self._row[moved] = moved, row
+            self._matrix[row] = self._matrix[last]
+            self._seen[row] = self._seen[last]
+        self._ids.pop()
+        self._n -= 1

@@ -1,0 +1,112 @@
+"""Rating scales: an annotator's value <-> a training target in [-1, +1].
+
+A scale knows nothing of Label Studio's XML or JSON; `adapters.ls_config` builds it
+from a label config and `adapters.ls_payloads` reads values out of annotation results.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Literal, Mapping
+
+from .errors import BadRatingError, ConfigError
+
+log = logging.getLogger(__name__)
+
+ScaleKind = Literal["number", "rating", "choices"]
+
+
+@dataclass(frozen=True)
+class RatingScale:
+    """How one rating control maps to targets.
+
+    Attributes
+    ----------
+    kind : "number" | "rating" | "choices"
+    name, to_name : the control's `name` and `toName` in the label config.
+    minimum, maximum : value range for number/rating scales (rating: 1..maxRating).
+    choices : choice value -> target in [-1, 1], for choices scales.
+    step : granularity of a number control, used to round predicted values.
+    """
+
+    kind: ScaleKind
+    name: str
+    to_name: str
+    minimum: float = -1.0
+    maximum: float = 1.0
+    choices: Mapping[str, float] = field(default_factory=dict)
+    step: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "choices":
+            if not self.choices:
+                raise ConfigError(f"choices control {self.name!r} has no choices")
+            bad = {k: v for k, v in self.choices.items() if not -1.0 <= v <= 1.0}
+            if bad:
+                raise ConfigError(f"choice targets must lie in [-1, 1], got {bad}")
+            if min(self.choices.values()) == max(self.choices.values()):
+                raise ConfigError(f"choices control {self.name!r} maps every choice to the same target")
+        elif not self.maximum > self.minimum:
+            raise ConfigError(f"{self.kind} control {self.name!r} needs max > min, got {self.minimum}..{self.maximum}")
+
+    def to_target(self, value: object) -> float:
+        """Convert a raw control value to a target in [-1, 1].
+
+        Out-of-range numbers are clamped (and logged); NaN, infinities, wrong types and
+        unknown choices raise `BadRatingError`.
+        """
+        if self.kind == "choices":
+            if not isinstance(value, str):
+                raise BadRatingError(f"{self.name}: choice must be a string, got {type(value).__name__}")
+            if value not in self.choices:
+                raise BadRatingError(f"{self.name}: unknown choice {value!r}, expected one of {sorted(self.choices)}")
+            return float(self.choices[value])
+        number = _finite_number(value, self.name)
+        clamped = min(max(number, self.minimum), self.maximum)
+        if clamped != number:
+            log.warning("%s: value %s outside %s..%s, clamped to %s", self.name, number, self.minimum, self.maximum, clamped)
+        return 2.0 * (clamped - self.minimum) / (self.maximum - self.minimum) - 1.0
+
+    def from_target(self, target: float) -> float | int | str:
+        """The control value an annotator would give for `target` (used for pre-annotations)."""
+        target = min(max(float(target), -1.0), 1.0)
+        if self.kind == "choices":
+            return min(self.choices, key=lambda choice: abs(self.choices[choice] - target))
+        value = self.minimum + (target + 1.0) / 2.0 * (self.maximum - self.minimum)
+        if self.kind == "rating":
+            return int(round(value))
+        if self.step:
+            value = self.minimum + round((value - self.minimum) / self.step) * self.step
+        return round(value, 6)
+
+
+def _finite_number(value: object, name: str) -> float:
+    # bool is an int subclass; a checkbox-like True is not a rating.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRatingError(f"{name}: rating must be a number, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise BadRatingError(f"{name}: rating must be finite, got {value}")
+    return number
+
+
+def numeric_choice_targets(values: list[str]) -> dict[str, float] | None:
+    """Targets for choices whose values are numbers ("-1", "0", "+1", or "1".."5").
+
+    Values already inside [-1, 1] are used as they are; otherwise min..max is scaled
+    to -1..+1. Returns None when any value is not a number.
+    """
+    try:
+        numbers = {value: float(value) for value in values}
+    except ValueError:
+        return None
+    if not all(math.isfinite(n) for n in numbers.values()):
+        return None
+    low, high = min(numbers.values()), max(numbers.values())
+    if low >= -1.0 and high <= 1.0:
+        return numbers
+    if high == low:
+        return None
+    return {value: 2.0 * (n - low) / (high - low) - 1.0 for value, n in numbers.items()}

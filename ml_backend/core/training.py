@@ -1,0 +1,51 @@
+"""Our refit recipe around `LinearHead`: which data a refit sees and where W is pulled.
+
+Kept apart from the estimator so the loop and the benchmarks run the same recipe.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .head import LinearHead
+from .params import HeadParams
+
+
+def prompt_head(text_embedding: np.ndarray, pool_sample: np.ndarray, params: HeadParams) -> LinearHead:
+    """The zero-shot head: W along the prompt's embedding, calibrated on a pool sample (m, d)."""
+    return LinearHead.from_direction(text_embedding, pool_sample, positive_rate=params.prior_positive_rate)
+
+
+def sample_background(candidates: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of up to `n` rows drawn without replacement from `candidates` (1-d index array)."""
+    if n <= 0 or len(candidates) == 0:
+        return np.empty(0, dtype=np.int64)
+    return rng.choice(candidates, size=min(n, len(candidates)), replace=False)
+
+
+def fit_head(
+    X_rated: np.ndarray,
+    y_rated: np.ndarray,
+    params: HeadParams,
+    prior: LinearHead | None = None,
+    background: np.ndarray | None = None,
+) -> LinearHead:
+    """Fit a head on rated vectors (n, d) with targets (n,) in [-1, 1].
+
+    - W is pulled towards the prior's W (the prompt) rather than towards 0, so a few
+      near-identical positives refine the zero-shot direction instead of replacing it.
+    - `background` (m, d): unrated pool items added as negatives whose total weight is
+      `background_weight` times the number of ratings. When positives are rare, a random
+      unrated item is almost surely negative, and these give the head the negatives an
+      annotator rating only near-W items never supplies.
+    """
+    X_parts, y_parts, w_parts = [np.asarray(X_rated, np.float32)], [np.asarray(y_rated, np.float64)], [np.ones(len(y_rated))]
+    if background is not None and len(background) and params.background_weight > 0:
+        X_parts.append(np.asarray(background, np.float32))
+        y_parts.append(-np.ones(len(background)))
+        w_parts.append(np.full(len(background), params.background_weight * max(len(y_rated), 1) / len(background)))
+    head = LinearHead(l2=params.l2, learning_rate=params.learning_rate, max_iter=params.max_iter)
+    return head.fit(
+        np.concatenate(X_parts), np.concatenate(y_parts), sample_weight=np.concatenate(w_parts),
+        coef_prior=None if prior is None else prior.coef_,
+    )

@@ -1,0 +1,52 @@
+"""Run the backend: `python -m ml_backend.service` (gunicorn, one process, port 9090).
+
+One process on purpose: the embedded Chroma client and the SQLite ledger are safe
+across threads but not across processes, and the worker thread must be unique.
+Scale out with a Chroma server (CHROMA_HOST) and one backend process per project group.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from gunicorn.app.base import BaseApplication
+
+from ..core.embed import check_model_available
+from ..core.errors import ModelUnavailableError
+from .app import create_app
+from .settings import ServiceSettings
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, settings: ServiceSettings, options: dict):
+        self._settings, self._options = settings, options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        # Built in the worker process, after fork: threads and the Chroma client do not survive a fork.
+        return create_app(self._settings)
+
+
+def main() -> None:
+    settings = ServiceSettings.from_env()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        check_model_available(settings.clip_model)  # fail fast, with a clear message, before forking
+    except ModelUnavailableError as exc:
+        print(f"\nERROR: {exc}\n", file=sys.stderr)
+        sys.exit(2)
+    _Gunicorn(settings, {
+        "bind": f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '9090')}",
+        "workers": 1, "worker_class": "gthread", "threads": int(os.environ.get("THREADS", "16")),
+        "timeout": 300, "accesslog": "-", "loglevel": settings.log_level.lower(),
+    }).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""The ML-backend HTTP protocol Label Studio speaks, plus a few admin endpoints.
+
+Label Studio's routes: GET /health, POST /setup, POST /predict, POST /webhook,
+POST /train. Ours: GET /projects/<id>/status, POST /projects/<id>/next-batch,
+POST /projects/<id>/reset-seen. Each route parses the request, calls the loop or
+the worker, and serialises the answer; errors become short JSON bodies.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ..adapters import ls_payloads
+from ..core.errors import BackendError, BadRequestError, ConfigError, NotFittedError, UnknownProjectError
+from .runtime import Runtime
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+MODEL_CLASS = "ClipVectorQueue"
+ANNOTATION_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED"}
+NEXT_BATCH_WAIT_S = 30.0
+
+
+def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None = None) -> Flask:
+    """Build the app. The runtime (CLIP model, stores, worker) is built once here, not per request."""
+    settings = settings or ServiceSettings.from_env()
+    runtime = runtime or Runtime.build(settings)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.extensions["runtime"] = runtime
+    projects, worker = runtime.projects, runtime.worker
+
+    @app.before_request
+    def require_basic_auth() -> Response | None:
+        if not settings.basic_auth_user or request.path == "/health":
+            return None
+        auth = request.authorization
+        expected_pass = settings.basic_auth_pass.get_secret_value() if settings.basic_auth_pass else ""
+        if (
+            auth is not None and auth.type == "basic"
+            and hmac.compare_digest((auth.username or "").encode(), settings.basic_auth_user.encode())
+            and hmac.compare_digest((auth.password or "").encode(), expected_pass.encode())
+        ):
+            return None
+        response = jsonify(error="unauthorized", message="basic auth required")
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'Basic realm="ml-backend"'
+        return response
+
+    @app.get("/health")
+    def health() -> Response:
+        return jsonify(
+            status="UP", model_class=MODEL_CLASS, embedding_model=runtime.embedder.model_id,
+            random_test_model=runtime.embedder.is_random_test_model,
+            project_errors={str(p): e for p, e in projects.errors.items()},
+        )
+
+    @app.post("/setup")
+    def setup() -> Response:
+        body = _json_body()
+        project = ls_payloads.project_id(body.get("project"))
+        # Label Studio calls /setup before every prediction and listing: only a change is work.
+        loop, changed = projects.configure(project, label_config=body.get("schema"), extra_params=body.get("extra_params"))
+        runtime.remember_label_studio(body.get("hostname"), body.get("access_token"))
+        if changed:
+            worker.notify(project, sync=True)
+        return jsonify(model_version=loop.model_version())
+
+    @app.post("/predict")
+    def predict() -> Response:
+        body = _json_body()
+        project = ls_payloads.project_id(body.get("project"))
+        tasks = ls_payloads.tasks_from(body.get("tasks"))
+        projects.observe(project, body.get("label_config"))
+        loop, schema = projects.get_with_schema(project)
+        loop.ensure_embedded([t for t, _ in tasks], dict(tasks))
+        version = loop.model_version()
+        try:
+            scores = loop.scores([t for t, _ in tasks])
+        except NotFittedError:
+            scores = {}
+        current = loop.current_head()
+        if current is not None and scores:
+            # Label Studio stores what we return: the worker need not push these again.
+            projects.ledger.mark_predicted(project, list(scores), current.version)
+            projects.ledger.note_version_pushed(project, current.version)
+        results = [
+            ls_payloads.prediction(schema.scale, scores[t], version) if t in scores else ls_payloads.empty_prediction(version)
+            for t, _ in tasks
+        ]
+        return jsonify(results=results, model_version=version)
+
+    @app.post("/webhook")
+    def webhook() -> Response:
+        body = _json_body()
+        action = body.get("action")
+        if not isinstance(action, str):
+            raise BadRequestError("webhook body has no 'action'")
+        if "project" not in body:
+            return jsonify(status="ignored", reason="no project in payload")
+        project = ls_payloads.project_id(body["project"])
+        project_info = body["project"] if isinstance(body["project"], dict) else {}
+        first_seen = projects.observe(project, project_info.get("label_config"))
+        outcome = _handle_webhook(action, project, body)
+        worker.notify(project, sync=first_seen)
+        return jsonify(status="ok", action=action, **outcome)
+
+    def _handle_webhook(action: str, project: int, body: dict[str, Any]) -> dict[str, Any]:
+        if action == "TASKS_CREATED":
+            return {"new_tasks": projects.get(project).add_tasks(ls_payloads.tasks_from(body.get("tasks")))}
+        if action in ANNOTATION_ACTIONS:
+            loop, schema = projects.get_with_schema(project)
+            annotation, task = body.get("annotation"), body.get("task")
+            if not isinstance(annotation, dict):
+                raise BadRequestError(f"{action} payload has no 'annotation' object")
+            rating = ls_payloads.read_rating(annotation, schema.scale, fallback_task=task)
+            task_data = task.get("data") if isinstance(task, dict) and isinstance(task.get("data"), dict) else None
+            loop.record_annotation(rating.annotation_id, rating.task_id, rating.target, rating.error, task_data)
+            if rating.error:
+                log.warning("project %s annotation %s: %s", project, rating.annotation_id, rating.error)
+                raise _RatingRejected(rating.error)
+            return {"target": rating.target}
+        if action == "ANNOTATIONS_DELETED":
+            ids = [a.get("id") for a in body.get("annotations") or [] if isinstance(a, dict)]
+            ids = [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
+            return {"deleted": projects.get(project).delete_annotations(ids) if ids else 0}
+        if action == "TASKS_DELETED":
+            ids = [t.get("id") for t in body.get("tasks") or [] if isinstance(t, dict)]
+            runtime.delete_tasks(project, [i for i in ids if isinstance(i, int)])
+            return {}
+        if action == "START_TRAINING":
+            projects.ledger.request_batch(project)
+            return {}
+        return {"ignored": True}
+
+    @app.post("/train")
+    def train() -> Response:
+        # Older Label Studio versions call /train instead of sending START_TRAINING.
+        body = _json_body()
+        project = ls_payloads.project_id(body.get("project"))
+        projects.get(project)
+        projects.ledger.request_batch(project)
+        worker.notify(project)
+        return jsonify(status="ok")
+
+    @app.get("/projects/<int:project>/status")
+    def status(project: int) -> Response:
+        loop = _known_loop(project)
+        return jsonify(**loop.status(), worker=worker.status(project),
+                       view=projects.ledger.get_state(project, "view"))
+
+    @app.post("/projects/<int:project>/next-batch")
+    def next_batch(project: int) -> Response:
+        _known_loop(project)
+        projects.ledger.request_batch(project)
+        worker.notify(project)
+        finished = worker.wait_idle(project, NEXT_BATCH_WAIT_S)
+        view = projects.ledger.get_state(project, "view") or {}
+        return jsonify(complete=finished, view=view, worker=worker.status(project))
+
+    @app.post("/projects/<int:project>/reset-seen")
+    def reset_seen(project: int) -> Response:
+        count = _known_loop(project).reset_seen()
+        worker.notify(project)
+        return jsonify(reset=count)
+
+    def _known_loop(project: int):
+        if project not in projects.project_ids():
+            raise UnknownProjectError(f"project {project} is not connected to this backend")
+        return projects.get(project)
+
+    @app.errorhandler(_RatingRejected)
+    def rating_rejected(exc: _RatingRejected) -> tuple[Response, int]:
+        return jsonify(error="bad_rating", message=str(exc), recorded_as="not a rating"), 422
+
+    @app.errorhandler(BackendError)
+    def backend_error(exc: BackendError) -> tuple[Response, int]:
+        if isinstance(exc, ConfigError):
+            log.error("%s", exc)
+        return jsonify(error=exc.code, message=str(exc)), exc.http_status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
+        return jsonify(error=exc.name.lower().replace(" ", "_"), message=exc.description), exc.code or 500
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return jsonify(error="internal", message=f"{type(exc).__name__} (details in the backend log)"), 500
+
+    return app
+
+
+class _RatingRejected(Exception):
+    """An annotation was recorded (its task is seen) but its value is not a usable rating."""
+
+
+def _json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequestError("request body must be a JSON object")
+    return body

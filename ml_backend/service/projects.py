@@ -1,0 +1,144 @@
+"""One `ActiveLoop` per project, built once per process and rebuilt when its config changes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from ..adapters.ls_config import ProjectSchema, parse_label_config
+from ..adapters.ls_media import TaskImageLoader
+from ..core.embed import ClipEmbedder
+from ..core.errors import ConfigError, UnknownProjectError
+from ..core.images import ImageFetcher
+from ..core.ledger import Ledger
+from ..core.loop import ActiveLoop
+from ..core.params import ProjectParams
+from ..core.store import VectorStore
+
+log = logging.getLogger(__name__)
+
+
+class ProjectRegistry:
+    """Lock-guarded map of project id -> (loop, schema); remembers why a project cannot run."""
+
+    def __init__(
+        self, ledger: Ledger, chroma_client: Any, embedder: ClipEmbedder, fetcher: ImageFetcher,
+        label_studio_url: str, auth_headers: Callable[[], dict[str, str]],
+        local_files_root: str | None = None, params_file: Path | None = None, fetch_workers: int = 4,
+    ):
+        self.ledger = ledger
+        self._chroma = chroma_client
+        self._embedder = embedder
+        self._fetcher = fetcher
+        self._label_studio_url = label_studio_url
+        self._auth_headers = auth_headers
+        self._local_files_root = local_files_root
+        self._params_file = params_file
+        self._fetch_workers = fetch_workers
+        self._lock = threading.RLock()
+        self._loops: dict[int, tuple[ActiveLoop, ProjectSchema]] = {}
+        self._stores: dict[int, VectorStore] = {}
+        self.errors: dict[int, str] = {}
+
+    def configure(self, project: int, label_config: str | None = None, extra_params: Any = None) -> tuple[ActiveLoop, bool]:
+        """Record a project's label config and/or extra params, then (re)build its loop.
+
+        Returns (loop, changed): `changed` is False when nothing differed from what was
+        recorded. Raises ConfigError (also kept in `errors`) when they cannot drive the
+        loop; what was given is still recorded, so a later fix in Label Studio is picked up.
+        """
+        record = self.ledger.project(project)
+        if (
+            record is not None and project in self._loops
+            and (label_config is None or label_config == record.label_config)
+            and (extra_params is None or _raw_params_or_none(extra_params) == record.params)
+        ):
+            return self._loops[project][0], False
+        params, problem = None, None
+        if extra_params is not None:
+            try:
+                ProjectParams.parse(extra_params)  # fail here, at /setup, where the admin sees it
+                params = _raw_params(extra_params)
+            except ConfigError as exc:
+                problem = exc
+        self.ledger.upsert_project(project, label_config=label_config, params=params)
+        with self._lock:
+            self._loops.pop(project, None)
+            if problem is not None:
+                self.errors[project] = str(problem)
+                raise problem
+        return self.get(project), True
+
+    def observe(self, project: int, label_config: str | None) -> bool:
+        """Note a label config seen in a webhook or /predict; reconfigure if it changed (returns True)."""
+        record = self.ledger.project(project)
+        if record is None or (label_config and record.label_config != label_config):
+            try:
+                self.configure(project, label_config=label_config)
+                return True
+            except ConfigError as exc:
+                log.error("project %s: %s", project, exc)
+        return False
+
+    def get(self, project: int) -> ActiveLoop:
+        return self.get_with_schema(project)[0]
+
+    def get_with_schema(self, project: int) -> tuple[ActiveLoop, ProjectSchema]:
+        with self._lock:
+            if project in self._loops:
+                return self._loops[project]
+            record = self.ledger.project(project)
+            if record is None:
+                raise UnknownProjectError(f"project {project} is not connected to this backend")
+            try:
+                params = ProjectParams.parse(self._file_params("default"), self._file_params(str(project)), record.params)
+                if not record.label_config:
+                    raise ConfigError(f"project {project} has no label config yet (connect the backend in Label Studio)")
+                schema = parse_label_config(record.label_config, params.rating_control, params.choice_values)
+            except ConfigError as exc:
+                self.errors[project] = str(exc)
+                log.error("project %s: %s", project, exc)
+                raise
+            self.errors.pop(project, None)
+            loader = TaskImageLoader(
+                schema.image_key, self._label_studio_url, self._fetcher, self._auth_headers, self._local_files_root
+            )
+            loop = ActiveLoop(project, params, self.ledger, self._store(project), self._embedder, loader, self._fetch_workers)
+            self._loops[project] = (loop, schema)
+            return loop, schema
+
+    def project_ids(self) -> list[int]:
+        return self.ledger.project_ids()
+
+    def _store(self, project: int) -> VectorStore:
+        # Stores outlive loop rebuilds: loading the mirror from Chroma is the expensive part.
+        if project not in self._stores:
+            self._stores[project] = VectorStore(self._chroma, f"project-{project}", self._embedder.model_id)
+        return self._stores[project]
+
+    def _file_params(self, key: str) -> dict:
+        if not self._params_file:
+            return {}
+        try:
+            content = json.loads(Path(self._params_file).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read PROJECT_PARAMS_FILE {self._params_file}: {exc}") from None
+        layer = content.get(key, {}) if isinstance(content, dict) else {}
+        return layer if isinstance(layer, dict) else {}
+
+
+def _raw_params(extra_params: Any) -> dict:
+    """Extra params as the admin wrote them (validated already), stored as a dict."""
+    if isinstance(extra_params, str):
+        return json.loads(extra_params) if extra_params.strip() else {}
+    return dict(extra_params or {})
+
+
+def _raw_params_or_none(extra_params: Any) -> dict | None:
+    try:
+        return _raw_params(extra_params)
+    except (ValueError, TypeError):
+        return None

@@ -1,0 +1,60 @@
+"""Service-wide settings, read once from the environment (Label Studio's usual names)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ..core.embed import DEFAULT_MODEL
+
+
+class ServiceSettings(BaseSettings):
+    """Environment variables (case-insensitive), with defaults for a local run."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    label_studio_url: str = Field("http://localhost:8080", description="Label Studio base URL, as the backend reaches it")
+    label_studio_api_key: SecretStr | None = Field(None, description="legacy token or personal access token")
+    model_dir: Path = Field(Path("model_dir"), description="ledger, Chroma store and logs live here")
+    clip_model: str = Field(DEFAULT_MODEL, description="CLIP hub id or local folder")
+    device: str = Field("cpu", description="torch device for CLIP")
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+    fetch_workers: int = Field(4, ge=1, le=64, description="threads fetching and decoding images")
+    chroma_host: str | None = Field(None, description="Chroma server host; unset = embedded store in MODEL_DIR")
+    chroma_port: int = Field(8000)
+    basic_auth_user: str | None = None
+    basic_auth_pass: SecretStr | None = None
+    backend_url: str | None = Field(None, description="this backend's URL as Label Studio reaches it (for webhooks)")
+    image_hosts: str = Field("", description="comma-separated host patterns / CIDRs images may be fetched from")
+    local_files_document_root: str | None = Field(None, description="Label Studio's LOCAL_FILES_DOCUMENT_ROOT, if shared")
+    project_params_file: Path | None = Field(None, description="JSON: {project id or 'default': params}")
+    max_image_bytes: int = Field(20 * 2**20, ge=1)
+    max_image_pixels: int = Field(40_000_000, ge=1)
+    fetch_timeout_s: float = Field(10.0, gt=0)
+    max_request_bytes: int = Field(50 * 2**20, ge=1024, description="largest JSON body accepted")
+    poll_interval_s: float = Field(2.0, gt=0, description="worker wake-up period for retries")
+    prediction_chunk: int = Field(500, ge=1, description="predictions pushed per Label Studio call")
+    keep_old_predictions: bool = Field(False, description="keep predictions of superseded head versions in Label Studio")
+    log_level: str = "INFO"
+
+    @property
+    def image_host_patterns(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.image_hosts.split(",") if part.strip())
+
+    @property
+    def api_key(self) -> str | None:
+        return self.label_studio_api_key.get_secret_value() if self.label_studio_api_key else None
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.model_dir / "ledger.sqlite"
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.model_dir / "chroma"
+
+    @classmethod
+    def from_env(cls, **overrides) -> "ServiceSettings":
+        return cls(**overrides)

@@ -1,0 +1,231 @@
+"""The background worker: brings each project's Label Studio side up to date.
+
+Webhooks only record facts in the ledger and wake this thread. The worker then
+compares what should be (embedded tasks, a head fitted on all ratings, a next-batch
+view, one prediction per task for the current version) with what is, and does the
+difference. Because it works from state rather than from a queue of events, a
+duplicate webhook changes nothing, a restart resumes, and a Label Studio outage
+only delays the pushes: they are retried with backoff until they succeed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ..adapters.ls_client import LabelStudioGateway
+from ..adapters.ls_payloads import prediction, read_rating
+from ..core.errors import BackendError, ConfigError, UnknownProjectError
+from ..core.loop import MAX_EMBED_ATTEMPTS, version_name
+from .projects import ProjectRegistry
+
+log = logging.getLogger(__name__)
+
+EMBED_CHUNK = 256
+MAX_BACKOFF_S = 60.0
+
+
+@dataclass
+class _ProjectWork:
+    due: float = 0.0                # monotonic time of the next attempt
+    failures: int = 0               # consecutive failures, for backoff
+    needs_sync: bool = True         # register webhook, backfill tasks and annotations from Label Studio
+    last_error: str | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class Worker:
+    """One thread per process; `notify(project)` schedules a reconcile pass."""
+
+    def __init__(self, projects: ProjectRegistry, gateway: LabelStudioGateway | None, backend_url: str | None = None,
+                 poll_interval_s: float = 2.0, prediction_chunk: int = 500, keep_old_predictions: bool = False):
+        self.projects = projects
+        self.gateway = gateway
+        self.backend_url = backend_url
+        self.poll_interval_s = poll_interval_s
+        self.prediction_chunk = prediction_chunk
+        self.keep_old_predictions = keep_old_predictions
+        self._work: dict[int, _ProjectWork] = {}
+        self._wake = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
+
+    # -- control -------------------------------------------------------------
+    def start(self) -> None:
+        for project in self.projects.project_ids():
+            self.notify(project, sync=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._wake:
+            self._stop = True
+            self._wake.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def notify(self, project: int, sync: bool = False) -> None:
+        """Schedule a pass for `project` now; `sync` also re-reads Label Studio's tasks and annotations."""
+        with self._wake:
+            work = self._work.setdefault(project, _ProjectWork())
+            work.due = 0.0
+            work.needs_sync = work.needs_sync or sync
+            work.done.clear()
+            self._wake.notify_all()
+
+    def wait_idle(self, project: int, timeout: float) -> bool:
+        """Block until `project` has nothing left to do (True) or `timeout` passes (False)."""
+        with self._wake:
+            work = self._work.get(project)
+        return True if work is None else work.done.wait(timeout)
+
+    def status(self, project: int) -> dict:
+        with self._wake:
+            work = self._work.get(project)
+            if work is None:
+                return {"idle": True, "last_error": None}
+            return {"idle": work.done.is_set(), "last_error": work.last_error, "failures": work.failures}
+
+    # -- the loop ------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stop and not self._due_projects():
+                    self._wake.wait(self._sleep_time())
+                if self._stop:
+                    return
+                due = self._due_projects()
+            for project in due:
+                self._pass(project)
+
+    def _due_projects(self) -> list[int]:
+        now = time.monotonic()
+        return [p for p, w in self._work.items() if not w.done.is_set() and w.due <= now]
+
+    def _sleep_time(self) -> float:
+        pending = [w.due for w in self._work.values() if not w.done.is_set()]
+        return max(0.0, min(pending) - time.monotonic()) if pending else self.poll_interval_s
+
+    def _pass(self, project: int) -> None:
+        with self._wake:
+            work = self._work[project]
+            sync, work.needs_sync = work.needs_sync, False
+            work.due = float("inf")  # a notify() during the pass resets this to 0
+        try:
+            more = self.reconcile(project, sync)
+        except (ConfigError, UnknownProjectError) as exc:
+            # Nothing to retry until the admin fixes the project; /setup or a webhook notifies again.
+            log.error("project %s: %s", project, exc)
+            self._settle(work, sync, error=str(exc), retry=False)
+        except Exception as exc:  # noqa: BLE001 - the worker must survive anything and retry later
+            if isinstance(exc, BackendError):
+                log.warning("project %s: %s (will retry)", project, exc)
+            else:
+                log.exception("project %s: reconcile failed (will retry)", project)
+            self._settle(work, sync, error=f"{type(exc).__name__}: {exc}", retry=True)
+        else:
+            self._settle(work, sync=False, error=None, retry=more)
+
+    def _settle(self, work: _ProjectWork, sync: bool, error: str | None, retry: bool) -> None:
+        with self._wake:
+            work.needs_sync = work.needs_sync or (sync and error is not None and retry)
+            work.last_error = error
+            if error is None:
+                work.failures = 0
+                if retry:
+                    work.due = 0.0
+            elif retry:
+                work.failures += 1
+                work.due = time.monotonic() + min(MAX_BACKOFF_S, 0.5 * 2 ** min(work.failures, 8))
+            if work.due == float("inf") and not work.needs_sync:
+                work.done.set()
+
+    # -- one pass --------------------------------------------------------------
+    def reconcile(self, project: int, sync: bool = False) -> bool:
+        """Do one round of outstanding work for `project`; True if more remains."""
+        loop, schema = self.projects.get_with_schema(project)
+        if sync and self.gateway is not None:
+            self._sync_from_label_studio(project, loop, schema)
+        loop.embed_pending(EMBED_CHUNK)
+        loop.refit_if_needed()
+        more = bool(self.projects.ledger.tasks_in_state(project, "pending", limit=1, max_attempts=MAX_EMBED_ATTEMPTS))
+        if self.gateway is None:
+            return more
+        self._push_batch(project, loop, schema)
+        return self._push_predictions(project, loop, schema) or more
+
+    def _sync_from_label_studio(self, project, loop, schema) -> None:
+        """Label Studio is the source of truth for tasks and annotations: catch up on
+        whatever happened while this process was down (webhooks are not retried)."""
+        self.gateway.ensure_task_webhook(project, self.backend_url)
+        known = set(self.projects.ledger.annotation_ids(project))
+        current: set[int] = set()
+        for task in self.gateway.iter_tasks(project):
+            loop.add_tasks([(task["id"], task["data"])])
+            for annotation in task["annotations"]:
+                rating = read_rating(annotation, schema.scale, fallback_task=task["id"])
+                current.add(rating.annotation_id)
+                loop.record_annotation(rating.annotation_id, rating.task_id, rating.target, rating.error)
+        stale = sorted(known - current)
+        if stale:
+            loop.delete_annotations(stale)
+
+    def _push_batch(self, project, loop, schema) -> None:
+        """Point the next-batch view at the strategy's current pick, if it changed."""
+        ledger = self.projects.ledger
+        batch = loop.select_batch()
+        task_ids = [t.task_id for t in batch]
+        wanted = {
+            "task_ids": task_ids, "title": loop.params.view_title,
+            "model_version": loop.model_version(), "batch_rev": ledger.project(project).batch_rev,
+        }
+        pushed = ledger.get_state(project, "view") or {}
+        if pushed.get("id") and all(pushed.get(key) == value for key, value in wanted.items()):
+            return
+        current = loop.current_head()
+        if current is not None and task_ids:
+            # The view sorts by the score of the project's model version, so this batch's
+            # predictions of the new version go first, then the version switch.
+            self._predict(project, loop, schema, ledger.not_predicted(project, task_ids, current.version))
+            self._set_model_version(project, loop.model_version())
+        view_id = self.gateway.push_view(project, loop.params.view_title, task_ids, pushed.get("id"))
+        ledger.set_state(project, "view", {"id": view_id, **wanted, "scores": [round(t.score, 6) for t in batch]})
+        log.info("project %s: next batch %s in view %s", project, task_ids, view_id)
+
+    def _push_predictions(self, project, loop, schema) -> bool:
+        """Push one chunk of predictions of the current version; True if more remain."""
+        ledger = self.projects.ledger
+        current = loop.current_head()
+        if current is None:
+            return False
+        task_ids = ledger.tasks_to_predict(project, current.version, self.prediction_chunk)
+        if task_ids:
+            self._predict(project, loop, schema, task_ids)
+            return True
+        self._set_model_version(project, loop.model_version())
+        if not self.keep_old_predictions:
+            # Every task now has a prediction of this version: older ones only clutter Label Studio.
+            for old in ledger.versions_pushed(project):
+                if old != current.version:
+                    self.gateway.delete_model_version(project, version_name(old))
+                    ledger.forget_version_pushed(project, old)
+        return False
+
+    def _predict(self, project, loop, schema, task_ids: list[int]) -> None:
+        current = loop.current_head()
+        if not task_ids or current is None:
+            return
+        self.projects.ledger.note_version_pushed(project, current.version)
+        scores = loop.scores(task_ids)
+        version = version_name(current.version)
+        self.gateway.push_predictions(project, [
+            {"task": task_id, **prediction(schema.scale, scores[task_id], version)} for task_id in task_ids if task_id in scores
+        ])
+        self.projects.ledger.mark_predicted(project, task_ids, current.version)
+
+    def _set_model_version(self, project: int, version: str) -> None:
+        ledger = self.projects.ledger
+        if ledger.get_state(project, "project_model_version") != version:
+            self.gateway.set_model_version(project, version)
+            ledger.set_state(project, "project_model_version", version)
