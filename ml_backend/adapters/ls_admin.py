@@ -1,0 +1,65 @@
+"""Project bootstrap for scripts and tests: create a project, connect this backend, import images.
+
+Not used by the running service (that is `ls_client`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import requests
+from label_studio_sdk import LabelStudio
+
+from .ls_client import LabelStudioGateway
+
+
+def admin_client(url: str, api_key: str) -> LabelStudio:
+    return LabelStudio(base_url=url, api_key=api_key)
+
+
+def create_project(client: LabelStudio, title: str, label_config: str) -> int:
+    return int(client.projects.create(title=title, label_config=label_config).id)
+
+
+def find_project(client: LabelStudio, title: str) -> int | None:
+    for project in client.projects.list():
+        if project.title == title:
+            return int(project.id)
+    return None
+
+
+def connect_backend(client: LabelStudio, project: int, backend_url: str, title: str, extra_params: dict[str, Any]) -> int:
+    """Connect (or reconnect with new params) this backend to a project; returns the connection id.
+
+    Label Studio then calls /setup with `extra_params` and adds a webhook to backend_url/webhook.
+    """
+    for connection in client.ml.list(project=project):
+        if connection.url.rstrip("/") == backend_url.rstrip("/"):
+            # ml.update(id, extra_params=...) alone answers 500 in 1.23: url and project must be sent too.
+            client.ml.update(connection.id, url=backend_url, project=project, extra_params=extra_params)
+            return int(connection.id)
+    connection = client.ml.create(project=project, url=backend_url, title=title, extra_params=extra_params)
+    return int(connection.id)
+
+
+def upload_images(label_studio_url: str, api_key: str, project: int, paths: Sequence[Path]) -> list[int]:
+    """Upload image files as new tasks (the SDK 2.x has no multipart import); returns task ids."""
+    headers = LabelStudioGateway(label_studio_url, api_key).auth_headers()
+    files = [(f"file{i}", (p.name, p.read_bytes(), "image/png")) for i, p in enumerate(paths)]
+    response = requests.post(
+        f"{label_studio_url.rstrip('/')}/api/projects/{project}/import", headers=headers, files=files,
+        params={"return_task_ids": "true"}, timeout=120,
+    )
+    response.raise_for_status()
+    return [int(t) for t in response.json()["task_ids"]]
+
+
+def import_local_folder(client: LabelStudio, project: int, folder: Path, title: str = "local images") -> int:
+    """Add a local-files storage on `folder` (under LOCAL_FILES_DOCUMENT_ROOT) and sync it; returns the storage id."""
+    storage = client.import_storage.local.create(
+        project=project, path=str(folder.resolve()), use_blob_urls=True, title=title,
+        regex_filter=r".*\.(png|jpe?g|webp)", recursive_scan=True,
+    )
+    client.import_storage.local.sync(storage.id)
+    return int(storage.id)

@@ -1,0 +1,128 @@
+"""Label Studio + this backend on loopback, with a demo project, until Ctrl-C.
+
+    bash scripts/demo.sh              # real CLIP (downloads openai/clip-vit-base-patch32 once)
+    bash scripts/demo.sh --offline    # no internet: a tiny random CLIP, meaningless scores
+
+State lives in .demo/ (Label Studio's SQLite DB, MODEL_DIR, images, logs); a rerun reuses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from ml_backend.adapters.ls_admin import (
+    admin_client, connect_backend, create_project, find_project, import_local_folder, upload_images,
+)
+from ml_backend.core.embed import DEFAULT_MODEL, check_model_available
+from ml_backend.core.errors import ModelUnavailableError
+
+from .make_tiny_clip import build_tiny_clip
+from .servers import ADMIN_EMAIL, BackendServer, LabelStudioServer
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_TITLE = "CLIP vector queue demo"
+COLORS = {"red": (220, 30, 30), "green": (30, 160, 60), "blue": (40, 70, 210), "yellow": (235, 210, 40)}
+SHAPES = ("circle", "square", "triangle")
+
+
+def make_shape_images(folder: Path, per_kind: int = 4, size: int = 96) -> list[Path]:
+    """Write colored shapes on varied backgrounds (4 colors x 3 shapes x per_kind) as PNGs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for color_name, color in COLORS.items():
+        for shape in SHAPES:
+            for variant in range(per_kind):
+                image = Image.new("RGB", (size, size), (250 - 30 * variant, 250 - 20 * variant, 245))
+                draw = ImageDraw.Draw(image)
+                margin = 10 + 6 * variant
+                box = (margin, margin, size - margin, size - margin)
+                if shape == "circle":
+                    draw.ellipse(box, fill=color)
+                elif shape == "square":
+                    draw.rectangle(box, fill=color)
+                else:
+                    draw.polygon([(size // 2, margin), (size - margin, size - margin), (margin, size - margin)], fill=color)
+                path = folder / f"{color_name}-{shape}-{variant}.png"
+                image.save(path)
+                paths.append(path)
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--offline", action="store_true", help="use a tiny random CLIP (smoke run, meaningless scores)")
+    parser.add_argument("--ls-port", type=int, default=8080)
+    parser.add_argument("--backend-port", type=int, default=9090)
+    parser.add_argument("--prompt", default="a red circle")
+    parser.add_argument("--batch-size", type=int, default=8)
+    args = parser.parse_args()
+
+    state = ROOT / ".demo"
+    state.mkdir(exist_ok=True)
+    model = os.environ.get("CLIP_MODEL", DEFAULT_MODEL)
+    if args.offline:
+        model = str(build_tiny_clip(ROOT / "models" / "tiny-clip"))
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        print("OFFLINE SMOKE RUN: tiny random CLIP, the scores and the queue order are meaningless.")
+    try:
+        check_model_available(model)
+    except ModelUnavailableError as exc:
+        print(f"\nERROR: {exc}\n\nNo internet? Run the offline smoke variant instead:\n    bash scripts/demo.sh --offline\n"
+              "or point CLIP_MODEL at a local folder with a saved CLIP model:\n    CLIP_MODEL=/path/to/clip bash scripts/demo.sh\n",
+              file=sys.stderr)
+        sys.exit(2)
+
+    print("starting Label Studio (first start runs migrations, about a minute) ...", flush=True)
+    ls = LabelStudioServer(state / "label-studio", args.ls_port, state / "files").start(log_path=state / "label-studio.log")
+    backend_url = f"http://127.0.0.1:{args.backend_port}"
+    print("starting the backend (the first real-CLIP start downloads about 600 MB) ...", flush=True)
+    backend = BackendServer(args.backend_port, log_path=state / "backend.log", env={
+        "LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": ls.api_token, "MODEL_DIR": str(state / "model_dir"),
+        "CLIP_MODEL": model, "BACKEND_URL": backend_url, **({"HF_HUB_OFFLINE": "1"} if args.offline else {}),
+    })
+    try:
+        backend.start(timeout_s=900)
+        project = bootstrap(ls, backend_url, args.prompt, args.batch_size)
+        print(f"""
+Ready.
+  Label Studio   {ls.url}   (user {ADMIN_EMAIL}, password in {ls.data_dir}/admin_password)
+  Project        {ls.url}/projects/{project}/data
+  Backend        {backend_url}/health     status: {backend_url}/projects/{project}/status
+  Annotators: open the project's "Next batch (ML)" tab and click "Label Tasks As Displayed".
+  Logs: {state}/label-studio.log, {state}/backend.log.   Ctrl-C stops both.
+""", flush=True)
+        while ls.process.poll() is None and backend.process.poll() is None:
+            time.sleep(1)
+        print("a server stopped; see the logs", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        backend.stop()
+        ls.stop()
+
+
+def bootstrap(ls: LabelStudioServer, backend_url: str, prompt: str, batch_size: int) -> int:
+    """Create (or reuse) the demo project, connect the backend, import images once."""
+    client = admin_client(ls.url, ls.api_token)
+    project = find_project(client, DEMO_TITLE)
+    fresh = project is None
+    if fresh:
+        project = create_project(client, DEMO_TITLE, (ROOT / "label_config.xml").read_text())
+    connect_backend(client, project, backend_url, "CLIP vector queue", {"prompt": prompt, "batch_size": batch_size})
+    if fresh:
+        uploads = make_shape_images(ls.data_dir.parent / "demo-uploads")
+        local = make_shape_images(ls.local_files_root / "demo", per_kind=2)
+        upload_images(ls.url, ls.api_token, project, uploads)
+        import_local_folder(client, project, ls.local_files_root / "demo")
+        print(f"imported {len(uploads)} uploaded and {len(local)} local-files images", flush=True)
+    return project
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Start real servers on loopback: Label Studio 1.23 (headless) and this backend.
+
+Used by the demo and the e2e tests. Label Studio's admin user and a legacy API token
+are created at first start from the environment; the token is kept in
+<data-dir>/api_token so later runs reuse it.
+
+    python -m scripts.servers --data-dir .demo/label-studio --port 8080   # Label Studio alone
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+LABEL_STUDIO_BIN = ROOT / ".venv-ls" / "bin" / "label-studio"
+BACKEND_PYTHON = ROOT / ".venv" / "bin" / "python"
+ADMIN_EMAIL = "admin@example.com"
+
+
+@dataclass
+class LabelStudioServer:
+    """A Label Studio process and how to reach it."""
+
+    data_dir: Path
+    port: int
+    local_files_root: Path
+    api_token: str = ""
+    password: str = ""
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 240.0, log_path: Path | None = None) -> "LabelStudioServer":
+        """Start the server and wait for /health (first start runs migrations: ~40-60 s)."""
+        if not LABEL_STUDIO_BIN.exists():
+            raise RuntimeError(f"{LABEL_STUDIO_BIN} not found: run scripts/setup_env.sh first")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.local_files_root.mkdir(parents=True, exist_ok=True)
+        self.api_token = self.api_token or _stored_secret(self.data_dir / "api_token", lambda: secrets.token_hex(20))
+        self.password = self.password or _stored_secret(self.data_dir / "admin_password", lambda: secrets.token_urlsafe(12))
+        env = {
+            **os.environ,
+            "LABEL_STUDIO_USERNAME": ADMIN_EMAIL,
+            "LABEL_STUDIO_PASSWORD": self.password,
+            "LABEL_STUDIO_USER_TOKEN": self.api_token,
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+            "LOCAL_FILES_SERVING_ENABLED": "true",
+            "LOCAL_FILES_DOCUMENT_ROOT": str(self.local_files_root.resolve()),
+            # The defaults block an ML backend and webhooks on loopback.
+            "ML_BLOCK_LOCAL_IP": "false",
+            "SSRF_PROTECTION_ENABLED": "false",
+            "COLLECT_ANALYTICS": "false",
+            "LATEST_VERSION_CHECK": "false",
+            "SENTRY_DSN": "",
+            "FRONTEND_SENTRY_DSN": "",
+        }
+        log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            [str(LABEL_STUDIO_BIN), "start", "--no-browser", "--internal-host", "127.0.0.1",
+             "--port", str(self.port), "--data-dir", str(self.data_dir.resolve())],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.wait_ready(timeout_s)
+        return self
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"Label Studio exited with code {self.process.returncode}")
+            try:
+                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(1.0)
+        raise TimeoutError(f"Label Studio not ready on {self.url} after {timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        # Label Studio spawns children: stop the whole process group.
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+@dataclass
+class BackendServer:
+    """This backend as a real process (gunicorn), so tests can kill -9 and restart it."""
+
+    port: int
+    env: dict[str, str]
+    log_path: Path | None = None
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 120.0) -> "BackendServer":
+        env = {**os.environ, **self.env, "PORT": str(self.port), "HOST": "127.0.0.1", "PYTHONPATH": str(ROOT)}
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            [str(BACKEND_PYTHON), "-m", "ml_backend.service"], cwd=ROOT, env=env,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"backend exited with code {self.process.returncode} (log: {self.log_path})")
+            try:
+                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"backend not ready on {self.url} after {timeout_s:.0f} s")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no cleanup runs, as in a crash."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stored_secret(path: Path, make) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    value = make()
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run Label Studio headless on loopback until Ctrl-C.")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / ".demo" / "label-studio")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--local-files-root", type=Path, default=ROOT / ".demo" / "files")
+    args = parser.parse_args()
+    server = LabelStudioServer(args.data_dir, args.port, args.local_files_root).start()
+    print(f"Label Studio on {server.url}  user {ADMIN_EMAIL}  password in {args.data_dir}/admin_password", flush=True)
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        server.stop()
+    sys.exit(server.process.returncode or 0)
+
+
+if __name__ == "__main__":
+    main()

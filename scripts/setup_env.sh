@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Create or update the two virtual environments. Idempotent; safe to re-run.
+#   .venv     the backend, tests and benchmarks (torch 2.13.0 CPU first, then requirements.txt)
+#   .venv-ls  Label Studio 1.23.2, kept apart (its pins clash with chromadb's)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+want=$(cat requirements.txt constraints.txt | sha256sum | cut -d' ' -f1)
+if ! stamp_ok .venv/.installed "$want"; then
+  # torch first: a bare or newer torch would pull a multi-GB CUDA build.
+  .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
+  echo "[setup] installing requirements.txt into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -r requirements.txt
+  echo "$want" > .venv/.installed
+fi
+
+if [ ! -x .venv-ls/bin/label-studio ] || ! stamp_ok .venv-ls/.installed "label-studio==1.23.2"; then
+  echo "[setup] installing Label Studio 1.23.2 into .venv-ls"
+  [ -x .venv-ls/bin/python ] || "$PYTHON" -m venv .venv-ls
+  .venv-ls/bin/pip install -q --disable-pip-version-check label-studio==1.23.2
+  echo "label-studio==1.23.2" > .venv-ls/.installed
+fi
+echo "[setup] environments ready"
