@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--prompt", default="a red circle")
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the servers on kill/timeout too, not only on Ctrl-C
 
     state = ROOT / ".demo"
     state.mkdir(exist_ok=True)
@@ -105,6 +107,10 @@ Ready.
     finally:
         backend.stop()
         ls.stop()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def bootstrap(ls: LabelStudioServer, backend_url: str, prompt: str, batch_size: int) -> int:
