@@ -112,13 +112,22 @@ class LabelStudioGateway:
 
     def iter_tasks(self, project: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
         """Every task of the project as {"id", "data", "annotations": [dict, ...]}."""
-        page = self._call(lambda: self.client.tasks.list(project=project, fields="all", page_size=page_size))
-        while page is not None:
-            for task in page.items or []:
+        page = 1
+        while True:
+            try:
+                listing = self._call(lambda: self.client.tasks.list(
+                    project=project, fields="all", page=page, page_size=page_size))
+            except LabelStudioRejected:
+                if page == 1:
+                    raise
+                return  # Label Studio answers 404 "Invalid page" one page past the end
+            items = listing.items or []
+            for task in items:
                 record = _as_dict(task)
                 yield {"id": record["id"], "data": record.get("data") or {}, "annotations": record.get("annotations") or []}
-            # Each page is its own request: wrap it so an outage mid-listing is retried like any call.
-            page = self._call(page.next_page) if page.has_next else None
+            if len(items) < page_size:
+                return
+            page += 1
 
     def push_predictions(self, project: int, predictions: list[dict[str, Any]]) -> None:
         """Create predictions ({"task", "result", "score", "model_version"}) in one call."""

@@ -7,43 +7,76 @@ unfitted head raises `NotFittedError`. Its `coef_` is the query vector W.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from .errors import NotFittedError
 
 
-class LinearHead:
-    """Logistic regression with soft targets and an L2 pull towards a prior W.
+@dataclass(frozen=True)
+class Prior:
+    """A zero-shot score to start from: logit = scale * (x . direction - center) / spread.
 
-    Minimises ``sum_i s_i * BCE(sigmoid(w.x_i + b), (y_i + 1) / 2) + l2/2 * ||w - w_prior||^2``
-    with L-BFGS. Targets y lie in [-1, 1]: -1 and +1 are hard labels, values between
-    are soft ones (0 = "unsure" pulls the logit to 0).
+    direction : (d,) unit vector, e.g. a prompt's CLIP text embedding.
+    center, spread : where the pool's scores along `direction` sit and how far they
+        spread, so `scale` is in logit units whatever the embedding model.
+    """
+
+    direction: np.ndarray
+    center: float
+    spread: float
+    scale: float = 2.0
+
+    @classmethod
+    def calibrate(cls, direction: np.ndarray, X_reference: np.ndarray, positive_rate: float = 0.1, scale: float = 2.0) -> "Prior":
+        """Centre so the top `positive_rate` of `X_reference` (m, d) scores above 0.5; logit spread `scale`."""
+        direction = np.asarray(direction, dtype=np.float64)
+        direction = direction / np.linalg.norm(direction)
+        scores = np.asarray(X_reference, dtype=np.float64) @ direction
+        spread = float(scores.std()) if len(scores) > 1 and scores.std() > 1e-6 else 1.0
+        center = float(np.quantile(scores, 1.0 - positive_rate)) if len(scores) else 0.0
+        return cls(direction.astype(np.float32), center, spread, scale)
+
+    def feature(self, X: np.ndarray) -> np.ndarray:
+        """The standardised prior score (n,) float64 for X (n, d)."""
+        return (np.asarray(X, dtype=np.float64) @ self.direction.astype(np.float64) - self.center) / self.spread
+
+    def head(self) -> "LinearHead":
+        """The head that scores exactly like the prior (used before any rating)."""
+        coef = self.scale * self.direction.astype(np.float64) / self.spread
+        return LinearHead.from_weights(coef, -self.scale * self.center / self.spread)
+
+
+class LinearHead:
+    """Logistic regression with soft targets, optionally on top of a prior score.
+
+    The logit is ``alpha * prior.feature(x) + w . (x - mu) / sigma + b``: the prior's
+    weight alpha is pulled towards the prior's own scale, and w towards 0. Features are
+    centred and scaled by one global factor sigma (not per dimension, which would
+    distort the cosine geometry W is queried with), so `l2` means the same for any
+    embedding model. Targets y lie in [-1, 1]: -1 and +1 are hard labels, values between
+    are soft (0 = "unsure" pulls the logit to 0). Solved with L-BFGS.
 
     Parameters
     ----------
-    l2 : strength of the pull towards `coef_prior` (towards 0 when no prior is given).
+    l2 : pull of w towards 0 (larger: fewer departures from the prior).
+    prior_l2 : pull of alpha towards the prior's scale (larger: trust the prompt longer).
     learning_rate : L-BFGS step size (1.0 with a strong-Wolfe line search is standard).
     max_iter : L-BFGS iteration budget per fit.
     """
 
-    def __init__(self, l2: float = 1.0, learning_rate: float = 1.0, max_iter: int = 100):
+    def __init__(self, l2: float = 1.0, prior_l2: float = 1.0, learning_rate: float = 1.0, max_iter: int = 100):
         self.l2 = l2
+        self.prior_l2 = prior_l2
         self.learning_rate = learning_rate
         self.max_iter = max_iter
 
     def fit(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        sample_weight: np.ndarray | None = None,
-        coef_prior: np.ndarray | None = None,
+        self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None, prior: Prior | None = None,
     ) -> "LinearHead":
-        """Fit on `X` (n, d) float, `y` (n,) in [-1, 1]; optional `sample_weight` (n,) >= 0.
-
-        `coef_prior` (d,) is where the L2 penalty pulls W: the prompt's direction, so a
-        handful of ratings refines the zero-shot head instead of replacing it.
-        """
+        """Fit on `X` (n, d) float, `y` (n,) in [-1, 1]; optional `sample_weight` (n,) >= 0."""
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         if X.ndim != 2 or y.shape != (X.shape[0],) or X.shape[0] == 0:
@@ -51,51 +84,46 @@ class LinearHead:
         if not np.all(np.abs(y) <= 1.0):
             raise ValueError("targets must lie in [-1, 1]")
         weights = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        prior = np.zeros(X.shape[1]) if coef_prior is None else np.asarray(coef_prior, dtype=np.float64)
 
-        # Centring makes the intercept nearly independent of W, which L-BFGS likes;
-        # the shift is folded back into intercept_ below.
-        center = np.average(X, axis=0, weights=weights) if weights.sum() > 0 else X.mean(axis=0)
-        Xc = torch.from_numpy(X - center)
+        center = X.mean(axis=0)
+        sigma = float(np.sqrt(((X - center) ** 2).sum(axis=1).mean())) if len(X) > 1 else 1.0
+        sigma = sigma if sigma > 1e-6 else 1.0
+        Z = torch.from_numpy((X - center) / sigma)
+        f = torch.from_numpy(prior.feature(X) if prior is not None else np.zeros(len(y)))
+        alpha0 = float(prior.scale) if prior is not None else 0.0
         targets = torch.from_numpy((y + 1.0) / 2.0)
         s = torch.from_numpy(weights)
-        w_prior = torch.from_numpy(prior)
-        w = w_prior.clone().requires_grad_(True)
+
+        w = torch.zeros(X.shape[1], dtype=torch.float64, requires_grad=True)
+        alpha = torch.tensor([alpha0], dtype=torch.float64, requires_grad=prior is not None)
         b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+        params = [w, b] + ([alpha] if prior is not None else [])
         optimizer = torch.optim.LBFGS(
-            [w, b], lr=self.learning_rate, max_iter=self.max_iter, line_search_fn="strong_wolfe",
+            params, lr=self.learning_rate, max_iter=self.max_iter, line_search_fn="strong_wolfe",
             tolerance_grad=1e-7, tolerance_change=1e-10,
         )
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
-            logits = Xc @ w + b
-            data_loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, weight=s, reduction="sum")
-            loss = data_loss + 0.5 * self.l2 * torch.sum((w - w_prior) ** 2)
+            logits = Z @ w + alpha * f + b
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, weight=s, reduction="sum")
+            loss = loss + 0.5 * self.l2 * torch.sum(w**2) + 0.5 * self.prior_l2 * torch.sum((alpha - alpha0) ** 2)
             loss.backward()
             return loss
 
         optimizer.step(closure)
-        coef = w.detach().numpy()
+        # Fold the scaling and the prior back into one weight vector over raw embeddings.
+        coef = w.detach().numpy() / sigma
+        intercept = float(b.item()) - float(coef @ center)
+        if prior is not None:
+            a = float(alpha.item())
+            coef = coef + a * prior.direction.astype(np.float64) / prior.spread
+            intercept -= a * prior.center / prior.spread
+            self.prior_weight_ = a / prior.scale  # 1.0: the prompt counts as much as at zero shot
         self.coef_ = coef.astype(np.float32)
-        self.intercept_ = float(b.item() - coef @ center)
+        self.intercept_ = intercept
         self.n_iter_ = int(optimizer.state[w].get("n_iter", 0))
         return self
-
-    @classmethod
-    def from_direction(cls, direction: np.ndarray, X_reference: np.ndarray, positive_rate: float = 0.1) -> "LinearHead":
-        """A head with no ratings: W along `direction` (e.g. a prompt's text embedding).
-
-        The scale and intercept are calibrated on `X_reference` (a sample of the pool):
-        the top `positive_rate` share scores above 0.5 and the logits have spread 2.
-        """
-        direction = np.asarray(direction, dtype=np.float64)
-        direction = direction / np.linalg.norm(direction)
-        cosines = np.asarray(X_reference, dtype=np.float64) @ direction
-        spread = cosines.std() if len(cosines) > 1 and cosines.std() > 1e-6 else 1.0
-        scale = 2.0 / spread
-        threshold = np.quantile(cosines, 1.0 - positive_rate) if len(cosines) else 0.0
-        return cls.from_weights(scale * direction, -scale * threshold)
 
     @classmethod
     def from_weights(cls, coef: np.ndarray, intercept: float, **hyperparameters) -> "LinearHead":

@@ -20,12 +20,12 @@ from PIL import Image
 
 from .embed import ClipEmbedder
 from .errors import ImageError, NotFittedError
-from .head import LinearHead
+from .head import LinearHead, Prior
 from .ledger import Ledger
 from .params import ProjectParams
 from .store import VectorStore
 from .strategies import RandomStrategy, make_strategy
-from .training import fit_head, prompt_head, sample_background
+from .training import fit_head, prompt_prior, sample_background
 
 log = logging.getLogger(__name__)
 
@@ -187,11 +187,11 @@ class ActiveLoop:
             stored = self.ledger.latest_head(self.project)
             if stored is not None and stored.fit_key == fit_key:
                 return None
-            prior = self._prompt_head()
+            prior = self._prompt_prior()
             if rated:
                 head = self._fit(rated, ratings, prior)
             elif prior is not None:
-                head = prior
+                head = prior.head()
             else:
                 return None
             version = self.ledger.save_head(self.project, head.coef_, head.intercept_, fit_key, len(rated))
@@ -199,7 +199,7 @@ class ActiveLoop:
             log.info("project %s: head v%d fitted on %d ratings", self.project, version, len(rated))
             return self._head
 
-    def _fit(self, rated: list[int], ratings: dict[int, float], prior: LinearHead | None) -> LinearHead:
+    def _fit(self, rated: list[int], ratings: dict[int, float], prior: Prior | None) -> LinearHead:
         X = self.store.vectors(rated)
         y = np.array([ratings[t] for t in rated])
         ids, pool = self.store.pool(exclude=rated)
@@ -207,7 +207,7 @@ class ActiveLoop:
         rows = sample_background(np.flatnonzero(pool.available), self.params.head.background_samples, rng)
         return fit_head(X, y, self.params.head, prior=prior, background=pool.vectors[rows])
 
-    def _prompt_head(self) -> LinearHead | None:
+    def _prompt_prior(self) -> Prior | None:
         if not self.params.prompt or not self.embedder.can_embed_text or len(self.store) == 0:
             return None
         if self._prompt_vector is None:
@@ -215,7 +215,7 @@ class ActiveLoop:
         _, pool = self.store.pool()
         rng = np.random.default_rng(self.project)
         sample = rng.choice(len(pool.vectors), size=min(CALIBRATION_SAMPLE, len(pool.vectors)), replace=False)
-        return prompt_head(self._prompt_vector, pool.vectors[np.sort(sample)], self.params.head)
+        return prompt_prior(self._prompt_vector, pool.vectors[np.sort(sample)], self.params.head)
 
     def _fit_key(self, rated: list[int], ratings: dict[int, float]) -> str:
         # What a head was fitted from; an identical key means refitting would change nothing.

@@ -16,7 +16,8 @@ class HeadParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    l2: float = Field(1.0, gt=0, description="L2 pull of W towards the prompt (or towards 0 with no prompt)")
+    l2: float = Field(1.0, gt=0, description="L2 pull of the learned part of W towards 0")
+    prior_l2: float = Field(1.0, gt=0, description="pull of the prompt's weight towards its zero-shot value")
     learning_rate: float = Field(1.0, gt=0, le=10, description="L-BFGS step size")
     max_iter: int = Field(100, ge=1, le=10_000, description="L-BFGS iterations per refit")
     background_samples: int = Field(

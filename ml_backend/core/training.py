@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .head import LinearHead
+from .head import LinearHead, Prior
 from .params import HeadParams
 
 
-def prompt_head(text_embedding: np.ndarray, pool_sample: np.ndarray, params: HeadParams) -> LinearHead:
-    """The zero-shot head: W along the prompt's embedding, calibrated on a pool sample (m, d)."""
-    return LinearHead.from_direction(text_embedding, pool_sample, positive_rate=params.prior_positive_rate)
+def prompt_prior(text_embedding: np.ndarray, pool_sample: np.ndarray, params: HeadParams) -> Prior:
+    """The zero-shot score of a prompt, calibrated on a pool sample (m, d); `.head()` is the zero-shot head."""
+    return Prior.calibrate(text_embedding, pool_sample, positive_rate=params.prior_positive_rate)
 
 
 def sample_background(candidates: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -27,13 +27,14 @@ def fit_head(
     X_rated: np.ndarray,
     y_rated: np.ndarray,
     params: HeadParams,
-    prior: LinearHead | None = None,
+    prior: Prior | None = None,
     background: np.ndarray | None = None,
 ) -> LinearHead:
     """Fit a head on rated vectors (n, d) with targets (n,) in [-1, 1].
 
-    - W is pulled towards the prior's W (the prompt) rather than towards 0, so a few
-      near-identical positives refine the zero-shot direction instead of replacing it.
+    - With a prompt, the head starts from the prompt's score and learns how much to
+      keep of it, so a few near-identical positives refine the zero-shot head
+      instead of replacing it.
     - `background` (m, d): unrated pool items added as negatives whose total weight is
       `background_weight` times the number of ratings. When positives are rare, a random
       unrated item is almost surely negative, and these give the head the negatives an
@@ -44,8 +45,5 @@ def fit_head(
         X_parts.append(np.asarray(background, np.float32))
         y_parts.append(-np.ones(len(background)))
         w_parts.append(np.full(len(background), params.background_weight * max(len(y_rated), 1) / len(background)))
-    head = LinearHead(l2=params.l2, learning_rate=params.learning_rate, max_iter=params.max_iter)
-    return head.fit(
-        np.concatenate(X_parts), np.concatenate(y_parts), sample_weight=np.concatenate(w_parts),
-        coef_prior=None if prior is None else prior.coef_,
-    )
+    head = LinearHead(l2=params.l2, prior_l2=params.prior_l2, learning_rate=params.learning_rate, max_iter=params.max_iter)
+    return head.fit(np.concatenate(X_parts), np.concatenate(y_parts), sample_weight=np.concatenate(w_parts), prior=prior)

@@ -112,8 +112,9 @@ class Worker:
             work = self._work[project]
             sync, work.needs_sync = work.needs_sync, False
             work.due = float("inf")  # a notify() during the pass resets this to 0
+        sync_error = self._sync(project) if sync else None
         try:
-            more = self.reconcile(project, sync)
+            more = self.reconcile(project)
         except (ConfigError, UnknownProjectError) as exc:
             # Nothing to retry until the admin fixes the project; /setup or a webhook notifies again.
             log.error("project %s: %s", project, exc)
@@ -125,7 +126,24 @@ class Worker:
                 log.exception("project %s: reconcile failed (will retry)", project)
             self._settle(work, sync, error=f"{type(exc).__name__}: {exc}", retry=True)
         else:
-            self._settle(work, sync=False, error=None, retry=more)
+            if sync_error is not None:
+                self._settle(work, sync, error=sync_error, retry=True)
+            else:
+                self._settle(work, sync=False, error=None, retry=more)
+
+    def _sync(self, project: int) -> str | None:
+        """Catch up with Label Studio; returns the error text on failure (the rest of the pass still runs)."""
+        if self.gateway is None:
+            return None
+        try:
+            loop, schema = self.projects.get_with_schema(project)
+            self.sync_from_label_studio(project, loop, schema)
+            return None
+        except (ConfigError, UnknownProjectError):
+            return None  # reported by the reconcile step that follows
+        except Exception as exc:  # noqa: BLE001
+            log.warning("project %s: sync with Label Studio failed: %s (will retry)", project, exc)
+            return f"sync: {type(exc).__name__}: {exc}"
 
     def _settle(self, work: _ProjectWork, sync: bool, error: str | None, retry: bool) -> None:
         with self._wake:
@@ -142,11 +160,9 @@ class Worker:
                 work.done.set()
 
     # -- one pass --------------------------------------------------------------
-    def reconcile(self, project: int, sync: bool = False) -> bool:
+    def reconcile(self, project: int) -> bool:
         """Do one round of outstanding work for `project`; True if more remains."""
         loop, schema = self.projects.get_with_schema(project)
-        if sync and self.gateway is not None:
-            self._sync_from_label_studio(project, loop, schema)
         loop.embed_pending(EMBED_CHUNK)
         loop.refit_if_needed()
         more = bool(self.projects.ledger.tasks_in_state(project, "pending", limit=1, max_attempts=MAX_EMBED_ATTEMPTS))
@@ -155,7 +171,7 @@ class Worker:
         self._push_batch(project, loop, schema)
         return self._push_predictions(project, loop, schema) or more
 
-    def _sync_from_label_studio(self, project, loop, schema) -> None:
+    def sync_from_label_studio(self, project, loop, schema) -> None:
         """Label Studio is the source of truth for tasks and annotations: catch up on
         whatever happened while this process was down (webhooks are not retried)."""
         self.gateway.ensure_task_webhook(project, self.backend_url)
