@@ -17,7 +17,7 @@ class ServiceSettings(BaseSettings):
 
     label_studio_url: str = Field("http://localhost:8080", description="Label Studio base URL, as the backend reaches it")
     label_studio_api_key: SecretStr | None = Field(None, description="legacy token or personal access token")
-    model_dir: Path = Field(Path("model_dir"), description="ledger, Chroma store and logs live here")
+    model_dir: Path = Field(Path("model_dir"), description="the ledger (SQLite) and the embedded Chroma store live here")
     clip_model: str = Field(DEFAULT_MODEL, description="CLIP hub id or local folder")
     device: str = Field("cpu", description="torch device for CLIP")
     embed_batch_size: int = Field(32, ge=1, le=1024)
