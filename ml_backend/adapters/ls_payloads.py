@@ -31,7 +31,7 @@ def project_id(value: Any) -> int:
         value = None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.split(".", 1)[0].isdigit():
+    if isinstance(value, str) and value.split(".", 1)[0].isascii() and value.split(".", 1)[0].isdigit():
         return int(value.split(".", 1)[0])
     raise BadRequestError(f"cannot read a project id from {value!r}")
 

@@ -59,7 +59,6 @@ def test_setup_with_bad_extra_params_is_a_422(backend, extra_params, message):
     assert message in backend.get("/health").get_json()["project_errors"]["1"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: extra params with a non-object 'head' raise TypeError -> 500")
 def test_setup_with_a_non_object_head_is_a_422(backend):
     response = backend.setup(extra_params='{"head": 5}')
     assert response.status_code == 422

@@ -30,8 +30,6 @@ def test_project_id_rejects_everything_else(value):
         project_id(value)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: str.isdigit accepts '²' but int() does not: ValueError -> HTTP 500, "
-                                        "not BadRequestError -> 400 (use isdecimal / try int())")
 def test_project_id_with_a_superscript_digit_is_a_bad_request():
     with pytest.raises(BadRequestError):
         project_id("²")

@@ -70,7 +70,6 @@ def test_layers_that_are_not_objects(layer, message):
         ProjectParams.parse(layer)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a non-object 'head' raises TypeError (500 at /setup) instead of ConfigError")
 @pytest.mark.parametrize("head", [5, [], "l2=1"])
 def test_a_head_that_is_not_an_object_is_a_config_error(head):
     with pytest.raises(ConfigError, match="head"):
