@@ -155,8 +155,6 @@ def test_top_k(priority, available, k, expected):
     assert rows.tolist() == expected
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: argpartition picks arbitrary rows among ties at the k-th value, "
-                                        "so top_k's 'ties broken by lower row index' does not hold at the boundary")
 def test_top_k_breaks_ties_at_the_boundary_by_lower_index():
     """16 rows tie at the top value and k = 10: the 10 lowest of them must be chosen (top_k picks row 49, not 32)."""
     priority = np.random.default_rng(3).integers(0, 3, size=50).astype(np.float32)
