@@ -108,7 +108,7 @@ class ActiveLoop:
 
     def ensure_embedded(self, task_ids: Sequence[int], task_data: dict[int, dict] | None = None) -> EmbedReport:
         """Embed the given tasks now if they are not in the store yet (the /predict path)."""
-        missing = [t for t in task_ids if t not in self.store]
+        missing = [t for t in dict.fromkeys(task_ids) if t not in self.store]
         if not missing:
             return EmbedReport([], {})
         if task_data:
@@ -125,8 +125,10 @@ class ActiveLoop:
         embedded = [tasks[p][0] for p in positions]
         if embedded:
             seen = self.ledger.seen_task_ids(self.project)
-            self.store.upsert(embedded, vectors, seen=[t in seen for t in embedded])
-            self.ledger.mark_embedded(self.project, embedded)
+            flags = [t in seen for t in embedded]
+            self.store.upsert(embedded, vectors, seen=flags)
+            # Record the flags actually written: a rating that lands meanwhile stays "unsynced".
+            self.ledger.mark_embedded(self.project, embedded, flags)
         failed = {}
         for position, error in errors.items():
             task_id = tasks[position][0]
@@ -166,7 +168,7 @@ class ActiveLoop:
     def current_head(self) -> HeadVersion | None:
         """The latest head version, or None before any prompt or rating."""
         if self._head is None:
-            stored = self.ledger.latest_head(self.project)
+            stored = self.ledger.latest_head(self.project, self.embedder.model_id)
             if stored is not None:
                 self._head = HeadVersion(stored.version, LinearHead.from_weights(stored.coef, stored.intercept), stored.n_ratings)
         return self._head
@@ -184,7 +186,7 @@ class ActiveLoop:
             ratings = self.ledger.ratings(self.project)
             rated = [t for t in ratings if t in self.store]
             fit_key = self._fit_key(rated, ratings)
-            stored = self.ledger.latest_head(self.project)
+            stored = self.ledger.latest_head(self.project, self.embedder.model_id)
             if stored is not None and stored.fit_key == fit_key:
                 return None
             prior = self._prompt_prior()
@@ -194,7 +196,9 @@ class ActiveLoop:
                 head = prior.head()
             else:
                 return None
-            version = self.ledger.save_head(self.project, head.coef_, head.intercept_, fit_key, len(rated))
+            version = self.ledger.save_head(
+                self.project, head.coef_, head.intercept_, fit_key, len(rated), self.embedder.model_id
+            )
             self._head = HeadVersion(version, head, len(rated))
             log.info("project %s: head v%d fitted on %d ratings", self.project, version, len(rated))
             return self._head
@@ -232,6 +236,8 @@ class ActiveLoop:
         """
         self.sync_seen()
         ids, pool = self.store.pool()
+        if not pool.available.any():
+            return []
         current = self.current_head()
         strategy = make_strategy(self.params.strategy)
         if current is None and strategy.requires_head:

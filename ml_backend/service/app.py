@@ -107,8 +107,11 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         project = ls_payloads.project_id(body["project"])
         project_info = body["project"] if isinstance(body["project"], dict) else {}
         first_seen = projects.observe(project, project_info.get("label_config"))
-        outcome = _handle_webhook(action, project, body)
-        worker.notify(project, sync=first_seen)
+        try:
+            outcome = _handle_webhook(action, project, body)
+        finally:
+            # Even a rejected rating marked its task seen: the batch may need refreshing.
+            worker.notify(project, sync=first_seen)
         return jsonify(status="ok", action=action, **outcome)
 
     def _handle_webhook(action: str, project: int, body: dict[str, Any]) -> dict[str, Any]:

@@ -117,8 +117,6 @@ def test_predict_with_malformed_tasks_is_a_400(backend, bad_tasks, message):
     assert message in response.get_json()["message"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a task listed twice in one /predict reaches Chroma twice in one upsert "
-                                        "(DuplicateIDError) -> 500")
 def test_predict_with_a_repeated_task(backend):
     backend.setup()
     response = backend.predict(tasks(1, 1))

@@ -141,8 +141,6 @@ def test_a_huge_integer_rating_is_not_a_server_error(backend):
     assert response.status_code in (200, 422)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _RatingRejected is raised before worker.notify, so a bad rating (which "
-                                        "marks its task seen) does not wake the worker to refresh the next batch")
 def test_a_bad_rating_still_wakes_the_worker(project, monkeypatch):
     notified = []
     monkeypatch.setattr(project.runtime.worker, "notify", lambda p, sync=False: notified.append(p))

@@ -121,7 +121,7 @@ def test_reset_seen_keeps_ratings(led):
 
 def test_unsynced_seen_lists_embedded_tasks_whose_store_flag_differs(led):
     add(led, 1, 2, 3)
-    led.mark_embedded(P, [1, 2])
+    led.mark_embedded(P, [1, 2], [False] * 2)
     led.mark_seen(P, [1, 3])                  # 3 is not embedded: nothing to sync
     assert led.unsynced_seen(P) == [(1, True)]
     led.mark_seen_synced(P, [1], True)
@@ -132,11 +132,11 @@ def test_unsynced_seen_lists_embedded_tasks_whose_store_flag_differs(led):
     assert led.unsynced_seen(P) == []
 
 
-def test_mark_embedded_records_the_seen_flag_at_that_moment(led):
-    add(led, 1)
-    led.mark_seen(P, [1])
-    led.mark_embedded(P, [1])
-    assert led.unsynced_seen(P) == []
+def test_mark_embedded_records_the_seen_flag_written_to_the_store(led):
+    add(led, 1, 2)
+    led.mark_seen(P, [1, 2])
+    led.mark_embedded(P, [1, 2], [True, False])   # 2 was rated while its vector was being written
+    assert led.unsynced_seen(P) == [(2, True)]
 
 
 def test_head_versions_round_trip_exact_float32(led):
@@ -162,7 +162,7 @@ def test_save_head_converts_float64_to_float32(led):
 
 def test_predictions_bookkeeping(led):
     add(led, 1, 2, 3, 4)
-    led.mark_embedded(P, [1, 2, 3])
+    led.mark_embedded(P, [1, 2, 3], [False] * 3)
     assert led.tasks_to_predict(P, version=1, limit=10) == [1, 2, 3]   # 4 is not embedded
     assert led.tasks_to_predict(P, version=1, limit=2) == [1, 2]
     led.mark_predicted(P, [1, 2], 1)
@@ -191,14 +191,14 @@ def test_permanent_failure_is_failed_at_once_and_embedding_clears_it(led):
     assert led.task_states(P, [1]) == {1: "failed"}
     led.reset_embeddings(P, [1])
     assert led.task_states(P, [1]) == {1: "pending"}
-    led.mark_embedded(P, [1])
+    led.mark_embedded(P, [1], [False] * 1)
     assert led.task_states(P, [1]) == {1: "embedded"}
     assert led.counts(P)["task_errors"] == []
 
 
 def test_reset_embeddings_of_all_tasks(led):
     add(led, 1, 2)
-    led.mark_embedded(P, [1, 2])
+    led.mark_embedded(P, [1, 2], [False] * 2)
     led.reset_embeddings(P)
     assert led.task_states(P, [1, 2]) == {1: "pending", 2: "pending"}
 
@@ -233,7 +233,7 @@ def test_delete_tasks_drops_their_annotations(led):
 
 def test_counts(led):
     add(led, 1, 2, 3, 4)
-    led.mark_embedded(P, [1, 2])
+    led.mark_embedded(P, [1, 2], [False] * 2)
     led.mark_failed(P, 3, "broken", transient=False)
     led.record_annotation(P, 10, 1, 1.0)
     counts = led.counts(P)
@@ -248,7 +248,7 @@ def test_reopening_the_file_keeps_everything(tmp_path):
     first = Ledger(path)
     first.upsert_project(P, label_config="<View/>")
     first.add_tasks(P, [(1, {"image": "a"}), (2, {"image": "b"})])
-    first.mark_embedded(P, [1])
+    first.mark_embedded(P, [1], [False] * 1)
     first.record_annotation(P, 10, 1, 0.25)
     first.save_head(P, np.arange(4, dtype=np.float32), 0.5, "key", 1)
     first.mark_predicted(P, [1], 1)
@@ -278,8 +278,6 @@ def test_a_failed_transaction_leaves_nothing_behind(led):
     assert led.ratings(P) == {7: 1.0}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: add_tasks inserts seen=0 for a task that already has an annotation "
-                                        "(recorded before the task was known), so a rated task stays selectable")
 def test_a_task_added_after_its_annotation_is_seen(led):
     led.record_annotation(P, 10, 5, 1.0)   # e.g. a backfilled annotation without task data
     add(led, 5)

@@ -139,8 +139,6 @@ def test_ensure_embedded_embeds_unknown_tasks_now(files):
     assert loop.ensure_embedded([7, 8]).embedded == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a task listed twice (e.g. in one /predict) is upserted twice in one "
-                                        "Chroma call: DuplicateIDError -> HTTP 500")
 def test_ensure_embedded_with_a_repeated_task(files):
     loop = files.loop()
     report = loop.ensure_embedded([7, 7], {7: {"image": image_uri(7)}})
@@ -338,8 +336,6 @@ def test_changing_the_embedding_model_re_embeds_everything(files, embedded, embe
     assert len(again.store) == 12  # reopening with the same new model keeps the vectors
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the fit key ignores the embedding model, so after a model change the "
-                                        "old head (fitted in the old space) is kept: refit_if_needed returns None")
 def test_a_model_change_refits_the_head_in_the_new_space(files, embedded, embedder):
     embedded.record_annotation(100, 3, 1.0)
     assert embedded.refit_if_needed().version == 1
@@ -349,16 +345,12 @@ def test_a_model_change_refits_the_head_in_the_new_space(files, embedded, embedd
     assert refit is not None and refit.version == 2
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: right after a model change the store is empty but a head exists; "
-                                        "pool() gives a (0, 0) matrix and select_batch raises ValueError (matmul)")
 def test_select_batch_on_an_empty_store_with_a_head_is_empty(files, embedded, embedder):
     embedded.refit_if_needed()
     changed = files.loop({**PROMPT, "batch_size": 4}, embedder=other_model(embedder))
     assert changed.select_batch() == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: mark_embedded sets store_seen = seen *now*, not the flag written to "
-                                        "Chroma; a task rated while it was being embedded stays unseen in the store")
 def test_a_task_rated_while_it_is_embedded_is_not_selected(files):
     loop = files.loop({"batch_size": 5})
     loop.add_tasks(tasks(1, 2, 3))

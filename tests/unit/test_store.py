@@ -115,8 +115,6 @@ def test_rows_added_after_a_delete_are_stored_correctly(store, rng):
     np.testing.assert_array_equal(store.vectors([2, 3, 4]), vectors[1:])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: pool() returns a view; delete() swap-moves rows in place, so a snapshot "
-                                        "being scored pairs a deleted id with another task's vector")
 def test_a_pool_snapshot_is_not_changed_by_a_later_delete(store, rng):
     vectors = random_unit(rng, 3)
     store.upsert([1, 2, 3], vectors)
