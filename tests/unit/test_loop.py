@@ -145,8 +145,6 @@ def test_ensure_embedded_with_a_repeated_task(files):
     assert 7 in loop.store and report.failed == {}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a malformed URL (bad port) raises ValueError from the loader, which "
-                                        "escapes embed_sources: no task of the batch is embedded")
 def test_a_malformed_url_fails_alone(files):
     loop = files.loop()
     loop.add_tasks(tasks(1, 2) + [(3, {"image": "http://example.com:99999/a.png"})])
