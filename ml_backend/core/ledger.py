@@ -168,6 +168,12 @@ class Ledger:
             )
             return db.total_changes - before
 
+    def task_ids(self, project: int) -> list[int]:
+        return [row["task_id"] for row in self._query("SELECT task_id FROM tasks WHERE project = ?", (project,))]
+
+    def task_total(self, project: int) -> int:
+        return self._query("SELECT COUNT(*) FROM tasks WHERE project = ?", (project,))[0][0]
+
     def task_data(self, project: int, task_ids: Sequence[int]) -> dict[int, dict]:
         rows = self._query_in("SELECT task_id, data FROM tasks WHERE project = ? AND task_id IN ({})", project, task_ids)
         return {row["task_id"]: json.loads(row["data"]) for row in rows}

@@ -35,6 +35,7 @@ class ServiceSettings(BaseSettings):
     fetch_timeout_s: float = Field(10.0, gt=0)
     max_request_bytes: int = Field(50 * 2**20, ge=1024, description="largest JSON body accepted")
     poll_interval_s: float = Field(2.0, gt=0, description="worker wake-up period for retries")
+    task_check_interval_s: float = Field(30.0, gt=0, description="how often task counts are compared with Label Studio's")
     prediction_chunk: int = Field(500, ge=1, description="predictions pushed per Label Studio call")
     keep_old_predictions: bool = Field(False, description="keep predictions of superseded head versions in Label Studio")
     log_level: str = "INFO"

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ..adapters.ls_client import LabelStudioGateway
+from ..adapters.ls_client import LabelStudioGateway, LabelStudioRejected
 from ..adapters.ls_payloads import prediction, read_rating
 from ..core.errors import BackendError, ConfigError, UnknownProjectError
 from ..core.loop import MAX_EMBED_ATTEMPTS, version_name
@@ -40,13 +40,16 @@ class Worker:
     """One thread per process; `notify(project)` schedules a reconcile pass."""
 
     def __init__(self, projects: ProjectRegistry, gateway: LabelStudioGateway | None, backend_url: str | None = None,
-                 poll_interval_s: float = 2.0, prediction_chunk: int = 500, keep_old_predictions: bool = False):
+                 poll_interval_s: float = 2.0, prediction_chunk: int = 500, keep_old_predictions: bool = False,
+                 task_check_interval_s: float = 30.0):
         self.projects = projects
         self.gateway = gateway
         self.backend_url = backend_url
         self.poll_interval_s = poll_interval_s
         self.prediction_chunk = prediction_chunk
         self.keep_old_predictions = keep_old_predictions
+        self.task_check_interval_s = task_check_interval_s
+        self._next_count_check = time.monotonic() + task_check_interval_s
         self._work: dict[int, _ProjectWork] = {}
         self._wake = threading.Condition()
         self._stop = False
@@ -91,13 +94,40 @@ class Worker:
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._stop and not self._due_projects():
+                if not self._stop and not self._due_projects():
                     self._wake.wait(self._sleep_time())
                 if self._stop:
                     return
                 due = self._due_projects()
             for project in due:
                 self._pass(project)
+            if self.gateway is not None and time.monotonic() >= self._next_count_check:
+                self._next_count_check = time.monotonic() + self.task_check_interval_s
+                self._check_task_counts()
+
+    def _check_task_counts(self) -> None:
+        """Resync projects whose task count differs from Label Studio's.
+
+        Webhooks can go missing: Label Studio does not retry them, and on SQLite a storage
+        sync that fails part-way ("database is locked") creates tasks but never sends
+        TASKS_CREATED. One cheap call per idle project finds such tasks.
+        """
+        for project in self.projects.project_ids():
+            with self._wake:
+                work = self._work.get(project)
+                if work is not None and not work.done.is_set():
+                    continue
+            try:
+                remote = self.gateway.task_count(project)
+            except BackendError:
+                continue  # Label Studio unreachable: nothing to compare now
+            except Exception:  # noqa: BLE001 - the worker thread must survive anything
+                log.exception("project %s: task count check failed", project)
+                continue
+            local = self.projects.ledger.task_total(project)
+            if remote != local:
+                log.info("project %s: Label Studio has %d tasks, the ledger %d: resyncing", project, remote, local)
+                self.notify(project, sync=True)
 
     def _due_projects(self) -> list[int]:
         now = time.monotonic()
@@ -105,7 +135,8 @@ class Worker:
 
     def _sleep_time(self) -> float:
         pending = [w.due for w in self._work.values() if not w.done.is_set()]
-        return max(0.0, min(pending) - time.monotonic()) if pending else self.poll_interval_s
+        wake_at = min(pending + [self._next_count_check]) if self.gateway is not None else min(pending, default=None)
+        return max(0.0, wake_at - time.monotonic()) if wake_at is not None else self.poll_interval_s
 
     def _pass(self, project: int) -> None:
         with self._wake:
@@ -124,7 +155,10 @@ class Worker:
                 log.warning("project %s: %s (will retry)", project, exc)
             else:
                 log.exception("project %s: reconcile failed (will retry)", project)
-            self._settle(work, sync, error=f"{type(exc).__name__}: {exc}", retry=True)
+            # A 4xx usually means our picture of the project is stale (e.g. a task deleted
+            # while no webhook reached us): resync before trying again.
+            resync = sync or isinstance(exc, LabelStudioRejected)
+            self._settle(work, resync, error=f"{type(exc).__name__}: {exc}", retry=True)
         else:
             if sync_error is not None:
                 self._settle(work, sync, error=sync_error, retry=True)
@@ -175,17 +209,26 @@ class Worker:
         """Label Studio is the source of truth for tasks and annotations: catch up on
         whatever happened while this process was down (webhooks are not retried)."""
         self.gateway.ensure_task_webhook(project, self.backend_url)
-        known = set(self.projects.ledger.annotation_ids(project))
-        current: set[int] = set()
+        ledger = self.projects.ledger
+        known_annotations = set(ledger.annotation_ids(project))
+        known_tasks = set(ledger.task_ids(project))
+        annotations: set[int] = set()
+        tasks: set[int] = set()
         for task in self.gateway.iter_tasks(project):
+            tasks.add(task["id"])
             loop.add_tasks([(task["id"], task["data"])])
             for annotation in task["annotations"]:
                 rating = read_rating(annotation, schema.scale, fallback_task=task["id"])
-                current.add(rating.annotation_id)
+                annotations.add(rating.annotation_id)
                 loop.record_annotation(rating.annotation_id, rating.task_id, rating.target, rating.error)
-        stale = sorted(known - current)
-        if stale:
-            loop.delete_annotations(stale)
+        if known_annotations - annotations:
+            loop.delete_annotations(sorted(known_annotations - annotations))
+        # Tasks deleted in Label Studio while no webhook reached us; deleting is only safe
+        # when the listing was complete, so check it against Label Studio's own count.
+        if known_tasks - tasks and len(tasks) == self.gateway.task_count(project):
+            gone = sorted(known_tasks - tasks)
+            loop.store.delete(gone)
+            ledger.delete_tasks(project, gone)
 
     def _push_batch(self, project, loop, schema) -> None:
         """Point the next-batch view at the strategy's current pick, if it changed."""

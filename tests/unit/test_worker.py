@@ -38,6 +38,10 @@ class FakeLabelStudio:
         self._record("iter_tasks", project)
         yield from self.tasks
 
+    def task_count(self, project):
+        self._record("task_count", project)
+        return len(self.tasks)
+
     def push_predictions(self, project, predictions):
         self._record("predictions", project, [p["task"] for p in predictions])
         self.predictions.extend(predictions)
@@ -182,6 +186,7 @@ def test_sync_catches_up_on_tasks_and_annotations(runtime, ls):
 
 def test_the_thread_retries_while_label_studio_is_down(runtime, ls):
     add_tasks(runtime, 1, 2, 3)
+    ls.tasks = [{"id": t, "data": {"image": image_uri(t)}, "annotations": []} for t in (1, 2, 3)]
     ls.down = True
     worker = make_worker(runtime, ls, poll_interval_s=0.1)
     worker.start()
@@ -199,5 +204,54 @@ def test_the_thread_retries_while_label_studio_is_down(runtime, ls):
         assert worker.wait_idle(P, 20)
         assert worker.status(P) == {"idle": True, "last_error": None, "failures": 0}
         assert ls.model_version == "clip-head-v1" and len(ls.predictions) == 3
+    finally:
+        worker.stop()
+
+
+def listed(*ids):
+    return [{"id": t, "data": {"image": image_uri(t)}, "annotations": []} for t in ids]
+
+
+def test_sync_drops_tasks_deleted_in_label_studio_when_the_listing_is_complete(runtime, ls):
+    add_tasks(runtime, 1, 2, 3)
+    worker = make_worker(runtime, ls)
+    reconcile_until_done(worker)
+    ls.tasks = listed(1, 3)                       # task 2 was deleted while no webhook reached us
+    loop, schema = runtime.projects.get_with_schema(P)
+    worker.sync_from_label_studio(P, loop, schema)
+    assert runtime.projects.ledger.task_ids(P) == [1, 3]
+    assert 2 not in loop.store and len(loop.store) == 2
+
+
+class ShortListing(FakeLabelStudio):
+    """A listing that misses tasks Label Studio still counts (e.g. cut short)."""
+
+    def task_count(self, project):
+        return len(self.tasks) + 1
+
+
+def test_sync_keeps_tasks_when_the_listing_disagrees_with_the_count(runtime):
+    ls = ShortListing()
+    add_tasks(runtime, 1, 2, 3)
+    ls.tasks = listed(1, 3)
+    worker = make_worker(runtime, ls)
+    loop, schema = runtime.projects.get_with_schema(P)
+    worker.sync_from_label_studio(P, loop, schema)
+    assert runtime.projects.ledger.task_ids(P) == [1, 2, 3]
+
+
+def test_a_task_count_mismatch_triggers_a_resync(runtime, ls):
+    """Tasks created without a TASKS_CREATED webhook (a storage sync that failed part-way) are found."""
+    add_tasks(runtime, 1, 2)
+    ls.tasks = listed(1, 2, 3)                    # task 3 exists in Label Studio only
+    worker = make_worker(runtime, ls, poll_interval_s=0.05, task_check_interval_s=0.2)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while runtime.projects.ledger.task_total(P) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runtime.projects.ledger.task_ids(P) == [1, 2, 3]
+        assert worker.wait_idle(P, 20)
+        assert 3 in runtime.projects.get(P).store
     finally:
         worker.stop()
