@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -35,6 +36,8 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["runtime"] = runtime
     projects, worker = runtime.projects, runtime.worker
+    # Project -> action -> arrival (unix time) of its latest webhook: when Label Studio last told us what.
+    last_webhooks: dict[int, dict[str, float]] = {}
 
     @app.before_request
     def require_basic_auth() -> Response | None:
@@ -98,6 +101,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
 
     @app.post("/webhook")
     def webhook() -> Response:
+        received_at = time.time()
         body = _json_body()
         action = body.get("action")
         if not isinstance(action, str):
@@ -107,11 +111,17 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         project = ls_payloads.project_id(body["project"])
         project_info = body["project"] if isinstance(body["project"], dict) else {}
         first_seen = projects.observe(project, project_info.get("label_config"))
+        last_webhooks.setdefault(project, {})[action] = received_at
+        changed = True
         try:
             outcome = _handle_webhook(action, project, body)
+            # Events we ignore (PROJECT_UPDATED follows every model_version switch the
+            # worker makes) change nothing: a pass for them would only compete with real work.
+            changed = first_seen or not outcome.get("ignored")
         finally:
             # Even a rejected rating marked its task seen: the batch may need refreshing.
-            worker.notify(project, sync=first_seen)
+            if changed:
+                worker.notify(project, sync=first_seen)
         return jsonify(status="ok", action=action, **outcome)
 
     def _handle_webhook(action: str, project: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +166,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     def status(project: int) -> Response:
         loop = _known_loop(project)
         return jsonify(**loop.status(), worker=worker.status(project),
-                       view=projects.ledger.get_state(project, "view"))
+                       view=projects.ledger.get_state(project, "view"), last_webhooks=last_webhooks.get(project, {}))
 
     @app.post("/projects/<int:project>/next-batch")
     def next_batch(project: int) -> Response:

@@ -22,6 +22,8 @@ class ServiceSettings(BaseSettings):
     device: str = Field("cpu", description="torch device for CLIP")
     embed_batch_size: int = Field(32, ge=1, le=1024)
     fetch_workers: int = Field(4, ge=1, le=64, description="threads fetching and decoding images")
+    torch_threads: int | None = Field(
+        None, ge=1, le=256, description="torch intra-op threads (default: torch's, one per core); 1 suits tiny models")
     chroma_host: str | None = Field(None, description="Chroma server host; unset = embedded store in MODEL_DIR")
     chroma_port: int = Field(8000)
     basic_auth_user: str | None = None
@@ -36,7 +38,9 @@ class ServiceSettings(BaseSettings):
     max_request_bytes: int = Field(50 * 2**20, ge=1024, description="largest JSON body accepted")
     poll_interval_s: float = Field(2.0, gt=0, description="worker wake-up period for retries")
     task_check_interval_s: float = Field(30.0, gt=0, description="how often task counts are compared with Label Studio's")
-    prediction_chunk: int = Field(500, ge=1, description="predictions pushed per Label Studio call")
+    prediction_chunk: int = Field(200, ge=1, description="predictions pushed per Label Studio call (one call in flight delays a batch)")
+    bulk_prediction_delay_s: float = Field(
+        10.0, ge=0, description="after a rating's batch is out, wait this long for the next before pushing every task's prediction")
     keep_old_predictions: bool = Field(False, description="keep predictions of superseded head versions in Label Studio")
     log_level: str = "INFO"
 
