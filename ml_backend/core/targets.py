@@ -61,7 +61,8 @@ class RatingScale:
             if not isinstance(value, str):
                 raise BadRatingError(f"{self.name}: choice must be a string, got {type(value).__name__}")
             if value not in self.choices:
-                raise BadRatingError(f"{self.name}: unknown choice {value!r}, expected one of {sorted(self.choices)}")
+                shown = value if len(value) <= 40 else value[:40] + "..."
+                raise BadRatingError(f"{self.name}: unknown choice {shown!r}, expected one of {sorted(self.choices)}")
             return float(self.choices[value])
         number = _finite_number(value, self.name)
         clamped = min(max(number, self.minimum), self.maximum)
@@ -86,7 +87,10 @@ def _finite_number(value: object, name: str) -> float:
     # bool is an int subclass; a checkbox-like True is not a rating.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadRatingError(f"{name}: rating must be a number, got {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float range: JSON allows 1 followed by 400 zeros
+        raise BadRatingError(f"{name}: rating {str(value)[:20]}... is out of any range") from None
     if not math.isfinite(number):
         raise BadRatingError(f"{name}: rating must be finite, got {value}")
     return number
