@@ -82,6 +82,13 @@ class StoredHead:
 
 
 @dataclass(frozen=True)
+class TaskRecord:
+    state: str
+    seen: bool
+    store_seen: bool
+
+
+@dataclass(frozen=True)
 class ProjectRecord:
     id: int
     label_config: str
@@ -155,11 +162,19 @@ class Ledger:
 
     # -- tasks ---------------------------------------------------------------
     def add_tasks(self, project: int, tasks: Iterable[tuple[int, dict]]) -> int:
-        """Record tasks to embed; tasks already known are left as they are. Returns how many were new."""
-        rows = [(project, int(task_id), json.dumps(data)) for task_id, data in tasks]
+        """Record tasks to embed; tasks already known are left as they are. Returns how many were new.
+
+        A task whose annotation arrived before the task itself (a webhook without task
+        data, a backfill) starts out seen.
+        """
+        rows = [(project, int(task_id), json.dumps(data), project, int(task_id)) for task_id, data in tasks]
         with self._transaction() as db:
             before = db.total_changes
-            db.executemany("INSERT OR IGNORE INTO tasks (project, task_id, data) VALUES (?, ?, ?)", rows)
+            db.executemany(
+                "INSERT OR IGNORE INTO tasks (project, task_id, data, seen) VALUES (?, ?, ?, "
+                "EXISTS (SELECT 1 FROM annotations a WHERE a.project = ? AND a.task_id = ?))",
+                rows,
+            )
             return db.total_changes - before
 
     def task_data(self, project: int, task_ids: Sequence[int]) -> dict[int, dict]:
@@ -175,16 +190,32 @@ class Ledger:
         rows = self._query(sql + " ORDER BY task_id LIMIT ?", (*args, limit))
         return [(row["task_id"], json.loads(row["data"])) for row in rows]
 
+    def task_index(self, project: int) -> dict[int, TaskRecord]:
+        """Every task of the project: its state, `seen` and the `seen` flag last written to the store."""
+        rows = self._query("SELECT task_id, state, seen, store_seen FROM tasks WHERE project = ?", (project,))
+        return {row["task_id"]: TaskRecord(row["state"], bool(row["seen"]), bool(row["store_seen"])) for row in rows}
+
     def task_states(self, project: int, task_ids: Sequence[int]) -> dict[int, str]:
         rows = self._query_in("SELECT task_id, state FROM tasks WHERE project = ? AND task_id IN ({})", project, task_ids)
         return {row["task_id"]: row["state"] for row in rows}
 
-    def mark_embedded(self, project: int, task_ids: Sequence[int]) -> None:
-        """Record that these tasks' vectors are in the store, with the `seen` flag they were stored with."""
+    def mark_embedded(self, project: int, task_ids: Sequence[int], stored_seen: Sequence[bool] | None = None) -> None:
+        """Record that these tasks' vectors are in the store, with the `seen` flags written there.
+
+        Pass the flags actually stored (None: the ledger's current ones). A rating that
+        lands while a task is being embedded makes them differ from the ledger's, and
+        `unsynced_seen` must then find the task so the store gets corrected.
+        """
         with self._transaction() as db:
+            if stored_seen is None:
+                db.executemany(
+                    "UPDATE tasks SET state = 'embedded', error = NULL, store_seen = seen WHERE project = ? AND task_id = ?",
+                    [(project, int(t)) for t in task_ids],
+                )
+                return
             db.executemany(
-                "UPDATE tasks SET state = 'embedded', error = NULL, store_seen = seen WHERE project = ? AND task_id = ?",
-                [(project, int(t)) for t in task_ids],
+                "UPDATE tasks SET state = 'embedded', error = NULL, store_seen = ? WHERE project = ? AND task_id = ?",
+                [(int(bool(flag)), project, int(t)) for t, flag in zip(task_ids, stored_seen, strict=True)],
             )
 
     def mark_failed(self, project: int, task_id: int, error: str, transient: bool) -> None:
@@ -225,11 +256,12 @@ class Ledger:
     def record_annotation(
         self, project: int, annotation_id: int, task_id: int, target: float | None,
         error: str | None = None, task_data: dict | None = None,
-    ) -> None:
+    ) -> bool:
         """Insert or replace an annotation and mark its task seen, atomically.
 
         `target` None means the annotation is not a rating (skipped, or unreadable with `error`).
         `task_data` registers the task for embedding if the ledger has not seen it yet.
+        Returns whether the ledger knows the task (False: the rating waits for the task).
         """
         with self._transaction() as db:
             if task_data is not None:
@@ -243,8 +275,9 @@ class Ledger:
                 "error = excluded.error, updated_at = excluded.updated_at",
                 (project, annotation_id, task_id, target, error, time.time()),
             )
-            db.execute("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", (project, task_id))
+            known = db.execute("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", (project, task_id)).rowcount > 0
             db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
+            return known
 
     def delete_annotations(self, project: int, annotation_ids: Sequence[int]) -> int:
         """Forget annotations; a task with none left becomes unseen again. Returns how many were deleted."""

@@ -94,6 +94,7 @@ class ActiveLoop:
                         project, store.stored_model_id, embedder.model_id)
             store.drop()
             ledger.reset_embeddings(project)
+        self.reconcile_store()
 
     # -- ingest --------------------------------------------------------------
     def add_tasks(self, tasks: Iterable[tuple[int, dict]]) -> int:
@@ -108,7 +109,7 @@ class ActiveLoop:
 
     def ensure_embedded(self, task_ids: Sequence[int], task_data: dict[int, dict] | None = None) -> EmbedReport:
         """Embed the given tasks now if they are not in the store yet (the /predict path)."""
-        missing = [t for t in task_ids if t not in self.store]
+        missing = list(dict.fromkeys(t for t in task_ids if t not in self.store))  # a task listed twice is embedded once
         if not missing:
             return EmbedReport([], {})
         if task_data:
@@ -125,8 +126,11 @@ class ActiveLoop:
         embedded = [tasks[p][0] for p in positions]
         if embedded:
             seen = self.ledger.seen_task_ids(self.project)
-            self.store.upsert(embedded, vectors, seen=[t in seen for t in embedded])
-            self.ledger.mark_embedded(self.project, embedded)
+            flags = [t in seen for t in embedded]
+            # Store first, ledger second: a crash in between leaves vectors the ledger
+            # does not know about, which reconcile_store adopts on the next start.
+            self.store.upsert(embedded, vectors, seen=flags)
+            self.ledger.mark_embedded(self.project, embedded, flags)
         failed = {}
         for position, error in errors.items():
             task_id = tasks[position][0]
@@ -135,13 +139,50 @@ class ActiveLoop:
             log.warning("project %s task %s: %s", self.project, task_id, error)
         return EmbedReport(embedded, failed)
 
+    def reconcile_store(self) -> dict[str, int]:
+        """Make the vector store agree with the ledger; run whenever a loop is built.
+
+        The two are separate files written one after the other, so a crash between
+        the writes, or a lost Chroma collection, leaves them apart:
+        - embedded in the ledger, no vector: back to pending (it is embedded again);
+        - a vector the ledger does not count as embedded: adopted if the task is known
+          (same model, same image), deleted if the task is not (it was being deleted);
+        - `seen` in the store differing from the ledger: the ledger wins.
+        Returns how many tasks each case touched.
+        """
+        tasks = self.ledger.task_index(self.project)
+        stored_seen = self.store.seen_flags()
+        missing = [t for t, record in tasks.items() if record.state == "embedded" and t not in stored_seen]
+        adopted = [t for t in stored_seen if t in tasks and tasks[t].state != "embedded"]
+        orphans = [t for t in stored_seen if t not in tasks]
+        if missing:
+            self.ledger.reset_embeddings(self.project, missing)
+        if orphans:
+            self.store.delete(orphans)
+        if adopted:
+            self.ledger.mark_embedded(self.project, adopted, [stored_seen[t] for t in adopted])
+        # Record what the store really holds, so sync_seen rewrites every flag that differs.
+        drifted = [t for t, flag in stored_seen.items() if t in tasks and t not in adopted and tasks[t].store_seen != flag]
+        for flag in (True, False):
+            ids = [t for t in drifted if stored_seen[t] == flag]
+            if ids:
+                self.ledger.mark_seen_synced(self.project, ids, flag)
+        resynced = self.sync_seen()
+        counts = {"re_embed": len(missing), "adopted": len(adopted), "orphans_deleted": len(orphans), "seen_fixed": resynced}
+        if any(counts.values()):
+            log.warning("project %s: vector store and ledger disagreed, repaired: %s", self.project, counts)
+        return counts
+
     # -- ratings -------------------------------------------------------------
     def record_annotation(
         self, annotation_id: int, task_id: int, target: float | None,
         error: str | None = None, task_data: dict | None = None,
-    ) -> None:
-        """Record an annotation (target None: skipped or unreadable) and mark its task seen."""
-        self.ledger.record_annotation(self.project, annotation_id, task_id, target, error=error, task_data=task_data)
+    ) -> bool:
+        """Record an annotation (target None: skipped or unreadable) and mark its task seen.
+
+        Returns whether the task is known (False: it has no data yet, so it cannot be embedded).
+        """
+        return self.ledger.record_annotation(self.project, annotation_id, task_id, target, error=error, task_data=task_data)
 
     def delete_annotations(self, annotation_ids: Sequence[int]) -> int:
         return self.ledger.delete_annotations(self.project, annotation_ids)

@@ -69,6 +69,11 @@ class VectorStore:
         with self._lock:
             return list(self._ids)
 
+    def seen_flags(self) -> dict[int, bool]:
+        """Task id -> the `seen` flag stored with its vector."""
+        with self._lock:
+            return {int(task_id): bool(self._seen[row]) for task_id, row in self._row.items()}
+
     def seen_ids(self) -> set[str]:
         with self._lock:
             return {self._ids[i] for i in np.flatnonzero(self._seen[: self._n])}
@@ -123,8 +128,8 @@ class VectorStore:
             ids = [str(t) for t in task_ids if str(t) in self._row]
             for start in range(0, len(ids), self._max_batch):
                 self._collection.delete(ids=ids[start : start + self._max_batch])
-            for task_id in ids:
-                self._mirror_remove(task_id)
+            if ids:
+                self._mirror_remove(set(ids))
 
     def drop(self) -> None:
         """Delete the whole collection (used when the embedding model changed)."""
@@ -181,13 +186,15 @@ class VectorStore:
             seen[: self._n] = self._seen[: self._n]
         self._matrix, self._seen = matrix, seen
 
-    def _mirror_remove(self, task_id: str) -> None:
-        # Swap the last row into the hole so rows stay contiguous.
-        row, last = self._row.pop(task_id), self._n - 1
-        if row != last:
-            moved = self._ids[last]
-            self._ids[row], self._row[moved] = moved, row
-            self._matrix[row] = self._matrix[last]
-            self._seen[row] = self._seen[last]
-        self._ids.pop()
-        self._n -= 1
+    def _mirror_remove(self, task_ids: set[str]) -> None:
+        # Copy on write: a pool() snapshot being scored in another thread keeps pointing
+        # at the old matrix, so its rows still match its ids. Deletes are rare; O(n) is fine.
+        keep = [row for row, task_id in enumerate(self._ids) if task_id not in task_ids]
+        self._ids = [self._ids[row] for row in keep]
+        self._row = {task_id: row for row, task_id in enumerate(self._ids)}
+        capacity = max(len(keep), 1024)
+        matrix = np.zeros((capacity, self._matrix.shape[1]), dtype=np.float32)
+        seen = np.zeros(capacity, dtype=bool)
+        matrix[: len(keep)] = self._matrix[keep]
+        seen[: len(keep)] = self._seen[keep]
+        self._matrix, self._seen, self._n = matrix, seen, len(keep)
