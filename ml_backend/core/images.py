@@ -136,10 +136,14 @@ class ImageFetcher:
         if url.startswith("data:"):
             return decode_data_uri(url, self.policy.max_bytes)
         deadline = time.monotonic() + self.policy.timeout_s
+        trusted_so_far = True
         for _ in range(self.policy.max_redirects + 1):
             self.policy.check(url)
             send = {"Accept-Encoding": "identity"}  # no gzip: the size limit counts bytes as received
-            if headers and self.policy.is_trusted(url):
+            # Credentials only while every hop was Label Studio: an outside host that
+            # redirects to Label Studio must not get the backend to fetch with its token.
+            trusted_so_far = trusted_so_far and self.policy.is_trusted(url)
+            if headers and trusted_so_far:
                 send.update(_resolve_headers(headers))
             response = self._get(url, send, deadline)
             if response.status_code in REDIRECT_CODES and "location" in response.headers:
