@@ -103,9 +103,11 @@ class ActiveLoop:
 
     def embed_pending(self, limit: int = 256) -> EmbedReport:
         """Embed up to `limit` queued tasks and store their vectors."""
-        self.ledger.give_up_pending(self.project, MAX_EMBED_ATTEMPTS)
         tasks = self.ledger.tasks_in_state(self.project, "pending", limit=limit, max_attempts=MAX_EMBED_ATTEMPTS)
-        return self._embed(tasks)
+        report = self._embed(tasks)
+        # Right away, not on the next pass: there may be none, and "pending" would then be a lie.
+        self.ledger.give_up_pending(self.project, MAX_EMBED_ATTEMPTS)
+        return report
 
     def ensure_embedded(self, task_ids: Sequence[int], task_data: dict[int, dict] | None = None) -> EmbedReport:
         """Embed the given tasks now if they are not in the store yet (the /predict path)."""
