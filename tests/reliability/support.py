@@ -124,13 +124,14 @@ class ImageHost:
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
+            block_on_close = False  # do not wait for slow routes to finish when stopping
 
             def handle_error(self, request, client_address):
                 pass  # clients hanging up on slow routes are the point, not a failure
 
         self._server = Server(("127.0.0.1", 0), Handler)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def origin(self) -> str:
