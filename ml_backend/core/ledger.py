@@ -235,6 +235,18 @@ class Ledger:
                 (project, max_attempts),
             ).rowcount
 
+    def retry_given_up(self, project: int, max_attempts: int) -> int:
+        """Queue again the tasks given up after `max_attempts` transient failures; returns how many.
+
+        Those failed on timeouts, 5xx or an unreachable Label Studio: worth another
+        try once the outage is over. Permanent failures (a corrupt image) stay failed.
+        """
+        with self._transaction() as db:
+            return db.execute(
+                "UPDATE tasks SET state = 'pending', attempts = 0 WHERE project = ? AND state = 'failed' AND attempts >= ?",
+                (project, max_attempts),
+            ).rowcount
+
     def reset_embeddings(self, project: int, task_ids: Sequence[int] | None = None) -> None:
         """Mark tasks (default: all) as needing embedding again."""
         with self._transaction() as db:

@@ -218,10 +218,11 @@ class ActiveLoop:
         head = self.current_head()
         return version_name(head.version if head else 0)
 
-    def refit_if_needed(self) -> HeadVersion | None:
+    def refit_if_needed(self, on_refit: Callable[[], None] | None = None) -> HeadVersion | None:
         """Refit from all current ratings if they, the prompt or the head params changed.
 
-        Returns the new head version, or None when nothing changed (or nothing to fit yet).
+        `on_refit` is called just before fitting (progress reporting). Returns the new
+        head version, or None when nothing changed (or nothing to fit yet).
         """
         with self._refit_lock:
             ratings = self.ledger.ratings(self.project)
@@ -230,6 +231,8 @@ class ActiveLoop:
             stored = self.ledger.latest_head(self.project)
             if stored is not None and stored.fit_key == fit_key:
                 return None
+            if on_refit is not None:
+                on_refit()
             prior = self._prompt_prior()
             if rated:
                 head = self._fit(rated, ratings, prior)

@@ -154,6 +154,9 @@ class Worker:
                          due=time.monotonic() + self._backoff(work.failures + 1), remote_failed=True)
             return
         remote_failed = sync_error is not None or push_error is not None
+        if full and not remote_failed and work.failures and self.gateway is not None:
+            # Label Studio is back after an outage: images it serves that failed meanwhile get another try.
+            local_more = self._retry_given_up(project) or local_more
         if remote_failed:
             due = 0.0 if local_more else time.monotonic() + self._backoff(work.failures + 1)
         elif full:
@@ -162,6 +165,12 @@ class Worker:
             due = 0.0 if local_more else work.remote_due
         error = "; ".join(e for e in (sync_error, push_error) if e) or None
         self._settle(work, error=error, due=due, resync=sync_error is not None, remote_failed=remote_failed, full=full)
+
+    def _retry_given_up(self, project: int) -> bool:
+        retried = self.projects.ledger.retry_given_up(project, MAX_EMBED_ATTEMPTS)
+        if retried:
+            log.info("project %s: retrying %d tasks whose images failed to load during the outage", project, retried)
+        return retried > 0
 
     def _push(self, project: int, work: _ProjectWork) -> tuple[bool, str | None]:
         """The remote part of a pass: (more to push, error text or None)."""
@@ -234,9 +243,7 @@ class Worker:
         if work is not None:
             self._set_activity(work, "embedding")
         loop.embed_pending(EMBED_CHUNK)
-        if work is not None:
-            self._set_activity(work, "refitting")
-        loop.refit_if_needed()
+        loop.refit_if_needed(on_refit=None if work is None else lambda: self._set_activity(work, "refitting"))
         loop.sync_seen()
         return bool(self.projects.ledger.tasks_in_state(project, "pending", limit=1, max_attempts=MAX_EMBED_ATTEMPTS))
 
@@ -250,6 +257,7 @@ class Worker:
         """Label Studio is the source of truth for tasks and annotations: catch up on
         whatever happened while this process was down (webhooks are not retried)."""
         self.gateway.ensure_task_webhook(project, self.backend_url)
+        self._retry_given_up(project)  # e.g. images that timed out before a restart
         known = set(self.projects.ledger.annotation_ids(project))
         current: set[int] = set()
         page: list[dict] = []
