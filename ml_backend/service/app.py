@@ -230,8 +230,9 @@ class _Outcome:
 
 
 def _json_body() -> dict[str, Any]:
-    # A body over MAX_CONTENT_LENGTH raises RequestEntityTooLarge (413) here, also when
-    # it is streamed without a Content-Length; `silent` only hides parse errors.
+    # A body with a Content-Length over MAX_CONTENT_LENGTH raises RequestEntityTooLarge (413)
+    # here; `silent` only hides parse errors.
+    _refuse_truncated_stream()
     try:
         body = request.get_json(silent=True)
     except RecursionError:  # JSON nested thousands deep
@@ -239,3 +240,16 @@ def _json_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequestError("request body must be a JSON object")
     return body
+
+
+def _refuse_truncated_stream() -> None:
+    """413 for a chunked body (no Content-Length) longer than MAX_CONTENT_LENGTH.
+
+    Werkzeug reads such a body only up to the limit and silently drops the rest, so
+    the JSON parser would see a truncated document and answer a misleading 400.
+    """
+    limit = request.max_content_length
+    if request.content_length is not None or limit is None or "wsgi.input_terminated" not in request.environ:
+        return
+    if len(request.get_data(cache=True)) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
