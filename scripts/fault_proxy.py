@@ -5,8 +5,8 @@
     proxy.set_mode("hang")   # connections are accepted and never answered (timeouts)
     proxy.set_mode("up")     # traffic flows again
 
-Switching away from "up" cuts every open connection, so pooled keep-alive
-connections fail too, as they would when the real server dies.
+Changing the mode cuts every open connection, so pooled keep-alive connections
+fail too, as they would when the real server dies.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ class FaultProxy:
             raise ValueError(f"mode must be one of {MODES}")
         with self._lock:
             previous, self.mode = self.mode, mode
-        if mode != "up":
-            self._cut_all()
+        if mode != previous:
+            self._cut_all()  # open connections die with the mode they were made in
         if mode == "down":
             self._close_listener()
         elif previous == "down":
