@@ -173,7 +173,10 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     @app.get("/projects/<int:project>/status")
     def status(project: int) -> Response:
         loop = _known_loop(project)
-        return jsonify(**loop.status(), worker=worker.status(project), activity=worker.activity(project),
+        worker_status = worker.status(project)
+        if worker_status.get("last_error"):  # exception text from libraries: scrub it like a log line
+            worker_status["last_error"] = redactor.redact(worker_status["last_error"])
+        return jsonify(**loop.status(), worker=worker_status, activity=worker.activity(project),
                        view=projects.ledger.get_state(project, "view"))
 
     @app.post("/projects/<int:project>/next-batch")
