@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Mapping
 
 from ..core.errors import BadRatingError, BadRequestError
@@ -21,6 +22,7 @@ class AnnotationRating:
     task_id: int
     target: float | None
     error: str | None = None
+    updated_at: float | None = None  # Label Studio's time of this version (epoch seconds), when it says
 
 
 def project_id(value: Any) -> int:
@@ -85,18 +87,31 @@ def read_rating(annotation: Mapping[str, Any], scale: RatingScale, fallback_task
     if not isinstance(annotation_id, int) or isinstance(annotation_id, bool):
         raise BadRequestError(f"annotation id must be an integer, got {_short(annotation_id)}")
     task = task_id(annotation.get("task", fallback_task))
+    when = timestamp(annotation.get("updated_at"))
     if annotation.get("was_cancelled"):
-        return AnnotationRating(annotation_id, task, None)
+        return AnnotationRating(annotation_id, task, None, updated_at=when)
     results = annotation.get("result") or []
     if not isinstance(results, list):
-        return AnnotationRating(annotation_id, task, None, "annotation result is not a list")
+        return AnnotationRating(annotation_id, task, None, "annotation result is not a list", when)
     for item in results:
         if isinstance(item, Mapping) and item.get("from_name") == scale.name:
             try:
-                return AnnotationRating(annotation_id, task, scale.to_target(_raw_value(item, scale)))
+                return AnnotationRating(annotation_id, task, scale.to_target(_raw_value(item, scale)), updated_at=when)
             except BadRatingError as exc:
-                return AnnotationRating(annotation_id, task, None, str(exc))
-    return AnnotationRating(annotation_id, task, None, f"annotation has no value for control {scale.name!r}")
+                return AnnotationRating(annotation_id, task, None, str(exc), when)
+    return AnnotationRating(annotation_id, task, None, f"annotation has no value for control {scale.name!r}", when)
+
+
+def timestamp(value: Any) -> float | None:
+    """Epoch seconds from Label Studio's "2026-11-23T07:28:46.629865Z" (or a datetime); None if absent or unreadable."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return None
+    return None
 
 
 def _short(value: Any, limit: int = 60) -> str:

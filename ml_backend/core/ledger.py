@@ -43,12 +43,13 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (project, state);
 CREATE TABLE IF NOT EXISTS annotations (
-    project        INTEGER NOT NULL,
-    annotation_id  INTEGER NOT NULL,
-    task_id        INTEGER NOT NULL,
-    target         REAL,
-    error          TEXT,
-    updated_at     REAL NOT NULL,
+    project            INTEGER NOT NULL,
+    annotation_id      INTEGER NOT NULL,
+    task_id            INTEGER NOT NULL,
+    target             REAL,
+    error              TEXT,
+    updated_at         REAL NOT NULL,
+    source_updated_at  REAL,
     PRIMARY KEY (project, annotation_id)
 );
 CREATE INDEX IF NOT EXISTS annotations_by_task ON annotations (project, task_id);
@@ -110,6 +111,14 @@ class Ledger:
             # NORMAL is durable against a killed process (not against power loss) and much faster than FULL.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            self._migrate()
+        # Recent deletions, so a sync listing taken before a delete cannot bring the row back.
+        self._deleted: dict[tuple[int, str], list[tuple[float, int]]] = {}
+
+    def _migrate(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(annotations)")}
+        if "source_updated_at" not in columns:  # ledgers written before this column existed
+            self._db.execute("ALTER TABLE annotations ADD COLUMN source_updated_at REAL")
 
     def close(self) -> None:
         with self._lock:
@@ -263,16 +272,34 @@ class Ledger:
             for table in ("tasks", "annotations"):
                 db.executemany(f"DELETE FROM {table} WHERE project = ? AND task_id = ?", [(project, int(t)) for t in task_ids])
             db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
+        self._note_deleted(project, "tasks", task_ids)
+
+    def deleted_since(self, project: int, kind: str, since: float) -> set[int]:
+        """Ids of `kind` ("tasks" or "annotations") deleted at or after `since` (time.monotonic()).
+
+        Kept in memory for an hour: long enough for any sync started before the delete.
+        Ids, not tombstones for ever: Label Studio on SQLite can reuse a deleted id.
+        """
+        with self._lock:
+            return {item for at, item in self._deleted.get((project, kind), []) if at >= since}
+
+    def _note_deleted(self, project: int, kind: str, ids: Sequence[int]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            recent = [(at, item) for at, item in self._deleted.get((project, kind), []) if now - at < 3600]
+            self._deleted[(project, kind)] = recent + [(now, int(i)) for i in ids]
 
     # -- ratings and seen ----------------------------------------------------
     def record_annotation(
         self, project: int, annotation_id: int, task_id: int, target: float | None,
-        error: str | None = None, task_data: dict | None = None,
+        error: str | None = None, task_data: dict | None = None, source_updated_at: float | None = None,
     ) -> bool:
         """Insert or replace an annotation and mark its task seen, atomically.
 
         `target` None means the annotation is not a rating (skipped, or unreadable with `error`).
         `task_data` registers the task for embedding if the ledger has not seen it yet.
+        `source_updated_at` is Label Studio's own time of this version of the annotation: an
+        older version (a sync listing taken before an update webhook) never replaces a newer one.
         Returns whether the ledger knows the task (False: the rating waits for the task).
         """
         with self._transaction() as db:
@@ -282,10 +309,13 @@ class Ledger:
                     (project, task_id, json.dumps(task_data)),
                 )
             db.execute(
-                "INSERT INTO annotations (project, annotation_id, task_id, target, error, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "INSERT INTO annotations (project, annotation_id, task_id, target, error, updated_at, source_updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (project, annotation_id) DO UPDATE SET task_id = excluded.task_id, target = excluded.target, "
-                "error = excluded.error, updated_at = excluded.updated_at",
-                (project, annotation_id, task_id, target, error, time.time()),
+                "error = excluded.error, updated_at = excluded.updated_at, source_updated_at = excluded.source_updated_at "
+                "WHERE excluded.source_updated_at IS NULL OR annotations.source_updated_at IS NULL "
+                "OR excluded.source_updated_at >= annotations.source_updated_at",
+                (project, annotation_id, task_id, target, error, time.time(), source_updated_at),
             )
             known = db.execute("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", (project, task_id)).rowcount > 0
             db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
@@ -310,7 +340,8 @@ class Ledger:
                 )
             if deleted:
                 db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
-            return deleted
+        self._note_deleted(project, "annotations", annotation_ids)
+        return deleted
 
     def annotation_ids(self, project: int) -> list[int]:
         return [row["annotation_id"] for row in self._query("SELECT annotation_id FROM annotations WHERE project = ?", (project,))]

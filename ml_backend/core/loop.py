@@ -178,13 +178,14 @@ class ActiveLoop:
     # -- ratings -------------------------------------------------------------
     def record_annotation(
         self, annotation_id: int, task_id: int, target: float | None,
-        error: str | None = None, task_data: dict | None = None,
+        error: str | None = None, task_data: dict | None = None, source_updated_at: float | None = None,
     ) -> bool:
         """Record an annotation (target None: skipped or unreadable) and mark its task seen.
 
         Returns whether the task is known (False: it has no data yet, so it cannot be embedded).
         """
-        return self.ledger.record_annotation(self.project, annotation_id, task_id, target, error=error, task_data=task_data)
+        return self.ledger.record_annotation(self.project, annotation_id, task_id, target, error=error,
+                                             task_data=task_data, source_updated_at=source_updated_at)
 
     def delete_annotations(self, annotation_ids: Sequence[int]) -> int:
         return self.ledger.delete_annotations(self.project, annotation_ids)

@@ -136,7 +136,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
             rating = ls_payloads.read_rating(annotation, schema.scale, fallback_task=task)
             task_data = task.get("data") if isinstance(task, dict) and isinstance(task.get("data"), dict) else None
             task_known = ledger.record_annotation(
-                project, rating.annotation_id, rating.task_id, rating.target, rating.error, task_data
+                project, rating.annotation_id, rating.task_id, rating.target, rating.error, task_data, rating.updated_at
             )
             # A rating for a task we never saw and got no data for: fetch the task from Label Studio.
             sync = not task_known

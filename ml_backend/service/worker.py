@@ -258,22 +258,29 @@ class Worker:
         whatever happened while this process was down (webhooks are not retried)."""
         self.gateway.ensure_task_webhook(project, self.backend_url)
         self._retry_given_up(project)  # e.g. images that timed out before a restart
+        # Webhooks keep arriving while the listing is read: what they delete after this
+        # instant must not come back from the (older) listing, and what they update is
+        # protected by Label Studio's updated_at (see Ledger.record_annotation).
+        started = time.monotonic()
         known = set(self.projects.ledger.annotation_ids(project))
         current: set[int] = set()
         page: list[dict] = []
         for task in self.gateway.iter_tasks(project):
             page.append(task)
             if len(page) == SYNC_PAGE:
-                current |= self._sync_page(project, loop, schema, page)
+                current |= self._sync_page(project, loop, schema, page, started)
                 page = []
-        current |= self._sync_page(project, loop, schema, page)
+        current |= self._sync_page(project, loop, schema, page, started)
         stale = sorted(known - current)
         if stale:
             loop.delete_annotations(stale)
 
-    @staticmethod
-    def _sync_page(project, loop, schema, tasks: list[dict]) -> set[int]:
+    def _sync_page(self, project, loop, schema, tasks: list[dict], started: float) -> set[int]:
         """Record a page of Label Studio tasks and their annotations; returns the annotation ids seen."""
+        ledger = self.projects.ledger
+        deleted_tasks = ledger.deleted_since(project, "tasks", started)
+        deleted_annotations = ledger.deleted_since(project, "annotations", started)
+        tasks = [task for task in tasks if task["id"] not in deleted_tasks]
         loop.add_tasks([(task["id"], task["data"]) for task in tasks])
         seen: set[int] = set()
         for task in tasks:
@@ -284,7 +291,10 @@ class Worker:
                     log.warning("project %s task %s: skipping an annotation: %s", project, task["id"], exc)
                     continue
                 seen.add(rating.annotation_id)
-                loop.record_annotation(rating.annotation_id, rating.task_id, rating.target, rating.error)
+                if rating.annotation_id in deleted_annotations:
+                    continue
+                loop.record_annotation(rating.annotation_id, rating.task_id, rating.target, rating.error,
+                                       source_updated_at=rating.updated_at)
         return seen
 
     def _push_batch(self, project, loop, schema) -> None:
