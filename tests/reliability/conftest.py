@@ -85,7 +85,7 @@ def backend_env(label_studio_url: str, api_key: str, model_dir: Path, clip: Path
         "LABEL_STUDIO_URL": label_studio_url, "LABEL_STUDIO_API_KEY": api_key, "MODEL_DIR": str(model_dir),
         "CLIP_MODEL": str(clip), "HF_HUB_OFFLINE": "1", "BACKEND_URL": f"http://127.0.0.1:{port}",
         "POLL_INTERVAL_S": "0.5", "MAX_BACKOFF_S": "4", "LABEL_STUDIO_TIMEOUT_S": "5", "LOG_LEVEL": "INFO",
-        "THREADS": "32", **extra,
+        **extra,
     }
 
 
