@@ -24,7 +24,7 @@ from .support import (
 pytestmark = pytest.mark.e2e
 
 P = 1
-IMPORT_SIZE = 3000
+IMPORT_SIZE = 2000
 RATINGS = 50
 DUPLICATES = 10
 NEW_TASKS = 5          # of the RATINGS, annotations for tasks the backend has never seen
