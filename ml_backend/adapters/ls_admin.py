@@ -5,6 +5,7 @@ Not used by the running service (that is `ls_client`).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -63,11 +64,22 @@ def upload_images(label_studio_url: str, api_key: str, project: int, paths: Sequ
     return task_ids
 
 
-def import_local_folder(client: LabelStudio, project: int, folder: Path, title: str = "local images") -> int:
-    """Add a local-files storage on `folder` (under LOCAL_FILES_DOCUMENT_ROOT) and sync it; returns the storage id."""
+def import_local_folder(
+    client: LabelStudio, project: int, folder: Path, title: str = "local images", attempts: int = 3,
+) -> int:
+    """Add a local-files storage on `folder` (under LOCAL_FILES_DOCUMENT_ROOT) and sync it; returns the storage id.
+
+    On SQLite, Label Studio's sync fails part-way with "database is locked" when another
+    writer (such as this backend pushing predictions) is active. A sync only creates the
+    missing tasks, so a failed one is simply run again.
+    """
     storage = client.import_storage.local.create(
         project=project, path=str(folder.resolve()), use_blob_urls=True, title=title,
         regex_filter=r".*\.(png|jpe?g|webp)", recursive_scan=True,
     )
-    client.import_storage.local.sync(storage.id)
-    return int(storage.id)
+    for _ in range(attempts):
+        client.import_storage.local.sync(storage.id)
+        if client.import_storage.local.get(storage.id).status == "completed":
+            return int(storage.id)
+        time.sleep(1.0)
+    raise RuntimeError(f"local storage {storage.id} failed to sync {attempts} times (see Label Studio's log)")

@@ -146,6 +146,10 @@ class LabelStudioGateway:
                 return
             page += 1
 
+    def task_count(self, project: int) -> int:
+        """How many tasks the project has (one cheap call)."""
+        return int(self._call(lambda: self.client.projects.get(id=project)).task_number or 0)
+
     def push_predictions(self, project: int, predictions: list[dict[str, Any]]) -> None:
         """Create predictions ({"task", "result", "score", "model_version"}) in one call."""
         if predictions:

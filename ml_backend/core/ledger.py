@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS heads (
     intercept    REAL NOT NULL,
     fit_key      TEXT NOT NULL,
     n_ratings    INTEGER NOT NULL,
+    embedding_model TEXT NOT NULL DEFAULT '',
     created_at   REAL NOT NULL,
     PRIMARY KEY (project, version)
 );
@@ -171,20 +172,23 @@ class Ledger:
 
     # -- tasks ---------------------------------------------------------------
     def add_tasks(self, project: int, tasks: Iterable[tuple[int, dict]]) -> int:
-        """Record tasks to embed; tasks already known are left as they are. Returns how many were new.
-
-        A task whose annotation arrived before the task itself (a webhook without task
-        data, a backfill) starts out seen.
-        """
+        """Record tasks to embed; tasks already known are left as they are. Returns how many were new."""
         rows = [(project, int(task_id), json.dumps(data), project, int(task_id)) for task_id, data in tasks]
         with self._transaction() as db:
             before = db.total_changes
+            # A task can be annotated before its TASKS_CREATED arrives: it is seen from the start.
             db.executemany(
                 "INSERT OR IGNORE INTO tasks (project, task_id, data, seen) VALUES (?, ?, ?, "
-                "EXISTS (SELECT 1 FROM annotations a WHERE a.project = ? AND a.task_id = ?))",
+                "EXISTS (SELECT 1 FROM annotations WHERE project = ? AND task_id = ?))",
                 rows,
             )
             return db.total_changes - before
+
+    def task_ids(self, project: int) -> list[int]:
+        return [row["task_id"] for row in self._query("SELECT task_id FROM tasks WHERE project = ?", (project,))]
+
+    def task_total(self, project: int) -> int:
+        return self._query("SELECT COUNT(*) FROM tasks WHERE project = ?", (project,))[0][0]
 
     def task_data(self, project: int, task_ids: Sequence[int]) -> dict[int, dict]:
         rows = self._query_in("SELECT task_id, data FROM tasks WHERE project = ? AND task_id IN ({})", project, task_ids)
@@ -208,20 +212,9 @@ class Ledger:
         rows = self._query_in("SELECT task_id, state FROM tasks WHERE project = ? AND task_id IN ({})", project, task_ids)
         return {row["task_id"]: row["state"] for row in rows}
 
-    def mark_embedded(self, project: int, task_ids: Sequence[int], stored_seen: Sequence[bool] | None = None) -> None:
-        """Record that these tasks' vectors are in the store, with the `seen` flags written there.
-
-        Pass the flags actually stored (None: the ledger's current ones). A rating that
-        lands while a task is being embedded makes them differ from the ledger's, and
-        `unsynced_seen` must then find the task so the store gets corrected.
-        """
+    def mark_embedded(self, project: int, task_ids: Sequence[int], stored_seen: Sequence[bool]) -> None:
+        """Record that these tasks' vectors are in the store, with the `seen` flags written there."""
         with self._transaction() as db:
-            if stored_seen is None:
-                db.executemany(
-                    "UPDATE tasks SET state = 'embedded', error = NULL, store_seen = seen WHERE project = ? AND task_id = ?",
-                    [(project, int(t)) for t in task_ids],
-                )
-                return
             db.executemany(
                 "UPDATE tasks SET state = 'embedded', error = NULL, store_seen = ? WHERE project = ? AND task_id = ?",
                 [(int(bool(flag)), project, int(t)) for t, flag in zip(task_ids, stored_seen, strict=True)],
@@ -380,26 +373,30 @@ class Ledger:
         return {row["task_id"] for row in self._query("SELECT task_id FROM tasks WHERE project = ? AND seen = 1", (project,))}
 
     # -- heads ---------------------------------------------------------------
-    def save_head(self, project: int, coef: np.ndarray, intercept: float, fit_key: str, n_ratings: int) -> int:
+    def save_head(
+        self, project: int, coef: np.ndarray, intercept: float, fit_key: str, n_ratings: int, embedding_model: str = "",
+    ) -> int:
         """Store a new head version atomically; returns its version number (1, 2, ...)."""
         coef32 = np.ascontiguousarray(coef, dtype="<f4")
         with self._transaction() as db:
             version = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM heads WHERE project = ?", (project,)).fetchone()[0]
             db.execute(
-                "INSERT INTO heads (project, version, coef, intercept, fit_key, n_ratings, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (project, version, coef32.tobytes(), float(intercept), fit_key, n_ratings, time.time()),
+                "INSERT INTO heads (project, version, coef, intercept, fit_key, n_ratings, embedding_model, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (project, version, coef32.tobytes(), float(intercept), fit_key, n_ratings, embedding_model, time.time()),
             )
             return version
 
-    def latest_head(self, project: int) -> StoredHead | None:
+    def latest_head(self, project: int, embedding_model: str | None = None) -> StoredHead | None:
+        """The newest head, optionally only among heads fitted on `embedding_model`'s vectors."""
+        if embedding_model is not None:
+            rows = self._query(
+                "SELECT * FROM heads WHERE project = ? AND embedding_model = ? ORDER BY version DESC LIMIT 1",
+                (project, embedding_model),
+            )
+            return _stored_head(rows[0]) if rows else None
         rows = self._query("SELECT * FROM heads WHERE project = ? ORDER BY version DESC LIMIT 1", (project,))
-        if not rows:
-            return None
-        row = rows[0]
-        return StoredHead(
-            row["version"], np.frombuffer(row["coef"], dtype="<f4").copy(), row["intercept"], row["fit_key"],
-            row["n_ratings"], row["created_at"],
-        )
+        return _stored_head(rows[0]) if rows else None
 
     # -- what Label Studio has been sent -------------------------------------
     def tasks_to_predict(self, project: int, version: int, limit: int) -> list[int]:
@@ -482,6 +479,13 @@ class Ledger:
             chunk = ids[start : start + 500]
             rows.extend(self._query(sql.format(_marks(chunk)), (project, *chunk)))
         return rows
+
+
+def _stored_head(row: sqlite3.Row) -> StoredHead:
+    return StoredHead(
+        row["version"], np.frombuffer(row["coef"], dtype="<f4").copy(), row["intercept"], row["fit_key"],
+        row["n_ratings"], row["created_at"],
+    )
 
 
 def _marks(values: Sequence[Any]) -> str:

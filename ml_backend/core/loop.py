@@ -210,7 +210,7 @@ class ActiveLoop:
     def current_head(self) -> HeadVersion | None:
         """The latest head version, or None before any prompt or rating."""
         if self._head is None:
-            stored = self.ledger.latest_head(self.project)
+            stored = self.ledger.latest_head(self.project, self.embedder.model_id)
             if stored is not None:
                 self._head = HeadVersion(stored.version, LinearHead.from_weights(stored.coef, stored.intercept), stored.n_ratings)
         return self._head
@@ -229,7 +229,7 @@ class ActiveLoop:
             ratings = self.ledger.ratings(self.project)
             rated = [t for t in ratings if t in self.store]
             fit_key = self._fit_key(rated, ratings)
-            stored = self.ledger.latest_head(self.project)
+            stored = self.ledger.latest_head(self.project, self.embedder.model_id)
             if stored is not None and stored.fit_key == fit_key:
                 return None
             if on_refit is not None:
@@ -241,7 +241,9 @@ class ActiveLoop:
                 head = prior.head()
             else:
                 return None
-            version = self.ledger.save_head(self.project, head.coef_, head.intercept_, fit_key, len(rated))
+            version = self.ledger.save_head(
+                self.project, head.coef_, head.intercept_, fit_key, len(rated), self.embedder.model_id
+            )
             self._head = HeadVersion(version, head, len(rated))
             log.info("project %s: head v%d fitted on %d ratings", self.project, version, len(rated))
             return self._head
@@ -279,6 +281,8 @@ class ActiveLoop:
         """
         self.sync_seen()
         ids, pool = self.store.pool()
+        if not pool.available.any():
+            return []
         current = self.current_head()
         strategy = make_strategy(self.params.strategy)
         if current is None and strategy.requires_head:

@@ -89,8 +89,11 @@ class VectorStore:
                 row = self._row.get(str(task_id))
                 if row is not None:
                     available[row] = False
-            matrix = self._matrix[: self._n] if self._matrix is not None else np.empty((0, 0), np.float32)
-            matrix = matrix.view()
+            if self._matrix is None:
+                matrix = np.empty((0, 0), np.float32)
+            else:
+                matrix = self._matrix[: self._n].view()
+                self._shared_snapshot = True
             matrix.flags.writeable = False
             return list(self._ids), Pool(vectors=matrix, available=available)
 
@@ -129,7 +132,9 @@ class VectorStore:
             for start in range(0, len(ids), self._max_batch):
                 self._collection.delete(ids=ids[start : start + self._max_batch])
             if ids:
-                self._mirror_remove(set(ids))
+                self._copy_if_shared()
+            for task_id in ids:
+                self._mirror_remove(task_id)
 
     def drop(self) -> None:
         """Delete the whole collection (used when the embedding model changed)."""
@@ -149,6 +154,7 @@ class VectorStore:
         self._matrix: np.ndarray | None = None
         self._seen = np.zeros(0, dtype=bool)
         self._n = 0
+        self._shared_snapshot = False
 
     def _load_mirror(self) -> None:
         self._reset_mirror()
@@ -161,8 +167,17 @@ class VectorStore:
             self._mirror_upsert(page["ids"], np.asarray(page["embeddings"], dtype=np.float32), seen)
             offset += len(page["ids"])
 
+    def _copy_if_shared(self) -> None:
+        # A pool() snapshot views this buffer: copy before changing existing rows in place,
+        # so a batch being scored never pairs an id with another task's vector.
+        if self._shared_snapshot and self._matrix is not None:
+            self._matrix = self._matrix.copy()
+            self._shared_snapshot = False
+
     def _mirror_upsert(self, ids: list[str], vectors: np.ndarray, seen: list[bool]) -> None:
         new = [i for i, task_id in enumerate(ids) if task_id not in self._row]
+        if len(new) < len(ids):
+            self._copy_if_shared()
         self._reserve(self._n + len(new), vectors.shape[1])
         for i, task_id in enumerate(ids):
             row = self._row.get(task_id)
@@ -185,16 +200,15 @@ class VectorStore:
             matrix[: self._n] = self._matrix[: self._n]
             seen[: self._n] = self._seen[: self._n]
         self._matrix, self._seen = matrix, seen
+        self._shared_snapshot = False  # old snapshots keep the old buffer
 
-    def _mirror_remove(self, task_ids: set[str]) -> None:
-        # Copy on write: a pool() snapshot being scored in another thread keeps pointing
-        # at the old matrix, so its rows still match its ids. Deletes are rare; O(n) is fine.
-        keep = [row for row, task_id in enumerate(self._ids) if task_id not in task_ids]
-        self._ids = [self._ids[row] for row in keep]
-        self._row = {task_id: row for row, task_id in enumerate(self._ids)}
-        capacity = max(len(keep), 1024)
-        matrix = np.zeros((capacity, self._matrix.shape[1]), dtype=np.float32)
-        seen = np.zeros(capacity, dtype=bool)
-        matrix[: len(keep)] = self._matrix[keep]
-        seen[: len(keep)] = self._seen[keep]
-        self._matrix, self._seen, self._n = matrix, seen, len(keep)
+    def _mirror_remove(self, task_id: str) -> None:
+        # Swap the last row into the hole so rows stay contiguous.
+        row, last = self._row.pop(task_id), self._n - 1
+        if row != last:
+            moved = self._ids[last]
+            self._ids[row], self._row[moved] = moved, row
+            self._matrix[row] = self._matrix[last]
+            self._seen[row] = self._seen[last]
+        self._ids.pop()
+        self._n -= 1

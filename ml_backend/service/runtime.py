@@ -51,7 +51,8 @@ class Runtime:
         )
         worker = Worker(projects, gateway if talk_to_label_studio else None, backend_url=settings.backend_url,
                         poll_interval_s=settings.poll_interval_s, prediction_chunk=settings.prediction_chunk,
-                        keep_old_predictions=settings.keep_old_predictions, max_backoff_s=settings.max_backoff_s)
+                        keep_old_predictions=settings.keep_old_predictions, max_backoff_s=settings.max_backoff_s,
+                        task_check_interval_s=settings.task_check_interval_s)
         runtime = cls(settings, embedder, gateway, projects, worker)
         if start_worker:
             worker.start()

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ..adapters.ls_client import LabelStudioGateway, LabelStudioUnavailable
+from ..adapters.ls_client import LabelStudioGateway, LabelStudioRejected, LabelStudioUnavailable
 from ..adapters.ls_payloads import prediction, read_rating
 from ..core.errors import BackendError, ConfigError, UnknownProjectError
 from ..core.loop import MAX_EMBED_ATTEMPTS, version_name
@@ -50,7 +50,7 @@ class Worker:
 
     def __init__(self, projects: ProjectRegistry, gateway: LabelStudioGateway | None, backend_url: str | None = None,
                  poll_interval_s: float = 2.0, prediction_chunk: int = 500, keep_old_predictions: bool = False,
-                 max_backoff_s: float = MAX_BACKOFF_S):
+                 max_backoff_s: float = MAX_BACKOFF_S, task_check_interval_s: float = 30.0):
         self.projects = projects
         self.gateway = gateway
         self.backend_url = backend_url
@@ -58,6 +58,8 @@ class Worker:
         self.prediction_chunk = prediction_chunk
         self.keep_old_predictions = keep_old_predictions
         self.max_backoff_s = max_backoff_s
+        self.task_check_interval_s = task_check_interval_s
+        self._next_count_check = time.monotonic() + task_check_interval_s
         self._work: dict[int, _ProjectWork] = {}
         self._wake = threading.Condition()
         self._stop = False
@@ -108,13 +110,42 @@ class Worker:
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._stop and not self._due_projects():
+                if not self._stop and not self._due_projects():
                     self._wake.wait(self._sleep_time())
                 if self._stop:
                     return
                 due = self._due_projects()
             for project in due:
                 self._pass(project)
+            if self.gateway is not None and time.monotonic() >= self._next_count_check:
+                self._next_count_check = time.monotonic() + self.task_check_interval_s
+                self._check_task_counts()
+
+    def _check_task_counts(self) -> None:
+        """Resync projects whose task count differs from Label Studio's.
+
+        Webhooks can go missing: Label Studio does not retry them, and on SQLite a storage
+        sync that fails part-way ("database is locked") creates tasks but never sends
+        TASKS_CREATED. One cheap call per idle project finds such tasks.
+        """
+        for project in self.projects.project_ids():
+            with self._wake:
+                work = self._work.get(project)
+                if work is not None and not work.done.is_set():
+                    continue
+            try:
+                remote = self.gateway.task_count(project)
+            except LabelStudioUnavailable:
+                break  # one timeout per round is enough: the other projects would wait on it too
+            except BackendError:
+                continue  # e.g. the project is gone from Label Studio: nothing to compare
+            except Exception:  # noqa: BLE001 - the worker thread must survive anything
+                log.exception("project %s: task count check failed", project)
+                continue
+            local = self.projects.ledger.task_total(project)
+            if remote != local:
+                log.info("project %s: Label Studio has %d tasks, the ledger %d: resyncing", project, remote, local)
+                self.notify(project, sync=True)
 
     def _due_projects(self) -> list[int]:
         now = time.monotonic()
@@ -122,7 +153,8 @@ class Worker:
 
     def _sleep_time(self) -> float:
         pending = [w.due for w in self._work.values() if not w.done.is_set()]
-        return max(0.0, min(pending) - time.monotonic()) if pending else self.poll_interval_s
+        wake_at = min(pending + [self._next_count_check]) if self.gateway is not None else min(pending, default=None)
+        return max(0.0, wake_at - time.monotonic()) if wake_at is not None else self.poll_interval_s
 
     def _pass(self, project: int) -> None:
         with self._wake:
@@ -137,12 +169,12 @@ class Worker:
         sync_error = f"sync: {type(sync_failure).__name__}: {sync_failure}" if sync_failure else None
         # Unreachable for the sync means unreachable for the pushes: do not wait on it twice.
         push = full and self.gateway is not None and not isinstance(sync_failure, LabelStudioUnavailable)
-        push_error = None
+        push_failure = None
         try:
             local_more = self._reconcile_local(project, work)
             remote_more = False
             if push:
-                remote_more, push_error = self._push(project, work)
+                remote_more, push_failure = self._push(project, work)
         except (ConfigError, UnknownProjectError) as exc:
             # Nothing to retry until the admin fixes the project; /setup or a webhook notifies again.
             log.error("project %s: %s", project, exc)
@@ -153,7 +185,11 @@ class Worker:
             self._settle(work, error=f"{type(exc).__name__}: {exc}", resync=sync_error is not None,
                          due=time.monotonic() + self._backoff(work.failures + 1), remote_failed=True)
             return
+        push_error = f"{type(push_failure).__name__}: {push_failure}" if push_failure else None
         remote_failed = sync_error is not None or push_error is not None
+        # A 4xx usually means our picture of the project is stale (e.g. a task deleted
+        # while no webhook reached us): resync before trying again.
+        resync = sync_error is not None or isinstance(push_failure, LabelStudioRejected)
         if full and not remote_failed and work.failures and self.gateway is not None:
             # Label Studio is back after an outage: images it serves that failed meanwhile get another try.
             local_more = self._retry_given_up(project) or local_more
@@ -164,7 +200,7 @@ class Worker:
         else:
             due = 0.0 if local_more else work.remote_due
         error = "; ".join(e for e in (sync_error, push_error) if e) or None
-        self._settle(work, error=error, due=due, resync=sync_error is not None, remote_failed=remote_failed, full=full)
+        self._settle(work, error=error, due=due, resync=resync, remote_failed=remote_failed, full=full)
 
     def _retry_given_up(self, project: int) -> bool:
         retried = self.projects.ledger.retry_given_up(project, MAX_EMBED_ATTEMPTS)
@@ -172,8 +208,8 @@ class Worker:
             log.info("project %s: retrying %d tasks whose images failed to load during the outage", project, retried)
         return retried > 0
 
-    def _push(self, project: int, work: _ProjectWork) -> tuple[bool, str | None]:
-        """The remote part of a pass: (more to push, error text or None)."""
+    def _push(self, project: int, work: _ProjectWork) -> tuple[bool, Exception | None]:
+        """The remote part of a pass: (more to push, the failure or None)."""
         try:
             self._set_activity(work, "pushing")
             return self._reconcile_remote(project), None
@@ -181,7 +217,7 @@ class Worker:
             raise
         except Exception as exc:  # noqa: BLE001 - Label Studio down or refusing: retry with backoff
             self._log_failure(project, exc, "pushing to Label Studio")
-            return False, f"{type(exc).__name__}: {exc}"
+            return False, exc
 
     def _sync(self, project: int, work: _ProjectWork) -> Exception | None:
         """Catch up with Label Studio; returns the failure, if any (the rest of the pass still runs)."""
@@ -262,18 +298,27 @@ class Worker:
         # instant must not come back from the (older) listing, and what they update is
         # protected by Label Studio's updated_at (see Ledger.record_annotation).
         started = time.monotonic()
-        known = set(self.projects.ledger.annotation_ids(project))
-        current: set[int] = set()
+        ledger = self.projects.ledger
+        known_annotations = set(ledger.annotation_ids(project))
+        known_tasks = set(ledger.task_ids(project))
+        annotations: set[int] = set()
+        tasks: set[int] = set()
         page: list[dict] = []
         for task in self.gateway.iter_tasks(project):
             page.append(task)
+            tasks.add(task["id"])
             if len(page) == SYNC_PAGE:
-                current |= self._sync_page(project, loop, schema, page, started)
+                annotations |= self._sync_page(project, loop, schema, page, started)
                 page = []
-        current |= self._sync_page(project, loop, schema, page, started)
-        stale = sorted(known - current)
-        if stale:
-            loop.delete_annotations(stale)
+        annotations |= self._sync_page(project, loop, schema, page, started)
+        if known_annotations - annotations:
+            loop.delete_annotations(sorted(known_annotations - annotations))
+        # Tasks deleted in Label Studio while no webhook reached us; deleting is only safe
+        # when the listing was complete, so check it against Label Studio's own count.
+        if known_tasks - tasks and len(tasks) == self.gateway.task_count(project):
+            gone = sorted(known_tasks - tasks)
+            loop.store.delete(gone)
+            ledger.delete_tasks(project, gone)
 
     def _sync_page(self, project, loop, schema, tasks: list[dict], started: float) -> set[int]:
         """Record a page of Label Studio tasks and their annotations; returns the annotation ids seen."""

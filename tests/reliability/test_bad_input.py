@@ -92,8 +92,8 @@ def test_every_bad_image_fails_alone_with_its_reason(backend, image_host, caplog
 @pytest.mark.parametrize(
     "value, message",
     [("NaN", "must be finite"), ("Infinity", "must be finite"), ('"high"', "must be a number, got str"),
-     ("true", "must be a number, got bool"), ("1" + "0" * 400, "out of any range"), ("null", "must be a number")],
-    ids=["nan", "infinity", "string", "bool", "huge-int", "null"],
+     ("true", "must be a number, got bool"), ("null", "must be a number")],
+    ids=["nan", "infinity", "string", "bool", "null"],
 )
 def test_a_rating_that_is_not_a_number_is_a_422_and_still_marks_the_task_seen(make_backend, value, message):
     backend = make_backend()
@@ -112,12 +112,15 @@ def test_a_rating_that_is_not_a_number_is_a_422_and_still_marks_the_task_seen(ma
     assert status["head"]["ratings"] == 1
 
 
-def test_an_out_of_range_rating_is_clamped_and_logged(make_backend, caplog):
+@pytest.mark.parametrize("value, target", [("25", 1.0), ("-3.5", -1.0), ("1" + "0" * 400, 1.0), ("-" + "9" * 400, -1.0)],
+                         ids=["above", "below", "400-digit-int", "400-digit-negative-int"])
+def test_an_out_of_range_rating_is_clamped_and_logged(make_backend, caplog, value, target):
     backend = make_backend()
     backend.setup(P, NUMBER_CONFIG)
+    body = dumps(annotation_created(P, 100, task_payload(1), number_result("__VALUE__"), NUMBER_CONFIG))
     with caplog.at_level(logging.WARNING):
-        response = backend.webhook(annotation_created(P, 100, task_payload(1), number_result(25), NUMBER_CONFIG))
-    assert response.status_code == 200 and response.get_json()["target"] == 1.0
+        response = backend.raw("/webhook", body.replace('"__VALUE__"', value))
+    assert response.status_code == 200 and response.get_json()["target"] == target
     assert "outside -1.0..1.0, clamped" in caplog.text
 
 

@@ -38,6 +38,9 @@ class ListingWithAWebhookInTheMiddle:
     def ensure_task_webhook(self, project, backend_url):
         pass
 
+    def task_count(self, project):
+        return len(self.tasks)
+
     def iter_tasks(self, project):
         for i, task in enumerate(self.tasks):
             yield task
@@ -90,5 +93,6 @@ def test_a_reused_annotation_id_is_recorded(backend):
     assert backend.runtime.projects.ledger.ratings(P) == {2: -1.0}
     # A sync that starts after the deletion takes the listing as it is.
     sync(backend, ListingWithAWebhookInTheMiddle(
-        [{"id": 2, "data": {"image": "y"}, "annotations": [annotation(62, 2, "0", 9)]}], lambda: None))
+        [{"id": 1, "data": {"image": "x"}, "annotations": []},
+         {"id": 2, "data": {"image": "y"}, "annotations": [annotation(62, 2, "0", 9)]}], lambda: None))
     assert backend.runtime.projects.ledger.ratings(P) == {2: 0.0}
