@@ -12,10 +12,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from ml_backend.core.embed import ClipEmbedder
 from ml_backend.service.settings import ServiceSettings
 from scripts.fault_proxy import FaultProxy
-from scripts.make_tiny_clip import build_tiny_clip
 from scripts.servers import LABEL_STUDIO_BIN, BackendServer, LabelStudioServer, free_port
 
 from .support import ImageHost, InProcessBackend
@@ -30,13 +28,9 @@ def clean_env(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def tiny_clip_path(tmp_path_factory) -> Path:
-    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
-
-
-@pytest.fixture(scope="session")
-def embedder(tiny_clip_path) -> ClipEmbedder:
-    return ClipEmbedder(str(tiny_clip_path), batch_size=16)
+def tiny_clip_path(tiny_clip_dir) -> Path:
+    """The tiny random CLIP of tests/conftest.py (its `embedder` fixture loads the same folder)."""
+    return Path(tiny_clip_dir)
 
 
 @pytest.fixture
