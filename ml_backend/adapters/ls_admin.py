@@ -44,16 +44,24 @@ def connect_backend(client: LabelStudio, project: int, backend_url: str, title: 
     return int(connection.id)
 
 
+# Django's DATA_UPLOAD_MAX_NUMBER_FILES: Label Studio answers 500 to a multipart import with more files.
+MAX_FILES_PER_UPLOAD = 100
+
+
 def upload_images(label_studio_url: str, api_key: str, project: int, paths: Sequence[Path]) -> list[int]:
     """Upload image files as new tasks (the SDK 2.x has no multipart import); returns task ids."""
     headers = LabelStudioGateway(label_studio_url, api_key).auth_headers()
-    files = [(f"file{i}", (p.name, p.read_bytes(), "image/png")) for i, p in enumerate(paths)]
-    response = requests.post(
-        f"{label_studio_url.rstrip('/')}/api/projects/{project}/import", headers=headers, files=files,
-        params={"return_task_ids": "true"}, timeout=120,
-    )
-    response.raise_for_status()
-    return [int(t) for t in response.json()["task_ids"]]
+    task_ids: list[int] = []
+    for start in range(0, len(paths), MAX_FILES_PER_UPLOAD):
+        chunk = paths[start : start + MAX_FILES_PER_UPLOAD]
+        files = [(f"file{i}", (p.name, p.read_bytes(), "image/png")) for i, p in enumerate(chunk)]
+        response = requests.post(
+            f"{label_studio_url.rstrip('/')}/api/projects/{project}/import", headers=headers, files=files,
+            params={"return_task_ids": "true"}, timeout=120,
+        )
+        response.raise_for_status()
+        task_ids += [int(t) for t in response.json()["task_ids"]]
+    return task_ids
 
 
 def import_local_folder(

@@ -43,12 +43,13 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (project, state);
 CREATE TABLE IF NOT EXISTS annotations (
-    project        INTEGER NOT NULL,
-    annotation_id  INTEGER NOT NULL,
-    task_id        INTEGER NOT NULL,
-    target         REAL,
-    error          TEXT,
-    updated_at     REAL NOT NULL,
+    project            INTEGER NOT NULL,
+    annotation_id      INTEGER NOT NULL,
+    task_id            INTEGER NOT NULL,
+    target             REAL,
+    error              TEXT,
+    updated_at         REAL NOT NULL,
+    source_updated_at  REAL,
     PRIMARY KEY (project, annotation_id)
 );
 CREATE INDEX IF NOT EXISTS annotations_by_task ON annotations (project, task_id);
@@ -83,6 +84,13 @@ class StoredHead:
 
 
 @dataclass(frozen=True)
+class TaskRecord:
+    state: str
+    seen: bool
+    store_seen: bool
+
+
+@dataclass(frozen=True)
 class ProjectRecord:
     id: int
     label_config: str
@@ -104,6 +112,14 @@ class Ledger:
             # NORMAL is durable against a killed process (not against power loss) and much faster than FULL.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            self._migrate()
+        # Recent deletions, so a sync listing taken before a delete cannot bring the row back.
+        self._deleted: dict[tuple[int, str], list[tuple[float, int]]] = {}
+
+    def _migrate(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(annotations)")}
+        if "source_updated_at" not in columns:  # ledgers written before this column existed
+            self._db.execute("ALTER TABLE annotations ADD COLUMN source_updated_at REAL")
 
     def close(self) -> None:
         with self._lock:
@@ -187,6 +203,11 @@ class Ledger:
         rows = self._query(sql + " ORDER BY task_id LIMIT ?", (*args, limit))
         return [(row["task_id"], json.loads(row["data"])) for row in rows]
 
+    def task_index(self, project: int) -> dict[int, TaskRecord]:
+        """Every task of the project: its state, `seen` and the `seen` flag last written to the store."""
+        rows = self._query("SELECT task_id, state, seen, store_seen FROM tasks WHERE project = ?", (project,))
+        return {row["task_id"]: TaskRecord(row["state"], bool(row["seen"]), bool(row["store_seen"])) for row in rows}
+
     def task_states(self, project: int, task_ids: Sequence[int]) -> dict[int, str]:
         rows = self._query_in("SELECT task_id, state FROM tasks WHERE project = ? AND task_id IN ({})", project, task_ids)
         return {row["task_id"]: row["state"] for row in rows}
@@ -196,7 +217,7 @@ class Ledger:
         with self._transaction() as db:
             db.executemany(
                 "UPDATE tasks SET state = 'embedded', error = NULL, store_seen = ? WHERE project = ? AND task_id = ?",
-                [(int(flag), project, int(t)) for t, flag in zip(task_ids, stored_seen)],
+                [(int(bool(flag)), project, int(t)) for t, flag in zip(task_ids, stored_seen, strict=True)],
             )
 
     def mark_failed(self, project: int, task_id: int, error: str, transient: bool) -> None:
@@ -216,6 +237,18 @@ class Ledger:
                 (project, max_attempts),
             ).rowcount
 
+    def retry_given_up(self, project: int, max_attempts: int) -> int:
+        """Queue again the tasks given up after `max_attempts` transient failures; returns how many.
+
+        Those failed on timeouts, 5xx or an unreachable Label Studio: worth another
+        try once the outage is over. Permanent failures (a corrupt image) stay failed.
+        """
+        with self._transaction() as db:
+            return db.execute(
+                "UPDATE tasks SET state = 'pending', attempts = 0 WHERE project = ? AND state = 'failed' AND attempts >= ?",
+                (project, max_attempts),
+            ).rowcount
+
     def reset_embeddings(self, project: int, task_ids: Sequence[int] | None = None) -> None:
         """Mark tasks (default: all) as needing embedding again."""
         with self._transaction() as db:
@@ -232,16 +265,35 @@ class Ledger:
             for table in ("tasks", "annotations"):
                 db.executemany(f"DELETE FROM {table} WHERE project = ? AND task_id = ?", [(project, int(t)) for t in task_ids])
             db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
+        self._note_deleted(project, "tasks", task_ids)
+
+    def deleted_since(self, project: int, kind: str, since: float) -> set[int]:
+        """Ids of `kind` ("tasks" or "annotations") deleted at or after `since` (time.monotonic()).
+
+        Kept in memory for an hour: long enough for any sync started before the delete.
+        Ids, not tombstones for ever: Label Studio on SQLite can reuse a deleted id.
+        """
+        with self._lock:
+            return {item for at, item in self._deleted.get((project, kind), []) if at >= since}
+
+    def _note_deleted(self, project: int, kind: str, ids: Sequence[int]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            recent = [(at, item) for at, item in self._deleted.get((project, kind), []) if now - at < 3600]
+            self._deleted[(project, kind)] = recent + [(now, int(i)) for i in ids]
 
     # -- ratings and seen ----------------------------------------------------
     def record_annotation(
         self, project: int, annotation_id: int, task_id: int, target: float | None,
-        error: str | None = None, task_data: dict | None = None,
-    ) -> None:
+        error: str | None = None, task_data: dict | None = None, source_updated_at: float | None = None,
+    ) -> bool:
         """Insert or replace an annotation and mark its task seen, atomically.
 
         `target` None means the annotation is not a rating (skipped, or unreadable with `error`).
         `task_data` registers the task for embedding if the ledger has not seen it yet.
+        `source_updated_at` is Label Studio's own time of this version of the annotation: an
+        older version (a sync listing taken before an update webhook) never replaces a newer one.
+        Returns whether the ledger knows the task (False: the rating waits for the task).
         """
         with self._transaction() as db:
             if task_data is not None:
@@ -250,13 +302,17 @@ class Ledger:
                     (project, task_id, json.dumps(task_data)),
                 )
             db.execute(
-                "INSERT INTO annotations (project, annotation_id, task_id, target, error, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "INSERT INTO annotations (project, annotation_id, task_id, target, error, updated_at, source_updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (project, annotation_id) DO UPDATE SET task_id = excluded.task_id, target = excluded.target, "
-                "error = excluded.error, updated_at = excluded.updated_at",
-                (project, annotation_id, task_id, target, error, time.time()),
+                "error = excluded.error, updated_at = excluded.updated_at, source_updated_at = excluded.source_updated_at "
+                "WHERE excluded.source_updated_at IS NULL OR annotations.source_updated_at IS NULL "
+                "OR excluded.source_updated_at >= annotations.source_updated_at",
+                (project, annotation_id, task_id, target, error, time.time(), source_updated_at),
             )
-            db.execute("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", (project, task_id))
+            known = db.execute("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", (project, task_id)).rowcount > 0
             db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
+            return known
 
     def delete_annotations(self, project: int, annotation_ids: Sequence[int]) -> int:
         """Forget annotations; a task with none left becomes unseen again. Returns how many were deleted."""
@@ -277,7 +333,8 @@ class Ledger:
                 )
             if deleted:
                 db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
-            return deleted
+        self._note_deleted(project, "annotations", annotation_ids)
+        return deleted
 
     def annotation_ids(self, project: int) -> list[int]:
         return [row["annotation_id"] for row in self._query("SELECT annotation_id FROM annotations WHERE project = ?", (project,))]

@@ -78,6 +78,11 @@ class VectorStore:
         with self._lock:
             return list(self._ids)
 
+    def seen_flags(self) -> dict[int, bool]:
+        """Task id -> the `seen` flag stored with its vector."""
+        with self._lock:
+            return {int(task_id): bool(self._seen[row]) for task_id, row in self._row.items()}
+
     def seen_ids(self) -> set[str]:
         with self._lock:
             return {self._ids[i] for i in np.flatnonzero(self._seen[: self._n])}

@@ -61,7 +61,8 @@ class RatingScale:
             if not isinstance(value, str):
                 raise BadRatingError(f"{self.name}: choice must be a string, got {type(value).__name__}")
             if value not in self.choices:
-                raise BadRatingError(f"{self.name}: unknown choice {value!r}, expected one of {sorted(self.choices)}")
+                shown = value if len(value) <= 40 else value[:40] + "..."
+                raise BadRatingError(f"{self.name}: unknown choice {shown!r}, expected one of {sorted(self.choices)}")
             return float(self.choices[value])
         number = _finite_number(value, self.name)
         # Compare before converting: an int too large for a float is still just out of range.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -37,6 +38,8 @@ class ServiceSettings(BaseSettings):
     fetch_timeout_s: float = Field(10.0, gt=0)
     max_request_bytes: int = Field(50 * 2**20, ge=1024, description="largest JSON body accepted")
     poll_interval_s: float = Field(2.0, gt=0, description="worker wake-up period for retries")
+    max_backoff_s: float = Field(60.0, gt=0, description="longest wait between retries while Label Studio is unreachable")
+    label_studio_timeout_s: float = Field(15.0, gt=0, description="timeout of one call to Label Studio's API")
     task_check_interval_s: float = Field(30.0, gt=0, description="how often task counts are compared with Label Studio's")
     prediction_chunk: int = Field(200, ge=1, description="predictions pushed per Label Studio call (one call in flight delays a batch)")
     bulk_prediction_delay_s: float = Field(
@@ -47,6 +50,15 @@ class ServiceSettings(BaseSettings):
     @property
     def image_host_patterns(self) -> tuple[str, ...]:
         return tuple(part.strip() for part in self.image_hosts.split(",") if part.strip())
+
+    @property
+    def webhook_auth_headers(self) -> dict[str, str]:
+        """The Authorization header Label Studio's webhooks must carry when basic auth is on."""
+        if not self.basic_auth_user:
+            return {}
+        password = self.basic_auth_pass.get_secret_value() if self.basic_auth_pass else ""
+        token = base64.b64encode(f"{self.basic_auth_user}:{password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
 
     @property
     def api_key(self) -> str | None:

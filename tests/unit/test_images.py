@@ -136,8 +136,6 @@ def test_read_local_file_missing_and_too_big(files_root):
         read_local_file(files_root, "sub/a.png", 10)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a NUL byte in the path raises ValueError (not ImageError), which "
-                                        "escapes embed_sources and fails the whole embedding batch")
 def test_read_local_file_with_a_nul_byte_is_an_image_error(files_root):
     with pytest.raises(ImageError):
         read_local_file(files_root, "sub/a\x00.png", 10**6)
@@ -218,8 +216,6 @@ def test_policy_cidr_entry_admits_a_private_name(monkeypatch):
         FetchPolicy(allowed_hosts=("minio.internal",)).check("http://minio.internal:9000/b/a.png")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: urlsplit raises ValueError on a bad port / IPv6 literal; check() lets it "
-                                        "escape instead of raising UrlNotAllowedError, failing the whole batch")
 @pytest.mark.parametrize("url", ["http://example.com:99999/a.png", "http://example.com:abc/a.png", "http://[::1/a.png"])
 def test_policy_refuses_malformed_urls_with_url_not_allowed(url):
     with pytest.raises(UrlNotAllowedError):
@@ -273,8 +269,6 @@ def test_fetcher_stalled_body_times_out(http_server):
     assert seconds < 2.0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the total deadline is checked only between 64 KiB chunks; a body "
-                                        "dripping faster than the read timeout keeps the fetch alive far past timeout_s")
 def test_fetcher_dripping_body_hits_the_total_timeout(http_server):
     http_server.routes["/drip"] = Reply(body=b"x" * 30, drip_s=0.05)  # 1.5 s in all
     result, seconds = timed(lambda: fetcher_for(http_server, timeout_s=0.3).fetch(http_server.url("/drip")))

@@ -115,8 +115,6 @@ def test_max_pixels_from_the_policy_applies():
         make_loader(max_pixels=100)({"image": image_uri(1)})
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: %00 in ?d= reaches Path.resolve as a NUL byte: ValueError, not "
-                                        "ImageError, and embed_sources then fails every task in the batch")
 def test_local_files_nul_byte_is_an_image_error(local_root):
     with pytest.raises(ImageError):
         make_loader(root=str(local_root))({"image": "/data/local-files/?d=set/a%00.png"})
@@ -129,8 +127,6 @@ def failing_auth():
     raise LabelStudioUnavailable("cannot reach Label Studio at http://127.0.0.1:1: ConnectError")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: auth_headers() is called (and its failure propagates) even for URLs "
-                                        "that never receive the headers: external images depend on Label Studio")
 def test_an_external_image_does_not_need_label_studio_credentials(http_server):
     http_server.routes["/ext.png"] = Reply(body=png_bytes(2))
     session = requests.Session()
@@ -141,8 +137,6 @@ def test_an_external_image_does_not_need_label_studio_credentials(http_server):
     assert same_pixels(loader({"image": http_server.url("/ext.png")}), 2)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a failed token refresh raises LabelStudioUnavailable out of the loader "
-                                        "(not a transient ImageError), so embed_sources fails the whole batch")
 def test_a_failing_token_refresh_is_a_transient_image_error():
     session = requests.Session()
     session.trust_env = False
