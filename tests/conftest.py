@@ -1,18 +1,14 @@
 """Shared fixtures and helpers for the unit and protocol suites.
 
 Everything here is offline and deterministic: a tiny random CLIP built on the fly,
-PNG bytes drawn from seeded RNGs, and a local HTTP server on 127.0.0.1.
+PNG bytes drawn from seeded RNGs, and a local HTTP server on 127.0.0.1 (tests/stubs.py).
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import os
-import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -22,6 +18,8 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from tests.stubs import LocalServer, data_uri  # noqa: E402
 
 # -- images -------------------------------------------------------------------
 
@@ -35,10 +33,6 @@ def png_bytes(seed: int = 0, size: tuple[int, int] = (24, 24), mode: str = "RGB"
     buffer = io.BytesIO()
     image.save(buffer, fmt)
     return buffer.getvalue()
-
-
-def data_uri(payload: bytes, mime: str = "image/png") -> str:
-    return f"data:{mime};base64,{base64.b64encode(payload).decode()}"
 
 
 def image_uri(seed: int = 0) -> str:
@@ -149,85 +143,6 @@ def clean_env(monkeypatch):
     for name in ServiceSettings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
         monkeypatch.delenv(name, raising=False)
-
-
-# -- a local HTTP server ----------------------------------------------------------------
-
-
-@dataclass
-class Reply:
-    """What the local server answers on a path."""
-
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0            # sleep before the status line
-    drip_s: float = 0.0             # sleep between body bytes
-    stall_s: float = 0.0            # sleep after the headers, before the body
-    content_length: bool = True     # False: no Content-Length, the body ends when the connection closes
-
-
-class LocalServer:
-    """http.server on 127.0.0.1 in a thread.
-
-    `routes[path] = Reply(...)` (path without its query string); `requests` records (path, lower-cased headers).
-    """
-
-    def __init__(self) -> None:
-        self.routes: dict[str, Reply] = {}
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def do_GET(self) -> None:  # noqa: N802
-                path = self.path.split("?", 1)[0]
-                server.requests.append((path, {k.lower(): v for k, v in self.headers.items()}))
-                reply = server.routes.get(path, Reply(status=404, body=b"not found"))
-                time.sleep(reply.delay_s)
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                if reply.content_length:
-                    self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                self.wfile.flush()
-                time.sleep(reply.stall_s)
-                if reply.drip_s:
-                    for byte in reply.body:
-                        self.wfile.write(bytes([byte]))
-                        self.wfile.flush()
-                        time.sleep(reply.drip_s)
-                else:
-                    self.wfile.write(reply.body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            block_on_close = False
-
-            def handle_error(self, request, client_address) -> None:
-                pass  # a client that gave up (timeouts under test) is expected
-
-        self._httpd = Server(("127.0.0.1", 0), Handler)
-        self.port = self._httpd.server_port
-        self.origin = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
-
-    def url(self, path: str) -> str:
-        return self.origin + path
-
-    def headers_for(self, path: str) -> list[dict[str, str]]:
-        return [headers for p, headers in self.requests if p == path]
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-            self._httpd.server_close()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .embed import ClipEmbedder
-from .errors import ImageError, NotFittedError
+from .errors import NotFittedError
 from .head import LinearHead, Prior
 from .ledger import Ledger
 from .params import ProjectParams

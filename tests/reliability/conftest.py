@@ -16,7 +16,7 @@ from ml_backend.service.settings import ServiceSettings
 from scripts.fault_proxy import FaultProxy
 from scripts.servers import LABEL_STUDIO_BIN, BackendServer, LabelStudioServer, free_port
 
-from .support import ImageHost, InProcessBackend
+from .support import LocalServer, InProcessBackend
 
 
 @pytest.fixture(autouse=True)
@@ -34,10 +34,10 @@ def tiny_clip_path(tiny_clip_dir) -> Path:
 
 
 @pytest.fixture
-def image_host() -> Iterator[ImageHost]:
-    host = ImageHost().start()
+def image_host() -> Iterator[LocalServer]:
+    host = LocalServer()
     yield host
-    host.stop()
+    host.close()
 
 
 @pytest.fixture

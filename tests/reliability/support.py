@@ -1,26 +1,23 @@
 """Real servers and Label Studio-shaped payloads for the reliability tests.
 
-`ImageHost` is a real HTTP server on loopback whose routes misbehave on request
-(404, slow, dripping, huge, redirecting); `InProcessBackend` is the Flask app over
+`LocalServer` (tests/stubs.py) is a real HTTP server on loopback whose routes misbehave
+on request (404, slow, dripping, huge, redirecting); `InProcessBackend` is the Flask app over
 a real Runtime (ledger, Chroma, worker thread) that never talks to Label Studio.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import struct
-import threading
-import time
 import zlib
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from tests.stubs import LocalServer, Reply, data_uri  # noqa: F401 - the reliability tests' host and replies
 
 from ml_backend.service.app import create_app
 from ml_backend.service.runtime import Runtime
@@ -46,10 +43,6 @@ def png_bytes(seed: int, size: int = 48) -> bytes:
     return buffer.getvalue()
 
 
-def data_uri(payload: bytes, mime: str = "image/png") -> str:
-    return f"data:{mime};base64,{base64.b64encode(payload).decode()}"
-
-
 def image_uri(seed: int) -> str:
     return data_uri(png_bytes(seed))
 
@@ -69,84 +62,6 @@ def gzip_bomb(expanded_bytes: int) -> bytes:
     chunk = b"\0" * 2**20
     out = [compressor.compress(chunk) for _ in range(expanded_bytes // len(chunk))]
     return b"".join(out) + compressor.flush()
-
-
-# -- a misbehaving image host ------------------------------------------------------------
-@dataclass
-class Reply:
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0        # before the status line
-    drip_s: float = 0.0         # between body bytes
-    content_length: bool = True
-
-
-class ImageHost:
-    """A threaded HTTP server on 127.0.0.1; `routes` maps a path to a Reply. Records request headers."""
-
-    def __init__(self):
-        self.routes: dict[str, Reply] = {}
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        host = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):  # noqa: N802 - http.server's naming
-                host.requests.append((self.path, dict(self.headers)))
-                reply = host.routes.get(self.path.split("?", 1)[0], Reply(status=404, body=b"no such image"))
-                if reply.delay_s:
-                    time.sleep(reply.delay_s)
-                try:
-                    self.send_response(reply.status)
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    if reply.content_length:
-                        self.send_header("Content-Length", str(len(reply.body)))
-                    else:
-                        self.send_header("Connection", "close")
-                    self.end_headers()
-                    if reply.drip_s:
-                        for byte in reply.body:
-                            self.wfile.write(bytes([byte]))
-                            self.wfile.flush()
-                            time.sleep(reply.drip_s)
-                    else:
-                        self.wfile.write(reply.body)
-                except OSError:
-                    pass  # the client gave up: that is what slow routes are for
-                if not reply.content_length:
-                    self.close_connection = True
-
-            def log_message(self, *args):
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            block_on_close = False  # do not wait for slow routes to finish when stopping
-
-            def handle_error(self, request, client_address):
-                pass  # clients hanging up on slow routes are the point, not a failure
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def url(self, path: str) -> str:
-        return self.origin + path
-
-    def start(self) -> "ImageHost":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 # -- Label Studio-shaped payloads -----------------------------------------------------------

@@ -17,7 +17,7 @@ from scripts.servers import free_port
 
 from .e2e_support import assert_files_consistent, fire_concurrently, p95, post, status, wait_for
 from .support import (
-    LABEL_CONFIG, ImageHost, Reply, annotation_created, choice_result, png_bytes, project_payload, task_payload,
+    LABEL_CONFIG, LocalServer, Reply, annotation_created, choice_result, png_bytes, project_payload, task_payload,
     tasks_created,
 )
 
@@ -34,11 +34,11 @@ WEBHOOK_BUDGET_S = 1.0  # Label Studio gives up after 1 s and never retries
 @pytest.fixture
 def slow_image_host():
     """Images that take 10 ms each to serve, like a remote object store: the import takes seconds."""
-    host = ImageHost().start()
+    host = LocalServer()
     for seed in range(100):
         host.routes[f"/img/{seed}.png"] = Reply(body=png_bytes(seed), delay_s=0.01)
     yield host
-    host.stop()
+    host.close()
 
 
 def test_concurrent_annotations_during_an_import_are_each_counted_once(start_backend, slow_image_host, tmp_path, record_property):

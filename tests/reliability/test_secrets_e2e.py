@@ -81,7 +81,7 @@ def test_secrets_stay_out_of_logs_and_bodies_through_every_error(label_studio, f
     assert '"POST /webhook HTTP/1.1" 200' in log_b.read_text()
 
     fault_proxy.set_mode("down")
-    second = upload_images(label_studio.url, label_studio.api_token, project, write_images(tmp_path / "b", range(5, 8)))
+    upload_images(label_studio.url, label_studio.api_token, project, write_images(tmp_path / "b", range(5, 8)))
     client.annotations.create(id=first[1], result=choice_result("-1"), was_cancelled=False)
     wait_for(lambda: status(b, project, auth=auth)["tasks"]["failed"] == 3, what="image fetches failing while Label Studio is down")
     keep(requests.get(f"{b.url}/projects/{project}/status", auth=auth, timeout=10))

@@ -19,7 +19,7 @@ from ml_backend.adapters.ls_media import TaskImageLoader
 from ml_backend.core.errors import ImageError, UrlNotAllowedError
 from ml_backend.core.images import FetchPolicy, ImageFetcher
 
-from .support import ImageHost, Reply, png_bytes
+from .support import LocalServer, Reply, png_bytes
 
 TOKEN = {"Authorization": "Token ls-secret-token-0001"}
 
@@ -27,9 +27,9 @@ TOKEN = {"Authorization": "Token ls-secret-token-0001"}
 @pytest.fixture
 def label_studio_host():
     """A real HTTP server standing in for Label Studio's file serving."""
-    host = ImageHost().start()
+    host = LocalServer()
     yield host
-    host.stop()
+    host.close()
 
 
 def fetcher(trusted: str = "http://127.0.0.1:1", allowed: tuple[str, ...] = (), **limits) -> ImageFetcher:
@@ -61,8 +61,8 @@ def test_label_studio_on_loopback_is_fetched_with_its_token_and_nothing_else_is(
     f = fetcher(trusted=label_studio_host.origin, allowed=("127.0.0.1",))
     assert f.fetch(label_studio_host.url("/data/upload/1/a.png"), headers=TOKEN) == png_bytes(1)
     assert f.fetch(image_host.url("/b.png"), headers=TOKEN) == png_bytes(2)
-    assert label_studio_host.requests[0][1]["Authorization"] == TOKEN["Authorization"]
-    assert "Authorization" not in image_host.requests[0][1]
+    assert label_studio_host.requests[0][1]["authorization"] == TOKEN["Authorization"]
+    assert "authorization" not in image_host.requests[0][1]
 
 
 def test_another_port_on_label_studios_host_is_not_trusted(label_studio_host, image_host):
@@ -90,7 +90,7 @@ def test_a_redirect_from_an_outside_host_to_label_studio_gets_no_token(label_stu
     image_host.routes["/bounce"] = Reply(status=307, headers={"Location": label_studio_host.url("/data/upload/secret.png")})
     f = fetcher(trusted=label_studio_host.origin, allowed=("127.0.0.1",))
     f.fetch(image_host.url("/bounce"), headers=TOKEN)
-    assert "Authorization" not in label_studio_host.requests[-1][1]
+    assert "authorization" not in label_studio_host.requests[-1][1]
 
 
 def test_too_many_redirects_are_refused(label_studio_host):

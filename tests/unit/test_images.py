@@ -14,7 +14,8 @@ import requests
 from ml_backend.core import images
 from ml_backend.core.errors import ImageError, UrlNotAllowedError
 from ml_backend.core.images import FetchPolicy, ImageFetcher, decode_data_uri, decode_image, read_local_file
-from tests.conftest import Reply, png_bytes, timed
+from tests.stubs import Reply
+from tests.conftest import png_bytes, timed
 
 
 def png_header(width: int, height: int) -> bytes:

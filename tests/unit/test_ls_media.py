@@ -11,7 +11,8 @@ import requests
 from ml_backend.adapters.ls_media import TaskImageLoader
 from ml_backend.core.errors import ImageError, UrlNotAllowedError
 from ml_backend.core.images import FetchPolicy, ImageFetcher
-from tests.conftest import Reply, decoded, image_uri, png_bytes
+from tests.stubs import Reply
+from tests.conftest import decoded, image_uri, png_bytes
 
 
 def make_loader(label_studio_url="http://127.0.0.1:1", root=None, token="Token abc", **policy) -> TaskImageLoader:
