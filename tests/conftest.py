@@ -167,3 +167,20 @@ def timed(fn: Callable[[], object]) -> tuple[object, float]:
     except Exception as exc:  # noqa: BLE001 - the caller inspects it
         result = exc
     return result, time.monotonic() - start
+
+
+# -- a real Label Studio (e2e and reliability layers) -------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    """One Label Studio 1.23 process for the session (its first start runs migrations, ~1 min);
+    every test makes its own project in it."""
+    from scripts.servers import LABEL_STUDIO_BIN, LabelStudioServer, free_port
+
+    if not LABEL_STUDIO_BIN.exists():
+        pytest.skip("Label Studio is not installed: run scripts/setup_env.sh")
+    root = tmp_path_factory.mktemp("label-studio")
+    server = LabelStudioServer(root / "data", free_port(), root / "files").start(log_path=root / "label-studio.log")
+    yield server
+    server.stop()

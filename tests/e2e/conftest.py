@@ -17,7 +17,7 @@ import requests
 from PIL import Image
 
 from scripts.make_tiny_clip import build_tiny_clip
-from scripts.servers import LABEL_STUDIO_BIN, BackendServer, LabelStudioServer, free_port
+from scripts.servers import BackendServer, LabelStudioServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,16 +26,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/e2e" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-
-
-@pytest.fixture(scope="session")
-def label_studio(tmp_path_factory) -> LabelStudioServer:
-    if not LABEL_STUDIO_BIN.exists():
-        pytest.skip("Label Studio is not installed: run scripts/setup_env.sh")
-    root = tmp_path_factory.mktemp("label-studio")
-    server = LabelStudioServer(root / "data", free_port(), root / "files").start(log_path=root / "label-studio.log")
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pytest
 
 from ml_backend.service.settings import ServiceSettings
 from scripts.fault_proxy import FaultProxy
-from scripts.servers import LABEL_STUDIO_BIN, BackendServer, LabelStudioServer, free_port
+from scripts.servers import BackendServer, free_port
 
 from .support import LocalServer, InProcessBackend
 
@@ -56,16 +56,6 @@ def make_backend(tmp_path, tiny_clip_path, embedder) -> Iterator[Callable[..., I
 
 
 # -- real processes (e2e) -------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def label_studio(tmp_path_factory) -> Iterator[LabelStudioServer]:
-    if not LABEL_STUDIO_BIN.exists():
-        pytest.skip("Label Studio is not installed: run scripts/setup_env.sh")
-    root = tmp_path_factory.mktemp("reliability-label-studio")
-    server = LabelStudioServer(root / "data", free_port(), root / "files").start(log_path=root / "label-studio.log")
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def fault_proxy(label_studio) -> Iterator[FaultProxy]:
     """Label Studio behind a proxy that can go down or hang on demand."""
