@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.performance            # full run (see performance.md for its wall time)
     .venv/bin/python -m benchmarks.performance --quick    # a few minutes, smaller sizes
     .venv/bin/python -m benchmarks.performance --only selection,store
+    .venv/bin/python -m benchmarks.performance --report   # redo table and plots from the JSON
 
 Writes benchmarks/results/performance.json, PNG plots beside it, refreshes the
 generated table in benchmarks/results/performance.md, and prints that table.
@@ -43,7 +44,7 @@ def _selection(quick: bool, workdir: str, run_queries: bool = True) -> list[dict
     """One process per pool size: each builds its store, measures memory, then times queries."""
     from .perf.selection import SelectionSettings, store_and_select
 
-    settings = SelectionSettings(sizes=(10_000, 100_000), queries=20) if quick else SelectionSettings()
+    settings = SelectionSettings(sizes=(10_000, 100_000), queries=20, small_n_queries=60) if quick else SelectionSettings()
     settings.run_queries = run_queries
     return [_in_process(store_and_select, n, settings, workdir) for n in settings.sizes]
 
@@ -76,9 +77,11 @@ def _in_process(function, *args):
 def run(sections: list[str], quick: bool, workdir: str) -> dict:
     results: dict = {}
     wall: dict = {}
+    loads: dict = {}
     builds: list[dict] = []
     for section in sections:
         print(f"[performance] {section} ...", flush=True)
+        loads[section] = [round(x, 2) for x in os.getloadavg()]  # other processes on the machine add noise
         start = time.perf_counter()
         if section == "selection":
             builds = _selection(quick, workdir, run_queries=True)
@@ -95,6 +98,7 @@ def run(sections: list[str], quick: bool, workdir: str) -> dict:
         results["store"].update(_memory_and_upsert_summary(builds))
         results["upsert_per_s"] = results["store"]["upsert_headline_per_s"]
     results["_wall_s"] = wall
+    results["_load_average_at_section_start"] = loads
     return results
 
 
@@ -124,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}")
     parser.add_argument("--out", type=Path, default=RESULTS / "performance.json")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir)")
+    parser.add_argument("--report", action="store_true", help="measure nothing: redo the table and plots from --out")
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)
@@ -131,25 +136,39 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     sections = [s for s in SECTIONS if s in sections]  # store after selection: it reuses its builds
 
+    if args.report:
+        write_report(json.loads(args.out.read_text()), args.out, save_json=False)
+        return
     started = time.perf_counter()
+    machine = machine_info()  # before the run: the load average says how busy the machine was
     with tempfile.TemporaryDirectory(dir=args.workdir, prefix="perf-") as workdir:
         fresh = run(sections, args.quick, workdir)
     results = json.loads(args.out.read_text()) if args.out.exists() and len(sections) < len(SECTIONS) else {}
-    wall = {**results.get("meta", {}).get("wall_s", {}), **fresh.pop("_wall_s")}
+    previous = results.get("meta", {})
+    wall = {**previous.get("wall_s", {}), **fresh.pop("_wall_s")}
+    wall.pop("this_run_total", None)
+    loads = {**previous.get("load_average_at_section_start", {}), **fresh.pop("_load_average_at_section_start")}
     results.update(fresh)
     results["meta"] = {
         "command": "python -m benchmarks.performance " + " ".join(sys.argv[1:] if argv is None else argv),
         "quick": args.quick, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "wall_s": {**wall, "this_run_total": round(time.perf_counter() - started, 1)}, "machine": machine_info(),
+        "wall_s": {**wall, "this_run_total": round(time.perf_counter() - started, 1)}, "machine": machine,
+        "load_average_at_section_start": loads,
     }
-    results["goals"] = report.goals(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(_rounded(results), indent=1) + "\n")
-    report.plots(results, args.out.parent)
-    table = report.markdown_table(results)
-    report.update_markdown(args.out.parent / "performance.md", table)
-    print(table)
+    write_report(results, args.out)
     print(f"\nwrote {args.out} in {time.perf_counter() - started:.0f} s")
+
+
+def write_report(results: dict, out: Path, save_json: bool = True) -> None:
+    """Goal verdicts into the JSON, plots beside it, the table into performance.md and stdout."""
+    results["goals"] = report.goals(results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if save_json:
+        out.write_text(json.dumps(_rounded(results), indent=1) + "\n")
+    report.plots(results, out.parent)
+    table = report.markdown_table(results)
+    report.update_markdown(out.parent / "performance.md", table)
+    print(table)
 
 
 def _rounded(value):

@@ -37,9 +37,20 @@ def markdown_table(results: dict) -> str:
     lines = []
     meta = results.get("meta", {})
     machine = meta.get("machine", {})
+    start_load = machine.get("load_average_at_start")
     lines.append(f"Measured {meta.get('finished', '?')} on {machine.get('cpu_count')} CPUs ({machine.get('cpu_model')}), "
-                 f"torch threads {machine.get('torch_threads')}, load average at start "
-                 f"{machine.get('load_average_at_start')}; mode: {'quick' if meta.get('quick') else 'full'}.")
+                 f"torch threads {machine.get('torch_threads')}"
+                 + (f", load average at start {start_load}" if start_load else "")
+                 + f"; mode: {'quick' if meta.get('quick') else 'full'}.")
+    loads = meta.get("load_average_at_section_start") or {}
+    if loads:
+        lines.append("Load average (1/5/15 min) as each section started: " + ", ".join(
+            f"{name} {'/'.join(f'{x:.1f}' for x in values)}" for name, values in loads.items()) + ".")
+    if meta.get("load_average_note"):
+        lines.append(meta["load_average_note"])
+    wall = meta.get("wall_s") or {}
+    if wall:
+        lines.append("Wall time: " + ", ".join(f"{name.replace('_', ' ')} {seconds / 60:.1f} min" for name, seconds in wall.items()) + ".")
     lines.append("")
     ingest = results.get("ingest")
     if ingest:

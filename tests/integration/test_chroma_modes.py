@@ -123,3 +123,36 @@ def test_the_loop_runs_and_resumes_on_either_chroma(chroma_mode, collection_name
     assert resumed.refit_if_needed() is None  # nothing changed: no new version
     assert [t.task_id for t in resumed.select_batch()] == [t.task_id for t in batch]
     resumed.ledger.close()
+
+
+def test_chroma_keeps_every_vector_exactly_with_the_small_hnsw_graph(chroma_mode, collection_name):
+    """The store's HNSW settings (a tiny graph nobody queries) lose nothing Chroma stores.
+
+    More rows than one Chroma batch, so upserts span several calls; some rows replaced,
+    some deleted, some marked seen: a fresh store reading the collection back has exactly
+    the vectors and flags written, and selects exactly what the exact scan selects.
+    """
+    rng = np.random.default_rng(3)
+    n = 6_000
+    X = unit_rows(rng.normal(size=(n, 16))).astype(np.float32)
+    store = VectorStore(chroma_mode.client(), collection_name, "test-model")
+    assert n > store._max_batch
+    store.upsert(list(range(n)), X)
+    replaced = rng.choice(n, 300, replace=False)
+    X[replaced] = unit_rows(rng.normal(size=(300, 16)))
+    store.upsert(replaced.tolist(), X[replaced])
+    deleted = set(rng.choice(n, 200, replace=False).tolist())
+    store.delete(sorted(deleted))
+    seen = {int(t) for t in rng.choice(n, 1000, replace=False) if int(t) not in deleted}
+    store.set_seen(sorted(seen), True)
+
+    reopened = VectorStore(chroma_mode.client(), collection_name, "test-model")
+    kept = [t for t in range(n) if t not in deleted]
+    assert len(reopened) == len(kept) and sorted(int(i) for i in reopened.ids()) == kept
+    # Chroma's cosine space re-normalises what it stores: equal up to float32 rounding.
+    np.testing.assert_allclose(reopened.vectors(kept), X[kept], rtol=0, atol=1e-6)
+    assert reopened.seen_ids() == {str(t) for t in seen}
+    head = LinearHead.from_weights(X[0] + X[1], 0.0)
+    mask = np.array([t in seen for t in kept])
+    expected = [kept[r] for r in exact_top_k(X[kept], X[kept] @ (X[0] + X[1]), mask, K)]
+    assert selected_ids(reopened, NearestStrategy(), head) == expected

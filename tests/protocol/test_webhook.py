@@ -200,3 +200,21 @@ def test_next_batch_endpoint_without_label_studio(project):
     body = response.get_json()
     assert body["complete"] is True and body["view"] == {}
     assert body["worker"]["last_error"] is None
+
+
+def test_status_reports_when_each_webhook_arrived(project):
+    before = time.time()
+    project.annotate(100, 1, ["+1"])
+    project.webhook("START_TRAINING")
+    arrivals = project.status()["last_webhooks"]
+    assert set(arrivals) >= {"ANNOTATION_CREATED", "START_TRAINING"}
+    assert before <= arrivals["ANNOTATION_CREATED"] <= arrivals["START_TRAINING"] <= time.time()
+
+
+def test_ignored_events_do_not_wake_the_worker(project, monkeypatch):
+    woken = []
+    monkeypatch.setattr(project.runtime.worker, "notify", lambda p, sync=False: woken.append((p, sync)))
+    project.webhook("PROJECT_UPDATED")  # Label Studio sends one after every model version switch
+    assert woken == []
+    project.annotate(100, 1, ["+1"])
+    assert woken == [(1, False)]

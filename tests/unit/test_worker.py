@@ -256,3 +256,32 @@ def test_a_task_count_mismatch_triggers_a_resync(runtime, ls):
         assert 3 in runtime.projects.get(P).store
     finally:
         worker.stop()
+
+
+def test_bulk_predictions_wait_while_ratings_arrive(runtime, ls):
+    """After a new head's batch is out, the other tasks' predictions are held back a while."""
+    add_tasks(runtime, *range(1, 8))
+    worker = make_worker(runtime, ls, prediction_chunk=3, bulk_prediction_delay_s=0.5)
+    reconcile_until_done(worker)
+    batch = runtime.projects.ledger.get_state(P, "view")["task_ids"]
+    # The batch, its predictions and the version switch are out; the rest waits.
+    assert sorted(p["task"] for p in ls.predictions) == sorted(batch)
+    assert ls.model_version == "clip-head-v1"
+    view = runtime.projects.ledger.get_state(P, "view")
+    assert view["ordered"] is True and view["ordered_at"] >= view["pushed_at"]
+    time.sleep(0.6)
+    reconcile_until_done(worker)
+    assert sorted(p["task"] for p in ls.predictions) == list(range(1, 8))
+
+
+def test_the_thread_pushes_held_back_predictions_when_the_hold_ends(runtime, ls):
+    add_tasks(runtime, *range(1, 8))
+    ls.tasks = listed(*range(1, 8))
+    worker = make_worker(runtime, ls, prediction_chunk=3, bulk_prediction_delay_s=0.3, poll_interval_s=0.05)
+    worker.start()
+    try:
+        worker.notify(P)
+        assert worker.wait_idle(P, 20)  # not idle while predictions are held back
+        assert sorted(p["task"] for p in ls.predictions) == list(range(1, 8))
+    finally:
+        worker.stop()
