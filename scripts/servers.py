@@ -74,32 +74,11 @@ class LabelStudioServer:
              "--port", str(self.port), "--data-dir", str(self.data_dir.resolve())],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        self.wait_ready(timeout_s)
+        _wait_healthy(self.process, self.url, timeout_s, "Label Studio")
         return self
 
-    def wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"Label Studio exited with code {self.process.returncode}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(1.0)
-        raise TimeoutError(f"Label Studio not ready on {self.url} after {timeout_s:.0f} s")
-
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        # Label Studio spawns children: stop the whole process group.
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        _stop_group(self.process, grace_s=20)
 
 
 @dataclass
@@ -122,17 +101,8 @@ class BackendServer:
             [str(BACKEND_PYTHON), "-m", "ml_backend.service"], cwd=ROOT, env=env,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"backend exited with code {self.process.returncode} (log: {self.log_path})")
-            try:
-                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"backend not ready on {self.url} after {timeout_s:.0f} s")
+        _wait_healthy(self.process, self.url, timeout_s, f"backend (log: {self.log_path})")
+        return self
 
     def kill(self) -> None:
         """SIGKILL the whole process group: no cleanup runs, as in a crash."""
@@ -141,13 +111,34 @@ class BackendServer:
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        _stop_group(self.process, grace_s=30)
+
+
+def _wait_healthy(process: subprocess.Popen, url: str, timeout_s: float, name: str) -> None:
+    """Poll url/health until it answers 200; fail early if the process dies."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode}")
         try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.kill()
+            if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{name} not ready on {url} after {timeout_s:.0f} s")
+
+
+def _stop_group(process: subprocess.Popen | None, grace_s: float) -> None:
+    """SIGTERM the process group (servers spawn children), SIGKILL it after `grace_s`."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
 
 
 def free_port() -> int:

@@ -5,6 +5,7 @@ Not used by the running service (that is `ls_client`).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -43,23 +44,42 @@ def connect_backend(client: LabelStudio, project: int, backend_url: str, title: 
     return int(connection.id)
 
 
+# Django's DATA_UPLOAD_MAX_NUMBER_FILES: Label Studio answers 500 to a multipart import with more files.
+MAX_FILES_PER_UPLOAD = 100
+
+
 def upload_images(label_studio_url: str, api_key: str, project: int, paths: Sequence[Path]) -> list[int]:
     """Upload image files as new tasks (the SDK 2.x has no multipart import); returns task ids."""
     headers = LabelStudioGateway(label_studio_url, api_key).auth_headers()
-    files = [(f"file{i}", (p.name, p.read_bytes(), "image/png")) for i, p in enumerate(paths)]
-    response = requests.post(
-        f"{label_studio_url.rstrip('/')}/api/projects/{project}/import", headers=headers, files=files,
-        params={"return_task_ids": "true"}, timeout=120,
-    )
-    response.raise_for_status()
-    return [int(t) for t in response.json()["task_ids"]]
+    task_ids: list[int] = []
+    for start in range(0, len(paths), MAX_FILES_PER_UPLOAD):
+        chunk = paths[start : start + MAX_FILES_PER_UPLOAD]
+        files = [(f"file{i}", (p.name, p.read_bytes(), "image/png")) for i, p in enumerate(chunk)]
+        response = requests.post(
+            f"{label_studio_url.rstrip('/')}/api/projects/{project}/import", headers=headers, files=files,
+            params={"return_task_ids": "true"}, timeout=120,
+        )
+        response.raise_for_status()
+        task_ids += [int(t) for t in response.json()["task_ids"]]
+    return task_ids
 
 
-def import_local_folder(client: LabelStudio, project: int, folder: Path, title: str = "local images") -> int:
-    """Add a local-files storage on `folder` (under LOCAL_FILES_DOCUMENT_ROOT) and sync it; returns the storage id."""
+def import_local_folder(
+    client: LabelStudio, project: int, folder: Path, title: str = "local images", attempts: int = 3,
+) -> int:
+    """Add a local-files storage on `folder` (under LOCAL_FILES_DOCUMENT_ROOT) and sync it; returns the storage id.
+
+    On SQLite, Label Studio's sync fails part-way with "database is locked" when another
+    writer (such as this backend pushing predictions) is active. A sync only creates the
+    missing tasks, so a failed one is simply run again.
+    """
     storage = client.import_storage.local.create(
         project=project, path=str(folder.resolve()), use_blob_urls=True, title=title,
         regex_filter=r".*\.(png|jpe?g|webp)", recursive_scan=True,
     )
-    client.import_storage.local.sync(storage.id)
-    return int(storage.id)
+    for _ in range(attempts):
+        client.import_storage.local.sync(storage.id)
+        if client.import_storage.local.get(storage.id).status == "completed":
+            return int(storage.id)
+        time.sleep(1.0)
+    raise RuntimeError(f"local storage {storage.id} failed to sync {attempts} times (see Label Studio's log)")

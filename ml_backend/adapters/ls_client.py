@@ -52,12 +52,15 @@ def _transient(exc: BaseException) -> bool:
 class LabelStudioGateway:
     """A thin client for the calls the worker makes. Thread-safe."""
 
-    def __init__(self, url: str, api_key: str | None, timeout_s: float = 15.0):
+    def __init__(self, url: str, api_key: str | None, timeout_s: float = 15.0,
+                 webhook_headers: dict[str, str] | None = None):
         self.url = url.rstrip("/")
         self._timeout_s = timeout_s
         self._lock = threading.Lock()
         self._client: LabelStudio | None = None
         self._api_key = api_key
+        # Headers Label Studio must send with webhooks (the backend's basic auth, when set).
+        self._webhook_headers = dict(webhook_headers or {})
 
     @property
     def has_credentials(self) -> bool:
@@ -73,7 +76,10 @@ class LabelStudioGateway:
             if self._client is None:
                 if not self._api_key:
                     raise LabelStudioUnavailable("no Label Studio API key: set LABEL_STUDIO_API_KEY")
-                self._client = LabelStudio(base_url=self.url, api_key=self._api_key, timeout=self._timeout_s, max_retries=0)
+                # A short connect timeout: Label Studio is near, and an unreachable one should
+                # fail fast (the worker retries with backoff) rather than hold a pass for long.
+                http = httpx.Client(timeout=httpx.Timeout(self._timeout_s, connect=min(self._timeout_s, 3.0)))
+                self._client = LabelStudio(base_url=self.url, api_key=self._api_key, httpx_client=http, max_retries=0)
             return self._client
 
     def auth_headers(self) -> dict[str, str]:
@@ -101,14 +107,25 @@ class LabelStudioGateway:
                         project, len(urls))
             return
         target = urls[0].rstrip("/") + "/webhook"
-        hooks = self._call(lambda: self.client.webhooks.list(project=str(project)))
+        hooks = [h for h in self._call(lambda: self.client.webhooks.list(project=str(project))) if h.url == target]
         for hook in hooks:
-            if hook.url == target and hook.is_active and (hook.send_for_all_actions or "TASKS_CREATED" in (hook.actions or [])):
-                return
+            self._ensure_webhook_headers(project, hook)
+        if any(h.is_active and (h.send_for_all_actions or "TASKS_CREATED" in (h.actions or [])) for h in hooks):
+            return
         self._call(lambda: self.client.webhooks.create(
             url=target, project=project, actions=["TASKS_CREATED"], send_payload=True, send_for_all_actions=False,
+            **({"headers": self._webhook_headers} if self._webhook_headers else {}),
         ))
         log.info("project %s: registered TASKS_CREATED webhook to %s", project, target)
+
+    def _ensure_webhook_headers(self, project: int, hook: Any) -> None:
+        """With basic auth on, the backend refuses webhooks without it; Label Studio's
+        auto-created hook sends none, so add the header to every hook to this backend."""
+        have = dict(hook.headers or {}) if isinstance(hook.headers, dict) else {}
+        if not self._webhook_headers or all(have.get(k) == v for k, v in self._webhook_headers.items()):
+            return
+        self._call(lambda: self.client.webhooks.update(hook.id, url=hook.url, headers={**have, **self._webhook_headers}))
+        log.info("project %s: webhook %s now sends the backend's basic auth", project, hook.id)
 
     def iter_tasks(self, project: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
         """Every task of the project as {"id", "data", "annotations": [dict, ...]}."""
@@ -128,6 +145,10 @@ class LabelStudioGateway:
             if len(items) < page_size:
                 return
             page += 1
+
+    def task_count(self, project: int) -> int:
+        """How many tasks the project has (one cheap call)."""
+        return int(self._call(lambda: self.client.projects.get(id=project)).task_number or 0)
 
     def push_predictions(self, project: int, predictions: list[dict[str, Any]]) -> None:
         """Create predictions ({"task", "result", "score", "model_version"}) in one call."""

@@ -54,14 +54,19 @@ class TaskImageLoader:
         ref = ref.strip()
         if ref.startswith("data:"):
             return self.fetcher.fetch(ref)
+        try:
+            parts = urlsplit(ref)
+        except ValueError as exc:  # e.g. "http://[::1/a.png"
+            raise UrlNotAllowedError(f"malformed image reference {ref[:100]!r}: {exc}") from None
         if ref.startswith(LOCAL_FILES_PREFIX) and self.local_files_root:
-            relative = parse_qs(urlsplit(ref).query).get("d", [""])[0]
+            relative = parse_qs(parts.query).get("d", [""])[0]
             if not relative:
                 raise ImageError(f"local-files reference without ?d=: {ref[:100]!r}")
             return read_local_file(self.local_files_root, relative, self.fetcher.policy.max_bytes)
+        # The fetcher asks for auth headers only if the URL is Label Studio's own.
         if ref.startswith("/") and not ref.startswith("//"):
-            return self.fetcher.fetch(self.label_studio_url + ref, headers=self.auth_headers())
-        scheme = urlsplit(ref).scheme.lower()
+            return self.fetcher.fetch(self.label_studio_url + ref, headers=self.auth_headers)
+        scheme = parts.scheme.lower()
         if scheme in ("http", "https"):
-            return self.fetcher.fetch(ref, headers=self.auth_headers())
+            return self.fetcher.fetch(ref, headers=self.auth_headers)
         raise UrlNotAllowedError(f"unsupported image reference scheme {scheme or '(none)'!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Mapping
 
 from ..core.errors import BadRatingError, BadRequestError
@@ -21,6 +22,7 @@ class AnnotationRating:
     task_id: int
     target: float | None
     error: str | None = None
+    updated_at: float | None = None  # Label Studio's time of this version (epoch seconds), when it says
 
 
 def project_id(value: Any) -> int:
@@ -31,9 +33,10 @@ def project_id(value: Any) -> int:
         value = None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.split(".", 1)[0].isdigit():
-        return int(value.split(".", 1)[0])
-    raise BadRequestError(f"cannot read a project id from {value!r}")
+    head = value.split(".", 1)[0] if isinstance(value, str) else ""
+    if head.isascii() and head.isdigit():  # str.isdigit alone accepts "²", which int() refuses
+        return int(head)
+    raise BadRequestError(f"cannot read a project id from {_short(value)}")
 
 
 def task_id(task: Any) -> int:
@@ -41,7 +44,7 @@ def task_id(task: Any) -> int:
         task = task.get("id")
     if isinstance(task, int) and not isinstance(task, bool):
         return task
-    raise BadRequestError(f"task id must be an integer, got {task!r}")
+    raise BadRequestError(f"task id must be an integer, got {_short(task)}")
 
 
 def tasks_from(payload_tasks: Any) -> list[tuple[int, dict]]:
@@ -52,9 +55,26 @@ def tasks_from(payload_tasks: Any) -> list[tuple[int, dict]]:
     for task in payload_tasks:
         data = task.get("data") if isinstance(task, Mapping) else None
         if not isinstance(data, Mapping):
-            raise BadRequestError(f"task {task.get('id') if isinstance(task, Mapping) else task!r} has no 'data' object")
+            raise BadRequestError(f"task {_short(task.get('id') if isinstance(task, Mapping) else task)} has no 'data' object")
         pairs.append((task_id(task), dict(data)))
     return pairs
+
+
+def valid_tasks(payload_tasks: Any) -> tuple[list[tuple[int, dict]], list[dict[str, Any]]]:
+    """(id, data) pairs of the usable tasks, and {"index", "error"} for each unusable one.
+
+    For webhooks: Label Studio never resends a delivery, so one bad entry must not
+    cost the other tasks of the import.
+    """
+    if not isinstance(payload_tasks, list):
+        raise BadRequestError("'tasks' must be a list")
+    pairs, invalid = [], []
+    for index, task in enumerate(payload_tasks):
+        try:
+            pairs.extend(tasks_from([task]))
+        except BadRequestError as exc:
+            invalid.append({"index": index, "error": str(exc)})
+    return pairs, invalid
 
 
 def read_rating(annotation: Mapping[str, Any], scale: RatingScale, fallback_task: Any = None) -> AnnotationRating:
@@ -65,20 +85,39 @@ def read_rating(annotation: Mapping[str, Any], scale: RatingScale, fallback_task
     """
     annotation_id = annotation.get("id")
     if not isinstance(annotation_id, int) or isinstance(annotation_id, bool):
-        raise BadRequestError(f"annotation id must be an integer, got {annotation_id!r}")
+        raise BadRequestError(f"annotation id must be an integer, got {_short(annotation_id)}")
     task = task_id(annotation.get("task", fallback_task))
+    when = timestamp(annotation.get("updated_at"))
     if annotation.get("was_cancelled"):
-        return AnnotationRating(annotation_id, task, None)
+        return AnnotationRating(annotation_id, task, None, updated_at=when)
     results = annotation.get("result") or []
     if not isinstance(results, list):
-        return AnnotationRating(annotation_id, task, None, "annotation result is not a list")
+        return AnnotationRating(annotation_id, task, None, "annotation result is not a list", when)
     for item in results:
         if isinstance(item, Mapping) and item.get("from_name") == scale.name:
             try:
-                return AnnotationRating(annotation_id, task, scale.to_target(_raw_value(item, scale)))
+                return AnnotationRating(annotation_id, task, scale.to_target(_raw_value(item, scale)), updated_at=when)
             except BadRatingError as exc:
-                return AnnotationRating(annotation_id, task, None, str(exc))
-    return AnnotationRating(annotation_id, task, None, f"annotation has no value for control {scale.name!r}")
+                return AnnotationRating(annotation_id, task, None, str(exc), when)
+    return AnnotationRating(annotation_id, task, None, f"annotation has no value for control {scale.name!r}", when)
+
+
+def timestamp(value: Any) -> float | None:
+    """Epoch seconds from Label Studio's "2026-11-23T07:28:46.629865Z" (or a datetime); None if absent or unreadable."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr of a client-sent value for an error message, cut short: bodies can be large."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _raw_value(item: Mapping[str, Any], scale: RatingScale) -> Any:
@@ -88,7 +127,7 @@ def _raw_value(item: Mapping[str, Any], scale: RatingScale) -> Any:
     raw = value[VALUE_KEYS[scale.kind]]
     if scale.kind == "choices":
         if not isinstance(raw, list) or len(raw) != 1:
-            raise BadRatingError(f"{scale.name}: expected exactly one choice, got {raw!r}")
+            raise BadRatingError(f"{scale.name}: expected exactly one choice, got {_short(raw)}")
         return raw[0]
     return raw
 

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, CLIPModel
 
-from .errors import ImageError, ModelUnavailableError
+from .errors import BackendError, ImageError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,11 @@ class ClipEmbedder:
                 return self.preprocess([load(sources[position])])[0]
             except ImageError as exc:
                 return exc
+            except BackendError as exc:  # e.g. Label Studio unreachable while fetching: retry later
+                return ImageError(str(exc), transient=exc.http_status >= 500)
+            except Exception as exc:  # noqa: BLE001 - one bad task must never sink the batch
+                log.exception("unexpected error loading an image")
+                return ImageError(f"cannot load image: {type(exc).__name__}")
 
         def flush() -> None:
             if batch_pixels:

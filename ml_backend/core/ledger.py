@@ -43,12 +43,13 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (project, state);
 CREATE TABLE IF NOT EXISTS annotations (
-    project        INTEGER NOT NULL,
-    annotation_id  INTEGER NOT NULL,
-    task_id        INTEGER NOT NULL,
-    target         REAL,
-    error          TEXT,
-    updated_at     REAL NOT NULL,
+    project            INTEGER NOT NULL,
+    annotation_id      INTEGER NOT NULL,
+    task_id            INTEGER NOT NULL,
+    target             REAL,
+    error              TEXT,
+    updated_at         REAL NOT NULL,
+    source_updated_at  REAL,
     PRIMARY KEY (project, annotation_id)
 );
 CREATE INDEX IF NOT EXISTS annotations_by_task ON annotations (project, task_id);
@@ -59,6 +60,7 @@ CREATE TABLE IF NOT EXISTS heads (
     intercept    REAL NOT NULL,
     fit_key      TEXT NOT NULL,
     n_ratings    INTEGER NOT NULL,
+    embedding_model TEXT NOT NULL DEFAULT '',
     created_at   REAL NOT NULL,
     PRIMARY KEY (project, version)
 );
@@ -79,6 +81,13 @@ class StoredHead:
     fit_key: str
     n_ratings: int
     created_at: float
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    state: str
+    seen: bool
+    store_seen: bool
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,14 @@ class Ledger:
             # NORMAL is durable against a killed process (not against power loss) and much faster than FULL.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            self._migrate()
+        # Recent deletions, so a sync listing taken before a delete cannot bring the row back.
+        self._deleted: dict[tuple[int, str], list[tuple[float, int]]] = {}
+
+    def _migrate(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(annotations)")}
+        if "source_updated_at" not in columns:  # ledgers written before this column existed
+            self._db.execute("ALTER TABLE annotations ADD COLUMN source_updated_at REAL")
 
     def close(self) -> None:
         with self._lock:
@@ -156,11 +173,22 @@ class Ledger:
     # -- tasks ---------------------------------------------------------------
     def add_tasks(self, project: int, tasks: Iterable[tuple[int, dict]]) -> int:
         """Record tasks to embed; tasks already known are left as they are. Returns how many were new."""
-        rows = [(project, int(task_id), json.dumps(data)) for task_id, data in tasks]
+        rows = [(project, int(task_id), json.dumps(data), project, int(task_id)) for task_id, data in tasks]
         with self._transaction() as db:
             before = db.total_changes
-            db.executemany("INSERT OR IGNORE INTO tasks (project, task_id, data) VALUES (?, ?, ?)", rows)
+            # A task can be annotated before its TASKS_CREATED arrives: it is seen from the start.
+            db.executemany(
+                "INSERT OR IGNORE INTO tasks (project, task_id, data, seen) VALUES (?, ?, ?, "
+                "EXISTS (SELECT 1 FROM annotations WHERE project = ? AND task_id = ?))",
+                rows,
+            )
             return db.total_changes - before
+
+    def task_ids(self, project: int) -> list[int]:
+        return [row["task_id"] for row in self._query("SELECT task_id FROM tasks WHERE project = ?", (project,))]
+
+    def task_total(self, project: int) -> int:
+        return self._query("SELECT COUNT(*) FROM tasks WHERE project = ?", (project,))[0][0]
 
     def task_data(self, project: int, task_ids: Sequence[int]) -> dict[int, dict]:
         rows = self._query_in("SELECT task_id, data FROM tasks WHERE project = ? AND task_id IN ({})", project, task_ids)
@@ -175,16 +203,21 @@ class Ledger:
         rows = self._query(sql + " ORDER BY task_id LIMIT ?", (*args, limit))
         return [(row["task_id"], json.loads(row["data"])) for row in rows]
 
+    def task_index(self, project: int) -> dict[int, TaskRecord]:
+        """Every task of the project: its state, `seen` and the `seen` flag last written to the store."""
+        rows = self._query("SELECT task_id, state, seen, store_seen FROM tasks WHERE project = ?", (project,))
+        return {row["task_id"]: TaskRecord(row["state"], bool(row["seen"]), bool(row["store_seen"])) for row in rows}
+
     def task_states(self, project: int, task_ids: Sequence[int]) -> dict[int, str]:
         rows = self._query_in("SELECT task_id, state FROM tasks WHERE project = ? AND task_id IN ({})", project, task_ids)
         return {row["task_id"]: row["state"] for row in rows}
 
-    def mark_embedded(self, project: int, task_ids: Sequence[int]) -> None:
-        """Record that these tasks' vectors are in the store, with the `seen` flag they were stored with."""
+    def mark_embedded(self, project: int, task_ids: Sequence[int], stored_seen: Sequence[bool]) -> None:
+        """Record that these tasks' vectors are in the store, with the `seen` flags written there."""
         with self._transaction() as db:
             db.executemany(
-                "UPDATE tasks SET state = 'embedded', error = NULL, store_seen = seen WHERE project = ? AND task_id = ?",
-                [(project, int(t)) for t in task_ids],
+                "UPDATE tasks SET state = 'embedded', error = NULL, store_seen = ? WHERE project = ? AND task_id = ?",
+                [(int(bool(flag)), project, int(t)) for t, flag in zip(task_ids, stored_seen, strict=True)],
             )
 
     def mark_failed(self, project: int, task_id: int, error: str, transient: bool) -> None:
@@ -204,6 +237,18 @@ class Ledger:
                 (project, max_attempts),
             ).rowcount
 
+    def retry_given_up(self, project: int, max_attempts: int) -> int:
+        """Queue again the tasks given up after `max_attempts` transient failures; returns how many.
+
+        Those failed on timeouts, 5xx or an unreachable Label Studio: worth another
+        try once the outage is over. Permanent failures (a corrupt image) stay failed.
+        """
+        with self._transaction() as db:
+            return db.execute(
+                "UPDATE tasks SET state = 'pending', attempts = 0 WHERE project = ? AND state = 'failed' AND attempts >= ?",
+                (project, max_attempts),
+            ).rowcount
+
     def reset_embeddings(self, project: int, task_ids: Sequence[int] | None = None) -> None:
         """Mark tasks (default: all) as needing embedding again."""
         with self._transaction() as db:
@@ -220,16 +265,35 @@ class Ledger:
             for table in ("tasks", "annotations"):
                 db.executemany(f"DELETE FROM {table} WHERE project = ? AND task_id = ?", [(project, int(t)) for t in task_ids])
             db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
+        self._note_deleted(project, "tasks", task_ids)
+
+    def deleted_since(self, project: int, kind: str, since: float) -> set[int]:
+        """Ids of `kind` ("tasks" or "annotations") deleted at or after `since` (time.monotonic()).
+
+        Kept in memory for an hour: long enough for any sync started before the delete.
+        Ids, not tombstones for ever: Label Studio on SQLite can reuse a deleted id.
+        """
+        with self._lock:
+            return {item for at, item in self._deleted.get((project, kind), []) if at >= since}
+
+    def _note_deleted(self, project: int, kind: str, ids: Sequence[int]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            recent = [(at, item) for at, item in self._deleted.get((project, kind), []) if now - at < 3600]
+            self._deleted[(project, kind)] = recent + [(now, int(i)) for i in ids]
 
     # -- ratings and seen ----------------------------------------------------
     def record_annotation(
         self, project: int, annotation_id: int, task_id: int, target: float | None,
-        error: str | None = None, task_data: dict | None = None,
-    ) -> None:
+        error: str | None = None, task_data: dict | None = None, source_updated_at: float | None = None,
+    ) -> bool:
         """Insert or replace an annotation and mark its task seen, atomically.
 
         `target` None means the annotation is not a rating (skipped, or unreadable with `error`).
         `task_data` registers the task for embedding if the ledger has not seen it yet.
+        `source_updated_at` is Label Studio's own time of this version of the annotation: an
+        older version (a sync listing taken before an update webhook) never replaces a newer one.
+        Returns whether the ledger knows the task (False: the rating waits for the task).
         """
         with self._transaction() as db:
             if task_data is not None:
@@ -238,13 +302,17 @@ class Ledger:
                     (project, task_id, json.dumps(task_data)),
                 )
             db.execute(
-                "INSERT INTO annotations (project, annotation_id, task_id, target, error, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "INSERT INTO annotations (project, annotation_id, task_id, target, error, updated_at, source_updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (project, annotation_id) DO UPDATE SET task_id = excluded.task_id, target = excluded.target, "
-                "error = excluded.error, updated_at = excluded.updated_at",
-                (project, annotation_id, task_id, target, error, time.time()),
+                "error = excluded.error, updated_at = excluded.updated_at, source_updated_at = excluded.source_updated_at "
+                "WHERE excluded.source_updated_at IS NULL OR annotations.source_updated_at IS NULL "
+                "OR excluded.source_updated_at >= annotations.source_updated_at",
+                (project, annotation_id, task_id, target, error, time.time(), source_updated_at),
             )
-            db.execute("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", (project, task_id))
+            known = db.execute("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", (project, task_id)).rowcount > 0
             db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
+            return known
 
     def delete_annotations(self, project: int, annotation_ids: Sequence[int]) -> int:
         """Forget annotations; a task with none left becomes unseen again. Returns how many were deleted."""
@@ -265,7 +333,8 @@ class Ledger:
                 )
             if deleted:
                 db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
-            return deleted
+        self._note_deleted(project, "annotations", annotation_ids)
+        return deleted
 
     def annotation_ids(self, project: int) -> list[int]:
         return [row["annotation_id"] for row in self._query("SELECT annotation_id FROM annotations WHERE project = ?", (project,))]
@@ -304,26 +373,30 @@ class Ledger:
         return {row["task_id"] for row in self._query("SELECT task_id FROM tasks WHERE project = ? AND seen = 1", (project,))}
 
     # -- heads ---------------------------------------------------------------
-    def save_head(self, project: int, coef: np.ndarray, intercept: float, fit_key: str, n_ratings: int) -> int:
+    def save_head(
+        self, project: int, coef: np.ndarray, intercept: float, fit_key: str, n_ratings: int, embedding_model: str = "",
+    ) -> int:
         """Store a new head version atomically; returns its version number (1, 2, ...)."""
         coef32 = np.ascontiguousarray(coef, dtype="<f4")
         with self._transaction() as db:
             version = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM heads WHERE project = ?", (project,)).fetchone()[0]
             db.execute(
-                "INSERT INTO heads (project, version, coef, intercept, fit_key, n_ratings, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (project, version, coef32.tobytes(), float(intercept), fit_key, n_ratings, time.time()),
+                "INSERT INTO heads (project, version, coef, intercept, fit_key, n_ratings, embedding_model, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (project, version, coef32.tobytes(), float(intercept), fit_key, n_ratings, embedding_model, time.time()),
             )
             return version
 
-    def latest_head(self, project: int) -> StoredHead | None:
+    def latest_head(self, project: int, embedding_model: str | None = None) -> StoredHead | None:
+        """The newest head, optionally only among heads fitted on `embedding_model`'s vectors."""
+        if embedding_model is not None:
+            rows = self._query(
+                "SELECT * FROM heads WHERE project = ? AND embedding_model = ? ORDER BY version DESC LIMIT 1",
+                (project, embedding_model),
+            )
+            return _stored_head(rows[0]) if rows else None
         rows = self._query("SELECT * FROM heads WHERE project = ? ORDER BY version DESC LIMIT 1", (project,))
-        if not rows:
-            return None
-        row = rows[0]
-        return StoredHead(
-            row["version"], np.frombuffer(row["coef"], dtype="<f4").copy(), row["intercept"], row["fit_key"],
-            row["n_ratings"], row["created_at"],
-        )
+        return _stored_head(rows[0]) if rows else None
 
     # -- what Label Studio has been sent -------------------------------------
     def tasks_to_predict(self, project: int, version: int, limit: int) -> list[int]:
@@ -406,6 +479,13 @@ class Ledger:
             chunk = ids[start : start + 500]
             rows.extend(self._query(sql.format(_marks(chunk)), (project, *chunk)))
         return rows
+
+
+def _stored_head(row: sqlite3.Row) -> StoredHead:
+    return StoredHead(
+        row["version"], np.frombuffer(row["coef"], dtype="<f4").copy(), row["intercept"], row["fit_key"],
+        row["n_ratings"], row["created_at"],
+    )
 
 
 def _marks(values: Sequence[Any]) -> str:

@@ -94,6 +94,7 @@ class ActiveLoop:
                         project, store.stored_model_id, embedder.model_id)
             store.drop()
             ledger.reset_embeddings(project)
+        self.reconcile_store()
 
     # -- ingest --------------------------------------------------------------
     def add_tasks(self, tasks: Iterable[tuple[int, dict]]) -> int:
@@ -102,13 +103,15 @@ class ActiveLoop:
 
     def embed_pending(self, limit: int = 256) -> EmbedReport:
         """Embed up to `limit` queued tasks and store their vectors."""
-        self.ledger.give_up_pending(self.project, MAX_EMBED_ATTEMPTS)
         tasks = self.ledger.tasks_in_state(self.project, "pending", limit=limit, max_attempts=MAX_EMBED_ATTEMPTS)
-        return self._embed(tasks)
+        report = self._embed(tasks)
+        # Right away, not on the next pass: there may be none, and "pending" would then be a lie.
+        self.ledger.give_up_pending(self.project, MAX_EMBED_ATTEMPTS)
+        return report
 
     def ensure_embedded(self, task_ids: Sequence[int], task_data: dict[int, dict] | None = None) -> EmbedReport:
         """Embed the given tasks now if they are not in the store yet (the /predict path)."""
-        missing = [t for t in task_ids if t not in self.store]
+        missing = list(dict.fromkeys(t for t in task_ids if t not in self.store))  # a task listed twice is embedded once
         if not missing:
             return EmbedReport([], {})
         if task_data:
@@ -125,8 +128,11 @@ class ActiveLoop:
         embedded = [tasks[p][0] for p in positions]
         if embedded:
             seen = self.ledger.seen_task_ids(self.project)
-            self.store.upsert(embedded, vectors, seen=[t in seen for t in embedded])
-            self.ledger.mark_embedded(self.project, embedded)
+            flags = [t in seen for t in embedded]
+            # Store first, ledger second: a crash in between leaves vectors the ledger
+            # does not know about, which reconcile_store adopts on the next start.
+            self.store.upsert(embedded, vectors, seen=flags)
+            self.ledger.mark_embedded(self.project, embedded, flags)
         failed = {}
         for position, error in errors.items():
             task_id = tasks[position][0]
@@ -135,13 +141,51 @@ class ActiveLoop:
             log.warning("project %s task %s: %s", self.project, task_id, error)
         return EmbedReport(embedded, failed)
 
+    def reconcile_store(self) -> dict[str, int]:
+        """Make the vector store agree with the ledger; run whenever a loop is built.
+
+        The two are separate files written one after the other, so a crash between
+        the writes, or a lost Chroma collection, leaves them apart:
+        - embedded in the ledger, no vector: back to pending (it is embedded again);
+        - a vector the ledger does not count as embedded: adopted if the task is known
+          (same model, same image), deleted if the task is not (it was being deleted);
+        - `seen` in the store differing from the ledger: the ledger wins.
+        Returns how many tasks each case touched.
+        """
+        tasks = self.ledger.task_index(self.project)
+        stored_seen = self.store.seen_flags()
+        missing = [t for t, record in tasks.items() if record.state == "embedded" and t not in stored_seen]
+        adopted = [t for t in stored_seen if t in tasks and tasks[t].state != "embedded"]
+        orphans = [t for t in stored_seen if t not in tasks]
+        if missing:
+            self.ledger.reset_embeddings(self.project, missing)
+        if orphans:
+            self.store.delete(orphans)
+        if adopted:
+            self.ledger.mark_embedded(self.project, adopted, [stored_seen[t] for t in adopted])
+        # Record what the store really holds, so sync_seen rewrites every flag that differs.
+        drifted = [t for t, flag in stored_seen.items() if t in tasks and t not in adopted and tasks[t].store_seen != flag]
+        for flag in (True, False):
+            ids = [t for t in drifted if stored_seen[t] == flag]
+            if ids:
+                self.ledger.mark_seen_synced(self.project, ids, flag)
+        resynced = self.sync_seen()
+        counts = {"re_embed": len(missing), "adopted": len(adopted), "orphans_deleted": len(orphans), "seen_fixed": resynced}
+        if any(counts.values()):
+            log.warning("project %s: vector store and ledger disagreed, repaired: %s", self.project, counts)
+        return counts
+
     # -- ratings -------------------------------------------------------------
     def record_annotation(
         self, annotation_id: int, task_id: int, target: float | None,
-        error: str | None = None, task_data: dict | None = None,
-    ) -> None:
-        """Record an annotation (target None: skipped or unreadable) and mark its task seen."""
-        self.ledger.record_annotation(self.project, annotation_id, task_id, target, error=error, task_data=task_data)
+        error: str | None = None, task_data: dict | None = None, source_updated_at: float | None = None,
+    ) -> bool:
+        """Record an annotation (target None: skipped or unreadable) and mark its task seen.
+
+        Returns whether the task is known (False: it has no data yet, so it cannot be embedded).
+        """
+        return self.ledger.record_annotation(self.project, annotation_id, task_id, target, error=error,
+                                             task_data=task_data, source_updated_at=source_updated_at)
 
     def delete_annotations(self, annotation_ids: Sequence[int]) -> int:
         return self.ledger.delete_annotations(self.project, annotation_ids)
@@ -166,7 +210,7 @@ class ActiveLoop:
     def current_head(self) -> HeadVersion | None:
         """The latest head version, or None before any prompt or rating."""
         if self._head is None:
-            stored = self.ledger.latest_head(self.project)
+            stored = self.ledger.latest_head(self.project, self.embedder.model_id)
             if stored is not None:
                 self._head = HeadVersion(stored.version, LinearHead.from_weights(stored.coef, stored.intercept), stored.n_ratings)
         return self._head
@@ -175,18 +219,21 @@ class ActiveLoop:
         head = self.current_head()
         return version_name(head.version if head else 0)
 
-    def refit_if_needed(self) -> HeadVersion | None:
+    def refit_if_needed(self, on_refit: Callable[[], None] | None = None) -> HeadVersion | None:
         """Refit from all current ratings if they, the prompt or the head params changed.
 
-        Returns the new head version, or None when nothing changed (or nothing to fit yet).
+        `on_refit` is called just before fitting (progress reporting). Returns the new
+        head version, or None when nothing changed (or nothing to fit yet).
         """
         with self._refit_lock:
             ratings = self.ledger.ratings(self.project)
             rated = [t for t in ratings if t in self.store]
             fit_key = self._fit_key(rated, ratings)
-            stored = self.ledger.latest_head(self.project)
+            stored = self.ledger.latest_head(self.project, self.embedder.model_id)
             if stored is not None and stored.fit_key == fit_key:
                 return None
+            if on_refit is not None:
+                on_refit()
             prior = self._prompt_prior()
             if rated:
                 head = self._fit(rated, ratings, prior)
@@ -194,7 +241,9 @@ class ActiveLoop:
                 head = prior.head()
             else:
                 return None
-            version = self.ledger.save_head(self.project, head.coef_, head.intercept_, fit_key, len(rated))
+            version = self.ledger.save_head(
+                self.project, head.coef_, head.intercept_, fit_key, len(rated), self.embedder.model_id
+            )
             self._head = HeadVersion(version, head, len(rated))
             log.info("project %s: head v%d fitted on %d ratings", self.project, version, len(rated))
             return self._head
@@ -232,6 +281,8 @@ class ActiveLoop:
         """
         self.sync_seen()
         ids, pool = self.store.pool()
+        if not pool.available.any():
+            return []
         current = self.current_head()
         strategy = make_strategy(self.params.strategy)
         if current is None and strategy.requires_head:

@@ -71,6 +71,8 @@ class ProjectParams(BaseModel):
         merged: dict[str, Any] = {}
         for layer in layers:
             values = _as_mapping(layer)
+            if not isinstance(values.get("head", {}), Mapping):
+                raise ConfigError(f"invalid project parameters: head: must be an object, got {values['head']!r}")
             head = {**merged.get("head", {}), **values.get("head", {})}
             merged.update(values)
             if head:

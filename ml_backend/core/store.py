@@ -69,6 +69,11 @@ class VectorStore:
         with self._lock:
             return list(self._ids)
 
+    def seen_flags(self) -> dict[int, bool]:
+        """Task id -> the `seen` flag stored with its vector."""
+        with self._lock:
+            return {int(task_id): bool(self._seen[row]) for task_id, row in self._row.items()}
+
     def seen_ids(self) -> set[str]:
         with self._lock:
             return {self._ids[i] for i in np.flatnonzero(self._seen[: self._n])}
@@ -84,8 +89,11 @@ class VectorStore:
                 row = self._row.get(str(task_id))
                 if row is not None:
                     available[row] = False
-            matrix = self._matrix[: self._n] if self._matrix is not None else np.empty((0, 0), np.float32)
-            matrix = matrix.view()
+            if self._matrix is None:
+                matrix = np.empty((0, 0), np.float32)
+            else:
+                matrix = self._matrix[: self._n].view()
+                self._shared_snapshot = True
             matrix.flags.writeable = False
             return list(self._ids), Pool(vectors=matrix, available=available)
 
@@ -123,6 +131,8 @@ class VectorStore:
             ids = [str(t) for t in task_ids if str(t) in self._row]
             for start in range(0, len(ids), self._max_batch):
                 self._collection.delete(ids=ids[start : start + self._max_batch])
+            if ids:
+                self._copy_if_shared()
             for task_id in ids:
                 self._mirror_remove(task_id)
 
@@ -144,6 +154,7 @@ class VectorStore:
         self._matrix: np.ndarray | None = None
         self._seen = np.zeros(0, dtype=bool)
         self._n = 0
+        self._shared_snapshot = False
 
     def _load_mirror(self) -> None:
         self._reset_mirror()
@@ -156,8 +167,17 @@ class VectorStore:
             self._mirror_upsert(page["ids"], np.asarray(page["embeddings"], dtype=np.float32), seen)
             offset += len(page["ids"])
 
+    def _copy_if_shared(self) -> None:
+        # A pool() snapshot views this buffer: copy before changing existing rows in place,
+        # so a batch being scored never pairs an id with another task's vector.
+        if self._shared_snapshot and self._matrix is not None:
+            self._matrix = self._matrix.copy()
+            self._shared_snapshot = False
+
     def _mirror_upsert(self, ids: list[str], vectors: np.ndarray, seen: list[bool]) -> None:
         new = [i for i, task_id in enumerate(ids) if task_id not in self._row]
+        if len(new) < len(ids):
+            self._copy_if_shared()
         self._reserve(self._n + len(new), vectors.shape[1])
         for i, task_id in enumerate(ids):
             row = self._row.get(task_id)
@@ -180,6 +200,7 @@ class VectorStore:
             matrix[: self._n] = self._matrix[: self._n]
             seen[: self._n] = self._seen[: self._n]
         self._matrix, self._seen = matrix, seen
+        self._shared_snapshot = False  # old snapshots keep the old buffer
 
     def _mirror_remove(self, task_id: str) -> None:
         # Swap the last row into the hole so rows stay contiguous.

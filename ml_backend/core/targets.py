@@ -61,12 +61,14 @@ class RatingScale:
             if not isinstance(value, str):
                 raise BadRatingError(f"{self.name}: choice must be a string, got {type(value).__name__}")
             if value not in self.choices:
-                raise BadRatingError(f"{self.name}: unknown choice {value!r}, expected one of {sorted(self.choices)}")
+                shown = value if len(value) <= 40 else value[:40] + "..."
+                raise BadRatingError(f"{self.name}: unknown choice {shown!r}, expected one of {sorted(self.choices)}")
             return float(self.choices[value])
         number = _finite_number(value, self.name)
-        clamped = min(max(number, self.minimum), self.maximum)
+        # Compare before converting: an int too large for a float is still just out of range.
+        clamped = float(min(max(number, self.minimum), self.maximum))
         if clamped != number:
-            log.warning("%s: value %s outside %s..%s, clamped to %s", self.name, number, self.minimum, self.maximum, clamped)
+            log.warning("%s: value %.6g outside %s..%s, clamped to %s", self.name, float(clamped), self.minimum, self.maximum, clamped)
         return 2.0 * (clamped - self.minimum) / (self.maximum - self.minimum) - 1.0
 
     def from_target(self, target: float) -> float | int | str:
@@ -79,17 +81,18 @@ class RatingScale:
             return int(round(value))
         if self.step:
             value = self.minimum + round((value - self.minimum) / self.step) * self.step
+            value = min(max(value, self.minimum), self.maximum)  # a coarse step can round past max
         return round(value, 6)
 
 
-def _finite_number(value: object, name: str) -> float:
+def _finite_number(value: object, name: str) -> int | float:
+    """The value itself if it is a finite number (ints stay exact, however large)."""
     # bool is an int subclass; a checkbox-like True is not a rating.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadRatingError(f"{name}: rating must be a number, got {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number):
+    if isinstance(value, float) and not math.isfinite(value):
         raise BadRatingError(f"{name}: rating must be finite, got {value}")
-    return number
+    return value
 
 
 def numeric_choice_targets(values: list[str]) -> dict[str, float] | None:

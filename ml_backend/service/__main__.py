@@ -45,6 +45,8 @@ def main() -> None:
         "bind": f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '9090')}",
         "workers": 1, "worker_class": "gthread", "threads": int(os.environ.get("THREADS", "16")),
         "timeout": 300, "accesslog": "-", "loglevel": settings.log_level.lower(),
+        # gunicorn's default line plus the request's duration in seconds: Label Studio gives a webhook 1 s.
+        "access_log_format": '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(L)s',
     }).run()
 
 

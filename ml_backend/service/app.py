@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hmac
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..adapters import ls_payloads
 from ..core.errors import BackendError, BadRequestError, ConfigError, NotFittedError, UnknownProjectError
+from .redaction import redactor
 from .runtime import Runtime
 from .settings import ServiceSettings
 
@@ -33,6 +35,8 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     runtime = runtime or Runtime.build(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    redactor.add_secrets([settings.api_key, settings.basic_auth_pass.get_secret_value() if settings.basic_auth_pass else None])
+    redactor.install()
     app.extensions["runtime"] = runtime
     projects, worker = runtime.projects, runtime.worker
 
@@ -67,7 +71,9 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         project = ls_payloads.project_id(body.get("project"))
         # Label Studio calls /setup before every prediction and listing: only a change is work.
         loop, changed = projects.configure(project, label_config=body.get("schema"), extra_params=body.get("extra_params"))
-        runtime.remember_label_studio(body.get("hostname"), body.get("access_token"))
+        access_token = body.get("access_token")
+        redactor.add_secrets([access_token if isinstance(access_token, str) else None])
+        runtime.remember_label_studio(body.get("hostname"), access_token)
         if changed:
             worker.notify(project, sync=True)
         return jsonify(model_version=loop.model_version())
@@ -97,47 +103,62 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         return jsonify(results=results, model_version=version)
 
     @app.post("/webhook")
-    def webhook() -> Response:
+    def webhook() -> tuple[Response, int]:
+        # Label Studio waits at most 1 s and never retries: this path only records facts
+        # in the ledger and wakes the worker. It never builds a loop, embeds or refits.
         body = _json_body()
         action = body.get("action")
         if not isinstance(action, str):
             raise BadRequestError("webhook body has no 'action'")
         if "project" not in body:
-            return jsonify(status="ignored", reason="no project in payload")
+            return jsonify(status="ignored", reason="no project in payload"), 200
         project = ls_payloads.project_id(body["project"])
         project_info = body["project"] if isinstance(body["project"], dict) else {}
         first_seen = projects.observe(project, project_info.get("label_config"))
         outcome = _handle_webhook(action, project, body)
-        worker.notify(project, sync=first_seen)
-        return jsonify(status="ok", action=action, **outcome)
+        worker.notify(project, sync=first_seen or outcome.sync)
+        return jsonify(outcome.body if outcome.status >= 400 else {"status": "ok", "action": action, **outcome.body}), outcome.status
 
-    def _handle_webhook(action: str, project: int, body: dict[str, Any]) -> dict[str, Any]:
+    def _handle_webhook(action: str, project: int, body: dict[str, Any]) -> _Outcome:
+        ledger = projects.ledger
         if action == "TASKS_CREATED":
-            return {"new_tasks": projects.get(project).add_tasks(ls_payloads.tasks_from(body.get("tasks")))}
+            tasks, invalid = ls_payloads.valid_tasks(body.get("tasks"))
+            outcome = {"new_tasks": ledger.add_tasks(project, tasks)}
+            if invalid:
+                log.warning("project %s: TASKS_CREATED had %d unusable task entries: %s", project, len(invalid), invalid[:5])
+                outcome["invalid_tasks"] = invalid
+            return _Outcome(outcome)
         if action in ANNOTATION_ACTIONS:
-            loop, schema = projects.get_with_schema(project)
+            schema = projects.schema(project)
             annotation, task = body.get("annotation"), body.get("task")
             if not isinstance(annotation, dict):
                 raise BadRequestError(f"{action} payload has no 'annotation' object")
             rating = ls_payloads.read_rating(annotation, schema.scale, fallback_task=task)
             task_data = task.get("data") if isinstance(task, dict) and isinstance(task.get("data"), dict) else None
-            loop.record_annotation(rating.annotation_id, rating.task_id, rating.target, rating.error, task_data)
+            task_known = ledger.record_annotation(
+                project, rating.annotation_id, rating.task_id, rating.target, rating.error, task_data, rating.updated_at
+            )
+            # A rating for a task we never saw and got no data for: fetch the task from Label Studio.
+            sync = not task_known
             if rating.error:
                 log.warning("project %s annotation %s: %s", project, rating.annotation_id, rating.error)
-                raise _RatingRejected(rating.error)
-            return {"target": rating.target}
+                return _Outcome({"error": "bad_rating", "message": rating.error, "recorded_as": "not a rating"}, 422, sync)
+            outcome = {"target": rating.target}
+            if not task_known:
+                outcome["note"] = f"task {rating.task_id} is unknown here: it will be fetched from Label Studio"
+            return _Outcome(outcome, sync=sync)
         if action == "ANNOTATIONS_DELETED":
             ids = [a.get("id") for a in body.get("annotations") or [] if isinstance(a, dict)]
             ids = [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
-            return {"deleted": projects.get(project).delete_annotations(ids) if ids else 0}
+            return _Outcome({"deleted": ledger.delete_annotations(project, ids) if ids else 0})
         if action == "TASKS_DELETED":
             ids = [t.get("id") for t in body.get("tasks") or [] if isinstance(t, dict)]
-            runtime.delete_tasks(project, [i for i in ids if isinstance(i, int)])
-            return {}
+            runtime.delete_tasks(project, [i for i in ids if isinstance(i, int) and not isinstance(i, bool)])
+            return _Outcome({})
         if action == "START_TRAINING":
-            projects.ledger.request_batch(project)
-            return {}
-        return {"ignored": True}
+            ledger.request_batch(project)
+            return _Outcome({})
+        return _Outcome({"ignored": True})
 
     @app.post("/train")
     def train() -> Response:
@@ -152,7 +173,10 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     @app.get("/projects/<int:project>/status")
     def status(project: int) -> Response:
         loop = _known_loop(project)
-        return jsonify(**loop.status(), worker=worker.status(project),
+        worker_status = worker.status(project)
+        if worker_status.get("last_error"):  # exception text from libraries: scrub it like a log line
+            worker_status["last_error"] = redactor.redact(worker_status["last_error"])
+        return jsonify(**loop.status(), worker=worker_status, activity=worker.activity(project),
                        view=projects.ledger.get_state(project, "view"))
 
     @app.post("/projects/<int:project>/next-batch")
@@ -175,19 +199,18 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
             raise UnknownProjectError(f"project {project} is not connected to this backend")
         return projects.get(project)
 
-    @app.errorhandler(_RatingRejected)
-    def rating_rejected(exc: _RatingRejected) -> tuple[Response, int]:
-        return jsonify(error="bad_rating", message=str(exc), recorded_as="not a rating"), 422
-
     @app.errorhandler(BackendError)
     def backend_error(exc: BackendError) -> tuple[Response, int]:
         if isinstance(exc, ConfigError):
             log.error("%s", exc)
-        return jsonify(error=exc.code, message=str(exc)), exc.http_status
+        return jsonify(error=exc.code, message=redactor.redact(str(exc))), exc.http_status
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
-        return jsonify(error=exc.name.lower().replace(" ", "_"), message=exc.description), exc.code or 500
+        message = exc.description
+        if isinstance(exc, RequestEntityTooLarge):
+            message = f"request body exceeds the limit of {settings.max_request_bytes} bytes (MAX_REQUEST_BYTES)"
+        return jsonify(error=exc.name.lower().replace(" ", "_"), message=message), exc.code or 500
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> tuple[Response, int]:
@@ -197,12 +220,39 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     return app
 
 
-class _RatingRejected(Exception):
-    """An annotation was recorded (its task is seen) but its value is not a usable rating."""
+@dataclass(frozen=True)
+class _Outcome:
+    """What a webhook did: the response body and status, and whether the worker must re-read Label Studio.
+
+    A rating that cannot be read is still recorded (its task is seen) and answered 422.
+    """
+
+    body: dict[str, Any]
+    status: int = 200
+    sync: bool = False
 
 
 def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    # A body with a Content-Length over MAX_CONTENT_LENGTH raises RequestEntityTooLarge (413)
+    # here; `silent` only hides parse errors.
+    _refuse_truncated_stream()
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # JSON nested thousands deep
+        body = None
     if not isinstance(body, dict):
         raise BadRequestError("request body must be a JSON object")
     return body
+
+
+def _refuse_truncated_stream() -> None:
+    """413 for a chunked body (no Content-Length) longer than MAX_CONTENT_LENGTH.
+
+    Werkzeug reads such a body only up to the limit and silently drops the rest, so
+    the JSON parser would see a truncated document and answer a misleading 400.
+    """
+    limit = request.max_content_length
+    if request.content_length is not None or limit is None or "wsgi.input_terminated" not in request.environ:
+        return
+    if len(request.get_data(cache=True)) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()

@@ -83,6 +83,15 @@ class ProjectRegistry:
                 log.error("project %s: %s", project, exc)
         return False
 
+    def schema(self, project: int) -> ProjectSchema:
+        """The project's rating scale and image field, without building its loop.
+
+        Webhooks need only this; building a loop (loading vectors from Chroma) can take
+        seconds after a restart, longer than Label Studio waits for a webhook.
+        """
+        built = self._loops.get(project)  # no lock: the worker may hold it for seconds while building the loop
+        return built[1] if built is not None else self._read_config(project)[1]
+
     def get(self, project: int) -> ActiveLoop:
         return self.get_with_schema(project)[0]
 
@@ -90,14 +99,8 @@ class ProjectRegistry:
         with self._lock:
             if project in self._loops:
                 return self._loops[project]
-            record = self.ledger.project(project)
-            if record is None:
-                raise UnknownProjectError(f"project {project} is not connected to this backend")
             try:
-                params = ProjectParams.parse(self._file_params("default"), self._file_params(str(project)), record.params)
-                if not record.label_config:
-                    raise ConfigError(f"project {project} has no label config yet (connect the backend in Label Studio)")
-                schema = parse_label_config(record.label_config, params.rating_control, params.choice_values)
+                params, schema = self._read_config(project)
             except ConfigError as exc:
                 self.errors[project] = str(exc)
                 log.error("project %s: %s", project, exc)
@@ -109,6 +112,15 @@ class ProjectRegistry:
             loop = ActiveLoop(project, params, self.ledger, self._store(project), self._embedder, loader, self._fetch_workers)
             self._loops[project] = (loop, schema)
             return loop, schema
+
+    def _read_config(self, project: int) -> tuple[ProjectParams, ProjectSchema]:
+        record = self.ledger.project(project)
+        if record is None:
+            raise UnknownProjectError(f"project {project} is not connected to this backend")
+        params = ProjectParams.parse(self._file_params("default"), self._file_params(str(project)), record.params)
+        if not record.label_config:
+            raise ConfigError(f"project {project} has no label config yet (connect the backend in Label Studio)")
+        return params, parse_label_config(record.label_config, params.rating_control, params.choice_values)
 
     def project_ids(self) -> list[int]:
         return self.ledger.project_ids()

@@ -36,7 +36,8 @@ class Runtime:
         """
         settings.model_dir.mkdir(parents=True, exist_ok=True)
         embedder = embedder or ClipEmbedder(settings.clip_model, settings.device, settings.embed_batch_size)
-        gateway = LabelStudioGateway(settings.label_studio_url, settings.api_key)
+        gateway = LabelStudioGateway(settings.label_studio_url, settings.api_key, timeout_s=settings.label_studio_timeout_s,
+                                     webhook_headers=settings.webhook_auth_headers)
         policy = FetchPolicy(
             trusted_origins=(settings.label_studio_url,), allowed_hosts=settings.image_host_patterns,
             max_bytes=settings.max_image_bytes, timeout_s=settings.fetch_timeout_s, max_pixels=settings.max_image_pixels,
@@ -50,7 +51,8 @@ class Runtime:
         )
         worker = Worker(projects, gateway if talk_to_label_studio else None, backend_url=settings.backend_url,
                         poll_interval_s=settings.poll_interval_s, prediction_chunk=settings.prediction_chunk,
-                        keep_old_predictions=settings.keep_old_predictions)
+                        keep_old_predictions=settings.keep_old_predictions, max_backoff_s=settings.max_backoff_s,
+                        task_check_interval_s=settings.task_check_interval_s)
         runtime = cls(settings, embedder, gateway, projects, worker)
         if start_worker:
             worker.start()

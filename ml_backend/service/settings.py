@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -17,7 +18,7 @@ class ServiceSettings(BaseSettings):
 
     label_studio_url: str = Field("http://localhost:8080", description="Label Studio base URL, as the backend reaches it")
     label_studio_api_key: SecretStr | None = Field(None, description="legacy token or personal access token")
-    model_dir: Path = Field(Path("model_dir"), description="ledger, Chroma store and logs live here")
+    model_dir: Path = Field(Path("model_dir"), description="the ledger (SQLite) and the embedded Chroma store live here")
     clip_model: str = Field(DEFAULT_MODEL, description="CLIP hub id or local folder")
     device: str = Field("cpu", description="torch device for CLIP")
     embed_batch_size: int = Field(32, ge=1, le=1024)
@@ -35,6 +36,9 @@ class ServiceSettings(BaseSettings):
     fetch_timeout_s: float = Field(10.0, gt=0)
     max_request_bytes: int = Field(50 * 2**20, ge=1024, description="largest JSON body accepted")
     poll_interval_s: float = Field(2.0, gt=0, description="worker wake-up period for retries")
+    max_backoff_s: float = Field(60.0, gt=0, description="longest wait between retries while Label Studio is unreachable")
+    label_studio_timeout_s: float = Field(15.0, gt=0, description="timeout of one call to Label Studio's API")
+    task_check_interval_s: float = Field(30.0, gt=0, description="how often task counts are compared with Label Studio's")
     prediction_chunk: int = Field(500, ge=1, description="predictions pushed per Label Studio call")
     keep_old_predictions: bool = Field(False, description="keep predictions of superseded head versions in Label Studio")
     log_level: str = "INFO"
@@ -42,6 +46,15 @@ class ServiceSettings(BaseSettings):
     @property
     def image_host_patterns(self) -> tuple[str, ...]:
         return tuple(part.strip() for part in self.image_hosts.split(",") if part.strip())
+
+    @property
+    def webhook_auth_headers(self) -> dict[str, str]:
+        """The Authorization header Label Studio's webhooks must carry when basic auth is on."""
+        if not self.basic_auth_user:
+            return {}
+        password = self.basic_auth_pass.get_secret_value() if self.basic_auth_pass else ""
+        token = base64.b64encode(f"{self.basic_auth_user}:{password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
 
     @property
     def api_key(self) -> str | None:

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ..adapters.ls_client import LabelStudioGateway
+from ..adapters.ls_client import LabelStudioGateway, LabelStudioRejected, LabelStudioUnavailable
 from ..adapters.ls_payloads import prediction, read_rating
 from ..core.errors import BackendError, ConfigError, UnknownProjectError
 from ..core.loop import MAX_EMBED_ATTEMPTS, version_name
@@ -24,29 +24,42 @@ from .projects import ProjectRegistry
 log = logging.getLogger(__name__)
 
 EMBED_CHUNK = 256
+SYNC_PAGE = 500
 MAX_BACKOFF_S = 60.0
 
 
 @dataclass
 class _ProjectWork:
-    due: float = 0.0                # monotonic time of the next attempt
-    failures: int = 0               # consecutive failures, for backoff
+    due: float = 0.0                # monotonic time of the next pass
+    remote_due: float = 0.0         # earliest next call to Label Studio (backoff after failures)
+    failures: int = 0               # consecutive failed passes, for backoff
     needs_sync: bool = True         # register webhook, backfill tasks and annotations from Label Studio
     last_error: str | None = None
+    activity: str = "idle"          # what the pass is doing now, for the status endpoint
     done: threading.Event = field(default_factory=threading.Event)
 
 
 class Worker:
-    """One thread per process; `notify(project)` schedules a reconcile pass."""
+    """One thread per process; `notify(project)` schedules a reconcile pass.
+
+    A pass has a local part (embed, refit, copy `seen` to the store) and a remote part
+    (sync from Label Studio, push the view and predictions). Only the remote part
+    backs off when Label Studio is unreachable: an outage must not slow down embedding
+    an import or refitting on new ratings.
+    """
 
     def __init__(self, projects: ProjectRegistry, gateway: LabelStudioGateway | None, backend_url: str | None = None,
-                 poll_interval_s: float = 2.0, prediction_chunk: int = 500, keep_old_predictions: bool = False):
+                 poll_interval_s: float = 2.0, prediction_chunk: int = 500, keep_old_predictions: bool = False,
+                 max_backoff_s: float = MAX_BACKOFF_S, task_check_interval_s: float = 30.0):
         self.projects = projects
         self.gateway = gateway
         self.backend_url = backend_url
         self.poll_interval_s = poll_interval_s
         self.prediction_chunk = prediction_chunk
         self.keep_old_predictions = keep_old_predictions
+        self.max_backoff_s = max_backoff_s
+        self.task_check_interval_s = task_check_interval_s
+        self._next_count_check = time.monotonic() + task_check_interval_s
         self._work: dict[int, _ProjectWork] = {}
         self._wake = threading.Condition()
         self._stop = False
@@ -87,17 +100,52 @@ class Worker:
                 return {"idle": True, "last_error": None}
             return {"idle": work.done.is_set(), "last_error": work.last_error, "failures": work.failures}
 
+    def activity(self, project: int) -> str:
+        """What the worker is doing for `project` right now: idle, syncing, embedding, refitting, pushing, waiting."""
+        with self._wake:
+            work = self._work.get(project)
+            return "idle" if work is None else work.activity
+
     # -- the loop ------------------------------------------------------------
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._stop and not self._due_projects():
+                if not self._stop and not self._due_projects():
                     self._wake.wait(self._sleep_time())
                 if self._stop:
                     return
                 due = self._due_projects()
             for project in due:
                 self._pass(project)
+            if self.gateway is not None and time.monotonic() >= self._next_count_check:
+                self._next_count_check = time.monotonic() + self.task_check_interval_s
+                self._check_task_counts()
+
+    def _check_task_counts(self) -> None:
+        """Resync projects whose task count differs from Label Studio's.
+
+        Webhooks can go missing: Label Studio does not retry them, and on SQLite a storage
+        sync that fails part-way ("database is locked") creates tasks but never sends
+        TASKS_CREATED. One cheap call per idle project finds such tasks.
+        """
+        for project in self.projects.project_ids():
+            with self._wake:
+                work = self._work.get(project)
+                if work is not None and not work.done.is_set():
+                    continue
+            try:
+                remote = self.gateway.task_count(project)
+            except LabelStudioUnavailable:
+                break  # one timeout per round is enough: the other projects would wait on it too
+            except BackendError:
+                continue  # e.g. the project is gone from Label Studio: nothing to compare
+            except Exception:  # noqa: BLE001 - the worker thread must survive anything
+                log.exception("project %s: task count check failed", project)
+                continue
+            local = self.projects.ledger.task_total(project)
+            if remote != local:
+                log.info("project %s: Label Studio has %d tasks, the ledger %d: resyncing", project, remote, local)
+                self.notify(project, sync=True)
 
     def _due_projects(self) -> list[int]:
         now = time.monotonic()
@@ -105,87 +153,194 @@ class Worker:
 
     def _sleep_time(self) -> float:
         pending = [w.due for w in self._work.values() if not w.done.is_set()]
-        return max(0.0, min(pending) - time.monotonic()) if pending else self.poll_interval_s
+        wake_at = min(pending + [self._next_count_check]) if self.gateway is not None else min(pending, default=None)
+        return max(0.0, wake_at - time.monotonic()) if wake_at is not None else self.poll_interval_s
 
     def _pass(self, project: int) -> None:
         with self._wake:
             work = self._work[project]
-            sync, work.needs_sync = work.needs_sync, False
             work.due = float("inf")  # a notify() during the pass resets this to 0
-        sync_error = self._sync(project) if sync else None
+            # A full pass talks to Label Studio (or has none); otherwise it waits out a backoff.
+            full = self.gateway is None or work.remote_due <= time.monotonic()
+            sync = full and work.needs_sync and self.gateway is not None
+            if full:
+                work.needs_sync = False
+        sync_failure = self._sync(project, work) if sync else None
+        sync_error = f"sync: {type(sync_failure).__name__}: {sync_failure}" if sync_failure else None
+        # Unreachable for the sync means unreachable for the pushes: do not wait on it twice.
+        push = full and self.gateway is not None and not isinstance(sync_failure, LabelStudioUnavailable)
+        push_failure = None
         try:
-            more = self.reconcile(project)
+            local_more = self._reconcile_local(project, work)
+            remote_more = False
+            if push:
+                remote_more, push_failure = self._push(project, work)
         except (ConfigError, UnknownProjectError) as exc:
             # Nothing to retry until the admin fixes the project; /setup or a webhook notifies again.
             log.error("project %s: %s", project, exc)
-            self._settle(work, sync, error=str(exc), retry=False)
+            self._settle(work, error=str(exc), due=float("inf"), resync=sync_error is not None)
+            return
         except Exception as exc:  # noqa: BLE001 - the worker must survive anything and retry later
-            if isinstance(exc, BackendError):
-                log.warning("project %s: %s (will retry)", project, exc)
-            else:
-                log.exception("project %s: reconcile failed (will retry)", project)
-            self._settle(work, sync, error=f"{type(exc).__name__}: {exc}", retry=True)
+            self._log_failure(project, exc, "reconcile")
+            self._settle(work, error=f"{type(exc).__name__}: {exc}", resync=sync_error is not None,
+                         due=time.monotonic() + self._backoff(work.failures + 1), remote_failed=True)
+            return
+        push_error = f"{type(push_failure).__name__}: {push_failure}" if push_failure else None
+        remote_failed = sync_error is not None or push_error is not None
+        # A 4xx usually means our picture of the project is stale (e.g. a task deleted
+        # while no webhook reached us): resync before trying again.
+        resync = sync_error is not None or isinstance(push_failure, LabelStudioRejected)
+        if full and not remote_failed and work.failures and self.gateway is not None:
+            # Label Studio is back after an outage: images it serves that failed meanwhile get another try.
+            local_more = self._retry_given_up(project) or local_more
+        if remote_failed:
+            due = 0.0 if local_more else time.monotonic() + self._backoff(work.failures + 1)
+        elif full:
+            due = 0.0 if (local_more or remote_more) else float("inf")
         else:
-            if sync_error is not None:
-                self._settle(work, sync, error=sync_error, retry=True)
-            else:
-                self._settle(work, sync=False, error=None, retry=more)
+            due = 0.0 if local_more else work.remote_due
+        error = "; ".join(e for e in (sync_error, push_error) if e) or None
+        self._settle(work, error=error, due=due, resync=resync, remote_failed=remote_failed, full=full)
 
-    def _sync(self, project: int) -> str | None:
-        """Catch up with Label Studio; returns the error text on failure (the rest of the pass still runs)."""
-        if self.gateway is None:
-            return None
+    def _retry_given_up(self, project: int) -> bool:
+        retried = self.projects.ledger.retry_given_up(project, MAX_EMBED_ATTEMPTS)
+        if retried:
+            log.info("project %s: retrying %d tasks whose images failed to load during the outage", project, retried)
+        return retried > 0
+
+    def _push(self, project: int, work: _ProjectWork) -> tuple[bool, Exception | None]:
+        """The remote part of a pass: (more to push, the failure or None)."""
         try:
+            self._set_activity(work, "pushing")
+            return self._reconcile_remote(project), None
+        except (ConfigError, UnknownProjectError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - Label Studio down or refusing: retry with backoff
+            self._log_failure(project, exc, "pushing to Label Studio")
+            return False, exc
+
+    def _sync(self, project: int, work: _ProjectWork) -> Exception | None:
+        """Catch up with Label Studio; returns the failure, if any (the rest of the pass still runs)."""
+        try:
+            self._set_activity(work, "syncing")
             loop, schema = self.projects.get_with_schema(project)
             self.sync_from_label_studio(project, loop, schema)
             return None
         except (ConfigError, UnknownProjectError):
             return None  # reported by the reconcile step that follows
         except Exception as exc:  # noqa: BLE001
-            log.warning("project %s: sync with Label Studio failed: %s (will retry)", project, exc)
-            return f"sync: {type(exc).__name__}: {exc}"
+            self._log_failure(project, exc, "sync with Label Studio")
+            return exc
 
-    def _settle(self, work: _ProjectWork, sync: bool, error: str | None, retry: bool) -> None:
+    def _set_activity(self, work: _ProjectWork, activity: str) -> None:
         with self._wake:
-            work.needs_sync = work.needs_sync or (sync and error is not None and retry)
-            work.last_error = error
-            if error is None:
-                work.failures = 0
-                if retry:
-                    work.due = 0.0
-            elif retry:
+            work.activity = activity
+
+    def _backoff(self, failures: int) -> float:
+        return min(self.max_backoff_s, 0.5 * 2 ** min(failures, 8))
+
+    @staticmethod
+    def _log_failure(project: int, exc: Exception, doing: str) -> None:
+        if isinstance(exc, BackendError):
+            log.warning("project %s: %s failed: %s (will retry)", project, doing, exc)
+        else:
+            log.exception("project %s: %s failed (will retry)", project, doing)
+
+    def _settle(self, work: _ProjectWork, error: str | None, due: float, resync: bool = False,
+                remote_failed: bool = False, full: bool = False) -> None:
+        with self._wake:
+            work.needs_sync = work.needs_sync or resync
+            if full or error is not None:
+                work.last_error = error  # a pass that only waits out a backoff keeps the last error
+            if error is not None:
                 work.failures += 1
-                work.due = time.monotonic() + min(MAX_BACKOFF_S, 0.5 * 2 ** min(work.failures, 8))
+                if remote_failed:
+                    work.remote_due = time.monotonic() + self._backoff(work.failures)
+            elif full:
+                work.failures, work.remote_due = 0, 0.0
+            work.due = min(work.due, due)  # keep a notify() that came in during the pass
             if work.due == float("inf") and not work.needs_sync:
                 work.done.set()
+                work.activity = "idle"
+            else:
+                work.activity = "waiting"
 
     # -- one pass --------------------------------------------------------------
     def reconcile(self, project: int) -> bool:
         """Do one round of outstanding work for `project`; True if more remains."""
-        loop, schema = self.projects.get_with_schema(project)
-        loop.embed_pending(EMBED_CHUNK)
-        loop.refit_if_needed()
-        more = bool(self.projects.ledger.tasks_in_state(project, "pending", limit=1, max_attempts=MAX_EMBED_ATTEMPTS))
+        more = self._reconcile_local(project)
         if self.gateway is None:
             return more
+        return self._reconcile_remote(project) or more
+
+    def _reconcile_local(self, project: int, work: _ProjectWork | None = None) -> bool:
+        """Embed a chunk, refit, copy `seen` flags to the store; True if tasks are left to embed."""
+        loop, _ = self.projects.get_with_schema(project)
+        if work is not None:
+            self._set_activity(work, "embedding")
+        loop.embed_pending(EMBED_CHUNK)
+        loop.refit_if_needed(on_refit=None if work is None else lambda: self._set_activity(work, "refitting"))
+        loop.sync_seen()
+        return bool(self.projects.ledger.tasks_in_state(project, "pending", limit=1, max_attempts=MAX_EMBED_ATTEMPTS))
+
+    def _reconcile_remote(self, project: int) -> bool:
+        """Push the view and a chunk of predictions; True if predictions are left to push."""
+        loop, schema = self.projects.get_with_schema(project)
         self._push_batch(project, loop, schema)
-        return self._push_predictions(project, loop, schema) or more
+        return self._push_predictions(project, loop, schema)
 
     def sync_from_label_studio(self, project, loop, schema) -> None:
         """Label Studio is the source of truth for tasks and annotations: catch up on
         whatever happened while this process was down (webhooks are not retried)."""
         self.gateway.ensure_task_webhook(project, self.backend_url)
-        known = set(self.projects.ledger.annotation_ids(project))
-        current: set[int] = set()
+        self._retry_given_up(project)  # e.g. images that timed out before a restart
+        # Webhooks keep arriving while the listing is read: what they delete after this
+        # instant must not come back from the (older) listing, and what they update is
+        # protected by Label Studio's updated_at (see Ledger.record_annotation).
+        started = time.monotonic()
+        ledger = self.projects.ledger
+        known_annotations = set(ledger.annotation_ids(project))
+        known_tasks = set(ledger.task_ids(project))
+        annotations: set[int] = set()
+        tasks: set[int] = set()
+        page: list[dict] = []
         for task in self.gateway.iter_tasks(project):
-            loop.add_tasks([(task["id"], task["data"])])
+            page.append(task)
+            tasks.add(task["id"])
+            if len(page) == SYNC_PAGE:
+                annotations |= self._sync_page(project, loop, schema, page, started)
+                page = []
+        annotations |= self._sync_page(project, loop, schema, page, started)
+        if known_annotations - annotations:
+            loop.delete_annotations(sorted(known_annotations - annotations))
+        # Tasks deleted in Label Studio while no webhook reached us; deleting is only safe
+        # when the listing was complete, so check it against Label Studio's own count.
+        if known_tasks - tasks and len(tasks) == self.gateway.task_count(project):
+            gone = sorted(known_tasks - tasks)
+            loop.store.delete(gone)
+            ledger.delete_tasks(project, gone)
+
+    def _sync_page(self, project, loop, schema, tasks: list[dict], started: float) -> set[int]:
+        """Record a page of Label Studio tasks and their annotations; returns the annotation ids seen."""
+        ledger = self.projects.ledger
+        deleted_tasks = ledger.deleted_since(project, "tasks", started)
+        deleted_annotations = ledger.deleted_since(project, "annotations", started)
+        tasks = [task for task in tasks if task["id"] not in deleted_tasks]
+        loop.add_tasks([(task["id"], task["data"]) for task in tasks])
+        seen: set[int] = set()
+        for task in tasks:
             for annotation in task["annotations"]:
-                rating = read_rating(annotation, schema.scale, fallback_task=task["id"])
-                current.add(rating.annotation_id)
-                loop.record_annotation(rating.annotation_id, rating.task_id, rating.target, rating.error)
-        stale = sorted(known - current)
-        if stale:
-            loop.delete_annotations(stale)
+                try:
+                    rating = read_rating(annotation, schema.scale, fallback_task=task["id"])
+                except BackendError as exc:  # one malformed annotation must not stop the sync
+                    log.warning("project %s task %s: skipping an annotation: %s", project, task["id"], exc)
+                    continue
+                seen.add(rating.annotation_id)
+                if rating.annotation_id in deleted_annotations:
+                    continue
+                loop.record_annotation(rating.annotation_id, rating.task_id, rating.target, rating.error,
+                                       source_updated_at=rating.updated_at)
+        return seen
 
     def _push_batch(self, project, loop, schema) -> None:
         """Point the next-batch view at the strategy's current pick, if it changed."""

@@ -47,7 +47,8 @@ def backend_env(label_studio: LabelStudioServer, model_dir: Path, clip: Path, po
     return {
         "LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": label_studio.api_token,
         "MODEL_DIR": str(model_dir), "CLIP_MODEL": str(clip), "HF_HUB_OFFLINE": "1",
-        "BACKEND_URL": f"http://127.0.0.1:{port}", "POLL_INTERVAL_S": "0.5", "LOG_LEVEL": "INFO", **extra,
+        "BACKEND_URL": f"http://127.0.0.1:{port}", "POLL_INTERVAL_S": "0.5", "TASK_CHECK_INTERVAL_S": "5",
+        "LOG_LEVEL": "INFO", **extra,
     }
 
 

@@ -48,7 +48,12 @@ def top_k(priority: np.ndarray, available: np.ndarray, k: int) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     values = priority[candidates]
     if k < len(candidates):
-        part = np.argpartition(-values, k - 1)[:k]
-        candidates, values = candidates[part], values[part]
+        # argpartition alone picks arbitrary rows among ties at the k-th value; keep the
+        # rows strictly above it, then the lowest-index rows equal to it.
+        kth = np.partition(values, len(values) - k)[len(values) - k]
+        above = values > kth
+        tied = np.flatnonzero(values == kth)[: k - int(above.sum())]
+        keep = np.concatenate([np.flatnonzero(above), tied])
+        candidates, values = candidates[keep], values[keep]
     order = np.lexsort((candidates, -values))
     return candidates[order]

@@ -1,0 +1,63 @@
+"""Keep secrets out of logs and error bodies, whatever a library puts in a message.
+
+The code never logs credentials on purpose; this is the second line: a filter on
+every log handler that masks the known secrets (Label Studio API key, basic-auth
+password, the token /setup sends) and anything shaped like an Authorization header
+value, in messages and in formatted tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Iterable
+
+MASK = "[REDACTED]"
+# "Token abc...", "Bearer eyJ...", "Basic dXNlcjpwYXNz": the value of an Authorization header.
+_AUTH_VALUE = re.compile(r"\b(Token|Bearer|Basic)(\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
+# Secrets shorter than this would mask ordinary words.
+MIN_SECRET_LENGTH = 6
+LOGGERS = ("", "gunicorn.error", "gunicorn.access")
+
+
+class SecretRedactor(logging.Filter):
+    """A logging filter (install on handlers) and a string scrubber."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._secrets: tuple[str, ...] = ()
+
+    def add_secrets(self, secrets: Iterable[str | None]) -> None:
+        with self._lock:
+            known = set(self._secrets) | {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
+            # Longest first, so a secret containing another is masked whole.
+            self._secrets = tuple(sorted(known, key=len, reverse=True))
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return _AUTH_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = self.redact(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        return True
+
+    def install(self, logger_names: Iterable[str] = LOGGERS) -> None:
+        """Add this filter to every handler of the named loggers (once each)."""
+        for name in logger_names:
+            for handler in logging.getLogger(name).handlers:
+                if self not in handler.filters:
+                    handler.addFilter(self)
+
+
+redactor = SecretRedactor()

@@ -1,0 +1,254 @@
+"""Shared fixtures and helpers for the unit and protocol suites.
+
+Everything here is offline and deterministic: a tiny random CLIP built on the fly,
+PNG bytes drawn from seeded RNGs, and a local HTTP server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+# -- images -------------------------------------------------------------------
+
+
+def png_bytes(seed: int = 0, size: tuple[int, int] = (24, 24), mode: str = "RGB", fmt: str = "PNG") -> bytes:
+    """A small random image encoded as `fmt`; the same seed gives the same bytes."""
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    pixels = rng.integers(0, 256, size=(size[1], size[0], channels), dtype=np.uint8)
+    image = Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels, mode=mode)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def data_uri(payload: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(payload).decode()}"
+
+
+def image_uri(seed: int = 0) -> str:
+    """A data: URI of a random 24x24 PNG."""
+    return data_uri(png_bytes(seed))
+
+
+def decoded(seed: int = 0) -> Image.Image:
+    """The RGB image `image_uri(seed)` decodes to."""
+    return Image.open(io.BytesIO(png_bytes(seed))).convert("RGB")
+
+
+# -- vectors ------------------------------------------------------------------
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+
+
+def planted_vectors(rng: np.random.Generator, n: int, dim: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n random unit vectors, a planted unit direction w*, and labels sign(w*.x) in {-1, +1}.
+
+    Returns (X (n, dim) float32, w_star (dim,) float64, y (n,) float64).
+    """
+    w_star = rng.normal(size=dim)
+    w_star /= np.linalg.norm(w_star)
+    X = unit_rows(rng.normal(size=(n, dim)))
+    y = np.where(X @ w_star > 0, 1.0, -1.0)
+    return X, w_star, y
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+# -- label configs --------------------------------------------------------------
+
+CHOICES_CONFIG = """
+<View>
+  <Image name="img" value="$image"/>
+  <Choices name="relevance" toName="img">
+    <Choice value="-1"/><Choice value="0"/><Choice value="+1"/>
+  </Choices>
+</View>
+"""
+NUMBER_CONFIG = """
+<View>
+  <Image name="img" value="$image"/>
+  <Number name="score" toName="img" min="0" max="10" step="0.5"/>
+</View>
+"""
+RATING_CONFIG = """
+<View>
+  <Image name="img" value="$image"/>
+  <Rating name="stars" toName="img" maxRating="5"/>
+</View>
+"""
+
+# -- the tiny CLIP ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory):
+    from scripts.make_tiny_clip import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def embedder(tiny_clip_dir):
+    from ml_backend.core.embed import ClipEmbedder
+
+    return ClipEmbedder(str(tiny_clip_dir), batch_size=4)
+
+
+# -- durable state in tmp_path --------------------------------------------------------
+
+
+def fresh_chroma(path):
+    """A Chroma client that really reads `path` (Chroma caches one system per path)."""
+    import chromadb
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+    return chromadb.PersistentClient(path=str(path))
+
+
+@pytest.fixture
+def chroma(tmp_path):
+    return fresh_chroma(tmp_path / "chroma")
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    from ml_backend.core.ledger import Ledger
+
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    yield ledger
+    ledger.close()
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """ServiceSettings also reads the environment: make sure nothing set there leaks into a test."""
+    from ml_backend.service.settings import ServiceSettings
+
+    for name in ServiceSettings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+        monkeypatch.delenv(name, raising=False)
+
+
+# -- a local HTTP server ----------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """What the local server answers on a path."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0            # sleep before the status line
+    drip_s: float = 0.0             # sleep between body bytes
+    stall_s: float = 0.0            # sleep after the headers, before the body
+    content_length: bool = True     # False: no Content-Length, the body ends when the connection closes
+
+
+class LocalServer:
+    """http.server on 127.0.0.1 in a thread.
+
+    `routes[path] = Reply(...)` (path without its query string); `requests` records (path, lower-cased headers).
+    """
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Reply] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_GET(self) -> None:  # noqa: N802
+                path = self.path.split("?", 1)[0]
+                server.requests.append((path, {k.lower(): v for k, v in self.headers.items()}))
+                reply = server.routes.get(path, Reply(status=404, body=b"not found"))
+                time.sleep(reply.delay_s)
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                if reply.content_length:
+                    self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.flush()
+                time.sleep(reply.stall_s)
+                if reply.drip_s:
+                    for byte in reply.body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(reply.drip_s)
+                else:
+                    self.wfile.write(reply.body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            block_on_close = False
+
+            def handle_error(self, request, client_address) -> None:
+                pass  # a client that gave up (timeouts under test) is expected
+
+        self._httpd = Server(("127.0.0.1", 0), Handler)
+        self.port = self._httpd.server_port
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str) -> str:
+        return self.origin + path
+
+    def headers_for(self, path: str) -> list[dict[str, str]]:
+        return [headers for p, headers in self.requests if p == path]
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+
+@pytest.fixture
+def http_server():
+    server = LocalServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def second_http_server():
+    server = LocalServer()
+    yield server
+    server.close()
+
+
+def timed(fn: Callable[[], object]) -> tuple[object, float]:
+    """(result or raised exception, seconds taken)."""
+    start = time.monotonic()
+    try:
+        result = fn()
+    except Exception as exc:  # noqa: BLE001 - the caller inspects it
+        result = exc
+    return result, time.monotonic() - start

@@ -1,0 +1,123 @@
+"""POST /predict: one result per task, in order, in the rating control's format."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import CHOICES_CONFIG, NUMBER_CONFIG, RATING_CONFIG, image_uri
+
+PROMPT = {"prompt": "a red square"}
+
+
+def tasks(*ids):
+    return [(t, {"image": image_uri(t)}) for t in ids]
+
+
+def with_prompt_head(backend, schema=CHOICES_CONFIG, ids=range(1, 9)):
+    """Set the project up with a prompt, import tasks, and let the worker fit head v1."""
+    assert backend.setup(schema=schema, extra_params=PROMPT).status_code == 200
+    assert backend.tasks_created(list(ids), schema=schema).status_code == 200
+    backend.wait()
+    assert backend.status()["model_version"] == "clip-head-v1"
+
+
+def test_without_a_head_every_task_gets_an_empty_result(backend):
+    backend.setup()
+    response = backend.predict(tasks(3, 1, 2))
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "model_version": "clip-head-v0",
+        "results": [{"result": [], "score": 0.0, "model_version": "clip-head-v0"}] * 3,
+    }
+    assert backend.status()["vectors"] == 3  # embedded on the way, ready for the first head
+
+
+@pytest.mark.parametrize(
+    "schema, name, kind, allowed",
+    [
+        (CHOICES_CONFIG, "relevance", "choices", lambda v: v in (["-1"], ["0"], ["+1"])),
+        (NUMBER_CONFIG, "score", "number", lambda v: 0.0 <= v <= 10.0 and (2 * v) == int(2 * v)),
+        (RATING_CONFIG, "stars", "rating", lambda v: isinstance(v, int) and 1 <= v <= 5),
+    ],
+    ids=["choices", "number", "rating"],
+)
+def test_results_in_order_in_the_controls_format(backend, schema, name, kind, allowed):
+    with_prompt_head(backend, schema=schema)
+    order = [5, 2, 8, 1, 7]
+    response = backend.predict(tasks(*order), schema=schema)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["model_version"] == "clip-head-v1"
+    assert len(body["results"]) == len(order)
+    expected = backend.loop().scores(order)
+    for task_id, result in zip(order, body["results"]):
+        assert result["model_version"] == "clip-head-v1"
+        assert result["score"] == pytest.approx(expected[task_id], abs=1e-6)
+        [item] = result["result"]
+        assert (item["from_name"], item["to_name"], item["type"]) == (name, "img", kind)
+        assert set(item["value"]) == {kind}
+        assert allowed(item["value"][kind]), item
+
+
+def test_scores_follow_the_head(backend):
+    with_prompt_head(backend, schema=NUMBER_CONFIG)
+    body = backend.predict(tasks(*range(1, 9)), schema=NUMBER_CONFIG).get_json()
+    scores = [r["score"] for r in body["results"]]
+    values = [r["result"][0]["value"]["number"] for r in body["results"]]
+    assert all(0.0 <= s <= 1.0 for s in scores) and len(set(scores)) > 1
+    # A higher probability never maps to a lower number on the scale.
+    pairs = sorted(zip(scores, values))
+    assert [v for _, v in pairs] == sorted(v for _, v in pairs)
+
+
+def test_a_broken_image_gets_an_empty_result_while_the_others_score(backend):
+    with_prompt_head(backend)
+    batch = tasks(1, 2) + [(50, {"image": "data:image/png;base64,!!!"}), (51, {"picture": image_uri(51)})] + tasks(3)
+    body = backend.predict(batch).get_json()
+    assert [bool(r["result"]) for r in body["results"]] == [True, True, False, False, True]
+    assert body["results"][2] == {"result": [], "score": 0.0, "model_version": "clip-head-v1"}
+    errors = {e["task"]: e["error"] for e in backend.status()["task_errors"]}
+    assert "bad base64" in errors[50] and "no image in field 'image'" in errors[51]
+
+
+def test_new_tasks_in_predict_are_embedded_and_scored_at_once(backend):
+    with_prompt_head(backend, ids=range(1, 6))
+    body = backend.predict(tasks(1, 40, 41)).get_json()
+    assert all(r["result"] for r in body["results"])
+    assert backend.status()["vectors"] == 7
+
+
+def test_predicted_tasks_are_not_pushed_again_by_the_worker(backend):
+    with_prompt_head(backend)
+    backend.predict(tasks(1, 2, 3))
+    ledger = backend.runtime.projects.ledger
+    assert ledger.not_predicted(1, [1, 2, 3, 4], 1) == [4]
+    assert ledger.versions_pushed(1) == [1]
+
+
+def test_predict_for_a_project_never_set_up_uses_the_label_config_it_carries(backend):
+    response = backend.predict(tasks(1, 2), project=9, schema=RATING_CONFIG)
+    assert response.status_code == 200
+    assert response.get_json()["model_version"] == "clip-head-v0"
+    assert backend.status(9)["vectors"] == 2
+
+
+def test_predict_with_an_unusable_label_config_is_a_422(backend):
+    response = backend.predict(tasks(1), project=9, schema="<View><Image name='i' value='$image'/></View>")
+    assert response.status_code == 422
+    assert response.get_json()["error"] == "bad_config"
+
+
+@pytest.mark.parametrize("bad_tasks, message", [(None, "'tasks' must be a list"), ({"id": 1}, "'tasks' must be a list"),
+                                               ([{"id": 1}], "has no 'data' object")])
+def test_predict_with_malformed_tasks_is_a_400(backend, bad_tasks, message):
+    backend.setup()
+    response = backend.post("/predict", {"tasks": bad_tasks, "project": "1.1", "label_config": CHOICES_CONFIG})
+    assert response.status_code == 400
+    assert message in response.get_json()["message"]
+
+
+def test_predict_with_a_repeated_task(backend):
+    backend.setup()
+    response = backend.predict(tasks(1, 1))
+    assert response.status_code == 200 and len(response.get_json()["results"]) == 2

@@ -1,0 +1,131 @@
+"""Label config XML -> ProjectSchema (rating scale + image field)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ml_backend.adapters.ls_config import parse_label_config
+from ml_backend.core.errors import ConfigError
+from tests.conftest import CHOICES_CONFIG, NUMBER_CONFIG, RATING_CONFIG
+
+
+def test_number_config():
+    schema = parse_label_config(NUMBER_CONFIG)
+    assert (schema.image_name, schema.image_key) == ("img", "image")
+    scale = schema.scale
+    assert (scale.kind, scale.name, scale.to_name) == ("number", "score", "img")
+    assert (scale.minimum, scale.maximum, scale.step) == (0.0, 10.0, 0.5)
+
+
+def test_number_without_step_has_no_step():
+    xml = '<View><Image name="i" value="$url"/><Number name="n" toName="i" min="-5" max="5"/></View>'
+    schema = parse_label_config(xml)
+    assert schema.image_key == "url"
+    assert (schema.scale.minimum, schema.scale.maximum, schema.scale.step) == (-5.0, 5.0, None)
+
+
+def test_rating_config_defaults_and_max_rating():
+    scale = parse_label_config(RATING_CONFIG).scale
+    assert (scale.kind, scale.minimum, scale.maximum) == ("rating", 1.0, 5.0)
+    xml = '<View><Image name="i" value="$image"/><Rating name="r" toName="i" maxRating="10"/></View>'
+    assert parse_label_config(xml).scale.maximum == 10.0
+    xml_default = '<View><Image name="i" value="$image"/><Rating name="r" toName="i"/></View>'
+    assert parse_label_config(xml_default).scale.maximum == 5.0
+
+
+def test_numeric_choices_config():
+    scale = parse_label_config(CHOICES_CONFIG).scale
+    assert scale.kind == "choices"
+    assert dict(scale.choices) == {"-1": -1.0, "0": 0.0, "+1": 1.0}
+
+
+def test_one_to_five_choices_are_scaled():
+    xml = ('<View><Image name="i" value="$image"/><Choices name="c" toName="i">'
+           + "".join(f'<Choice value="{v}"/>' for v in range(1, 6)) + "</Choices></View>")
+    assert dict(parse_label_config(xml).scale.choices) == pytest.approx(
+        {"1": -1.0, "2": -0.5, "3": 0.0, "4": 0.5, "5": 1.0})
+
+
+def test_choice_alias_is_the_value_label_studio_stores():
+    xml = """<View><Image name="i" value="$image"/>
+      <Choices name="c" toName="i">
+        <Choice value="Not relevant" alias="-1"/><Choice value="Relevant" alias="1"/>
+      </Choices></View>"""
+    assert dict(parse_label_config(xml).scale.choices) == {"-1": -1.0, "1": 1.0}
+
+
+def test_choice_values_map_non_numeric_choices():
+    xml = """<View><Image name="i" value="$image"/>
+      <Choices name="c" toName="i"><Choice value="Yes"/><Choice value="No"/><Choice value="Unsure"/></Choices></View>"""
+    scale = parse_label_config(xml, choice_values={"Yes": 1, "No": -1, "Unsure": 0}).scale
+    assert dict(scale.choices) == {"Yes": 1, "No": -1, "Unsure": 0}
+
+
+@pytest.mark.parametrize(
+    "choice_values, message",
+    [
+        ({"Yes": 1, "No": -1, "Unsure": 0, "Maybe": 0.5}, r"does not offer"),
+        ({"Yes": 1, "No": -1}, r"no target for choices \['Unsure'\]"),
+        ({"Yes": 1, "No": -1, "Unsure": 3}, r"\[-1, 1\]"),
+    ],
+)
+def test_choice_values_errors(choice_values, message):
+    xml = """<View><Image name="i" value="$image"/>
+      <Choices name="c" toName="i"><Choice value="Yes"/><Choice value="No"/><Choice value="Unsure"/></Choices></View>"""
+    with pytest.raises(ConfigError, match=message):
+        parse_label_config(xml, choice_values=choice_values)
+
+
+TWO_CONTROLS = """<View>
+  <Image name="photo" value="$photo"/>
+  <Choices name="quality" toName="photo"><Choice value="-1"/><Choice value="1"/></Choices>
+  <Rating name="stars" toName="photo" maxRating="4"/>
+</View>"""
+
+
+def test_first_usable_control_wins_without_rating_control():
+    assert parse_label_config(TWO_CONTROLS).scale.name == "quality"
+
+
+def test_rating_control_selects_a_control_by_name():
+    schema = parse_label_config(TWO_CONTROLS, rating_control="stars")
+    assert (schema.scale.name, schema.scale.kind, schema.scale.maximum) == ("stars", "rating", 4.0)
+    assert schema.image_key == "photo"
+
+
+def test_control_on_a_non_image_is_not_usable_and_the_image_one_is_picked():
+    xml = """<View><Text name="caption" value="$text"/><Image name="i" value="$image"/>
+      <Number name="on_text" toName="caption" min="0" max="1"/>
+      <Number name="on_image" toName="i" min="0" max="1"/></View>"""
+    assert parse_label_config(xml).scale.name == "on_image"
+
+
+@pytest.mark.parametrize(
+    "xml, kwargs, message",
+    [
+        ("<View><Image name='i' value='$image'", {}, "not valid XML"),
+        ("<View><Text name='t' value='$text'/><Number name='n' toName='t' min='0' max='1'/></View>", {}, "no <Image>"),
+        ("<View><Image name='i' value='$image'/></View>", {}, "no usable rating control.*found no Number"),
+        ("<View><Image name='i' value='$image'/><Labels name='l' toName='i'><Label value='a'/></Labels></View>", {},
+         "no usable rating control"),
+        ("<View><Image name='i' value='$image'/><Number name='n' toName='other' min='0' max='1'/></View>", {},
+         "no usable rating control.*toName='other'"),
+        ("<View><Image name='i' value='$image'/><Number name='n' toName='i'/></View>", {}, "numeric min and max"),
+        ("<View><Image name='i' value='$image'/><Number name='n' toName='i' min='a' max='1'/></View>", {},
+         "numeric min and max"),
+        ("<View><Image name='i' value='$image'/><Number name='n' toName='i' min='1' max='1'/></View>", {}, "max > min"),
+        ("<View><Image name='i' value='$image'/><Rating name='r' toName='i' maxRating='1'/></View>", {}, "maxRating >= 2"),
+        ("<View><Image name='i' value='$image'/><Choices name='c' toName='i'><Choice value='Yes'/><Choice value='No'/>"
+         "</Choices></View>", {}, "non-numeric values.*choice_values"),
+        ("<View><Image name='i' value='image'/><Number name='n' toName='i' min='0' max='1'/></View>", {},
+         r'value=\\?"\$image'),
+        ("<View><Image name='i' value='$'/><Number name='n' toName='i' min='0' max='1'/></View>", {}, "must read a task field"),
+        (TWO_CONTROLS, {"rating_control": "missing"}, "rating_control 'missing'.*found <Choices name='quality'"),
+    ],
+    ids=["bad-xml", "no-image", "no-control", "only-labels", "control-not-on-image", "number-no-minmax",
+         "number-non-numeric-min", "number-empty-range", "rating-max-1", "non-numeric-choices",
+         "image-value-without-dollar", "image-value-only-dollar", "unknown-rating-control"],
+)
+def test_unusable_configs_raise_a_clear_config_error(xml, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_label_config(xml, **kwargs)

@@ -1,0 +1,83 @@
+"""ProjectParams.parse: layered, validated per-project parameters."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ml_backend.core.errors import ConfigError
+from ml_backend.core.params import HeadParams, ProjectParams
+
+
+def test_defaults():
+    params = ProjectParams.parse()
+    assert (params.prompt, params.batch_size, params.strategy) == (None, 10, "nearest")
+    assert params.head == HeadParams()
+
+
+def test_later_layers_win():
+    params = ProjectParams.parse({"batch_size": 5, "prompt": "cats"}, {"batch_size": 7}, None, "")
+    assert (params.batch_size, params.prompt) == (7, "cats")
+
+
+def test_head_is_merged_key_by_key():
+    params = ProjectParams.parse(
+        {"head": {"l2": 3.0, "max_iter": 50}},
+        {"head": {"max_iter": 20}},
+        {"strategy": "random"},
+    )
+    assert (params.head.l2, params.head.max_iter, params.strategy) == (3.0, 20, "random")
+    assert params.head.background_weight == HeadParams().background_weight
+
+
+def test_json_string_layer():
+    params = ProjectParams.parse('{"prompt": "  red cars  ", "head": {"l2": 0.5}}')
+    assert params.prompt == "red cars"
+    assert params.head.l2 == 0.5
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", None])
+def test_blank_prompt_is_none(prompt):
+    assert ProjectParams.parse({"prompt": prompt}).prompt is None
+
+
+def test_every_problem_is_listed():
+    with pytest.raises(ConfigError) as info:
+        ProjectParams.parse({"batch_size": 0, "head": {"l2": -1, "max_iter": 0}, "view_title": ""})
+    message = str(info.value)
+    for location in ("batch_size", "head.l2", "head.max_iter", "view_title"):
+        assert location in message
+
+
+def test_unknown_strategy_names_the_choices():
+    with pytest.raises(ConfigError, match=r"unknown strategy 'best'.*\['nearest', 'random', 'uncertainty'\]"):
+        ProjectParams.parse({"strategy": "best"})
+
+
+@pytest.mark.parametrize("layer", [{"batchsize": 5}, {"head": {"l3": 1}}])
+def test_extra_keys_are_forbidden(layer):
+    with pytest.raises(ConfigError, match="Extra inputs are not permitted"):
+        ProjectParams.parse(layer)
+
+
+@pytest.mark.parametrize(
+    "layer, message",
+    [("{not json", "not valid JSON"), ("[1, 2]", "JSON object"), (42, "JSON object")],
+)
+def test_layers_that_are_not_objects(layer, message):
+    with pytest.raises(ConfigError, match=message):
+        ProjectParams.parse(layer)
+
+
+@pytest.mark.parametrize("head", [5, [], "l2=1"])
+def test_a_head_that_is_not_an_object_is_a_config_error(head):
+    with pytest.raises(ConfigError, match="head"):
+        ProjectParams.parse(json.dumps({"head": head}))
+
+
+def test_params_are_frozen():
+    params = ProjectParams.parse({"batch_size": 3})
+    with pytest.raises(Exception):
+        params.batch_size = 4  # type: ignore[misc]
+    assert params.batch_size == 3

@@ -1,0 +1,176 @@
+"""Selection strategies: a shared contract, then what each one picks."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from ml_backend.core.errors import NotFittedError
+from ml_backend.core.head import LinearHead
+from ml_backend.core.strategies import (
+    DEFAULT_STRATEGY, STRATEGIES, NearestStrategy, Pool, RandomStrategy, Strategy, UncertaintyStrategy,
+    make_strategy, top_k,
+)
+from tests.conftest import planted_vectors
+
+DIM = 16
+N = 200
+
+
+@pytest.fixture
+def pool_and_head():
+    rng = np.random.default_rng(42)
+    X, w_star, _ = planted_vectors(rng, N, DIM)
+    available = rng.random(N) < 0.7
+    head = LinearHead.from_weights(3.0 * w_star, 0.4)
+    return Pool(vectors=X, available=available), head
+
+
+def brute_force_order(priority: np.ndarray, available: np.ndarray) -> np.ndarray:
+    """All available rows sorted by priority descending, ties by lower index."""
+    rows = np.flatnonzero(available)
+    return np.array(sorted(rows, key=lambda r: (-priority[r], r)), dtype=np.int64)
+
+
+class StrategyContract:
+    """What every strategy promises. Subclasses set `strategy_class`."""
+
+    strategy_class: type[Strategy]
+
+    def select(self, pool, head, k, seed=0):
+        return self.strategy_class().select(head, pool, k, np.random.default_rng(seed))
+
+    @pytest.mark.parametrize("k", [1, 5, 17])
+    def test_returns_at_most_k_distinct_available_rows(self, pool_and_head, k):
+        pool, head = pool_and_head
+        rows = self.select(pool, head, k)
+        assert rows.ndim == 1 and np.issubdtype(rows.dtype, np.integer)
+        assert len(rows) == k
+        assert len(set(rows.tolist())) == len(rows)
+        assert pool.available[rows].all()
+
+    def test_deterministic_for_a_fixed_rng(self, pool_and_head):
+        pool, head = pool_and_head
+        np.testing.assert_array_equal(self.select(pool, head, 10, seed=5), self.select(pool, head, 10, seed=5))
+
+    def test_k_larger_than_the_available_rows_returns_them_all(self, pool_and_head):
+        pool, head = pool_and_head
+        rows = self.select(pool, head, N * 2)
+        assert sorted(rows.tolist()) == np.flatnonzero(pool.available).tolist()
+
+    def test_k_zero_selects_nothing(self, pool_and_head):
+        pool, head = pool_and_head
+        assert self.select(pool, head, 0).size == 0
+
+    def test_nothing_available_selects_nothing(self, pool_and_head):
+        pool, head = pool_and_head
+        assert self.select(Pool(pool.vectors, np.zeros(N, dtype=bool)), head, 5).size == 0
+
+    def test_empty_pool_selects_nothing(self, pool_and_head):
+        _, head = pool_and_head
+        empty = Pool(np.empty((0, DIM), np.float32), np.zeros(0, dtype=bool))
+        assert self.select(empty, head, 5).size == 0
+
+    def test_single_available_row(self, pool_and_head):
+        pool, head = pool_and_head
+        only = np.zeros(N, dtype=bool)
+        only[123] = True
+        assert self.select(Pool(pool.vectors, only), head, 5).tolist() == [123]
+
+
+class TestNearest(StrategyContract):
+    strategy_class = NearestStrategy
+
+    @pytest.mark.parametrize("k", [1, 10, 50])
+    def test_exactly_the_true_top_k_of_the_logit(self, pool_and_head, k):
+        pool, head = pool_and_head
+        logits = pool.vectors.astype(np.float64) @ head.coef_.astype(np.float64) + head.intercept_
+        expected = brute_force_order(logits, pool.available)[:k]
+        np.testing.assert_array_equal(self.select(pool, head, k), expected)
+
+    def test_needs_a_head(self, pool_and_head):
+        pool, _ = pool_and_head
+        with pytest.raises(NotFittedError):
+            self.select(pool, None, 5)
+
+
+class TestUncertainty(StrategyContract):
+    strategy_class = UncertaintyStrategy
+
+    @pytest.mark.parametrize("k", [1, 10, 50])
+    def test_rows_with_the_smallest_absolute_logit(self, pool_and_head, k):
+        pool, head = pool_and_head
+        logits = head.decision_function(pool.vectors)
+        expected = brute_force_order(-np.abs(logits), pool.available)[:k]
+        rows = self.select(pool, head, k)
+        np.testing.assert_array_equal(rows, expected)
+        others = np.setdiff1d(np.flatnonzero(pool.available), rows)
+        assert np.abs(logits[rows]).max() <= np.abs(logits[others]).min()
+
+    def test_needs_a_head(self, pool_and_head):
+        pool, _ = pool_and_head
+        with pytest.raises(NotFittedError):
+            self.select(pool, None, 5)
+
+
+class TestRandom(StrategyContract):
+    strategy_class = RandomStrategy
+
+    def test_works_without_a_head(self, pool_and_head):
+        pool, _ = pool_and_head
+        assert pool.available[self.select(pool, None, 8)].all()
+        assert not RandomStrategy.requires_head
+
+    def test_uniform_over_available_rows(self):
+        available = np.zeros(20, dtype=bool)
+        available[::2] = True  # rows 0, 2, ..., 18
+        pool = Pool(np.zeros((20, 2), np.float32), available)
+        rng = np.random.default_rng(0)
+        counts = Counter(int(RandomStrategy().select(None, pool, 1, rng)[0]) for _ in range(3000))
+        assert set(counts) == set(range(0, 20, 2))
+        # 300 expected per row; a binomial sd is ~16, so +-80 is ~5 sd.
+        assert all(220 <= c <= 380 for c in counts.values()), counts
+
+    def test_different_seeds_give_different_batches(self, pool_and_head):
+        pool, _ = pool_and_head
+        assert not np.array_equal(self.select(pool, None, 10, seed=1), self.select(pool, None, 10, seed=2))
+
+
+@pytest.mark.parametrize(
+    "priority, available, k, expected",
+    [
+        ([0.1, 0.9, 0.5, 0.7], [True, True, True, True], 2, [1, 3]),
+        ([0.1, 0.9, 0.5, 0.7], [True, False, True, True], 2, [3, 2]),
+        ([0.1, 0.9, 0.5, 0.7], [True, True, True, True], 10, [1, 3, 2, 0]),
+        ([0.5, 0.5, 0.5, 0.5], [True, True, True, True], 4, [0, 1, 2, 3]),   # all tied: by index
+        ([0.2, 0.5, 0.9, 0.5], [True, True, True, True], 3, [2, 1, 3]),      # tie inside the result
+        ([1.0, 2.0], [False, False], 1, []),
+        ([], [], 3, []),
+    ],
+)
+def test_top_k(priority, available, k, expected):
+    rows = top_k(np.array(priority, np.float32), np.array(available, bool), k)
+    assert rows.tolist() == expected
+
+
+def test_top_k_breaks_ties_at_the_boundary_by_lower_index():
+    """16 rows tie at the top value and k = 10: the 10 lowest of them must be chosen (top_k picks row 49, not 32)."""
+    priority = np.random.default_rng(3).integers(0, 3, size=50).astype(np.float32)
+    available = np.ones(50, dtype=bool)
+    assert (priority == priority.max()).sum() > 10
+    np.testing.assert_array_equal(top_k(priority, available, 10), brute_force_order(priority, available)[:10])
+
+
+def test_pool_rejects_a_mask_of_the_wrong_length():
+    with pytest.raises(ValueError, match="does not match"):
+        Pool(np.zeros((3, 2), np.float32), np.ones(4, dtype=bool))
+
+
+def test_registry():
+    assert set(STRATEGIES) == {"nearest", "uncertainty", "random"}
+    assert DEFAULT_STRATEGY == "nearest"
+    for name, cls in STRATEGIES.items():
+        assert type(make_strategy(name)) is cls
+    assert NearestStrategy.requires_head and UncertaintyStrategy.requires_head

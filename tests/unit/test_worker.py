@@ -1,0 +1,257 @@
+"""The worker's reconcile pass against an in-memory stand-in for Label Studio (no network)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ml_backend.adapters.ls_client import LabelStudioUnavailable
+from ml_backend.service.runtime import Runtime
+from ml_backend.service.settings import ServiceSettings
+from ml_backend.service.worker import Worker
+from tests.conftest import CHOICES_CONFIG, image_uri
+
+P = 1
+
+
+class FakeLabelStudio:
+    """Records what the worker pushes; `tasks` is what iter_tasks lists; `down` makes every call fail."""
+
+    def __init__(self):
+        self.tasks: list[dict] = []
+        self.calls: list[tuple] = []
+        self.predictions: list[dict] = []
+        self.views: dict[int, list[int]] = {}
+        self.model_version: str | None = None
+        self.down = False
+
+    def _record(self, *call):
+        if self.down:
+            raise LabelStudioUnavailable("Label Studio answered 503")
+        self.calls.append(call)
+
+    def ensure_task_webhook(self, project, backend_url):
+        self._record("webhook", project, backend_url)
+
+    def iter_tasks(self, project):
+        self._record("iter_tasks", project)
+        yield from self.tasks
+
+    def task_count(self, project):
+        self._record("task_count", project)
+        return len(self.tasks)
+
+    def push_predictions(self, project, predictions):
+        self._record("predictions", project, [p["task"] for p in predictions])
+        self.predictions.extend(predictions)
+
+    def set_model_version(self, project, version):
+        self._record("model_version", project, version)
+        self.model_version = version
+
+    def delete_model_version(self, project, version):
+        self._record("delete_version", project, version)
+        self.predictions = [p for p in self.predictions if p["model_version"] != version]
+
+    def push_view(self, project, title, task_ids, view_id):
+        self._record("view", project, title, list(task_ids), view_id)
+        view_id = view_id if view_id is not None else 500 + len(self.views)
+        self.views[view_id] = list(task_ids)
+        return view_id
+
+    def of(self, kind):
+        return [c for c in self.calls if c[0] == kind]
+
+
+@pytest.fixture
+def runtime(tmp_path, embedder, tiny_clip_dir, clean_env):
+    settings = ServiceSettings(model_dir=tmp_path / "model", clip_model=str(tiny_clip_dir),
+                               label_studio_url="http://127.0.0.1:9", fetch_workers=2)
+    runtime = Runtime.build(settings, embedder=embedder, start_worker=False, talk_to_label_studio=False)
+    runtime.projects.configure(P, label_config=CHOICES_CONFIG,
+                               extra_params={"prompt": "a red square", "batch_size": 3, "view_title": "Next"})
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def ls():
+    return FakeLabelStudio()
+
+
+def make_worker(runtime, ls, **kwargs):
+    return Worker(runtime.projects, ls, backend_url="http://backend:9090", **kwargs)
+
+
+def add_tasks(runtime, *ids):
+    runtime.projects.get(P).add_tasks([(t, {"image": image_uri(t)}) for t in ids])
+
+
+def reconcile_until_done(worker, limit=20):
+    for _ in range(limit):
+        if not worker.reconcile(P):
+            return
+    raise AssertionError("reconcile never finished")
+
+
+def test_first_pass_pushes_the_batch_view_then_every_prediction(runtime, ls):
+    add_tasks(runtime, *range(1, 8))
+    worker = make_worker(runtime, ls, prediction_chunk=3)
+    reconcile_until_done(worker)
+    loop = runtime.projects.get(P)
+
+    [view] = ls.of("view")
+    batch = [t.task_id for t in loop.select_batch()]
+    assert view == ("view", P, "Next", batch, None) and len(batch) == 3
+    # The batch's predictions go first, then the version switch, then the view.
+    first_predictions = ls.of("predictions")[0]
+    assert sorted(first_predictions[2]) == sorted(batch)
+    order = [c[0] for c in ls.calls]
+    assert order.index("predictions") < order.index("model_version") < order.index("view")
+    assert ls.model_version == "clip-head-v1"
+    predicted = [p["task"] for p in ls.predictions]
+    assert sorted(predicted) == list(range(1, 8)) and len(predicted) == 7  # each task exactly once
+    scores = loop.scores(list(range(1, 8)))
+    for p in ls.predictions:
+        assert p["model_version"] == "clip-head-v1"
+        assert p["score"] == pytest.approx(scores[p["task"]], abs=1e-6)
+        assert p["result"][0]["from_name"] == "relevance"
+    assert all(len(c[2]) <= 3 for c in ls.of("predictions"))
+    assert runtime.projects.ledger.get_state(P, "view")["task_ids"] == batch
+
+
+def test_a_pass_with_nothing_new_pushes_nothing(runtime, ls):
+    add_tasks(runtime, 1, 2, 3, 4)
+    worker = make_worker(runtime, ls)
+    reconcile_until_done(worker)
+    calls = list(ls.calls)
+    assert worker.reconcile(P) is False
+    assert ls.calls == calls
+
+
+def test_a_new_rating_replaces_every_prediction_and_drops_the_old_version(runtime, ls):
+    add_tasks(runtime, *range(1, 6))
+    worker = make_worker(runtime, ls)
+    reconcile_until_done(worker)
+    runtime.projects.get(P).record_annotation(100, 2, 1.0)
+    reconcile_until_done(worker)
+    assert ls.model_version == "clip-head-v2"
+    assert ls.of("delete_version") == [("delete_version", P, "clip-head-v1")]
+    assert sorted(p["task"] for p in ls.predictions) == list(range(1, 6))
+    assert {p["model_version"] for p in ls.predictions} == {"clip-head-v2"}
+    assert runtime.projects.ledger.versions_pushed(P) == [2]
+    [_, second_view] = ls.of("view")
+    assert 2 not in second_view[3] and second_view[4] == 500  # the same view, updated
+
+
+def test_keep_old_predictions(runtime, ls):
+    add_tasks(runtime, 1, 2, 3)
+    worker = make_worker(runtime, ls, keep_old_predictions=True)
+    reconcile_until_done(worker)
+    runtime.projects.get(P).record_annotation(100, 1, -1.0)
+    reconcile_until_done(worker)
+    assert ls.of("delete_version") == []
+    assert {p["model_version"] for p in ls.predictions} == {"clip-head-v1", "clip-head-v2"}
+
+
+def test_a_batch_request_re_pushes_the_view(runtime, ls):
+    add_tasks(runtime, 1, 2, 3, 4)
+    worker = make_worker(runtime, ls)
+    reconcile_until_done(worker)
+    runtime.projects.ledger.request_batch(P)
+    reconcile_until_done(worker)
+    views = ls.of("view")
+    assert len(views) == 2 and views[0][3] == views[1][3] and views[1][4] == 500
+
+
+def test_sync_catches_up_on_tasks_and_annotations(runtime, ls):
+    runtime.projects.get(P).record_annotation(99, 1, 1.0, task_data={"image": image_uri(1)})  # deleted in LS since
+    ls.tasks = [
+        {"id": 1, "data": {"image": image_uri(1)}, "annotations": []},
+        {"id": 2, "data": {"image": image_uri(2)}, "annotations": [
+            {"id": 7, "task": 2, "result": [{"from_name": "relevance", "value": {"choices": ["+1"]}}]}]},
+        {"id": 3, "data": {"image": image_uri(3)}, "annotations": [{"id": 8, "task": 3, "was_cancelled": True}]},
+    ]
+    worker = make_worker(runtime, ls)
+    loop, schema = runtime.projects.get_with_schema(P)
+    worker.sync_from_label_studio(P, loop, schema)
+    ledger = runtime.projects.ledger
+    assert ls.of("webhook") == [("webhook", P, "http://backend:9090")]
+    assert ledger.task_data(P, [1, 2, 3]).keys() == {1, 2, 3}
+    assert ledger.ratings(P) == {2: 1.0}
+    assert sorted(ledger.annotation_ids(P)) == [7, 8]
+    assert ledger.seen_task_ids(P) == {2, 3}
+
+
+def test_the_thread_retries_while_label_studio_is_down(runtime, ls):
+    add_tasks(runtime, 1, 2, 3)
+    ls.tasks = [{"id": t, "data": {"image": image_uri(t)}, "annotations": []} for t in (1, 2, 3)]
+    ls.down = True
+    worker = make_worker(runtime, ls, poll_interval_s=0.1)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while worker.status(P).get("failures", 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        status = worker.status(P)
+        assert status["failures"] >= 1 and not status["idle"]
+        assert "LabelStudioUnavailable" in status["last_error"]
+        assert len(runtime.projects.get(P).store) == 3  # the local part of the pass still happened
+
+        ls.down = False
+        worker.notify(P)
+        assert worker.wait_idle(P, 20)
+        assert worker.status(P) == {"idle": True, "last_error": None, "failures": 0}
+        assert ls.model_version == "clip-head-v1" and len(ls.predictions) == 3
+    finally:
+        worker.stop()
+
+
+def listed(*ids):
+    return [{"id": t, "data": {"image": image_uri(t)}, "annotations": []} for t in ids]
+
+
+def test_sync_drops_tasks_deleted_in_label_studio_when_the_listing_is_complete(runtime, ls):
+    add_tasks(runtime, 1, 2, 3)
+    worker = make_worker(runtime, ls)
+    reconcile_until_done(worker)
+    ls.tasks = listed(1, 3)                       # task 2 was deleted while no webhook reached us
+    loop, schema = runtime.projects.get_with_schema(P)
+    worker.sync_from_label_studio(P, loop, schema)
+    assert runtime.projects.ledger.task_ids(P) == [1, 3]
+    assert 2 not in loop.store and len(loop.store) == 2
+
+
+class ShortListing(FakeLabelStudio):
+    """A listing that misses tasks Label Studio still counts (e.g. cut short)."""
+
+    def task_count(self, project):
+        return len(self.tasks) + 1
+
+
+def test_sync_keeps_tasks_when_the_listing_disagrees_with_the_count(runtime):
+    ls = ShortListing()
+    add_tasks(runtime, 1, 2, 3)
+    ls.tasks = listed(1, 3)
+    worker = make_worker(runtime, ls)
+    loop, schema = runtime.projects.get_with_schema(P)
+    worker.sync_from_label_studio(P, loop, schema)
+    assert runtime.projects.ledger.task_ids(P) == [1, 2, 3]
+
+
+def test_a_task_count_mismatch_triggers_a_resync(runtime, ls):
+    """Tasks created without a TASKS_CREATED webhook (a storage sync that failed part-way) are found."""
+    add_tasks(runtime, 1, 2)
+    ls.tasks = listed(1, 2, 3)                    # task 3 exists in Label Studio only
+    worker = make_worker(runtime, ls, poll_interval_s=0.05, task_check_interval_s=0.2)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while runtime.projects.ledger.task_total(P) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runtime.projects.ledger.task_ids(P) == [1, 2, 3]
+        assert worker.wait_idle(P, 20)
+        assert 3 in runtime.projects.get(P).store
+    finally:
+        worker.stop()
