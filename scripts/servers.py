@@ -1,4 +1,4 @@
-"""Start real servers on loopback: Label Studio 1.23 (headless) and this backend.
+"""Start real servers on loopback: Label Studio 1.23 (headless), this backend, a Chroma server.
 
 Used by the demo and the e2e tests. Label Studio's admin user and a legacy API token
 are created at first start from the environment; the token is kept in
@@ -25,7 +25,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 LABEL_STUDIO_BIN = ROOT / ".venv-ls" / "bin" / "label-studio"
 BACKEND_PYTHON = ROOT / ".venv" / "bin" / "python"
+CHROMA_BIN = ROOT / ".venv" / "bin" / "chroma"
 ADMIN_EMAIL = "admin@example.com"
+PREDICTION_IMPORT_FLAG = "fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short"
 
 
 @dataclass
@@ -63,6 +65,10 @@ class LabelStudioServer:
             # The defaults block an ML backend and webhooks on loopback.
             "ML_BLOCK_LOCAL_IP": "false",
             "SSRF_PROTECTION_ENABLED": "false",
+            # Label Studio 1.23's default prediction import recounts every task of the project
+            # after each call (15 s per call at 10k tasks, measured); this flag of its own makes
+            # it count only the tasks imported. See benchmarks/results/performance.md.
+            PREDICTION_IMPORT_FLAG: "true",
             "COLLECT_ANALYTICS": "false",
             "LATEST_VERSION_CHECK": "false",
             "SENTRY_DSN": "",
@@ -139,6 +145,49 @@ def _stop_group(process: subprocess.Popen | None, grace_s: float) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
+
+
+@dataclass
+class ChromaServer:
+    """A Chroma server (`chroma run`) on loopback: the client/server mode (CHROMA_HOST/CHROMA_PORT)."""
+
+    path: Path
+    port: int
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    host = "127.0.0.1"
+
+    def start(self, timeout_s: float = 60.0, log_path: Path | None = None) -> "ChromaServer":
+        import chromadb
+
+        if not CHROMA_BIN.exists():
+            raise RuntimeError(f"{CHROMA_BIN} not found: run scripts/setup_env.sh first")
+        log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            [str(CHROMA_BIN), "run", "--path", str(self.path), "--host", self.host, "--port", str(self.port)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"chroma run exited with code {self.process.returncode}")
+            try:
+                chromadb.HttpClient(host=self.host, port=self.port).heartbeat()
+                return self
+            except Exception:  # noqa: BLE001 - not listening yet
+                time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(f"Chroma server not ready on {self.host}:{self.port} after {timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
 
 
 def free_port() -> int:

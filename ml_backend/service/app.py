@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,8 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     redactor.install()
     app.extensions["runtime"] = runtime
     projects, worker = runtime.projects, runtime.worker
+    # Project -> action -> arrival (unix time) of its latest webhook: when Label Studio last told us what.
+    last_webhooks: dict[int, dict[str, float]] = {}
 
     @app.before_request
     def require_basic_auth() -> Response | None:
@@ -106,6 +109,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     def webhook() -> tuple[Response, int]:
         # Label Studio waits at most 1 s and never retries: this path only records facts
         # in the ledger and wakes the worker. It never builds a loop, embeds or refits.
+        received_at = time.time()
         body = _json_body()
         action = body.get("action")
         if not isinstance(action, str):
@@ -115,8 +119,12 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         project = ls_payloads.project_id(body["project"])
         project_info = body["project"] if isinstance(body["project"], dict) else {}
         first_seen = projects.observe(project, project_info.get("label_config"))
+        last_webhooks.setdefault(project, {})[action] = received_at
         outcome = _handle_webhook(action, project, body)
-        worker.notify(project, sync=first_seen or outcome.sync)
+        # Events we ignore (PROJECT_UPDATED follows every model_version switch the worker
+        # makes) change nothing: a pass for them would only compete with real work.
+        if first_seen or outcome.sync or not outcome.body.get("ignored"):
+            worker.notify(project, sync=first_seen or outcome.sync)
         return jsonify(outcome.body if outcome.status >= 400 else {"status": "ok", "action": action, **outcome.body}), outcome.status
 
     def _handle_webhook(action: str, project: int, body: dict[str, Any]) -> _Outcome:
@@ -177,7 +185,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         if worker_status.get("last_error"):  # exception text from libraries: scrub it like a log line
             worker_status["last_error"] = redactor.redact(worker_status["last_error"])
         return jsonify(**loop.status(), worker=worker_status, activity=worker.activity(project),
-                       view=projects.ledger.get_state(project, "view"))
+                       view=projects.ledger.get_state(project, "view"), last_webhooks=last_webhooks.get(project, {}))
 
     @app.post("/projects/<int:project>/next-batch")
     def next_batch(project: int) -> Response:

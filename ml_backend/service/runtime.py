@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import torch
+
 from ..adapters.ls_client import LabelStudioGateway
 from ..core.embed import ClipEmbedder
 from ..core.images import FetchPolicy, ImageFetcher
@@ -35,6 +37,9 @@ class Runtime:
         `talk_to_label_studio=False` runs the loop without pushing anything (tests, benchmarks).
         """
         settings.model_dir.mkdir(parents=True, exist_ok=True)
+        if settings.torch_threads:
+            # Before any thread of ours exists: threads started later inherit the setting.
+            torch.set_num_threads(settings.torch_threads)
         embedder = embedder or ClipEmbedder(settings.clip_model, settings.device, settings.embed_batch_size)
         gateway = LabelStudioGateway(settings.label_studio_url, settings.api_key, timeout_s=settings.label_studio_timeout_s,
                                      webhook_headers=settings.webhook_auth_headers)
@@ -52,7 +57,8 @@ class Runtime:
         worker = Worker(projects, gateway if talk_to_label_studio else None, backend_url=settings.backend_url,
                         poll_interval_s=settings.poll_interval_s, prediction_chunk=settings.prediction_chunk,
                         keep_old_predictions=settings.keep_old_predictions, max_backoff_s=settings.max_backoff_s,
-                        task_check_interval_s=settings.task_check_interval_s)
+                        task_check_interval_s=settings.task_check_interval_s,
+                        bulk_prediction_delay_s=settings.bulk_prediction_delay_s)
         runtime = cls(settings, embedder, gateway, projects, worker)
         if start_worker:
             worker.start()

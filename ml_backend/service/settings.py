@@ -23,6 +23,8 @@ class ServiceSettings(BaseSettings):
     device: str = Field("cpu", description="torch device for CLIP")
     embed_batch_size: int = Field(32, ge=1, le=1024)
     fetch_workers: int = Field(4, ge=1, le=64, description="threads fetching and decoding images")
+    torch_threads: int | None = Field(
+        None, ge=1, le=256, description="torch intra-op threads (default: torch's, one per core); 1 suits tiny models")
     chroma_host: str | None = Field(None, description="Chroma server host; unset = embedded store in MODEL_DIR")
     chroma_port: int = Field(8000)
     basic_auth_user: str | None = None
@@ -39,7 +41,9 @@ class ServiceSettings(BaseSettings):
     max_backoff_s: float = Field(60.0, gt=0, description="longest wait between retries while Label Studio is unreachable")
     label_studio_timeout_s: float = Field(15.0, gt=0, description="timeout of one call to Label Studio's API")
     task_check_interval_s: float = Field(30.0, gt=0, description="how often task counts are compared with Label Studio's")
-    prediction_chunk: int = Field(500, ge=1, description="predictions pushed per Label Studio call")
+    prediction_chunk: int = Field(200, ge=1, description="predictions pushed per Label Studio call (one call in flight delays a batch)")
+    bulk_prediction_delay_s: float = Field(
+        10.0, ge=0, description="after a rating's batch is out, wait this long for the next before pushing every task's prediction")
     keep_old_predictions: bool = Field(False, description="keep predictions of superseded head versions in Label Studio")
     log_level: str = "INFO"
 

@@ -104,11 +104,12 @@ def test_first_pass_pushes_the_batch_view_then_every_prediction(runtime, ls):
     [view] = ls.of("view")
     batch = [t.task_id for t in loop.select_batch()]
     assert view == ("view", P, "Next", batch, None) and len(batch) == 3
-    # The batch's predictions go first, then the version switch, then the view.
+    # The view (which tasks) goes first, then the batch's predictions, then the version
+    # switch that makes the view's score order the new head's; the other predictions last.
     first_predictions = ls.of("predictions")[0]
     assert sorted(first_predictions[2]) == sorted(batch)
     order = [c[0] for c in ls.calls]
-    assert order.index("predictions") < order.index("model_version") < order.index("view")
+    assert order.index("view") < order.index("predictions") < order.index("model_version")
     assert ls.model_version == "clip-head-v1"
     predicted = [p["task"] for p in ls.predictions]
     assert sorted(predicted) == list(range(1, 8)) and len(predicted) == 7  # each task exactly once

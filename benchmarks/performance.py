@@ -1,0 +1,167 @@
+"""Performance benchmark: ingest, selection, retrain, round and store, side by side in one run.
+
+    .venv/bin/python -m benchmarks.performance            # full run (see performance.md for its wall time)
+    .venv/bin/python -m benchmarks.performance --quick    # a few minutes, smaller sizes
+    .venv/bin/python -m benchmarks.performance --only selection,store
+
+Writes benchmarks/results/performance.json, PNG plots beside it, refreshes the
+generated table in benchmarks/results/performance.md, and prints that table.
+Each section runs in a fresh process (clean memory for the RSS figures, no state
+carried between sections); `--only` merges its sections into the existing JSON.
+Needs `.venv` (backend) and `.venv-ls` (Label Studio, for the round section only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models are built locally; never touch the hub
+
+from .perf import report  # noqa: E402
+from .perf.common import machine_info  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SECTIONS = ("ingest", "selection", "retrain", "round", "store")
+
+
+def _ingest(quick: bool, workdir: str) -> dict:
+    from .perf.ingest import IngestSettings, measure
+
+    return measure(IngestSettings(images=64, repeats=2) if quick else IngestSettings(), workdir)
+
+
+def _selection(quick: bool, workdir: str, run_queries: bool = True) -> list[dict]:
+    """One process per pool size: each builds its store, measures memory, then times queries."""
+    from .perf.selection import SelectionSettings, store_and_select
+
+    settings = SelectionSettings(sizes=(10_000, 100_000), queries=20) if quick else SelectionSettings()
+    settings.run_queries = run_queries
+    return [_in_process(store_and_select, n, settings, workdir) for n in settings.sizes]
+
+
+def _retrain(quick: bool, workdir: str) -> list[dict]:
+    from .perf.retrain import RetrainSettings, measure
+
+    return measure(RetrainSettings(repeats=3) if quick else RetrainSettings())
+
+
+def _round(quick: bool, workdir: str) -> list[dict]:
+    from .perf.rounds import RoundSettings, measure
+
+    settings = RoundSettings(task_counts=(2_000,), rounds=10) if quick else RoundSettings()
+    return measure(settings, Path(tempfile.mkdtemp(dir=workdir, prefix="round-")))
+
+
+def _store(quick: bool, workdir: str) -> dict:
+    from .perf.store import StoreSettings, measure
+
+    return measure(StoreSettings(vectors=5_000, repeats=1, server_vectors=5_000) if quick else StoreSettings(), workdir)
+
+
+def _in_process(function, *args):
+    """Run `function(*args)` in a fresh spawned process and return its result."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
+
+
+def run(sections: list[str], quick: bool, workdir: str) -> dict:
+    results: dict = {}
+    wall: dict = {}
+    builds: list[dict] = []
+    for section in sections:
+        print(f"[performance] {section} ...", flush=True)
+        start = time.perf_counter()
+        if section == "selection":
+            builds = _selection(quick, workdir, run_queries=True)
+            results["selection"] = [row for build in builds for row in build.pop("selection")]
+        elif section == "store":
+            builds = builds or _selection(quick, workdir, run_queries=False)  # the big builds, without queries
+            results["store"] = _in_process(_store, quick, workdir)
+        else:
+            results[section] = _in_process(globals()[f"_{section}"], quick, workdir)
+        wall[section] = round(time.perf_counter() - start, 1)
+        print(f"[performance] {section} done in {wall[section]:.0f} s", flush=True)
+    if builds:
+        results.setdefault("store", {})["builds"] = builds
+        results["store"].update(_memory_and_upsert_summary(builds))
+        results["upsert_per_s"] = results["store"]["upsert_headline_per_s"]
+    results["_wall_s"] = wall
+    return results
+
+
+def _memory_and_upsert_summary(builds: list[dict]) -> dict:
+    """Memory per million vectors: the slope between the two largest builds (fixed costs cancel)."""
+    builds = sorted(builds, key=lambda b: b["n"])
+    largest = builds[-1]
+    summary = {}
+    if len(builds) >= 2:
+        a, b = builds[-2], builds[-1]
+        slope = (b["rss_bytes"] - a["rss_bytes"]) / (b["n"] - a["n"])
+        summary["rss_gib_per_million"] = slope * 1e6 / 2**30
+        basis = "measured" if largest["n"] >= 1_000_000 else "extrapolated linearly"
+        summary["rss_basis"] = f"{basis}: RSS slope between {a['n']:,} and {b['n']:,} vectors"
+    else:
+        summary["rss_gib_per_million"] = largest["rss_bytes_per_vector"] * 1e6 / 2**30
+        summary["rss_basis"] = f"extrapolated from {largest['n']:,} vectors"
+    headline = next((b for b in builds if b["n"] == 100_000), largest)
+    summary["upsert_headline_per_s"] = headline["upsert_per_s"]
+    summary["upsert_basis"] = f"building a {headline['n']:,}-vector store"
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats: a few minutes")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}")
+    parser.add_argument("--out", type=Path, default=RESULTS / "performance.json")
+    parser.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir)")
+    args = parser.parse_args(argv)
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    sections = [s for s in SECTIONS if s in sections]  # store after selection: it reuses its builds
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=args.workdir, prefix="perf-") as workdir:
+        fresh = run(sections, args.quick, workdir)
+    results = json.loads(args.out.read_text()) if args.out.exists() and len(sections) < len(SECTIONS) else {}
+    wall = {**results.get("meta", {}).get("wall_s", {}), **fresh.pop("_wall_s")}
+    results.update(fresh)
+    results["meta"] = {
+        "command": "python -m benchmarks.performance " + " ".join(sys.argv[1:] if argv is None else argv),
+        "quick": args.quick, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_s": {**wall, "this_run_total": round(time.perf_counter() - started, 1)}, "machine": machine_info(),
+    }
+    results["goals"] = report.goals(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(_rounded(results), indent=1) + "\n")
+    report.plots(results, args.out.parent)
+    table = report.markdown_table(results)
+    report.update_markdown(args.out.parent / "performance.md", table)
+    print(table)
+    print(f"\nwrote {args.out} in {time.perf_counter() - started:.0f} s")
+
+
+def _rounded(value):
+    """Keep the JSON small and readable: 4 significant decimals are more than the noise allows."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+if __name__ == "__main__":
+    main()
