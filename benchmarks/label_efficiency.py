@@ -300,6 +300,7 @@ def run_task_seed(task: Task, seed: int, strategies: Sequence[str], cache_dir: s
         zero_shot_ap = average_precision(split.y_eval, prior.head().decision_function(split.X_eval))
     else:
         example = int(np.random.default_rng([seed, 5]).choice(np.flatnonzero(split.y)))
+        split.ratings[example] = 1.0  # the user's example is "more like this", never a noisy or graded rating
     curves = {}
     for batch in task.batch_sizes:
         for name in strategies:
