@@ -500,16 +500,23 @@ def _fmt_labels(v) -> str:
 
 
 def table(entries: list[dict], strategies: Sequence[str], default: str) -> str:
-    """Markdown table: median labels-to-90% and median [IQR] normalised ALC per strategy."""
-    shown = [s for s in strategies if s != "random"]
+    """Markdown table: median labels-to-90% and median [IQR] normalised ALC per strategy (and the prompt alone)."""
+    shown = [s for s in strategies if s != "random"] + ["zero_shot"]
     head = "| task | probe AP | random: labels to 90% | " + " | ".join(
         f"{s}{' (default)' if s == default else ''}: labels / nALC" for s in shown) + " |"
     lines = [head, "|" + "---|" * (3 + len(shown))]
     for e in entries:
         st = e["strategies"]
-        cells = [e["name"], f"{np.median(e['probe_ap']):.3f}", _fmt_labels(_median(st["random"]["labels_to_90pct_ap"]))]
+        random = st["random"]
+        cells = [e["name"], f"{np.median(e['probe_ap']):.3f}", _fmt_labels(_median(random["labels_to_90pct_ap"]))]
+        if "labels_to_90pct_ap_extended" in random:
+            extended = _median(random["labels_to_90pct_ap_extended"])
+            cells[-1] += f" ({f'>{RANDOM_EXTEND_TO}' if extended is None else f'{extended:.0f}'} going on)"
         for s in shown:
-            a = np.array(st[s]["normalised_alc"])
+            if s not in st:
+                cells.append("-")
+                continue
+            a = np.array(st[s]["normalised_alc"], dtype=float)
             q1, q2, q3 = np.quantile(a, [0.25, 0.5, 0.75])
             cells.append(f"{_fmt_labels(_median(st[s]['labels_to_90pct_ap']))} / {q2:+.2f} [{q1:+.2f}, {q3:+.2f}]")
         lines.append("| " + " | ".join(cells) + " |")
@@ -588,8 +595,10 @@ def markdown(report: dict, command: str, strategies: Sequence[str]) -> str:
         f"{report['evaluate_on']} split.",
         "",
         "Cells: median labels to reach 90% of the full-pool probe's test AP ('>500': never within 500 labels "
-        "in at least half the seeds) / median [IQR] normalised area under the AP-vs-log2(labels) curve "
-        "(median random = 0, probe = 1).",
+        "in at least half the seeds; on the clean 1% tasks random goes on past 500, in steps of "
+        f"{EXTEND_STEP}, up to {RANDOM_EXTEND_TO}) / median [IQR] normalised area under the AP-vs-log2(labels) "
+        "curve from the first batch to 500 labels (median random = 0, full-pool probe = 1). "
+        "zero_shot: the prompt's head alone, never refit (0 labels if it already reaches 90%).",
         "",
         table(report["tasks"], strategies, default),
         "",
