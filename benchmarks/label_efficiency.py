@@ -45,6 +45,7 @@ import json
 import math
 import os
 import pickle
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -701,6 +702,12 @@ def report_from(results: list[dict], tasks: Sequence[Task], strategies: Sequence
     return report
 
 
+def _compact_json(report: dict) -> str:
+    """Indented JSON with every list of plain values (per-seed numbers, curves) on one line."""
+    text = json.dumps(report, indent=1, allow_nan=False)
+    return re.sub(r"\[\s*([^\[\]{}]*?)\s*\]", lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few seeds and tasks, batch 10 (CI)")
@@ -770,7 +777,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     default = DEFAULT_STRATEGY if DEFAULT_STRATEGY in strategies else strategies[-1]
     report = report_from(results, tasks, strategies, default, meta)
-    (out / "label_efficiency.json").write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
+    (out / "label_efficiency.json").write_text(_compact_json(report) + "\n")
     entries = report["tasks"]
     if not args.no_plots:
         groups = {"b10": [e for e in entries if e["batch_size"] == 10 and not e["noise"] and e["ratings"] == "hard"],

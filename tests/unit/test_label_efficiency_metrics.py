@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
 from benchmarks.label_efficiency import (
-    FULL_TASKS, QUICK_TASKS, Task, _median, average_precision, complete_seeds, f1_at_threshold, labels_to_target,
+    FULL_TASKS, Task, _compact_json, _median, average_precision, complete_seeds, f1_at_threshold, labels_to_target,
     log_area,
 )
 
@@ -59,3 +61,10 @@ def test_protocol_covers_the_issue():
                        for t in clean), (modality, prevalence)
     assert any(t.noise == 0.1 for t in FULL_TASKS) and any(t.ratings == "soft" for t in FULL_TASKS)
     assert len({t.name for t in FULL_TASKS}) == len(FULL_TASKS)
+
+
+def test_compact_json_round_trips_and_puts_plain_lists_on_one_line():
+    report = {"a": [1, 2.5, None], "b": {"c": [[0.1, 0.2], [0.3]], "s": "U[0.3, 1.0]"}, "e": []}
+    text = _compact_json(report)
+    assert json.loads(text) == report
+    assert '"a": [1, 2.5, null]' in text and '[0.1, 0.2]' in text
