@@ -12,7 +12,7 @@ from ml_backend.core.params import HeadParams, ProjectParams
 
 def test_defaults():
     params = ProjectParams.parse()
-    assert (params.prompt, params.batch_size, params.strategy) == (None, 10, "nearest")
+    assert (params.prompt, params.batch_size, params.strategy) == (None, 10, "uncertainty")
     assert params.head == HeadParams()
 
 

@@ -10,7 +10,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "random": RandomStrategy,
     "hybrid": HybridStrategy,
 }
-DEFAULT_STRATEGY = "nearest"
+DEFAULT_STRATEGY = "uncertainty"  # set from benchmarks/results/label_efficiency.md
 
 
 def make_strategy(name: str) -> Strategy:
