@@ -96,21 +96,27 @@ class LinearHead:
         targets = torch.from_numpy((y + 1.0) / 2.0)
         s = torch.from_numpy(weights)
 
-        w = torch.zeros(X.shape[1], dtype=torch.float64, requires_grad=True)
-        alpha = torch.tensor([alpha0], dtype=torch.float64, requires_grad=prior is not None)
-        b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+        w = torch.zeros(X.shape[1], dtype=torch.float64)
+        alpha = torch.tensor([alpha0], dtype=torch.float64)
+        b = torch.zeros(1, dtype=torch.float64)
         params = [w, b] + ([alpha] if prior is not None else [])
         optimizer = torch.optim.LBFGS(
             params, lr=self.learning_rate, max_iter=self.max_iter, line_search_fn="strong_wolfe",
             tolerance_grad=1e-7, tolerance_change=1e-10,
         )
 
+        @torch.no_grad()
         def closure() -> torch.Tensor:
-            optimizer.zero_grad()
+            # Weighted soft-target logistic loss + penalties, with its gradient written out
+            # by hand: about twice as fast as autograd at this size, same objective.
             logits = Z @ w + alpha * f + b
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, weight=s, reduction="sum")
-            loss = loss + 0.5 * self.l2 * torch.sum(w**2) + 0.5 * self.prior_l2 * torch.sum((alpha - alpha0) ** 2)
-            loss.backward()
+            loss = torch.sum(s * (torch.nn.functional.softplus(logits) - targets * logits))
+            loss = loss + 0.5 * self.l2 * torch.dot(w, w) + 0.5 * self.prior_l2 * torch.sum((alpha - alpha0) ** 2)
+            residual = s * (torch.sigmoid(logits) - targets)
+            w.grad = Z.T @ residual + self.l2 * w
+            b.grad = residual.sum().reshape(1)
+            if prior is not None:
+                alpha.grad = (f @ residual + self.prior_l2 * (alpha - alpha0)).reshape(1)
             return loss
 
         with _one_torch_thread():

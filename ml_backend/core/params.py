@@ -26,6 +26,11 @@ class HeadParams(BaseModel):
     background_weight: float = Field(
         0.1, ge=0, le=1, description="total weight of the background negatives, relative to the ratings"
     )
+    background_min_weight: float = Field(
+        2.0, ge=0, le=1000,
+        description="the background negatives weigh at least this many ratings in total, so the first few "
+        "ratings (or one example item) already meet negatives and the head's 0.5 sits near the rated items",
+    )
     prior_positive_rate: float = Field(
         0.1, gt=0, lt=1, description="share of the pool the prompt-only head scores above 0.5"
     )

@@ -36,14 +36,18 @@ def fit_head(
       keep of it, so a few near-identical positives refine the zero-shot head
       instead of replacing it.
     - `background` (m, d): unrated pool items added as negatives whose total weight is
-      `background_weight` times the number of ratings. When positives are rare, a random
-      unrated item is almost surely negative, and these give the head the negatives an
-      annotator rating only near-W items never supplies.
+      `background_weight` times the number of ratings, but at least `background_min_weight`.
+      When positives are rare, a random unrated item is almost surely negative, and these
+      give the head the negatives an annotator rating only near-W items never supplies.
+      The floor matters for the first refits: with one example rated +1 and a background
+      weighing 0.1 ratings, the head calls the whole pool positive and its boundary lies
+      far from anything relevant (measured in benchmarks/label_efficiency.py).
     """
     X_parts, y_parts, w_parts = [np.asarray(X_rated, np.float32)], [np.asarray(y_rated, np.float64)], [np.ones(len(y_rated))]
     if background is not None and len(background) and params.background_weight > 0:
         X_parts.append(np.asarray(background, np.float32))
         y_parts.append(-np.ones(len(background)))
-        w_parts.append(np.full(len(background), params.background_weight * max(len(y_rated), 1) / len(background)))
+        total = max(params.background_weight * max(len(y_rated), 1), params.background_min_weight)
+        w_parts.append(np.full(len(background), total / len(background)))
     head = LinearHead(l2=params.l2, prior_l2=params.prior_l2, learning_rate=params.learning_rate, max_iter=params.max_iter)
     return head.fit(np.concatenate(X_parts), np.concatenate(y_parts), sample_weight=np.concatenate(w_parts), prior=prior)

@@ -12,7 +12,7 @@ from ml_backend.core.params import HeadParams, ProjectParams
 
 def test_defaults():
     params = ProjectParams.parse()
-    assert (params.prompt, params.batch_size, params.strategy) == (None, 10, "nearest")
+    assert (params.prompt, params.batch_size, params.strategy) == (None, 10, "uncertainty")
     assert params.head == HeadParams()
 
 
@@ -51,7 +51,7 @@ def test_every_problem_is_listed():
 
 
 def test_unknown_strategy_names_the_choices():
-    with pytest.raises(ConfigError, match=r"unknown strategy 'best'.*\['nearest', 'random', 'uncertainty'\]"):
+    with pytest.raises(ConfigError, match=r"unknown strategy 'best'.*\['hybrid', 'nearest', 'random', 'uncertainty'\]"):
         ProjectParams.parse({"strategy": "best"})
 
 

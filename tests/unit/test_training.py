@@ -22,13 +22,13 @@ def data():
 
 @pytest.mark.parametrize("n_rated, n_background, background_weight", [(10, 50, 0.1), (30, 200, 0.5), (5, 5, 1.0)])
 def test_background_negatives_weigh_background_weight_times_the_ratings(data, n_rated, n_background, background_weight):
-    """fit_head equals a plain weighted fit where each background row weighs bw * n_ratings / m."""
+    """fit_head equals a plain weighted fit where each background row weighs max(bw * n_ratings, floor) / m."""
     _, X, _, y = data
     params = HeadParams(background_weight=background_weight)
     X_rated, y_rated, background = X[:n_rated], y[:n_rated], X[100 : 100 + n_background]
     recipe = fit_head(X_rated, y_rated, params, background=background)
 
-    each = background_weight * n_rated / n_background
+    each = max(background_weight * n_rated, params.background_min_weight) / n_background
     manual = LinearHead(l2=params.l2, prior_l2=params.prior_l2, max_iter=params.max_iter).fit(
         np.concatenate([X_rated, background]),
         np.concatenate([y_rated, -np.ones(n_background)]),

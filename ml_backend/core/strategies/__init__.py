@@ -1,14 +1,16 @@
 """Pluggable selection strategies: pick which unseen tasks annotators rate next."""
 
 from .base import Pool, Strategy, top_k
+from .hybrid import HybridStrategy
 from .simple import NearestStrategy, RandomStrategy, UncertaintyStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "nearest": NearestStrategy,
     "uncertainty": UncertaintyStrategy,
     "random": RandomStrategy,
+    "hybrid": HybridStrategy,
 }
-DEFAULT_STRATEGY = "nearest"
+DEFAULT_STRATEGY = "uncertainty"  # set from benchmarks/results/label_efficiency.md
 
 
 def make_strategy(name: str) -> Strategy:
@@ -17,4 +19,4 @@ def make_strategy(name: str) -> Strategy:
 
 
 __all__ = ["Pool", "Strategy", "top_k", "STRATEGIES", "DEFAULT_STRATEGY", "make_strategy",
-           "NearestStrategy", "RandomStrategy", "UncertaintyStrategy"]
+           "NearestStrategy", "RandomStrategy", "UncertaintyStrategy", "HybridStrategy"]

@@ -1,0 +1,70 @@
+"""The label-efficiency benchmark's metrics and bookkeeping (no data, no embeddings)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+
+from benchmarks.label_efficiency import (
+    FULL_TASKS, Task, _compact_json, _median, average_precision, complete_seeds, f1_at_threshold, labels_to_target,
+    log_area,
+)
+
+
+def test_average_precision_matches_sklearn_without_ties():
+    rng = np.random.default_rng(0)
+    y = rng.random(300) < 0.1
+    scores = rng.normal(size=300) + 1.5 * y
+    assert average_precision(y, scores) == pytest.approx(average_precision_score(y, scores), abs=1e-12)
+
+
+def test_f1_at_the_zero_logit():
+    y = np.array([True, True, False, False])
+    assert f1_at_threshold(y, np.array([1.0, -1.0, 1.0, -1.0])) == pytest.approx(0.5)
+    assert f1_at_threshold(y, np.array([-1.0, -1.0, -1.0, -1.0])) == 0.0
+
+
+def test_labels_to_target_is_the_first_grid_point_reaching_it():
+    labels = np.array([10, 20, 30, 40])
+    ap = np.array([0.2, 0.5, 0.45, 0.9])
+    assert labels_to_target(labels, ap, 0.5) == 20
+    assert labels_to_target(labels, ap, 0.95) is None
+
+
+def test_log_area_of_a_flat_curve_is_its_height_and_weights_by_log_labels():
+    labels = np.array([10, 20, 40, 80])
+    assert log_area(labels, np.full(4, 0.7)) == pytest.approx(0.7)
+    # AP 0 then 1 from 20 labels on: the first of three equal log2 steps is half-filled
+    assert log_area(labels, np.array([0.0, 1.0, 1.0, 1.0])) == pytest.approx((0.5 + 1 + 1) / 3)
+
+
+def test_median_counts_never_as_infinite():
+    assert _median([10, 20, None]) == 20
+    assert _median([10, None, None]) is None
+
+
+def test_complete_seeds_drops_seeds_that_did_not_finish_every_task():
+    a, b = Task("a", "spam", (1,)), Task("b", "spam", (1,), prevalence=0.01)
+    results = [{"task": a, "seed": 0}, {"task": b, "seed": 0}, {"task": a, "seed": 1}]
+    assert [r["seed"] for r in complete_seeds(results, [a, b])] == [0, 0]
+
+
+def test_protocol_covers_the_issue():
+    """Both modalities at natural, 5% and 1% prevalence with batches 10 and 25, plus noisy and soft runs."""
+    clean = [t for t in FULL_TASKS if not t.noise and t.ratings == "hard"]
+    for modality in ("text", "image"):
+        for prevalence in (None, 0.05, 0.01):
+            assert any(t.modality == modality and t.prevalence == prevalence and set(t.batch_sizes) == {10, 25}
+                       for t in clean), (modality, prevalence)
+    assert any(t.noise == 0.1 for t in FULL_TASKS) and any(t.ratings == "soft" for t in FULL_TASKS)
+    assert len({t.name for t in FULL_TASKS}) == len(FULL_TASKS)
+
+
+def test_compact_json_round_trips_and_puts_plain_lists_on_one_line():
+    report = {"a": [1, 2.5, None], "b": {"c": [[0.1, 0.2], [0.3]], "s": "U[0.3, 1.0]"}, "e": []}
+    text = _compact_json(report)
+    assert json.loads(text) == report
+    assert '"a": [1, 2.5, null]' in text and '[0.1, 0.2]' in text
