@@ -48,7 +48,7 @@ import pickle
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -57,12 +57,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
+from benchmarks.markdown import README, replace_block  # noqa: E402
 from ml_backend.core.head import LinearHead, Prior  # noqa: E402
 from ml_backend.core.params import HeadParams  # noqa: E402
 from ml_backend.core.strategies import DEFAULT_STRATEGY, STRATEGIES, Pool, RandomStrategy, make_strategy  # noqa: E402
 from ml_backend.core.training import fit_head, prompt_prior, sample_background  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+README_BLOCK = "label-efficiency-summary"
 BUDGET = 500
 TARGET_FRACTION = 0.9
 SPAM_PROMPT = "an unsolicited advertisement email"  # fixed before any run; generic, not tuned
@@ -505,7 +507,7 @@ def _fmt_labels(v) -> str:
     return ">500" if v is None else f"{v:.0f}"
 
 
-def table(entries: list[dict], strategies: Sequence[str], default: str) -> str:
+def table(entries: list[dict], strategies: Sequence[str], default: str, iqr: bool = True) -> str:
     """Markdown table: median labels-to-90% and median [IQR] normalised ALC per strategy (and the prompt alone)."""
     shown = [s for s in strategies if s != "random"] + ["zero_shot"]
     head = "| task | probe AP | random: labels to 90% | " + " | ".join(
@@ -524,14 +526,15 @@ def table(entries: list[dict], strategies: Sequence[str], default: str) -> str:
                 continue
             a = np.array(st[s]["normalised_alc"], dtype=float)
             q1, q2, q3 = np.quantile(a, [0.25, 0.5, 0.75])
-            cells.append(f"{_fmt_labels(_median(st[s]['labels_to_90pct_ap']))} / {q2:+.2f} [{q1:+.2f}, {q3:+.2f}]")
+            spread = f" [{q1:+.2f}, {q3:+.2f}]" if iqr else ""
+            cells.append(f"{_fmt_labels(_median(st[s]['labels_to_90pct_ap']))} / {q2:+.2f}{spread}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def point_table(entries: list[dict], strategies: Sequence[str], at: int) -> str:
     """Markdown table: median test AP / F1 at the decision threshold / positives found, at `at` labels."""
-    lines = [f"| task | " + " | ".join(strategies) + " | zero-shot AP |", "|" + "---|" * (2 + len(strategies))]
+    lines = ["| task | " + " | ".join(strategies) + " | zero-shot AP |", "|" + "---|" * (2 + len(strategies))]
     for e in entries:
         if at not in e["curve_labels"]:
             continue
@@ -601,6 +604,40 @@ def _reason(report: dict, default: str) -> str:
     if rare_text:
         text += f" Labels to reach 90% of the full-pool AP on the 1%-prevalence concepts (default vs random): {rare_text}."
     return text
+
+
+def _goal_lines(report: dict) -> list[str]:
+    """One line per goal of the issue, for the default strategy, with the tasks that miss it."""
+    g = report["goals"]
+    rare = g["rare_concepts_one_third_of_random_labels"]
+    area = g["normalised_alc_not_below_random"]
+    floor = g["refits_stay_above_zero_shot"]
+    verdict = {True: "met", False: "MISSED", None: "n/a (no task with a prompt)"}
+    missed_rare = [t["task"] for t in rare["tasks"] if not t["met"]]
+    below = [f"{t['task']} ({t['median_nalc']:+.2f})" for t in area["tasks"] if not t["met"]]
+    return [
+        f"- 1%-prevalence concepts reach 90% of the full-pool AP with <= 1/3 of random's labels: "
+        f"**{verdict[rare['met']]}**" + (f" (not on: {', '.join(missed_rare)})" if missed_rare else ""),
+        f"- normalised area >= 0 (not worse than random) on every task: **{verdict[area['met']]}**"
+        + (f" (below on: {', '.join(below)})" if below else ""),
+        f"- with a prompt, every refit's AP >= zero-shot AP - 0.02 in >= 95% of seeds: **{verdict[floor['met']]}**",
+    ]
+
+
+def readme_summary(report: dict) -> str:
+    """The README's block: why the default is the default, the compact table, and the goals."""
+    strategies = report["strategies"]
+    return "\n".join([
+        _reason(report, report["default_strategy"]), "",
+        f"Measured with `{report['command']}`: {len(report['seeds'])} seeds, {report['runtime_seconds'] / 60:.0f} min "
+        f"on {report['cpu_count']} CPU cores"
+        f"{' (stopped early: only the seeds that finished every task)' if report['stopped_early'] else ''}. Cells: median labels to reach 90% of the AP of a head trained on the "
+        "whole labeled pool ('>500': not within the 500-label budget) / median normalised area under the "
+        "learning curve (random = 0, full-pool head = 1).", "",
+        table(report["tasks"], strategies, report["default_strategy"], iqr=False), "",
+        f"Goals for the default (`{report['default_strategy']}`):", "",
+        *_goal_lines(report),
+    ])
 
 
 def markdown(report: dict, command: str, strategies: Sequence[str]) -> str:
@@ -788,6 +825,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 plot(group, strategies, out / f"label_efficiency_{tag}.png", f"test AP vs labels, {tag}")
     md = markdown(report, report["command"], strategies)
     (out / "label_efficiency.md").write_text(md)
+    if out.resolve() == RESULTS_DIR.resolve() and not report["quick"]:  # a quick or side run leaves the README alone
+        replace_block(README, README_BLOCK, readme_summary(report))
     print(md)
     print(f"runtime {report['runtime_seconds']:.0f}s; wrote {out / 'label_efficiency.json'}")
     return report

@@ -27,6 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models are built locally; never touch the hub
 
+from .markdown import README, replace_block  # noqa: E402
 from .perf import report  # noqa: E402
 from .perf.common import machine_info  # noqa: E402
 
@@ -168,6 +169,8 @@ def write_report(results: dict, out: Path, save_json: bool = True) -> None:
     report.plots(results, out.parent)
     table = report.markdown_table(results)
     report.update_markdown(out.parent / "performance.md", table)
+    if out.resolve() == (RESULTS / "performance.json").resolve():  # a run into another folder leaves the README alone
+        replace_block(README, report.SUMMARY_BLOCK, report.summary_table(results))
     print(table)
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+
+from ..markdown import replace_block
 
 INGEST_RATIO_GOAL = 0.80
 SELECTION_LATENCY_RATIO_GOAL = 1.5
 ROUND_P95_GOAL_MS = 1000.0
 ROUND_GOAL_TASKS = 100_000
 UPSERT_GOAL_PER_S = 3000.0
-TABLE_START, TABLE_END = "<!-- performance-table:start -->", "<!-- performance-table:end -->"
+TABLE_BLOCK = "performance-table"  # the full tables, in performance.md
+SUMMARY_BLOCK = "performance-summary"  # one row per measure, in the README
 
 
 def goals(results: dict) -> dict:
@@ -129,13 +131,46 @@ def markdown_table(results: dict) -> str:
 
 def update_markdown(path: Path, table: str) -> None:
     """Replace the generated table between the markers in `path` (the prose around it is hand-written)."""
-    if not path.exists():
-        return
-    text = path.read_text()
-    if TABLE_START not in text or TABLE_END not in text:
-        return
-    pattern = re.compile(re.escape(TABLE_START) + ".*?" + re.escape(TABLE_END), re.S)
-    path.write_text(pattern.sub(lambda _: f"{TABLE_START}\n{table}\n{TABLE_END}", text))
+    replace_block(path, TABLE_BLOCK, table)
+
+
+def summary_table(results: dict) -> str:
+    """The README's view: one row per measure, the goal, and whether it was met."""
+    verdicts = goals(results)
+    rows = ["| measure | result | goal | |", "|---|---|---|---|"]
+    ingest = results.get("ingest")
+    if ingest:
+        rerun = results.get("ingest_rerun")
+        again = f"; run again alone: {rerun['ratio']:.2f}" if rerun else ""
+        rows.append(f"| ingest, end to end / raw CLIP forward (ViT-B/32, CPU) | {ingest['end_to_end_per_s']:.2f} / "
+                    f"{ingest['raw_forward_per_s']:.2f} img/s = {ingest['ratio']:.2f}{again} | >= {INGEST_RATIO_GOAL:.2f} | "
+                    f"{_mark(verdicts['ingest_ratio_ge_0.8'])} |")
+    selection = results.get("selection") or []
+    if selection:
+        ns = "/".join(f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k" for n in sorted({r["n"] for r in selection}))
+        ratios = [r["p95_ms"] / r["exact_scan_p95_ms"] for r in selection]
+        rows.append(f"| selection recall@k, N = {ns}, 0-50% seen | {min(r['min_recall_at_k'] for r in selection):.3f} "
+                    f"(lowest) | 1.0 | {_mark(verdicts['selection_recall_1'])} |")
+        rows.append(f"| selection p95 / exact scan p95 | {min(ratios):.2f}-{max(ratios):.2f}x "
+                    f"({min(r['p95_ms'] for r in selection):.0f}-{max(r['p95_ms'] for r in selection):.0f} ms) | "
+                    f"<= {SELECTION_LATENCY_RATIO_GOAL}x | {_mark(verdicts['selection_p95_le_1.5x_exact'])} |")
+    retrain = results.get("retrain") or []
+    if retrain:
+        rows.append("| retrain p50, " + " / ".join(f"{r['ratings']:,}" for r in retrain) + " ratings | "
+                    + " / ".join(f"{r['p50_ms']:.0f}" for r in retrain) + " ms | - | |")
+    for r in results.get("round") or []:
+        goal = r["tasks"] >= ROUND_GOAL_TASKS
+        rows.append(f"| round p50 / p95, webhook -> new batch in the view, {r['tasks']:,} tasks | {r['p50_ms']:.0f} / "
+                    f"{r['p95_ms']:.0f} ms | {'p95 <= 1 s' if goal else '-'} | "
+                    f"{_mark(r['p95_ms'] <= ROUND_P95_GOAL_MS) if goal else ''} |")
+    if results.get("upsert_per_s") is not None:
+        rows.append(f"| Chroma upsert, 512-d | {results['upsert_per_s']:,.0f} vectors/s | >= {UPSERT_GOAL_PER_S:,.0f} | "
+                    f"{_mark(verdicts['upsert_ge_3000_per_s'])} |")
+    store = results.get("store") or {}
+    if "rss_gib_per_million" in store:
+        rows.append(f"| resident memory (Chroma + selection mirror) | {store['rss_gib_per_million']:.2f} GiB per million "
+                    "vectors | - | |")
+    return "\n".join(rows)
 
 
 def plots(results: dict, folder: Path) -> list[Path]:

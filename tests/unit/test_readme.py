@@ -26,3 +26,18 @@ def test_every_project_parameter_is_in_the_readme():
     names = [f for f in ProjectParams.model_fields if f != "head"] + [f"head.{f}" for f in HeadParams.model_fields]
     missing = [name for name in names if not _documented(name)]
     assert not missing, f"README's per-project parameter table lacks {missing}"
+
+
+def test_benchmark_tables_in_the_readme_match_the_committed_results():
+    """The README's benchmark tables are rendered from the results JSON, not typed by hand."""
+    import json
+
+    from benchmarks.label_efficiency import README_BLOCK, RESULTS_DIR, readme_summary
+    from benchmarks.markdown import README as readme_path
+    from benchmarks.markdown import read_block
+    from benchmarks.perf import report
+
+    performance = json.loads((RESULTS_DIR / "performance.json").read_text())
+    label_efficiency = json.loads((RESULTS_DIR / "label_efficiency.json").read_text())
+    assert read_block(readme_path, report.SUMMARY_BLOCK) == report.summary_table(performance)
+    assert read_block(readme_path, README_BLOCK) == readme_summary(label_efficiency)
