@@ -8,11 +8,12 @@ import pytest
 
 from ml_backend.core.errors import ConfigError
 from ml_backend.core.params import HeadParams, ProjectParams
+from ml_backend.core.strategies import DEFAULT_STRATEGY
 
 
 def test_defaults():
     params = ProjectParams.parse()
-    assert (params.prompt, params.batch_size, params.strategy) == (None, 10, "uncertainty")
+    assert (params.prompt, params.batch_size, params.strategy) == (None, 10, DEFAULT_STRATEGY)
     assert params.head == HeadParams()
 
 

@@ -170,7 +170,6 @@ def test_pool_rejects_a_mask_of_the_wrong_length():
 
 def test_registry():
     assert set(STRATEGIES) == {"nearest", "uncertainty", "random", "hybrid"}
-    assert DEFAULT_STRATEGY == "uncertainty"
     for name, cls in STRATEGIES.items():
         assert type(make_strategy(name)) is cls
     assert NearestStrategy.requires_head and UncertaintyStrategy.requires_head

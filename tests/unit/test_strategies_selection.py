@@ -99,6 +99,17 @@ def test_default_strategy_is_registered():
     assert DEFAULT_STRATEGY in STRATEGIES
 
 
+def test_default_strategy_is_the_one_the_committed_benchmark_picked():
+    """The default follows the label-efficiency results' fixed rule, and the report was made with it."""
+    import json
+
+    from benchmarks.label_efficiency import RESULTS_DIR
+
+    report = json.loads((RESULTS_DIR / "label_efficiency.json").read_text())
+    assert report["recommendation"]["choice"] == DEFAULT_STRATEGY
+    assert report["default_strategy"] == DEFAULT_STRATEGY
+
+
 # -- what each one picks ----------------------------------------------------------------
 
 @pytest.mark.parametrize("k", [1, 10, 40])
