@@ -14,7 +14,7 @@ batch, on real labeled data with real pretrained embeddings:
 Run (from the repo root, after ``bash benchmarks/setup_data.sh``)::
 
     python -m benchmarks.label_efficiency --workers 2   # full protocol, 20 seeds (wall time in the .md)
-    python -m benchmarks.label_efficiency --quick       # CI smoke run: 4 tasks x 3 seeds, ~5 min on 2 cores
+    python -m benchmarks.label_efficiency --quick       # smoke run: 4 tasks x 3 seeds, 1.5-3 min on 2 cores
 
 ``--max-minutes M`` stops a run after M minutes and reports the seeds that finished every
 task (marked in the report); ``--from-raw benchmarks/results/label_efficiency_raw.pkl``
