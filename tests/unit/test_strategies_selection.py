@@ -15,13 +15,10 @@ from ml_backend.core.errors import NotFittedError
 from ml_backend.core.head import LinearHead
 from ml_backend.core.strategies import DEFAULT_STRATEGY, STRATEGIES, Pool, make_strategy
 from ml_backend.core.strategies.hybrid import HybridStrategy, spread_out
+from tests.conftest import unit_rows
 
 DIM = 8
 N = 120
-
-
-def unit_rows(a: np.ndarray) -> np.ndarray:
-    return (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
 
 
 @pytest.fixture

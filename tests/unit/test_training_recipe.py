@@ -10,12 +10,9 @@ from ml_backend.core.errors import ConfigError
 from ml_backend.core.head import LinearHead, Prior
 from ml_backend.core.params import HeadParams, ProjectParams
 from ml_backend.core.training import fit_head
+from tests.conftest import unit_rows
 
 DIM = 12
-
-
-def unit_rows(a: np.ndarray) -> np.ndarray:
-    return (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
 
 
 @pytest.fixture
