@@ -12,20 +12,24 @@ def markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
 
 
+def _block(name: str) -> re.Pattern:
+    start, end = markers(name)
+    return re.compile(re.escape(start) + r"\n(.*?)\n?" + re.escape(end), re.DOTALL)
+
+
 def read_block(path: Path, name: str) -> str | None:
     """The text between the markers, or None when the file or the markers are missing."""
-    if not path.exists():
-        return None
-    start, end = markers(name)
-    match = re.search(re.escape(start) + r"\n(.*?)\n?" + re.escape(end), path.read_text(), re.S)
+    match = _block(name).search(path.read_text()) if path.exists() else None
     return match.group(1) if match else None
 
 
 def replace_block(path: Path, name: str, text: str) -> bool:
     """Put `text` between the markers; the prose around them stays as written. False if no markers."""
-    if read_block(path, name) is None:
+    if not path.exists():
         return False
+    old = path.read_text()
     start, end = markers(name)
-    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
-    path.write_text(pattern.sub(lambda _: f"{start}\n{text}\n{end}", path.read_text()))
-    return True
+    new, count = _block(name).subn(lambda _: f"{start}\n{text}\n{end}", old)
+    if count:
+        path.write_text(new)
+    return bool(count)
