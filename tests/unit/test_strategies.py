@@ -10,7 +10,7 @@ import pytest
 from ml_backend.core.errors import NotFittedError
 from ml_backend.core.head import LinearHead
 from ml_backend.core.strategies import (
-    DEFAULT_STRATEGY, STRATEGIES, NearestStrategy, Pool, RandomStrategy, Strategy, UncertaintyStrategy,
+    STRATEGIES, NearestStrategy, Pool, RandomStrategy, Strategy, UncertaintyStrategy,
     make_strategy, top_k,
 )
 from tests.conftest import planted_vectors
