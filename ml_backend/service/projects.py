@@ -1,4 +1,7 @@
-"""One `ActiveLoop` per project, built once per process and rebuilt when its config changes."""
+"""One `ActiveLoop` per project, built once per process and rebuilt when its config changes.
+
+The label config decides the project's modality, and so which embedder serves it.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +12,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..adapters.ls_config import ProjectSchema, parse_label_config
-from ..adapters.ls_media import TaskImageLoader
-from ..core.embed import ClipEmbedder
-from ..core.errors import ConfigError, UnknownProjectError
+from ..adapters.ls_media import TaskImageLoader, TaskTextLoader
+from ..core.errors import ConfigError, ModelUnavailableError, UnknownProjectError
 from ..core.images import ImageFetcher
 from ..core.ledger import Ledger
 from ..core.loop import ActiveLoop
 from ..core.params import ProjectParams
 from ..core.store import VectorStore
+from .embedders import EmbedderRegistry
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +28,16 @@ class ProjectRegistry:
     """Lock-guarded map of project id -> (loop, schema); remembers why a project cannot run."""
 
     def __init__(
-        self, ledger: Ledger, chroma_client: Any, embedder: ClipEmbedder, fetcher: ImageFetcher,
+        self, ledger: Ledger, chroma_client: Any, embedders: EmbedderRegistry, fetcher: ImageFetcher,
         label_studio_url: str, auth_headers: Callable[[], dict[str, str]],
         local_files_root: str | None = None, params_file: Path | None = None, fetch_workers: int = 4,
+        text_fetcher: ImageFetcher | None = None,
     ):
         self.ledger = ledger
         self._chroma = chroma_client
-        self._embedder = embedder
+        self.embedders = embedders
         self._fetcher = fetcher
+        self._text_fetcher = text_fetcher or fetcher
         self._label_studio_url = label_studio_url
         self._auth_headers = auth_headers
         self._local_files_root = local_files_root
@@ -84,7 +89,7 @@ class ProjectRegistry:
         return False
 
     def schema(self, project: int) -> ProjectSchema:
-        """The project's rating scale and image field, without building its loop.
+        """The project's rating scale and task field, without building its loop.
 
         Webhooks need only this; building a loop (loading vectors from Chroma) can take
         seconds after a restart, longer than Label Studio waits for a webhook.
@@ -101,17 +106,28 @@ class ProjectRegistry:
                 return self._loops[project]
             try:
                 params, schema = self._read_config(project)
-            except ConfigError as exc:
+                embedder = self.embedders.get(schema.modality)
+            except (ConfigError, ModelUnavailableError) as exc:
                 self.errors[project] = str(exc)
                 log.error("project %s: %s", project, exc)
                 raise
             self.errors.pop(project, None)
-            loader = TaskImageLoader(
-                schema.image_key, self._label_studio_url, self._fetcher, self._auth_headers, self._local_files_root
-            )
-            loop = ActiveLoop(project, params, self.ledger, self._store(project), self._embedder, loader, self._fetch_workers)
+            loop = ActiveLoop(project, params, self.ledger, self._store(project, embedder.model_id), embedder,
+                              self._loader(schema), self._fetch_workers)
+            for warning in loop.warnings():
+                log.warning("project %s: %s", project, warning)
             self._loops[project] = (loop, schema)
             return loop, schema
+
+    def warnings(self) -> dict[int, list[str]]:
+        """Project -> what it was set up with but cannot use (built loops only)."""
+        return {project: warnings for project, (loop, _) in list(self._loops.items()) if (warnings := loop.warnings())}
+
+    def _loader(self, schema: ProjectSchema) -> Callable[[dict], Any]:
+        """Task data -> what the project's embedder takes: an RGB image or a text."""
+        fetcher = self._text_fetcher if schema.modality == "text" else self._fetcher
+        files = TaskImageLoader(schema.data_key, self._label_studio_url, fetcher, self._auth_headers, self._local_files_root)
+        return TaskTextLoader(schema.data_key, schema.value_is_url, files) if schema.modality == "text" else files
 
     def _read_config(self, project: int) -> tuple[ProjectParams, ProjectSchema]:
         record = self.ledger.project(project)
@@ -125,10 +141,12 @@ class ProjectRegistry:
     def project_ids(self) -> list[int]:
         return self.ledger.project_ids()
 
-    def _store(self, project: int) -> VectorStore:
-        # Stores outlive loop rebuilds: loading the mirror from Chroma is the expensive part.
+    def _store(self, project: int, model_id: str) -> VectorStore:
+        # Stores outlive loop rebuilds: loading the mirror from Chroma is the expensive part. The
+        # loop switches the store to its model (dropping another model's vectors), and one store
+        # object per project means a loop still embedding with the old model is refused, not mixed in.
         if project not in self._stores:
-            self._stores[project] = VectorStore(self._chroma, f"project-{project}", self._embedder.model_id)
+            self._stores[project] = VectorStore(self._chroma, f"project-{project}", model_id)
         return self._stores[project]
 
     def _file_params(self, key: str) -> dict:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..core.embed import DEFAULT_MODEL
+from ..core.embed_text import DEFAULT_TEXT_MODEL
 
 
 class ServiceSettings(BaseSettings):
@@ -19,8 +20,13 @@ class ServiceSettings(BaseSettings):
     label_studio_url: str = Field("http://localhost:8080", description="Label Studio base URL, as the backend reaches it")
     label_studio_api_key: SecretStr | None = Field(None, description="legacy token or personal access token")
     model_dir: Path = Field(Path("model_dir"), description="the ledger (SQLite) and the embedded Chroma store live here")
-    clip_model: str = Field(DEFAULT_MODEL, description="CLIP hub id or local folder")
-    device: str = Field("cpu", description="torch device for CLIP")
+    image_embedding_model: str = Field(
+        DEFAULT_MODEL, validation_alias=AliasChoices("image_embedding_model", "clip_model"),
+        description="model for <Image> projects: a transformers hub id or folder (CLIP-family models also embed "
+        "prompts), or efficientnet-lite0; CLIP_MODEL is read too, for older setups")
+    text_embedding_model: str = Field(
+        DEFAULT_TEXT_MODEL, description="sentence-embedding model for <Text> projects: hub id or local folder")
+    device: str = Field("cpu", description="torch device for the embedding models")
     embed_batch_size: int = Field(32, ge=1, le=1024)
     fetch_workers: int = Field(4, ge=1, le=64, description="threads fetching and decoding images")
     torch_threads: int | None = Field(
@@ -35,6 +41,7 @@ class ServiceSettings(BaseSettings):
     project_params_file: Path | None = Field(None, description="JSON: {project id or 'default': params}")
     max_image_bytes: int = Field(20 * 2**20, ge=1)
     max_image_pixels: int = Field(40_000_000, ge=1)
+    max_text_bytes: int = Field(2 * 2**20, ge=1, description="largest text file a <Text valueType=\"url\"> task may point at")
     fetch_timeout_s: float = Field(10.0, gt=0)
     max_request_bytes: int = Field(50 * 2**20, ge=1024, description="largest JSON body accepted")
     poll_interval_s: float = Field(2.0, gt=0, description="worker wake-up period for retries")
@@ -46,6 +53,11 @@ class ServiceSettings(BaseSettings):
         10.0, ge=0, description="after a rating's batch is out, wait this long for the next before pushing every task's prediction")
     keep_old_predictions: bool = Field(False, description="keep predictions of superseded head versions in Label Studio")
     log_level: str = "INFO"
+
+    @property
+    def embedding_models(self) -> dict[str, str]:
+        """Modality -> the model spec that serves its projects."""
+        return {"image": self.image_embedding_model, "text": self.text_embedding_model}
 
     @property
     def image_host_patterns(self) -> tuple[str, ...]:

@@ -9,12 +9,15 @@ from tests.conftest import CHOICES_CONFIG, NUMBER_CONFIG
 NO_RATING_CONTROL = '<View><Image name="img" value="$image"/><Labels name="l" toName="img"><Label value="a"/></Labels></View>'
 
 
-def test_health_shape(backend, tiny_clip_dir):
+def test_health_shape(backend, tiny_clip_dir, tiny_text_dir):
     response = backend.get("/health")
     assert response.status_code == 200
+    model = {"loaded": True, "prompts": True, "random_test_model": True, "error": None}
     assert response.get_json() == {
         "status": "UP", "model_class": "ClipVectorQueue", "embedding_model": str(tiny_clip_dir),
-        "random_test_model": True, "project_errors": {},
+        "embedding_models": {"image": {"model": str(tiny_clip_dir), "dim": 32, **model},
+                             "text": {"model": str(tiny_text_dir), "dim": 24, **model}},
+        "random_test_model": True, "project_errors": {}, "project_warnings": {},
     }
 
 
@@ -24,7 +27,7 @@ def test_setup_returns_the_model_version_and_registers_the_project(backend):
     assert response.get_json() == {"model_version": "clip-head-v0"}
     status = backend.status(4)
     assert status["project"] == 4 and status["model_version"] == "clip-head-v0"
-    assert status["embedding_model"] == backend.runtime.embedder.model_id
+    assert status["embedding_model"] == backend.runtime.embedders.get("image").model_id
 
 
 def test_setup_applies_extra_params_given_as_a_json_string(backend):

@@ -1,11 +1,11 @@
-"""ClipEmbedder over the tiny random CLIP (shapes, norms, failure isolation; not semantics)."""
+"""ImageEmbedder over the tiny random CLIP (shapes, norms, failure isolation; not semantics)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ml_backend.core.embed import ClipEmbedder
+from ml_backend.core.embed import ImageEmbedder
 from ml_backend.core.errors import ImageError, ModelUnavailableError
 from tests.conftest import decoded
 
@@ -63,5 +63,5 @@ def test_embed_sources_all_failing(embedder):
 
 def test_unavailable_model_explains_what_to_do(tmp_path):
     with pytest.raises(ModelUnavailableError, match="make_tiny_clip") as info:
-        ClipEmbedder(str(tmp_path / "no-such-model"))
+        ImageEmbedder(str(tmp_path / "no-such-model"))
     assert "no-such-model" in str(info.value)

@@ -354,10 +354,10 @@ def test_a_task_rated_while_it_is_embedded_is_not_selected(files):
     loop.add_tasks(tasks(1, 2, 3))
     real_upsert = loop.store.upsert
 
-    def upsert_racing_a_webhook(ids, vectors, seen=None):
+    def upsert_racing_a_webhook(ids, vectors, seen=None, **kwargs):
         # The annotation webhook lands between reading `seen` and writing the vectors.
         loop.record_annotation(100, 2, 1.0)
-        real_upsert(ids, vectors, seen=seen)
+        real_upsert(ids, vectors, seen=seen, **kwargs)
 
     loop.store.upsert = upsert_racing_a_webhook
     loop.embed_pending()

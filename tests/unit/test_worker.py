@@ -68,7 +68,7 @@ class FakeLabelStudio:
 def runtime(tmp_path, embedder, tiny_clip_dir, clean_env):
     settings = ServiceSettings(model_dir=tmp_path / "model", clip_model=str(tiny_clip_dir),
                                label_studio_url="http://127.0.0.1:9", fetch_workers=2)
-    runtime = Runtime.build(settings, embedder=embedder, start_worker=False, talk_to_label_studio=False)
+    runtime = Runtime.build(settings, embedders={"image": embedder}, start_worker=False, talk_to_label_studio=False)
     runtime.projects.configure(P, label_config=CHOICES_CONFIG,
                                extra_params={"prompt": "a red square", "batch_size": 3, "view_title": "Next"})
     yield runtime
