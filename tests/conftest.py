@@ -120,6 +120,44 @@ def embedder(tiny_clip_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_siglip_dir(tmp_path_factory):
+    """A tiny random SigLIP (a CLIP-family model with a text tower), with a character-level tokenizer."""
+    import torch
+    from transformers import SiglipConfig, SiglipModel
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    from scripts.make_tiny_clip import build_tiny_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny-siglip")
+    tokenizer = build_tiny_tokenizer()
+    layers = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    config = SiglipConfig(text_config={**layers, "vocab_size": len(tokenizer), "max_position_embeddings": 64},
+                          vision_config={**layers, "image_size": 32, "patch_size": 8})
+    torch.manual_seed(0)
+    SiglipModel(config).eval().save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    SiglipImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(out)
+    (out / "TINY_RANDOM_MODEL.json").write_text("{}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_dir(tmp_path_factory):
+    """A tiny random ViT: an image backbone with no text tower."""
+    import torch
+    from transformers import ViTConfig, ViTModel
+    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+    out = tmp_path_factory.mktemp("tiny-vit")
+    torch.manual_seed(0)
+    ViTModel(ViTConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                       image_size=32, patch_size=8)).eval().save_pretrained(out)
+    ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(out)
+    (out / "TINY_RANDOM_MODEL.json").write_text("{}")
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_text_dir(tmp_path_factory):
     from scripts.make_tiny_text_model import build_tiny_text_model
 
