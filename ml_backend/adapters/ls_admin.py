@@ -1,4 +1,4 @@
-"""Project bootstrap for scripts and tests: create a project, connect this backend, import images.
+"""Project bootstrap for scripts and tests: create a project, connect this backend, import tasks, rate.
 
 Not used by the running service (that is `ls_client`).
 """
@@ -64,8 +64,24 @@ def upload_images(label_studio_url: str, api_key: str, project: int, paths: Sequ
     return task_ids
 
 
+IMAGE_FILES = r".*\.(png|jpe?g|webp)"
+
+
+def import_tasks(client: LabelStudio, project: int, tasks: Sequence[dict[str, Any]]) -> list[int]:
+    """Import task data dicts (e.g. {"text": "..."}) as new tasks; returns their ids."""
+    response = client.projects.import_tasks(project, request=list(tasks), return_task_ids=True)
+    return [int(t) for t in response.task_ids]
+
+
+def rate(client: LabelStudio, task_id: int, choice: str, to_name: str, from_name: str = "relevance") -> int:
+    """Annotate a task with one choice of the rating control (as the API key's user); returns the annotation id."""
+    result = [{"from_name": from_name, "to_name": to_name, "type": "choices", "value": {"choices": [choice]}}]
+    return int(client.annotations.create(id=task_id, result=result, was_cancelled=False).id)
+
+
 def import_local_folder(
     client: LabelStudio, project: int, folder: Path, title: str = "local images", attempts: int = 3,
+    regex_filter: str = IMAGE_FILES,
 ) -> int:
     """Add a local-files storage on `folder` (under LOCAL_FILES_DOCUMENT_ROOT) and sync it; returns the storage id.
 
@@ -75,7 +91,7 @@ def import_local_folder(
     """
     storage = client.import_storage.local.create(
         project=project, path=str(folder.resolve()), use_blob_urls=True, title=title,
-        regex_filter=r".*\.(png|jpe?g|webp)", recursive_scan=True,
+        regex_filter=regex_filter, recursive_scan=True,
     )
     for _ in range(attempts):
         client.import_storage.local.sync(storage.id)

