@@ -102,6 +102,28 @@ TEXT_CONFIG = """
 """
 TEXT_URL_CONFIG = TEXT_CONFIG.replace('value="$text"/>', 'value="$doc" valueType="url"/>')
 
+# -- texts with a clear topic (for the real sentence embedder) ------------------------------------
+
+RECIPES = [
+    "Brown the onions in butter, add the garlic and simmer the tomato sauce for twenty minutes.",
+    "Whisk the eggs with sugar until pale, fold in the flour and bake the sponge at 180 degrees.",
+    "Marinate the chicken overnight in yoghurt and spices, then grill it over high heat.",
+    "Season the soup with salt and pepper and serve it with fresh bread.",
+    "Knead the dough for ten minutes, let it rise, then bake the loaf until golden.",
+]
+NOT_RECIPES = [
+    "Can we move tomorrow's design review to 3pm? Anna is out in the morning.",
+    "The patch fixes the race in the scheduler; please review before the release branch is cut.",
+    "Minutes of the board meeting are attached, comments by Friday please.",
+    "I pushed the new benchmark numbers to the wiki, the regression is gone.",
+    "Reminder: the kernel mailing list moved to the new server last week.",
+    "Your flight itinerary: departure 7:40 from gate B12, seat 14C.",
+    "The library book you reserved is ready for pickup until Thursday.",
+    "Lowest mortgage rates guaranteed, refinance today and save thousands.",
+    "The quarterly report shows revenue up four percent on last year.",
+    "Please rotate your VPN credentials before the end of the month.",
+]
+
 # -- the tiny random models ----------------------------------------------------------------
 
 

