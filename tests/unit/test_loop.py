@@ -314,7 +314,7 @@ def test_state_survives_a_new_loop_over_the_same_files(files, embedded):
 
 
 def other_model(embedder):
-    """The same weights under another model id: what the loop sees when CLIP_MODEL changes."""
+    """The same weights under another model id: what the loop sees when IMAGE_EMBEDDING_MODEL changes."""
     other = copy.copy(embedder)
     other.model_id = embedder.model_id + "-v2"
     return other
