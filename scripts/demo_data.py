@@ -35,8 +35,8 @@ from ml_backend.adapters.ls_admin import (
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 0
-TEXT_TITLE = "Spam finder: MiniLM on SpamAssassin (offline demo)"
-IMAGE_TITLE = "Bags: EfficientNet-Lite0 on Fashion-MNIST (offline demo)"
+TEXT_TITLE = "Spam finder (MiniLM, offline demo)"  # Label Studio allows 50 characters
+IMAGE_TITLE = "Bags (EfficientNet-Lite0, offline demo)"
 HAM_COUNT, SPAM_COUNT = 400, 40  # 9% spam: rare enough that a random batch of 8 holds less than one
 IMAGES_PER_CLASS, BAGS = 40, 8  # 360 other clothes and 8 bags (2%)
 BAG_CLASS = 8
