@@ -12,8 +12,8 @@ email, the first bag, in import order). EfficientNet-Lite0 has no text tower, so
 prompt cannot start W there. MiniLM could embed one, but measured on the demo's
 emails, the label-efficiency benchmark's prompt ("an unsolicited advertisement email")
 put no spam at all in the first batch of 8: SpamAssassin's ham is largely mailing-list
-talk about spam and advertising, which that prompt matches. One spam email rated +1
-gave a first batch with 59% spam on average over the 40 possible examples (9% by chance).
+talk about spam and advertising, which that prompt matches. One spam email rated +1 did
+far better (see HAM_COUNT below).
 
 `bash scripts/demo.sh --offline` installs both (scripts/install_datasets.sh) and runs
 this with Label Studio and the backend. The tiny random CLIP is for tests only.
@@ -37,8 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = 0
 TEXT_TITLE = "Spam finder (MiniLM, offline demo)"  # Label Studio allows 50 characters
 IMAGE_TITLE = "Bags (EfficientNet-Lite0, offline demo)"
-HAM_COUNT, SPAM_COUNT = 400, 40  # 9% spam: rare enough that a random batch of 8 holds less than one
-IMAGES_PER_CLASS, BAGS = 40, 8  # 360 other clothes and 8 bags (2%)
+# How many positives: chosen by simulating the first three batches of 8 with the backend's refit
+# recipe and a truthful annotator, averaged over every possible example (numbers in the README).
+# With 40 spam of 440 the first batch held 4.7 spam on average, with 80 of 480 5.9; with 8 bags of
+# 368 it held 3.3 bags, with 24 of 384 7.0. The larger counts show the loop; both stay rare.
+HAM_COUNT, SPAM_COUNT = 400, 80  # 17% spam: a random batch of 8 holds 1.3
+IMAGES_PER_CLASS, BAGS = 40, 24  # 360 other clothes and 24 bags (6%): a random batch of 8 holds 0.5
 BAG_CLASS = 8
 IMAGE_SIZE = 112  # Fashion-MNIST's 28 px, scaled 4x so annotators can see them
 BATCH_SIZE = 8
