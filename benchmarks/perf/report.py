@@ -52,6 +52,10 @@ def markdown_table(results: dict) -> str:
             f"{name} {'/'.join(f'{x:.1f}' for x in values)}" for name, values in loads.items()) + ".")
     if meta.get("load_average_note"):
         lines.append(meta["load_average_note"])
+    for rerun in meta.get("partial_runs") or []:
+        start = rerun.get("load_average_at_start")
+        lines.append(f"Run alone later, {rerun['finished']}: {', '.join(rerun['sections'])} (`{rerun['command']}`, "
+                     f"{rerun['wall_s'] / 60:.1f} min" + (f", load average at start {start}" if start else "") + ").")
     wall = meta.get("wall_s") or {}
     if wall:
         lines.append("Wall time: " + ", ".join(f"{name.replace('_', ' ')} {seconds / 60:.1f} min" for name, seconds in wall.items()) + ".")
