@@ -17,6 +17,7 @@ from ..core.ledger import Ledger
 from ..core.loop import ActiveLoop
 from ..core.params import ProjectParams
 from ..core.store import VectorStore
+from .connections import ConnectionReport
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,28 @@ class ProjectRegistry:
                 raise problem
         return self.get(project), True
 
+    def params_from_setup(self, project: int, extra_params: Any) -> tuple[Any, bool]:
+        """The extra params a /setup call may apply, and whether the connections need a new look.
+
+        With one connection to this backend its /setup params are the project's. With
+        several, Label Studio calls /setup with each one's params in turn; applying them
+        all would flip the project between them (and refit at every flip). Then only the
+        oldest connection's params count, read from Label Studio by the worker; params no
+        connection was known to hold mean an admin edited one, so they are read again.
+        """
+        report = ConnectionReport.from_state(self.ledger.get_state(project, "connections"))
+        if report is None or len(report.connections) <= 1:
+            return extra_params, False
+        known = [_raw_params_or_none(p) for p in report.params]
+        return None, _raw_params_or_none(extra_params) not in known
+
+    def apply_connection_params(self, project: int, extra_params: Any) -> None:
+        """Make `extra_params` (the primary connection's) the project's; a bad set is reported, not raised."""
+        try:
+            self.configure(project, extra_params=extra_params)
+        except ConfigError as exc:
+            log.error("project %s: %s", project, exc)
+
     def observe(self, project: int, label_config: str | None) -> bool:
         """Note a label config seen in a webhook or /predict; reconfigure if it changed (returns True)."""
         record = self.ledger.project(project)
@@ -121,6 +144,15 @@ class ProjectRegistry:
         if not record.label_config:
             raise ConfigError(f"project {project} has no label config yet (connect the backend in Label Studio)")
         return params, parse_label_config(record.label_config, params.rating_control, params.choice_values)
+
+    def warnings(self) -> dict[str, str]:
+        """Project id -> what is wrong with its connections (repeated connections or webhooks)."""
+        found = {}
+        for project in self.ledger.project_ids():
+            state = self.ledger.get_state(project, "connections") or {}
+            if state.get("warning"):
+                found[str(project)] = state["warning"]
+        return found
 
     def project_ids(self) -> list[int]:
         return self.ledger.project_ids()

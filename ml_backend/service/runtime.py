@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from ..adapters.ls_client import LabelStudioGateway
+from ..adapters.ml_connections import BackendIdentity, load_instance_id
 from ..core.embed import ClipEmbedder
 from ..core.images import FetchPolicy, ImageFetcher
 from ..core.ledger import Ledger
@@ -26,6 +27,7 @@ class Runtime:
     gateway: LabelStudioGateway
     projects: ProjectRegistry
     worker: Worker
+    identity: BackendIdentity
 
     @classmethod
     def build(
@@ -54,12 +56,13 @@ class Runtime:
             local_files_root=settings.local_files_document_root, params_file=settings.project_params_file,
             fetch_workers=settings.fetch_workers,
         )
+        identity = BackendIdentity(load_instance_id(settings.model_dir), settings.backend_url)
         worker = Worker(projects, gateway if talk_to_label_studio else None, backend_url=settings.backend_url,
-                        poll_interval_s=settings.poll_interval_s, prediction_chunk=settings.prediction_chunk,
+                        identity=identity, poll_interval_s=settings.poll_interval_s, prediction_chunk=settings.prediction_chunk,
                         keep_old_predictions=settings.keep_old_predictions, max_backoff_s=settings.max_backoff_s,
                         task_check_interval_s=settings.task_check_interval_s,
                         bulk_prediction_delay_s=settings.bulk_prediction_delay_s)
-        runtime = cls(settings, embedder, gateway, projects, worker)
+        runtime = cls(settings, embedder, gateway, projects, worker, identity)
         if start_worker:
             worker.start()
         return runtime
