@@ -5,6 +5,7 @@ Not used by the running service (that is `ls_client`).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,14 +65,14 @@ def connect_backend(
     if not ours:
         if validate is not None:
             validate(params)
-        created = client.ml.create(project=project, url=backend_url, title=title, extra_params=params)
+        created = client.ml.create(project=project, url=backend_url, title=title, extra_params=_as_text(params))
         return Connected(int(created.id), backend_url, dict(params), reused=False)
     keep, extra = ours[0], ours[1:]
     merged = dict(params) if replace else merge_params(keep.extra_params, params)
     if validate is not None:
         validate(merged)
     # ml.update(id, extra_params=...) alone answers 500 in 1.23: url and project must be sent too.
-    client.ml.update(keep.id, url=keep.url, project=project, extra_params=merged)
+    client.ml.update(keep.id, url=keep.url, project=project, extra_params=_as_text(merged))
     for connection in extra:
         client.ml.delete(connection.id)
     hooks = hooks_to([c.url for c in ours] + [backend_url], [Hook.of(h) for h in client.webhooks.list(project=str(project))])
@@ -83,6 +84,12 @@ def connect_backend(
         client.webhooks.create(url=webhook_url(keep.url), project=project, send_payload=True, send_for_all_actions=True)
     return Connected(keep.id, keep.url, merged, reused=True, removed_connections=[c.id for c in extra],
                      removed_webhooks=removed_hooks)
+
+
+def _as_text(params: dict[str, Any]) -> str:
+    """Extra params as the JSON text Label Studio's connection dialog edits. Stored as an
+    object, the 1.23 dialog shows "[object Object]", and saving it sends that string."""
+    return json.dumps(params)
 
 
 def _webhook_to_keep(connection: Connection, hooks: list[Hook]) -> Hook | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +21,8 @@ from ..core.store import VectorStore
 from .connections import ConnectionReport
 
 log = logging.getLogger(__name__)
+
+RECHECK_REPEATED_CONNECTIONS_S = 10.0
 
 
 class ProjectRegistry:
@@ -83,10 +86,15 @@ class ProjectRegistry:
         connection was known to hold mean an admin edited one, so they are read again.
         """
         report = ConnectionReport.from_state(self.ledger.get_state(project, "connections"))
-        if report is None or len(report.connections) <= 1:
+        if report is None or report.warning is None:
             return extra_params, False
+        # While a repeat lasts, look again now and then to see it fixed. Not at every call:
+        # listing the connections makes Label Studio call /setup on each of them.
+        stale = time.time() - report.checked_at > RECHECK_REPEATED_CONNECTIONS_S
+        if len(report.connections) <= 1:
+            return extra_params, stale
         known = [_raw_params_or_none(p) for p in report.params]
-        return None, _raw_params_or_none(extra_params) not in known
+        return None, stale or _raw_params_or_none(extra_params) not in known
 
     def apply_connection_params(self, project: int, extra_params: Any) -> None:
         """Make `extra_params` (the primary connection's) the project's; a bad set is reported, not raised."""
