@@ -135,3 +135,29 @@ def test_d_with_preselect_rating_the_form_opens_with_the_heads_guess(scenario, l
     predictions = requests.get(f"{label_studio.url}/api/predictions/", params={"task": task}, headers=headers, timeout=30).json()
     [guess] = [p["result"][0]["value"]["choices"] for p in predictions if p["model_version"] == view["model_version"]]
     assert checked_choices(logged_in) == guess
+
+
+def test_e_after_reset_seen_a_rated_task_is_opened_from_the_tab_and_its_rating_changed(scenario, logged_in):
+    # Every task in the tab, so the rated one is there whatever its score.
+    connect_backend(scenario.client, scenario.project, scenario.backend.url, "CLIP vector queue", {"batch_size": 12})
+    wait_for(lambda: len((backend_status(scenario.backend, scenario.project)["view"] or {}).get("task_ids", [])) == 11,
+             what="a batch of the 11 unrated tasks")
+    response = requests.post(f"{scenario.backend.url}/projects/{scenario.project}/reset-seen", timeout=30)
+    assert response.json() == {"reset": 1}
+    view = wait_for(lambda: (s := backend_status(scenario.backend, scenario.project))["worker"]["idle"]
+                    and s["seen"] == 0 and len(s["view"]["task_ids"]) == 12 and s["view"],
+                    what="the second pass: all 12 tasks in the tab")
+    assert scenario.rated in view["task_ids"]
+
+    # What clicking the task's row in the tab does: open it beside the tab's list.
+    logged_in.open(f"/projects/{scenario.project}/data?tab={view['id']}&task={scenario.rated}")
+    logged_in.wait_for(lambda: checked_choices(logged_in) == ["+1"], what="the task's +1 rating shown")
+    logged_in.press("1")
+    logged_in.wait_for(lambda: checked_choices(logged_in) == ["-1"], what="-1 selected by its hotkey")
+    logged_in.click_text("Update")
+    after = wait_for(lambda: (s := backend_status(scenario.backend, scenario.project))["worker"]["idle"]
+                     and s["seen"] == 1 and s["head"]["version"] > int(view["model_version"].rsplit("v", 1)[1]) and s,
+                     what="the update refitting the head")
+    assert scenario.rated not in after["view"]["task_ids"]
+    [annotation] = scenario.client.tasks.get(scenario.rated).annotations
+    assert annotation["result"][0]["value"]["choices"] == ["-1"]
