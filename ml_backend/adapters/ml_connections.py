@@ -98,12 +98,11 @@ class BackendIdentity:
         if key == self._own:
             return True
         if key not in self._answers:
-            self._answers[key] = self._probe(url) == self.instance_id
+            found = self._probe(url)
+            if found is None:  # unreachable now (this server may not listen yet): ask again next time
+                return False
+            self._answers[key] = found == self.instance_id
         return self._answers[key]
-
-    def forget(self) -> None:
-        """Probe again next time (a URL may lead elsewhere after a redeploy)."""
-        self._answers.clear()
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,8 @@ class ConnectionReport:
             problems.append(f"webhooks {self.webhooks} deliver events more than once ({times}); each still counts once")
         if not problems:
             return None
-        return "; ".join(problems) + ". Fix: python -m scripts.connect_project --project <id> (keeps one connection and its webhook)"
+        fix = "Fix: .venv/bin/python -m scripts.connect_project --project <id> (keeps one connection and its webhook)"
+        return "; ".join(problems) + ". " + fix
 
     def as_state(self) -> dict[str, Any]:
         return {**asdict(self), "warning": self.warning}

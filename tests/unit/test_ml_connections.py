@@ -49,8 +49,16 @@ def test_identity_knows_its_own_url_without_probing_and_caches_probes():
     identity = BackendIdentity("me", "http://127.0.0.1:9090", probe=probe)
     assert identity.is_me("http://localhost:9090/") and calls == []
     assert identity.is_me("http://backend:9090") and identity.is_me("http://backend:9090/")
-    assert not identity.is_me("http://elsewhere:9090")
-    assert calls == ["http://backend:9090", "http://elsewhere:9090"]
+    assert not identity.is_me("http://elsewhere:9090") and not identity.is_me("http://elsewhere:9090")
+    # An answer is kept; no answer (unreachable, perhaps not listening yet) is asked again.
+    assert calls == ["http://backend:9090", "http://elsewhere:9090", "http://elsewhere:9090"]
+
+
+def test_identity_keeps_a_definite_no():
+    calls = []
+    identity = BackendIdentity("me", None, probe=lambda url: calls.append(url) or "someone-else")
+    assert not identity.is_me("http://other:1") and not identity.is_me("http://other:1")
+    assert calls == ["http://other:1"]
 
 
 def test_instance_id_survives_a_restart(tmp_path):
