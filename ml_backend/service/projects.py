@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,8 +21,11 @@ from ..core.loop import ActiveLoop
 from ..core.params import ProjectParams
 from ..core.store import VectorStore
 from .embedders import EmbedderRegistry
+from .connections import ConnectionReport
 
 log = logging.getLogger(__name__)
+
+RECHECK_REPEATED_CONNECTIONS_S = 10.0
 
 
 class ProjectRegistry:
@@ -77,6 +81,33 @@ class ProjectRegistry:
                 raise problem
         return self.get(project), True
 
+    def params_from_setup(self, project: int, extra_params: Any) -> tuple[Any, bool]:
+        """The extra params a /setup call may apply, and whether the connections need a new look.
+
+        With one connection to this backend its /setup params are the project's. With
+        several, Label Studio calls /setup with each one's params in turn; applying them
+        all would flip the project between them (and refit at every flip). Then only the
+        oldest connection's params count, read from Label Studio by the worker; params no
+        connection was known to hold mean an admin edited one, so they are read again.
+        """
+        report = ConnectionReport.from_state(self.ledger.get_state(project, "connections"))
+        if report is None or report.warning is None:
+            return extra_params, False
+        # While a repeat lasts, look again now and then to see it fixed. Not at every call:
+        # listing the connections makes Label Studio call /setup on each of them.
+        stale = time.time() - report.checked_at > RECHECK_REPEATED_CONNECTIONS_S
+        if len(report.connections) <= 1:
+            return extra_params, stale
+        known = [_raw_params_or_none(p) for p in report.params]
+        return None, stale or _raw_params_or_none(extra_params) not in known
+
+    def apply_connection_params(self, project: int, extra_params: Any) -> None:
+        """Make `extra_params` (the primary connection's) the project's; a bad set is reported, not raised."""
+        try:
+            self.configure(project, extra_params=extra_params)
+        except ConfigError as exc:
+            log.error("project %s: %s", project, exc)
+
     def observe(self, project: int, label_config: str | None) -> bool:
         """Note a label config seen in a webhook or /predict; reconfigure if it changed (returns True)."""
         record = self.ledger.project(project)
@@ -119,10 +150,6 @@ class ProjectRegistry:
             self._loops[project] = (loop, schema)
             return loop, schema
 
-    def warnings(self) -> dict[int, list[str]]:
-        """Project -> what it was set up with but cannot use (built loops only)."""
-        return {project: warnings for project, (loop, _) in list(self._loops.items()) if (warnings := loop.warnings())}
-
     def _loader(self, schema: ProjectSchema) -> Callable[[dict], Any]:
         """Task data -> what the project's embedder takes: an RGB image or a text."""
         fetcher = self._text_fetcher if schema.modality == "text" else self._fetcher
@@ -137,6 +164,18 @@ class ProjectRegistry:
         if not record.label_config:
             raise ConfigError(f"project {project} has no label config yet (connect the backend in Label Studio)")
         return params, parse_label_config(record.label_config, params.rating_control, params.choice_values)
+
+    def warnings(self) -> dict[str, list[str]]:
+        """Project id -> what its admin should know: repeated connections or webhooks, and settings
+        the project runs without (a prompt on a model with no text tower; built loops only)."""
+        found: dict[str, list[str]] = {}
+        for project in self.ledger.project_ids():
+            state = self.ledger.get_state(project, "connections") or {}
+            if state.get("warning"):
+                found.setdefault(str(project), []).append(state["warning"])
+        for project, (loop, _) in list(self._loops.items()):
+            found.setdefault(str(project), []).extend(loop.warnings())
+        return {project: warnings for project, warnings in found.items() if warnings}
 
     def project_ids(self) -> list[int]:
         return self.ledger.project_ids()

@@ -9,6 +9,7 @@ from typing import Mapping
 import torch
 
 from ..adapters.ls_client import LabelStudioGateway
+from ..adapters.ml_connections import BackendIdentity, load_instance_id
 from ..core.embedding import Embedder
 from ..core.images import FetchPolicy, ImageFetcher
 from ..core.ledger import Ledger
@@ -28,6 +29,7 @@ class Runtime:
     gateway: LabelStudioGateway
     projects: ProjectRegistry
     worker: Worker
+    identity: BackendIdentity
 
     @classmethod
     def build(
@@ -63,12 +65,13 @@ class Runtime:
             # Text files are read like images, under the same hosts and deadlines, with their own size limit.
             text_fetcher=ImageFetcher(policy(settings.max_text_bytes)),
         )
+        identity = BackendIdentity(load_instance_id(settings.model_dir), settings.backend_url)
         worker = Worker(projects, gateway if talk_to_label_studio else None, backend_url=settings.backend_url,
-                        poll_interval_s=settings.poll_interval_s, prediction_chunk=settings.prediction_chunk,
+                        identity=identity, poll_interval_s=settings.poll_interval_s, prediction_chunk=settings.prediction_chunk,
                         keep_old_predictions=settings.keep_old_predictions, max_backoff_s=settings.max_backoff_s,
                         task_check_interval_s=settings.task_check_interval_s,
                         bulk_prediction_delay_s=settings.bulk_prediction_delay_s)
-        runtime = cls(settings, registry, gateway, projects, worker)
+        runtime = cls(settings, registry, gateway, projects, worker, identity)
         if start_worker:
             worker.start()
         return runtime

@@ -118,3 +118,17 @@ def test_check_embedding_model_says_which_variable_to_set(tmp_path):
         check_embedding_model("text", str(tmp_path / "missing"))
     with pytest.raises(ModelUnavailableError, match="IMAGE_EMBEDDING_MODEL"):
         check_embedding_model("image", str(tmp_path / "missing"))
+
+
+def test_the_pre_check_refuses_a_folder_without_an_image_processor(tiny_clip_dir, tmp_path):
+    """`CLIPModel.save_pretrained` alone writes config and weights only: the pre-check must load
+    what the backend loads, or the demo starts a backend that dies on "Can't load image processor"."""
+    from transformers import CLIPModel
+
+    from ml_backend.core.embed import check_model_available
+
+    CLIPModel.from_pretrained(str(tiny_clip_dir)).save_pretrained(tmp_path / "model-only")
+    with pytest.raises(ModelUnavailableError, match="image processor") as info:
+        check_model_available(str(tmp_path / "model-only"))
+    assert "CLIPProcessor" in str(info.value)  # and says how to save one
+    check_model_available(str(tiny_clip_dir))  # a complete folder passes
