@@ -86,3 +86,23 @@ def submit(browser: Browser) -> None:
 
 def no_more_tasks(browser: Browser) -> bool:
     return bool(browser.by_text("No More Tasks Left in Queue"))
+
+
+# The text of a <Text> object on the labeling page (Label Studio renders it as rich text).
+_TASK_TEXT = """
+const el = document.querySelector('.lsf-richtext, [class*=richtext]');
+return el ? el.innerText.trim() : null;
+"""
+
+
+def task_text(browser: Browser) -> str | None:
+    """The text the labeling page shows for a <Text> task, or None while none is shown."""
+    return browser.driver.execute_script(_TASK_TEXT)
+
+
+def wait_for_text_task(browser: Browser, other_than: int | None = None, timeout_s: float = 60.0) -> int:
+    """Wait until the labeling page shows a text task (a different one than `other_than`) with its text."""
+    return browser.wait_for(
+        lambda: (task := current_task_id(browser)) is not None and task != other_than and task_text(browser) and task,
+        timeout_s, what="a task with its text on the labeling page",
+    )
