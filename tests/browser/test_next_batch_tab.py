@@ -24,7 +24,7 @@ from ml_backend.adapters.ls_admin import Connected, admin_client, connect_backen
 from scripts.demo import make_shape_images
 from scripts.servers import BackendServer, LabelStudioServer
 
-from ..e2e.conftest import ROOT, backend_status, wait_for
+from ..e2e.conftest import ROOT, backend_status, settled_view, wait_for
 from .conftest import docs_screenshot
 from .label_studio_ui import (
     checked_choices, column_header_titles, label_tasks_as_displayed, open_tab, submit, wait_for_task,
@@ -46,17 +46,6 @@ class Scenario:
     rated: int | None = None
 
 
-def settled_view(backend: BackendServer, project: int, ratings: int = 0) -> dict:
-    """The backend's view once it is idle, the batch is out in score order, and `ratings` are counted."""
-    def ready():
-        status = backend_status(backend, project)
-        view = status.get("view") or {}
-        done = (status["worker"]["idle"] and status["rated_tasks"] == ratings and view.get("ordered")
-                and view.get("model_version") == status["model_version"] and len(view.get("task_ids", [])) == K)
-        return view if done else None
-    return wait_for(ready, what=f"the backend's batch with {ratings} ratings")
-
-
 @pytest.fixture(scope="module")
 def scenario(label_studio: LabelStudioServer, start_backend, tmp_path_factory) -> Scenario:
     client = admin_client(label_studio.url, label_studio.api_token)
@@ -69,7 +58,7 @@ def scenario(label_studio: LabelStudioServer, start_backend, tmp_path_factory) -
 
 
 def test_a_the_tab_lists_the_batch_in_score_order_with_the_score_column(scenario, logged_in):
-    view = settled_view(scenario.backend, scenario.project)
+    view = settled_view(scenario.backend, scenario.project, K)
     rows = open_tab(logged_in, scenario.project, TAB)
     shown = [int(row["tasks:id"]) for row in rows]
     scores = [float(row["tasks:predictions_score"]) for row in rows]
@@ -97,7 +86,7 @@ def test_b_label_tasks_as_displayed_serves_the_batch_and_a_rating_refits(scenari
     submit(logged_in)
     served = wait_for_task(logged_in, other_than=first)
 
-    view = settled_view(scenario.backend, scenario.project, ratings=1)
+    view = settled_view(scenario.backend, scenario.project, K, ratings=1)
     [annotation] = scenario.client.tasks.get(first).annotations
     assert annotation["result"][0]["value"]["choices"] == ["+1"]
     assert first not in view["task_ids"]
@@ -111,7 +100,7 @@ def test_b_label_tasks_as_displayed_serves_the_batch_and_a_rating_refits(scenari
 
 
 def test_c_after_the_refit_the_reopened_tab_shows_the_new_batch(scenario, logged_in):
-    view = settled_view(scenario.backend, scenario.project, ratings=1)
+    view = settled_view(scenario.backend, scenario.project, K, ratings=1)
     rows = open_tab(logged_in, scenario.project, TAB)
     assert [int(row["tasks:id"]) for row in rows] == view["task_ids"]
     assert scenario.rated not in view["task_ids"]
@@ -126,7 +115,7 @@ def test_d_with_preselect_rating_the_form_opens_with_the_heads_guess(scenario, l
     # A new head version re-pushes every prediction in the new form.
     wait_for(lambda: backend_status(scenario.backend, scenario.project)["model_version"] != before,
              what="a new head version after switching preselect_rating on")
-    view = settled_view(scenario.backend, scenario.project, ratings=1)
+    view = settled_view(scenario.backend, scenario.project, K, ratings=1)
     rows = open_tab(logged_in, scenario.project, TAB)
     assert [int(row["tasks:id"]) for row in rows] == view["task_ids"]
     label_tasks_as_displayed(logged_in)

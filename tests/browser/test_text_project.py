@@ -16,7 +16,7 @@ from ml_backend.adapters.ls_admin import admin_client, connect_backend, create_p
 from scripts.servers import BackendServer, LabelStudioServer
 from tests.conftest import NOT_RECIPES, RECIPES
 
-from ..e2e.conftest import ROOT, backend_status, wait_for
+from ..e2e.conftest import ROOT, settled_view
 from .conftest import docs_screenshot
 from .label_studio_ui import checked_choices, label_tasks_as_displayed, open_tab, submit, task_text, wait_for_text_task
 
@@ -36,16 +36,6 @@ class Scenario:
     texts: dict[int, str]
 
 
-def settled_view(backend: BackendServer, project: int, ratings: int = 0) -> dict:
-    def ready():
-        status = backend_status(backend, project)
-        view = status.get("view") or {}
-        done = (status["worker"]["idle"] and status["rated_tasks"] == ratings and view.get("ordered")
-                and view.get("model_version") == status["model_version"] and len(view.get("task_ids", [])) == K)
-        return view if done else None
-    return wait_for(ready, what=f"the backend's batch with {ratings} ratings")
-
-
 @pytest.fixture(scope="module")
 def scenario(label_studio: LabelStudioServer, start_backend) -> Scenario:
     client = admin_client(label_studio.url, label_studio.api_token)
@@ -58,7 +48,7 @@ def scenario(label_studio: LabelStudioServer, start_backend) -> Scenario:
 
 
 def test_a_the_tab_lists_the_recipes_the_prompt_picked_in_score_order(scenario, logged_in):
-    view = settled_view(scenario.backend, scenario.project)
+    view = settled_view(scenario.backend, scenario.project, K)
     rows = open_tab(logged_in, scenario.project, TAB)
     assert [int(row["tasks:id"]) for row in rows] == view["task_ids"]
     scores = [float(row["tasks:predictions_score"]) for row in rows]
@@ -68,7 +58,6 @@ def test_a_the_tab_lists_the_recipes_the_prompt_picked_in_score_order(scenario, 
     shown = [next(v for k, v in row.items() if k.endswith("data.text")) for row in rows]
     assert [scenario.texts[t][:30] for t in view["task_ids"]] == [s[:30] for s in shown]
     assert logged_in.console_errors(ignore=LABEL_STUDIO_NOISE) == []
-    docs_screenshot(logged_in, "text-next-batch-tab")
 
 
 def test_b_the_labeling_page_shows_the_text_and_a_rating_refits(scenario, logged_in):
@@ -84,7 +73,7 @@ def test_b_the_labeling_page_shows_the_text_and_a_rating_refits(scenario, logged
     submit(logged_in)
     wait_for_text_task(logged_in, other_than=first)
 
-    view = settled_view(scenario.backend, scenario.project, ratings=1)
+    view = settled_view(scenario.backend, scenario.project, K, ratings=1)
     assert first not in view["task_ids"]
     [annotation] = scenario.client.tasks.get(first).annotations
     assert annotation["result"][0]["value"]["choices"] == ["+1"]
