@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -84,7 +85,9 @@ class ClipEmbedder:
         return _unit_rows(_pooled(features))
 
     def embed_sources(
-        self, sources: Iterable[object], load: Callable[[object], Image.Image], workers: int = 4
+        self, sources: Sequence[object], load: Callable[[object], Image.Image], workers: int = 4,
+        wait_s: float | None = None, in_flight: Mapping[int, Future] | None = None,
+        on_straggler: Callable[[int, Future], None] | None = None,
     ) -> tuple[list[int], np.ndarray, dict[int, ImageError]]:
         """Fetch, decode and embed many images; a bad image fails alone.
 
@@ -92,9 +95,19 @@ class ClipEmbedder:
         preprocessing run in `workers` threads ahead of the forward pass (torch and
         PIL release the GIL), so I/O overlaps compute.
 
+        wait_s : None waits for every image. Otherwise an image still loading `wait_s`
+            seconds after the forward pass needs it is left to finish in the background:
+            it and the other unfinished loads go to `on_straggler(position, future)` (the
+            future's result is pixels or an `ImageError`), and no further source is started.
+            A slow source then costs the caller at most `wait_s`, not its own timeout.
+        in_flight : {position: future} of loads already running (stragglers of an earlier call).
+
         Returns (positions of sources embedded, their vectors (m, dim), {position: error}).
+        Positions in neither were not finished (handed to `on_straggler`) or not started.
         """
-        sources = list(sources)
+        if wait_s is not None and on_straggler is None:
+            raise ValueError("wait_s needs on_straggler: unfinished loads must go somewhere")
+        in_flight = dict(in_flight or {})
         done: list[int] = []
         vectors: list[np.ndarray] = []
         errors: dict[int, ImageError] = {}
@@ -102,15 +115,7 @@ class ClipEmbedder:
         batch_pixels: list[torch.Tensor] = []
 
         def prepare(position: int) -> torch.Tensor | ImageError:
-            try:
-                return self.preprocess([load(sources[position])])[0]
-            except ImageError as exc:
-                return exc
-            except BackendError as exc:  # e.g. Label Studio unreachable while fetching: retry later
-                return ImageError(str(exc), transient=exc.http_status >= 500)
-            except Exception as exc:  # noqa: BLE001 - one bad task must never sink the batch
-                log.exception("unexpected error loading an image")
-                return ImageError(f"cannot load image: {type(exc).__name__}")
+            return self.load_pixels(load, sources[position])
 
         def flush() -> None:
             if batch_pixels:
@@ -128,21 +133,56 @@ class ClipEmbedder:
             if len(batch_pixels) == self.batch_size:
                 flush()
 
+        def take_oldest() -> bool:
+            position, future = pending[0]
+            try:
+                result = future.result(timeout=wait_s)
+            except FuturesTimeout:
+                return False
+            pending.popleft()
+            take(position, result)
+            return True
+
         # A bounded window of futures: prefetch ahead of the forward pass without
         # holding every preprocessed image in memory at once.
         window = 2 * self.batch_size
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            pending: deque = deque()
+        pending: deque = deque(in_flight.items())
+        pool = ThreadPoolExecutor(max_workers=max(1, workers))
+        stalled = False
+        try:
             for position in range(len(sources)):
+                if position in in_flight:
+                    continue
+                if len(pending) >= window and not take_oldest():
+                    stalled = True
+                    break
                 pending.append((position, pool.submit(prepare, position)))
-                if len(pending) >= window:
-                    position_done, future = pending.popleft()
-                    take(position_done, future.result())
-            for position_done, future in pending:
-                take(position_done, future.result())
-        flush()
+            while pending and not stalled:
+                stalled = not take_oldest()
+            if stalled:
+                for position, future in pending:
+                    if future.done():
+                        take(position, future.result())
+                    else:
+                        on_straggler(position, future)
+            flush()
+        finally:
+            # Stragglers keep their threads until their own fetch deadline; nobody waits for them.
+            pool.shutdown(wait=not stalled)
         matrix = np.concatenate(vectors) if vectors else np.empty((0, self.dim), dtype=np.float32)
         return done, matrix, errors
+
+    def load_pixels(self, load: Callable[[object], Image.Image], source: object) -> torch.Tensor | ImageError:
+        """Load and preprocess one image; any failure comes back as an `ImageError` (never raised)."""
+        try:
+            return self.preprocess([load(source)])[0]
+        except ImageError as exc:
+            return exc
+        except BackendError as exc:  # e.g. Label Studio unreachable while fetching: retry later
+            return ImageError(str(exc), transient=exc.http_status >= 500)
+        except Exception as exc:  # noqa: BLE001 - one bad task must never sink the batch
+            log.exception("unexpected error loading an image")
+            return ImageError(f"cannot load image: {type(exc).__name__}")
 
 
 def check_model_available(model: str) -> None:

@@ -42,6 +42,8 @@ class ProjectRegistry:
         self._loops: dict[int, tuple[ActiveLoop, ProjectSchema]] = {}
         self._stores: dict[int, VectorStore] = {}
         self.errors: dict[int, str] = {}
+        # Set by the runtime to the worker's notify: images that loaded in the background are ready.
+        self.on_images_ready: Callable[[int], None] | None = None
 
     def configure(self, project: int, label_config: str | None = None, extra_params: Any = None) -> tuple[ActiveLoop, bool]:
         """Record a project's label config and/or extra params, then (re)build its loop.
@@ -109,7 +111,8 @@ class ProjectRegistry:
             loader = TaskImageLoader(
                 schema.image_key, self._label_studio_url, self._fetcher, self._auth_headers, self._local_files_root
             )
-            loop = ActiveLoop(project, params, self.ledger, self._store(project), self._embedder, loader, self._fetch_workers)
+            loop = ActiveLoop(project, params, self.ledger, self._store(project), self._embedder, loader,
+                              self._fetch_workers, on_images_ready=self._images_ready)
             self._loops[project] = (loop, schema)
             return loop, schema
 
@@ -121,6 +124,10 @@ class ProjectRegistry:
         if not record.label_config:
             raise ConfigError(f"project {project} has no label config yet (connect the backend in Label Studio)")
         return params, parse_label_config(record.label_config, params.rating_control, params.choice_values)
+
+    def _images_ready(self, project: int) -> None:
+        if self.on_images_ready is not None:
+            self.on_images_ready(project)
 
     def project_ids(self) -> list[int]:
         return self.ledger.project_ids()

@@ -59,6 +59,7 @@ class Runtime:
                         keep_old_predictions=settings.keep_old_predictions, max_backoff_s=settings.max_backoff_s,
                         task_check_interval_s=settings.task_check_interval_s,
                         bulk_prediction_delay_s=settings.bulk_prediction_delay_s)
+        projects.on_images_ready = worker.notify
         runtime = cls(settings, embedder, gateway, projects, worker)
         if start_worker:
             worker.start()

@@ -24,6 +24,9 @@ from .projects import ProjectRegistry
 log = logging.getLogger(__name__)
 
 EMBED_CHUNK = 256
+# How long a pass waits for an image it needs before leaving it to load in the background:
+# this thread serves every project, so a slow image source may hold it no longer than this.
+IMAGE_WAIT_S = 0.25
 SYNC_PAGE = 500
 MAX_BACKOFF_S = 60.0
 
@@ -34,6 +37,7 @@ class _ProjectWork:
     remote_due: float = 0.0         # earliest next call to Label Studio (backoff after failures)
     failures: int = 0               # consecutive failed passes, for backoff
     needs_sync: bool = True         # register webhook, backfill tasks and annotations from Label Studio
+    loading: bool = False           # images still loading in the background (not idle, nothing to do yet)
     last_error: str | None = None
     activity: str = "idle"          # what the pass is doing now, for the status endpoint
     done: threading.Event = field(default_factory=threading.Event)
@@ -156,7 +160,8 @@ class Worker:
         return [p for p, w in self._work.items() if not w.done.is_set() and w.due <= now]
 
     def _sleep_time(self) -> float:
-        pending = [w.due for w in self._work.values() if not w.done.is_set()]
+        # Projects waiting for images loading in the background have no due time: they are notified.
+        pending = [w.due for w in self._work.values() if not w.done.is_set() and w.due != float("inf")]
         wake_at = min(pending + [self._next_count_check]) if self.gateway is not None else min(pending, default=None)
         return max(0.0, wake_at - time.monotonic()) if wake_at is not None else self.poll_interval_s
 
@@ -164,6 +169,7 @@ class Worker:
         with self._wake:
             work = self._work[project]
             work.due = float("inf")  # a notify() during the pass resets this to 0
+            work.loading = False
             # A full pass talks to Label Studio (or has none); otherwise it waits out a backoff.
             full = self.gateway is None or work.remote_due <= time.monotonic()
             sync = full and work.needs_sync and self.gateway is not None
@@ -264,11 +270,11 @@ class Worker:
             elif full:
                 work.failures, work.remote_due = 0, 0.0
             work.due = min(work.due, due)  # keep a notify() that came in during the pass
-            if work.due == float("inf") and not work.needs_sync:
+            if work.due == float("inf") and not work.needs_sync and not work.loading:
                 work.done.set()
                 work.activity = "idle"
             else:
-                work.activity = "waiting"
+                work.activity = "loading images" if work.loading and work.due == float("inf") else "waiting"
 
     # -- one pass --------------------------------------------------------------
     def reconcile(self, project: int) -> bool:
@@ -283,10 +289,12 @@ class Worker:
         loop, _ = self.projects.get_with_schema(project)
         if work is not None:
             self._set_activity(work, "embedding")
-        loop.embed_pending(EMBED_CHUNK)
+        loop.embed_pending(EMBED_CHUNK, wait_s=IMAGE_WAIT_S)
         loop.refit_if_needed(on_refit=None if work is None else lambda: self._set_activity(work, "refitting"))
         loop.sync_seen()
-        return bool(self.projects.ledger.tasks_in_state(project, "pending", limit=1, max_attempts=MAX_EMBED_ATTEMPTS))
+        if work is not None:
+            work.loading = loop.has_images_loading()  # they wake this thread when ready (on_images_ready)
+        return loop.has_images_to_embed()
 
     def _reconcile_remote(self, project: int) -> bool:
         """Push the view and a chunk of predictions; True if predictions are left to push."""
