@@ -41,6 +41,10 @@ class LabelStudioRejected(BackendError):
     http_status = 502
     code = "label_studio_rejected"
 
+    def __init__(self, message: str, status_code: int | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+
 
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, (httpx.TransportError, requests.ConnectionError, requests.Timeout)):
@@ -66,9 +70,41 @@ class LabelStudioGateway:
     def has_credentials(self) -> bool:
         return bool(self._api_key)
 
-    def set_credentials(self, url: str, api_key: str) -> None:
+    def set_credentials(self, api_key: str) -> None:
         with self._lock:
-            self.url, self._api_key, self._client = url.rstrip("/"), api_key, None
+            self._api_key, self._client = api_key, None
+
+    def uses_key(self, api_key: str) -> bool:
+        return self._api_key == api_key
+
+    def verify_key(self, api_key: str) -> bool:
+        """Whether Label Studio accepts `api_key` (legacy token or personal access token).
+
+        Raises `LabelStudioUnavailable` when Label Studio cannot say.
+        """
+        # One attempt, no retries: this runs inside a /setup request.
+        http = httpx.Client(timeout=httpx.Timeout(self._timeout_s, connect=min(self._timeout_s, 3.0)))
+        try:
+            LabelStudio(base_url=self.url, api_key=api_key, httpx_client=http, max_retries=0).users.whoami()
+            return True
+        except ApiError as exc:
+            if exc.status_code in (401, 403):
+                return False
+            raise LabelStudioUnavailable(f"Label Studio answered {exc.status_code} checking a token") from None
+        except (httpx.HTTPError, requests.RequestException) as exc:
+            raise LabelStudioUnavailable(f"cannot reach Label Studio at {self.url}: {type(exc).__name__}") from None
+        finally:
+            http.close()
+
+    def project_exists(self, project: int) -> bool:
+        """Whether Label Studio has this project (as the backend's credentials see it)."""
+        try:
+            self._call(lambda: self.client.projects.get(id=project))
+            return True
+        except LabelStudioRejected as exc:
+            if exc.status_code == 404:
+                return False
+            raise
 
     @property
     def client(self) -> LabelStudio:
@@ -198,7 +234,8 @@ class LabelStudioGateway:
         except ApiError as exc:
             if _transient(exc):
                 raise LabelStudioUnavailable(f"Label Studio answered {exc.status_code}") from None
-            raise LabelStudioRejected(f"Label Studio answered {exc.status_code}: {str(exc.body)[:200]}") from None
+            raise LabelStudioRejected(f"Label Studio answered {exc.status_code}: {str(exc.body)[:200]}",
+                                      exc.status_code) from None
         except (httpx.TransportError, requests.RequestException) as exc:
             raise LabelStudioUnavailable(f"cannot reach Label Studio at {self.url}: {type(exc).__name__}") from None
 

@@ -72,11 +72,12 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     def setup() -> Response:
         body = _json_body()
         project = ls_payloads.project_id(body.get("project"))
+        # Only a token Label Studio accepts is used (and learnt by the log redactor).
+        runtime.adopt_setup_token(body.get("access_token"))
+        if not projects.is_known(project):
+            runtime.confirm_project(project)
         # Label Studio calls /setup before every prediction and listing: only a change is work.
         loop, changed = projects.configure(project, label_config=body.get("schema"), extra_params=body.get("extra_params"))
-        access_token = body.get("access_token")
-        redactor.add_secrets([access_token if isinstance(access_token, str) else None])
-        runtime.remember_label_studio(body.get("hostname"), access_token)
         if changed:
             worker.notify(project, sync=True)
         return jsonify(model_version=loop.model_version())
@@ -118,13 +119,14 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
             return jsonify(status="ignored", reason="no project in payload"), 200
         project = ls_payloads.project_id(body["project"])
         project_info = body["project"] if isinstance(body["project"], dict) else {}
-        first_seen = projects.observe(project, project_info.get("label_config"))
+        # A project never set up is refused here, before anything about it is kept.
+        reconfigured = projects.observe(project, project_info.get("label_config"))
         last_webhooks.setdefault(project, {})[action] = received_at
         outcome = _handle_webhook(action, project, body)
         # Events we ignore (PROJECT_UPDATED follows every model_version switch the worker
         # makes) change nothing: a pass for them would only compete with real work.
-        if first_seen or outcome.sync or not outcome.body.get("ignored"):
-            worker.notify(project, sync=first_seen or outcome.sync)
+        if reconfigured or outcome.sync or not outcome.body.get("ignored"):
+            worker.notify(project, sync=reconfigured or outcome.sync)
         return jsonify(outcome.body if outcome.status >= 400 else {"status": "ok", "action": action, **outcome.body}), outcome.status
 
     def _handle_webhook(action: str, project: int, body: dict[str, Any]) -> _Outcome:

@@ -75,15 +75,26 @@ class ProjectRegistry:
         return self.get(project), True
 
     def observe(self, project: int, label_config: str | None) -> bool:
-        """Note a label config seen in a webhook or /predict; reconfigure if it changed (returns True)."""
+        """Note a label config seen in a webhook or /predict; reconfigure if it changed (returns True).
+
+        Raises `UnknownProjectError` for a project never set up: only /setup (Label Studio
+        connecting the backend) creates a project, so made-up ids leave nothing behind.
+        """
         record = self.ledger.project(project)
-        if record is None or (label_config and record.label_config != label_config):
+        if record is None:
+            raise UnknownProjectError(
+                f"project {project} is not connected to this backend: connect the backend to it in Label Studio "
+                "(the project's Settings > Model), which calls /setup")
+        if label_config and record.label_config != label_config:
             try:
                 self.configure(project, label_config=label_config)
                 return True
             except ConfigError as exc:
                 log.error("project %s: %s", project, exc)
         return False
+
+    def is_known(self, project: int) -> bool:
+        return self.ledger.project(project) is not None
 
     def schema(self, project: int) -> ProjectSchema:
         """The project's rating scale and image field, without building its loop.

@@ -69,6 +69,7 @@ class Worker:
         self._bulk_not_before: dict[int, float] = {}  # project -> when held-back bulk predictions may start
         self._next_count_check = time.monotonic() + task_check_interval_s
         self._work: dict[int, _ProjectWork] = {}
+        self._absent: set[int] = set()  # projects Label Studio answered 404 for: left out of the task count check
         self._wake = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
@@ -89,6 +90,8 @@ class Worker:
     def notify(self, project: int, sync: bool = False) -> None:
         """Schedule a pass for `project` now; `sync` also re-reads Label Studio's tasks and annotations."""
         with self._wake:
+            if sync:
+                self._absent.discard(project)
             work = self._work.setdefault(project, _ProjectWork())
             work.due = 0.0
             work.needs_sync = work.needs_sync or sync
@@ -139,14 +142,19 @@ class Worker:
         for project in self.projects.project_ids():
             with self._wake:
                 work = self._work.get(project)
-                if work is not None and not work.done.is_set():
+                if project in self._absent or (work is not None and not work.done.is_set()):
                     continue
             try:
                 remote = self.gateway.task_count(project)
             except LabelStudioUnavailable:
                 break  # one timeout per round is enough: the other projects would wait on it too
+            except LabelStudioRejected as exc:
+                if exc.status_code == 404:  # gone from Label Studio: not asked again until it is set up again
+                    with self._wake:
+                        self._absent.add(project)
+                continue
             except BackendError:
-                continue  # e.g. the project is gone from Label Studio: nothing to compare
+                continue
             except Exception:  # noqa: BLE001 - the worker thread must survive anything
                 log.exception("project %s: task count check failed", project)
                 continue

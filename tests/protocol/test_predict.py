@@ -95,14 +95,25 @@ def test_predicted_tasks_are_not_pushed_again_by_the_worker(backend):
     assert ledger.versions_pushed(1) == [1]
 
 
-def test_predict_for_a_project_never_set_up_uses_the_label_config_it_carries(backend):
+def test_predict_for_a_project_never_set_up_is_a_404_and_records_nothing(backend):
+    """Only /setup (Label Studio connecting the backend) creates a project (issue 12, finding 3)."""
+    response = backend.predict(tasks(1, 2), project=9, schema=RATING_CONFIG)
+    assert response.status_code == 404
+    assert "project 9 is not connected to this backend" in response.get_json()["message"]
+    assert backend.runtime.projects.project_ids() == []
+
+
+def test_predict_uses_the_label_config_it_carries(backend):
+    backend.setup(project=9)
     response = backend.predict(tasks(1, 2), project=9, schema=RATING_CONFIG)
     assert response.status_code == 200
     assert response.get_json()["model_version"] == "clip-head-v0"
     assert backend.status(9)["vectors"] == 2
+    assert backend.runtime.projects.schema(9).scale.kind == "rating"
 
 
 def test_predict_with_an_unusable_label_config_is_a_422(backend):
+    backend.setup(project=9)
     response = backend.predict(tasks(1), project=9, schema="<View><Image name='i' value='$image'/></View>")
     assert response.status_code == 422
     assert response.get_json()["error"] == "bad_config"

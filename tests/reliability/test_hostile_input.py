@@ -59,3 +59,24 @@ def test_a_dripping_image_source_does_not_hold_up_another_projects_refit(make_ba
     status = backend.status(A)
     assert status["tasks"]["failed"] == 2
     assert all("timed out" in error["error"] for error in status["task_errors"])
+
+
+# -- finding 3: unknown project ids become permanent state ------------------------------------------------
+def test_webhooks_for_made_up_projects_are_refused_and_leave_nothing_behind(make_backend):
+    backend = make_backend()
+    assert backend.setup(A).status_code == 200
+    actions = [("TASKS_CREATED", {"tasks": [task_payload(1)]}), ("START_TRAINING", {}), ("PROJECT_UPDATED", {}),
+               ("ANNOTATION_CREATED", {"annotation": {"id": 1, "task": 1, "result": choice_result("+1")}})]
+    worker = backend.runtime.worker
+    for made_up in range(1000, 2500):
+        action, payload = actions[made_up % len(actions)]
+        response = backend.post("/webhook", {"action": action, "project": {"id": made_up, "label_config": ""}, **payload})
+        assert response.status_code == 404, response.get_json()
+        assert f"project {made_up} is not connected to this backend" in response.get_json()["message"]
+    assert backend.runtime.projects.project_ids() == [A]  # so the periodic checks ask about A only
+    assert set(worker._work) <= {A}
+    assert backend.get("/projects/1500/status").status_code == 404
+    # The real project is served as before.
+    assert backend.webhook(tasks_created(A, [task_payload(1)])).get_json()["new_tasks"] == 1
+    backend.wait(A)
+    assert backend.status(A)["tasks"]["embedded"] == 1
