@@ -8,7 +8,6 @@ Scale out with a Chroma server (CHROMA_HOST) and one backend process per project
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 from gunicorn.app.base import BaseApplication
@@ -42,8 +41,8 @@ def main() -> None:
         print(f"\nERROR: {exc}\n", file=sys.stderr)
         sys.exit(2)
     _Gunicorn(settings, {
-        "bind": f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '9090')}",
-        "workers": 1, "worker_class": "gthread", "threads": int(os.environ.get("THREADS", "16")),
+        "bind": f"{settings.host}:{settings.port}",
+        "workers": 1, "worker_class": "gthread", "threads": settings.threads,
         "timeout": 300, "accesslog": "-", "loglevel": settings.log_level.lower(),
         # gunicorn's default line plus the request's duration in seconds: Label Studio gives a webhook 1 s.
         "access_log_format": '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(L)s',

@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..adapters import ls_payloads
 from ..core.errors import BackendError, BadRequestError, ConfigError, NotFittedError, UnknownProjectError
+from .limits import WaitSlots, wait_slots
 from .redaction import redactor
 from .runtime import Runtime
 from .settings import ServiceSettings
@@ -42,6 +43,9 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     projects, worker = runtime.projects, runtime.worker
     # Project -> action -> arrival (unix time) of its latest webhook: when Label Studio last told us what.
     last_webhooks: dict[int, dict[str, float]] = {}
+    # Requests that may block a server thread for long are bounded, so webhooks always find one.
+    admin_waits = WaitSlots(wait_slots(settings.threads))
+    predict_embeds = WaitSlots(wait_slots(settings.threads))
 
     @app.before_request
     def require_basic_auth() -> Response | None:
@@ -89,7 +93,11 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         tasks = ls_payloads.tasks_from(body.get("tasks"))
         projects.observe(project, body.get("label_config"))
         loop, schema = projects.get_with_schema(project)
-        loop.ensure_embedded([t for t, _ in tasks], dict(tasks))
+        with predict_embeds.slot() as may_embed:
+            if may_embed:
+                loop.ensure_embedded([t for t, _ in tasks], dict(tasks))
+            elif loop.add_tasks(tasks):
+                worker.notify(project)  # busy: answer with what is embedded; the worker embeds the rest
         version = loop.model_version()
         try:
             scores = loop.scores([t for t, _ in tasks])
@@ -190,12 +198,18 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
                        view=projects.ledger.get_state(project, "view"), last_webhooks=last_webhooks.get(project, {}))
 
     @app.post("/projects/<int:project>/next-batch")
-    def next_batch(project: int) -> Response:
+    def next_batch(project: int) -> Response | tuple[Response, int]:
         _known_loop(project)
         projects.ledger.request_batch(project)
         worker.notify(project)
-        finished = worker.wait_idle(project, NEXT_BATCH_WAIT_S)
+        with admin_waits.slot() as may_wait:
+            finished = worker.wait_idle(project, NEXT_BATCH_WAIT_S) if may_wait else False
         view = projects.ledger.get_state(project, "view") or {}
+        if not may_wait:
+            # Every waiting slot is taken: the batch is requested all the same, the worker pushes it.
+            return jsonify(complete=False, view=view, worker=worker.status(project), message=(
+                f"{admin_waits.size} admin requests are already waiting: the new batch is requested; "
+                f"follow it in /projects/{project}/status")), 202
         return jsonify(complete=finished, view=view, worker=worker.status(project))
 
     @app.post("/projects/<int:project>/reset-seen")

@@ -46,6 +46,9 @@ class ServiceSettings(BaseSettings):
         10.0, ge=0, description="after a rating's batch is out, wait this long for the next before pushing every task's prediction")
     keep_old_predictions: bool = Field(False, description="keep predictions of superseded head versions in Label Studio")
     log_level: str = "INFO"
+    host: str = Field("0.0.0.0", description="address the backend listens on")
+    port: int = Field(9090, ge=1, le=65535)
+    threads: int = Field(16, ge=2, le=256, description="request threads (gunicorn gthread)")
 
     @property
     def image_host_patterns(self) -> tuple[str, ...]:
