@@ -79,7 +79,10 @@ class ClipEmbedder:
         """Unit-norm text embeddings (n, dim) float32, in the same space as the images."""
         if self._tokenizer is None:
             raise ModelUnavailableError(f"CLIP model {self.model_id!r} has no tokenizer")
-        tokens = self._tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt")
+        # The tokenizer's own limit may exceed the text tower's positions (a hand-built tokenizer
+        # says "no limit"): truncate at what the model can read, or a long prompt breaks every refit.
+        limit = min(self._tokenizer.model_max_length, self._model.config.text_config.max_position_embeddings)
+        tokens = self._tokenizer(list(texts), padding=True, truncation=True, max_length=limit, return_tensors="pt")
         with torch.inference_mode():
             features = self._model.get_text_features(**{k: v.to(self.device) for k, v in tokens.items()})
         return _unit_rows(_pooled(features))

@@ -166,13 +166,14 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
                 outcome["note"] = f"task {rating.task_id} is unknown here: it will be fetched from Label Studio"
             return _Outcome(outcome, sync=sync)
         if action == "ANNOTATIONS_DELETED":
-            ids = [a.get("id") for a in body.get("annotations") or [] if isinstance(a, dict)]
-            ids = [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
-            return _Outcome({"deleted": ledger.delete_annotations(project, ids) if ids else 0})
+            ids, invalid = ls_payloads.id_list(body, "annotations")
+            return _Outcome({"deleted": ledger.delete_annotations(project, ids) if ids else 0,
+                             **({"invalid_annotations": invalid} if invalid else {})})
         if action == "TASKS_DELETED":
-            ids = [t.get("id") for t in body.get("tasks") or [] if isinstance(t, dict)]
-            runtime.delete_tasks(project, [i for i in ids if isinstance(i, int) and not isinstance(i, bool)])
-            return _Outcome({})
+            ids, invalid = ls_payloads.id_list(body, "tasks")
+            if ids:
+                runtime.delete_tasks(project, ids)
+            return _Outcome({"invalid_tasks": invalid} if invalid else {})
         if action == "START_TRAINING":
             ledger.request_batch(project)
             return _Outcome({})

@@ -80,3 +80,101 @@ def test_webhooks_for_made_up_projects_are_refused_and_leave_nothing_behind(make
     assert backend.webhook(tasks_created(A, [task_payload(1)])).get_json()["new_tasks"] == 1
     backend.wait(A)
     assert backend.status(A)["tasks"]["embedded"] == 1
+
+
+# -- finding 6: wrong errors and one data loss -----------------------------------------------------------
+HUGE = 2**63
+
+
+@pytest.fixture
+def backend(make_backend):
+    backend = make_backend()
+    assert backend.setup(A).status_code == 200
+    return backend
+
+
+def annotation(annotation_id, task_id):
+    return {"action": "ANNOTATION_CREATED", "project": {"id": A},
+            "annotation": {"id": annotation_id, "task": task_id, "result": choice_result("+1")}}
+
+
+@pytest.mark.parametrize("path, body, message", [
+    ("/setup", {"project": f"{HUGE}.1700000000", "schema": ""}, "project id must be between 1 and 2**63-1"),
+    ("/webhook", {"action": "START_TRAINING", "project": {"id": HUGE}}, "project id must be between 1 and 2**63-1"),
+    ("/webhook", annotation(HUGE, 1), "annotation id must be between 1 and 2**63-1"),
+    ("/webhook", annotation(1, HUGE), "task id must be between 1 and 2**63-1"),
+    ("/webhook", annotation(1, -5), "task id must be between 1 and 2**63-1"),
+    ("/predict", {"project": f"{A}.1", "tasks": [{"id": HUGE, "data": {"image": "x"}}]}, "task id must be between"),
+    ("/webhook", {"action": "ANNOTATIONS_DELETED", "project": {"id": A}, "annotations": 5}, "'annotations' must be a list"),
+    ("/webhook", {"action": "TASKS_DELETED", "project": {"id": A}, "tasks": "1,2"}, "'tasks' must be a list"),
+    ("/webhook", {"action": "TASKS_CREATED", "project": {"id": A}, "tasks": {"id": 1}}, "'tasks' must be a list"),
+], ids=["setup-project", "webhook-project", "annotation-id", "task-id", "negative-task-id", "predict-task-id",
+        "annotations-not-a-list", "deleted-tasks-not-a-list", "created-tasks-not-a-list"])
+def test_ids_out_of_range_and_lists_that_are_not_lists_are_400s(backend, path, body, message):
+    response = backend.post(path, body)
+    assert response.status_code == 400, response.get_json()
+    assert message in response.get_json()["message"]
+
+
+def test_one_task_id_out_of_range_does_not_cost_the_rest_of_its_batch(backend):
+    tasks = [task_payload(1), task_payload(HUGE), task_payload(3)]
+    response = backend.webhook(tasks_created(A, tasks))
+    assert response.status_code == 200
+    assert response.get_json()["new_tasks"] == 2
+    assert response.get_json()["invalid_tasks"] == [{"index": 1, "error": f"task id must be between 1 and 2**63-1, got {HUGE}"}]
+    backend.wait(A)
+    assert backend.status(A)["tasks"]["embedded"] == 2
+
+
+def test_deletions_with_one_bad_id_delete_the_others(backend):
+    backend.webhook(tasks_created(A, [task_payload(1), task_payload(2)]))
+    backend.webhook(annotation_created(A, 7, task_payload(1), choice_result("+1")))
+    response = backend.webhook({"action": "ANNOTATIONS_DELETED", "project": {"id": A},
+                                "annotations": [{"id": HUGE}, {"id": 7}, "x"]})
+    assert response.status_code == 200 and response.get_json()["deleted"] == 1
+    assert [entry["index"] for entry in response.get_json()["invalid_annotations"]] == [0, 2]
+    response = backend.webhook({"action": "TASKS_DELETED", "project": {"id": A}, "tasks": [{"id": 2}, {"id": HUGE}]})
+    assert response.status_code == 200 and [e["index"] for e in response.get_json()["invalid_tasks"]] == [1]
+    assert backend.runtime.projects.ledger.task_ids(A) == [1]
+
+
+NUMBER = '<View><Image name="img" value="$image"/><Number name="score" toName="img" min="{low}" max="{high}"{extra}/></View>'
+RATING = '<View><Image name="img" value="$image"/><Rating name="stars" toName="img" maxRating="{top}"/></View>'
+
+
+@pytest.mark.parametrize("config, message", [
+    (NUMBER.format(low="-inf", high="inf", extra=""), "finite min and max"),
+    (NUMBER.format(low="0", high="inf", extra=""), "finite min and max"),
+    (NUMBER.format(low="-1e308", high="1e308", extra=""), "finite min and max"),
+    (NUMBER.format(low="0", high="nan", extra=""), "max > min"),
+    (NUMBER.format(low="0", high="1", extra=' step="nan"'), "finite step"),
+    (RATING.format(top="inf"), "whole maxRating from 2 to 100"),
+    (RATING.format(top="1e9"), "whole maxRating from 2 to 100"),
+], ids=["number-inf", "number-max-inf", "number-1e308", "number-nan", "step-nan", "rating-inf", "rating-1e9"])
+def test_rating_scales_that_cannot_give_finite_targets_are_refused_at_setup(make_backend, config, message):
+    backend = make_backend()
+    response = backend.setup(A, label_config=config)
+    assert response.status_code == 422, response.get_json()
+    assert message in response.get_json()["message"]
+
+
+@pytest.mark.parametrize("head", [{"l2": float("inf")}, {"l2": "inf"}, {"prior_l2": float("nan")}, {"l2": 1e300},
+                                  {"background_weight": float("nan")}])
+def test_head_parameters_that_break_every_refit_are_refused_at_setup(make_backend, head):
+    backend = make_backend()
+    response = backend.setup(A, extra_params={"head": head})
+    assert response.status_code == 422, response.get_json()
+    assert "invalid project parameters: head." in response.get_json()["message"]
+
+
+def test_a_prompt_longer_than_the_text_towers_context_still_gives_a_head(make_backend):
+    """The tiny CLIP reads 77 tokens; a 600-character prompt used to break every refit."""
+    backend = make_backend()
+    prompt = " ".join(["a red square on a plain background"] * 17)
+    assert len(prompt) > 500 and backend.setup(A, extra_params={"prompt": prompt}).status_code == 200
+    backend.webhook(tasks_created(A, [task_payload(t) for t in (1, 2, 3)]))
+    backend.wait(A)
+    assert head_version(backend, A) == 1
+    assert backend.status(A)["worker"]["last_error"] is None
+    too_long = backend.setup(A, extra_params={"prompt": "x" * 1001})
+    assert too_long.status_code == 422 and "prompt" in too_long.get_json()["message"]
