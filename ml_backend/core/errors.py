@@ -63,3 +63,10 @@ class ModelUnavailableError(BackendError):
 
     http_status = 503
     code = "model_unavailable"
+
+
+class LedgerCorruptError(BackendError):
+    """The ledger's SQLite file is damaged: nothing can be trusted or written until it is replaced."""
+
+    http_status = 503
+    code = "ledger_corrupt"

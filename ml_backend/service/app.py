@@ -65,12 +65,16 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         return response
 
     @app.get("/health")
-    def health() -> Response:
-        return jsonify(
+    def health() -> Response | tuple[Response, int]:
+        body = dict(
             status="UP", model_class=MODEL_CLASS, embedding_model=runtime.embedder.model_id,
             random_test_model=runtime.embedder.is_random_test_model,
             project_errors={str(p): e for p, e in projects.errors.items()},
         )
+        if projects.ledger.corruption:  # nothing can be served or recorded: not UP
+            body.update(status="ERROR", ledger_error=projects.ledger.corruption)
+            return jsonify(**body), 503
+        return jsonify(**body)
 
     @app.post("/setup")
     def setup() -> Response:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ..adapters.ls_client import LabelStudioGateway, LabelStudioRejected, LabelStudioUnavailable
 from ..adapters.ls_payloads import prediction, read_rating
-from ..core.errors import BackendError, ConfigError, UnknownProjectError
+from ..core.errors import BackendError, ConfigError, LedgerCorruptError, UnknownProjectError
 from ..core.loop import MAX_EMBED_ATTEMPTS, version_name
 from .projects import ProjectRegistry
 
@@ -76,8 +76,11 @@ class Worker:
 
     # -- control -------------------------------------------------------------
     def start(self) -> None:
-        for project in self.projects.project_ids():
-            self.notify(project, sync=True)
+        try:
+            for project in self.projects.project_ids():
+                self.notify(project, sync=True)
+        except LedgerCorruptError as exc:
+            log.error("not resuming any project: %s", exc)  # /health says so
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -130,7 +133,10 @@ class Worker:
                 self._pass(project)
             if self.gateway is not None and time.monotonic() >= self._next_count_check:
                 self._next_count_check = time.monotonic() + self.task_check_interval_s
-                self._check_task_counts()
+                try:
+                    self._check_task_counts()
+                except LedgerCorruptError:
+                    pass  # reported by /health; nothing to compare with
 
     def _check_task_counts(self) -> None:
         """Resync projects whose task count differs from Label Studio's.
@@ -193,8 +199,8 @@ class Worker:
             remote_more = False
             if push:
                 remote_more, push_failure = self._push(project, work)
-        except (ConfigError, UnknownProjectError) as exc:
-            # Nothing to retry until the admin fixes the project; /setup or a webhook notifies again.
+        except (ConfigError, UnknownProjectError, LedgerCorruptError) as exc:
+            # Nothing to retry until the admin fixes the project (or the ledger); /setup or a webhook notifies again.
             log.error("project %s: %s", project, exc)
             self._settle(work, error=str(exc), due=float("inf"), resync=sync_error is not None)
             return
@@ -232,7 +238,7 @@ class Worker:
         try:
             self._set_activity(work, "pushing")
             return self._reconcile_remote(project), None
-        except (ConfigError, UnknownProjectError):
+        except (ConfigError, UnknownProjectError, LedgerCorruptError):
             raise
         except Exception as exc:  # noqa: BLE001 - Label Studio down or refusing: retry with backoff
             self._log_failure(project, exc, "pushing to Label Studio")
@@ -245,7 +251,7 @@ class Worker:
             loop, schema = self.projects.get_with_schema(project)
             self.sync_from_label_studio(project, loop, schema)
             return None
-        except (ConfigError, UnknownProjectError):
+        except (ConfigError, UnknownProjectError, LedgerCorruptError):
             return None  # reported by the reconcile step that follows
         except Exception as exc:  # noqa: BLE001
             self._log_failure(project, exc, "sync with Label Studio")

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from .support import NUMBER_CONFIG, Reply, annotation_created, choice_result, image_uri, png_bytes, task_payload, tasks_created
+from .support import InProcessBackend, Reply, annotation_created, choice_result, image_uri, png_bytes, task_payload, tasks_created
 
 A, B = 1, 2
 
@@ -178,3 +178,41 @@ def test_a_prompt_longer_than_the_text_towers_context_still_gives_a_head(make_ba
     assert backend.status(A)["worker"]["last_error"] is None
     too_long = backend.setup(A, extra_params={"prompt": "x" * 1001})
     assert too_long.status_code == 422 and "prompt" in too_long.get_json()["message"]
+
+
+# -- finding 7: corruption reported as health --------------------------------------------------------------
+def zero_page(path, table: str) -> None:
+    """Overwrite the root page of `table` in the SQLite file with zeros (WAL folded in first)."""
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+    with open(path, "r+b") as file:
+        file.seek((root - 1) * page_size)
+        file.write(b"\0" * page_size)
+
+
+def test_a_damaged_ledger_makes_health_say_so_and_nothing_retries_forever(make_backend, tiny_clip_path, embedder, request):
+    first = make_backend()
+    assert first.setup(A).status_code == 200
+    first.webhook(tasks_created(A, [task_payload(t) for t in range(1, 40)]))
+    first.wait(A)
+    first.close()
+    first.runtime.projects.ledger.close()
+    ledger_path = first.settings.ledger_path
+    zero_page(ledger_path, "tasks")
+
+    backend = InProcessBackend(first.settings.model_dir, tiny_clip_path, embedder)  # a restart on the damaged file
+    request.addfinalizer(backend.close)
+    health = backend.get("/health")
+    assert health.status_code == 503 and health.get_json()["status"] == "ERROR"
+    assert "ledger" in health.get_json()["ledger_error"] and str(ledger_path) in health.get_json()["ledger_error"]
+    status = backend.get(f"/projects/{A}/status")
+    assert status.status_code == 503 and status.get_json()["error"] == "ledger_corrupt"
+    webhook = backend.webhook(annotation_created(A, 1, task_payload(1), choice_result("+1")))
+    assert webhook.status_code == 503 and "move the file aside" in webhook.get_json()["message"]
+    # The worker does not spin on it: at most one failed pass per notification.
+    time.sleep(1.0)
+    assert all(work.failures <= 1 for work in backend.runtime.worker._work.values())
