@@ -25,6 +25,7 @@ from .errors import LedgerCorruptError
 
 log = logging.getLogger(__name__)
 
+MAX_TASK_DATA_BYTES = 2**20
 # SQLite's primary result codes for a damaged file.
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
 
@@ -110,8 +111,10 @@ class ProjectRecord:
 class Ledger:
     """Thread-safe access to the SQLite ledger. One instance per process and file."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, max_task_data_bytes: int = MAX_TASK_DATA_BYTES):
         self.path = Path(path)
+        # Each task's data is kept (to embed it, and again after a model change): bounded per task.
+        self.max_task_data_bytes = max_task_data_bytes
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
@@ -214,17 +217,30 @@ class Ledger:
 
     # -- tasks ---------------------------------------------------------------
     def add_tasks(self, project: int, tasks: Iterable[tuple[int, dict]]) -> int:
-        """Record tasks to embed; tasks already known are left as they are. Returns how many were new."""
-        rows = [(project, int(task_id), json.dumps(data), project, int(task_id)) for task_id, data in tasks]
+        """Record tasks to embed; tasks already known are left as they are. Returns how many were new.
+
+        A task whose data is over `max_task_data_bytes` is recorded as failed, with the
+        reason and without its data.
+        """
+        rows = [(project, int(task_id), *self._stored_data(data), project, int(task_id)) for task_id, data in tasks]
         with self._transaction() as db:
             before = db.total_changes
             # A task can be annotated before its TASKS_CREATED arrives: it is seen from the start.
             db.executemany(
-                "INSERT OR IGNORE INTO tasks (project, task_id, data, seen) VALUES (?, ?, ?, "
+                "INSERT OR IGNORE INTO tasks (project, task_id, data, state, error, seen) VALUES (?, ?, ?, ?, ?, "
                 "EXISTS (SELECT 1 FROM annotations WHERE project = ? AND task_id = ?))",
                 rows,
             )
             return db.total_changes - before
+
+    def _stored_data(self, data: dict) -> tuple[str, str, str | None]:
+        """(data as stored, state, error) for a new task: oversized data is not kept."""
+        text = json.dumps(data)
+        if len(text) <= self.max_task_data_bytes:
+            return text, "pending", None
+        return "{}", "failed", (
+            f"task data is {len(text)} bytes, over the limit of {self.max_task_data_bytes} (MAX_TASK_DATA_BYTES): "
+            "give the image as a URL, an upload or local storage instead of inline data")
 
     def task_ids(self, project: int) -> list[int]:
         return [row["task_id"] for row in self._query("SELECT task_id FROM tasks WHERE project = ?", (project,))]
@@ -340,8 +356,8 @@ class Ledger:
         with self._transaction() as db:
             if task_data is not None:
                 db.execute(
-                    "INSERT OR IGNORE INTO tasks (project, task_id, data) VALUES (?, ?, ?)",
-                    (project, task_id, json.dumps(task_data)),
+                    "INSERT OR IGNORE INTO tasks (project, task_id, data, state, error) VALUES (?, ?, ?, ?, ?)",
+                    (project, task_id, *self._stored_data(task_data)),
                 )
             db.execute(
                 "INSERT INTO annotations (project, annotation_id, task_id, target, error, updated_at, source_updated_at) "

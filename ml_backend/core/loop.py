@@ -132,7 +132,9 @@ class ActiveLoop:
         if task_data:
             self.add_tasks((t, task_data[t]) for t in missing if t in task_data)
         known = self.ledger.task_data(self.project, missing)
-        return self._embed([(t, known[t]) for t in missing if t in known])
+        # Failed tasks are the worker's to retry (after an outage), not every /predict's.
+        failed = {t for t, state in self.ledger.task_states(self.project, list(known)).items() if state == "failed"}
+        return self._embed([(t, known[t]) for t in missing if t in known and t not in failed])
 
     def has_images_to_embed(self) -> bool:
         """Whether a call to `embed_pending` now has work: pending tasks not loading in the

@@ -72,7 +72,7 @@ class Runtime:
             max_bytes=settings.max_image_bytes, timeout_s=settings.fetch_timeout_s, max_pixels=settings.max_image_pixels,
         )
         projects = ProjectRegistry(
-            Ledger(settings.ledger_path),
+            Ledger(settings.ledger_path, max_task_data_bytes=settings.max_task_data_bytes),
             open_chroma(path=str(settings.chroma_path), host=settings.chroma_host, port=settings.chroma_port),
             embedder, ImageFetcher(policy), settings.label_studio_url, gateway.auth_headers,
             local_files_root=settings.local_files_document_root, params_file=settings.project_params_file,

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..core.embed import DEFAULT_MODEL
+from ..core.ledger import MAX_TASK_DATA_BYTES
 
 
 class ServiceSettings(BaseSettings):
@@ -37,6 +38,8 @@ class ServiceSettings(BaseSettings):
     max_image_pixels: int = Field(40_000_000, ge=1)
     fetch_timeout_s: float = Field(10.0, gt=0)
     max_request_bytes: int = Field(50 * 2**20, ge=1024, description="largest JSON body accepted")
+    max_task_data_bytes: int = Field(
+        MAX_TASK_DATA_BYTES, ge=1024, description="largest task data (JSON) kept per task; larger tasks fail")
     poll_interval_s: float = Field(2.0, gt=0, description="worker wake-up period for retries")
     max_backoff_s: float = Field(60.0, gt=0, description="longest wait between retries while Label Studio is unreachable")
     label_studio_timeout_s: float = Field(15.0, gt=0, description="timeout of one call to Label Studio's API")

@@ -216,3 +216,29 @@ def test_a_damaged_ledger_makes_health_say_so_and_nothing_retries_forever(make_b
     # The worker does not spin on it: at most one failed pass per notification.
     time.sleep(1.0)
     assert all(work.failures <= 1 for work in backend.runtime.worker._work.values())
+
+
+# -- finding 8: unbounded task data ---------------------------------------------------------------------
+def test_oversized_task_data_is_refused_per_task_and_not_kept(make_backend):
+    """12 tasks with ~27 MB data: URIs added ~340 MB to the ledger; now each is a failed task with its reason."""
+    backend = make_backend(max_task_data_bytes=100_000, max_request_bytes=10 * 2**20)
+    assert backend.setup(A).status_code == 200
+    ledger_path = backend.settings.ledger_path
+    big = "data:image/png;base64," + "A" * 600_000  # well-formed enough; never decoded
+    tasks = [task_payload(t, {"image": big}) for t in range(1, 7)] + [task_payload(7)]
+    response = backend.webhook(tasks_created(A, tasks))
+    assert response.status_code == 200 and response.get_json()["new_tasks"] == 7
+    # ...also when the data comes with an annotation, and through /predict.
+    backend.webhook(annotation_created(A, 1, task_payload(8, {"image": big}), choice_result("+1")))
+    predicted = backend.post("/predict", {"project": f"{A}.1", "tasks": [{"id": 9, "data": {"image": big}}]})
+    assert predicted.status_code == 200 and predicted.get_json()["results"][0]["result"] == []
+    backend.wait(A)
+
+    status = backend.status(A)
+    assert status["tasks"] == {"pending": 0, "embedded": 1, "failed": 8}
+    for error in status["task_errors"]:
+        assert "over the limit of 100000 (MAX_TASK_DATA_BYTES)" in error["error"], error
+    ledger = backend.runtime.projects.ledger
+    assert max(len(str(data)) for data in ledger.task_data(A, list(range(1, 10))).values()) < 1_000
+    backend.runtime.projects.ledger._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert ledger_path.stat().st_size < 2 * 2**20  # 8 x 600 KB would be ~5 MB
