@@ -5,7 +5,8 @@
 
 Label Studio then calls the backend's /setup; the backend checks the label config,
 makes sure task imports reach it (TASKS_CREATED), and embeds the project's existing tasks.
-Reads LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY from the environment unless given.
+Reads LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY from the environment unless given, and
+registers the backend's BASIC_AUTH_USER/BASIC_AUTH_PASS (when set) in the connection.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from ml_backend.adapters.ls_admin import admin_client, connect_backend, create_project
+from ml_backend.adapters.ls_admin import admin_client, basic_auth_from_env, connect_backend, create_project
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +45,8 @@ def main() -> None:
             params[key] = getattr(args, key)
     client = admin_client(args.ls_url, args.api_key)
     project = args.project or create_project(client, args.create, args.label_config.read_text())
-    connection = connect_backend(client, project, args.backend_url, "CLIP vector queue", params)
+    connection = connect_backend(client, project, args.backend_url, "CLIP vector queue", params,
+                                 basic_auth=basic_auth_from_env())
     print(json.dumps({"project": project, "ml_backend_connection": connection, "params": params}))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import sys
 import time
@@ -24,12 +25,13 @@ from ml_backend.core.embed import DEFAULT_MODEL, check_model_available
 from ml_backend.core.errors import ModelUnavailableError
 
 from .make_tiny_clip import build_tiny_clip
-from .servers import ADMIN_EMAIL, BackendServer, LabelStudioServer
+from .servers import ADMIN_EMAIL, BackendServer, LabelStudioServer, stored_secret
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_TITLE = "CLIP vector queue demo"
 COLORS = {"red": (220, 30, 30), "green": (30, 160, 60), "blue": (40, 70, 210), "yellow": (235, 210, 40)}
 SHAPES = ("circle", "square", "triangle")
+BACKEND_USER = "ml-backend"
 
 
 def make_shape_images(folder: Path, per_kind: int = 4, size: int = 96) -> list[Path]:
@@ -84,18 +86,22 @@ def main() -> None:
     ls = LabelStudioServer(state / "label-studio", args.ls_port, state / "files").start(log_path=state / "label-studio.log")
     backend_url = f"http://127.0.0.1:{args.backend_port}"
     print("starting the backend (the first real-CLIP start downloads about 600 MB) ...", flush=True)
+    # Secure by default, even on loopback: the backend gets credentials, and the project's ML connection too.
+    basic_auth = (BACKEND_USER, stored_secret(state / "backend_password", lambda: secrets.token_urlsafe(18)))
     backend = BackendServer(args.backend_port, log_path=state / "backend.log", env={
         "LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": ls.api_token, "MODEL_DIR": str(state / "model_dir"),
         "CLIP_MODEL": model, "BACKEND_URL": backend_url, **({"HF_HUB_OFFLINE": "1"} if args.offline else {}),
+        "BASIC_AUTH_USER": basic_auth[0], "BASIC_AUTH_PASS": basic_auth[1],
     })
     try:
         backend.start(timeout_s=900)
-        project = bootstrap(ls, backend_url, args.prompt, args.batch_size)
+        project = bootstrap(ls, backend_url, args.prompt, args.batch_size, basic_auth)
         print(f"""
 Ready.
   Label Studio   {ls.url}   (user {ADMIN_EMAIL}, password in {ls.data_dir}/admin_password)
   Project        {ls.url}/projects/{project}/data
   Backend        {backend_url}/health     status: {backend_url}/projects/{project}/status
+                 (user {BACKEND_USER}, password in {state}/backend_password; registered in the project's ML connection)
   Annotators: open the project's "Next batch (ML)" tab and click "Label Tasks As Displayed".
   Logs: {state}/label-studio.log, {state}/backend.log.   Ctrl-C stops both.
 """, flush=True)
@@ -113,14 +119,16 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def bootstrap(ls: LabelStudioServer, backend_url: str, prompt: str, batch_size: int) -> int:
-    """Create (or reuse) the demo project, connect the backend, import images once."""
+def bootstrap(ls: LabelStudioServer, backend_url: str, prompt: str, batch_size: int,
+              basic_auth: tuple[str, str] | None = None) -> int:
+    """Create (or reuse) the demo project, connect the backend (with its credentials), import images once."""
     client = admin_client(ls.url, ls.api_token)
     project = find_project(client, DEMO_TITLE)
     fresh = project is None
     if fresh:
         project = create_project(client, DEMO_TITLE, (ROOT / "label_config.xml").read_text())
-    connect_backend(client, project, backend_url, "CLIP vector queue", {"prompt": prompt, "batch_size": batch_size})
+    connect_backend(client, project, backend_url, "CLIP vector queue", {"prompt": prompt, "batch_size": batch_size},
+                    basic_auth=basic_auth)
     if fresh:
         uploads = make_shape_images(ls.data_dir.parent / "demo-uploads")
         local = make_shape_images(ls.local_files_root / "demo", per_kind=2)

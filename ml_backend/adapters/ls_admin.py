@@ -5,6 +5,7 @@ Not used by the running service (that is `ls_client`).
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,18 +31,31 @@ def find_project(client: LabelStudio, title: str) -> int | None:
     return None
 
 
-def connect_backend(client: LabelStudio, project: int, backend_url: str, title: str, extra_params: dict[str, Any]) -> int:
+def connect_backend(
+    client: LabelStudio, project: int, backend_url: str, title: str, extra_params: dict[str, Any],
+    basic_auth: tuple[str, str] | None = None,
+) -> int:
     """Connect (or reconnect with new params) this backend to a project; returns the connection id.
 
     Label Studio then calls /setup with `extra_params` and adds a webhook to backend_url/webhook.
+    `basic_auth` (user, password): the backend's BASIC_AUTH_USER/BASIC_AUTH_PASS, registered
+    in the connection so Label Studio sends them.
     """
+    auth = ({"auth_method": "BASIC_AUTH", "basic_auth_user": basic_auth[0], "basic_auth_pass": basic_auth[1]}
+            if basic_auth else {})
     for connection in client.ml.list(project=project):
         if connection.url.rstrip("/") == backend_url.rstrip("/"):
             # ml.update(id, extra_params=...) alone answers 500 in 1.23: url and project must be sent too.
-            client.ml.update(connection.id, url=backend_url, project=project, extra_params=extra_params)
+            client.ml.update(connection.id, url=backend_url, project=project, extra_params=extra_params, **auth)
             return int(connection.id)
-    connection = client.ml.create(project=project, url=backend_url, title=title, extra_params=extra_params)
+    connection = client.ml.create(project=project, url=backend_url, title=title, extra_params=extra_params, **auth)
     return int(connection.id)
+
+
+def basic_auth_from_env() -> tuple[str, str] | None:
+    """(BASIC_AUTH_USER, BASIC_AUTH_PASS) when both are set: what the backend was started with."""
+    user, password = os.environ.get("BASIC_AUTH_USER"), os.environ.get("BASIC_AUTH_PASS")
+    return (user, password) if user and password else None
 
 
 # Django's DATA_UPLOAD_MAX_NUMBER_FILES: Label Studio answers 500 to a multipart import with more files.

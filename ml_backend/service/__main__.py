@@ -35,6 +35,13 @@ class _Gunicorn(BaseApplication):
 def main() -> None:
     settings = ServiceSettings.from_env()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    problem = settings.exposure_problem()
+    if problem:  # secure by default: an open port needs credentials, unless the admin says otherwise
+        print(f"\nERROR: {problem}\n", file=sys.stderr)
+        sys.exit(2)
+    if not settings.has_basic_auth and settings.allow_unauthenticated:
+        logging.getLogger(__name__).warning("ALLOW_UNAUTHENTICATED=true: %s:%s serves anyone who reaches it",
+                                            settings.host, settings.port)
     try:
         check_model_available(settings.clip_model)  # fail fast, with a clear message, before forking
     except ModelUnavailableError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -30,6 +31,8 @@ class ServiceSettings(BaseSettings):
     chroma_port: int = Field(8000)
     basic_auth_user: str | None = None
     basic_auth_pass: SecretStr | None = None
+    allow_unauthenticated: bool = Field(
+        False, description="serve a HOST reachable beyond loopback without BASIC_AUTH_USER/BASIC_AUTH_PASS")
     backend_url: str | None = Field(None, description="this backend's URL as Label Studio reaches it (for webhooks)")
     image_hosts: str = Field("", description="comma-separated host patterns / CIDRs images may be fetched from")
     local_files_document_root: str | None = Field(None, description="Label Studio's LOCAL_FILES_DOCUMENT_ROOT, if shared")
@@ -67,6 +70,24 @@ class ServiceSettings(BaseSettings):
         return {"Authorization": f"Basic {token}"}
 
     @property
+    def has_basic_auth(self) -> bool:
+        return bool(self.basic_auth_user and self.basic_auth_pass and self.basic_auth_pass.get_secret_value())
+
+    def exposure_problem(self) -> str | None:
+        """Why this backend must not start as configured: reachable beyond loopback with no credentials.
+
+        Anyone who reaches the port could otherwise feed it webhooks, /setup calls and
+        image URLs. None when HOST is loopback, credentials are set, or the admin opted out.
+        """
+        if self.has_basic_auth or self.allow_unauthenticated or _is_loopback(self.host):
+            return None
+        return (
+            f"HOST={self.host} makes the backend reachable beyond this machine, and it has no credentials. "
+            "Set BASIC_AUTH_USER and BASIC_AUTH_PASS (and give the same in Label Studio's connection form, "
+            "or connect with scripts/connect_project.py, which registers them), or listen on loopback only "
+            "(HOST=127.0.0.1), or set ALLOW_UNAUTHENTICATED=true to serve it open anyway.")
+
+    @property
     def api_key(self) -> str | None:
         return self.label_studio_api_key.get_secret_value() if self.label_studio_api_key else None
 
@@ -81,3 +102,12 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def from_env(cls, **overrides) -> "ServiceSettings":
         return cls(**overrides)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name, or "" / "0.0.0.0"-like wildcards: assume reachable
