@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Callable, Iterator, TypeVar
 
 import httpx
@@ -26,6 +27,8 @@ T = TypeVar("T")
 BATCH_ORDERING = ["-tasks:predictions_score"]
 # An id no task has: an `in_list` filter with an empty list would match every task.
 NO_TASK = 0
+# How long Label Studio may take, after the /setup that connects a backend, to add its own webhook.
+HOOK_SETTLE_S = 2.0
 
 
 class LabelStudioUnavailable(BackendError):
@@ -143,16 +146,29 @@ class LabelStudioGateway:
                         project, len(urls))
             return
         target = urls[0].rstrip("/") + "/webhook"
-        hooks = [h for h in self._call(lambda: self.client.webhooks.list(project=str(project))) if h.url == target]
-        for hook in hooks:
-            self._ensure_webhook_headers(project, hook)
+        hooks = self._hooks_to(project, target)
         if any(h.is_active and (h.send_for_all_actions or "TASKS_CREATED" in (h.actions or [])) for h in hooks):
             return
-        self._call(lambda: self.client.webhooks.create(
+        ours = self._call(lambda: self.client.webhooks.create(
             url=target, project=project, actions=["TASKS_CREATED"], send_payload=True, send_for_all_actions=False,
             **({"headers": self._webhook_headers} if self._webhook_headers else {}),
         ))
         log.info("project %s: registered TASKS_CREATED webhook to %s", project, target)
+        # Label Studio adds its own all-actions hook just after the /setup that connects a
+        # backend, and may have done so since the listing above: then keep only its hook
+        # (two would deliver imports twice), with our headers.
+        time.sleep(HOOK_SETTLE_S)
+        others = [h for h in self._hooks_to(project, target) if h.id != ours.id]
+        if any(h.is_active and h.send_for_all_actions for h in others):
+            self._call(lambda: self.client.webhooks.delete(ours.id))
+            log.info("project %s: Label Studio's own webhook covers imports: removed ours", project)
+
+    def _hooks_to(self, project: int, target: str) -> list[Any]:
+        """The project's webhooks to `target`, each made to carry our headers."""
+        hooks = [h for h in self._call(lambda: self.client.webhooks.list(project=str(project))) if h.url == target]
+        for hook in hooks:
+            self._ensure_webhook_headers(project, hook)
+        return hooks
 
     def _ensure_webhook_headers(self, project: int, hook: Any) -> None:
         """With basic auth on, the backend refuses webhooks without it; Label Studio's
@@ -160,7 +176,10 @@ class LabelStudioGateway:
         have = dict(hook.headers or {}) if isinstance(hook.headers, dict) else {}
         if not self._webhook_headers or all(have.get(k) == v for k, v in self._webhook_headers.items()):
             return
-        self._call(lambda: self.client.webhooks.update(hook.id, url=hook.url, headers={**have, **self._webhook_headers}))
+        # Label Studio's update replaces the action list too: send it back as it was.
+        self._call(lambda: self.client.webhooks.update(
+            hook.id, url=hook.url, headers={**have, **self._webhook_headers}, actions=list(hook.actions or []),
+            send_for_all_actions=hook.send_for_all_actions))
         log.info("project %s: webhook %s now sends the backend's basic auth", project, hook.id)
 
     def iter_tasks(self, project: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
