@@ -132,3 +132,27 @@ def test_predict_with_a_repeated_task(backend):
     backend.setup()
     response = backend.predict(tasks(1, 1))
     assert response.status_code == 200 and len(response.get_json()["results"]) == 2
+
+
+def test_when_every_predict_slot_is_busy_predict_answers_at_once_and_the_worker_embeds(make_backend, http_server):
+    """/predict embeds unseen tasks first; with THREADS=4 one request may do so at a time (a quarter),
+    so slow images in one /predict cannot hold the threads webhooks need (issue 12, finding 5)."""
+    import threading
+    import time
+
+    from tests.stubs import Reply
+
+    http_server.routes["/slow.png"] = Reply(body=b"x", delay_s=3.0)
+    backend = make_backend(threads=4, image_hosts="127.0.0.0/8", fetch_timeout_s=5.0)
+    backend.setup()
+    slow = threading.Thread(target=backend.predict, args=([(50, {"image": http_server.url("/slow.png")})],))
+    slow.start()
+    while not http_server.requests:
+        time.sleep(0.01)
+    started = time.monotonic()
+    response = backend.predict(tasks(1, 2))
+    assert time.monotonic() - started < 1.0
+    assert response.status_code == 200 and [r["result"] for r in response.get_json()["results"]] == [[], []]
+    slow.join()
+    backend.wait()
+    assert backend.status()["vectors"] == 2  # recorded by the busy /predict, embedded by the worker
