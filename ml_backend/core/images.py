@@ -29,6 +29,7 @@ import contextvars
 import fnmatch
 import io
 import ipaddress
+import os
 import re
 import socket
 import threading
@@ -237,9 +238,9 @@ class Deadline:
         return self._fired or time.monotonic() >= self.at
 
     def guard(self, sock: socket.socket) -> None:
-        # A duplicate descriptor: TLS wrapping detaches `sock`, and the duplicate keeps the
-        # socket's number from being reused by another connection before close().
-        duplicate = sock.dup()
+        # A duplicate descriptor: TLS wrapping detaches `sock` (and TLS sockets cannot dup()),
+        # and the duplicate keeps the socket's number from being reused before close().
+        duplicate = socket.socket(fileno=os.dup(sock.fileno()))
         with self._lock:
             self._sockets.append(duplicate)
             if self._timer is None:
@@ -418,19 +419,26 @@ class _GuardedConnectionMixin:
         sock = super()._new_conn()
         try:
             self._policy.check_peer(self.url_scheme, self.host, self.port, sock.getpeername()[0])
-            if fetch is not None:
-                fetch.deadline.guard(sock)
+            self._guard(fetch, sock)
         except BaseException:
             sock.close()
             raise
         return sock
 
     def request(self, method, url, body=None, headers=None, **kwargs):
-        self._check_target(_current_fetch.get())
+        fetch = _current_fetch.get()
+        self._check_target(fetch)
+        if self.sock is not None:  # a kept-alive connection from an earlier fetch: under this fetch's deadline now
+            self._guard(fetch, self.sock)
         if any(name.lower() == "authorization" for name in headers or {}) and not self._policy.is_trusted_origin(
                 self.url_scheme, self.host, self.port):
             raise UrlNotAllowedError(f"refused to send credentials to {self.host}:{self.port}: not Label Studio")
         return super().request(method, url, body=body, headers=headers, **kwargs)
+
+    def _guard(self, fetch: _Fetch | None, sock: socket.socket) -> None:
+        if fetch is not None and getattr(self, "_deadline", None) is not fetch.deadline:
+            fetch.deadline.guard(sock)
+            self._deadline = fetch.deadline
 
     def _check_target(self, fetch: _Fetch | None) -> None:
         if fetch is None:

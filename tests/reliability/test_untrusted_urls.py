@@ -159,6 +159,18 @@ def test_headers_dripped_a_byte_at_a_time_are_cut_off_at_the_deadline(image_host
     assert time.monotonic() - started < 2.0  # the whole response would take ~12 s
 
 
+def test_a_kept_alive_connection_is_under_the_next_fetchs_deadline(image_host):
+    """The first fetch leaves its connection in the pool; the second reuses it and drips."""
+    image_host.routes["/a.png"] = Reply(body=png_bytes(1))
+    image_host.routes["/drip-headers"] = Reply(body=png_bytes(1), headers={"X-Padding": "p" * 40}, header_drip_s=0.1)
+    f = fetcher(allowed=("127.0.0.1",), timeout_s=1.0)
+    assert f.fetch(image_host.url("/a.png")) == png_bytes(1)
+    started = time.monotonic()
+    with pytest.raises(ImageError, match="timed out"):
+        f.fetch(image_host.url("/drip-headers"))
+    assert time.monotonic() - started < 2.0
+
+
 @pytest.mark.parametrize("address", [
     "::7f00:1",                       # IPv4-compatible 127.0.0.1
     "::ffff:0:7f00:1",                # IPv4-translated 127.0.0.1
