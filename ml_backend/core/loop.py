@@ -118,6 +118,9 @@ class ActiveLoop:
         source then holds the caller (the worker, shared by every project) for at most
         `wait_s` per call.
         """
+        self._drop_stale_stragglers()
+        # Tasks still loading in the background are skipped below: they must not fill the chunk.
+        limit += len(self._stragglers)
         tasks = self.ledger.tasks_in_state(self.project, "pending", limit=limit, max_attempts=MAX_EMBED_ATTEMPTS)
         report = self._embed(tasks, wait_s)
         # Right away, not on the next pass: there may be none, and "pending" would then be a lie.
@@ -181,6 +184,18 @@ class ActiveLoop:
             self.ledger.mark_failed(self.project, task_id, str(error), transient=error.transient)
             log.warning("project %s task %s: %s", self.project, task_id, error)
         return EmbedReport(embedded, failed)
+
+    def _drop_stale_stragglers(self) -> None:
+        """Forget loaded stragglers whose task is no longer pending (embedded by /predict meanwhile, or deleted)."""
+        with self._stragglers_lock:
+            loaded = [t for t, f in self._stragglers.items() if f.done()]
+        if not loaded:
+            return
+        states = self.ledger.task_states(self.project, loaded)
+        with self._stragglers_lock:
+            for task_id in loaded:
+                if states.get(task_id) != "pending":
+                    self._stragglers.pop(task_id, None)
 
     def _park(self, task_id: int, future: Future) -> None:
         with self._stragglers_lock:
