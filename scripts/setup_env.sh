@@ -3,6 +3,7 @@
 #   .venv     the backend, tests and benchmarks (torch 2.13.0 CPU first, then requirements-test.txt,
 #             which is requirements.txt plus test-only extras)
 #   .venv-ls  Label Studio 1.23.2, kept apart (its pins clash with chromadb's)
+# With --browser, also Chromium and chromedriver for tests/browser (scripts/setup_browser.sh, apt-get).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -27,5 +28,8 @@ if [ ! -x .venv-ls/bin/label-studio ] || ! stamp_ok .venv-ls/.installed "label-s
   [ -x .venv-ls/bin/python ] || "$PYTHON" -m venv .venv-ls
   .venv-ls/bin/pip install -q --disable-pip-version-check label-studio==1.23.2
   echo "label-studio==1.23.2" > .venv-ls/.installed
+fi
+if [ "${1:-}" = "--browser" ]; then
+  bash scripts/setup_browser.sh
 fi
 echo "[setup] environments ready"

@@ -19,14 +19,12 @@ from label_studio_sdk.core.api_error import ApiError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ..core.errors import BackendError
+from .ls_views import batch_view, hidden_columns
+from .ml_connections import Connection, Hook, hooks_to, webhook_url
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-# Annotators open the next-batch view with "Label Tasks As Displayed": highest score first.
-BATCH_ORDERING = ["-tasks:predictions_score"]
-# An id no task has: an `in_list` filter with an empty list would match every task.
-NO_TASK = 0
 # How long Label Studio may take, after the /setup that connects a backend, to add its own webhook.
 HOOK_SETTLE_S = 2.0
 
@@ -68,6 +66,7 @@ class LabelStudioGateway:
         self._api_key = api_key
         # Headers Label Studio must send with webhooks (the backend's basic auth, when set).
         self._webhook_headers = dict(webhook_headers or {})
+        self._hidden_columns: dict[int, dict[str, list[str]]] = {}  # project -> the batch view's hidden columns
 
     @property
     def has_credentials(self) -> bool:
@@ -132,24 +131,26 @@ class LabelStudioGateway:
         return {"Authorization": headers["Authorization"]}
 
     # -- the worker's calls --------------------------------------------------
-    def ensure_task_webhook(self, project: int, backend_url: str | None) -> None:
-        """Make sure task imports reach `backend_url`/webhook exactly once.
+    def ml_connections(self, project: int) -> list[Connection]:
+        """The project's ML connections (listing them makes Label Studio call each one's /setup)."""
+        return [Connection.of(m) for m in self._call(lambda: self.client.ml.list(project=project))]
+
+    def ensure_task_webhook(self, project: int, backend_urls: list[str]) -> list[Hook]:
+        """Make sure task imports reach this backend, known by any of `backend_urls`; returns its hooks.
 
         Connecting a backend already creates a webhook for all actions; a second hook to
-        the same URL would deliver every event twice, so one is added only if none covers
-        TASKS_CREATED. Without BACKEND_URL the backend's URL is read from the project's
-        ML connection, if there is exactly one.
+        the same backend would deliver every event twice, so one is added only if no hook
+        to any spelling of its URL covers TASKS_CREATED.
         """
-        urls = [backend_url] if backend_url else [m.url for m in self._call(lambda: self.client.ml.list(project=project))]
-        if len(urls) != 1:
-            log.warning("project %s: %d ML backends connected and BACKEND_URL unset: not registering a task webhook",
-                        project, len(urls))
-            return
-        target = urls[0].rstrip("/") + "/webhook"
-        hooks = self._hooks_to(project, target)
-        if any(h.is_active and (h.send_for_all_actions or "TASKS_CREATED" in (h.actions or [])) for h in hooks):
-            return
-        ours = self._call(lambda: self.client.webhooks.create(
+        if not backend_urls:
+            log.warning("project %s: no ML connection leads to this backend and BACKEND_URL is unset: "
+                        "not registering a task webhook", project)
+            return []
+        hooks = self._hooks_to(project, backend_urls)
+        if any(h.covers("TASKS_CREATED") for h in hooks):
+            return hooks
+        target = webhook_url(backend_urls[0])
+        created = self._call(lambda: self.client.webhooks.create(
             url=target, project=project, actions=["TASKS_CREATED"], send_payload=True, send_for_all_actions=False,
             **({"headers": self._webhook_headers} if self._webhook_headers else {}),
         ))
@@ -158,28 +159,31 @@ class LabelStudioGateway:
         # backend, and may have done so since the listing above: then keep only its hook
         # (two would deliver imports twice), with our headers.
         time.sleep(HOOK_SETTLE_S)
-        others = [h for h in self._hooks_to(project, target) if h.id != ours.id]
-        if any(h.is_active and h.send_for_all_actions for h in others):
-            self._call(lambda: self.client.webhooks.delete(ours.id))
+        others = [h for h in self._hooks_to(project, backend_urls) if h.id != int(created.id)]
+        if any(h.all_actions and h.active for h in others):
+            self._call(lambda: self.client.webhooks.delete(created.id))
             log.info("project %s: Label Studio's own webhook covers imports: removed ours", project)
+            return others
+        return others + [Hook.of(created)]
 
-    def _hooks_to(self, project: int, target: str) -> list[Any]:
-        """The project's webhooks to `target`, each made to carry our headers."""
-        hooks = [h for h in self._call(lambda: self.client.webhooks.list(project=str(project))) if h.url == target]
+    def _hooks_to(self, project: int, backend_urls: list[str]) -> list[Hook]:
+        """The project's webhooks to this backend, each made to carry our headers."""
+        listed = [Hook.of(h) for h in self._call(lambda: self.client.webhooks.list(project=str(project)))]
+        hooks = hooks_to(backend_urls, listed)
         for hook in hooks:
             self._ensure_webhook_headers(project, hook)
         return hooks
 
-    def _ensure_webhook_headers(self, project: int, hook: Any) -> None:
+    def _ensure_webhook_headers(self, project: int, hook: Hook) -> None:
         """With basic auth on, the backend refuses webhooks without it; Label Studio's
         auto-created hook sends none, so add the header to every hook to this backend."""
-        have = dict(hook.headers or {}) if isinstance(hook.headers, dict) else {}
+        have = dict(hook.headers)
         if not self._webhook_headers or all(have.get(k) == v for k, v in self._webhook_headers.items()):
             return
         # Label Studio's update replaces the action list too: send it back as it was.
         self._call(lambda: self.client.webhooks.update(
-            hook.id, url=hook.url, headers={**have, **self._webhook_headers}, actions=list(hook.actions or []),
-            send_for_all_actions=hook.send_for_all_actions))
+            hook.id, url=hook.url, headers={**have, **self._webhook_headers}, actions=list(hook.actions),
+            send_for_all_actions=hook.all_actions))
         log.info("project %s: webhook %s now sends the backend's basic auth", project, hook.id)
 
     def iter_tasks(self, project: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
@@ -219,24 +223,12 @@ class LabelStudioGateway:
 
     def delete_model_version(self, project: int, model_version: str) -> None:
         """Delete all predictions of an old version (no SDK wrapper for this endpoint)."""
-        def delete() -> None:
-            response = requests.delete(
-                f"{self.url}/api/projects/{project}/model-versions/", json={"model_version": model_version},
-                headers=self.auth_headers(), timeout=self._timeout_s,
-            )
-            if response.status_code >= 400:
-                raise ApiError(status_code=response.status_code, body=response.text[:200])
-        self._call(delete)
+        self._call(lambda: self._plain_request(
+            "DELETE", f"/api/projects/{project}/model-versions/", json={"model_version": model_version}))
 
     def push_view(self, project: int, title: str, task_ids: list[int], view_id: int | None) -> int:
         """Point the next-batch tab at `task_ids`, ordered by score; returns the view id."""
-        data = {
-            "title": title,
-            "filters": {"conjunction": "and", "items": [
-                {"filter": "filter:tasks:id", "operator": "in_list", "type": "List", "value": task_ids or [NO_TASK]},
-            ]},
-            "ordering": BATCH_ORDERING,
-        }
+        data = batch_view(title, task_ids, self._batch_hidden_columns(project))
         if view_id is not None:
             try:
                 self._call(lambda: self.client.views.update(id=str(view_id), project=project, data=data))
@@ -246,7 +238,28 @@ class LabelStudioGateway:
         view = self._call(lambda: self.client.views.create(project=project, data=data))
         return int(view.id)
 
+    def _batch_hidden_columns(self, project: int) -> dict[str, list[str]] | None:
+        """The batch view's hidden columns, from the project's column listing (read once per project).
+
+        None when Label Studio does not list them: the view then keeps its default columns.
+        """
+        if project not in self._hidden_columns:
+            try:
+                listing = self._call(lambda: self._plain_request("GET", "/api/dm/columns/", params={"project": project}))
+                self._hidden_columns[project] = hidden_columns(listing.json().get("columns") or [])
+            except (LabelStudioRejected, ValueError) as exc:
+                log.warning("project %s: cannot read the Data Manager columns (%s): the score column stays hidden", project, exc)
+                return None
+        return self._hidden_columns[project]
+
     # -- plumbing ------------------------------------------------------------
+    def _plain_request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """An API call the SDK has no wrapper for; 4xx/5xx raise ApiError, as SDK calls do."""
+        response = requests.request(method, f"{self.url}{path}", headers=self.auth_headers(), timeout=self._timeout_s, **kwargs)
+        if response.status_code >= 400:
+            raise ApiError(status_code=response.status_code, body=response.text[:200])
+        return response
+
     def _call(self, fn: Callable[[], T]) -> T:
         try:
             return self._retrying(fn)

@@ -169,17 +169,21 @@ def _raw_value(item: Mapping[str, Any], scale: RatingScale) -> Any:
     return raw
 
 
-def prediction(scale: RatingScale, probability: float, model_version: str) -> dict[str, Any]:
-    """A Label Studio prediction: the control value matching `probability`, scored by it."""
+def prediction(scale: RatingScale, probability: float, model_version: str, *, preselect: bool) -> dict[str, Any]:
+    """A Label Studio prediction scored by `probability`.
+
+    With `preselect`, its result is the control value matching the probability, which
+    Label Studio pre-fills in the labeling form; without, the result is empty and the
+    prediction carries the score alone.
+    """
     if not math.isfinite(probability):
         raise ValueError(f"probability must be finite, got {probability}")
-    value = scale.from_target(2.0 * probability - 1.0)
-    result_value = {"choices": [value]} if scale.kind == "choices" else {VALUE_KEYS[scale.kind]: value}
-    return {
-        "result": [{"from_name": scale.name, "to_name": scale.to_name, "type": scale.kind, "value": result_value}],
-        "score": round(float(probability), 6),
-        "model_version": model_version,
-    }
+    result = []
+    if preselect:
+        value = scale.from_target(2.0 * probability - 1.0)
+        result_value = {"choices": [value]} if scale.kind == "choices" else {VALUE_KEYS[scale.kind]: value}
+        result = [{"from_name": scale.name, "to_name": scale.to_name, "type": scale.kind, "value": result_value}]
+    return {"result": result, "score": round(float(probability), 6), "model_version": model_version}
 
 
 def empty_prediction(model_version: str) -> dict[str, Any]:

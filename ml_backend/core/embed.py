@@ -6,19 +6,25 @@ import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
-from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, CLIPModel
+from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
 from .errors import BackendError, ImageError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+# How to save a hub CLIP to a folder that loads offline (the README gives the same line).
+SAVE_CLIP_HINT = (
+    "`python -c \"from transformers import CLIPModel, CLIPProcessor as P; m='openai/clip-vit-base-patch32'; "
+    "CLIPModel.from_pretrained(m).save_pretrained('clip'); P.from_pretrained(m).save_pretrained('clip')\"`"
+)
 TINY_MODEL_MARKER = "TINY_RANDOM_CLIP.json"
 
 
@@ -36,15 +42,10 @@ class ClipEmbedder:
         self.model_id = model
         self.device = torch.device(device)
         self.batch_size = batch_size
-        try:
-            self._model = CLIPModel.from_pretrained(model).to(self.device).eval()
-            self._processor = AutoImageProcessor.from_pretrained(model)
-        except Exception as exc:  # hub, network and format errors all mean "no usable model"
-            raise _unavailable(model, exc) from None
-        try:
-            self._tokenizer = AutoTokenizer.from_pretrained(model)
-        except Exception:
-            self._tokenizer = None
+        loaded = load_clip(model)
+        self._model = loaded.model.to(self.device).eval()
+        self._processor, self._tokenizer = loaded.processor, loaded.tokenizer
+        if self._tokenizer is None:
             log.warning("CLIP model %s has no tokenizer: prompts cannot start W", model)
         self.is_random_test_model = Path(model, TINY_MODEL_MARKER).exists()
         if self.is_random_test_model:
@@ -188,21 +189,53 @@ class ClipEmbedder:
             return ImageError(f"cannot load image: {type(exc).__name__}")
 
 
-def check_model_available(model: str) -> None:
-    """Raise ModelUnavailableError (with what to do) unless `model`'s config can be loaded. Cheap."""
+@dataclass(frozen=True)
+class LoadedClip:
+    model: CLIPModel
+    processor: Any
+    tokenizer: Any | None  # None: the folder has none, and prompts cannot start W
+
+
+def load_clip(model: str) -> LoadedClip:
+    """Load a CLIP model with its image processor (both required) and tokenizer (optional).
+
+    Raises ModelUnavailableError saying what is missing and what to do.
+    """
     try:
-        AutoConfig.from_pretrained(model)
-    except Exception as exc:  # noqa: BLE001
+        clip = CLIPModel.from_pretrained(model)
+    except Exception as exc:  # hub, network and format errors all mean "no usable model"
         raise _unavailable(model, exc) from None
+    try:
+        processor = AutoImageProcessor.from_pretrained(model)
+    except Exception as exc:  # noqa: BLE001
+        raise _unavailable(model, exc, missing="its image processor") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+    except Exception:  # noqa: BLE001
+        tokenizer = None
+    return LoadedClip(clip, processor, tokenizer)
 
 
-def _unavailable(model: str, exc: Exception) -> ModelUnavailableError:
+def check_model_available(model: str) -> None:
+    """Raise ModelUnavailableError (with what to do) unless `model` loads as the backend loads it:
+    weights and image processor. Takes as long as loading the model once."""
+    load_clip(model)
+
+
+def _unavailable(model: str, exc: Exception, missing: str | None = None) -> ModelUnavailableError:
     first_line = (str(exc).splitlines() or [""])[0][:200]
+    if missing is not None:
+        return ModelUnavailableError(
+            f"CLIP model {model!r} loads, but {missing} does not ({type(exc).__name__}: {first_line}). "
+            "A folder needs the processor saved beside the model: save both, e.g. "
+            f"{SAVE_CLIP_HINT}"
+        )
     return ModelUnavailableError(
         f"cannot load CLIP model {model!r} ({type(exc).__name__}: {first_line}). "
         "Without internet the hub cannot be reached: set CLIP_MODEL to a local folder holding a "
-        "saved CLIP model (save_pretrained), or for an offline smoke run build a tiny random one "
-        "with `python -m scripts.make_tiny_clip models/tiny-clip` (its scores are meaningless)."
+        f"saved CLIP model and its processor ({SAVE_CLIP_HINT} on a machine with internet), or for an "
+        "offline smoke run build a tiny random one with `python -m scripts.make_tiny_clip models/tiny-clip` "
+        "(its scores are meaningless)."
     )
 
 

@@ -351,6 +351,9 @@ class Ledger:
         `task_data` registers the task for embedding if the ledger has not seen it yet.
         `source_updated_at` is Label Studio's own time of this version of the annotation: an
         older version (a sync listing taken before an update webhook) never replaces a newer one.
+        Only news marks the task seen: a new annotation, a changed value, or a newer version.
+        Reading the same annotation again (every sync does) leaves `seen` alone, so a
+        `reset_seen` second pass is not undone by the next sync.
         Returns whether the ledger knows the task (False: the rating waits for the task).
         """
         with self._transaction() as db:
@@ -359,7 +362,11 @@ class Ledger:
                     "INSERT OR IGNORE INTO tasks (project, task_id, data, state, error) VALUES (?, ?, ?, ?, ?)",
                     (project, task_id, *self._stored_data(task_data)),
                 )
-            db.execute(
+            before = db.execute(
+                "SELECT task_id, target, error, source_updated_at FROM annotations WHERE project = ? AND annotation_id = ?",
+                (project, annotation_id),
+            ).fetchone()
+            applied = db.execute(
                 "INSERT INTO annotations (project, annotation_id, task_id, target, error, updated_at, source_updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (project, annotation_id) DO UPDATE SET task_id = excluded.task_id, target = excluded.target, "
@@ -367,10 +374,11 @@ class Ledger:
                 "WHERE excluded.source_updated_at IS NULL OR annotations.source_updated_at IS NULL "
                 "OR excluded.source_updated_at >= annotations.source_updated_at",
                 (project, annotation_id, task_id, target, error, time.time(), source_updated_at),
-            )
-            known = db.execute("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", (project, task_id)).rowcount > 0
-            db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
-            return known
+            ).rowcount > 0
+            if applied and _is_news(before, task_id, target, error, source_updated_at):
+                db.execute("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", (project, task_id))
+                db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
+            return db.execute("SELECT 1 FROM tasks WHERE project = ? AND task_id = ?", (project, task_id)).fetchone() is not None
 
     def delete_annotations(self, project: int, annotation_ids: Sequence[int]) -> int:
         """Forget annotations; a task with none left becomes unseen again. Returns how many were deleted."""
@@ -384,8 +392,10 @@ class Ledger:
                 (project, *annotation_ids),
             ).rowcount
             for row in rows:
+                # A task with no annotation left is unseen; one with some left keeps its flag
+                # (it may have been reset for a second pass).
                 db.execute(
-                    "UPDATE tasks SET seen = EXISTS (SELECT 1 FROM annotations a WHERE a.project = ? AND a.task_id = ?) "
+                    "UPDATE tasks SET seen = seen AND EXISTS (SELECT 1 FROM annotations a WHERE a.project = ? AND a.task_id = ?) "
                     "WHERE project = ? AND task_id = ?",
                     (project, row["task_id"], project, row["task_id"]),
                 )
@@ -537,6 +547,16 @@ class Ledger:
             chunk = ids[start : start + 500]
             rows.extend(self._query(sql.format(_marks(chunk)), (project, *chunk)))
         return rows
+
+
+def _is_news(before: sqlite3.Row | None, task_id: int, target: float | None, error: str | None,
+             source_updated_at: float | None) -> bool:
+    """Whether recording an annotation tells the ledger something it did not know."""
+    if before is None:
+        return True
+    if (before["task_id"], before["target"], before["error"]) != (task_id, target, error):
+        return True
+    return source_updated_at is not None and (before["source_updated_at"] is None or source_updated_at > before["source_updated_at"])
 
 
 def _stored_head(row: sqlite3.Row) -> StoredHead:

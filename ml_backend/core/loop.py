@@ -336,9 +336,12 @@ class ActiveLoop:
         return prompt_prior(self._prompt_vector, pool.vectors[np.sort(sample)], self.params.head)
 
     def _fit_key(self, rated: list[int], ratings: dict[int, float]) -> str:
-        # What a head was fitted from; an identical key means refitting would change nothing.
+        # What a head version and its predictions were made from; an identical key means a new
+        # version would change nothing. `preselect_rating` changes only the predictions: a new
+        # version re-pushes every task's prediction in the new form.
         digest = hashlib.sha256(json.dumps(
-            [sorted((t, ratings[t]) for t in rated), self.params.prompt, self.params.head.model_dump()],
+            [sorted((t, ratings[t]) for t in rated), self.params.prompt, self.params.head.model_dump(),
+             self.params.preselect_rating],
         ).encode()).hexdigest()[:16]
         return f"{len(rated)}:{digest}"
 

@@ -53,6 +53,9 @@ class ProjectParams(BaseModel):
     rating_control: str | None = Field(None, description="name of the control that holds the rating")
     choice_values: dict[str, float] | None = Field(None, description="choice value -> target in [-1, 1]")
     view_title: str = Field("Next batch (ML)", min_length=1, max_length=100)
+    preselect_rating: bool = Field(
+        False, description="predictions pre-select the head's guess in the labeling form (off: they carry the score only)"
+    )
     head: HeadParams = Field(default_factory=HeadParams)
 
     @field_validator("prompt")
@@ -74,20 +77,29 @@ class ProjectParams(BaseModel):
         A layer may be a dict, a JSON string (as typed into Label Studio's extra params
         box) or None. Raises `ConfigError` with every problem listed.
         """
-        merged: dict[str, Any] = {}
-        for layer in layers:
-            values = _as_mapping(layer)
-            if not isinstance(values.get("head", {}), Mapping):
-                raise ConfigError(f"invalid project parameters: head: must be an object, got {values['head']!r}")
-            head = {**merged.get("head", {}), **values.get("head", {})}
-            merged.update(values)
-            if head:
-                merged["head"] = head
+        merged = merge_params(*layers)
         try:
             return cls.model_validate(merged)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"invalid project parameters: {problems}") from None
+
+
+def merge_params(*layers: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    """Parameter layers merged into one dict, later layers winning and `head` merged key by key.
+
+    Not validated (see `ProjectParams.parse`); raises `ConfigError` for a layer that is not an object.
+    """
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        values = _as_mapping(layer)
+        if not isinstance(values.get("head", {}), Mapping):
+            raise ConfigError(f"invalid project parameters: head: must be an object, got {values['head']!r}")
+        head = {**merged.get("head", {}), **values.get("head", {})}
+        merged.update(values)
+        if head:
+            merged["head"] = head
+    return merged
 
 
 def _as_mapping(layer: Mapping[str, Any] | str | None) -> dict[str, Any]:

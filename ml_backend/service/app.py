@@ -69,12 +69,11 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         body = dict(
             status="UP", model_class=MODEL_CLASS, embedding_model=runtime.embedder.model_id,
             random_test_model=runtime.embedder.is_random_test_model,
-            project_errors={str(p): e for p, e in projects.errors.items()},
+            project_errors={str(p): e for p, e in projects.errors.items()}, instance_id=runtime.identity.instance_id,
         )
         if projects.ledger.corruption:  # nothing can be served or recorded: not UP
-            body.update(status="ERROR", ledger_error=projects.ledger.corruption)
-            return jsonify(**body), 503
-        return jsonify(**body)
+            return jsonify(**{**body, "status": "ERROR", "ledger_error": projects.ledger.corruption}), 503
+        return jsonify(**body, project_warnings=projects.warnings())
 
     @app.post("/setup")
     def setup() -> Response:
@@ -85,9 +84,10 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         if not projects.is_known(project):
             runtime.confirm_project(project)
         # Label Studio calls /setup before every prediction and listing: only a change is work.
-        loop, changed = projects.configure(project, label_config=body.get("schema"), extra_params=body.get("extra_params"))
-        if changed:
-            worker.notify(project, sync=True)
+        extra_params, recheck_connections = projects.params_from_setup(project, body.get("extra_params"))
+        loop, changed = projects.configure(project, label_config=body.get("schema"), extra_params=extra_params)
+        if changed or recheck_connections:
+            worker.notify(project, sync=changed, audit=recheck_connections)
         return jsonify(model_version=loop.model_version())
 
     @app.post("/predict")
@@ -112,8 +112,10 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
             # Label Studio stores what we return: the worker need not push these again.
             projects.ledger.mark_predicted(project, list(scores), current.version)
             projects.ledger.note_version_pushed(project, current.version)
+        preselect = loop.params.preselect_rating
         results = [
-            ls_payloads.prediction(schema.scale, scores[t], version) if t in scores else ls_payloads.empty_prediction(version)
+            ls_payloads.prediction(schema.scale, scores[t], version, preselect=preselect) if t in scores
+            else ls_payloads.empty_prediction(version)
             for t, _ in tasks
         ]
         return jsonify(results=results, model_version=version)
@@ -200,7 +202,8 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         if worker_status.get("last_error"):  # exception text from libraries: scrub it like a log line
             worker_status["last_error"] = redactor.redact(worker_status["last_error"])
         return jsonify(**loop.status(), worker=worker_status, activity=worker.activity(project),
-                       view=projects.ledger.get_state(project, "view"), last_webhooks=last_webhooks.get(project, {}))
+                       view=projects.ledger.get_state(project, "view"), last_webhooks=last_webhooks.get(project, {}),
+                       connections=projects.ledger.get_state(project, "connections"))
 
     @app.post("/projects/<int:project>/next-batch")
     def next_batch(project: int) -> Response | tuple[Response, int]:
@@ -229,10 +232,15 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         return projects.get(project)
 
     @app.errorhandler(BackendError)
-    def backend_error(exc: BackendError) -> tuple[Response, int]:
+    def backend_error(exc: BackendError) -> Response:
         if isinstance(exc, ConfigError):
             log.error("%s", exc)
-        return jsonify(error=exc.code, message=redactor.redact(str(exc))), exc.http_status
+        message = redactor.redact(str(exc))
+        response = jsonify(error=exc.code, message=message)
+        # Label Studio reads no body of a failed /setup: its connection dialog shows the
+        # status line (requests' HTTPError text). So the reason goes there too.
+        response.status = f"{exc.http_status} {_reason_phrase(message)}"
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
@@ -259,6 +267,13 @@ class _Outcome:
     body: dict[str, Any]
     status: int = 200
     sync: bool = False
+
+
+def _reason_phrase(message: str, limit: int = 300) -> str:
+    """`message` as an HTTP reason phrase: one line of printable latin-1, cut at `limit`."""
+    text = " ".join(message.split()).encode("latin-1", "replace").decode("latin-1")
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _json_body() -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,8 +18,11 @@ from ..core.ledger import Ledger
 from ..core.loop import ActiveLoop
 from ..core.params import ProjectParams
 from ..core.store import VectorStore
+from .connections import ConnectionReport
 
 log = logging.getLogger(__name__)
+
+RECHECK_REPEATED_CONNECTIONS_S = 10.0
 
 
 class ProjectRegistry:
@@ -73,6 +77,33 @@ class ProjectRegistry:
                 self.errors[project] = str(problem)
                 raise problem
         return self.get(project), True
+
+    def params_from_setup(self, project: int, extra_params: Any) -> tuple[Any, bool]:
+        """The extra params a /setup call may apply, and whether the connections need a new look.
+
+        With one connection to this backend its /setup params are the project's. With
+        several, Label Studio calls /setup with each one's params in turn; applying them
+        all would flip the project between them (and refit at every flip). Then only the
+        oldest connection's params count, read from Label Studio by the worker; params no
+        connection was known to hold mean an admin edited one, so they are read again.
+        """
+        report = ConnectionReport.from_state(self.ledger.get_state(project, "connections"))
+        if report is None or report.warning is None:
+            return extra_params, False
+        # While a repeat lasts, look again now and then to see it fixed. Not at every call:
+        # listing the connections makes Label Studio call /setup on each of them.
+        stale = time.time() - report.checked_at > RECHECK_REPEATED_CONNECTIONS_S
+        if len(report.connections) <= 1:
+            return extra_params, stale
+        known = [_raw_params_or_none(p) for p in report.params]
+        return None, stale or _raw_params_or_none(extra_params) not in known
+
+    def apply_connection_params(self, project: int, extra_params: Any) -> None:
+        """Make `extra_params` (the primary connection's) the project's; a bad set is reported, not raised."""
+        try:
+            self.configure(project, extra_params=extra_params)
+        except ConfigError as exc:
+            log.error("project %s: %s", project, exc)
 
     def observe(self, project: int, label_config: str | None) -> bool:
         """Note a label config seen in a webhook or /predict; reconfigure if it changed (returns True).
@@ -139,6 +170,15 @@ class ProjectRegistry:
     def _images_ready(self, project: int) -> None:
         if self.on_images_ready is not None:
             self.on_images_ready(project)
+
+    def warnings(self) -> dict[str, str]:
+        """Project id -> what is wrong with its connections (repeated connections or webhooks)."""
+        found = {}
+        for project in self.ledger.project_ids():
+            state = self.ledger.get_state(project, "connections") or {}
+            if state.get("warning"):
+                found[str(project)] = state["warning"]
+        return found
 
     def project_ids(self) -> list[int]:
         return self.ledger.project_ids()

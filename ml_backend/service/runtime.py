@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ..adapters.ls_client import LabelStudioGateway, LabelStudioUnavailable
+from ..adapters.ml_connections import BackendIdentity, load_instance_id
 from ..core.errors import BackendError, UnknownProjectError
 from ..core.embed import ClipEmbedder
 from ..core.images import FetchPolicy, ImageFetcher
@@ -47,6 +48,7 @@ class Runtime:
     gateway: LabelStudioGateway
     projects: ProjectRegistry
     worker: Worker
+    identity: BackendIdentity
     talks_to_label_studio: bool = True
     _refused_tokens: OrderedDict = field(default_factory=OrderedDict, repr=False)  # sha256 of refused /setup tokens
     _checking_token: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -78,13 +80,14 @@ class Runtime:
             local_files_root=settings.local_files_document_root, params_file=settings.project_params_file,
             fetch_workers=settings.fetch_workers,
         )
+        identity = BackendIdentity(load_instance_id(settings.model_dir), settings.backend_url)
         worker = Worker(projects, gateway if talk_to_label_studio else None, backend_url=settings.backend_url,
-                        poll_interval_s=settings.poll_interval_s, prediction_chunk=settings.prediction_chunk,
+                        identity=identity, poll_interval_s=settings.poll_interval_s, prediction_chunk=settings.prediction_chunk,
                         keep_old_predictions=settings.keep_old_predictions, max_backoff_s=settings.max_backoff_s,
                         task_check_interval_s=settings.task_check_interval_s,
                         bulk_prediction_delay_s=settings.bulk_prediction_delay_s)
         projects.on_images_ready = worker.notify
-        runtime = cls(settings, embedder, gateway, projects, worker, talks_to_label_studio=talk_to_label_studio)
+        runtime = cls(settings, embedder, gateway, projects, worker, identity, talks_to_label_studio=talk_to_label_studio)
         if start_worker:
             worker.start()
         return runtime

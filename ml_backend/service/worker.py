@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 
 from ..adapters.ls_client import LabelStudioGateway, LabelStudioRejected, LabelStudioUnavailable
 from ..adapters.ls_payloads import prediction, read_rating
+from ..adapters.ls_views import VIEW_FORMAT
+from ..adapters.ml_connections import BackendIdentity
 from ..core.errors import BackendError, ConfigError, LedgerCorruptError, UnknownProjectError
 from ..core.loop import MAX_EMBED_ATTEMPTS, version_name
+from .connections import audit_connections
 from .projects import ProjectRegistry
 
 log = logging.getLogger(__name__)
@@ -36,7 +39,8 @@ class _ProjectWork:
     due: float = 0.0                # monotonic time of the next pass
     remote_due: float = 0.0         # earliest next call to Label Studio (backoff after failures)
     failures: int = 0               # consecutive failed passes, for backoff
-    needs_sync: bool = True         # register webhook, backfill tasks and annotations from Label Studio
+    needs_sync: bool = True         # audit connections, backfill tasks and annotations from Label Studio
+    needs_audit: bool = False       # only look at the ML connections and webhooks again
     loading: bool = False           # images still loading in the background (not idle, nothing to do yet)
     last_error: str | None = None
     activity: str = "idle"          # what the pass is doing now, for the status endpoint
@@ -55,10 +59,12 @@ class Worker:
     def __init__(self, projects: ProjectRegistry, gateway: LabelStudioGateway | None, backend_url: str | None = None,
                  poll_interval_s: float = 2.0, prediction_chunk: int = 500, keep_old_predictions: bool = False,
                  max_backoff_s: float = MAX_BACKOFF_S, task_check_interval_s: float = 30.0,
-                 bulk_prediction_delay_s: float = 0.0):
+                 bulk_prediction_delay_s: float = 0.0, identity: BackendIdentity | None = None):
         self.projects = projects
         self.gateway = gateway
         self.backend_url = backend_url
+        # Without an instance id, a connection is recognised by BACKEND_URL alone.
+        self.identity = identity or BackendIdentity("", backend_url, probe=lambda url: None)
         self.poll_interval_s = poll_interval_s
         self.prediction_chunk = prediction_chunk
         self.keep_old_predictions = keep_old_predictions
@@ -90,14 +96,16 @@ class Worker:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def notify(self, project: int, sync: bool = False) -> None:
-        """Schedule a pass for `project` now; `sync` also re-reads Label Studio's tasks and annotations."""
+    def notify(self, project: int, sync: bool = False, audit: bool = False) -> None:
+        """Schedule a pass for `project` now; `sync` also re-reads Label Studio's tasks and annotations,
+        `audit` only its ML connections and webhooks (a sync does both)."""
         with self._wake:
             if sync:
                 self._absent.discard(project)
             work = self._work.setdefault(project, _ProjectWork())
             work.due = 0.0
             work.needs_sync = work.needs_sync or sync
+            work.needs_audit = work.needs_audit or audit
             work.done.clear()
             self._wake.notify_all()
 
@@ -187,8 +195,11 @@ class Worker:
             # A full pass talks to Label Studio (or has none); otherwise it waits out a backoff.
             full = self.gateway is None or work.remote_due <= time.monotonic()
             sync = full and work.needs_sync and self.gateway is not None
+            audit_only = full and work.needs_audit and not sync and self.gateway is not None
             if full:
-                work.needs_sync = False
+                work.needs_sync = work.needs_audit = False
+        if audit_only:
+            self._audit(project, work)
         sync_failure = self._sync(project, work) if sync else None
         sync_error = f"sync: {type(sync_failure).__name__}: {sync_failure}" if sync_failure else None
         # Unreachable for the sync means unreachable for the pushes: do not wait on it twice.
@@ -257,6 +268,21 @@ class Worker:
             self._log_failure(project, exc, "sync with Label Studio")
             return exc
 
+    def _audit(self, project: int, work: _ProjectWork) -> None:
+        """Look at the project's ML connections again; a failure only waits for the next sync."""
+        try:
+            self._set_activity(work, "syncing")
+            self.audit_connections(project)
+        except Exception as exc:  # noqa: BLE001 - the worker must survive anything
+            self._log_failure(project, exc, "checking ML connections")
+
+    def audit_connections(self, project: int) -> None:
+        """Record which connections and webhooks lead here; with several, the oldest's params count."""
+        report = audit_connections(self.gateway, self.identity, project, self.backend_url)
+        self.projects.ledger.set_state(project, "connections", report.as_state())
+        if len(report.connections) > 1:
+            self.projects.apply_connection_params(project, report.primary_params)
+
     def _set_activity(self, work: _ProjectWork, activity: str) -> None:
         with self._wake:
             work.activity = activity
@@ -284,7 +310,7 @@ class Worker:
             elif full:
                 work.failures, work.remote_due = 0, 0.0
             work.due = min(work.due, due)  # keep a notify() that came in during the pass
-            if work.due == float("inf") and not work.needs_sync and not work.loading:
+            if work.due == float("inf") and not work.needs_sync and not work.needs_audit and not work.loading:
                 work.done.set()
                 work.activity = "idle"
             else:
@@ -319,7 +345,7 @@ class Worker:
     def sync_from_label_studio(self, project, loop, schema) -> None:
         """Label Studio is the source of truth for tasks and annotations: catch up on
         whatever happened while this process was down (webhooks are not retried)."""
-        self.gateway.ensure_task_webhook(project, self.backend_url)
+        self.audit_connections(project)
         self._retry_given_up(project)  # e.g. images that timed out before a restart
         # Webhooks keep arriving while the listing is read: what they delete after this
         # instant must not come back from the (older) listing, and what they update is
@@ -377,6 +403,7 @@ class Worker:
         wanted = {
             "task_ids": task_ids, "title": loop.params.view_title,
             "model_version": loop.model_version(), "batch_rev": ledger.project(project).batch_rev,
+            "format": VIEW_FORMAT,
         }
         pushed = ledger.get_state(project, "view") or {}
         if pushed.get("id") and all(pushed.get(key) == value for key, value in wanted.items()) and pushed.get("ordered", True):
@@ -434,7 +461,8 @@ class Worker:
         scores = loop.scores(task_ids)
         version = version_name(current.version)
         self.gateway.push_predictions(project, [
-            {"task": task_id, **prediction(schema.scale, scores[task_id], version)} for task_id in task_ids if task_id in scores
+            {"task": task_id, **prediction(schema.scale, scores[task_id], version, preselect=loop.params.preselect_rating)}
+            for task_id in task_ids if task_id in scores
         ])
         self.projects.ledger.mark_predicted(project, task_ids, current.version)
 

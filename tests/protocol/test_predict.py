@@ -13,9 +13,9 @@ def tasks(*ids):
     return [(t, {"image": image_uri(t)}) for t in ids]
 
 
-def with_prompt_head(backend, schema=CHOICES_CONFIG, ids=range(1, 9)):
+def with_prompt_head(backend, schema=CHOICES_CONFIG, ids=range(1, 9), preselect=True):
     """Set the project up with a prompt, import tasks, and let the worker fit head v1."""
-    assert backend.setup(schema=schema, extra_params=PROMPT).status_code == 200
+    assert backend.setup(schema=schema, extra_params={**PROMPT, "preselect_rating": preselect}).status_code == 200
     assert backend.tasks_created(list(ids), schema=schema).status_code == 200
     backend.wait()
     assert backend.status()["model_version"] == "clip-head-v1"
@@ -57,6 +57,26 @@ def test_results_in_order_in_the_controls_format(backend, schema, name, kind, al
         assert (item["from_name"], item["to_name"], item["type"]) == (name, "img", kind)
         assert set(item["value"]) == {kind}
         assert allowed(item["value"][kind]), item
+
+
+def test_score_only_by_default_the_form_is_not_prefilled(backend):
+    assert backend.setup(extra_params=PROMPT).status_code == 200
+    backend.tasks_created([1, 2, 3])
+    backend.wait()
+    body = backend.predict(tasks(1, 2, 3)).get_json()
+    expected = backend.loop().scores([1, 2, 3])
+    assert [r["result"] for r in body["results"]] == [[], [], []]
+    assert [r["score"] for r in body["results"]] == pytest.approx([expected[t] for t in (1, 2, 3)], abs=1e-6)
+
+
+def test_switching_preselect_makes_a_new_version_whose_predictions_preselect(backend):
+    with_prompt_head(backend, preselect=False)
+    assert backend.predict(tasks(1)).get_json()["results"][0]["result"] == []
+    assert backend.setup(extra_params={**PROMPT, "preselect_rating": True}).status_code == 200
+    backend.wait()
+    body = backend.predict(tasks(1)).get_json()
+    assert body["model_version"] == "clip-head-v2"
+    assert body["results"][0]["result"][0]["from_name"] == "relevance"
 
 
 def test_scores_follow_the_head(backend):

@@ -65,3 +65,17 @@ def test_unavailable_model_explains_what_to_do(tmp_path):
     with pytest.raises(ModelUnavailableError, match="make_tiny_clip") as info:
         ClipEmbedder(str(tmp_path / "no-such-model"))
     assert "no-such-model" in str(info.value)
+
+
+def test_the_pre_check_refuses_a_folder_without_an_image_processor(tiny_clip_dir, tmp_path):
+    """`CLIPModel.save_pretrained` alone writes config and weights only: the pre-check must load
+    what the backend loads, or the demo starts a backend that dies on "Can't load image processor"."""
+    from transformers import CLIPModel
+
+    from ml_backend.core.embed import check_model_available
+
+    CLIPModel.from_pretrained(str(tiny_clip_dir)).save_pretrained(tmp_path / "model-only")
+    with pytest.raises(ModelUnavailableError, match="image processor") as info:
+        check_model_available(str(tmp_path / "model-only"))
+    assert "CLIPProcessor" in str(info.value)  # and says how to save one
+    check_model_available(str(tiny_clip_dir))  # a complete folder passes

@@ -168,7 +168,7 @@ def test_annotations_without_ids_are_bad_requests(ann, message):
     ],
 )
 def test_prediction_result_shape_per_control(scale, probability, value):
-    result = prediction(scale, probability, "clip-head-v3")
+    result = prediction(scale, probability, "clip-head-v3", preselect=True)
     assert result == {
         "result": [{"from_name": scale.name, "to_name": "img", "type": scale.kind, "value": value}],
         "score": pytest.approx(probability),
@@ -179,13 +179,20 @@ def test_prediction_result_shape_per_control(scale, probability, value):
 
 
 def test_prediction_score_is_rounded():
-    assert prediction(NUMBER, 0.123456789, "v")["score"] == 0.123457
+    assert prediction(NUMBER, 0.123456789, "v", preselect=True)["score"] == 0.123457
 
 
 @pytest.mark.parametrize("probability", [float("nan"), float("inf")])
 def test_prediction_needs_a_finite_probability(probability):
     with pytest.raises(ValueError, match="finite"):
-        prediction(NUMBER, probability, "v")
+        prediction(NUMBER, probability, "v", preselect=False)
+
+
+def test_score_only_prediction_preselects_nothing():
+    # Automation bias: an empty result leaves the form blank; the score still sorts and shows in the Data Manager.
+    assert prediction(CHOICES, 0.91, "clip-head-v3", preselect=False) == {
+        "result": [], "score": pytest.approx(0.91), "model_version": "clip-head-v3",
+    }
 
 
 def test_empty_prediction():
