@@ -14,9 +14,9 @@ import sys
 import pytest
 import requests
 
-from ml_backend.adapters.ls_admin import admin_client
+from ml_backend.adapters.ls_admin import admin_client, upload_images
 from ml_backend.service.settings import ServiceSettings
-from scripts.demo import BACKEND_USER, DEMO_TITLE, bootstrap
+from scripts.demo import BACKEND_USER, DEMO_TITLE, bootstrap, make_shape_images
 from scripts.servers import ROOT
 
 from .e2e_support import status, wait_for
@@ -54,16 +54,20 @@ def test_the_service_refuses_to_start_on_all_interfaces_without_credentials(tmp_
 
 
 @pytest.mark.e2e
-def test_the_demo_gives_the_backend_credentials_and_registers_them_in_the_connection(label_studio, start_backend):
+def test_the_demo_gives_the_backend_credentials_and_registers_them_in_the_connection(label_studio, start_backend, tmp_path):
     auth = (BACKEND_USER, "demo-generated-pa55")
     backend = start_backend(label_studio.url, label_studio.api_token, BASIC_AUTH_USER=auth[0], BASIC_AUTH_PASS=auth[1])
-    project = bootstrap(label_studio, backend.url, "a red circle", 8, basic_auth=auth)
+    project, _ = bootstrap(label_studio, backend.url, {}, basic_auth=auth)
 
     client = admin_client(label_studio.url, label_studio.api_token)
     [connection] = [c for c in client.ml.list(project=project) if c.url == backend.url]
     assert connection.auth_method == "BASIC_AUTH" and connection.basic_auth_user == BACKEND_USER
     assert client.projects.get(id=project).title == DEMO_TITLE
-    # Label Studio reached /setup and delivers webhooks with the credentials; without them, nothing.
+    # Label Studio reached /setup with the credentials; without them, nothing is served.
     assert requests.get(f"{backend.url}/projects/{project}/status", timeout=10).status_code == 401
-    wait_for(lambda: status(backend, project, auth=auth)["tasks"]["embedded"] >= 48, timeout_s=180,
-             what="the demo's imports embedded through webhooks that carry the credentials")
+    before = wait_for(lambda: (s := status(backend, project, auth=auth))["worker"]["idle"] and s["tasks"]["embedded"],
+                      timeout_s=180, what="the demo project embedded")
+    # A new import arrives by webhook, which carries the credentials (the next task count check is 30 s away).
+    upload_images(label_studio.url, label_studio.api_token, project, make_shape_images(tmp_path / "more", per_kind=1)[:3])
+    wait_for(lambda: status(backend, project, auth=auth)["tasks"]["embedded"] == before + 3, timeout_s=20,
+             what="the new images embedded through a webhook that carries the credentials")
