@@ -9,7 +9,8 @@ into its current ones (`--replace` starts from the defaults instead); extra conn
 to the same backend and their webhooks are removed. Label Studio then calls the
 backend's /setup; the backend checks the label config, makes sure task imports reach
 it (TASKS_CREATED), and embeds the project's existing tasks.
-Reads LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY and BACKEND_URL from the environment unless given.
+Reads LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY and BACKEND_URL from the environment unless given,
+and registers the backend's BASIC_AUTH_USER/BASIC_AUTH_PASS (when set) in the connection.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import httpx
 import requests
 from label_studio_sdk.core.api_error import ApiError
 
-from ml_backend.adapters.ls_admin import admin_client, connect_backend, create_project
+from ml_backend.adapters.ls_admin import admin_client, basic_auth_from_env, connect_backend, create_project
 from ml_backend.core.errors import ConfigError
 from ml_backend.core.params import ProjectParams
 
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         project = args.project or create_project(client, args.create, args.label_config.read_text())
         connected = connect_backend(client, project, args.backend_url, "CLIP vector queue", params,
-                                    replace=args.replace, validate=ProjectParams.parse)
+                                    replace=args.replace, validate=ProjectParams.parse, basic_auth=basic_auth_from_env())
     except ConfigError as exc:
         return _fail(str(exc))
     except ApiError as exc:

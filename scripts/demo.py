@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -30,7 +31,7 @@ from ml_backend.core.errors import ConfigError, ModelUnavailableError
 from ml_backend.core.params import ProjectParams
 
 from . import demo_data
-from .servers import ADMIN_EMAIL, BackendServer, LabelStudioServer
+from .servers import ADMIN_EMAIL, BackendServer, LabelStudioServer, stored_secret
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_TITLE = "CLIP vector queue demo"
@@ -38,6 +39,7 @@ DEMO_TITLE = "CLIP vector queue demo"
 DEMO_PARAMS = {"prompt": "a red circle", "batch_size": 8}
 COLORS = {"red": (220, 30, 30), "green": (30, 160, 60), "blue": (40, 70, 210), "yellow": (235, 210, 40)}
 SHAPES = ("circle", "square", "triangle")
+BACKEND_USER = "ml-backend"
 
 
 def make_shape_images(folder: Path, per_kind: int = 4, size: int = 96) -> list[Path]:
@@ -106,17 +108,20 @@ def main() -> None:
     ls = LabelStudioServer(state / "label-studio", args.ls_port, state / "files").start(log_path=state / "label-studio.log")
     backend_url = f"http://127.0.0.1:{args.backend_port}"
     print("starting the backend ...", flush=True)
+    # Secure by default, even on loopback: the backend gets credentials, and the project's ML connection too.
+    basic_auth = (BACKEND_USER, stored_secret(state / "backend_password", lambda: secrets.token_urlsafe(18)))
     backend = BackendServer(args.backend_port, log_path=state / "backend.log", env={
         "LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": ls.api_token, "MODEL_DIR": str(state / "model_dir"),
         "BACKEND_URL": backend_url, **model_env,
+        "BASIC_AUTH_USER": basic_auth[0], "BASIC_AUTH_PASS": basic_auth[1],
     })
     try:
         backend.start(timeout_s=900)
         if args.offline:
             projects = [(project, demo.title, demo.expect, params)
-                        for project, demo, params in demo_data.bootstrap(ls, backend_url, given)]
+                        for project, demo, params in demo_data.bootstrap(ls, backend_url, given, basic_auth)]
         else:
-            project, params = bootstrap(ls, backend_url, given)
+            project, params = bootstrap(ls, backend_url, given, basic_auth)
             projects = [(project, DEMO_TITLE, "72 shape images; the prompt starts W", params)]
         listing = "\n".join(f"  Project {project:<6} {ls.url}/projects/{project}/data   {title}\n"
                             f"                 {expect}\n"
@@ -130,6 +135,7 @@ Ready.
                  export LABEL_STUDIO_URL={ls.url} LABEL_STUDIO_API_KEY=$(cat {ls.data_dir}/api_token) BACKEND_URL={backend_url}
 {listing}
   Backend        {backend_url}/health
+                 (user {BACKEND_USER}, password in {state}/backend_password; registered in the projects' ML connections)
   Annotators: open a project's "Next batch (ML)" tab, then the arrow beside "Label All Tasks" -> "Label Tasks As Displayed".
   Logs: {state}/label-studio.log, {state}/backend.log.   Ctrl-C stops both.
 """, flush=True)
@@ -150,8 +156,9 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def bootstrap(ls: LabelStudioServer, backend_url: str, given: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """Create (or reuse) the demo project, connect the backend, import images once.
+def bootstrap(ls: LabelStudioServer, backend_url: str, given: dict[str, Any],
+              basic_auth: tuple[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    """Create (or reuse) the demo project, connect the backend (with its credentials), import images once.
 
     A new project gets DEMO_PARAMS; an existing one keeps its parameters, with `given` merged in.
     Returns the project id and its parameters.
@@ -162,7 +169,8 @@ def bootstrap(ls: LabelStudioServer, backend_url: str, given: dict[str, Any]) ->
     if fresh:
         project = create_project(client, DEMO_TITLE, (ROOT / "label_config.xml").read_text())
     connected = connect_backend(client, project, backend_url, "CLIP vector queue",
-                                {**DEMO_PARAMS, **given} if fresh else given, validate=ProjectParams.parse)
+                                {**DEMO_PARAMS, **given} if fresh else given, validate=ProjectParams.parse,
+                                basic_auth=basic_auth)
     if fresh:
         uploads = make_shape_images(ls.data_dir.parent / "demo-uploads")
         local = make_shape_images(ls.local_files_root / "demo", per_kind=2)

@@ -156,8 +156,10 @@ PROJECTS = (
 )
 
 
-def bootstrap(ls, backend_url: str, given: dict | None = None) -> list[tuple[int, DemoProject, dict]]:
-    """Create (or reuse) the offline demo's projects, connect the backend, import their tasks once.
+def bootstrap(ls, backend_url: str, given: dict | None = None,
+              basic_auth: tuple[str, str] | None = None) -> list[tuple[int, DemoProject, dict]]:
+    """Create (or reuse) the offline demo's projects, connect the backend (with its credentials),
+    import their tasks once.
 
     A new project gets its demo parameters; an existing one keeps its own, with `given` merged in.
     Returns (project id, demo, its parameters) for each.
@@ -173,7 +175,7 @@ def bootstrap(ls, backend_url: str, given: dict | None = None) -> list[tuple[int
             project = create_project(client, demo.title, demo.label_config.read_text())
         connected = connect_backend(client, project, backend_url, "CLIP vector queue",
                                     {**demo.params, **(given or {})} if fresh else dict(given or {}),
-                                    validate=ProjectParams.parse)
+                                    validate=ProjectParams.parse, basic_auth=basic_auth)
         if fresh:
             demo.populate(ls, client, project)
         made.append((project, demo, connected.params))

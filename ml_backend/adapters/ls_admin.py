@@ -6,6 +6,7 @@ Not used by the running service (that is `ls_client`).
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,7 @@ class Connected:
 def connect_backend(
     client: LabelStudio, project: int, backend_url: str, title: str, params: dict[str, Any],
     *, replace: bool = False, validate: Callable[[dict[str, Any]], object] | None = None,
-    probe: Probe = instance_id_at,
+    probe: Probe = instance_id_at, basic_auth: tuple[str, str] | None = None,
 ) -> Connected:
     """Connect this backend to a project exactly once.
 
@@ -58,21 +59,25 @@ def connect_backend(
     params, or replace them with `replace`. Further connections to the same backend are
     deleted, and so are webhooks to it beyond one: each would deliver every event again.
     `validate` sees the resulting params before Label Studio is changed (it raises to stop).
-    Label Studio then calls /setup with them.
+    Label Studio then calls /setup with them. `basic_auth` (user, password): the backend's
+    BASIC_AUTH_USER/BASIC_AUTH_PASS, registered in the connection so Label Studio sends them
+    (and in a webhook made here).
     """
+    auth = ({"auth_method": "BASIC_AUTH", "basic_auth_user": basic_auth[0], "basic_auth_pass": basic_auth[1]}
+            if basic_auth else {})
     listed = [Connection.of(m) for m in client.ml.list(project=project)]
     ours = sorted((c for c in listed if same_backend(c.url, backend_url, probe)), key=lambda c: c.id)
     if not ours:
         if validate is not None:
             validate(params)
-        created = client.ml.create(project=project, url=backend_url, title=title, extra_params=_as_text(params))
+        created = client.ml.create(project=project, url=backend_url, title=title, extra_params=_as_text(params), **auth)
         return Connected(int(created.id), backend_url, dict(params), reused=False)
     keep, extra = ours[0], ours[1:]
     merged = dict(params) if replace else merge_params(keep.extra_params, params)
     if validate is not None:
         validate(merged)
     # ml.update(id, extra_params=...) alone answers 500 in 1.23: url and project must be sent too.
-    client.ml.update(keep.id, url=keep.url, project=project, extra_params=_as_text(merged))
+    client.ml.update(keep.id, url=keep.url, project=project, extra_params=_as_text(merged), **auth)
     for connection in extra:
         client.ml.delete(connection.id)
     hooks = hooks_to([c.url for c in ours] + [backend_url], [Hook.of(h) for h in client.webhooks.list(project=str(project))])
@@ -81,7 +86,8 @@ def connect_backend(
     for hook_id in removed_hooks:
         client.webhooks.delete(hook_id)
     if kept is None:  # Label Studio made none, or it was deleted: events would never arrive
-        client.webhooks.create(url=webhook_url(keep.url), project=project, send_payload=True, send_for_all_actions=True)
+        client.webhooks.create(url=webhook_url(keep.url), project=project, send_payload=True, send_for_all_actions=True,
+                               **({"headers": basic_auth_header(*basic_auth)} if basic_auth else {}))
     return Connected(keep.id, keep.url, merged, reused=True, removed_connections=[c.id for c in extra],
                      removed_webhooks=removed_hooks)
 
@@ -97,6 +103,13 @@ def _webhook_to_keep(connection: Connection, hooks: list[Hook]) -> Hook | None:
     all_actions = [h for h in hooks if h.all_actions and h.active]
     exact = [h for h in all_actions if h.url.rstrip("/") == webhook_url(connection.url)]
     return (exact or all_actions or [None])[0]
+
+
+def basic_auth_from_env() -> tuple[str, str] | None:
+    """(BASIC_AUTH_USER, BASIC_AUTH_PASS) when both are set: what the backend was started with."""
+    user, password = os.environ.get("BASIC_AUTH_USER"), os.environ.get("BASIC_AUTH_PASS")
+    return (user, password) if user and password else None
+
 
 
 # Django's DATA_UPLOAD_MAX_NUMBER_FILES: Label Studio answers 500 to a multipart import with more files.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Callable, Iterator, TypeVar
 
 import httpx
@@ -24,6 +25,8 @@ from .ml_connections import Connection, Hook, hooks_to, webhook_url
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# How long Label Studio may take, after the /setup that connects a backend, to add its own webhook.
+HOOK_SETTLE_S = 2.0
 
 
 class LabelStudioUnavailable(BackendError):
@@ -38,6 +41,10 @@ class LabelStudioRejected(BackendError):
 
     http_status = 502
     code = "label_studio_rejected"
+
+    def __init__(self, message: str, status_code: int | None = None):
+        super().__init__(message)
+        self.status_code = status_code
 
 
 def _transient(exc: BaseException) -> bool:
@@ -65,9 +72,41 @@ class LabelStudioGateway:
     def has_credentials(self) -> bool:
         return bool(self._api_key)
 
-    def set_credentials(self, url: str, api_key: str) -> None:
+    def set_credentials(self, api_key: str) -> None:
         with self._lock:
-            self.url, self._api_key, self._client = url.rstrip("/"), api_key, None
+            self._api_key, self._client = api_key, None
+
+    def uses_key(self, api_key: str) -> bool:
+        return self._api_key == api_key
+
+    def verify_key(self, api_key: str) -> bool:
+        """Whether Label Studio accepts `api_key` (legacy token or personal access token).
+
+        Raises `LabelStudioUnavailable` when Label Studio cannot say.
+        """
+        # One attempt, no retries: this runs inside a /setup request.
+        http = httpx.Client(timeout=httpx.Timeout(self._timeout_s, connect=min(self._timeout_s, 3.0)))
+        try:
+            LabelStudio(base_url=self.url, api_key=api_key, httpx_client=http, max_retries=0).users.whoami()
+            return True
+        except ApiError as exc:
+            if exc.status_code in (401, 403):
+                return False
+            raise LabelStudioUnavailable(f"Label Studio answered {exc.status_code} checking a token") from None
+        except (httpx.HTTPError, requests.RequestException) as exc:
+            raise LabelStudioUnavailable(f"cannot reach Label Studio at {self.url}: {type(exc).__name__}") from None
+        finally:
+            http.close()
+
+    def project_exists(self, project: int) -> bool:
+        """Whether Label Studio has this project (as the backend's credentials see it)."""
+        try:
+            self._call(lambda: self.client.projects.get(id=project))
+            return True
+        except LabelStudioRejected as exc:
+            if exc.status_code == 404:
+                return False
+            raise
 
     @property
     def client(self) -> LabelStudio:
@@ -107,9 +146,7 @@ class LabelStudioGateway:
             log.warning("project %s: no ML connection leads to this backend and BACKEND_URL is unset: "
                         "not registering a task webhook", project)
             return []
-        hooks = hooks_to(backend_urls, [Hook.of(h) for h in self._call(lambda: self.client.webhooks.list(project=str(project)))])
-        for hook in hooks:
-            self._ensure_webhook_headers(project, hook)
+        hooks = self._hooks_to(project, backend_urls)
         if any(h.covers("TASKS_CREATED") for h in hooks):
             return hooks
         target = webhook_url(backend_urls[0])
@@ -118,7 +155,24 @@ class LabelStudioGateway:
             **({"headers": self._webhook_headers} if self._webhook_headers else {}),
         ))
         log.info("project %s: registered TASKS_CREATED webhook to %s", project, target)
-        return hooks + [Hook.of(created)]
+        # Label Studio adds its own all-actions hook just after the /setup that connects a
+        # backend, and may have done so since the listing above: then keep only its hook
+        # (two would deliver imports twice), with our headers.
+        time.sleep(HOOK_SETTLE_S)
+        others = [h for h in self._hooks_to(project, backend_urls) if h.id != int(created.id)]
+        if any(h.all_actions and h.active for h in others):
+            self._call(lambda: self.client.webhooks.delete(created.id))
+            log.info("project %s: Label Studio's own webhook covers imports: removed ours", project)
+            return others
+        return others + [Hook.of(created)]
+
+    def _hooks_to(self, project: int, backend_urls: list[str]) -> list[Hook]:
+        """The project's webhooks to this backend, each made to carry our headers."""
+        listed = [Hook.of(h) for h in self._call(lambda: self.client.webhooks.list(project=str(project)))]
+        hooks = hooks_to(backend_urls, listed)
+        for hook in hooks:
+            self._ensure_webhook_headers(project, hook)
+        return hooks
 
     def _ensure_webhook_headers(self, project: int, hook: Hook) -> None:
         """With basic auth on, the backend refuses webhooks without it; Label Studio's
@@ -126,7 +180,10 @@ class LabelStudioGateway:
         have = dict(hook.headers)
         if not self._webhook_headers or all(have.get(k) == v for k, v in self._webhook_headers.items()):
             return
-        self._call(lambda: self.client.webhooks.update(hook.id, url=hook.url, headers={**have, **self._webhook_headers}))
+        # Label Studio's update replaces the action list too: send it back as it was.
+        self._call(lambda: self.client.webhooks.update(
+            hook.id, url=hook.url, headers={**have, **self._webhook_headers}, actions=list(hook.actions),
+            send_for_all_actions=hook.all_actions))
         log.info("project %s: webhook %s now sends the backend's basic auth", project, hook.id)
 
     def iter_tasks(self, project: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
@@ -209,7 +266,8 @@ class LabelStudioGateway:
         except ApiError as exc:
             if _transient(exc):
                 raise LabelStudioUnavailable(f"Label Studio answered {exc.status_code}") from None
-            raise LabelStudioRejected(f"Label Studio answered {exc.status_code}: {str(exc.body)[:200]}") from None
+            raise LabelStudioRejected(f"Label Studio answered {exc.status_code}: {str(exc.body)[:200]}",
+                                      exc.status_code) from None
         except (httpx.TransportError, requests.RequestException) as exc:
             raise LabelStudioUnavailable(f"cannot reach Label Studio at {self.url}: {type(exc).__name__}") from None
 

@@ -12,6 +12,7 @@ from ..core.targets import RatingScale, numeric_choice_targets
 RATING_TAGS = {"number": "number", "rating": "rating", "choices": "choices"}
 # Object tags this backend embeds -> the modality whose embedder serves the project.
 OBJECT_TAGS = {"image": "image", "text": "text"}
+MAX_RATING = 100  # stars: Label Studio's default is 5
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,12 @@ def _scale(control: ET.Element, choice_values: Mapping[str, float] | None) -> Ra
         except (TypeError, ValueError):
             raise ConfigError(f"<Number name={name!r}> needs numeric min and max to map ratings to -1..+1") from None
         step = _float_or_none(control.get("step"))
-        return RatingScale("number", name, to_name, minimum=low, maximum=high, step=step)
+        return RatingScale("number", name, to_name, minimum=low, maximum=high, step=step if step != 0 else None)
     if kind == "rating":
-        top = _float_or_none(control.get("maxRating", "5"))
-        if top is None or top < 2:
-            raise ConfigError(f"<Rating name={name!r}> needs maxRating >= 2")
-        return RatingScale("rating", name, to_name, minimum=1.0, maximum=top)
+        top = control.get("maxRating", "5").strip()
+        if not (top.isascii() and top.isdigit() and 2 <= int(top) <= MAX_RATING):
+            raise ConfigError(f"<Rating name={name!r}> needs a whole maxRating from 2 to {MAX_RATING}, got {top[:20]!r}")
+        return RatingScale("rating", name, to_name, minimum=1.0, maximum=float(top))
     # Label Studio stores a choice's alias, when it has one, instead of its value.
     values = [el.get("alias") or el.get("value") for el in control.iter() if el.tag.lower() == "choice" and el.get("value")]
     if choice_values:

@@ -58,8 +58,10 @@ class ImageEmbedder(Embedder):
             log.warning("image model %s has no tokenizer: prompts cannot start W", model)
         config = self._model.config
         self._pad_prompts = "max_length" if getattr(config, "model_type", "") in PAD_TO_MAX_LENGTH else True
-        text_config = getattr(config, "text_config", None)
-        self._prompt_max_tokens = getattr(text_config, "max_position_embeddings", None)
+        # Truncate prompts at what the text tower can read: a hand-built tokenizer may say "no limit".
+        positions = getattr(getattr(config, "text_config", None), "max_position_embeddings", None)
+        limits = [n for n in (positions, getattr(self._tokenizer, "model_max_length", None)) if n]
+        self._prompt_max_tokens = min(limits) if limits else None
         self.is_random_test_model = is_tiny_random_model(model)
         self.dim = int(self.forward(self.collate([self.prepare(Image.new("RGB", (32, 32)))])).shape[1])
 

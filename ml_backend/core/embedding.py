@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -84,7 +85,9 @@ class Embedder(ABC):
         return np.concatenate(chunks)
 
     def embed_sources(
-        self, sources: Iterable[object], load: Callable[[object], Any], workers: int = 4
+        self, sources: Sequence[object], load: Callable[[object], Any], workers: int = 4,
+        wait_s: float | None = None, in_flight: Mapping[int, Future] | None = None,
+        on_straggler: Callable[[int, Future], None] | None = None,
     ) -> tuple[list[int], np.ndarray, dict[int, MediaError]]:
         """Fetch, decode and embed many items; a bad item fails alone.
 
@@ -92,25 +95,24 @@ class Embedder(ABC):
         Loading and `prepare` run in `workers` threads ahead of the forward pass (torch,
         PIL and the tokenizers release the GIL), so I/O overlaps compute.
 
+        wait_s : None waits for every item. Otherwise an item still loading `wait_s`
+            seconds after the forward pass needs it is left to finish in the background:
+            it and the other unfinished loads go to `on_straggler(position, future)` (the
+            future's result is what `load_prepared` returns), and no further source is
+            started. A slow source then costs the caller at most `wait_s`, not its own timeout.
+        in_flight : {position: future} of loads already running (stragglers of an earlier call).
+
         Returns (positions of sources embedded, their vectors (m, dim), {position: error}).
+        Positions in neither were not finished (handed to `on_straggler`) or not started.
         """
-        sources = list(sources)
+        if wait_s is not None and on_straggler is None:
+            raise ValueError("wait_s needs on_straggler: unfinished loads must go somewhere")
+        in_flight = dict(in_flight or {})
         done: list[int] = []
         vectors: list[np.ndarray] = []
         errors: dict[int, MediaError] = {}
         batch_positions: list[int] = []
         batch_items: list[Any] = []
-
-        def prepare(position: int) -> Any:
-            try:
-                return _Prepared(self.prepare(load(sources[position])))
-            except MediaError as exc:
-                return exc
-            except BackendError as exc:  # e.g. Label Studio unreachable while fetching: retry later
-                return MediaError(str(exc), transient=exc.http_status >= 500)
-            except Exception as exc:  # noqa: BLE001 - one bad task must never sink the batch
-                log.exception("unexpected error loading a %s", self.modality)
-                return MediaError(f"cannot load {self.modality}: {type(exc).__name__}")
 
         def flush() -> None:
             if batch_items:
@@ -128,21 +130,56 @@ class Embedder(ABC):
             if len(batch_items) == self.batch_size:
                 flush()
 
+        def take_oldest() -> bool:
+            position, future = pending[0]
+            try:
+                result = future.result(timeout=wait_s)
+            except FuturesTimeout:
+                return False
+            pending.popleft()
+            take(position, result)
+            return True
+
         # A bounded window of futures: prefetch ahead of the forward pass without
         # holding every prepared item in memory at once.
         window = 2 * self.batch_size
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            pending: deque = deque()
+        pending: deque = deque(in_flight.items())
+        pool = ThreadPoolExecutor(max_workers=max(1, workers))
+        stalled = False
+        try:
             for position in range(len(sources)):
-                pending.append((position, pool.submit(prepare, position)))
-                if len(pending) >= window:
-                    position_done, future = pending.popleft()
-                    take(position_done, future.result())
-            for position_done, future in pending:
-                take(position_done, future.result())
-        flush()
+                if position in in_flight:
+                    continue
+                if len(pending) >= window and not take_oldest():
+                    stalled = True
+                    break
+                pending.append((position, pool.submit(self.load_prepared, load, sources[position])))
+            while pending and not stalled:
+                stalled = not take_oldest()
+            if stalled:
+                for position, future in pending:
+                    if future.done():
+                        take(position, future.result())
+                    else:
+                        on_straggler(position, future)
+            flush()
+        finally:
+            # Stragglers keep their threads until their own fetch deadline; nobody waits for them.
+            pool.shutdown(wait=not stalled)
         matrix = np.concatenate(vectors) if vectors else np.empty((0, self.dim), dtype=np.float32)
         return done, matrix, errors
+
+    def load_prepared(self, load: Callable[[object], Any], source: object) -> "_Prepared | MediaError":
+        """Load and prepare one item; any failure comes back as a `MediaError` (never raised)."""
+        try:
+            return _Prepared(self.prepare(load(source)))
+        except MediaError as exc:
+            return exc
+        except BackendError as exc:  # e.g. Label Studio unreachable while fetching: retry later
+            return MediaError(str(exc), transient=exc.http_status >= 500)
+        except Exception as exc:  # noqa: BLE001 - one bad task must never sink the batch
+            log.exception("unexpected error loading a %s", self.modality)
+            return MediaError(f"cannot load {self.modality}: {type(exc).__name__}")
 
 
 class _Prepared:

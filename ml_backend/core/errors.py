@@ -82,3 +82,10 @@ class StaleVectorsError(BackendError):
 
     http_status = 409
     code = "stale_vectors"
+
+
+class LedgerCorruptError(BackendError):
+    """The ledger's SQLite file is damaged: nothing can be trusted or written until it is replaced."""
+
+    http_status = 503
+    code = "ledger_corrupt"

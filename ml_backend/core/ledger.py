@@ -10,6 +10,7 @@ pushing, so a restarted worker picks up where it stopped.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -19,6 +20,14 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
+
+from .errors import LedgerCorruptError
+
+log = logging.getLogger(__name__)
+
+MAX_TASK_DATA_BYTES = 2**20
+# SQLite's primary result codes for a damaged file.
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -102,19 +111,54 @@ class ProjectRecord:
 class Ledger:
     """Thread-safe access to the SQLite ledger. One instance per process and file."""
 
-    def __init__(self, path: str | Path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: str | Path, max_task_data_bytes: int = MAX_TASK_DATA_BYTES):
+        self.path = Path(path)
+        # Each task's data is kept (to embed it, and again after a model change): bounded per task.
+        self.max_task_data_bytes = max_task_data_bytes
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
-        with self._lock:
+        # Why the file cannot be used, once a check or a query found it damaged; then every
+        # call raises LedgerCorruptError, so nothing is read from or written into a broken file.
+        self.corruption: str | None = None
+        # Recent deletions, so a sync listing taken before a delete cannot bring the row back.
+        self._deleted: dict[tuple[int, str], list[tuple[float, int]]] = {}
+        try:
+            self._open()
+        except LedgerCorruptError:
+            log.error("%s", self.corruption)  # the service still starts, to say so in /health
+
+    def _open(self) -> None:
+        with self._lock, self._guarded():
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable against a killed process (not against power loss) and much faster than FULL.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
             self._migrate()
-        # Recent deletions, so a sync listing taken before a delete cannot bring the row back.
-        self._deleted: dict[tuple[int, str], list[tuple[float, int]]] = {}
+            # A damaged page may sit where no query goes for a while: look at every page once, at start.
+            problems = [row[0] for row in self._db.execute("PRAGMA quick_check(5)")]
+            if problems != ["ok"]:
+                self._corrupt("; ".join(problems))
+
+    def _corrupt(self, detail: str) -> None:
+        self.corruption = (
+            f"the ledger {self.path} is damaged ({detail[:300]}). Stop the backend, move the file aside (keep it "
+            "for inspection) and start again: the next /setup from Label Studio (e.g. opening the project's Model "
+            "settings) sets the project up again and its tasks and annotations are read back from Label Studio")
+        raise LedgerCorruptError(self.corruption)
+
+    @contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """Turn SQLite's "damaged file" errors into LedgerCorruptError (and remember them)."""
+        if self.corruption is not None:
+            raise LedgerCorruptError(self.corruption)
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB):
+                self._corrupt(str(exc))
+            raise
 
     def _migrate(self) -> None:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(annotations)")}
@@ -127,17 +171,18 @@ class Ledger:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, self._guarded():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, self._guarded():
             return self._db.execute(sql, args).fetchall()
 
     # -- projects ------------------------------------------------------------
@@ -172,17 +217,30 @@ class Ledger:
 
     # -- tasks ---------------------------------------------------------------
     def add_tasks(self, project: int, tasks: Iterable[tuple[int, dict]]) -> int:
-        """Record tasks to embed; tasks already known are left as they are. Returns how many were new."""
-        rows = [(project, int(task_id), json.dumps(data), project, int(task_id)) for task_id, data in tasks]
+        """Record tasks to embed; tasks already known are left as they are. Returns how many were new.
+
+        A task whose data is over `max_task_data_bytes` is recorded as failed, with the
+        reason and without its data.
+        """
+        rows = [(project, int(task_id), *self._stored_data(data), project, int(task_id)) for task_id, data in tasks]
         with self._transaction() as db:
             before = db.total_changes
             # A task can be annotated before its TASKS_CREATED arrives: it is seen from the start.
             db.executemany(
-                "INSERT OR IGNORE INTO tasks (project, task_id, data, seen) VALUES (?, ?, ?, "
+                "INSERT OR IGNORE INTO tasks (project, task_id, data, state, error, seen) VALUES (?, ?, ?, ?, ?, "
                 "EXISTS (SELECT 1 FROM annotations WHERE project = ? AND task_id = ?))",
                 rows,
             )
             return db.total_changes - before
+
+    def _stored_data(self, data: dict) -> tuple[str, str, str | None]:
+        """(data as stored, state, error) for a new task: oversized data is not kept."""
+        text = json.dumps(data)
+        if len(text) <= self.max_task_data_bytes:
+            return text, "pending", None
+        return "{}", "failed", (
+            f"task data is {len(text)} bytes, over the limit of {self.max_task_data_bytes} (MAX_TASK_DATA_BYTES): "
+            "give the image as a URL, an upload or local storage instead of inline data")
 
     def task_ids(self, project: int) -> list[int]:
         return [row["task_id"] for row in self._query("SELECT task_id FROM tasks WHERE project = ?", (project,))]
@@ -301,8 +359,8 @@ class Ledger:
         with self._transaction() as db:
             if task_data is not None:
                 db.execute(
-                    "INSERT OR IGNORE INTO tasks (project, task_id, data) VALUES (?, ?, ?)",
-                    (project, task_id, json.dumps(task_data)),
+                    "INSERT OR IGNORE INTO tasks (project, task_id, data, state, error) VALUES (?, ?, ?, ?, ?)",
+                    (project, task_id, *self._stored_data(task_data)),
                 )
             before = db.execute(
                 "SELECT task_id, target, error, source_updated_at FROM annotations WHERE project = ? AND annotation_id = ?",

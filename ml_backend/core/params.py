@@ -10,14 +10,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 from .strategies import DEFAULT_STRATEGY, STRATEGIES
 
+# CLIP's text tower reads 77 tokens (a few hundred characters); longer text is truncated.
+MAX_PROMPT_CHARS = 1000
+
 
 class HeadParams(BaseModel):
     """How the linear head is fitted (see `core.training`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf or NaN passes gt/le checks in some places and makes every refit fail: refused outright.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    l2: float = Field(1.0, gt=0, description="L2 pull of the learned part of W towards 0")
-    prior_l2: float = Field(1.0, gt=0, description="pull of the prompt's weight towards its zero-shot value")
+    l2: float = Field(1.0, gt=0, le=1e6, description="L2 pull of the learned part of W towards 0")
+    prior_l2: float = Field(1.0, gt=0, le=1e6, description="pull of the prompt's weight towards its zero-shot value")
     learning_rate: float = Field(1.0, gt=0, le=10, description="L-BFGS step size")
     max_iter: int = Field(100, ge=1, le=10_000, description="L-BFGS iterations per refit")
     background_samples: int = Field(
@@ -39,9 +43,11 @@ class HeadParams(BaseModel):
 class ProjectParams(BaseModel):
     """What a project admin can set per project (ML backend 'extra params' or a config file)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    prompt: str | None = Field(None, description="text whose CLIP embedding starts W before any rating")
+    prompt: str | None = Field(
+        None, max_length=MAX_PROMPT_CHARS,
+        description="text whose CLIP embedding starts W before any rating (CLIP reads its first 77 tokens)")
     batch_size: int = Field(10, ge=1, le=1000, description="k: tasks per next-batch view")
     strategy: str = Field(DEFAULT_STRATEGY, description="selection strategy name")
     rating_control: str | None = Field(None, description="name of the control that holds the rating")

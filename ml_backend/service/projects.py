@@ -51,6 +51,8 @@ class ProjectRegistry:
         self._loops: dict[int, tuple[ActiveLoop, ProjectSchema]] = {}
         self._stores: dict[int, VectorStore] = {}
         self.errors: dict[int, str] = {}
+        # Set by the runtime to the worker's notify: images that loaded in the background are ready.
+        self.on_images_ready: Callable[[int], None] | None = None
 
     def configure(self, project: int, label_config: str | None = None, extra_params: Any = None) -> tuple[ActiveLoop, bool]:
         """Record a project's label config and/or extra params, then (re)build its loop.
@@ -109,15 +111,26 @@ class ProjectRegistry:
             log.error("project %s: %s", project, exc)
 
     def observe(self, project: int, label_config: str | None) -> bool:
-        """Note a label config seen in a webhook or /predict; reconfigure if it changed (returns True)."""
+        """Note a label config seen in a webhook or /predict; reconfigure if it changed (returns True).
+
+        Raises `UnknownProjectError` for a project never set up: only /setup (Label Studio
+        connecting the backend) creates a project, so made-up ids leave nothing behind.
+        """
         record = self.ledger.project(project)
-        if record is None or (label_config and record.label_config != label_config):
+        if record is None:
+            raise UnknownProjectError(
+                f"project {project} is not connected to this backend: connect the backend to it in Label Studio "
+                "(the project's Settings > Model), which calls /setup")
+        if label_config and record.label_config != label_config:
             try:
                 self.configure(project, label_config=label_config)
                 return True
             except ConfigError as exc:
                 log.error("project %s: %s", project, exc)
         return False
+
+    def is_known(self, project: int) -> bool:
+        return self.ledger.project(project) is not None
 
     def schema(self, project: int) -> ProjectSchema:
         """The project's rating scale and task field, without building its loop.
@@ -144,7 +157,7 @@ class ProjectRegistry:
                 raise
             self.errors.pop(project, None)
             loop = ActiveLoop(project, params, self.ledger, self._store(project, embedder.model_id), embedder,
-                              self._loader(schema), self._fetch_workers)
+                              self._loader(schema), self._fetch_workers, on_images_ready=self._images_ready)
             for warning in loop.warnings():
                 log.warning("project %s: %s", project, warning)
             self._loops[project] = (loop, schema)
@@ -164,6 +177,10 @@ class ProjectRegistry:
         if not record.label_config:
             raise ConfigError(f"project {project} has no label config yet (connect the backend in Label Studio)")
         return params, parse_label_config(record.label_config, params.rating_control, params.choice_values)
+
+    def _images_ready(self, project: int) -> None:
+        if self.on_images_ready is not None:
+            self.on_images_ready(project)
 
     def warnings(self) -> dict[str, list[str]]:
         """Project id -> what its admin should know: repeated connections or webhooks, and settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -10,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..core.embed import DEFAULT_MODEL
 from ..core.embed_text import DEFAULT_TEXT_MODEL
+from ..core.ledger import MAX_TASK_DATA_BYTES
 
 
 class ServiceSettings(BaseSettings):
@@ -35,6 +37,8 @@ class ServiceSettings(BaseSettings):
     chroma_port: int = Field(8000)
     basic_auth_user: str | None = None
     basic_auth_pass: SecretStr | None = None
+    allow_unauthenticated: bool = Field(
+        False, description="serve a HOST reachable beyond loopback without BASIC_AUTH_USER/BASIC_AUTH_PASS")
     backend_url: str | None = Field(None, description="this backend's URL as Label Studio reaches it (for webhooks)")
     image_hosts: str = Field("", description="comma-separated host patterns / CIDRs images may be fetched from")
     local_files_document_root: str | None = Field(None, description="Label Studio's LOCAL_FILES_DOCUMENT_ROOT, if shared")
@@ -44,6 +48,8 @@ class ServiceSettings(BaseSettings):
     max_text_bytes: int = Field(2 * 2**20, ge=1, description="largest text file a <Text valueType=\"url\"> task may point at")
     fetch_timeout_s: float = Field(10.0, gt=0)
     max_request_bytes: int = Field(50 * 2**20, ge=1024, description="largest JSON body accepted")
+    max_task_data_bytes: int = Field(
+        MAX_TASK_DATA_BYTES, ge=1024, description="largest task data (JSON) kept per task; larger tasks fail")
     poll_interval_s: float = Field(2.0, gt=0, description="worker wake-up period for retries")
     max_backoff_s: float = Field(60.0, gt=0, description="longest wait between retries while Label Studio is unreachable")
     label_studio_timeout_s: float = Field(15.0, gt=0, description="timeout of one call to Label Studio's API")
@@ -53,6 +59,9 @@ class ServiceSettings(BaseSettings):
         10.0, ge=0, description="after a rating's batch is out, wait this long for the next before pushing every task's prediction")
     keep_old_predictions: bool = Field(False, description="keep predictions of superseded head versions in Label Studio")
     log_level: str = "INFO"
+    host: str = Field("0.0.0.0", description="address the backend listens on")
+    port: int = Field(9090, ge=1, le=65535)
+    threads: int = Field(16, ge=2, le=256, description="request threads (gunicorn gthread)")
 
     @property
     def embedding_models(self) -> dict[str, str]:
@@ -73,6 +82,24 @@ class ServiceSettings(BaseSettings):
         return {"Authorization": f"Basic {token}"}
 
     @property
+    def has_basic_auth(self) -> bool:
+        return bool(self.basic_auth_user and self.basic_auth_pass and self.basic_auth_pass.get_secret_value())
+
+    def exposure_problem(self) -> str | None:
+        """Why this backend must not start as configured: reachable beyond loopback with no credentials.
+
+        Anyone who reaches the port could otherwise feed it webhooks, /setup calls and
+        image URLs. None when HOST is loopback, credentials are set, or the admin opted out.
+        """
+        if self.has_basic_auth or self.allow_unauthenticated or _is_loopback(self.host):
+            return None
+        return (
+            f"HOST={self.host} makes the backend reachable beyond this machine, and it has no credentials. "
+            "Set BASIC_AUTH_USER and BASIC_AUTH_PASS (and give the same in Label Studio's connection form, "
+            "or connect with scripts/connect_project.py, which registers them), or listen on loopback only "
+            "(HOST=127.0.0.1), or set ALLOW_UNAUTHENTICATED=true to serve it open anyway.")
+
+    @property
     def api_key(self) -> str | None:
         return self.label_studio_api_key.get_secret_value() if self.label_studio_api_key else None
 
@@ -87,3 +114,12 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def from_env(cls, **overrides) -> "ServiceSettings":
         return cls(**overrides)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name, or "" / "0.0.0.0"-like wildcards: assume reachable

@@ -14,7 +14,7 @@ from scripts.servers import ROOT, BackendServer, free_port
 def env(tmp_path, image_model: str, text_model: str) -> dict[str, str]:
     return {"MODEL_DIR": str(tmp_path / "model_dir"), "IMAGE_EMBEDDING_MODEL": image_model,
             "TEXT_EMBEDDING_MODEL": text_model, "HF_HUB_OFFLINE": "1", "LABEL_STUDIO_URL": "http://127.0.0.1:9",
-            "PYTHONPATH": str(ROOT)}
+            "PYTHONPATH": str(ROOT), "HOST": "127.0.0.1"}
 
 
 def test_no_usable_model_at_all_stops_the_service_with_the_reasons(tmp_path):

@@ -363,3 +363,29 @@ def test_a_task_rated_while_it_is_embedded_is_not_selected(files):
     loop.embed_pending()
     loop.store.upsert = real_upsert
     assert 2 not in {t.task_id for t in loop.select_batch()}
+
+
+def test_a_straggler_whose_task_is_no_longer_pending_is_forgotten(files, http_server):
+    """/predict fetches a task's image itself while a worker pass leaves its own fetch of it loading in
+    the background; /predict records the task (here: failed), so the pass's straggler is stale and must
+    not keep the project "loading" for ever (the worker would never be idle)."""
+    import threading
+    import time
+
+    from tests.stubs import Reply
+
+    http_server.routes["/slow.png"] = Reply(body=b"x", delay_s=0.6)
+    fetcher = ImageFetcher(FetchPolicy(allowed_hosts=("127.0.0.0/8",), timeout_s=5.0))
+    loop = files.loop(load=TaskImageLoader("image", "http://127.0.0.1:1", fetcher))
+    data = {1: {"image": http_server.url("/slow.png")}}
+    predict = threading.Thread(target=loop.ensure_embedded, args=([1], data))
+    predict.start()
+    while not http_server.requests:
+        time.sleep(0.01)
+    loop.embed_pending(wait_s=0.05)
+    assert loop.has_images_loading()  # the pass did not wait for its fetch
+    predict.join()
+    assert loop.ledger.task_states(P, [1]) == {1: "failed"}
+    time.sleep(1.0)  # the pass's fetch is done too
+    loop.embed_pending(wait_s=0.05)
+    assert not loop.has_images_loading() and not loop.has_images_to_embed()

@@ -139,7 +139,7 @@ def test_with_controls_on_a_text_and_an_image_the_image_one_is_picked():
         ("<View><Image name='i' value='$image'/><Number name='n' toName='i' min='a' max='1'/></View>", {},
          "numeric min and max"),
         ("<View><Image name='i' value='$image'/><Number name='n' toName='i' min='1' max='1'/></View>", {}, "max > min"),
-        ("<View><Image name='i' value='$image'/><Rating name='r' toName='i' maxRating='1'/></View>", {}, "maxRating >= 2"),
+        ("<View><Image name='i' value='$image'/><Rating name='r' toName='i' maxRating='1'/></View>", {}, "whole maxRating from 2 to 100"),
         ("<View><Image name='i' value='$image'/><Choices name='c' toName='i'><Choice value='Yes'/><Choice value='No'/>"
          "</Choices></View>", {}, "non-numeric values.*choice_values"),
         ("<View><Image name='i' value='image'/><Number name='n' toName='i' min='0' max='1'/></View>", {},

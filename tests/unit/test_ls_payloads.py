@@ -18,7 +18,8 @@ RATING = parse_label_config(RATING_CONFIG).scale
 
 @pytest.mark.parametrize(
     "value, expected",
-    [("12.1700000000", 12), ("12", 12), (12, 12), ({"id": 12}, 12), ({"id": "7.1"}, 7), ("0", 0)],
+    [("12.1700000000", 12), ("12", 12), (12, 12), ({"id": 12}, 12), ({"id": "7.1"}, 7),
+     ("9223372036854775807.1", 2**63 - 1)],
 )
 def test_project_id_forms(value, expected):
     assert project_id(value) == expected
@@ -27,6 +28,12 @@ def test_project_id_forms(value, expected):
 @pytest.mark.parametrize("value", [None, "", "abc", "-1", " 12", "1e3", True, 12.5, [12], {"name": "x"}, {}])
 def test_project_id_rejects_everything_else(value):
     with pytest.raises(BadRequestError, match="cannot read a project id"):
+        project_id(value)
+
+
+@pytest.mark.parametrize("value", ["0", 0, -3, 2**63, "9223372036854775808", "99999999999999999999999.1"])
+def test_project_id_outside_sqlites_integers_is_a_bad_request(value):
+    with pytest.raises(BadRequestError, match="project id must be between 1 and 2"):
         project_id(value)
 
 

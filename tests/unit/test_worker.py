@@ -363,3 +363,27 @@ def test_one_connection_sets_the_params_through_setup_as_before(runtime, ls):
     assert state["connections"] == [4] and state["warning"] is None
     assert runtime.projects.params_from_setup(P, {"prompt": "new"}) == ({"prompt": "new"}, False)
     assert runtime.projects.warnings() == {}
+
+
+def test_the_task_count_check_stops_asking_about_projects_label_studio_does_not_have(runtime, ls):
+    """Issue 12, finding 3: periodic checks scale with real projects only."""
+    from ml_backend.adapters.ls_client import LabelStudioRejected
+
+    runtime.projects.configure(99, label_config=CHOICES_CONFIG)
+    asked = []
+
+    def task_count(project):
+        asked.append(project)
+        if project == 99:
+            raise LabelStudioRejected("Label Studio answered 404: not found", 404)
+        return 0
+
+    ls.task_count = task_count
+    worker = make_worker(runtime, ls)
+    for _ in range(3):
+        worker._check_task_counts()
+    assert asked.count(99) == 1 and asked.count(P) == 3
+    worker.notify(99, sync=True)  # set up again (/setup): asked again
+    worker._work[99].done.set()
+    worker._check_task_counts()
+    assert asked.count(99) == 2
