@@ -29,7 +29,7 @@ def backend(label_studio, tmp_path, tiny_clip_path, embedder):
     """No LABEL_STUDIO_API_KEY: the backend depends on the token /setup sends."""
     settings = ServiceSettings(model_dir=tmp_path / "model", clip_model=str(tiny_clip_path),
                                label_studio_url=label_studio.url)
-    runtime = Runtime.build(settings, embedder=embedder, start_worker=False)
+    runtime = Runtime.build(settings, embedders={"image": embedder}, start_worker=False)
     yield runtime, create_app(settings, runtime).test_client()
     runtime.close()
 
