@@ -466,6 +466,14 @@ class Ledger:
         rows = self._query("SELECT * FROM heads WHERE project = ? ORDER BY version DESC LIMIT 1", (project,))
         return _stored_head(rows[0]) if rows else None
 
+    def head_before(self, project: int, max_ratings: int, embedding_model: str) -> StoredHead | None:
+        """The newest head fitted on at most `max_ratings` ratings of `embedding_model`'s vectors, if any."""
+        rows = self._query(
+            "SELECT * FROM heads WHERE project = ? AND embedding_model = ? AND n_ratings <= ? ORDER BY version DESC LIMIT 1",
+            (project, embedding_model, max_ratings),
+        )
+        return _stored_head(rows[0]) if rows else None
+
     # -- what Label Studio has been sent -------------------------------------
     def tasks_to_predict(self, project: int, version: int, limit: int) -> list[int]:
         rows = self._query(

@@ -18,13 +18,15 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from .audit import carry_pending
+from .audit_log import AuditLog
 from .embedding import Embedder
 from .errors import NotFittedError
 from .head import LinearHead, Prior
 from .ledger import Ledger
 from .params import ProjectParams
 from .store import VectorStore
-from .strategies import RandomStrategy, make_strategy
+from .strategies import Pool, RandomStrategy, make_strategy
 from .training import fit_head, prompt_prior, sample_background
 
 log = logging.getLogger(__name__)
@@ -80,9 +82,10 @@ class ActiveLoop:
     def __init__(
         self, project: int, params: ProjectParams, ledger: Ledger, store: VectorStore,
         embedder: Embedder, load_item: ItemLoader, fetch_workers: int = 4,
-        on_images_ready: Callable[[int], None] | None = None,
+        on_images_ready: Callable[[int], None] | None = None, audit: AuditLog | None = None,
     ):
         self.project = project
+        self.audit = audit
         self.params = params
         self.ledger = ledger
         self.store = store
@@ -349,7 +352,9 @@ class ActiveLoop:
     def select_batch(self, k: int | None = None) -> list[ScoredTask]:
         """The next k unseen tasks chosen by the project's strategy, highest score first.
 
-        Without a head, strategies that need one fall back to random selection.
+        Without a head, strategies that need one fall back to random selection. With an
+        audit log, the strategy's uniform draw is recorded, or an earlier draw still waiting
+        for ratings is kept in the batch instead (`core.audit.carry_pending`).
         """
         self.sync_seen()
         ids, pool = self.store.pool()
@@ -361,9 +366,25 @@ class ActiveLoop:
             strategy = RandomStrategy()
         rng = np.random.default_rng([self.project, current.version if current else 0, int(pool.available.sum())])
         rows = strategy.select(current.head if current else None, pool, k or self.params.batch_size, rng)
+        rows = self._keep_audit_sample(ids, pool, rows, getattr(strategy, "last_draw", None),
+                                       k or self.params.batch_size, current.version if current else 0)
         scores = current.head.predict_proba(pool.vectors[rows]) if current else np.zeros(len(rows), np.float32)
         order = np.argsort(-scores, kind="stable")
         return [ScoredTask(int(ids[rows[i]]), float(scores[i])) for i in order]
+
+    def _keep_audit_sample(self, ids: Sequence, pool: Pool, rows: np.ndarray, draw, k: int, version: int) -> np.ndarray:
+        """Record this selection's uniform draw, or carry the pending one into the batch in its place."""
+        if self.audit is None:
+            return rows
+        task_ids = np.array([int(t) for t in ids], dtype=np.int64)
+        state = self.audit.settle(self.project, task_ids, pool.available)
+        own = np.asarray(draw.rows, dtype=np.int64) if draw is not None else np.empty(0, dtype=np.int64)
+        if state.pending:
+            row_of = {int(t): row for row, t in enumerate(task_ids)}
+            return carry_pending(rows, own, np.array([row_of[t] for t in state.pending]), k)
+        if len(own):
+            self.audit.record_draw(self.project, state.epoch, task_ids[own].tolist(), draw.n_available, version)
+        return rows
 
     def scores(self, task_ids: Sequence[int]) -> dict[int, float]:
         """P(relevant) for embedded tasks among `task_ids`; raises NotFittedError without a head."""

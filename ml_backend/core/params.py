@@ -40,6 +40,24 @@ class HeadParams(BaseModel):
     )
 
 
+class EvaluationParams(BaseModel):
+    """What the evaluation reports and when it suggests stopping (see `core.evaluation`, `core.stopping`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    target_recall: float = Field(
+        0.9, gt=0, le=1, description="suggest stopping once the labeling has found this share of the pool's positives")
+    confidence: float = Field(
+        0.9, ge=0.5, lt=1, description="with at least this probability; also the level of every interval shown")
+    stable_labels: int = Field(
+        100, ge=10, le=100_000, description="window, in labels, over which the head's predictions are compared")
+    stable_kappa: float = Field(
+        0.99, gt=0, le=1, description="suggest stopping once the head's predictions on the pool agree with those "
+        "of `stable_labels` labels ago at least this well (Cohen's kappa)")
+    tab_summary: bool = Field(
+        True, description="append a short summary of the evaluation to the next-batch tab's title in Label Studio")
+
+
 class ProjectParams(BaseModel):
     """What a project admin can set per project (ML backend 'extra params' or a config file)."""
 
@@ -57,6 +75,7 @@ class ProjectParams(BaseModel):
         False, description="predictions pre-select the head's guess in the labeling form (off: they carry the score only)"
     )
     head: HeadParams = Field(default_factory=HeadParams)
+    evaluation: EvaluationParams = Field(default_factory=EvaluationParams)
 
     @field_validator("prompt")
     @classmethod
@@ -72,7 +91,7 @@ class ProjectParams(BaseModel):
 
     @classmethod
     def parse(cls, *layers: Mapping[str, Any] | str | None) -> "ProjectParams":
-        """Merge parameter layers (later wins; `head` merged key by key) and validate.
+        """Merge parameter layers (later wins; `head` and `evaluation` merged key by key) and validate.
 
         A layer may be a dict, a JSON string (as typed into Label Studio's extra params
         box) or None. Raises `ConfigError` with every problem listed.
@@ -86,20 +105,24 @@ class ProjectParams(BaseModel):
 
 
 def merge_params(*layers: Mapping[str, Any] | str | None) -> dict[str, Any]:
-    """Parameter layers merged into one dict, later layers winning and `head` merged key by key.
+    """Parameter layers merged into one dict, later layers winning and the NESTED groups merged key by key.
 
     Not validated (see `ProjectParams.parse`); raises `ConfigError` for a layer that is not an object.
     """
     merged: dict[str, Any] = {}
     for layer in layers:
         values = _as_mapping(layer)
-        if not isinstance(values.get("head", {}), Mapping):
-            raise ConfigError(f"invalid project parameters: head: must be an object, got {values['head']!r}")
-        head = {**merged.get("head", {}), **values.get("head", {})}
+        nested = {}
+        for key in NESTED:
+            if not isinstance(values.get(key, {}), Mapping):
+                raise ConfigError(f"invalid project parameters: {key}: must be an object, got {values[key]!r}")
+            nested[key] = {**merged.get(key, {}), **values.get(key, {})}
         merged.update(values)
-        if head:
-            merged["head"] = head
+        merged.update({key: value for key, value in nested.items() if value})
     return merged
+
+
+NESTED = ("head", "evaluation")  # groups merged key by key across layers
 
 
 def _as_mapping(layer: Mapping[str, Any] | str | None) -> dict[str, Any]:

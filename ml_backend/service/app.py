@@ -2,7 +2,8 @@
 
 Label Studio's routes: GET /health, POST /setup, POST /predict, POST /webhook,
 POST /train. Ours: GET /projects/<id>/status, POST /projects/<id>/next-batch,
-POST /projects/<id>/reset-seen. Each route parses the request, calls the loop or
+POST /projects/<id>/reset-seen, GET /projects/<id>/evaluation (JSON) and
+GET /projects/<id>/evaluation/page (HTML). Each route parses the request, calls the loop or
 the worker, and serialises the answer; errors become short JSON bodies.
 """
 
@@ -19,6 +20,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..adapters import ls_payloads
 from ..core.errors import BackendError, BadRequestError, ConfigError, NotFittedError, UnknownProjectError
+from .evaluation_page import render_page
 from .limits import WaitSlots, wait_slots
 from .redaction import redactor
 from .runtime import Runtime
@@ -206,7 +208,16 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
             worker_status["last_error"] = redactor.redact(worker_status["last_error"])
         return jsonify(**loop.status(), worker=worker_status, activity=worker.activity(project),
                        view=projects.ledger.get_state(project, "view"), last_webhooks=last_webhooks.get(project, {}),
-                       connections=projects.ledger.get_state(project, "connections"))
+                       connections=projects.ledger.get_state(project, "connections"),
+                       evaluation=runtime.evaluations.status(project, loop))
+
+    @app.get("/projects/<int:project>/evaluation")
+    def evaluation(project: int) -> Response:
+        return jsonify(runtime.evaluations.report(_known_loop(project)))
+
+    @app.get("/projects/<int:project>/evaluation/page")
+    def evaluation_page(project: int) -> Response:
+        return Response(render_page(runtime.evaluations.report(_known_loop(project))), mimetype="text/html")
 
     @app.post("/projects/<int:project>/next-batch")
     def next_batch(project: int) -> Response | tuple[Response, int]:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from ..adapters.ls_config import ProjectSchema, parse_label_config
 from ..adapters.ls_media import TaskImageLoader, TaskTextLoader
+from ..core.audit_log import AuditLog
 from ..core.errors import ConfigError, ModelUnavailableError, UnknownProjectError
 from ..core.images import ImageFetcher
 from ..core.ledger import Ledger
@@ -35,7 +36,7 @@ class ProjectRegistry:
         self, ledger: Ledger, chroma_client: Any, embedders: EmbedderRegistry, fetcher: ImageFetcher,
         label_studio_url: str, auth_headers: Callable[[], dict[str, str]],
         local_files_root: str | None = None, params_file: Path | None = None, fetch_workers: int = 4,
-        text_fetcher: ImageFetcher | None = None,
+        text_fetcher: ImageFetcher | None = None, audit_log: AuditLog | None = None,
     ):
         self.ledger = ledger
         self._chroma = chroma_client
@@ -47,6 +48,7 @@ class ProjectRegistry:
         self._local_files_root = local_files_root
         self._params_file = params_file
         self._fetch_workers = fetch_workers
+        self._audit_log = audit_log
         self._lock = threading.RLock()
         self._loops: dict[int, tuple[ActiveLoop, ProjectSchema]] = {}
         self._stores: dict[int, VectorStore] = {}
@@ -157,7 +159,8 @@ class ProjectRegistry:
                 raise
             self.errors.pop(project, None)
             loop = ActiveLoop(project, params, self.ledger, self._store(project, embedder.model_id), embedder,
-                              self._loader(schema), self._fetch_workers, on_images_ready=self._images_ready)
+                              self._loader(schema), self._fetch_workers, on_images_ready=self._images_ready,
+                              audit=self._audit_log)
             for warning in loop.warnings():
                 log.warning("project %s: %s", project, warning)
             self._loops[project] = (loop, schema)

@@ -13,12 +13,14 @@ import torch
 
 from ..adapters.ls_client import LabelStudioGateway, LabelStudioUnavailable
 from ..adapters.ml_connections import BackendIdentity, load_instance_id
+from ..core.audit_log import AuditLog
 from ..core.embedding import Embedder
 from ..core.errors import BackendError, UnknownProjectError
 from ..core.images import FetchPolicy, ImageFetcher
 from ..core.ledger import Ledger
 from ..core.store import open_chroma
 from .embedders import EmbedderRegistry
+from .evaluation import Evaluations
 from .projects import ProjectRegistry
 from .redaction import redactor
 from .settings import ServiceSettings
@@ -50,6 +52,7 @@ class Runtime:
     projects: ProjectRegistry
     worker: Worker
     identity: BackendIdentity
+    evaluations: Evaluations
     talks_to_label_studio: bool = True
     _refused_tokens: OrderedDict = field(default_factory=OrderedDict, repr=False)  # sha256 of refused /setup tokens
     _checking_token: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -79,6 +82,8 @@ class Runtime:
                 max_bytes=max_bytes, timeout_s=settings.fetch_timeout_s, max_pixels=settings.max_image_pixels,
             )
 
+        audit = AuditLog(settings.model_dir / "evaluation.sqlite")
+        evaluations = Evaluations(audit)
         projects = ProjectRegistry(
             Ledger(settings.ledger_path, max_task_data_bytes=settings.max_task_data_bytes),
             open_chroma(path=str(settings.chroma_path), host=settings.chroma_host, port=settings.chroma_port),
@@ -86,16 +91,17 @@ class Runtime:
             local_files_root=settings.local_files_document_root, params_file=settings.project_params_file,
             fetch_workers=settings.fetch_workers,
             # Text files are read like images, under the same hosts and deadlines, with their own size limit.
-            text_fetcher=ImageFetcher(policy(settings.max_text_bytes)),
+            text_fetcher=ImageFetcher(policy(settings.max_text_bytes)), audit_log=audit,
         )
         identity = BackendIdentity(load_instance_id(settings.model_dir), settings.backend_url)
         worker = Worker(projects, gateway if talk_to_label_studio else None, backend_url=settings.backend_url,
                         identity=identity, poll_interval_s=settings.poll_interval_s, prediction_chunk=settings.prediction_chunk,
                         keep_old_predictions=settings.keep_old_predictions, max_backoff_s=settings.max_backoff_s,
                         task_check_interval_s=settings.task_check_interval_s,
-                        bulk_prediction_delay_s=settings.bulk_prediction_delay_s)
+                        bulk_prediction_delay_s=settings.bulk_prediction_delay_s, evaluations=evaluations)
         projects.on_images_ready = worker.notify
-        runtime = cls(settings, registry, gateway, projects, worker, identity, talks_to_label_studio=talk_to_label_studio)
+        runtime = cls(settings, registry, gateway, projects, worker, identity, evaluations,
+                      talks_to_label_studio=talk_to_label_studio)
         if start_worker:
             worker.start()
         return runtime

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 
 from ..adapters.ls_client import LabelStudioGateway, LabelStudioRejected, LabelStudioUnavailable
 from ..adapters.ls_payloads import prediction, read_rating
+from ..adapters.ls_summary import tab_title
 from ..adapters.ls_views import VIEW_FORMAT
 from ..adapters.ml_connections import BackendIdentity
 from ..core.errors import BackendError, ConfigError, LedgerCorruptError, UnknownProjectError
 from ..core.loop import MAX_EMBED_ATTEMPTS, version_name
 from .connections import audit_connections
+from .evaluation import Evaluations
 from .projects import ProjectRegistry
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,8 @@ class Worker:
     def __init__(self, projects: ProjectRegistry, gateway: LabelStudioGateway | None, backend_url: str | None = None,
                  poll_interval_s: float = 2.0, prediction_chunk: int = 500, keep_old_predictions: bool = False,
                  max_backoff_s: float = MAX_BACKOFF_S, task_check_interval_s: float = 30.0,
-                 bulk_prediction_delay_s: float = 0.0, identity: BackendIdentity | None = None):
+                 bulk_prediction_delay_s: float = 0.0, identity: BackendIdentity | None = None,
+                 evaluations: Evaluations | None = None):
         self.projects = projects
         self.gateway = gateway
         self.backend_url = backend_url
@@ -71,6 +74,7 @@ class Worker:
         self.max_backoff_s = max_backoff_s
         self.task_check_interval_s = task_check_interval_s
         self.bulk_prediction_delay_s = bulk_prediction_delay_s
+        self.evaluations = evaluations
         self._batch_version_at: dict[int, tuple[int, float]] = {}  # project -> (head version, when its batch went out)
         self._bulk_not_before: dict[int, float] = {}  # project -> when held-back bulk predictions may start
         self._next_count_check = time.monotonic() + task_check_interval_s
@@ -231,12 +235,35 @@ class Worker:
         if remote_failed:
             due = 0.0 if local_more else time.monotonic() + self._backoff(work.failures + 1)
         elif full:
+            if not (local_more or remote_more):
+                # Idle: evaluate the current head (a new tab title then needs one more pass to push).
+                remote_more = self._evaluate(project)
             # Bulk predictions held back while ratings arrive come due on their own.
             due = 0.0 if (local_more or remote_more) else self._bulk_not_before.pop(project, float("inf"))
         else:
             due = 0.0 if local_more else work.remote_due
         error = "; ".join(e for e in (sync_error, push_error) if e) or None
         self._settle(work, error=error, due=due, resync=resync, remote_failed=remote_failed, full=full)
+
+    def _evaluate(self, project: int) -> bool:
+        """Refresh the project's evaluation (`service.evaluation`); True when the tab's title must change."""
+        if self.evaluations is None:
+            return False
+        try:
+            loop, _ = self.projects.get_with_schema(project)
+            if not self.evaluations.refresh(loop) or self.gateway is None:
+                return False
+            pushed = self.projects.ledger.get_state(project, "view") or {}
+            return bool(pushed.get("id")) and pushed.get("title") != self._tab_title(project, loop)
+        except Exception:  # noqa: BLE001 - an evaluation must never stop the loop
+            log.exception("project %s: evaluation failed", project)
+            return False
+
+    def _tab_title(self, project: int, loop) -> str:
+        """The next-batch tab's title: the admin's `view_title`, plus the evaluation's short summary."""
+        if self.evaluations is None or not loop.params.evaluation.tab_summary:
+            return loop.params.view_title
+        return tab_title(loop.params.view_title, self.evaluations.latest(project))
 
     def _retry_given_up(self, project: int) -> bool:
         retried = self.projects.ledger.retry_given_up(project, MAX_EMBED_ATTEMPTS)
@@ -400,8 +427,9 @@ class Worker:
         ledger = self.projects.ledger
         batch = loop.select_batch()
         task_ids = [t.task_id for t in batch]
+        title = self._tab_title(project, loop)
         wanted = {
-            "task_ids": task_ids, "title": loop.params.view_title,
+            "task_ids": task_ids, "title": title,
             "model_version": loop.model_version(), "batch_rev": ledger.project(project).batch_rev,
             "format": VIEW_FORMAT,
         }
@@ -414,7 +442,7 @@ class Worker:
         # switch, a PATCH of the whole project that Label Studio answers slowly on big
         # projects (1.5-2.5 s at 100k tasks on SQLite, measured). Until it lands, the view
         # lists the new batch in the previous version's order.
-        view_id = self.gateway.push_view(project, loop.params.view_title, task_ids, pushed.get("id"))
+        view_id = self.gateway.push_view(project, title, task_ids, pushed.get("id"))
         state = {"id": view_id, **wanted, "scores": [round(t.score, 6) for t in batch], "pushed_at": time.time()}
         ledger.set_state(project, "view", {**state, "ordered": False})
         log.info("project %s: next batch %s in view %s", project, task_ids, view_id)

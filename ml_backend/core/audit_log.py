@@ -1,0 +1,255 @@
+"""The durable record of each project's audit sample: its draws, and when each task was first seen.
+
+Kept in its own SQLite file beside the ledger (MODEL_DIR/evaluation.sqlite), written by
+the loop at selection time, read by the evaluation. One transaction per change, so a
+killed process leaves the old or the new record, never half a draw.
+
+A project's sample lives in an **epoch**: one fixed pool of tasks. A selection whose pool
+differs from the epoch's (tasks imported, deleted or re-embedded), or in which a task seen
+before is unseen again (a second pass, a deleted annotation), starts a new epoch: the
+earlier draws were drawn from a pool that no longer exists, and the estimators cannot
+use them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .audit import NOT_SEEN, AuditDraw, AuditSample
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_epochs (
+    project     INTEGER NOT NULL,
+    epoch       INTEGER NOT NULL,
+    signature   TEXT NOT NULL,
+    pool_size   INTEGER NOT NULL,
+    started_at  REAL NOT NULL,
+    PRIMARY KEY (project, epoch)
+);
+CREATE TABLE IF NOT EXISTS audit_tasks (
+    project   INTEGER NOT NULL,
+    epoch     INTEGER NOT NULL,
+    task_id   INTEGER NOT NULL,
+    seen_at   INTEGER,
+    PRIMARY KEY (project, epoch, task_id)
+);
+CREATE TABLE IF NOT EXISTS audit_draws (
+    project       INTEGER NOT NULL,
+    epoch         INTEGER NOT NULL,
+    seq           INTEGER NOT NULL,
+    task_ids      TEXT NOT NULL,
+    n_available   INTEGER NOT NULL,
+    head_version  INTEGER NOT NULL,
+    created_at    REAL NOT NULL,
+    PRIMARY KEY (project, epoch, seq)
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    project     INTEGER NOT NULL,
+    version     INTEGER NOT NULL,
+    created_at  REAL NOT NULL,
+    payload     TEXT NOT NULL,
+    PRIMARY KEY (project, version)
+);
+"""
+
+
+@dataclass(frozen=True)
+class RecordedDraw:
+    """A draw as recorded: its tasks, the number of unseen tasks it was drawn from, the head then."""
+
+    seq: int
+    task_ids: tuple[int, ...]
+    n_available: int
+    head_version: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class EpochState:
+    """Where a project's sample stands at a selection.
+
+    epoch : the current epoch (a new one if the pool changed).
+    pending : task ids of the epoch's last draw that are still unseen (carried into the batch).
+    draws : draws in the epoch so far.
+    """
+
+    epoch: int
+    pending: tuple[int, ...]
+    draws: int
+
+
+def pool_signature(task_ids: Sequence[int]) -> str:
+    """A digest of a pool's membership (order-free)."""
+    ids = np.sort(np.asarray(task_ids, dtype=np.int64))
+    return hashlib.blake2b(ids.tobytes(), digest_size=16).hexdigest()
+
+
+class AuditLog:
+    """Thread-safe access to the audit record. One instance per process and file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Sequence = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- at selection time ----------------------------------------------------
+    def settle(self, project: int, pool_ids: Sequence[int], available: np.ndarray) -> EpochState:
+        """Bring the record up to date with the pool at a selection: start a new epoch when the
+        pool changed, note the tasks seen since the last draw. Returns the state to select with.
+
+        pool_ids (N,) and available (N,) bool: the store's tasks and which are unseen.
+        """
+        pool_ids = np.asarray(pool_ids, dtype=np.int64)
+        available = np.asarray(available, dtype=bool)
+        signature = pool_signature(pool_ids)
+        with self._transaction() as db:
+            epoch = self._current_epoch(db, project)
+            recorded = self._recorded_seen(db, project, epoch["epoch"]) if epoch is not None else None
+            if epoch is None or epoch["signature"] != signature or np.isin(recorded, pool_ids[available]).any():
+                number = self._start_epoch(db, project, signature, pool_ids)
+                recorded = np.empty(0, dtype=np.int64)
+            else:
+                number = epoch["epoch"]
+            draws = db.execute("SELECT seq, task_ids FROM audit_draws WHERE project = ? AND epoch = ? "
+                               "ORDER BY seq DESC LIMIT 1", (project, number)).fetchall()
+            seq = draws[0]["seq"] + 1 if draws else 0
+            # Seen since the last draw: already seen at the next draw's seq.
+            newly_seen = np.setdiff1d(pool_ids[~available], recorded)
+            db.executemany("UPDATE audit_tasks SET seen_at = ? WHERE project = ? AND epoch = ? AND task_id = ?",
+                           [(seq, project, number, int(t)) for t in newly_seen])
+            pending: tuple[int, ...] = ()
+            if draws:
+                drawn = np.array(json.loads(draws[0]["task_ids"]), dtype=np.int64)
+                pending = tuple(int(t) for t in drawn[np.isin(drawn, pool_ids[available])])
+            count = db.execute("SELECT COUNT(*) FROM audit_draws WHERE project = ? AND epoch = ?",
+                               (project, number)).fetchone()[0]
+        return EpochState(number, pending, count)
+
+    def record_draw(self, project: int, epoch: int, task_ids: Sequence[int], n_available: int, head_version: int) -> int:
+        """Record a new draw in `epoch` (call right after `settle`); returns its seq."""
+        with self._transaction() as db:
+            row = db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM audit_draws WHERE project = ? AND epoch = ?",
+                             (project, epoch)).fetchone()
+            seq = int(row[0])
+            db.execute("INSERT INTO audit_draws (project, epoch, seq, task_ids, n_available, head_version, created_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (project, epoch, seq, json.dumps([int(t) for t in task_ids]), int(n_available), int(head_version),
+                        time.time()))
+        return seq
+
+    def _current_epoch(self, db: sqlite3.Connection, project: int) -> sqlite3.Row | None:
+        return db.execute("SELECT * FROM audit_epochs WHERE project = ? ORDER BY epoch DESC LIMIT 1", (project,)).fetchone()
+
+    def _recorded_seen(self, db: sqlite3.Connection, project: int, epoch: int) -> np.ndarray:
+        rows = db.execute("SELECT task_id FROM audit_tasks WHERE project = ? AND epoch = ? AND seen_at IS NOT NULL",
+                          (project, epoch)).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def _start_epoch(self, db: sqlite3.Connection, project: int, signature: str, pool_ids: np.ndarray) -> int:
+        row = db.execute("SELECT COALESCE(MAX(epoch), 0) + 1 FROM audit_epochs WHERE project = ?", (project,)).fetchone()
+        number = int(row[0])
+        # Earlier epochs' draws can never be used again: only their count is kept (in the new epoch's history).
+        db.execute("DELETE FROM audit_tasks WHERE project = ?", (project,))
+        db.execute("DELETE FROM audit_draws WHERE project = ? AND epoch < ?", (project, number))
+        db.execute("INSERT INTO audit_epochs (project, epoch, signature, pool_size, started_at) VALUES (?, ?, ?, ?, ?)",
+                   (project, number, signature, len(pool_ids), time.time()))
+        db.executemany("INSERT INTO audit_tasks (project, epoch, task_id, seen_at) VALUES (?, ?, ?, NULL)",
+                       [(project, number, int(t)) for t in pool_ids])
+        return number
+
+    # -- at evaluation time ---------------------------------------------------
+    def epoch(self, project: int) -> dict | None:
+        with self._lock:
+            row = self._current_epoch(self._db, project)
+        return dict(row) if row is not None else None
+
+    def draws(self, project: int, epoch: int) -> list[RecordedDraw]:
+        rows = self._query("SELECT * FROM audit_draws WHERE project = ? AND epoch = ? ORDER BY seq", (project, epoch))
+        return [RecordedDraw(r["seq"], tuple(json.loads(r["task_ids"])), r["n_available"], r["head_version"],
+                             r["created_at"]) for r in rows]
+
+    def sample(self, project: int, pool_ids: Sequence[int], ratings: dict[int, float], seen: set[int]) -> AuditSample | None:
+        """The audit sample over the current pool, or None when the pool is not the epoch's.
+
+        ratings : task id -> target in [-1, 1] (positive: > 0). seen : ids rated or skipped;
+        a seen task without a rating (skipped, unreadable) counts as not positive.
+        """
+        current = self.epoch(project)
+        pool_ids = np.asarray(pool_ids, dtype=np.int64)
+        if current is None or current["signature"] != pool_signature(pool_ids):
+            return None
+        epoch = current["epoch"]
+        recorded = {r["task_id"]: r["seen_at"] for r in self._query(
+            "SELECT task_id, seen_at FROM audit_tasks WHERE project = ? AND epoch = ?", (project, epoch))}
+        row_of = {int(t): i for i, t in enumerate(pool_ids)}
+        labels = np.full(len(pool_ids), np.nan)
+        for task_id, row in row_of.items():
+            if task_id in ratings:
+                labels[row] = 1.0 if ratings[task_id] > 0 else 0.0
+            elif task_id in seen:
+                labels[row] = 0.0
+        seen_at = np.array([NOT_SEEN if recorded.get(int(t)) is None else recorded[int(t)] for t in pool_ids],
+                           dtype=np.int64)
+        if np.any(np.isnan(labels) & (seen_at != NOT_SEEN)):
+            return None  # a task seen at a draw is unseen again: the next selection starts a new epoch
+        draws = []
+        for draw in self.draws(project, epoch):
+            rows = np.array([row_of[t] for t in draw.task_ids if t in row_of], dtype=np.int64)
+            if len(rows) == len(draw.task_ids) and not np.isnan(labels[rows]).any():
+                draws.append(AuditDraw(draw.seq, rows, draw.n_available))
+        return AuditSample(labels, seen_at, tuple(draws))
+
+    # -- evaluation history ----------------------------------------------------
+    def save_evaluation(self, project: int, version: int, payload: dict) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT INTO evaluations (project, version, created_at, payload) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (project, version) DO UPDATE SET created_at = excluded.created_at, "
+                       "payload = excluded.payload", (project, int(version), time.time(), json.dumps(payload)))
+
+    def latest_evaluation(self, project: int) -> dict | None:
+        rows = self._query("SELECT version, created_at, payload FROM evaluations WHERE project = ? "
+                           "ORDER BY version DESC LIMIT 1", (project,))
+        return {"version": rows[0]["version"], "created_at": rows[0]["created_at"], **json.loads(rows[0]["payload"])} \
+            if rows else None
+
+    def evaluations(self, project: int) -> list[dict]:
+        """Every stored evaluation of the project, oldest version first."""
+        rows = self._query("SELECT version, created_at, payload FROM evaluations WHERE project = ? ORDER BY version",
+                           (project,))
+        return [{"version": r["version"], "created_at": r["created_at"], **json.loads(r["payload"])} for r in rows]

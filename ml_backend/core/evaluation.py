@@ -1,0 +1,341 @@
+"""Estimates of what the ratings cannot show directly, from the audit sample alone.
+
+The estimands, for one pool of N tasks, with y_i = 1 when the team rates task i
+positive (for a task nobody rated yet: what they would answer) and 0 otherwise:
+
+- **positives in the pool** N+ = sum y_i, and the **prevalence** N+ / N;
+- **recall of the labeling so far** R / N+, R = the positives among the rated tasks;
+- for a head with scores s_i: its **precision** and **recall at its threshold** t over the
+  whole pool (rated tasks included), and its **average precision** on the pool ranked by s.
+
+What is known: every rated task's y. What is estimated: how many positives the unseen
+tasks hold, from the uniform draws (`core.audit`). Given the history up to draw j, the
+draw is a simple random sample of m_j of the n_j tasks unseen then, so its number of
+positives is hypergeometric with G_j = N+ - L_j successes, L_j being the positives
+already seen at draw j (known now). The product over draws is the likelihood of N+
+(a partial likelihood in Cox's sense: each factor is the exact conditional
+probability of that draw's outcome, whatever the strategy did in between). With a
+prior over the unseen positives it gives a posterior over N+, and the intervals are its
+quantiles. The same holds within any set of tasks fixed before the draws (a stratum):
+draws restricted to it are simple random samples of its unseen part.
+
+Intervals are checked for coverage by simulation (`benchmarks.evaluation`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.special import gammaln
+
+from .audit import AuditSample
+
+# Work per likelihood evaluation (draws x candidate counts) above which it is first
+# bracketed on a coarse grid: a big pool with many draws must not stall the worker.
+DENSE_CELLS = 4_000_000
+# Candidate counts whose log-likelihood is this far below the best carry no posterior mass.
+NEGLIGIBLE_LOG = 40.0
+PRIORS = ("flat", "jeffreys")
+# "hpd": the shortest interval holding `confidence` of the posterior; "equal": equal tails.
+INTERVALS = ("hpd", "equal")
+# Score strata on each side of the head's threshold, for its precision, recall and AP.
+STRATA_PER_SIDE = 2
+
+
+@dataclass(frozen=True)
+class CountPosterior:
+    """A posterior over a count of positives: `values` (K,) int and their `probs` (K,)."""
+
+    values: np.ndarray
+    probs: np.ndarray
+
+    def quantile(self, q: float) -> int:
+        """The smallest value whose cumulative probability reaches q."""
+        cdf = np.cumsum(self.probs)
+        return int(self.values[min(int(np.searchsorted(cdf, q - 1e-12)), len(self.values) - 1)])
+
+    def mean(self) -> float:
+        return float(self.probs @ self.values)
+
+    def bounds(self, confidence: float, kind: str = "hpd") -> tuple[int, int]:
+        """A `confidence` credible interval: the most probable values ("hpd") or equal tails."""
+        if kind == "equal":
+            tail = (1.0 - confidence) / 2.0
+            return self.quantile(tail), self.quantile(1.0 - tail)
+        order = np.argsort(-self.probs, kind="stable")
+        held = order[: int(np.searchsorted(np.cumsum(self.probs[order]), confidence - 1e-12)) + 1]
+        return int(self.values[held].min()), int(self.values[held].max())
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        cdf = np.cumsum(self.probs)
+        picks = np.searchsorted(cdf, rng.random(size) * cdf[-1])
+        return self.values[np.minimum(picks, len(self.values) - 1)]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate and its equal-tailed interval at the stated confidence."""
+
+    value: float
+    low: float
+    high: float
+
+    def covers(self, truth: float) -> bool:
+        return self.low - 1e-9 <= truth <= self.high + 1e-9
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+    def rounded(self, digits: int = 4) -> dict:
+        return {k: round(float(v), digits) for k, v in asdict(self).items()}
+
+
+def positives_posterior(sample: AuditSample, mask: np.ndarray | None = None, prior: str = "jeffreys") -> CountPosterior:
+    """Posterior over the number of positives among the tasks of `mask` (default: the whole pool).
+
+    The support runs from the positives already rated there (A) to A plus every unseen
+    task there. `prior` is over the unseen tasks' positives k = 0..u: "flat" (every count
+    equally likely) or "jeffreys" (Beta(1/2, 1/2) on the share k / u, discretised).
+    """
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+    mask = np.ones(sample.size, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    labels, seen_at = sample.labels[mask], sample.seen_at[mask]
+    found = int(np.count_nonzero(labels == 1))
+    unseen = int(np.count_nonzero(np.isnan(labels)))
+    n, positives_before, hits, picks = _draw_counts(sample, mask, labels, seen_at)
+    log_post = _log_prior(unseen, prior)
+    if len(picks):
+        log_post = log_post + _log_likelihood(found, unseen, n, positives_before, hits, picks)
+    log_post -= log_post.max()
+    probs = np.exp(log_post)
+    return CountPosterior(found + np.arange(unseen + 1), probs / probs.sum())
+
+
+def _draw_counts(sample: AuditSample, mask: np.ndarray, labels: np.ndarray, seen_at: np.ndarray):
+    """Per draw that drew tasks of `mask`: unseen tasks of mask then (n), positives of mask
+    already seen then (L), drawn positives (h) and drawn tasks (m)."""
+    order = np.argsort(seen_at, kind="stable")
+    sorted_seen = seen_at[order]
+    cumulative_positives = np.concatenate([[0], np.cumsum(labels[order] == 1)])
+    rows_in_mask = np.flatnonzero(mask)
+    position = np.full(sample.size, -1, dtype=np.int64)
+    position[rows_in_mask] = np.arange(len(rows_in_mask))
+    n, before, hits, picks = [], [], [], []
+    for draw in sample.draws:
+        local = position[draw.rows]
+        local = local[local >= 0]
+        if not len(local):
+            continue
+        seen_then = int(np.searchsorted(sorted_seen, draw.seq, side="right"))
+        n.append(len(labels) - seen_then)
+        before.append(int(cumulative_positives[seen_then]))
+        hits.append(int(np.count_nonzero(labels[local] == 1)))
+        picks.append(len(local))
+    return (np.array(n, dtype=np.float64), np.array(before, dtype=np.float64),
+            np.array(hits, dtype=np.float64), np.array(picks, dtype=np.float64))
+
+
+def _log_prior(unseen: int, prior: str) -> np.ndarray:
+    k = np.arange(unseen + 1, dtype=np.float64)
+    if prior == "flat" or unseen == 0:
+        return np.zeros(unseen + 1)
+    # Beta(1/2, 1/2) on k / u, as a beta-binomial over k = 0..u.
+    return (gammaln(k + 0.5) + gammaln(unseen - k + 0.5) - gammaln(k + 1) - gammaln(unseen - k + 1))
+
+
+def _log_likelihood(found: int, unseen: int, n: np.ndarray, before: np.ndarray, hits: np.ndarray,
+                    picks: np.ndarray) -> np.ndarray:
+    """Sum over draws of log Hypergeometric(hits; n, G, picks), G = found + k - before, for k = 0..unseen
+    (up to terms constant in k)."""
+    def evaluate(k: np.ndarray) -> np.ndarray:
+        total = np.zeros(len(k))
+        rows = max(1, DENSE_CELLS // max(len(k), 1))
+        for start in range(0, len(n), rows):
+            part = slice(start, start + rows)
+            G = found - before[part, None] + k[None, :]
+            total += np.sum(_log_falling(G, hits[part]) + _log_falling(n[part, None] - G, picks[part] - hits[part]),
+                            axis=0)
+        return total
+
+    k = np.arange(unseen + 1, dtype=np.float64)
+    if len(n) * len(k) <= DENSE_CELLS:
+        return evaluate(k)
+    # The log-likelihood is unimodal in k: bracket where it matters on a coarse grid, then fill in.
+    coarse = np.unique(np.round(np.geomspace(1, unseen + 1, 256)) - 1)
+    values = evaluate(coarse)
+    keep = coarse[values >= values.max() - NEGLIGIBLE_LOG]
+    upper = int(coarse[min(np.searchsorted(coarse, keep.max()) + 1, len(coarse) - 1)])
+    result = np.full(len(k), -np.inf)
+    result[: upper + 1] = evaluate(k[: upper + 1])
+    return result
+
+
+def _log_falling(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """log(a (a-1) ... (a-b+1)) per row: a (rows, K), b (rows,) small non-negative counts.
+
+    log C(a, b) up to the constant log b!; -inf where a < b (an impossible outcome). A draw
+    picks a handful of tasks, so a sum of logs is much cheaper than gammaln here.
+    """
+    out = np.zeros(a.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i in range(int(b.max()) if len(b) else 0):
+            active = (b > i)[:, None]
+            out += np.where(active, np.log(np.maximum(a - i, 0.0)), 0.0)
+    return out
+
+
+@dataclass(frozen=True)
+class PoolEstimate:
+    """How many positives the pool holds, and how many of them the labeling has found.
+
+    `recall_reached`: posterior probability that the labeling's recall is at least
+    `target_recall` (the stopping rule compares it with the confidence asked for).
+    """
+
+    pool: int
+    seen: int
+    positives_found: int
+    audit_draws: int
+    audit_tasks: int
+    audit_positives: int
+    positives: Estimate
+    prevalence: Estimate
+    labeling_recall: Estimate
+    target_recall: float
+    recall_reached: float
+
+
+@dataclass(frozen=True)
+class HeadEstimate:
+    """One head's quality on the pool: precision and recall at its threshold, average precision.
+
+    `predicted_positive`: tasks of the pool scored above the threshold (known exactly).
+    An estimate is None when it is undefined (no task above the threshold, no positive at all).
+    """
+
+    threshold: float
+    predicted_positive: int
+    precision: Estimate | None
+    recall: Estimate | None
+    average_precision: Estimate | None
+
+
+def interval(values: np.ndarray, confidence: float, kind: str = "hpd") -> Estimate:
+    """Median and `confidence` interval of posterior samples: the shortest holding that share
+    of them ("hpd"), or equal tails."""
+    values = np.sort(np.asarray(values, dtype=np.float64))
+    middle = float(np.median(values))
+    if kind == "equal":
+        tail = (1.0 - confidence) / 2.0
+        low, high = np.quantile(values, [tail, 1.0 - tail])
+        return Estimate(middle, float(low), float(high))
+    held = min(len(values), int(np.ceil(confidence * len(values))))
+    widths = values[held - 1:] - values[: len(values) - held + 1]
+    start = int(np.argmin(widths))
+    return Estimate(middle, float(values[start]), float(values[start + held - 1]))
+
+
+def estimate_pool(sample: AuditSample, confidence: float = 0.9, target_recall: float = 0.9,
+                  prior: str = "jeffreys", kind: str = "hpd") -> PoolEstimate:
+    """Positives in the pool, prevalence and the labeling's recall, with `confidence` intervals."""
+    posterior = positives_posterior(sample, prior=prior)
+    low, high = posterior.bounds(confidence, kind)
+    mid = posterior.quantile(0.5)
+    found, size = sample.positives_found, sample.size
+    drawn = sample.drawn_rows
+
+    def recall(count: int) -> float:
+        return found / count if count else 1.0
+
+    # P(found / N+ >= target) = P(N+ <= found / target)
+    reached = float(posterior.probs[posterior.values <= found / target_recall + 1e-9].sum())
+    return PoolEstimate(
+        pool=size, seen=int(np.count_nonzero(sample.seen)), positives_found=found,
+        audit_draws=len(sample.draws), audit_tasks=len(drawn), audit_positives=int(np.count_nonzero(sample.labels[drawn] == 1)),
+        positives=Estimate(mid, low, high),
+        prevalence=Estimate(mid / size, low / size, high / size) if size else Estimate(0.0, 0.0, 0.0),
+        labeling_recall=Estimate(recall(mid), recall(high), recall(low)),
+        target_recall=target_recall, recall_reached=reached,
+    )
+
+
+def score_strata(scores: np.ndarray, unseen: np.ndarray, threshold: float, per_side: int) -> np.ndarray:
+    """(N,) stratum index of every task: each side of the threshold cut into `per_side` bins of
+    about equal numbers of unseen tasks (ordered from the highest scores down)."""
+    strata = np.zeros(len(scores), dtype=np.int64)
+    next_index = 0
+    for side in (scores > threshold, scores <= threshold):
+        side_unseen = np.sort(scores[side & unseen])[::-1]
+        cuts = side_unseen[(np.arange(1, per_side) * len(side_unseen)) // per_side] if len(side_unseen) else []
+        cuts = np.unique(cuts)[::-1]  # descending, no duplicates
+        # bin b holds scores above cuts[b] (and at most cuts[b-1])
+        index = np.searchsorted(-cuts, -scores[side], side="left")
+        strata[side] = next_index + index
+        next_index += len(cuts) + 1
+    return strata
+
+
+def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.5, confidence: float = 0.9,
+                  per_side: int = STRATA_PER_SIDE, prior: str = "jeffreys", samples: int = 400, seed: int = 0,
+                  kind: str = "hpd") -> HeadEstimate:
+    """Precision and recall at `threshold` and average precision of a head scoring the pool `scores` (N,).
+
+    The pool is split into strata by score (`score_strata`); the unseen positives of each
+    stratum get their own posterior (draws restricted to a stratum are simple random
+    samples of its unseen tasks), sampled jointly `samples` times. The average precision
+    of a sample places a stratum's unseen positives evenly over its unseen tasks' ranks.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (sample.size,):
+        raise ValueError(f"scores {scores.shape} do not match the pool of {sample.size} tasks")
+    unseen = ~sample.seen
+    strata = score_strata(scores, unseen, threshold, per_side)
+    n_strata = int(strata.max()) + 1 if len(strata) else 0
+    rng = np.random.default_rng(seed)
+    # unseen positives per stratum: (samples, n_strata)
+    extra = np.zeros((samples, n_strata))
+    unseen_count = np.bincount(strata[unseen], minlength=n_strata).astype(np.float64)
+    for b in range(n_strata):
+        if unseen_count[b]:
+            posterior = positives_posterior(sample, strata == b, prior=prior)
+            extra[:, b] = posterior.sample(rng, samples) - posterior.values[0]
+    known = sample.labels == 1
+    above = scores > threshold
+    hi_strata = np.unique(strata[above])
+    true_positives = np.count_nonzero(known & above) + extra[:, hi_strata].sum(axis=1)
+    positives = np.count_nonzero(known) + extra.sum(axis=1)
+    predicted = int(np.count_nonzero(above))
+    precision = interval(true_positives / predicted, confidence, kind) if predicted else None
+    recall = interval(true_positives / positives, confidence, kind) if np.all(positives > 0) else None
+    ap = average_precision_samples(sample.labels, scores, strata, extra / np.maximum(unseen_count, 1.0))
+    return HeadEstimate(threshold, predicted, precision, recall,
+                        interval(ap, confidence, kind) if np.all(np.isfinite(ap)) else None)
+
+
+def average_precision_samples(labels: np.ndarray, scores: np.ndarray, strata: np.ndarray,
+                              unseen_share: np.ndarray, chunk_cells: int = 2_000_000) -> np.ndarray:
+    """AP of `scores` for each row of `unseen_share` (samples, strata): rated tasks count with their
+    label, an unseen task with its stratum's share of positives in that sample. Tied scores form
+    one step, as in scikit-learn's average_precision_score. NaN without positives."""
+    order = np.argsort(-scores, kind="stable")
+    ranked_scores = scores[order]
+    ranked_labels = labels[order]
+    unseen = np.isnan(ranked_labels)
+    base = np.where(unseen, 0.0, ranked_labels)
+    ranked_strata = strata[order]
+    # the last row of each run of equal scores closes a threshold
+    ends = np.append(np.flatnonzero(np.diff(ranked_scores) != 0), len(ranked_scores) - 1)
+    out = np.empty(len(unseen_share))
+    rows = max(1, chunk_cells // max(len(scores), 1))
+    for start in range(0, len(unseen_share), rows):
+        shares = unseen_share[start:start + rows]
+        expected = base[None, :] + np.where(unseen[None, :], shares[:, ranked_strata], 0.0)
+        true_positives = np.cumsum(expected, axis=1)[:, ends]
+        total = true_positives[:, -1]
+        steps = np.diff(true_positives, axis=1, prepend=0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start:start + rows] = np.where(total > 0, (steps * true_positives / (ends + 1)).sum(axis=1) / total, np.nan)
+    return out

@@ -1,0 +1,198 @@
+"""Each project's evaluation, per head version: computed by the worker when a project is idle,
+kept as history in the audit log's file, served by `GET /projects/<id>/evaluation` and its page.
+
+The estimates come from `core.evaluation` (the audit sample only) and the stopping suggestion
+from `core.stopping`; this module gathers their inputs from the loop and shapes the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from ..adapters.ls_summary import SEPARATOR, tab_title
+from ..core.audit_log import AuditLog
+from ..core.evaluation import HeadEstimate, PoolEstimate, estimate_head, estimate_pool
+from ..core.head import LinearHead
+from ..core.loop import ActiveLoop, version_name
+from ..core.stopping import prediction_agreement, suggest
+
+log = logging.getLogger(__name__)
+
+THRESHOLD = 0.5  # the head says "yes" above this probability (logit 0), as its pre-annotations do
+HISTOGRAM_BINS = 20
+
+METHOD = (
+    "Estimates use only the audit sample: the picks of each batch drawn uniformly at random from the tasks "
+    "unseen at that moment (the adaptive strategy's uniform share; every pick of `random`), once every pick of "
+    "a draw is rated or skipped. A skip counts as 'not positive'. Given the history, a draw's number of "
+    "positives is hypergeometric, so the product over draws is the likelihood of the pool's positives; with a "
+    "Jeffreys prior it gives a posterior, and every interval is its equal-tailed quantiles. The head's precision, "
+    "recall and average precision are over the whole pool (rated tasks included, with their ratings), the unseen "
+    "positives estimated per score stratum. Coverage and width are measured by `python -m benchmarks.evaluation`."
+)
+
+
+class Evaluations:
+    """Computes, stores and serves project evaluations; one instance per process."""
+
+    def __init__(self, audit: AuditLog):
+        self.audit = audit
+        self._inputs: dict[int, tuple] = {}
+        self._lock = threading.Lock()
+
+    def refresh(self, loop: ActiveLoop) -> bool:
+        """Evaluate the current head when anything the evaluation depends on changed since the last
+        one; store it under the head's version. Returns True when a new evaluation was stored."""
+        inputs = self._input_key(loop)
+        with self._lock:
+            if self._inputs.get(loop.project) == inputs:
+                return False
+        payload = self.compute(loop)
+        if payload is None:
+            return False
+        self.audit.save_evaluation(loop.project, payload["version"], payload)
+        with self._lock:
+            self._inputs[loop.project] = inputs
+        return True
+
+    def _input_key(self, loop: ActiveLoop) -> tuple:
+        record = loop.ledger.project(loop.project)
+        epoch = self.audit.epoch(loop.project)
+        head = loop.current_head()
+        return (head.version if head else 0, record.ratings_rev if record else 0, len(loop.ledger.seen_task_ids(loop.project)),
+                epoch["epoch"] if epoch else 0, len(self.audit.draws(loop.project, epoch["epoch"])) if epoch else 0,
+                len(loop.store), loop.params.evaluation)
+
+    def compute(self, loop: ActiveLoop) -> dict[str, Any] | None:
+        """The current head's evaluation, or None before there is a head."""
+        current = loop.current_head()
+        if current is None:
+            return None
+        params = loop.params.evaluation
+        ids, pool = loop.store.pool()
+        task_ids = np.array([int(t) for t in ids], dtype=np.int64)
+        ratings = loop.ledger.ratings(loop.project)
+        seen = loop.ledger.seen_task_ids(loop.project)
+        epoch = self.audit.epoch(loop.project)
+        recorded = self.audit.draws(loop.project, epoch["epoch"]) if epoch else []
+        sample = self.audit.sample(loop.project, task_ids, ratings, seen) if len(task_ids) else None
+        scores = current.head.predict_proba(pool.vectors).astype(np.float64) if len(task_ids) else np.empty(0)
+        pool_estimate = head_estimate = None
+        notes = []
+        if sample is None:
+            notes.append("no audit sample over the current pool yet: the pool changed (an import, a deletion, a second "
+                         "pass) or no batch was selected since; the next batch starts one")
+        else:
+            pool_estimate = estimate_pool(sample, params.confidence, params.target_recall)
+            head_estimate = estimate_head(sample, scores, THRESHOLD, params.confidence)
+            if not sample.draws:
+                notes.append("no complete audit draw yet: every estimate is the prior alone (rate the tab's tasks; the "
+                             "strategy must draw uniform picks: `adaptive` with selection.uniform_share > 0, or `random`)")
+        agreement, compared = self._agreement(loop, current.n_ratings, pool.vectors, scores, params.stable_labels)
+        suggestion = suggest(pool_estimate, agreement, params.confidence, params.stable_kappa, params.stable_labels)
+        rated_positive = np.array([ratings.get(int(t), 0.0) > 0 for t in task_ids], dtype=bool)
+        seen_mask = np.array([int(t) in seen for t in task_ids], dtype=bool)
+        edges = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
+        return {
+            "version": current.version,
+            "model_version": version_name(current.version),
+            "evaluated_at": time.time(),
+            "ratings": current.n_ratings,
+            "labels": len(seen),
+            "confidence": params.confidence,
+            "audit": {
+                "epoch": epoch["epoch"] if epoch else None,
+                "draws": len(recorded),
+                "complete_draws": len(sample.draws) if sample is not None else 0,
+                "pending_tasks": _pending(recorded, seen),
+            },
+            "pool": _pool_json(pool_estimate),
+            "head": _head_json(head_estimate),
+            "stopping": {**asdict(suggestion), "reasons": list(suggestion.reasons), "compared_with_ratings": compared},
+            "scores": {
+                "edges": np.round(edges, 4).tolist(),
+                "unseen": np.histogram(scores[~seen_mask], edges)[0].tolist(),
+                "rated_positive": np.histogram(scores[seen_mask & rated_positive], edges)[0].tolist(),
+                "rated_not_positive": np.histogram(scores[seen_mask & ~rated_positive], edges)[0].tolist(),
+            },
+            "notes": notes,
+        }
+
+    def _agreement(self, loop: ActiveLoop, n_ratings: int, vectors: np.ndarray, scores: np.ndarray,
+                   window: int) -> tuple[float | None, int | None]:
+        """Kappa between the current head's predictions and those of the head of `window` ratings ago."""
+        if n_ratings < window or not len(scores):
+            return None, None
+        earlier = loop.ledger.head_before(loop.project, n_ratings - window, loop.embedder.model_id)
+        if earlier is None:
+            return None, None
+        head = LinearHead.from_weights(earlier.coef, earlier.intercept)
+        return prediction_agreement(head.predict_proba(vectors) > THRESHOLD, scores > THRESHOLD), earlier.n_ratings
+
+    def latest(self, project: int) -> dict | None:
+        """The newest stored evaluation (of the newest head version evaluated), or None."""
+        return self.audit.latest_evaluation(project)
+
+    def report(self, loop: ActiveLoop) -> dict[str, Any]:
+        """What GET /projects/<id>/evaluation answers: the current evaluation (brought up to date
+        first), every version's as history (without their score histograms), the settings and links."""
+        self.refresh(loop)
+        history = self.audit.evaluations(loop.project)
+        current = history[-1] if history else None
+        return {
+            "project": loop.project,
+            "model_version": loop.model_version(),
+            "current": current,
+            "history": [{k: v for k, v in entry.items() if k != "scores"} for entry in history],
+            "params": loop.params.evaluation.model_dump(),
+            "method": METHOD,
+            "links": links(loop.project),
+        }
+
+    def status(self, project: int, loop: ActiveLoop) -> dict[str, Any]:
+        """The evaluation's line in /projects/<id>/status: the latest summary, the stop suggestion, the links."""
+        latest = self.latest(project)
+        return {
+            "summary": tab_title("", latest).removeprefix(SEPARATOR) or None,
+            "model_version": latest["model_version"] if latest else None,
+            "stop": latest["stopping"]["stop"] if latest else False,
+            "reasons": latest["stopping"]["reasons"] if latest else [],
+            **links(project),
+        }
+
+
+def _pending(recorded: list, seen: set[int]) -> list[int]:
+    if not recorded:
+        return []
+    return [t for t in recorded[-1].task_ids if t not in seen]
+
+
+def _pool_json(estimate: PoolEstimate | None) -> dict | None:
+    if estimate is None:
+        return None
+    out = asdict(estimate)
+    for key in ("positives", "prevalence", "labeling_recall"):
+        out[key] = getattr(estimate, key).rounded()
+    out["recall_reached"] = round(estimate.recall_reached, 4)
+    return out
+
+
+def _head_json(estimate: HeadEstimate | None) -> dict | None:
+    if estimate is None:
+        return None
+    out = {"threshold": estimate.threshold, "predicted_positive": estimate.predicted_positive}
+    for key in ("precision", "recall", "average_precision"):
+        value = getattr(estimate, key)
+        out[key] = value.rounded() if value is not None else None
+    return out
+
+
+def links(project: int) -> dict[str, str]:
+    return {"json": f"/projects/{project}/evaluation", "page": f"/projects/{project}/evaluation/page",
+            "status": f"/projects/{project}/status"}

@@ -1,0 +1,148 @@
+"""The estimators of `core.evaluation` on synthetic pools whose every answer is known.
+
+Each pool is labeled the way the loop labels one: batches of a strategy's picks (here:
+the tasks a noisy score ranks highest, the way `nearest` or the adaptive top picks go)
+plus uniform draws from the unseen tasks, with the unseen pool shrinking between draws.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import hypergeom
+from sklearn.metrics import average_precision_score
+
+from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample, carry_pending
+from ml_backend.core.evaluation import estimate_head, estimate_pool, positives_posterior, score_strata
+
+
+def label_like_the_loop(seed: int, size: int = 600, prevalence: float = 0.08, batches: int = 25, batch: int = 10,
+                        drawn: int = 1, signal: float = 1.5):
+    """(truth (N,) bool, noisy scores (N,), AuditSample after `batches` batches)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.random(size) < prevalence
+    score = truth * signal + rng.normal(size=size)
+    labels = np.full(size, np.nan)
+    seen_at = np.full(size, NOT_SEEN, dtype=np.int64)
+    draws = []
+    for seq in range(batches):
+        unseen = np.flatnonzero(np.isnan(labels))
+        if not len(unseen):
+            break
+        uniform = rng.choice(unseen, size=min(drawn, len(unseen)), replace=False)
+        draws.append(AuditDraw(seq, uniform, len(unseen)))
+        rest = np.setdiff1d(unseen, uniform)
+        picked = np.concatenate([uniform, rest[np.argsort(-score[rest])[: batch - len(uniform)]]])
+        labels[picked] = truth[picked]
+        seen_at[picked] = seq + 1
+    return truth, score, AuditSample(labels, seen_at, tuple(draws))
+
+
+def test_the_posterior_is_the_product_of_each_draws_hypergeometric_probability():
+    truth, _, sample = label_like_the_loop(0, size=300, prevalence=0.1, batches=15, drawn=3)
+    posterior = positives_posterior(sample, prior="flat")
+    log_likelihood = np.zeros(len(posterior.values))
+    for draw in sample.draws:
+        unseen_then = np.count_nonzero(sample.seen_at > draw.seq)
+        positives_seen_then = np.count_nonzero((sample.seen_at <= draw.seq) & (sample.labels == 1))
+        log_likelihood += hypergeom.logpmf(sample.labels[draw.rows].sum(), unseen_then,
+                                           posterior.values - positives_seen_then, len(draw.rows))
+    expected = np.exp(log_likelihood - log_likelihood.max())
+    np.testing.assert_allclose(posterior.probs, expected / expected.sum(), atol=1e-12)
+    assert posterior.values[0] == sample.positives_found
+    assert posterior.values[-1] == sample.positives_found + np.count_nonzero(~sample.seen)
+
+
+def test_without_draws_the_pool_estimate_says_only_what_the_ratings_prove():
+    truth, _, labeled = label_like_the_loop(1)
+    sample = AuditSample(labeled.labels, labeled.seen_at, ())
+    estimate = estimate_pool(sample)
+    unseen = np.count_nonzero(~sample.seen)
+    assert estimate.audit_draws == 0
+    assert estimate.positives.low >= sample.positives_found
+    # the prior alone: most of the unseen tasks may be positive
+    assert estimate.positives.high > sample.positives_found + 0.8 * unseen
+    assert estimate.labeling_recall.low < 0.2
+
+
+def test_a_fully_labeled_pool_is_known_exactly():
+    truth, score, sample = label_like_the_loop(2, size=200, batches=40)
+    assert sample.seen.all()
+    pool = estimate_pool(sample)
+    assert pool.positives.low == pool.positives.high == truth.sum()
+    assert pool.labeling_recall.value == 1.0
+    head = estimate_head(sample, score, threshold=0.5)
+    predicted = score > 0.5
+    assert head.precision.low == head.precision.high == pytest.approx((truth & predicted).sum() / predicted.sum())
+    assert head.recall.value == pytest.approx((truth & predicted).sum() / truth.sum())
+    assert head.average_precision.value == pytest.approx(average_precision_score(truth, score))
+
+
+@pytest.mark.parametrize("prevalence, drawn", [(0.2, 1), (0.05, 1), (0.05, 3)])
+def test_90_percent_intervals_of_the_positives_cover_the_truth_about_90_percent_of_the_time(prevalence, drawn):
+    covered, widths = [], []
+    for seed in range(200):
+        truth, _, sample = label_like_the_loop(100 + seed, prevalence=prevalence, drawn=drawn)
+        estimate = estimate_pool(sample, confidence=0.9)
+        covered.append(estimate.positives.covers(truth.sum()))
+        widths.append(estimate.positives.width / np.count_nonzero(~sample.seen))
+    # counts are whole numbers: an interval cannot be cut at exactly 90%, so it errs on the wide side
+    assert 0.85 <= np.mean(covered) <= 0.98
+    # and it is not wide by default: far narrower than "any number of the unseen tasks"
+    assert np.mean(widths) < 0.5
+
+
+def test_the_labeling_recall_and_the_stopping_probability_follow_the_positives():
+    truth, _, sample = label_like_the_loop(3, batches=40, drawn=2)
+    estimate = estimate_pool(sample, target_recall=0.5)
+    found = sample.positives_found
+    assert estimate.labeling_recall.value == pytest.approx(found / estimate.positives.value)
+    assert estimate.labeling_recall.low == pytest.approx(found / estimate.positives.high)
+    posterior = positives_posterior(sample)
+    assert estimate.recall_reached == pytest.approx(posterior.probs[posterior.values <= 2 * found].sum())
+    assert estimate_pool(sample, target_recall=0.99).recall_reached < estimate.recall_reached
+
+
+def test_head_intervals_cover_its_true_precision_recall_and_average_precision():
+    covered = {"precision": [], "recall": [], "average_precision": []}
+    for seed in range(60):
+        truth, score, sample = label_like_the_loop(500 + seed, prevalence=0.15, batches=30, drawn=3)
+        head = 1 / (1 + np.exp(-(score - 1.0)))  # a head's probabilities: a fixed function of the score
+        predicted = head > 0.5
+        exact = {"precision": (truth & predicted).sum() / predicted.sum(),
+                 "recall": (truth & predicted).sum() / truth.sum(),
+                 "average_precision": average_precision_score(truth, head)}
+        estimate = estimate_head(sample, head, threshold=0.5, samples=300, seed=seed)
+        for name in covered:
+            covered[name].append(getattr(estimate, name).covers(exact[name]))
+    for name, hits in covered.items():
+        assert np.mean(hits) >= 0.85, name
+
+
+def test_score_strata_cut_each_side_of_the_threshold_into_bins_of_unseen_tasks():
+    scores = np.array([0.95, 0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.2, 0.1, 0.05])
+    unseen = np.ones(10, dtype=bool)
+    strata = score_strata(scores, unseen, 0.5, per_side=2)
+    assert strata.tolist() == [0, 0, 0, 1, 1, 2, 2, 2, 3, 3]
+    assert (score_strata(scores, unseen, 0.5, per_side=1) == (scores <= 0.5)).all()
+
+
+def test_a_draw_that_does_not_match_its_pool_is_refused():
+    labels = np.array([1.0, 0.0, np.nan, np.nan])
+    seen_at = np.array([1, 1, NOT_SEEN, NOT_SEEN])
+    with pytest.raises(ValueError, match="unseen tasks"):
+        AuditSample(labels, seen_at, (AuditDraw(0, np.array([0]), 3),))
+    with pytest.raises(ValueError, match="not complete"):
+        AuditSample(labels, np.array([0, 0, NOT_SEEN, NOT_SEEN]), (AuditDraw(0, np.array([2]), 2),))
+    with pytest.raises(ValueError, match="already seen"):
+        AuditSample(labels, np.array([0, 1, NOT_SEEN, NOT_SEEN]), (AuditDraw(0, np.array([0]), 3),))
+    with pytest.raises(ValueError, match="no label"):
+        AuditSample(np.array([np.nan]), np.array([0]))
+
+
+def test_a_pending_draw_takes_the_place_of_the_selections_own_uniform_picks():
+    rows, own = np.array([5, 6, 7, 9]), np.array([9])
+    assert carry_pending(rows, own, np.array([2]), 4).tolist() == [2, 5, 6, 7]
+    # a pending task the strategy picked too is shown once, and the own draw fills the batch
+    assert carry_pending(rows, own, np.array([6]), 4).tolist() == [6, 5, 7, 9]
+    assert carry_pending(rows, own, np.array([1, 2, 3, 4, 8]), 4).tolist() == [1, 2, 3, 4]
