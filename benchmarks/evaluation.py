@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 from benchmarks import label_efficiency as le  # noqa: E402
 from benchmarks.markdown import README, replace_block  # noqa: E402
 from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample  # noqa: E402
-from ml_backend.core.evaluation import STRATA_PER_SIDE, estimate_head, estimate_pool  # noqa: E402
+from ml_backend.core.evaluation import INTERVAL, PRIOR, STRATA_PER_SIDE, estimate_head, estimate_pool  # noqa: E402
 from ml_backend.core.params import EvaluationParams, HeadParams, SelectionParams  # noqa: E402
 from ml_backend.core.stopping import prediction_agreement  # noqa: E402
 from ml_backend.core.strategies import DEFAULT_STRATEGY, Pool, RandomStrategy, make_strategy  # noqa: E402
@@ -149,7 +149,7 @@ class Recorder:
             if name != "default" and not checkpoint:
                 continue  # variants are compared on their intervals; the stopping rule uses the default
             pool = estimate_pool(sample, self.evaluation.confidence, self.evaluation.target_recall,
-                                 prior=options.get("prior", "jeffreys"), kind=options.get("kind", "hpd"))
+                                 prior=options.get("prior", PRIOR), kind=options.get("kind", INTERVAL))
             if name == "default":
                 self._stop("target", pool.audit_draws and pool.recall_reached >= self.evaluation.confidence,
                            true_recall)
@@ -166,7 +166,7 @@ class Recorder:
                 for name, options in self.variants.items():
                     estimate = estimate_head(sample, scores, 0.5, self.evaluation.confidence,
                                              per_side=options.get("per_side", STRATA_PER_SIDE),
-                                             prior=options.get("prior", "jeffreys"), kind=options.get("kind", "hpd"))
+                                             prior=options.get("prior", PRIOR), kind=options.get("kind", INTERVAL))
                     point[name].update({q: getattr(estimate, q).rounded() if getattr(estimate, q) else None
                                         for q in ("precision", "recall", "average_precision")})
             self.points.append(point)
@@ -250,3 +250,317 @@ def simulate(task: le.Task, seed: int, cache_dir: str, budget: int, evaluation: 
             recorder.on_batch(rows, chooser.last_draw, head)
     return {"task": task.name, "seed": seed, **recorder.result(),
             "seconds": round(time.perf_counter() - t0, 2), "cpu_seconds": round(time.process_time() - cpu0, 2)}
+
+
+# ---------------------------------------------------------------- running
+
+def _job(args):
+    task, seed, cache_dir, budget, evaluation = args
+    return simulate(task, seed, cache_dir, budget, evaluation)
+
+
+def run_all(tasks: Sequence[le.Task], seeds: Sequence[int], cache_dir: str, budget: int, evaluation: EvaluationParams,
+            workers: int = 2, log=print) -> list[dict]:
+    """Every (task, seed) run, across `workers` processes (the longest tasks first)."""
+    jobs = [(task, seed, cache_dir, budget, evaluation) for seed in seeds for task in tasks]
+    results, t0 = [], time.perf_counter()
+    if workers <= 1:
+        iterator, pool = map(_job, jobs), None
+    else:
+        import multiprocessing as mp
+        pool = mp.get_context("spawn").Pool(workers)
+        iterator = pool.imap_unordered(_job, jobs)
+    try:
+        for i, result in enumerate(iterator, 1):
+            results.append(result)
+            if i % max(1, len(jobs) // 20) == 0 or i == len(jobs):
+                log(f"  {i}/{len(jobs)} runs, {time.perf_counter() - t0:.0f}s")
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return results
+
+
+# ---------------------------------------------------------------- aggregation
+
+RULES = {"target": "target recall reached (certified)", "stable": "the head stopped changing",
+         "knee": "knee method (Cormack & Grossman 2016), baseline"}
+
+
+def _rule_key(stops: dict, rule: str) -> str | None:
+    return next((k for k in stops if k == rule or k.startswith(rule + " ")), None)
+
+
+def coverage_table(results: list[dict], task: str | None = None) -> dict:
+    """quantity -> {overall, n, mean_width, by_checkpoint: {labels: {coverage, width, n}}} over the runs of `task` (all: None)."""
+    out = {}
+    for quantity in QUANTITIES:
+        hits: dict[int, list] = {}
+        widths: dict[int, list] = {}
+        for r in results:
+            if task is not None and r["task"] != task:
+                continue
+            for p in r["points"]:
+                estimate, truth = p["default"].get(quantity), p["truth"].get(quantity)
+                if estimate is None or truth is None:
+                    continue
+                hits.setdefault(p["labels"], []).append(estimate["low"] - 1e-9 <= truth <= estimate["high"] + 1e-9)
+                widths.setdefault(p["labels"], []).append(estimate["high"] - estimate["low"])
+        every = [h for v in hits.values() for h in v]
+        out[quantity] = {
+            "overall": round(float(np.mean(every)), 4) if every else None, "n": len(every),
+            "mean_width": round(float(np.mean([w for v in widths.values() for w in v])), 4) if every else None,
+            "by_checkpoint": {str(c): {"coverage": round(float(np.mean(hits[c])), 4), "width": round(float(np.mean(widths[c])), 4),
+                                       "n": len(hits[c])} for c in sorted(hits)},
+        }
+    return out
+
+
+def stopping_table(results: list[dict], target: float) -> dict:
+    """rule -> how often it fired, the true recall then, the labels spent against the oracle's."""
+    out = {}
+    for rule in RULES:
+        fired, recalls, spent, oracle_pairs, ap_drops = 0, [], [], [], []
+        for r in results:
+            key = _rule_key(r["stops"], rule)
+            if key is None:
+                continue
+            stop = r["stops"][key]
+            fired += 1
+            recalls.append(stop["recall"])
+            spent.append(stop["labels"])
+            oracle_pairs.append((stop["labels"], r["oracle"]))
+            ap = dict(r["ap_curve"])
+            ap_drops.append(round(r["ap_curve"][-1][1] - ap[stop["labels"]], 4))
+        ok = [x >= target - 1e-9 for x in recalls]
+        out[rule] = {
+            "runs": len(results), "fired": fired, "recall_at_stop": recalls, "labels_at_stop": spent,
+            "share_at_or_above_target": round(float(np.mean(ok)), 4) if ok else None,
+            "median_labels": _median_or_none(spent),
+            "oracle_labels": [r["oracle"] for r in results],
+            "median_oracle_labels": _median_or_none([r["oracle"] for r in results]),
+            "labels_over_oracle": [round(s / o, 3) for s, o in oracle_pairs if o],
+            "ap_gain_after_stop": ap_drops,
+        }
+    return out
+
+
+def _median_or_none(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
+
+
+def summarise(results: list[dict], tasks: Sequence[le.Task], evaluation: EvaluationParams) -> dict:
+    names = [t.name for t in tasks]
+    per_task = []
+    for task in tasks:
+        runs = sorted((r for r in results if r["task"] == task.name), key=lambda r: r["seed"])
+        if not runs:
+            continue
+        per_task.append({
+            "task": task.name, "dataset": task.dataset, "prevalence_setting": task.prevalence or "natural",
+            "pool": int(np.median([r["pool"] for r in runs])), "positives": int(np.median([r["positives"] for r in runs])),
+            "seeds": [r["seed"] for r in runs], "labels": int(np.median([r["labels"] for r in runs])),
+            "audit_labels": int(np.median([r["audit_labels"] for r in runs])),
+            "coverage": coverage_table(runs), "stopping": stopping_table(runs, evaluation.target_recall),
+        })
+    overall = coverage_table(results)
+    stopping = stopping_table(results, evaluation.target_recall)
+    low, high = COVERAGE_GOAL
+    goals = {
+        "coverage": {q: {"overall": overall[q]["overall"], "met": overall[q]["overall"] is not None
+                         and low <= overall[q]["overall"] <= high} for q in QUANTITIES},
+        "target_rule_recall": {"share": stopping["target"]["share_at_or_above_target"], "fired": stopping["target"]["fired"],
+                               "runs": stopping["target"]["runs"],
+                               "met": stopping["target"]["share_at_or_above_target"] is not None
+                               and stopping["target"]["share_at_or_above_target"] >= STOP_GOAL},
+    }
+    return {"tasks_run": names, "per_task": per_task, "coverage": overall, "stopping": stopping, "goals": goals}
+
+
+# ---------------------------------------------------------------- reporting
+
+NAMES = {"positives": "positives in pool", "labeling_recall": "recall of labeling", "precision": "head precision",
+         "recall": "head recall", "average_precision": "head AP"}
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _labels(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _stop_cell(stop: dict) -> str:
+    if not stop["fired"]:
+        return f"0/{stop['runs']}"
+    return (f"{stop['fired']}/{stop['runs']}; recall >= target in {_pct(stop['share_at_or_above_target'])}; "
+            f"{_labels(stop['median_labels'])} labels")
+
+
+def readme_summary(report: dict) -> str:
+    """The README's block, generated from the JSON (a test checks it matches)."""
+    s = report["summary"]
+    settings = report["settings"]
+    low, high = COVERAGE_GOAL
+    g = s["goals"]
+    coverage_line = "; ".join(f"{NAMES[q]} {_pct(g['coverage'][q]['overall'])} "
+                              f"({'met' if g['coverage'][q]['met'] else 'MISSED'})" for q in QUANTITIES)
+    target = g["target_rule_recall"]
+    lines = [
+        f"Measured with `{report['command']}`: {len(report['seeds'])} seeds x {len(s['per_task'])} tasks, batches of "
+        f"{settings['batch']} from the `{settings['strategy']}` strategy (uniform share {settings['uniform_share']}), "
+        f"up to {settings['budget']} labels; {report['runtime_seconds'] / 60:.0f} min wall, "
+        f"{report['cpu_seconds'] / 60:.0f} min CPU on {report['cpu_count']} shared cores (load average "
+        f"{report['load_average'][0]} before, {report['load_average'][1]} after).", "",
+        f"- 90% intervals cover the truth (goal {low:.0%}-{high:.0%}, all checkpoints and tasks): {coverage_line}.",
+        f"- Target rule (recall >= {settings['target_recall']:.0%} at {settings['confidence']:.0%} confidence): fired in "
+        f"{target['fired']} of {target['runs']} runs; recall truly >= the target in {_pct(target['share'])} of those "
+        f"(goal >= {STOP_GOAL:.0%}): **{'met' if target['met'] else 'MISSED'}**.", "",
+        "| task | pool (positives) | coverage: positives / recall of labeling / head precision / recall / AP "
+        "| mean width: recall of labeling / head AP | target rule: fired; recall >= target; median labels "
+        "| oracle: median labels | head stopped changing: fired; median labels; median recall | knee (baseline) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for t in s["per_task"]:
+        c, st = t["coverage"], t["stopping"]
+        stable = st["stable"]
+        lines.append(
+            f"| {t['task']} | {t['pool']} ({t['positives']}) | "
+            + " / ".join(_pct(c[q]["overall"]) for q in QUANTITIES)
+            + f" | {c['labeling_recall']['mean_width']:.2f} / "
+            + (f"{c['average_precision']['mean_width']:.2f}" if c["average_precision"]["mean_width"] is not None else "-")
+            + f" | {_stop_cell(st['target'])} | {_labels(st['target']['median_oracle_labels'])} | "
+            + (f"{stable['fired']}/{stable['runs']}; {_labels(stable['median_labels'])}; "
+               f"{_pct(_median_or_none(stable['recall_at_stop']))}" if stable["fired"] else f"0/{stable['runs']}")
+            + f" | {_stop_cell(st['knee'])} |")
+    return "\n".join(lines)
+
+
+def markdown(report: dict) -> str:
+    s = report["summary"]
+    out = ["# Evaluation: are the intervals honest, and what does the stopping suggestion cost?", "",
+           f"Command: `{report['command']}`", "", readme_summary(report), "",
+           "## Settings and how the constants were chosen", "",
+           *(f"- `{k}` = {v}" for k, v in report["settings"].items()), "",
+           *(f"- {c['constant']} = {c['value']}: {c['how']}" for c in report["choices"]), "",
+           "## Coverage by checkpoint (all tasks)", "",
+           "| labels | " + " | ".join(NAMES[q] for q in QUANTITIES) + " |", "|---|" + "---|" * len(QUANTITIES)]
+    checkpoints = sorted({int(c) for q in QUANTITIES for c in s["coverage"][q]["by_checkpoint"]})
+    for c in checkpoints:
+        cells = []
+        for q in QUANTITIES:
+            entry = s["coverage"][q]["by_checkpoint"].get(str(c))
+            cells.append(f"{entry['coverage']:.0%} (w {entry['width']:.2g}, n {entry['n']})" if entry else "-")
+        out.append(f"| {c} | " + " | ".join(cells) + " |")
+    out += ["", "## Stopping rules, per task", "",
+            "Labels at the stop and the recall of the labeling truly reached then, per seed; the oracle stops at the "
+            "first batch whose true recall reaches the target. 'AP gain after stop': how much the head's true AP on the "
+            "pool still rose between the stop and the end of the run (what 'the head stopped changing' promises to "
+            "be small).", ""]
+    for t in s["per_task"]:
+        out.append(f"### {t['task']}")
+        out.append("")
+        for rule, name in RULES.items():
+            st = t["stopping"][rule]
+            out.append(f"- {name}: fired {st['fired']}/{st['runs']}; labels {st['labels_at_stop']}; recall "
+                       f"{st['recall_at_stop']}; AP gain after stop {st['ap_gain_after_stop']}")
+        out.append(f"- oracle labels: {t['stopping']['target']['oracle_labels']}")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    s = report["summary"]
+    fig, (cover, stops) = plt.subplots(1, 2, figsize=(12, 4.2))
+    low, high = COVERAGE_GOAL
+    cover.axhspan(low, high, color="green", alpha=0.1, label="goal")
+    for q in QUANTITIES:
+        by = s["coverage"][q]["by_checkpoint"]
+        xs = sorted(int(c) for c in by)
+        cover.plot(xs, [by[str(c)]["coverage"] for c in xs], marker="o", ms=3, label=NAMES[q])
+    cover.set_xscale("log")
+    cover.set_ylim(0, 1.02)
+    cover.set_xlabel("labels")
+    cover.set_ylabel("share of 90% intervals covering the truth")
+    cover.set_title("coverage, all tasks")
+    cover.legend(fontsize=7)
+    for i, t in enumerate(s["per_task"]):
+        for rule, marker in (("target", "o"), ("stable", "s"), ("knee", "^")):
+            st = t["stopping"][rule]
+            stops.scatter(st["labels_at_stop"], st["recall_at_stop"], marker=marker, s=14, color=f"C{i}",
+                          label=t["task"] if rule == "target" else None, alpha=0.7)
+        oracle = [o for o in t["stopping"]["target"]["oracle_labels"] if o]
+        if oracle:
+            stops.axvline(np.median(oracle), color=f"C{i}", ls=":", lw=0.8)
+    stops.axhline(report["settings"]["target_recall"], color="grey", ls="--", lw=1)
+    stops.set_xscale("log")
+    stops.set_xlabel("labels at the stop (dotted: oracle median)")
+    stops.set_ylabel("recall of the labeling truly reached")
+    stops.set_title("stops: o target rule, s head stopped changing, ^ knee")
+    stops.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 tasks x 2 seeds, 300 labels (a smoke run)")
+    parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default 20; quick 2)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed.. (development runs used 1000..)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--budget", type=int, default=None, help=f"labels per run (default {BUDGET}; quick 300)")
+    parser.add_argument("--tasks", default=None, help="substring filter on task names")
+    parser.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR"))
+    parser.add_argument("--out", default=str(RESULTS_DIR))
+    args = parser.parse_args(argv)
+    from benchmarks.datasets import DEFAULT_CACHE_DIR
+    cache_dir = str(args.cache_dir or DEFAULT_CACHE_DIR)
+    tasks = QUICK_TASKS if args.quick else TASKS
+    if args.tasks:
+        tasks = tuple(t for t in tasks if any(f in t.name for f in args.tasks.split(",")))
+    seeds = list(range(args.first_seed, args.first_seed + (args.seeds or (2 if args.quick else 20))))
+    budget = args.budget or (300 if args.quick else BUDGET)
+    evaluation = EvaluationParams()
+    print(f"evaluation: {len(tasks)} tasks x {len(seeds)} seeds, budget {budget}", flush=True)
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    results = run_all(tasks, seeds, cache_dir, budget, evaluation, args.workers)
+    runtime = time.perf_counter() - t0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = sum(r["cpu_seconds"] for r in results) if args.workers > 1 else time.process_time()
+    report = {
+        "command": "python -m benchmarks.evaluation" + (" " + " ".join(argv) if argv else ""),
+        "quick": bool(args.quick), "seeds": seeds,
+        "settings": {"batch": BATCH, "budget": budget, "strategy": DEFAULT_STRATEGY,
+                     "uniform_share": SelectionParams().uniform_share, "confidence": evaluation.confidence,
+                     "target_recall": evaluation.target_recall, "stable_labels": evaluation.stable_labels,
+                     "stable_kappa": evaluation.stable_kappa, "prior": PRIOR, "interval": INTERVAL,
+                     "strata_per_side": STRATA_PER_SIDE, "checkpoints": list(CHECKPOINTS)},
+        "choices": list(CHOICES),
+        "runtime_seconds": round(runtime, 1), "cpu_seconds": round(cpu, 1),
+        "cpu_seconds_children_rusage": round(children.ru_utime + children.ru_stime, 1),
+        "cpu_count": os.cpu_count(), "workers": args.workers,
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "summary": summarise(results, tasks, evaluation),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.json").write_text(le._compact_json(report) + "\n")
+    plot(report, out / "evaluation.png")
+    md = markdown(report)
+    (out / "evaluation.md").write_text(md)
+    if out.resolve() == RESULTS_DIR.resolve() and not args.quick:
+        replace_block(README, README_BLOCK, readme_summary(report))
+    print(md)
+    return report
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

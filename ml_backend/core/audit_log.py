@@ -25,7 +25,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .audit import NOT_SEEN, AuditDraw, AuditSample
+from .audit import NOT_SEEN, AuditDraw, AuditSample, carry_pending, uniform_picks
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_epochs (
@@ -172,6 +172,22 @@ class AuditLog:
                        (project, epoch, seq, json.dumps([int(t) for t in task_ids]), int(n_available), int(head_version),
                         time.time()))
         return seq
+
+    def keep_sample(self, project: int, task_ids: np.ndarray, available: np.ndarray, rows: np.ndarray, strategy,
+                    k: int, head_version: int) -> np.ndarray:
+        """The batch to show for a selection of `rows` by `strategy`: its uniform picks recorded as
+        a draw, or, while an earlier draw still waits for ratings, that draw's tasks in their place
+        (`core.audit.carry_pending`). task_ids (N,) and available (N,) bool: the pool then."""
+        task_ids = np.asarray(task_ids, dtype=np.int64)
+        state = self.settle(project, task_ids, available)
+        draw = uniform_picks(strategy, rows, available)
+        own = draw[0] if draw is not None else np.empty(0, dtype=np.int64)
+        if state.pending:
+            row_of = {int(t): row for row, t in enumerate(task_ids)}
+            return carry_pending(rows, own, np.array([row_of[t] for t in state.pending], dtype=np.int64), k)
+        if len(own):
+            self.record_draw(project, state.epoch, task_ids[own].tolist(), draw[1], head_version)
+        return rows
 
     def _current_epoch(self, db: sqlite3.Connection, project: int) -> sqlite3.Row | None:
         return db.execute("SELECT * FROM audit_epochs WHERE project = ? ORDER BY epoch DESC LIMIT 1", (project,)).fetchone()

@@ -39,6 +39,8 @@ NEGLIGIBLE_LOG = 40.0
 PRIORS = ("flat", "jeffreys")
 # "hpd": the shortest interval holding `confidence` of the posterior; "equal": equal tails.
 INTERVALS = ("hpd", "equal")
+PRIOR = "jeffreys"  # chosen on development runs (benchmarks.evaluation.CHOICES)
+INTERVAL = "hpd"
 # Score strata on each side of the head's threshold, for its precision, recall and AP.
 STRATA_PER_SIDE = 2
 
@@ -58,7 +60,7 @@ class CountPosterior:
     def mean(self) -> float:
         return float(self.probs @ self.values)
 
-    def bounds(self, confidence: float, kind: str = "hpd") -> tuple[int, int]:
+    def bounds(self, confidence: float, kind: str = INTERVAL) -> tuple[int, int]:
         """A `confidence` credible interval: the most probable values ("hpd") or equal tails."""
         if kind == "equal":
             tail = (1.0 - confidence) / 2.0
@@ -75,7 +77,7 @@ class CountPosterior:
 
 @dataclass(frozen=True)
 class Estimate:
-    """A point estimate and its equal-tailed interval at the stated confidence."""
+    """A point estimate (the posterior median) and its credible interval at the stated confidence."""
 
     value: float
     low: float
@@ -92,7 +94,7 @@ class Estimate:
         return {k: round(float(v), digits) for k, v in asdict(self).items()}
 
 
-def positives_posterior(sample: AuditSample, mask: np.ndarray | None = None, prior: str = "jeffreys") -> CountPosterior:
+def positives_posterior(sample: AuditSample, mask: np.ndarray | None = None, prior: str = PRIOR) -> CountPosterior:
     """Posterior over the number of positives among the tasks of `mask` (default: the whole pool).
 
     The support runs from the positives already rated there (A) to A plus every unseen
@@ -223,7 +225,7 @@ class HeadEstimate:
     average_precision: Estimate | None
 
 
-def interval(values: np.ndarray, confidence: float, kind: str = "hpd") -> Estimate:
+def interval(values: np.ndarray, confidence: float, kind: str = INTERVAL) -> Estimate:
     """Median and `confidence` interval of posterior samples: the shortest holding that share
     of them ("hpd"), or equal tails."""
     values = np.sort(np.asarray(values, dtype=np.float64))
@@ -239,7 +241,7 @@ def interval(values: np.ndarray, confidence: float, kind: str = "hpd") -> Estima
 
 
 def estimate_pool(sample: AuditSample, confidence: float = 0.9, target_recall: float = 0.9,
-                  prior: str = "jeffreys", kind: str = "hpd") -> PoolEstimate:
+                  prior: str = PRIOR, kind: str = INTERVAL) -> PoolEstimate:
     """Positives in the pool, prevalence and the labeling's recall, with `confidence` intervals."""
     posterior = positives_posterior(sample, prior=prior)
     low, high = posterior.bounds(confidence, kind)
@@ -279,8 +281,8 @@ def score_strata(scores: np.ndarray, unseen: np.ndarray, threshold: float, per_s
 
 
 def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.5, confidence: float = 0.9,
-                  per_side: int = STRATA_PER_SIDE, prior: str = "jeffreys", samples: int = 400, seed: int = 0,
-                  kind: str = "hpd") -> HeadEstimate:
+                  per_side: int = STRATA_PER_SIDE, prior: str = PRIOR, samples: int = 400, seed: int = 0,
+                  kind: str = INTERVAL) -> HeadEstimate:
     """Precision and recall at `threshold` and average precision of a head scoring the pool `scores` (N,).
 
     The pool is split into strata by score (`score_strata`); the unseen positives of each

@@ -18,7 +18,6 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .audit import carry_pending
 from .audit_log import AuditLog
 from .embedding import Embedder
 from .errors import NotFittedError
@@ -26,7 +25,7 @@ from .head import LinearHead, Prior
 from .ledger import Ledger
 from .params import ProjectParams
 from .store import VectorStore
-from .strategies import Pool, RandomStrategy, make_strategy
+from .strategies import RandomStrategy, make_strategy
 from .training import fit_head, prompt_prior, sample_background
 
 log = logging.getLogger(__name__)
@@ -354,7 +353,7 @@ class ActiveLoop:
 
         Without a head, strategies that need one fall back to random selection. With an
         audit log, the strategy's uniform draw is recorded, or an earlier draw still waiting
-        for ratings is kept in the batch instead (`core.audit.carry_pending`).
+        for ratings is kept in the batch instead (`AuditLog.keep_sample`).
         """
         self.sync_seen()
         ids, pool = self.store.pool()
@@ -366,25 +365,12 @@ class ActiveLoop:
             strategy = RandomStrategy()
         rng = np.random.default_rng([self.project, current.version if current else 0, int(pool.available.sum())])
         rows = strategy.select(current.head if current else None, pool, k or self.params.batch_size, rng)
-        rows = self._keep_audit_sample(ids, pool, rows, getattr(strategy, "last_draw", None),
-                                       k or self.params.batch_size, current.version if current else 0)
+        if self.audit is not None:
+            rows = self.audit.keep_sample(self.project, np.asarray(ids, dtype=np.int64), pool.available, rows, strategy,
+                                          k or self.params.batch_size, current.version if current else 0)
         scores = current.head.predict_proba(pool.vectors[rows]) if current else np.zeros(len(rows), np.float32)
         order = np.argsort(-scores, kind="stable")
         return [ScoredTask(int(ids[rows[i]]), float(scores[i])) for i in order]
-
-    def _keep_audit_sample(self, ids: Sequence, pool: Pool, rows: np.ndarray, draw, k: int, version: int) -> np.ndarray:
-        """Record this selection's uniform draw, or carry the pending one into the batch in its place."""
-        if self.audit is None:
-            return rows
-        task_ids = np.array([int(t) for t in ids], dtype=np.int64)
-        state = self.audit.settle(self.project, task_ids, pool.available)
-        own = np.asarray(draw.rows, dtype=np.int64) if draw is not None else np.empty(0, dtype=np.int64)
-        if state.pending:
-            row_of = {int(t): row for row, t in enumerate(task_ids)}
-            return carry_pending(rows, own, np.array([row_of[t] for t in state.pending]), k)
-        if len(own):
-            self.audit.record_draw(self.project, state.epoch, task_ids[own].tolist(), draw.n_available, version)
-        return rows
 
     def scores(self, task_ids: Sequence[int]) -> dict[int, float]:
         """P(relevant) for embedded tasks among `task_ids`; raises NotFittedError without a head."""

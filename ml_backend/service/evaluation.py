@@ -32,7 +32,7 @@ METHOD = (
     "unseen at that moment (the adaptive strategy's uniform share; every pick of `random`), once every pick of "
     "a draw is rated or skipped. A skip counts as 'not positive'. Given the history, a draw's number of "
     "positives is hypergeometric, so the product over draws is the likelihood of the pool's positives; with a "
-    "Jeffreys prior it gives a posterior, and every interval is its equal-tailed quantiles. The head's precision, "
+    "Jeffreys prior it gives a posterior, and every interval is its shortest one holding the stated probability. The head's precision, "
     "recall and average precision are over the whole pool (rated tasks included, with their ratings), the unseen "
     "positives estimated per score stratum. Coverage and width are measured by `python -m benchmarks.evaluation`."
 )

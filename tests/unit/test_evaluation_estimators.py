@@ -78,18 +78,21 @@ def test_a_fully_labeled_pool_is_known_exactly():
     assert head.average_precision.value == pytest.approx(average_precision_score(truth, score))
 
 
-@pytest.mark.parametrize("prevalence, drawn", [(0.2, 1), (0.05, 1), (0.05, 3)])
-def test_90_percent_intervals_of_the_positives_cover_the_truth_about_90_percent_of_the_time(prevalence, drawn):
+@pytest.mark.parametrize("prevalence, drawn, max_width", [(0.2, 1, 0.3), (0.05, 1, 0.2), (0.05, 3, 0.1)])
+def test_90_percent_intervals_of_the_positives_cover_the_truth_at_least_about_90_percent_of_the_time(
+        prevalence, drawn, max_width):
     covered, widths = [], []
     for seed in range(200):
         truth, _, sample = label_like_the_loop(100 + seed, prevalence=prevalence, drawn=drawn)
         estimate = estimate_pool(sample, confidence=0.9)
         covered.append(estimate.positives.covers(truth.sum()))
         widths.append(estimate.positives.width / np.count_nonzero(~sample.seen))
-    # counts are whole numbers: an interval cannot be cut at exactly 90%, so it errs on the wide side
-    assert 0.85 <= np.mean(covered) <= 0.98
+    # Counts are whole numbers, and when the strategy has found most positives the truth sits near
+    # the lower end of the support, where the shortest interval reaches the edge: coverage errs on
+    # the high side there (measured 0.95-0.99 here), never far below 90%.
+    assert np.mean(covered) >= 0.85
     # and it is not wide by default: far narrower than "any number of the unseen tasks"
-    assert np.mean(widths) < 0.5
+    assert np.mean(widths) < max_width
 
 
 def test_the_labeling_recall_and_the_stopping_probability_follow_the_positives():

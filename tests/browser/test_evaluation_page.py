@@ -1,0 +1,97 @@
+"""The evaluation an admin reads, in real Chromium: the backend's page, and the summary in Label Studio's tab.
+
+One project of 24 shape images (red circles are the "yes"), the `random` strategy (every
+pick is an audit pick), rated batch after batch through Label Studio's API as annotators
+working from the tab would. Then: (a) the backend's evaluation page renders its summary,
+the suggestion and the four plots, with the numbers of the JSON; (b) Label Studio's
+next-batch tab carries the short summary in its title.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import requests
+from label_studio_sdk import LabelStudio
+
+from ml_backend.adapters.ls_admin import admin_client, connect_backend, create_project, rate, upload_images
+from scripts.demo import make_shape_images
+from scripts.servers import BackendServer, LabelStudioServer
+
+from ..e2e.conftest import ROOT, backend_status, wait_for
+from .conftest import docs_screenshot
+from .label_studio_ui import open_project
+
+K = 6
+TAB = "Next batch (ML)"
+PARAMS = {"prompt": "a red circle", "batch_size": K, "view_title": TAB, "strategy": "random"}
+ROUNDS = 3
+LABEL_STUDIO_NOISE = ("/heidi-tips",)
+
+
+@dataclass
+class Scenario:
+    client: LabelStudio
+    project: int
+    backend: BackendServer
+
+
+def evaluation(backend: BackendServer, project: int) -> dict:
+    response = requests.get(f"{backend.url}/projects/{project}/evaluation", timeout=60)
+    response.raise_for_status()
+    return response.json()
+
+
+@pytest.fixture(scope="module")
+def scenario(label_studio: LabelStudioServer, start_backend, tmp_path_factory) -> Scenario:
+    client = admin_client(label_studio.url, label_studio.api_token)
+    project = create_project(client, "browser: evaluation", (ROOT / "label_config.xml").read_text())
+    backend = start_backend()
+    connect_backend(client, project, backend.url, "CLIP vector queue", PARAMS)
+    images = make_shape_images(tmp_path_factory.mktemp("shapes"), per_kind=2)
+    task_ids = upload_images(label_studio.url, label_studio.api_token, project, images)
+    is_yes = {t: p.name.startswith("red-circle") for t, p in zip(task_ids, images)}
+    rated: set[int] = set()
+    for round_ in range(ROUNDS):
+        view = wait_for(lambda: (s := backend_status(backend, project))["worker"]["idle"]
+                        and s["rated_tasks"] == len(rated) and len((s["view"] or {}).get("task_ids", [])) == K
+                        and s["view"], what=f"the batch of round {round_ + 1}")
+        for task in view["task_ids"]:  # what an annotator working through the tab rates
+            rate(client, task, "+1" if is_yes[task] else "-1", to_name="image")
+            rated.add(task)
+    wait_for(lambda: (e := evaluation(backend, project)["current"]) and e["audit"]["complete_draws"] == ROUNDS
+             and e["labels"] == len(rated), what="the evaluation of every round's draw")
+    return Scenario(client, project, backend)
+
+
+def test_a_the_evaluation_page_shows_the_summary_the_suggestion_and_the_plots(scenario, browser):
+    report = evaluation(scenario.backend, scenario.project)
+    current = report["current"]
+    browser.driver.set_window_size(1280, 1500)
+    browser.driver.get(f"{scenario.backend.url}/projects/{scenario.project}/evaluation/page")
+    summary = browser.wait_for(lambda: browser.find_all("#summary"), what="the summary table")[0]
+    assert current["model_version"] in summary.text
+    pool = current["pool"]
+    assert f"{pool['positives']['value']:.0f} ({pool['positives']['low']:.0f} to {pool['positives']['high']:.0f})" \
+        in summary.text
+    suggestion = browser.find_all("#suggestion")[0].text
+    assert suggestion.startswith("Suggestion: stop" if current["stopping"]["stop"] else "Keep labeling")
+    # every plot drawn, with a size on the page
+    sizes = browser.driver.execute_script(
+        "return [...document.querySelectorAll('figure svg')].map(s => s.getBoundingClientRect().height)")
+    assert len(sizes) == 4 and all(h > 100 for h in sizes)
+    assert browser.console_errors() == []
+    docs_screenshot(browser, "evaluation-page")
+
+
+def test_b_label_studios_tab_title_carries_the_current_summary(scenario, logged_in):
+    status = backend_status(scenario.backend, scenario.project)
+    title = wait_for(lambda: (t := backend_status(scenario.backend, scenario.project)["view"]["title"]) != TAB and t,
+                     what="the tab's title with the summary")
+    assert title == f"{TAB} · {status['evaluation']['summary']}" or title.startswith(f"{TAB} · ")
+    open_project(logged_in, scenario.project)
+    tab = logged_in.wait_for(lambda: logged_in.by_text(title), what=f"the tab titled {title!r}")[0]
+    assert tab.is_displayed()
+    assert logged_in.console_errors(ignore=LABEL_STUDIO_NOISE) == []
+    docs_screenshot(logged_in, "next-batch-tab-summary")

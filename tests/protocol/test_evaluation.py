@@ -1,0 +1,147 @@
+"""GET /projects/<id>/evaluation and its page, on a real runtime (ledger, Chroma, worker, audit log).
+
+The annotator is simulated: each round takes the batch the loop selects (as the worker
+would push it to the tab) and rates it through /webhook; a task is "yes" when its id is
+even. With the `random` strategy every pick is a uniform draw, so the estimates have an
+audit sample to work from.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample
+from ml_backend.core.evaluation import estimate_pool
+
+K = 4
+TASKS = list(range(1, 25))
+PARAMS = {"prompt": "a red square", "batch_size": K, "strategy": "random"}
+
+
+def truth(task_id: int) -> str:
+    return "+1" if task_id % 2 == 0 else "-1"
+
+
+@pytest.fixture
+def project(backend):
+    assert backend.setup(extra_params=PARAMS).status_code == 200
+    backend.tasks_created(TASKS)
+    backend.wait()
+    return backend
+
+
+def rate(backend, task_ids, first_annotation=1000):
+    for i, task_id in enumerate(task_ids):
+        assert backend.annotate(first_annotation + task_id, task_id, [truth(task_id)]).status_code == 200
+    backend.wait()
+
+
+def round_of_labeling(backend):
+    batch = [t.task_id for t in backend.loop().select_batch()]
+    rate(backend, batch)
+    return batch
+
+
+def evaluation(backend, project=1):
+    response = backend.get(f"/projects/{project}/evaluation")
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_the_evaluation_is_the_estimators_answer_on_the_audit_sample_the_loop_recorded(project):
+    rounds = [round_of_labeling(project) for _ in range(3)]
+    rated = [t for batch in rounds for t in batch]
+    report = evaluation(project)
+    current = report["current"]
+    assert current["version"] == project.loop().current_head().version
+    assert current["model_version"] == report["model_version"]
+    assert current["audit"] == {"epoch": 1, "draws": 3, "complete_draws": 3, "pending_tasks": []}
+    pool = current["pool"]
+    found = sum(truth(t) == "+1" for t in rated)
+    assert pool["positives_found"] == found and pool["seen"] == len(rated) == 3 * K
+    # what the estimators say of the sample this test knows it made: batch r drawn from the
+    # 24 - K r tasks unseen then, and seen from the next draw on
+    row = {t: i for i, t in enumerate(TASKS)}
+    labels, seen_at = np.full(len(TASKS), np.nan), np.full(len(TASKS), NOT_SEEN)
+    draws = []
+    for seq, batch in enumerate(rounds):
+        rows = np.array([row[t] for t in batch])
+        labels[rows] = [truth(t) == "+1" for t in batch]
+        seen_at[rows] = seq + 1
+        draws.append(AuditDraw(seq, rows, len(TASKS) - K * seq))
+    expected = estimate_pool(AuditSample(labels, seen_at, tuple(draws)))
+    assert pool["positives"] == expected.positives.rounded()
+    assert pool["labeling_recall"] == expected.labeling_recall.rounded()
+    assert pool["recall_reached"] == round(expected.recall_reached, 4)
+    head = current["head"]
+    assert head["threshold"] == 0.5 and 0 <= head["predicted_positive"] <= len(TASKS)
+    assert set(head) >= {"precision", "recall", "average_precision"}
+    # one entry per head version evaluated, labels never going down
+    history = report["history"]
+    assert [h["version"] for h in history] == sorted({h["version"] for h in history})
+    assert [h["labels"] for h in history] == sorted(h["labels"] for h in history)
+    assert history[-1]["version"] == current["version"] and "scores" not in history[-1]
+    assert sum(current["scores"]["unseen"]) == len(TASKS) - len(rated)
+    assert report["params"]["target_recall"] == 0.9
+    assert report["links"]["page"] == "/projects/1/evaluation/page"
+
+
+def test_a_draw_waiting_for_ratings_stays_in_the_batch_and_is_not_drawn_again(project):
+    loop = project.loop()
+    first = [t.task_id for t in loop.select_batch()]
+    assert sorted(first) == sorted([t.task_id for t in loop.select_batch()])  # the same draw, still pending
+    rate(project, first[:2])
+    second = [t.task_id for t in loop.select_batch()]
+    assert set(first[2:]) <= set(second) and len(second) == K
+    current = evaluation(project)["current"]
+    assert current["audit"]["draws"] == 1 and current["audit"]["complete_draws"] == 0
+    assert sorted(current["audit"]["pending_tasks"]) == sorted(first[2:])
+    rate(project, first[2:])
+    current = evaluation(project)["current"]
+    assert current["audit"]["complete_draws"] == 1 and current["audit"]["pending_tasks"] == []
+
+
+def test_when_every_task_is_rated_the_stop_suggestion_says_the_target_is_reached(project):
+    while len(project.runtime.projects.ledger.seen_task_ids(1)) < len(TASKS):
+        round_of_labeling(project)
+    current = evaluation(project)["current"]
+    assert current["pool"]["labeling_recall"] == {"value": 1.0, "low": 1.0, "high": 1.0}
+    assert current["stopping"]["stop"] and current["stopping"]["target_reached"]
+    assert current["stopping"]["reasons"][0].startswith("Target recall reached")
+    status = project.status()["evaluation"]
+    assert status["stop"] and status["summary"].startswith("stop? found >= 90% of yes")
+    assert status["page"] == "/projects/1/evaluation/page" and status["json"] == "/projects/1/evaluation"
+
+
+def test_the_page_shows_the_summary_the_suggestion_and_four_plots(project):
+    for _ in range(2):
+        round_of_labeling(project)
+    response = project.get("/projects/1/evaluation/page")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    current = evaluation(project)["current"]
+    assert "Evaluation of project 1" in page and current["model_version"] in page
+    assert 'id="summary"' in page and 'id="suggestion"' in page
+    assert len(re.findall(r"<svg\b", page)) == 4
+    assert 'href="/projects/1/evaluation"' in page
+
+
+def test_before_any_head_there_is_nothing_to_evaluate(backend):
+    assert backend.setup(extra_params={"strategy": "random"}).status_code == 200
+    backend.tasks_created([1, 2, 3])
+    backend.wait()
+    report = evaluation(backend)
+    assert report["current"] is None and report["history"] == []
+    page = backend.get("/projects/1/evaluation/page").get_data(as_text=True)
+    assert "No evaluation yet" in page
+
+
+def test_an_unknown_project_is_a_404(backend):
+    for path in ("/projects/99/evaluation", "/projects/99/evaluation/page"):
+        response = backend.get(path)
+        assert response.status_code == 404
+        assert response.get_json()["error"] == "unknown_project"
+
