@@ -570,7 +570,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--tasks", default=None, help="substring filter on task names")
     parser.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR"))
     parser.add_argument("--out", default=str(RESULTS_DIR))
+    parser.add_argument("--readme", action="store_true", help="only render the README block from the committed JSON")
     args = parser.parse_args(argv)
+    if args.readme:
+        report = json.loads((RESULTS_DIR / "evaluation.json").read_text())
+        replace_block(README, README_BLOCK, readme_summary(report))
+        return report
     from benchmarks.datasets import DEFAULT_CACHE_DIR
     cache_dir = str(args.cache_dir or DEFAULT_CACHE_DIR)
     tasks = QUICK_TASKS if args.quick else TASKS

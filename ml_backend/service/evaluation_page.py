@@ -40,7 +40,8 @@ def render_page(report: dict[str, Any]) -> str:
         f'<a href="{html.escape(report["links"]["status"])}">{html.escape(report["links"]["status"])}</a>.</p>',
     ]
     return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        # an empty icon: the browser asks the backend for no /favicon.ico (a 404 in its console)
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\">"
         f"<title>Evaluation · project {project}</title><style>{STYLE}</style></head>"
         f"<body><main>{''.join(parts)}</main></body></html>"
     )

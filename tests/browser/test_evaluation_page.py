@@ -94,4 +94,5 @@ def test_b_label_studios_tab_title_carries_the_current_summary(scenario, logged_
     tab = logged_in.wait_for(lambda: logged_in.by_text(title), what=f"the tab titled {title!r}")[0]
     assert tab.is_displayed()
     assert logged_in.console_errors(ignore=LABEL_STUDIO_NOISE) == []
-    docs_screenshot(logged_in, "next-batch-tab-summary")
+    # Label Studio 1.23 cuts long tab titles short in the tab strip ("Next batch (ML)..."): the
+    # summary is in the title but not on screen there. Known limit, see README.
