@@ -447,8 +447,9 @@ def _labels(value: float | None) -> str:
 def _stop_cell(stop: dict) -> str:
     if not stop["fired"]:
         return f"0/{stop['runs']}"
+    ratio = _median_or_none(stop["labels_over_oracle"])
     return (f"{stop['fired']}/{stop['runs']}; recall >= target in {_pct(stop['share_at_or_above_target'])}; "
-            f"{_labels(stop['median_labels'])} labels")
+            f"{_labels(stop['median_labels'])} labels" + (f" ({ratio:.1f}x oracle)" if ratio is not None else ""))
 
 
 def readme_summary(report: dict) -> str:
@@ -470,7 +471,7 @@ def readme_summary(report: dict) -> str:
         f"- Target rule (recall >= {settings['target_recall']:.0%} at {settings['confidence']:.0%} confidence): fired in "
         f"{target['fired']} of {target['runs']} runs; recall truly >= the target in {_pct(target['share'])} of those "
         f"(goal >= {STOP_GOAL:.0%}): **{'met' if target['met'] else 'MISSED'}**.", "",
-        "| task | pool (positives) | coverage: positives / recall of labeling / head precision / recall / AP "
+        "| task | pool (positives); labels (audit) per run | coverage: positives / recall of labeling / head precision / recall / AP "
         "| mean width: recall of labeling / head AP | target rule: fired; recall >= target; median labels "
         "| oracle: median labels | head stopped changing: fired; median labels; median recall | knee (baseline) |",
         "|---|---|---|---|---|---|---|---|",
@@ -479,7 +480,7 @@ def readme_summary(report: dict) -> str:
         c, st = t["coverage"], t["stopping"]
         stable = st["stable"]
         lines.append(
-            f"| {t['task']} | {t['pool']} ({t['positives']}) | "
+            f"| {t['task']} | {t['pool']} ({t['positives']}); {t['labels']} ({t['audit_labels']}) | "
             + " / ".join(_pct(c[q]["overall"]) for q in QUANTITIES)
             + f" | {c['labeling_recall']['mean_width']:.2f} / "
             + (f"{c['average_precision']['mean_width']:.2f}" if c["average_precision"]["mean_width"] is not None else "-")
