@@ -38,7 +38,7 @@ import resource
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -204,7 +204,8 @@ class Recorder:
                 self._stop("target", pool.audit_draws and pool.recall_reached >= self.evaluation.confidence,
                            true_recall)
             if checkpoint:
-                point[name] = {"positives": pool.positives.rounded(), "labeling_recall": pool.labeling_recall.rounded()}
+                # unrounded: an interval that pins a value exactly must not miss it by a rounding
+                point[name] = {"positives": asdict(pool.positives), "labeling_recall": asdict(pool.labeling_recall)}
         if checkpoint:
             self._next_checkpoint += 1
             if self.snapshots is not None:
@@ -217,7 +218,7 @@ class Recorder:
                     estimate = estimate_head(sample, scores, 0.5, self.evaluation.confidence,
                                              per_side=options.get("per_side", STRATA_PER_SIDE),
                                              prior=options.get("prior", PRIOR), kind=options.get("kind", INTERVAL))
-                    point[name].update({q: getattr(estimate, q).rounded() if getattr(estimate, q) else None
+                    point[name].update({q: asdict(getattr(estimate, q)) if getattr(estimate, q) else None
                                         for q in ("precision", "recall", "average_precision")})
             self.points.append(point)
 
@@ -571,11 +572,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--tasks", default=None, help="substring filter on task names")
     parser.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR"))
     parser.add_argument("--out", default=str(RESULTS_DIR))
-    parser.add_argument("--readme", action="store_true", help="only render the README block from the committed JSON")
+    parser.add_argument("--readme", action="store_true", help="only render the README block and evaluation.md from the committed JSON")
     args = parser.parse_args(argv)
     if args.readme:
         report = json.loads((RESULTS_DIR / "evaluation.json").read_text())
         replace_block(README, README_BLOCK, readme_summary(report))
+        (RESULTS_DIR / "evaluation.md").write_text(markdown(report))
         return report
     from benchmarks.datasets import DEFAULT_CACHE_DIR
     cache_dir = str(args.cache_dir or DEFAULT_CACHE_DIR)
