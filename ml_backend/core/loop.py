@@ -1,9 +1,11 @@
-"""One project's active-learning loop: ingest, rate, refit, select, score.
+"""One project's active-learning loop: embed, refit, select, score.
 
 `ActiveLoop` holds no Label Studio code: tasks are (id, data dict) pairs, a rating
 is a target in [-1, 1], and pushing results anywhere is the caller's business.
-All durable state goes through the ledger and the vector store, so a fresh
-`ActiveLoop` over the same files continues where the last one stopped.
+Facts (tasks, ratings, `seen`) reach the ledger through `core.facts.Facts`; the loop
+reads them there and writes only what it derives (embedding states, head versions).
+All durable state is in the ledger and the vector store, so a fresh `ActiveLoop`
+over the same files continues where the last one stopped.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from .head import LinearHead, Prior
 from .ledger import Ledger
 from .params import ProjectParams
 from .store import VectorStore
-from .strategies import RandomStrategy, make_strategy
+from .strategies import Pool, RandomStrategy, make_strategy
 from .training import fit_head, prompt_prior, sample_background
 
 log = logging.getLogger(__name__)
@@ -35,11 +37,6 @@ CALIBRATION_SAMPLE = 2000
 
 # Task data dict -> the decoded item the embedder takes (an RGB image, a text); raises MediaError.
 ItemLoader = Callable[[dict], Any]
-
-
-def version_name(version: int) -> str:
-    """The model_version string Label Studio shows for head version `version`."""
-    return f"clip-head-v{version}"
 
 
 @dataclass(frozen=True)
@@ -104,11 +101,7 @@ class ActiveLoop:
             ledger.reset_embeddings(project)
         self.reconcile_store()
 
-    # -- ingest --------------------------------------------------------------
-    def add_tasks(self, tasks: Iterable[tuple[int, dict]]) -> int:
-        """Queue tasks (id, data) for embedding; already-known ids are ignored. Returns how many were new."""
-        return self.ledger.add_tasks(self.project, tasks)
-
+    # -- embed ---------------------------------------------------------------
     def embed_pending(self, limit: int = 256, wait_s: float | None = None) -> EmbedReport:
         """Embed up to `limit` queued tasks and store their vectors.
 
@@ -127,13 +120,14 @@ class ActiveLoop:
         self.ledger.give_up_pending(self.project, MAX_EMBED_ATTEMPTS)
         return report
 
-    def ensure_embedded(self, task_ids: Sequence[int], task_data: dict[int, dict] | None = None) -> EmbedReport:
-        """Embed the given tasks now if they are not in the store yet (the /predict path)."""
+    def ensure_embedded(self, task_ids: Sequence[int]) -> EmbedReport:
+        """Embed the given tasks now if they are not in the store yet (the /predict path).
+
+        Only tasks the ledger knows (recorded through `Facts.add_tasks`) can be embedded.
+        """
         missing = list(dict.fromkeys(t for t in task_ids if t not in self.store))  # a task listed twice is embedded once
         if not missing:
             return EmbedReport([], {})
-        if task_data:
-            self.add_tasks((t, task_data[t]) for t in missing if t in task_data)
         known = self.ledger.task_data(self.project, missing)
         # Failed tasks are the worker's to retry (after an outage), not every /predict's.
         failed = {t for t, state in self.ledger.task_states(self.project, list(known)).items() if state == "failed"}
@@ -155,6 +149,13 @@ class ActiveLoop:
         with self._stragglers_lock:
             return bool(self._stragglers)
 
+    def retry_given_up(self) -> int:
+        """Queue again the tasks given up after transient failures (the source is back); returns how many."""
+        retried = self.ledger.retry_given_up(self.project, MAX_EMBED_ATTEMPTS)
+        if retried:
+            log.info("project %s: retrying %d tasks whose images failed to load during an outage", self.project, retried)
+        return retried
+
     def _embed(self, tasks: list[tuple[int, dict]], wait_s: float | None = None) -> EmbedReport:
         with self._stragglers_lock:
             # Loads still running are left alone unless the caller waits for everything.
@@ -171,12 +172,10 @@ class ActiveLoop:
         )
         embedded = [tasks[p][0] for p in positions]
         if embedded:
-            seen = self.ledger.seen_task_ids(self.project)
-            flags = [t in seen for t in embedded]
             # Store first, ledger second: a crash in between leaves vectors the ledger
             # does not know about, which reconcile_store adopts on the next start.
-            self.store.upsert(embedded, vectors, seen=flags, model_id=self.embedder.model_id)
-            self.ledger.mark_embedded(self.project, embedded, flags)
+            self.store.upsert(embedded, vectors, model_id=self.embedder.model_id)
+            self.ledger.mark_embedded(self.project, embedded)
         failed = {}
         for position, error in errors.items():
             task_id = tasks[position][0]
@@ -217,63 +216,30 @@ class ActiveLoop:
         the writes, or a lost Chroma collection, leaves them apart:
         - embedded in the ledger, no vector: back to pending (it is embedded again);
         - a vector the ledger does not count as embedded: adopted if the task is known
-          (same model, same image), deleted if the task is not (it was being deleted);
-        - `seen` in the store differing from the ledger: the ledger wins.
-        Returns how many tasks each case touched.
+          (same model, same image), deleted if the task is not (it was being deleted).
+        (`seen` cannot disagree: only the ledger holds it.) Returns how many tasks each case touched.
         """
-        tasks = self.ledger.task_index(self.project)
-        stored_seen = self.store.seen_flags()
-        missing = [t for t, record in tasks.items() if record.state == "embedded" and t not in stored_seen]
-        adopted = [t for t in stored_seen if t in tasks and tasks[t].state != "embedded"]
-        orphans = [t for t in stored_seen if t not in tasks]
+        states = self.ledger.task_states(self.project)
+        stored = {int(t) for t in self.store.ids()}
+        missing = [t for t, state in states.items() if state == "embedded" and t not in stored]
+        adopted = [t for t in stored if t in states and states[t] != "embedded"]
+        orphans = [t for t in stored if t not in states]
         if missing:
             self.ledger.reset_embeddings(self.project, missing)
         if orphans:
             self.store.delete(orphans)
         if adopted:
-            self.ledger.mark_embedded(self.project, adopted, [stored_seen[t] for t in adopted])
-        # Record what the store really holds, so sync_seen rewrites every flag that differs.
-        drifted = [t for t, flag in stored_seen.items() if t in tasks and t not in adopted and tasks[t].store_seen != flag]
-        for flag in (True, False):
-            ids = [t for t in drifted if stored_seen[t] == flag]
-            if ids:
-                self.ledger.mark_seen_synced(self.project, ids, flag)
-        resynced = self.sync_seen()
-        counts = {"re_embed": len(missing), "adopted": len(adopted), "orphans_deleted": len(orphans), "seen_fixed": resynced}
+            self.ledger.mark_embedded(self.project, adopted)
+        counts = {"re_embed": len(missing), "adopted": len(adopted), "orphans_deleted": len(orphans)}
         if any(counts.values()):
             log.warning("project %s: vector store and ledger disagreed, repaired: %s", self.project, counts)
         return counts
 
-    # -- ratings -------------------------------------------------------------
-    def record_annotation(
-        self, annotation_id: int, task_id: int, target: float | None,
-        error: str | None = None, task_data: dict | None = None, source_updated_at: float | None = None,
-    ) -> bool:
-        """Record an annotation (target None: skipped or unreadable) and mark its task seen.
-
-        Returns whether the task is known (False: it has no data yet, so it cannot be embedded).
-        """
-        return self.ledger.record_annotation(self.project, annotation_id, task_id, target, error=error,
-                                             task_data=task_data, source_updated_at=source_updated_at)
-
-    def delete_annotations(self, annotation_ids: Sequence[int]) -> int:
-        return self.ledger.delete_annotations(self.project, annotation_ids)
-
-    def reset_seen(self) -> int:
-        """Make every task selectable again; ratings are kept."""
-        count = self.ledger.reset_seen(self.project)
-        self.sync_seen()
-        return count
-
-    def sync_seen(self) -> int:
-        """Copy `seen` flags from the ledger (the record) to the vector store."""
-        changes = self.ledger.unsynced_seen(self.project)
-        for flag in (True, False):
-            ids = [task_id for task_id, seen in changes if seen == flag]
-            if ids:
-                self.store.set_seen(ids, flag)
-                self.ledger.mark_seen_synced(self.project, ids, flag)
-        return len(changes)
+    # -- the pool ------------------------------------------------------------
+    def pool(self, exclude: Iterable[int] = ()) -> tuple[list[str], Pool]:
+        """The store's selection snapshot with `seen` as the ledger records it now: (row ids, Pool)."""
+        self.store.follow_seen(self.ledger.seen_task_ids(self.project))
+        return self.store.pool(exclude=exclude)
 
     # -- the head ------------------------------------------------------------
     def current_head(self) -> HeadVersion | None:
@@ -284,9 +250,10 @@ class ActiveLoop:
                 self._head = HeadVersion(stored.version, LinearHead.from_weights(stored.coef, stored.intercept), stored.n_ratings)
         return self._head
 
-    def model_version(self) -> str:
+    def head_version(self) -> int:
+        """The current head's version number; 0 before any head."""
         head = self.current_head()
-        return version_name(head.version if head else 0)
+        return head.version if head else 0
 
     def refit_if_needed(self, on_refit: Callable[[], None] | None = None) -> HeadVersion | None:
         """Refit from all current ratings if they, the prompt or the head params changed.
@@ -320,7 +287,7 @@ class ActiveLoop:
     def _fit(self, rated: list[int], ratings: dict[int, float], prior: Prior | None) -> LinearHead:
         X = self.store.vectors(rated)
         y = np.array([ratings[t] for t in rated])
-        ids, pool = self.store.pool(exclude=rated)
+        ids, pool = self.pool(exclude=rated)
         rng = np.random.default_rng([self.project, len(rated), len(pool.available)])
         rows = sample_background(np.flatnonzero(pool.available), self.params.head.background_samples, rng)
         return fit_head(X, y, self.params.head, prior=prior, background=pool.vectors[rows])
@@ -351,8 +318,7 @@ class ActiveLoop:
 
         Without a head, strategies that need one fall back to random selection.
         """
-        self.sync_seen()
-        ids, pool = self.store.pool()
+        ids, pool = self.pool()
         if not pool.available.any():
             return []
         current = self.current_head()
@@ -385,7 +351,6 @@ class ActiveLoop:
         head = self.current_head()
         return {
             "project": self.project,
-            "model_version": self.model_version(),
             "head": None if head is None else {"version": head.version, "ratings": head.n_ratings},
             "embedding_model": self.embedder.model_id,
             "modality": self.embedder.modality,
