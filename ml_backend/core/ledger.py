@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     PRIMARY KEY (project, task_id)
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (project, state);
+-- Selection reads the seen tasks before every batch: this keeps that read as small as the answer.
+CREATE INDEX IF NOT EXISTS tasks_seen ON tasks (project, task_id) WHERE seen = 1;
 CREATE TABLE IF NOT EXISTS annotations (
     project            INTEGER NOT NULL,
     annotation_id      INTEGER NOT NULL,

@@ -72,11 +72,6 @@ class SqliteFile:
         with self.lock:
             self._db.close()
 
-    def checkpoint(self) -> None:
-        """Fold the write-ahead log into the file (it shrinks back to its real size)."""
-        with self.lock, self._guarded():
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self.lock, self._guarded():
