@@ -103,7 +103,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         projects.observe(project, body.get("label_config"))
         loop, schema = projects.get_with_schema(project)
         task_ids = [t for t, _ in tasks]
-        new_tasks = facts.add_tasks(project, tasks)
+        new_tasks = facts.add_tasks(project, [(t, data) for t, data in tasks if t not in loop.store])
         with predict_embeds.slot() as may_embed:
             if may_embed:
                 loop.ensure_embedded(task_ids)
