@@ -82,9 +82,10 @@ class ProjectRegistry:
                 raw = _raw_params(extra_params)
             except ConfigError as exc:
                 problem = exc
-        self.facts.set_params(project, raw)
+        # Label config first: a project the ledger knows (the params create it) always has one.
         if label_config is not None:
             self.records.set_label_config(project, label_config)
+        self.facts.set_params(project, raw)
         with self._lock:
             self._loops.pop(project, None)
             if problem is not None:
