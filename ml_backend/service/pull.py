@@ -15,11 +15,8 @@ import time
 from ..adapters.ls_config import ProjectSchema
 from ..adapters.ls_gateway import LabelStudioGateway
 from ..adapters.ls_payloads import read_rating
-from ..adapters.ls_records import LabelStudioRecords
 from ..adapters.ml_connections import BackendIdentity
 from ..core.errors import BackendError
-from ..core.facts import Facts
-from ..core.ledger import Ledger
 from .connections import audit_connections
 from .projects import ProjectRegistry
 
@@ -31,14 +28,10 @@ SYNC_PAGE = 500
 class LabelStudioPull:
     """Reads Label Studio for one project at a time (from the worker thread)."""
 
-    def __init__(self, gateway: LabelStudioGateway, projects: ProjectRegistry, facts: Facts, ledger: Ledger,
-                 records: LabelStudioRecords, backend_url: str | None = None, identity: BackendIdentity | None = None):
-        self.gateway = gateway
-        self.projects = projects
-        self.facts = facts
-        self.ledger = ledger
-        self.records = records
-        self.backend_url = backend_url
+    def __init__(self, gateway: LabelStudioGateway, projects: ProjectRegistry, backend_url: str | None = None,
+                 identity: BackendIdentity | None = None):
+        self.gateway, self.projects, self.backend_url = gateway, projects, backend_url
+        self.facts, self.ledger, self.records = projects.facts, projects.ledger, projects.records
         # Without an instance id, a connection is recognised by BACKEND_URL alone.
         self.identity = identity or BackendIdentity("", backend_url, probe=lambda url: None)
 

@@ -14,9 +14,8 @@ import time
 from ..adapters.ls_config import ProjectSchema
 from ..adapters.ls_gateway import LabelStudioGateway
 from ..adapters.ls_predictions import predict
-from ..adapters.ls_records import LabelStudioRecords, version_name
+from ..adapters.ls_records import version_name
 from ..adapters.ls_views import VIEW_FORMAT
-from ..core.ledger import Ledger
 from ..core.loop import ActiveLoop
 from .projects import ProjectRegistry
 
@@ -34,12 +33,10 @@ class LabelStudioPush:
         predictions this long, for the next rating to arrive first.
     """
 
-    def __init__(self, gateway: LabelStudioGateway, projects: ProjectRegistry, ledger: Ledger, records: LabelStudioRecords,
-                 prediction_chunk: int = 500, keep_old_predictions: bool = False, bulk_prediction_delay_s: float = 0.0):
-        self.gateway = gateway
-        self.projects = projects
-        self.ledger = ledger
-        self.records = records
+    def __init__(self, gateway: LabelStudioGateway, projects: ProjectRegistry, prediction_chunk: int = 500,
+                 keep_old_predictions: bool = False, bulk_prediction_delay_s: float = 0.0):
+        self.gateway, self.projects = gateway, projects
+        self.ledger, self.records = projects.ledger, projects.records
         self.prediction_chunk = prediction_chunk
         self.keep_old_predictions = keep_old_predictions
         self.bulk_prediction_delay_s = bulk_prediction_delay_s

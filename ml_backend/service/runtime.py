@@ -175,9 +175,8 @@ class Runtime:
 def label_studio_worker(settings: ServiceSettings, projects: ProjectRegistry, gateway: LabelStudioGateway,
                         identity: BackendIdentity | None = None) -> Worker:
     """The worker that keeps Label Studio up to date: pulls through `gateway`, pushes through it."""
-    pull = LabelStudioPull(gateway, projects, projects.facts, projects.ledger, projects.records,
-                           backend_url=settings.backend_url, identity=identity)
-    push = LabelStudioPush(gateway, projects, projects.ledger, projects.records, prediction_chunk=settings.prediction_chunk,
+    pull = LabelStudioPull(gateway, projects, backend_url=settings.backend_url, identity=identity)
+    push = LabelStudioPush(gateway, projects, prediction_chunk=settings.prediction_chunk,
                            keep_old_predictions=settings.keep_old_predictions,
                            bulk_prediction_delay_s=settings.bulk_prediction_delay_s)
     return Worker(projects, pull, push, poll_interval_s=settings.poll_interval_s, max_backoff_s=settings.max_backoff_s,

@@ -62,7 +62,7 @@ def backend(make_backend):
 
 def sync(backend, gateway) -> None:
     projects = backend.runtime.projects
-    LabelStudioPull(gateway, projects, projects.facts, projects.ledger, projects.records).sync(P)
+    LabelStudioPull(gateway, projects).sync(P)
 
 
 def test_an_annotation_deleted_during_a_sync_stays_deleted(backend):
