@@ -2,7 +2,7 @@
 
 Each does what the real one does for the calls the backend makes, in memory and in
 microseconds; the integration layer runs the same tests on the real components
-(`tests/integration/test_*_real.py`).
+(`tests/integration/test_real_components.py`).
 """
 
 from __future__ import annotations
