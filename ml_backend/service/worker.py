@@ -48,6 +48,7 @@ class Push(Protocol):
 class _ProjectWork:
     due: float = 0.0                # monotonic time of the next pass
     remote_due: float = 0.0         # earliest next call to the far side (backoff after failures)
+    settle_until: float = 0.0       # no call to the far side before this either (see notify's settle_s)
     failures: int = 0               # consecutive failed passes, for backoff
     needs_sync: bool = True         # audit connections, backfill tasks and annotations from the far side
     needs_audit: bool = False       # only look at the ML connections and webhooks again
@@ -104,14 +105,18 @@ class Worker:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def notify(self, project: int, sync: bool = False, audit: bool = False) -> None:
+    def notify(self, project: int, sync: bool = False, audit: bool = False, settle_s: float = 0.0) -> None:
         """Schedule a pass for `project` now; `sync` also re-reads the far side's tasks and annotations,
-        `audit` only its ML connections and webhooks (a sync does both)."""
+        `audit` only its ML connections and webhooks (a sync does both). With `settle_s` the pass's
+        calls to the far side wait that long (the local part, e.g. a refit, does not); repeated
+        notifies never push them back further, so a stream of /setup calls cannot starve them."""
         with self._wake:
             if sync:
                 self._absent.discard(project)
             work = self._work.setdefault(project, _ProjectWork())
             work.due = 0.0
+            if settle_s and work.settle_until <= time.monotonic():  # a settle already pending is not extended
+                work.settle_until = time.monotonic() + settle_s
             work.needs_sync = work.needs_sync or sync
             work.needs_audit = work.needs_audit or audit
             work.done.clear()
@@ -193,8 +198,8 @@ class Worker:
             work = self._work[project]
             work.due = float("inf")  # a notify() during the pass resets this to 0
             work.loading = False
-            # A full pass talks to the far side (or has none); otherwise it waits out a backoff.
-            full = not self.remote or work.remote_due <= time.monotonic()
+            # A full pass talks to the far side (or has none); otherwise it waits out a backoff or a settle.
+            full = not self.remote or max(work.remote_due, work.settle_until) <= time.monotonic()
             sync = full and work.needs_sync and self.remote
             audit_only = full and work.needs_audit and not sync and self.remote
             if full:
@@ -235,7 +240,7 @@ class Worker:
             # Predictions held back while ratings arrive come due on their own.
             due = 0.0 if local_more else push_due
         else:
-            due = 0.0 if local_more else work.remote_due
+            due = 0.0 if local_more else max(work.remote_due, work.settle_until)
         error = "; ".join(e for e in (sync_error, push_error) if e) or None
         self._settle(work, error=error, due=due, resync=resync, remote_failed=remote_failed, full=full)
 
