@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from ..adapters.ls_summary import SEPARATOR, tab_title
+from ..adapters.ls_records import version_name
 from ..core.audit_log import AuditLog
 from ..core.evaluation import HeadEstimate, PoolEstimate, estimate_head, estimate_pool
 from ..core.head import LinearHead
-from ..core.loop import ActiveLoop, version_name
+from ..core.loop import ActiveLoop
 from ..core.stopping import prediction_agreement, suggest
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,10 @@ class Evaluations:
         return True
 
     def _input_key(self, loop: ActiveLoop) -> tuple:
-        record = loop.ledger.project(loop.project)
         epoch = self.audit.epoch(loop.project)
         head = loop.current_head()
-        return (head.version if head else 0, record.ratings_rev if record else 0, len(loop.ledger.seen_task_ids(loop.project)),
+        # a changed rating refits (a new head version); a skip changes only what is seen
+        return (head.version if head else 0, len(loop.ledger.seen_task_ids(loop.project)),
                 epoch["epoch"] if epoch else 0, len(self.audit.draws(loop.project, epoch["epoch"])) if epoch else 0,
                 len(loop.store), loop.params.evaluation)
 
@@ -75,7 +75,7 @@ class Evaluations:
         if current is None:
             return None
         params = loop.params.evaluation
-        ids, pool = loop.store.pool()
+        ids, pool = loop.pool()
         task_ids = np.array([int(t) for t in ids], dtype=np.int64)
         ratings = loop.ledger.ratings(loop.project)
         seen = loop.ledger.seen_task_ids(loop.project)
@@ -147,7 +147,7 @@ class Evaluations:
         current = history[-1] if history else None
         return {
             "project": loop.project,
-            "model_version": loop.model_version(),
+            "model_version": version_name(loop.head_version()),
             "current": current,
             "history": [{k: v for k, v in entry.items() if k != "scores"} for entry in history],
             "params": loop.params.evaluation.model_dump(),
@@ -155,16 +155,38 @@ class Evaluations:
             "links": links(loop.project),
         }
 
-    def status(self, project: int, loop: ActiveLoop) -> dict[str, Any]:
+    def status(self, project: int) -> dict[str, Any]:
         """The evaluation's line in /projects/<id>/status: the latest summary, the stop suggestion, the links."""
         latest = self.latest(project)
         return {
-            "summary": tab_title("", latest).removeprefix(SEPARATOR) or None,
+            "summary": summary_line(latest),
             "model_version": latest["model_version"] if latest else None,
             "stop": latest["stopping"]["stop"] if latest else False,
             "reasons": latest["stopping"]["reasons"] if latest else [],
             **links(project),
         }
+
+
+SEPARATOR = " · "
+
+
+def summary_line(evaluation: dict | None) -> str | None:
+    """The evaluation in a few words, for the next-batch tab's title and the status, e.g.
+    "found 62%-91% of yes · AP 0.81" or "stop? found >= 90% of yes"; None before an audit draw."""
+    if not evaluation or not evaluation.get("pool") or not evaluation["audit"]["complete_draws"]:
+        return None
+    stopping = evaluation["stopping"]
+    recall = evaluation["pool"]["labeling_recall"]
+    if stopping["target_reached"]:
+        parts = [f"stop? found >= {evaluation['pool']['target_recall']:.0%} of yes"]
+    else:
+        parts = [f"found {recall['low']:.0%}-{recall['high']:.0%} of yes"]
+        if stopping["head_stable"]:
+            parts.append("head stable")
+    average_precision = (evaluation.get("head") or {}).get("average_precision")
+    if average_precision:
+        parts.append(f"AP {average_precision['value']:.2f}")
+    return SEPARATOR.join(parts)
 
 
 def _pending(recorded: list, seen: set[int]) -> list[int]:

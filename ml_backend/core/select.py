@@ -1,0 +1,58 @@
+"""Select: the next batch, k unseen tasks chosen by the project's strategy.
+
+Strategies (`core.strategies`) pick rows of the pool (the store's vectors, with the
+tasks annotators have seen masked out, as the ledger records them); the batch is
+returned highest score first, the order annotators label it in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .audit_log import AuditLog
+from .params import ProjectParams
+from .refit import HeadVersion
+from .strategies import Pool, RandomStrategy, make_strategy
+
+
+@dataclass(frozen=True)
+class ScoredTask:
+    task_id: int
+    score: float
+
+
+class BatchSelection:
+    """The select step of `ActiveLoop` (a mixin: the loop holds `project` and `params`, and gives
+    `pool` and `current_head`)."""
+
+    project: int
+    params: ProjectParams
+    pool: Callable[..., tuple[list[str], Pool]]
+    current_head: Callable[[], HeadVersion | None]
+    audit: AuditLog | None
+
+    def select_batch(self, k: int | None = None) -> list[ScoredTask]:
+        """The next k unseen tasks chosen by the project's strategy, highest score first.
+
+        Without a head, strategies that need one fall back to random selection. With an
+        audit log, the strategy's uniform draw is recorded, or an earlier draw still waiting
+        for ratings is kept in the batch instead (`AuditLog.keep_sample`).
+        """
+        ids, pool = self.pool()
+        if not pool.available.any():
+            return []
+        current = self.current_head()
+        strategy = make_strategy(self.params.strategy)
+        if current is None and strategy.requires_head:
+            strategy = RandomStrategy()
+        rng = np.random.default_rng([self.project, current.version if current else 0, int(pool.available.sum())])
+        rows = strategy.select(current.head if current else None, pool, k or self.params.batch_size, rng)
+        if self.audit is not None:
+            rows = self.audit.keep_sample(self.project, np.asarray(ids, dtype=np.int64), pool.available, rows, strategy,
+                                          k or self.params.batch_size, current.version if current else 0)
+        scores = current.head.predict_proba(pool.vectors[rows]) if current else np.zeros(len(rows), np.float32)
+        order = np.argsort(-scores, kind="stable")
+        return [ScoredTask(int(ids[rows[i]]), float(scores[i])) for i in order]
