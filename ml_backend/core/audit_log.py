@@ -16,16 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from .audit import NOT_SEEN, AuditDraw, AuditSample, carry_pending, uniform_picks
+from .sqlite_file import SqliteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_epochs (
@@ -95,38 +94,20 @@ def pool_signature(task_ids: Sequence[int]) -> str:
 
 
 class AuditLog:
-    """Thread-safe access to the audit record. One instance per process and file."""
+    """Thread-safe access to the audit record (its own `SqliteFile`). One instance per process and file."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._lock = threading.RLock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
+        self.file = SqliteFile(path)
+        self.file.create(SCHEMA)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.file.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _transaction(self):
+        return self.file.transaction()
 
     def _query(self, sql: str, args: Sequence = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        return self.file.query(sql, args)
 
     # -- at selection time ----------------------------------------------------
     def settle(self, project: int, pool_ids: Sequence[int], available: np.ndarray) -> EpochState:
@@ -211,9 +192,8 @@ class AuditLog:
 
     # -- at evaluation time ---------------------------------------------------
     def epoch(self, project: int) -> dict | None:
-        with self._lock:
-            row = self._current_epoch(self._db, project)
-        return dict(row) if row is not None else None
+        rows = self._query("SELECT * FROM audit_epochs WHERE project = ? ORDER BY epoch DESC LIMIT 1", (project,))
+        return dict(rows[0]) if rows else None
 
     def draws(self, project: int, epoch: int) -> list[RecordedDraw]:
         rows = self._query("SELECT * FROM audit_draws WHERE project = ? AND epoch = ? ORDER BY seq", (project, epoch))
