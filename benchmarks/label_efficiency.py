@@ -204,14 +204,19 @@ def make_split(task: Task, seed: int, cache_dir: str, evaluate_on: str = "test")
 # ---------------------------------------------------------------- metrics
 
 def average_precision(y: np.ndarray, scores: np.ndarray) -> float:
-    """Average precision (as sklearn's, ties broken pessimistically-free by stable sort)."""
+    """Average precision as sklearn's: one step per distinct score, so tied rows count as one
+    group whatever their order (a flat head scores the base rate, not whatever row order gives)."""
     order = np.argsort(-scores, kind="stable")
-    hits = y[order]
+    hits, ranked = y[order], scores[order]
     n_pos = hits.sum()
     if n_pos == 0:
         return float("nan")
-    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float(precision[hits].sum() / n_pos)
+    # the last row of each run of equal scores closes a threshold
+    ends = np.append(np.flatnonzero(np.diff(ranked) != 0), len(ranked) - 1)
+    tp = np.cumsum(hits)[ends]
+    precision = tp / (ends + 1)
+    recall_step = np.diff(tp, prepend=0) / n_pos
+    return float(np.sum(recall_step * precision))
 
 
 def f1_at_threshold(y: np.ndarray, logits: np.ndarray) -> float:

@@ -24,8 +24,8 @@ from .head import LinearHead, Prior
 from .ledger import Ledger
 from .params import ProjectParams
 from .store import VectorStore
-from .strategies import RandomStrategy, make_strategy
-from .training import fit_head, prompt_prior, sample_background
+from .strategies import Pool, RandomStrategy, make_strategy
+from .training import prompt_prior, refit
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,15 @@ class ScoredTask:
     score: float
 
 
+@dataclass(frozen=True)
+class UniformTaskDraw:
+    """The tasks of a batch drawn uniformly at random from all `n_available` unseen tasks
+    (each unseen task had probability len(task_ids) / n_available), independent of the head."""
+
+    task_ids: list[int]
+    n_available: int
+
+
 class ActiveLoop:
     """The loop for one project.
 
@@ -86,6 +95,7 @@ class ActiveLoop:
         self.load_image = load_image
         self.fetch_workers = fetch_workers
         self._head: HeadVersion | None = None
+        self.last_uniform_draw: UniformTaskDraw | None = None
         self._prompt_vector: np.ndarray | None = None
         self._refit_lock = threading.Lock()
         if store.stored_model_id != embedder.model_id:
@@ -253,8 +263,7 @@ class ActiveLoop:
         y = np.array([ratings[t] for t in rated])
         ids, pool = self.store.pool(exclude=rated)
         rng = np.random.default_rng([self.project, len(rated), len(pool.available)])
-        rows = sample_background(np.flatnonzero(pool.available), self.params.head.background_samples, rng)
-        return fit_head(X, y, self.params.head, prior=prior, background=pool.vectors[rows])
+        return refit(X, y, pool.vectors, pool.available, self.params.head, rng, prior=prior)
 
     def _prompt_prior(self) -> Prior | None:
         if not self.params.prompt or not self.embedder.can_embed_text or len(self.store) == 0:
@@ -277,21 +286,37 @@ class ActiveLoop:
     def select_batch(self, k: int | None = None) -> list[ScoredTask]:
         """The next k unseen tasks chosen by the project's strategy, highest score first.
 
-        Without a head, strategies that need one fall back to random selection.
+        Without a head, strategies that need one fall back to random selection. Tasks
+        with equal scores keep the strategy's pick order, never row (import) order.
+        `last_uniform_draw` then says which of them were drawn uniformly at random from
+        all unseen tasks, and from how many (None: the strategy made no such draw).
         """
         self.sync_seen()
         ids, pool = self.store.pool()
+        self.last_uniform_draw = None
         if not pool.available.any():
             return []
         current = self.current_head()
-        strategy = make_strategy(self.params.strategy)
+        strategy = make_strategy(self.params.strategy, self.params.selection)
         if current is None and strategy.requires_head:
             strategy = RandomStrategy()
         rng = np.random.default_rng([self.project, current.version if current else 0, int(pool.available.sum())])
+        pool = self._with_ratings(ids, pool)
         rows = strategy.select(current.head if current else None, pool, k or self.params.batch_size, rng)
         scores = current.head.predict_proba(pool.vectors[rows]) if current else np.zeros(len(rows), np.float32)
         order = np.argsort(-scores, kind="stable")
+        if strategy.last_draw is not None:
+            drawn = [int(ids[r]) for r in strategy.last_draw.rows]
+            self.last_uniform_draw = UniformTaskDraw(drawn, strategy.last_draw.n_available)
         return [ScoredTask(int(ids[rows[i]]), float(scores[i])) for i in order]
+
+    def _with_ratings(self, ids: list[str], pool: Pool) -> Pool:
+        """`pool` plus the rows and targets of the current ratings (what adaptive strategies react to)."""
+        ratings = self.ledger.ratings(self.project)
+        row_of = {task_id: row for row, task_id in enumerate(ids)}
+        rated = [(row_of[str(t)], target) for t, target in ratings.items() if str(t) in row_of]
+        rows = np.array([r for r, _ in rated], dtype=np.int64)
+        return Pool(pool.vectors, pool.available, rows, np.array([t for _, t in rated], dtype=np.float64))
 
     def scores(self, task_ids: Sequence[int]) -> dict[int, float]:
         """P(relevant) for embedded tasks among `task_ids`; raises NotFittedError without a head."""

@@ -18,7 +18,6 @@ class HeadParams(BaseModel):
 
     l2: float = Field(1.0, gt=0, description="L2 pull of the learned part of W towards 0")
     prior_l2: float = Field(1.0, gt=0, description="pull of the prompt's weight towards its zero-shot value")
-    learning_rate: float = Field(1.0, gt=0, le=10, description="L-BFGS step size")
     max_iter: int = Field(100, ge=1, le=10_000, description="L-BFGS iterations per refit")
     background_samples: int = Field(
         200, ge=0, le=100_000, description="unrated pool items added as weak negatives at each refit"
@@ -36,6 +35,18 @@ class HeadParams(BaseModel):
     )
 
 
+class SelectionParams(BaseModel):
+    """How the adaptive strategy picks a batch (see `core.strategies.adaptive`); other strategies ignore it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    uniform_share: float = Field(
+        0.2, ge=0, le=1,
+        description="share of every batch drawn uniformly at random from all unseen tasks, whatever the head says "
+        "(at least one pick per batch when > 0): exploration, and an unbiased sample of the pool",
+    )
+
+
 class ProjectParams(BaseModel):
     """What a project admin can set per project (ML backend 'extra params' or a config file)."""
 
@@ -48,6 +59,7 @@ class ProjectParams(BaseModel):
     choice_values: dict[str, float] | None = Field(None, description="choice value -> target in [-1, 1]")
     view_title: str = Field("Next batch (ML)", min_length=1, max_length=100)
     head: HeadParams = Field(default_factory=HeadParams)
+    selection: SelectionParams = Field(default_factory=SelectionParams)
 
     @field_validator("prompt")
     @classmethod
@@ -63,7 +75,7 @@ class ProjectParams(BaseModel):
 
     @classmethod
     def parse(cls, *layers: Mapping[str, Any] | str | None) -> "ProjectParams":
-        """Merge parameter layers (later wins; `head` merged key by key) and validate.
+        """Merge parameter layers (later wins; `head` and `selection` merged key by key) and validate.
 
         A layer may be a dict, a JSON string (as typed into Label Studio's extra params
         box) or None. Raises `ConfigError` with every problem listed.
@@ -71,17 +83,21 @@ class ProjectParams(BaseModel):
         merged: dict[str, Any] = {}
         for layer in layers:
             values = _as_mapping(layer)
-            if not isinstance(values.get("head", {}), Mapping):
-                raise ConfigError(f"invalid project parameters: head: must be an object, got {values['head']!r}")
-            head = {**merged.get("head", {}), **values.get("head", {})}
+            nested = {}
+            for key in NESTED:
+                if not isinstance(values.get(key, {}), Mapping):
+                    raise ConfigError(f"invalid project parameters: {key}: must be an object, got {values[key]!r}")
+                nested[key] = {**merged.get(key, {}), **values.get(key, {})}
             merged.update(values)
-            if head:
-                merged["head"] = head
+            merged.update({key: value for key, value in nested.items() if value})
         try:
             return cls.model_validate(merged)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"invalid project parameters: {problems}") from None
+
+
+NESTED = ("head", "selection")  # groups merged key by key across layers
 
 
 def _as_mapping(layer: Mapping[str, Any] | str | None) -> dict[str, Any]:

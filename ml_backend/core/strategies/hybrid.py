@@ -76,10 +76,12 @@ class HybridStrategy(Strategy):
             return np.empty(0, dtype=np.int64)
         n_top, n_boundary, n_random = self.composition(k)
         depth = k * self.candidates if self.max_similarity is not None else k
-        top = spread_out(top_k(logits, available, max(depth, n_top)), pool.vectors, n_top, self.max_similarity)
+        none = np.empty(0, dtype=np.int64)
+        top = spread_out(top_k(logits, available, max(depth, n_top), rng), pool.vectors, n_top,
+                         self.max_similarity) if n_top else none
         available[top] = False
-        boundary_order = top_k(-np.abs(logits), available, max(depth, n_boundary))
-        boundary = spread_out(boundary_order, pool.vectors, n_boundary, self.max_similarity, exclude=top)
+        boundary = spread_out(top_k(-np.abs(logits), available, max(depth, n_boundary), rng), pool.vectors,
+                              n_boundary, self.max_similarity, exclude=top) if n_boundary else none
         available[boundary] = False
         explore = rng.permutation(np.flatnonzero(available))[:n_random]
         return np.concatenate([top, boundary, explore]).astype(np.int64)
