@@ -72,7 +72,7 @@ class LinearHead:
     max_iter : L-BFGS iteration budget per fit.
     """
 
-    def __init__(self, l2: float = 1.0, prior_l2: float = 1.0, max_iter: int = 100):
+    def __init__(self, l2: float = 0.3, prior_l2: float = 1.0, max_iter: int = 100):
         self.l2 = l2
         self.prior_l2 = prior_l2
         self.max_iter = max_iter

@@ -16,7 +16,7 @@ class HeadParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    l2: float = Field(1.0, gt=0, description="L2 pull of the learned part of W towards 0")
+    l2: float = Field(0.3, gt=0, description="L2 pull of the learned part of W towards 0")
     prior_l2: float = Field(1.0, gt=0, description="pull of the prompt's weight towards its zero-shot value")
     max_iter: int = Field(100, ge=1, le=10_000, description="L-BFGS iterations per refit")
     background_samples: int = Field(
@@ -41,9 +41,19 @@ class SelectionParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     uniform_share: float = Field(
-        0.2, ge=0, le=1,
+        0.1, ge=0, le=1,
         description="share of every batch drawn uniformly at random from all unseen tasks, whatever the head says "
         "(at least one pick per batch when > 0): exploration, and an unbiased sample of the pool",
+    )
+    positive_balance: float = Field(
+        0.5, gt=0, le=1,
+        description="while positives are under this share of the ratings, part of each batch goes to the "
+        "highest-scored tasks (the deficit's share); above it, all to the boundary",
+    )
+    clusters: int = Field(
+        100, ge=1, le=1000,
+        description="k-means clusters of the pool; before the head has any signal, picks go one per "
+        "least-rated cluster",
     )
 
 

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from .base import Pool, Strategy, top_k
-from .simple import _require
+from .base import Pool, Strategy, informative_logits, top_k
+from .simple import _require, uniform_draw
 
 
 def spread_out(order: np.ndarray, vectors: np.ndarray, k: int, max_similarity: float | None,
@@ -69,7 +69,9 @@ class HybridStrategy(Strategy):
         return n_top, k - n_top - n_random, n_random
 
     def select(self, head, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:
-        logits = _require(head).decision_function(pool.vectors).astype(np.float64)
+        logits = informative_logits(_require(head), pool)
+        if logits is None:  # a flat head ranks nothing
+            return uniform_draw(pool, k, rng)
         available = pool.available.copy()
         k = min(k, int(available.sum()))
         if k <= 0:
