@@ -157,14 +157,26 @@ def _fingerprint(vectors: np.ndarray) -> tuple:
 
 
 def _kmeans_plus_plus(data: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeds (Arthur & Vassilvitskii 2007) by matrix products: SciPy's own '++' init
-    computes each distance with cdist, ~20x slower on 1,280-d rows (measured)."""
+    """Greedy k-means++ seeds (Arthur & Vassilvitskii 2007; the variant scikit-learn uses): each
+    step draws 2 + log(k) candidates by squared distance and keeps the one that lowers the total
+    most. By matrix products: SciPy's own '++' init computes each distance with cdist, ~20x
+    slower on 1,280-d rows (measured)."""
     norms = (data ** 2).sum(axis=1)
+
+    def distances(rows: np.ndarray) -> np.ndarray:  # (len(rows), n) squared distances
+        return np.maximum(norms[None, :] - 2 * data[rows] @ data.T + norms[rows][:, None], 0.0)
+
     chosen = [int(rng.integers(len(data)))]
-    nearest = np.maximum(norms - 2 * data @ data[chosen[0]] + norms[chosen[0]], 0.0)
+    nearest = distances(np.array(chosen))[0]
+    tries = 2 + int(np.log(k))
     for _ in range(1, k):
         total = float(nearest.sum())
-        row = int(rng.choice(len(data), p=nearest / total)) if total > 0 else int(rng.integers(len(data)))
-        chosen.append(row)
-        nearest = np.minimum(nearest, np.maximum(norms - 2 * data @ data[row] + norms[row], 0.0))
+        if total <= 0:
+            candidates = rng.integers(len(data), size=1)
+        else:
+            candidates = rng.choice(len(data), size=tries, p=nearest / total)
+        options = np.minimum(nearest[None, :], distances(candidates))
+        best = int(np.argmin(options.sum(axis=1)))
+        chosen.append(int(candidates[best]))
+        nearest = options[best]
     return data[chosen].copy()
