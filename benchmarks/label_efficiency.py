@@ -1,41 +1,46 @@
 """How many labels does the loop save? Selection strategies on real embeddings.
 
 Simulates annotators rating batches picked by the backend's own selection
-strategies (``ml_backend.core.strategies``), refitting the backend's own head
-recipe (``ml_backend.core.training.fit_head`` / ``prompt_prior``) after every
+strategies (``ml_backend.core.strategies.make_strategy``, with the project's
+selection settings), refitting with the backend's own refit function
+(``ml_backend.core.training.refit``, the one ``ActiveLoop`` calls) after every
 batch, on real labeled data with real pretrained embeddings:
 
 - text: SpamAssassin emails embedded with all-MiniLM-L6-v2; a text prompt
   embedded with the same model starts W (the zero-shot head);
 - images: Fashion-MNIST embedded with ImageNet EfficientNet-Lite0; there is no
-  text tower, so W starts from one example item (a random pool positive, rated
-  +1 as the first rating: "more like this").
+  text tower, so W starts from one example item (a random pool positive, given
+  as "more like this").
 
 Run (from the repo root, after ``bash benchmarks/setup_data.sh``)::
 
     python -m benchmarks.label_efficiency --workers 2   # full protocol, 20 seeds (wall time in the .md)
-    python -m benchmarks.label_efficiency --quick       # smoke run: 4 tasks x 3 seeds, 1.5-3 min on 2 cores
+    python -m benchmarks.label_efficiency --quick       # smoke run: 3 tasks x 2 starts x 3 seeds, ~1 min on 2 cores
 
 ``--max-minutes M`` stops a run after M minutes and reports the seeds that finished every
 task (marked in the report); ``--from-raw benchmarks/results/label_efficiency_raw.pkl``
 re-writes the report from a finished run's saved curves without simulating again.
+Tuning runs use other seeds and a held-out part of the pool, never the test split:
+``--first-seed 1000 --evaluate-on validation`` with ``--head``/``--selection`` overrides.
 
 It writes ``benchmarks/results/label_efficiency.json``, PNG learning curves and
 ``label_efficiency.md`` beside it, and prints the results table.
 
 Protocol (see ``benchmarks/results/label_efficiency.md`` for the numbers)
-- concept tasks: one-vs-rest binary concepts; the POOL is subsampled (per seed)
-  to the task's prevalence by dropping positives; the test split is fixed;
-- cold start: the first batch of a text task is selected with the zero-shot
-  head; the first batch of an image task is the example item plus k-1 items
-  selected with the head fitted on it. `random` refits the same head on the
+- concept tasks: one-vs-rest binary concepts, and concepts of two kinds (trousers or
+  bags; spam or mails of the exmh list); the POOL is subsampled (per seed) to the task's
+  prevalence by dropping positives; the test split is fixed; pool rows stay in import
+  order, grouped by folder;
+- starts: every task runs from its informed start (text: the prompt; images: one example
+  positive, rated +1 and not counted as a label) at batch sizes 10 and 25, and from a cold
+  start (no prompt, no example) at batch size 10. `random` refits the same head on the
   same start, only its selection is random;
-- after every batch the head is refit (prompt as prior, fresh background
-  negatives) and scored on the test split: average precision, F1 at the
-  decision threshold (logit 0), positives found so far;
-- per curve: labels to reach 90% of the full-pool probe's AP (first grid point,
-  null if never within the budget) and the area under AP over log2(labels),
-  normalised so the median random curve = 0 and the probe = 1.
+- after every batch the head is refit (prompt as prior, fresh background negatives) and
+  scored on the test split: average precision (ties as one group), F1 at the decision
+  threshold (logit 0), positives found so far;
+- per curve: labels to reach 90% of the full-pool probe's AP (0 if the start alone does;
+  first grid point; null if never within the budget) and the area under AP over
+  log2(labels), normalised so the median random curve = 0 and the probe = 1.
 """
 
 from __future__ import annotations

@@ -263,7 +263,9 @@ class ActiveLoop:
         y = np.array([ratings[t] for t in rated])
         ids, pool = self.store.pool(exclude=rated)
         rng = np.random.default_rng([self.project, len(rated), len(pool.available)])
-        return refit(X, y, pool.vectors, pool.available, self.params.head, rng, prior=prior)
+        previous = self.current_head()  # a start for the solver: same optimum, fewer iterations
+        return refit(X, y, pool.vectors, pool.available, self.params.head, rng, prior=prior,
+                     init=previous.head if previous else None)
 
     def _prompt_prior(self) -> Prior | None:
         if not self.params.prompt or not self.embedder.can_embed_text or len(self.store) == 0:
