@@ -95,7 +95,7 @@ def test_the_loop_runs_and_resumes_on_either_chroma(chroma_mode, collection_name
 
     def open_loop(ledger: Ledger) -> ActiveLoop:
         store = VectorStore(chroma_mode.client(), collection_name, embedder.model_id)
-        params = ProjectParams.parse({"prompt": "a red square", "batch_size": 5})
+        params = ProjectParams.parse({"prompt": "a red square", "batch_size": 5, "strategy": "nearest"})
         return ActiveLoop(1, params, ledger, store, embedder, loader, fetch_workers=2)
 
     ledger = Ledger(tmp_path / "ledger.sqlite")
