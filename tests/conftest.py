@@ -92,7 +92,39 @@ RATING_CONFIG = """
 </View>
 """
 
-# -- the tiny CLIP ----------------------------------------------------------------
+TEXT_CONFIG = """
+<View>
+  <Text name="txt" value="$text"/>
+  <Choices name="relevance" toName="txt">
+    <Choice value="-1"/><Choice value="0"/><Choice value="+1"/>
+  </Choices>
+</View>
+"""
+TEXT_URL_CONFIG = TEXT_CONFIG.replace('value="$text"/>', 'value="$doc" valueType="url"/>')
+
+# -- texts with a clear topic (for the real sentence embedder) ------------------------------------
+
+RECIPES = [
+    "Brown the onions in butter, add the garlic and simmer the tomato sauce for twenty minutes.",
+    "Whisk the eggs with sugar until pale, fold in the flour and bake the sponge at 180 degrees.",
+    "Marinate the chicken overnight in yoghurt and spices, then grill it over high heat.",
+    "Season the soup with salt and pepper and serve it with fresh bread.",
+    "Knead the dough for ten minutes, let it rise, then bake the loaf until golden.",
+]
+NOT_RECIPES = [
+    "Can we move tomorrow's design review to 3pm? Anna is out in the morning.",
+    "The patch fixes the race in the scheduler; please review before the release branch is cut.",
+    "Minutes of the board meeting are attached, comments by Friday please.",
+    "I pushed the new benchmark numbers to the wiki, the regression is gone.",
+    "Reminder: the kernel mailing list moved to the new server last week.",
+    "Your flight itinerary: departure 7:40 from gate B12, seat 14C.",
+    "The library book you reserved is ready for pickup until Thursday.",
+    "Lowest mortgage rates guaranteed, refinance today and save thousands.",
+    "The quarterly report shows revenue up four percent on last year.",
+    "Please rotate your VPN credentials before the end of the month.",
+]
+
+# -- the tiny random models ----------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -104,9 +136,61 @@ def tiny_clip_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def embedder(tiny_clip_dir):
-    from ml_backend.core.embed import ClipEmbedder
+    from ml_backend.core.embed import ImageEmbedder
 
-    return ClipEmbedder(str(tiny_clip_dir), batch_size=4)
+    return ImageEmbedder(str(tiny_clip_dir), batch_size=4)
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_dir(tmp_path_factory):
+    """A tiny random SigLIP (a CLIP-family model with a text tower), with a character-level tokenizer."""
+    import torch
+    from transformers import SiglipConfig, SiglipModel
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    from scripts.make_tiny_clip import build_tiny_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny-siglip")
+    tokenizer = build_tiny_tokenizer()
+    layers = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    config = SiglipConfig(text_config={**layers, "vocab_size": len(tokenizer), "max_position_embeddings": 64},
+                          vision_config={**layers, "image_size": 32, "patch_size": 8})
+    torch.manual_seed(0)
+    SiglipModel(config).eval().save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    SiglipImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(out)
+    (out / "TINY_RANDOM_MODEL.json").write_text("{}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_dir(tmp_path_factory):
+    """A tiny random ViT: an image backbone with no text tower."""
+    import torch
+    from transformers import ViTConfig, ViTModel
+    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+    out = tmp_path_factory.mktemp("tiny-vit")
+    torch.manual_seed(0)
+    ViTModel(ViTConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                       image_size=32, patch_size=8)).eval().save_pretrained(out)
+    ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(out)
+    (out / "TINY_RANDOM_MODEL.json").write_text("{}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_text_dir(tmp_path_factory):
+    from scripts.make_tiny_text_model import build_tiny_text_model
+
+    return build_tiny_text_model(tmp_path_factory.mktemp("tiny-text"))
+
+
+@pytest.fixture(scope="session")
+def text_embedder(tiny_text_dir):
+    from ml_backend.core.embed_text import TextEmbedder
+
+    return TextEmbedder(str(tiny_text_dir), batch_size=4)
 
 
 # -- durable state in tmp_path --------------------------------------------------------

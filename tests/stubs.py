@@ -28,6 +28,7 @@ class Reply:
     drip_s: float = 0.0             # sleep between body bytes
     stall_s: float = 0.0            # sleep after the headers, before the body
     content_length: bool = True     # False: no Content-Length, the body ends when the connection closes
+    header_drip_s: float = 0.0      # sleep between bytes of the status line and headers
 
 
 class LocalServer:
@@ -50,6 +51,9 @@ class LocalServer:
                 reply = server.routes.get(path, Reply(status=404, body=b"not found"))
                 time.sleep(reply.delay_s)
                 try:
+                    if reply.header_drip_s:
+                        self.drip_headers(reply)
+                        return
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
@@ -71,6 +75,15 @@ class LocalServer:
                     pass  # the client gave up: that is what slow routes are for
                 if not reply.content_length:
                     self.close_connection = True
+
+            def drip_headers(self, reply: Reply) -> None:
+                head = f"HTTP/1.1 {reply.status} OK\r\nContent-Length: {len(reply.body)}\r\n"
+                head += "".join(f"{name}: {value}\r\n" for name, value in reply.headers.items())
+                for byte in (head + "\r\n").encode() + reply.body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(reply.header_drip_s)
+                self.close_connection = True
 
             def log_message(self, *args) -> None:
                 pass

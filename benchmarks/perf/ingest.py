@@ -2,10 +2,10 @@
 
 End to end is `ActiveLoop.embed_pending`, the worker's ingest step: read each task's
 image from local-files storage (the `TaskImageLoader` path), decode, preprocess, CLIP
-forward in batches (`ClipEmbedder.embed_sources`, which prefetches ahead of the
+forward in batches (`Embedder.embed_sources`, which prefetches ahead of the
 forward pass), upsert into Chroma, mark the tasks embedded in the ledger.
 
-Raw forward is `ClipEmbedder.embed_pixels` on an already-preprocessed batch of the
+Raw forward is `ImageEmbedder.forward` on an already-preprocessed batch of the
 same size. The model is `CLIPConfig()` (ViT-B/32, 512-d) with random weights: the
 real model's compute, no download. The images are 640x480 JPEGs (~60-90 KB), the size
 of a typical photo dataset image. Raw and end-to-end runs alternate, so both see the
@@ -62,14 +62,32 @@ def write_photos(folder: Path, count: int, seed: int = 0) -> list[Path]:
     return paths
 
 
-def measure(settings: IngestSettings, workdir: str) -> dict:
-    from ml_backend.adapters.ls_media import TaskImageLoader
-    from ml_backend.core.embed import ClipEmbedder
-    from ml_backend.core.images import FetchPolicy, ImageFetcher
+def ingest_rate(run: Path, embedder, loader, tasks: list[tuple[int, dict]], fetch_workers: int) -> float:
+    """Tasks/s of `ActiveLoop.embed_pending` over `tasks` into a fresh ledger and Chroma store under `run`."""
     from ml_backend.core.ledger import Ledger
     from ml_backend.core.loop import ActiveLoop
     from ml_backend.core.params import ProjectParams
     from ml_backend.core.store import VectorStore
+
+    ledger = Ledger(run / "ledger.sqlite")
+    try:
+        ledger.upsert_project(1, label_config="", params={})
+        store = VectorStore(chromadb.PersistentClient(path=str(run / "chroma")), "project-1", embedder.model_id)
+        loop = ActiveLoop(1, ProjectParams.parse({}), ledger, store, embedder, loader, fetch_workers=fetch_workers)
+        loop.add_tasks(tasks)
+        start = time.perf_counter()
+        report = loop.embed_pending(limit=len(tasks))
+        elapsed = time.perf_counter() - start
+        assert len(report.embedded) == len(tasks), report.failed
+        return len(report.embedded) / elapsed
+    finally:
+        ledger.close()
+
+
+def measure(settings: IngestSettings, workdir: str) -> dict:
+    from ml_backend.adapters.ls_media import TaskImageLoader
+    from ml_backend.core.embed import ImageEmbedder
+    from ml_backend.core.images import FetchPolicy, ImageFetcher
     from ml_backend.service.settings import ServiceSettings
 
     root = Path(tempfile.mkdtemp(dir=workdir))
@@ -78,11 +96,11 @@ def measure(settings: IngestSettings, workdir: str) -> dict:
         files = root / "files"
         paths = write_photos(files / "photos", settings.images)
         workers = settings.fetch_workers or ServiceSettings.model_fields["fetch_workers"].default
-        embedder = ClipEmbedder(str(model), batch_size=settings.batch_size)
+        embedder = ImageEmbedder(str(model), batch_size=settings.batch_size)
         loader = TaskImageLoader("image", "http://127.0.0.1:1", ImageFetcher(FetchPolicy()), local_files_root=str(files))
         tasks = [(i + 1, {"image": f"/data/local-files/?d=photos/{p.name}"}) for i, p in enumerate(paths)]
-        pixels = embedder.preprocess([loader(data) for _, data in tasks[: settings.batch_size]])
-        embedder.embed_pixels(pixels)  # warm-up: first call allocates
+        pixels = embedder.collate([embedder.prepare(loader(data)) for _, data in tasks[: settings.batch_size]])
+        embedder.forward(pixels)  # warm-up: first call allocates
 
         variants = [workers] + [w for w in settings.also_workers if w != workers]
         raw_rates: list[float] = []
@@ -91,20 +109,11 @@ def measure(settings: IngestSettings, workdir: str) -> dict:
             batches = max(1, settings.images // settings.batch_size)  # the same images as one end-to-end run
             start = time.perf_counter()
             for _ in range(batches):
-                embedder.embed_pixels(pixels)
+                embedder.forward(pixels)
             raw_rates.append(batches * settings.batch_size / (time.perf_counter() - start))
             for fetch_workers in variants:
-                run = root / f"run-{repeat}-{fetch_workers}"
-                ledger = Ledger(run / "ledger.sqlite")
-                ledger.upsert_project(1, label_config="", params={})
-                store = VectorStore(chromadb.PersistentClient(path=str(run / "chroma")), "project-1", embedder.model_id)
-                loop = ActiveLoop(1, ProjectParams.parse({}), ledger, store, embedder, loader, fetch_workers=fetch_workers)
-                loop.add_tasks(tasks)
-                start = time.perf_counter()
-                report = loop.embed_pending(limit=len(tasks))
-                e2e_rates[fetch_workers].append(len(report.embedded) / (time.perf_counter() - start))
-                assert len(report.embedded) == len(tasks), report.failed
-                ledger.close()
+                e2e_rates[fetch_workers].append(
+                    ingest_rate(root / f"run-{repeat}-{fetch_workers}", embedder, loader, tasks, fetch_workers))
         raw, e2e = float(np.median(raw_rates)), float(np.median(e2e_rates[workers]))
         return {
             "end_to_end_per_s": e2e, "raw_forward_per_s": raw, "ratio": e2e / raw,

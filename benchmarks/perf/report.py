@@ -20,6 +20,8 @@ def goals(results: dict) -> dict:
     verdict: dict = {}
     ingest = results.get("ingest")
     verdict["ingest_ratio_ge_0.8"] = None if not ingest else ingest["ratio"] >= INGEST_RATIO_GOAL
+    text = results.get("ingest_text")
+    verdict["ingest_text_ratio_ge_0.8"] = None if not text else text["ratio"] >= INGEST_RATIO_GOAL
     rows = results.get("selection") or []
     verdict["selection_recall_1"] = None if not rows else all(r["min_recall_at_k"] == 1.0 for r in rows)
     verdict["selection_p95_le_1.5x_exact"] = None if not rows else all(
@@ -50,6 +52,10 @@ def markdown_table(results: dict) -> str:
             f"{name} {'/'.join(f'{x:.1f}' for x in values)}" for name, values in loads.items()) + ".")
     if meta.get("load_average_note"):
         lines.append(meta["load_average_note"])
+    for rerun in meta.get("partial_runs") or []:
+        start = rerun.get("load_average_at_start")
+        lines.append(f"Run alone later, {rerun['finished']}: {', '.join(rerun['sections'])} (`{rerun['command']}`, "
+                     f"{rerun['wall_s'] / 60:.1f} min" + (f", load average at start {start}" if start else "") + ").")
     wall = meta.get("wall_s") or {}
     if wall:
         lines.append("Wall time: " + ", ".join(f"{name.replace('_', ' ')} {seconds / 60:.1f} min" for name, seconds in wall.items()) + ".")
@@ -65,6 +71,17 @@ def markdown_table(results: dict) -> str:
         if len(variants) > 1:
             lines += ["Fetch/preprocess threads, same run: " + ", ".join(
                 f"{v['fetch_workers']} worker(s) {v['end_to_end_per_s']:.2f} img/s (ratio {v['ratio']:.2f})" for v in variants), ""]
+    text = results.get("ingest_text")
+    if text:
+        lines += ["**Ingest, text** (%s, first %d tokens, batch %d, %d SpamAssassin emails of %.0f tokens on average, "
+                  "%d fetch workers)" % (text["model"], text["max_tokens"], text["batch_size"], text["texts"],
+                                         text["tokens_per_text_mean"], text["fetch_workers"]), "",
+                  "| task text | end to end texts/s | raw forward texts/s | ratio | goal >= 0.80 |", "|---|---|---|---|---|",
+                  f"| inline | {text['end_to_end_per_s']:.1f} | {text['raw_forward_per_s']:.1f} | {text['ratio']:.2f} | "
+                  f"{_mark(text['ratio'] >= INGEST_RATIO_GOAL)} |",
+                  f"| local file (valueType=\"url\") | {text['local_file_end_to_end_per_s']:.1f} | "
+                  f"{text['raw_forward_per_s']:.1f} | {text['local_file_ratio']:.2f} | "
+                  f"{_mark(text['local_file_ratio'] >= INGEST_RATIO_GOAL)} |", ""]
     rows = results.get("selection") or []
     if rows:
         lines += ["**Selection** (top-%d unseen nearest to W; ours = `VectorStore.pool` + `NearestStrategy`)" % rows[0]["k"], "",
@@ -145,6 +162,11 @@ def summary_table(results: dict) -> str:
         rows.append(f"| ingest, end to end / raw CLIP forward (ViT-B/32, CPU) | {ingest['end_to_end_per_s']:.2f} / "
                     f"{ingest['raw_forward_per_s']:.2f} img/s = {ingest['ratio']:.2f}{again} | >= {INGEST_RATIO_GOAL:.2f} | "
                     f"{_mark(verdicts['ingest_ratio_ge_0.8'])} |")
+    text = results.get("ingest_text")
+    if text:
+        rows.append(f"| ingest, end to end / raw MiniLM forward (texts, CPU) | {text['end_to_end_per_s']:.1f} / "
+                    f"{text['raw_forward_per_s']:.1f} texts/s = {text['ratio']:.2f} | >= {INGEST_RATIO_GOAL:.2f} | "
+                    f"{_mark(verdicts['ingest_text_ratio_ge_0.8'])} |")
     selection = results.get("selection") or []
     if selection:
         ns = "/".join(f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k" for n in sorted({r["n"] for r in selection}))

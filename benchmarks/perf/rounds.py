@@ -34,6 +34,7 @@ from PIL import Image
 from label_studio_sdk import LabelStudio
 
 from ml_backend.adapters.ls_admin import connect_backend, create_project
+from ml_backend.adapters.ls_views import filtered_task_ids
 from scripts.make_tiny_clip import build_tiny_clip
 from scripts.servers import BackendServer, LabelStudioServer, free_port
 
@@ -86,8 +87,7 @@ def wait_until_settled(backend: BackendServer, project: int, tasks: int, timeout
 
 
 def view_task_ids(client, view_id: int) -> list[int]:
-    data = client.views.get(str(view_id)).data
-    return list(data["filters"]["items"][0]["value"])
+    return filtered_task_ids(client.views.get(str(view_id)).data)
 
 
 def run_rounds(client, backend: BackendServer, project: int, rounds: int, think_s: float) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Callable, Iterator, TypeVar
 
 import httpx
@@ -18,14 +19,14 @@ from label_studio_sdk.core.api_error import ApiError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ..core.errors import BackendError
+from .ls_views import batch_view, hidden_columns
+from .ml_connections import Connection, Hook, hooks_to, webhook_url
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-# Annotators open the next-batch view with "Label Tasks As Displayed": highest score first.
-BATCH_ORDERING = ["-tasks:predictions_score"]
-# An id no task has: an `in_list` filter with an empty list would match every task.
-NO_TASK = 0
+# How long Label Studio may take, after the /setup that connects a backend, to add its own webhook.
+HOOK_SETTLE_S = 2.0
 
 
 class LabelStudioUnavailable(BackendError):
@@ -40,6 +41,10 @@ class LabelStudioRejected(BackendError):
 
     http_status = 502
     code = "label_studio_rejected"
+
+    def __init__(self, message: str, status_code: int | None = None):
+        super().__init__(message)
+        self.status_code = status_code
 
 
 def _transient(exc: BaseException) -> bool:
@@ -61,14 +66,47 @@ class LabelStudioGateway:
         self._api_key = api_key
         # Headers Label Studio must send with webhooks (the backend's basic auth, when set).
         self._webhook_headers = dict(webhook_headers or {})
+        self._hidden_columns: dict[int, dict[str, list[str]]] = {}  # project -> the batch view's hidden columns
 
     @property
     def has_credentials(self) -> bool:
         return bool(self._api_key)
 
-    def set_credentials(self, url: str, api_key: str) -> None:
+    def set_credentials(self, api_key: str) -> None:
         with self._lock:
-            self.url, self._api_key, self._client = url.rstrip("/"), api_key, None
+            self._api_key, self._client = api_key, None
+
+    def uses_key(self, api_key: str) -> bool:
+        return self._api_key == api_key
+
+    def verify_key(self, api_key: str) -> bool:
+        """Whether Label Studio accepts `api_key` (legacy token or personal access token).
+
+        Raises `LabelStudioUnavailable` when Label Studio cannot say.
+        """
+        # One attempt, no retries: this runs inside a /setup request.
+        http = httpx.Client(timeout=httpx.Timeout(self._timeout_s, connect=min(self._timeout_s, 3.0)))
+        try:
+            LabelStudio(base_url=self.url, api_key=api_key, httpx_client=http, max_retries=0).users.whoami()
+            return True
+        except ApiError as exc:
+            if exc.status_code in (401, 403):
+                return False
+            raise LabelStudioUnavailable(f"Label Studio answered {exc.status_code} checking a token") from None
+        except (httpx.HTTPError, requests.RequestException) as exc:
+            raise LabelStudioUnavailable(f"cannot reach Label Studio at {self.url}: {type(exc).__name__}") from None
+        finally:
+            http.close()
+
+    def project_exists(self, project: int) -> bool:
+        """Whether Label Studio has this project (as the backend's credentials see it)."""
+        try:
+            self._call(lambda: self.client.projects.get(id=project))
+            return True
+        except LabelStudioRejected as exc:
+            if exc.status_code == 404:
+                return False
+            raise
 
     @property
     def client(self) -> LabelStudio:
@@ -93,38 +131,59 @@ class LabelStudioGateway:
         return {"Authorization": headers["Authorization"]}
 
     # -- the worker's calls --------------------------------------------------
-    def ensure_task_webhook(self, project: int, backend_url: str | None) -> None:
-        """Make sure task imports reach `backend_url`/webhook exactly once.
+    def ml_connections(self, project: int) -> list[Connection]:
+        """The project's ML connections (listing them makes Label Studio call each one's /setup)."""
+        return [Connection.of(m) for m in self._call(lambda: self.client.ml.list(project=project))]
+
+    def ensure_task_webhook(self, project: int, backend_urls: list[str]) -> list[Hook]:
+        """Make sure task imports reach this backend, known by any of `backend_urls`; returns its hooks.
 
         Connecting a backend already creates a webhook for all actions; a second hook to
-        the same URL would deliver every event twice, so one is added only if none covers
-        TASKS_CREATED. Without BACKEND_URL the backend's URL is read from the project's
-        ML connection, if there is exactly one.
+        the same backend would deliver every event twice, so one is added only if no hook
+        to any spelling of its URL covers TASKS_CREATED.
         """
-        urls = [backend_url] if backend_url else [m.url for m in self._call(lambda: self.client.ml.list(project=project))]
-        if len(urls) != 1:
-            log.warning("project %s: %d ML backends connected and BACKEND_URL unset: not registering a task webhook",
-                        project, len(urls))
-            return
-        target = urls[0].rstrip("/") + "/webhook"
-        hooks = [h for h in self._call(lambda: self.client.webhooks.list(project=str(project))) if h.url == target]
-        for hook in hooks:
-            self._ensure_webhook_headers(project, hook)
-        if any(h.is_active and (h.send_for_all_actions or "TASKS_CREATED" in (h.actions or [])) for h in hooks):
-            return
-        self._call(lambda: self.client.webhooks.create(
+        if not backend_urls:
+            log.warning("project %s: no ML connection leads to this backend and BACKEND_URL is unset: "
+                        "not registering a task webhook", project)
+            return []
+        hooks = self._hooks_to(project, backend_urls)
+        if any(h.covers("TASKS_CREATED") for h in hooks):
+            return hooks
+        target = webhook_url(backend_urls[0])
+        created = self._call(lambda: self.client.webhooks.create(
             url=target, project=project, actions=["TASKS_CREATED"], send_payload=True, send_for_all_actions=False,
             **({"headers": self._webhook_headers} if self._webhook_headers else {}),
         ))
         log.info("project %s: registered TASKS_CREATED webhook to %s", project, target)
+        # Label Studio adds its own all-actions hook just after the /setup that connects a
+        # backend, and may have done so since the listing above: then keep only its hook
+        # (two would deliver imports twice), with our headers.
+        time.sleep(HOOK_SETTLE_S)
+        others = [h for h in self._hooks_to(project, backend_urls) if h.id != int(created.id)]
+        if any(h.all_actions and h.active for h in others):
+            self._call(lambda: self.client.webhooks.delete(created.id))
+            log.info("project %s: Label Studio's own webhook covers imports: removed ours", project)
+            return others
+        return others + [Hook.of(created)]
 
-    def _ensure_webhook_headers(self, project: int, hook: Any) -> None:
+    def _hooks_to(self, project: int, backend_urls: list[str]) -> list[Hook]:
+        """The project's webhooks to this backend, each made to carry our headers."""
+        listed = [Hook.of(h) for h in self._call(lambda: self.client.webhooks.list(project=str(project)))]
+        hooks = hooks_to(backend_urls, listed)
+        for hook in hooks:
+            self._ensure_webhook_headers(project, hook)
+        return hooks
+
+    def _ensure_webhook_headers(self, project: int, hook: Hook) -> None:
         """With basic auth on, the backend refuses webhooks without it; Label Studio's
         auto-created hook sends none, so add the header to every hook to this backend."""
-        have = dict(hook.headers or {}) if isinstance(hook.headers, dict) else {}
+        have = dict(hook.headers)
         if not self._webhook_headers or all(have.get(k) == v for k, v in self._webhook_headers.items()):
             return
-        self._call(lambda: self.client.webhooks.update(hook.id, url=hook.url, headers={**have, **self._webhook_headers}))
+        # Label Studio's update replaces the action list too: send it back as it was.
+        self._call(lambda: self.client.webhooks.update(
+            hook.id, url=hook.url, headers={**have, **self._webhook_headers}, actions=list(hook.actions),
+            send_for_all_actions=hook.all_actions))
         log.info("project %s: webhook %s now sends the backend's basic auth", project, hook.id)
 
     def iter_tasks(self, project: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
@@ -164,24 +223,12 @@ class LabelStudioGateway:
 
     def delete_model_version(self, project: int, model_version: str) -> None:
         """Delete all predictions of an old version (no SDK wrapper for this endpoint)."""
-        def delete() -> None:
-            response = requests.delete(
-                f"{self.url}/api/projects/{project}/model-versions/", json={"model_version": model_version},
-                headers=self.auth_headers(), timeout=self._timeout_s,
-            )
-            if response.status_code >= 400:
-                raise ApiError(status_code=response.status_code, body=response.text[:200])
-        self._call(delete)
+        self._call(lambda: self._plain_request(
+            "DELETE", f"/api/projects/{project}/model-versions/", json={"model_version": model_version}))
 
     def push_view(self, project: int, title: str, task_ids: list[int], view_id: int | None) -> int:
         """Point the next-batch tab at `task_ids`, ordered by score; returns the view id."""
-        data = {
-            "title": title,
-            "filters": {"conjunction": "and", "items": [
-                {"filter": "filter:tasks:id", "operator": "in_list", "type": "List", "value": task_ids or [NO_TASK]},
-            ]},
-            "ordering": BATCH_ORDERING,
-        }
+        data = batch_view(title, task_ids, self._batch_hidden_columns(project))
         if view_id is not None:
             try:
                 self._call(lambda: self.client.views.update(id=str(view_id), project=project, data=data))
@@ -191,14 +238,36 @@ class LabelStudioGateway:
         view = self._call(lambda: self.client.views.create(project=project, data=data))
         return int(view.id)
 
+    def _batch_hidden_columns(self, project: int) -> dict[str, list[str]] | None:
+        """The batch view's hidden columns, from the project's column listing (read once per project).
+
+        None when Label Studio does not list them: the view then keeps its default columns.
+        """
+        if project not in self._hidden_columns:
+            try:
+                listing = self._call(lambda: self._plain_request("GET", "/api/dm/columns/", params={"project": project}))
+                self._hidden_columns[project] = hidden_columns(listing.json().get("columns") or [])
+            except (LabelStudioRejected, ValueError) as exc:
+                log.warning("project %s: cannot read the Data Manager columns (%s): the score column stays hidden", project, exc)
+                return None
+        return self._hidden_columns[project]
+
     # -- plumbing ------------------------------------------------------------
+    def _plain_request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """An API call the SDK has no wrapper for; 4xx/5xx raise ApiError, as SDK calls do."""
+        response = requests.request(method, f"{self.url}{path}", headers=self.auth_headers(), timeout=self._timeout_s, **kwargs)
+        if response.status_code >= 400:
+            raise ApiError(status_code=response.status_code, body=response.text[:200])
+        return response
+
     def _call(self, fn: Callable[[], T]) -> T:
         try:
             return self._retrying(fn)
         except ApiError as exc:
             if _transient(exc):
                 raise LabelStudioUnavailable(f"Label Studio answered {exc.status_code}") from None
-            raise LabelStudioRejected(f"Label Studio answered {exc.status_code}: {str(exc.body)[:200]}") from None
+            raise LabelStudioRejected(f"Label Studio answered {exc.status_code}: {str(exc.body)[:200]}",
+                                      exc.status_code) from None
         except (httpx.TransportError, requests.RequestException) as exc:
             raise LabelStudioUnavailable(f"cannot reach Label Studio at {self.url}: {type(exc).__name__}") from None
 

@@ -1,4 +1,4 @@
-"""Label config XML -> the rating scale and image field the loop needs."""
+"""Label config XML -> the rating scale and the task object (image or text) the loop needs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from ..core.errors import ConfigError
 from ..core.targets import RatingScale, numeric_choice_targets
 
 RATING_TAGS = {"number": "number", "rating": "rating", "choices": "choices"}
+# Object tags this backend embeds -> the modality whose embedder serves the project.
+OBJECT_TAGS = {"image": "image", "text": "text"}
+MAX_RATING = 100  # stars: Label Studio's default is 5
 
 
 @dataclass(frozen=True)
@@ -17,14 +20,16 @@ class ProjectSchema:
     """What the backend reads from a project's label config."""
 
     scale: RatingScale
-    image_name: str
-    image_key: str  # the task data field holding the image, from value="$image"
+    object_name: str  # the <Image>/<Text> the rating control points at
+    data_key: str  # the task data field it reads, from value="$image"
+    modality: str = "image"  # "image" or "text": decides the project's embedder
+    value_is_url: bool = False  # <Text valueType="url">: the field holds a URL or path to a text file
 
 
 def parse_label_config(
     xml: str, rating_control: str | None = None, choice_values: Mapping[str, float] | None = None
 ) -> ProjectSchema:
-    """Find the image and the rating control in a label config.
+    """Find the object (an <Image> or a <Text>) and the rating control in a label config.
 
     `rating_control` picks a control by name when there are several; `choice_values`
     maps non-numeric choice values to targets. Raises `ConfigError` saying what is
@@ -34,29 +39,33 @@ def parse_label_config(
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
         raise ConfigError(f"label config is not valid XML: {exc}") from None
-    images = {el.get("name"): el.get("value", "") for el in root.iter() if el.tag.lower() == "image" and el.get("name")}
-    if not images:
-        raise ConfigError("label config has no <Image> tag: this backend rates images")
+    objects = {el.get("name"): el for el in root.iter() if el.tag.lower() in OBJECT_TAGS and el.get("name")}
+    if not objects:
+        raise ConfigError("label config has no <Image> or <Text> tag: this backend rates images and texts")
     controls = [el for el in root.iter() if el.tag.lower() in RATING_TAGS and el.get("name")]
-    usable = [el for el in controls if el.get("toName") in images]
+    usable = [el for el in controls if el.get("toName") in objects]
     if rating_control is not None:
         usable = [el for el in usable if el.get("name") == rating_control]
         if not usable:
             raise ConfigError(
-                f"rating_control {rating_control!r} is not a Number, Rating or Choices control on an image; "
-                f"found {_describe(controls)}"
+                f"rating_control {rating_control!r} is not a Number, Rating or Choices control on an image or "
+                f"a text; found {_describe(controls)}"
             )
     if not usable:
         raise ConfigError(
             "label config has no usable rating control: add a <Number min max>, <Rating> or <Choices> "
-            f"with toName pointing at an <Image>; found {_describe(controls)}"
+            f"with toName pointing at an <Image> or a <Text>; found {_describe(controls)}"
         )
-    control = usable[0]
-    image_name = control.get("toName")
-    value = images[image_name]
+    # An image control wins over a text one (image projects came first); rating_control picks otherwise.
+    control = min(usable, key=lambda el: objects[el.get("toName")].tag.lower() != "image")
+    element = objects[control.get("toName")]
+    tag, name, value = element.tag, element.get("name"), element.get("value", "")
     if not value.startswith("$") or len(value) < 2:
-        raise ConfigError(f"<Image name={image_name!r}> must read a task field, like value=\"$image\"; got {value!r}")
-    return ProjectSchema(_scale(control, choice_values), image_name, value[1:])
+        field = "image" if tag.lower() == "image" else "text"
+        raise ConfigError(f"<{tag} name={name!r}> must read a task field, like value=\"${field}\"; got {value!r}")
+    modality = OBJECT_TAGS[tag.lower()]
+    value_is_url = modality == "text" and (element.get("valueType") or "").lower() == "url"
+    return ProjectSchema(_scale(control, choice_values), name, value[1:], modality, value_is_url)
 
 
 def _scale(control: ET.Element, choice_values: Mapping[str, float] | None) -> RatingScale:
@@ -68,12 +77,12 @@ def _scale(control: ET.Element, choice_values: Mapping[str, float] | None) -> Ra
         except (TypeError, ValueError):
             raise ConfigError(f"<Number name={name!r}> needs numeric min and max to map ratings to -1..+1") from None
         step = _float_or_none(control.get("step"))
-        return RatingScale("number", name, to_name, minimum=low, maximum=high, step=step)
+        return RatingScale("number", name, to_name, minimum=low, maximum=high, step=step if step != 0 else None)
     if kind == "rating":
-        top = _float_or_none(control.get("maxRating", "5"))
-        if top is None or top < 2:
-            raise ConfigError(f"<Rating name={name!r}> needs maxRating >= 2")
-        return RatingScale("rating", name, to_name, minimum=1.0, maximum=top)
+        top = control.get("maxRating", "5").strip()
+        if not (top.isascii() and top.isdigit() and 2 <= int(top) <= MAX_RATING):
+            raise ConfigError(f"<Rating name={name!r}> needs a whole maxRating from 2 to {MAX_RATING}, got {top[:20]!r}")
+        return RatingScale("rating", name, to_name, minimum=1.0, maximum=float(top))
     # Label Studio stores a choice's alias, when it has one, instead of its value.
     values = [el.get("alias") or el.get("value") for el in control.iter() if el.tag.lower() == "choice" and el.get("value")]
     if choice_values:

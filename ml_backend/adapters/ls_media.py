@@ -1,4 +1,4 @@
-"""Turning the image reference in a Label Studio task into pixels.
+"""Turning the image or text reference in a Label Studio task into pixels or a string.
 
 | task.data[image] | how it is read |
 |---|---|
@@ -6,6 +6,9 @@
 | /data/local-files/?d=rel/path | from LOCAL_FILES_DOCUMENT_ROOT when set, else GET from Label Studio |
 | /data/upload/..., other /paths | GET Label Studio URL + path, with the API token |
 | http(s)://... | GET under the fetch policy (token only to Label Studio itself) |
+
+A `<Text>` field holds the text itself, or with `valueType="url"` a reference to a text
+file read exactly as an image reference is (same fetcher, same policy).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
-from ..core.errors import ImageError, UrlNotAllowedError
+from ..core.errors import ImageError, TextError, UrlNotAllowedError
 from ..core.images import ImageFetcher, decode_image, read_local_file
+from ..core.texts import decode_text
 
 LOCAL_FILES_PREFIX = "/data/local-files/"
 
@@ -70,3 +74,30 @@ class TaskImageLoader:
         if scheme in ("http", "https"):
             return self.fetcher.fetch(ref, headers=self.auth_headers)
         raise UrlNotAllowedError(f"unsupported image reference scheme {scheme or '(none)'!r}")
+
+
+class TaskTextLoader:
+    """Callable: task data -> text, for one project's text field.
+
+    Parameters
+    ----------
+    text_key : the task data field that holds the text (or, with `value_is_url`, its reference).
+    value_is_url : the label config's `<Text valueType="url">`: read the file the field points at.
+    files : reads references (data:, Label Studio paths, local files, http(s)) under the fetch policy.
+    """
+
+    def __init__(self, text_key: str, value_is_url: bool, files: TaskImageLoader):
+        self.text_key = text_key
+        self.value_is_url = value_is_url
+        self.files = files
+
+    def __call__(self, data: Mapping) -> str:
+        value = data.get(self.text_key)
+        if value is None:
+            raise TextError(f"task has no text in field {self.text_key!r}")
+        if not isinstance(value, str):
+            raise TextError(f"task field {self.text_key!r} holds {type(value).__name__}, not text")
+        text = decode_text(self.files.read_bytes(data)) if self.value_is_url and value.strip() else value
+        if not text.strip():
+            raise TextError(f"task text in field {self.text_key!r} is empty")
+        return text

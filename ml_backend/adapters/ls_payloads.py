@@ -14,6 +14,10 @@ from ..core.targets import RatingScale
 VALUE_KEYS = {"number": "number", "rating": "rating", "choices": "choices"}
 
 
+# Label Studio's ids are positive and fit SQLite's 64-bit integers; anything else is not an id.
+MAX_ID = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class AnnotationRating:
     """One annotation read against a rating scale: target None means it is not a rating."""
@@ -32,10 +36,12 @@ def project_id(value: Any) -> int:
     if isinstance(value, bool):
         value = None
     if isinstance(value, int):
-        return value
+        return checked_id(value, "project")
     head = value.split(".", 1)[0] if isinstance(value, str) else ""
     if head.isascii() and head.isdigit():  # str.isdigit alone accepts "²", which int() refuses
-        return int(head)
+        if len(head) > 19:  # cannot be an id (and int() of a long enough string raises)
+            raise BadRequestError(f"project id must be between 1 and 2**63-1, got {_short(value)}")
+        return checked_id(int(head), "project")
     raise BadRequestError(f"cannot read a project id from {_short(value)}")
 
 
@@ -43,8 +49,38 @@ def task_id(task: Any) -> int:
     if isinstance(task, Mapping):
         task = task.get("id")
     if isinstance(task, int) and not isinstance(task, bool):
-        return task
+        return checked_id(task, "task")
     raise BadRequestError(f"task id must be an integer, got {_short(task)}")
+
+
+def checked_id(value: int, kind: str) -> int:
+    """`value` if it can be a Label Studio id (1 .. 2**63-1); else `BadRequestError`."""
+    if not 0 < value <= MAX_ID:
+        raise BadRequestError(f"{kind} id must be between 1 and 2**63-1, got {_short(value)}")
+    return value
+
+
+def id_list(payload: Any, key: str) -> tuple[list[int], list[dict[str, Any]]]:
+    """Ids of the objects in `payload[key]` (a list of {"id": ...}), and {"index", "error"} for unusable entries.
+
+    One bad entry must not cost the others: Label Studio never resends a webhook.
+    """
+    items = payload.get(key) if isinstance(payload, Mapping) else None
+    if items is None:
+        return [], []
+    if not isinstance(items, list):
+        raise BadRequestError(f"'{key}' must be a list of objects with an 'id', got {_short(items)}")
+    ids, invalid = [], []
+    kind = key.rstrip("s")
+    for index, item in enumerate(items):
+        value = item.get("id") if isinstance(item, Mapping) else None
+        try:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise BadRequestError(f"{kind} id must be an integer, got {_short(value)}")
+            ids.append(checked_id(value, kind))
+        except BadRequestError as exc:
+            invalid.append({"index": index, "error": str(exc)})
+    return ids, invalid
 
 
 def tasks_from(payload_tasks: Any) -> list[tuple[int, dict]]:
@@ -86,6 +122,7 @@ def read_rating(annotation: Mapping[str, Any], scale: RatingScale, fallback_task
     annotation_id = annotation.get("id")
     if not isinstance(annotation_id, int) or isinstance(annotation_id, bool):
         raise BadRequestError(f"annotation id must be an integer, got {_short(annotation_id)}")
+    checked_id(annotation_id, "annotation")
     task = task_id(annotation.get("task", fallback_task))
     when = timestamp(annotation.get("updated_at"))
     if annotation.get("was_cancelled"):
@@ -132,17 +169,21 @@ def _raw_value(item: Mapping[str, Any], scale: RatingScale) -> Any:
     return raw
 
 
-def prediction(scale: RatingScale, probability: float, model_version: str) -> dict[str, Any]:
-    """A Label Studio prediction: the control value matching `probability`, scored by it."""
+def prediction(scale: RatingScale, probability: float, model_version: str, *, preselect: bool) -> dict[str, Any]:
+    """A Label Studio prediction scored by `probability`.
+
+    With `preselect`, its result is the control value matching the probability, which
+    Label Studio pre-fills in the labeling form; without, the result is empty and the
+    prediction carries the score alone.
+    """
     if not math.isfinite(probability):
         raise ValueError(f"probability must be finite, got {probability}")
-    value = scale.from_target(2.0 * probability - 1.0)
-    result_value = {"choices": [value]} if scale.kind == "choices" else {VALUE_KEYS[scale.kind]: value}
-    return {
-        "result": [{"from_name": scale.name, "to_name": scale.to_name, "type": scale.kind, "value": result_value}],
-        "score": round(float(probability), 6),
-        "model_version": model_version,
-    }
+    result = []
+    if preselect:
+        value = scale.from_target(2.0 * probability - 1.0)
+        result_value = {"choices": [value]} if scale.kind == "choices" else {VALUE_KEYS[scale.kind]: value}
+        result = [{"from_name": scale.name, "to_name": scale.to_name, "type": scale.kind, "value": result_value}]
+    return {"result": result, "score": round(float(probability), 6), "model_version": model_version}
 
 
 def empty_prediction(model_version: str) -> dict[str, Any]:

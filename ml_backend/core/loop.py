@@ -12,13 +12,13 @@ import hashlib
 import json
 import logging
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-from PIL import Image
 
-from .embed import ClipEmbedder
+from .embedding import Embedder
 from .errors import NotFittedError
 from .head import LinearHead, Prior
 from .ledger import Ledger
@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 MAX_EMBED_ATTEMPTS = 3
 CALIBRATION_SAMPLE = 2000
 
-ImageLoader = Callable[[dict], Image.Image]
+# Task data dict -> the decoded item the embedder takes (an RGB image, a text); raises MediaError.
+ItemLoader = Callable[[dict], Any]
 
 
 def version_name(version: int) -> str:
@@ -79,30 +80,37 @@ class ActiveLoop:
     project : project id.
     params : validated project parameters.
     ledger, store : durable state (shared ledger; this project's vector store).
-    embedder : CLIP embedder (shared by all projects of the process).
-    load_image : task data dict -> RGB image; raises `ImageError`.
+    embedder : the project's embedder (image or text; shared by the projects of that modality).
+    load_item : task data dict -> what the embedder takes (RGB image or text); raises `MediaError`.
+    on_images_ready : called with the project id when items left loading in the
+        background (see `embed_pending(wait_s=...)`) are ready to embed.
     """
 
     def __init__(
         self, project: int, params: ProjectParams, ledger: Ledger, store: VectorStore,
-        embedder: ClipEmbedder, load_image: ImageLoader, fetch_workers: int = 4,
+        embedder: Embedder, load_item: ItemLoader, fetch_workers: int = 4,
+        on_images_ready: Callable[[int], None] | None = None,
     ):
         self.project = project
         self.params = params
         self.ledger = ledger
         self.store = store
         self.embedder = embedder
-        self.load_image = load_image
+        self.load_item = load_item
         self.fetch_workers = fetch_workers
         self._head: HeadVersion | None = None
         self.last_uniform_draw: UniformTaskDraw | None = None
         self._prompt_vector: np.ndarray | None = None
         self._refit_lock = threading.Lock()
-        if store.stored_model_id != embedder.model_id:
-            # Vectors of two models are not comparable: start the collection over.
+        # Task id -> item load left running by a pass that would not wait for it.
+        self._stragglers: dict[int, Future] = {}
+        self._stragglers_lock = threading.Lock()
+        self._on_images_ready = on_images_ready
+        previous = store.stored_model_id
+        if store.use_model(embedder.model_id):
+            # Vectors of two models are not comparable: the collection started over.
             log.warning("project %s: store was embedded with %s, now %s: re-embedding all tasks",
-                        project, store.stored_model_id, embedder.model_id)
-            store.drop()
+                        project, previous, embedder.model_id)
             ledger.reset_embeddings(project)
         self.reconcile_store()
 
@@ -111,10 +119,20 @@ class ActiveLoop:
         """Queue tasks (id, data) for embedding; already-known ids are ignored. Returns how many were new."""
         return self.ledger.add_tasks(self.project, tasks)
 
-    def embed_pending(self, limit: int = 256) -> EmbedReport:
-        """Embed up to `limit` queued tasks and store their vectors."""
+    def embed_pending(self, limit: int = 256, wait_s: float | None = None) -> EmbedReport:
+        """Embed up to `limit` queued tasks and store their vectors.
+
+        With `wait_s`, images that take longer than that to arrive are not waited for:
+        they finish loading in the background (within the fetch deadline), stay pending,
+        and `on_images_ready` says when a batch of them can be embedded. A slow image
+        source then holds the caller (the worker, shared by every project) for at most
+        `wait_s` per call.
+        """
+        self._drop_stale_stragglers()
+        # Tasks still loading in the background are skipped below: they must not fill the chunk.
+        limit += len(self._stragglers)
         tasks = self.ledger.tasks_in_state(self.project, "pending", limit=limit, max_attempts=MAX_EMBED_ATTEMPTS)
-        report = self._embed(tasks)
+        report = self._embed(tasks, wait_s)
         # Right away, not on the next pass: there may be none, and "pending" would then be a lie.
         self.ledger.give_up_pending(self.project, MAX_EMBED_ATTEMPTS)
         return report
@@ -127,13 +145,39 @@ class ActiveLoop:
         if task_data:
             self.add_tasks((t, task_data[t]) for t in missing if t in task_data)
         known = self.ledger.task_data(self.project, missing)
-        return self._embed([(t, known[t]) for t in missing if t in known])
+        # Failed tasks are the worker's to retry (after an outage), not every /predict's.
+        failed = {t for t, state in self.ledger.task_states(self.project, list(known)).items() if state == "failed"}
+        return self._embed([(t, known[t]) for t in missing if t in known and t not in failed])
 
-    def _embed(self, tasks: list[tuple[int, dict]]) -> EmbedReport:
+    def has_images_to_embed(self) -> bool:
+        """Whether a call to `embed_pending` now has work: pending tasks not loading in the
+        background already, or a batch of loaded stragglers (or the last of them)."""
+        with self._stragglers_lock:
+            running = {t for t, f in self._stragglers.items() if not f.done()}
+            loaded = len(self._stragglers) - len(running)
+        if loaded and (loaded >= self.embedder.batch_size or not running):
+            return True
+        pending = self.ledger.tasks_in_state(self.project, "pending", limit=len(running) + 1, max_attempts=MAX_EMBED_ATTEMPTS)
+        return any(task_id not in running for task_id, _ in pending)
+
+    def has_images_loading(self) -> bool:
+        """Whether images left loading in the background are still on their way."""
+        with self._stragglers_lock:
+            return bool(self._stragglers)
+
+    def _embed(self, tasks: list[tuple[int, dict]], wait_s: float | None = None) -> EmbedReport:
+        with self._stragglers_lock:
+            # Loads still running are left alone unless the caller waits for everything.
+            taken = {t: f for t, _ in tasks if (f := self._stragglers.get(t)) is not None and (wait_s is None or f.done())}
+            for task_id in taken:
+                del self._stragglers[task_id]
+            tasks = [(t, data) for t, data in tasks if t in taken or t not in self._stragglers]
         if not tasks:
             return EmbedReport([], {})
         positions, vectors, errors = self.embedder.embed_sources(
-            [data for _, data in tasks], self.load_image, workers=self.fetch_workers
+            [data for _, data in tasks], self.load_item, workers=self.fetch_workers, wait_s=wait_s,
+            in_flight={i: taken[t] for i, (t, _) in enumerate(tasks) if t in taken},
+            on_straggler=lambda position, future: self._park(tasks[position][0], future),
         )
         embedded = [tasks[p][0] for p in positions]
         if embedded:
@@ -141,7 +185,7 @@ class ActiveLoop:
             flags = [t in seen for t in embedded]
             # Store first, ledger second: a crash in between leaves vectors the ledger
             # does not know about, which reconcile_store adopts on the next start.
-            self.store.upsert(embedded, vectors, seen=flags)
+            self.store.upsert(embedded, vectors, seen=flags, model_id=self.embedder.model_id)
             self.ledger.mark_embedded(self.project, embedded, flags)
         failed = {}
         for position, error in errors.items():
@@ -150,6 +194,31 @@ class ActiveLoop:
             self.ledger.mark_failed(self.project, task_id, str(error), transient=error.transient)
             log.warning("project %s task %s: %s", self.project, task_id, error)
         return EmbedReport(embedded, failed)
+
+    def _drop_stale_stragglers(self) -> None:
+        """Forget loaded stragglers whose task is no longer pending (embedded by /predict meanwhile, or deleted)."""
+        with self._stragglers_lock:
+            loaded = [t for t, f in self._stragglers.items() if f.done()]
+        if not loaded:
+            return
+        states = self.ledger.task_states(self.project, loaded)
+        with self._stragglers_lock:
+            for task_id in loaded:
+                if states.get(task_id) != "pending":
+                    self._stragglers.pop(task_id, None)
+
+    def _park(self, task_id: int, future: Future) -> None:
+        with self._stragglers_lock:
+            self._stragglers[task_id] = future
+        future.add_done_callback(self._straggler_done)
+
+    def _straggler_done(self, _future: Future) -> None:
+        # Wake the caller for a full batch, or for the last straggler: not one pass per image.
+        with self._stragglers_lock:
+            running = sum(not f.done() for f in self._stragglers.values())
+            loaded = len(self._stragglers) - running
+        if self._on_images_ready is not None and loaded and (loaded >= self.embedder.batch_size or not running):
+            self._on_images_ready(self.project)
 
     def reconcile_store(self) -> dict[str, int]:
         """Make the vector store agree with the ledger; run whenever a loop is built.
@@ -278,9 +347,12 @@ class ActiveLoop:
         return prompt_prior(self._prompt_vector, pool.vectors[np.sort(sample)], self.params.head)
 
     def _fit_key(self, rated: list[int], ratings: dict[int, float]) -> str:
-        # What a head was fitted from; an identical key means refitting would change nothing.
+        # What a head version and its predictions were made from; an identical key means a new
+        # version would change nothing. `preselect_rating` changes only the predictions: a new
+        # version re-pushes every task's prediction in the new form.
         digest = hashlib.sha256(json.dumps(
-            [sorted((t, ratings[t]) for t in rated), self.params.prompt, self.params.head.model_dump()],
+            [sorted((t, ratings[t]) for t in rated), self.params.prompt, self.params.head.model_dump(),
+             self.params.preselect_rating],
         ).encode()).hexdigest()[:16]
         return f"{len(rated)}:{digest}"
 
@@ -331,6 +403,11 @@ class ActiveLoop:
         probabilities = current.head.predict_proba(self.store.vectors(present))
         return dict(zip(present, map(float, probabilities)))
 
+    def warnings(self) -> list[str]:
+        """What the admin set that this project cannot use, and why (it runs without it)."""
+        reason = self.embedder.prompt_unsupported_reason
+        return [f"prompt ignored: {reason}"] if self.params.prompt and reason else []
+
     def status(self) -> dict:
         head = self.current_head()
         return {
@@ -338,6 +415,8 @@ class ActiveLoop:
             "model_version": self.model_version(),
             "head": None if head is None else {"version": head.version, "ratings": head.n_ratings},
             "embedding_model": self.embedder.model_id,
+            "modality": self.embedder.modality,
+            "warnings": self.warnings(),
             "vectors": len(self.store),
             **self.ledger.counts(self.project),
             "params": self.params.model_dump(),

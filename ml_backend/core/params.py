@@ -10,14 +10,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 from .strategies import DEFAULT_STRATEGY, STRATEGIES
 
+# CLIP's text tower reads 77 tokens (a few hundred characters); longer text is truncated.
+MAX_PROMPT_CHARS = 1000
+
 
 class HeadParams(BaseModel):
     """How the linear head is fitted (see `core.training`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf or NaN passes gt/le checks in some places and makes every refit fail: refused outright.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    l2: float = Field(0.3, gt=0, description="L2 pull of the learned part of W towards 0")
-    prior_l2: float = Field(1.0, gt=0, description="pull of the prompt's weight towards its zero-shot value")
+    l2: float = Field(0.3, gt=0, le=1e6, description="L2 pull of the learned part of W towards 0")
+    prior_l2: float = Field(1.0, gt=0, le=1e6, description="pull of the prompt's weight towards its zero-shot value")
     max_iter: int = Field(100, ge=1, le=10_000, description="L-BFGS iterations per refit")
     background_samples: int = Field(
         200, ge=0, le=100_000, description="unrated pool items added as weak negatives at each refit"
@@ -38,7 +42,7 @@ class HeadParams(BaseModel):
 class SelectionParams(BaseModel):
     """How the adaptive strategy picks a batch (see `core.strategies.adaptive`); other strategies ignore it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     uniform_share: float = Field(
         0.1, ge=0, le=1,
@@ -60,14 +64,19 @@ class SelectionParams(BaseModel):
 class ProjectParams(BaseModel):
     """What a project admin can set per project (ML backend 'extra params' or a config file)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    prompt: str | None = Field(None, description="text whose CLIP embedding starts W before any rating")
+    prompt: str | None = Field(
+        None, max_length=MAX_PROMPT_CHARS,
+        description="text whose CLIP embedding starts W before any rating (CLIP reads its first 77 tokens)")
     batch_size: int = Field(10, ge=1, le=1000, description="k: tasks per next-batch view")
     strategy: str = Field(DEFAULT_STRATEGY, description="selection strategy name")
     rating_control: str | None = Field(None, description="name of the control that holds the rating")
     choice_values: dict[str, float] | None = Field(None, description="choice value -> target in [-1, 1]")
     view_title: str = Field("Next batch (ML)", min_length=1, max_length=100)
+    preselect_rating: bool = Field(
+        False, description="predictions pre-select the head's guess in the labeling form (off: they carry the score only)"
+    )
     head: HeadParams = Field(default_factory=HeadParams)
     selection: SelectionParams = Field(default_factory=SelectionParams)
 
@@ -90,16 +99,7 @@ class ProjectParams(BaseModel):
         A layer may be a dict, a JSON string (as typed into Label Studio's extra params
         box) or None. Raises `ConfigError` with every problem listed.
         """
-        merged: dict[str, Any] = {}
-        for layer in layers:
-            values = _as_mapping(layer)
-            nested = {}
-            for key in NESTED:
-                if not isinstance(values.get(key, {}), Mapping):
-                    raise ConfigError(f"invalid project parameters: {key}: must be an object, got {values[key]!r}")
-                nested[key] = {**merged.get(key, {}), **values.get(key, {})}
-            merged.update(values)
-            merged.update({key: value for key, value in nested.items() if value})
+        merged = merge_params(*layers)
         try:
             return cls.model_validate(merged)
         except ValidationError as exc:
@@ -108,6 +108,25 @@ class ProjectParams(BaseModel):
 
 
 NESTED = ("head", "selection")  # groups merged key by key across layers
+
+
+def merge_params(*layers: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    """Parameter layers merged into one dict, later layers winning and `head` and `selection`
+    merged key by key.
+
+    Not validated (see `ProjectParams.parse`); raises `ConfigError` for a layer that is not an object.
+    """
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        values = _as_mapping(layer)
+        nested = {}
+        for key in NESTED:
+            if not isinstance(values.get(key, {}), Mapping):
+                raise ConfigError(f"invalid project parameters: {key}: must be an object, got {values[key]!r}")
+            nested[key] = {**merged.get(key, {}), **values.get(key, {})}
+        merged.update(values)
+        merged.update({key: value for key, value in nested.items() if value})
+    return merged
 
 
 def _as_mapping(layer: Mapping[str, Any] | str | None) -> dict[str, Any]:

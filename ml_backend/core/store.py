@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 import chromadb
 import numpy as np
 
+from .errors import StaleVectorsError
 from .strategies.base import Pool
 
 # Nothing queries Chroma's HNSW index (selection scans the mirror), but Chroma builds one on
@@ -107,8 +108,14 @@ class VectorStore:
             return list(self._ids), Pool(vectors=matrix, available=available)
 
     # -- writes --------------------------------------------------------------
-    def upsert(self, task_ids: Sequence[int | str], vectors: np.ndarray, seen: Sequence[bool] | None = None) -> None:
-        """Insert or replace rows; idempotent. `vectors` (n, d) must be unit-norm float32."""
+    def upsert(self, task_ids: Sequence[int | str], vectors: np.ndarray, seen: Sequence[bool] | None = None,
+               model_id: str | None = None) -> None:
+        """Insert or replace rows; idempotent. `vectors` (n, d) must be unit-norm float32.
+
+        `model_id`, when given, is the model the vectors came from: if the store has
+        switched to another model meanwhile (`use_model`), they are refused with
+        `StaleVectorsError` rather than mixed into the new model's space.
+        """
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         ids = [str(t) for t in task_ids]
         if vectors.shape[0] != len(ids):
@@ -117,6 +124,8 @@ class VectorStore:
             raise ValueError(f"vectors have {vectors.shape[1]} dims, the store holds {self.dim}")
         flags = [False] * len(ids) if seen is None else [bool(s) for s in seen]
         with self._lock:
+            if model_id is not None and model_id != self.model_id:
+                raise StaleVectorsError(f"vectors of {model_id!r} refused: the store now holds {self.model_id!r}")
             for start in range(0, len(ids), self._max_batch):
                 stop = start + self._max_batch
                 self._collection.upsert(
@@ -144,6 +153,16 @@ class VectorStore:
                 self._copy_if_shared()
             for task_id in ids:
                 self._mirror_remove(task_id)
+
+    def use_model(self, model_id: str) -> bool:
+        """Hold vectors of `model_id` from now on; drops every stored vector if they came from
+        another model (returns True then). Vectors of two models are never mixed."""
+        with self._lock:
+            self.model_id = model_id
+            if self.stored_model_id == model_id:
+                return False
+            self.drop()
+            return True
 
     def drop(self) -> None:
         """Delete the whole collection (used when the embedding model changed)."""

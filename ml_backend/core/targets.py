@@ -50,6 +50,12 @@ class RatingScale:
                 raise ConfigError(f"choices control {self.name!r} maps every choice to the same target")
         elif not self.maximum > self.minimum:
             raise ConfigError(f"{self.kind} control {self.name!r} needs max > min, got {self.minimum}..{self.maximum}")
+        elif not math.isfinite(self.maximum - self.minimum):
+            # inf bounds, or bounds so far apart (±1e308) that max - min overflows: every target would be NaN.
+            raise ConfigError(f"{self.kind} control {self.name!r} needs finite min and max with a finite range, "
+                              f"got {self.minimum}..{self.maximum}")
+        if self.step is not None and not (math.isfinite(self.step) and self.step > 0):
+            raise ConfigError(f"{self.kind} control {self.name!r} needs a finite step > 0, got {self.step}")
 
     def to_target(self, value: object) -> float:
         """Convert a raw control value to a target in [-1, 1].

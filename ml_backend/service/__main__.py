@@ -8,12 +8,11 @@ Scale out with a Chroma server (CHROMA_HOST) and one backend process per project
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 from gunicorn.app.base import BaseApplication
 
-from ..core.embed import check_model_available
+from ..core.embedding import check_embedding_model
 from ..core.errors import ModelUnavailableError
 from .app import create_app
 from .settings import ServiceSettings
@@ -36,14 +35,28 @@ class _Gunicorn(BaseApplication):
 def main() -> None:
     settings = ServiceSettings.from_env()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        check_model_available(settings.clip_model)  # fail fast, with a clear message, before forking
-    except ModelUnavailableError as exc:
-        print(f"\nERROR: {exc}\n", file=sys.stderr)
+    problem = settings.exposure_problem()
+    if problem:  # secure by default: an open port needs credentials, unless the admin says otherwise
+        print(f"\nERROR: {problem}\n", file=sys.stderr)
+        sys.exit(2)
+    if not settings.has_basic_auth and settings.allow_unauthenticated:
+        logging.getLogger(__name__).warning("ALLOW_UNAUTHENTICATED=true: %s:%s serves anyone who reaches it",
+                                            settings.host, settings.port)
+    # Fail fast, with a clear message, before forking: when no model can serve any project.
+    # One missing model only disables its modality (reported in /health and to its projects).
+    problems = {}
+    for modality, model in settings.embedding_models.items():
+        try:
+            check_embedding_model(modality, model)
+        except ModelUnavailableError as exc:
+            problems[modality] = exc
+            print(f"\nWARNING: {modality} projects cannot run: {exc}\n", file=sys.stderr)
+    if len(problems) == len(settings.embedding_models):
+        print("ERROR: no embedding model is available; see the warnings above.", file=sys.stderr)
         sys.exit(2)
     _Gunicorn(settings, {
-        "bind": f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '9090')}",
-        "workers": 1, "worker_class": "gthread", "threads": int(os.environ.get("THREADS", "16")),
+        "bind": f"{settings.host}:{settings.port}",
+        "workers": 1, "worker_class": "gthread", "threads": settings.threads,
         "timeout": 300, "accesslog": "-", "loglevel": settings.log_level.lower(),
         # gunicorn's default line plus the request's duration in seconds: Label Studio gives a webhook 1 s.
         "access_log_format": '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(L)s',

@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..adapters import ls_payloads
 from ..core.errors import BackendError, BadRequestError, ConfigError, NotFittedError, UnknownProjectError
+from .limits import WaitSlots, wait_slots
 from .redaction import redactor
 from .runtime import Runtime
 from .settings import ServiceSettings
@@ -42,6 +43,9 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     projects, worker = runtime.projects, runtime.worker
     # Project -> action -> arrival (unix time) of its latest webhook: when Label Studio last told us what.
     last_webhooks: dict[int, dict[str, float]] = {}
+    # Requests that may block a server thread for long are bounded, so webhooks always find one.
+    admin_waits = WaitSlots(wait_slots(settings.threads))
+    predict_embeds = WaitSlots(wait_slots(settings.threads))
 
     @app.before_request
     def require_basic_auth() -> Response | None:
@@ -61,25 +65,33 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         return response
 
     @app.get("/health")
-    def health() -> Response:
-        return jsonify(
-            status="UP", model_class=MODEL_CLASS, embedding_model=runtime.embedder.model_id,
-            random_test_model=runtime.embedder.is_random_test_model,
-            project_errors={str(p): e for p, e in projects.errors.items()},
+    def health() -> Response | tuple[Response, int]:
+        models = runtime.embedders.describe()
+        body = dict(
+            status="UP", model_class=MODEL_CLASS, embedding_model=models["image"]["model"],
+            embedding_models=models, random_test_model=any(m["random_test_model"] for m in models.values()),
+            project_errors={str(p): e for p, e in projects.errors.items()}, instance_id=runtime.identity.instance_id,
         )
+        if projects.ledger.corruption:  # nothing can be served or recorded: not UP
+            return jsonify(**{**body, "status": "ERROR", "ledger_error": projects.ledger.corruption}), 503
+        return jsonify(**body, project_warnings=projects.warnings())
 
     @app.post("/setup")
     def setup() -> Response:
         body = _json_body()
         project = ls_payloads.project_id(body.get("project"))
+        # Only a token Label Studio accepts is used (and learnt by the log redactor).
+        runtime.adopt_setup_token(body.get("access_token"))
+        if not projects.is_known(project):
+            runtime.confirm_project(project)
         # Label Studio calls /setup before every prediction and listing: only a change is work.
-        loop, changed = projects.configure(project, label_config=body.get("schema"), extra_params=body.get("extra_params"))
-        access_token = body.get("access_token")
-        redactor.add_secrets([access_token if isinstance(access_token, str) else None])
-        runtime.remember_label_studio(body.get("hostname"), access_token)
-        if changed:
-            worker.notify(project, sync=True)
-        return jsonify(model_version=loop.model_version())
+        extra_params, recheck_connections = projects.params_from_setup(project, body.get("extra_params"))
+        loop, changed = projects.configure(project, label_config=body.get("schema"), extra_params=extra_params)
+        if changed or recheck_connections:
+            worker.notify(project, sync=changed, audit=recheck_connections)
+        # Label Studio reads model_version only; the warnings are for admins calling /setup themselves.
+        warnings = loop.warnings()
+        return jsonify(model_version=loop.model_version(), **({"warnings": warnings} if warnings else {}))
 
     @app.post("/predict")
     def predict() -> Response:
@@ -88,7 +100,11 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         tasks = ls_payloads.tasks_from(body.get("tasks"))
         projects.observe(project, body.get("label_config"))
         loop, schema = projects.get_with_schema(project)
-        loop.ensure_embedded([t for t, _ in tasks], dict(tasks))
+        with predict_embeds.slot() as may_embed:
+            if may_embed:
+                loop.ensure_embedded([t for t, _ in tasks], dict(tasks))
+            elif loop.add_tasks(tasks):
+                worker.notify(project)  # busy: answer with what is embedded; the worker embeds the rest
         version = loop.model_version()
         try:
             scores = loop.scores([t for t, _ in tasks])
@@ -99,8 +115,10 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
             # Label Studio stores what we return: the worker need not push these again.
             projects.ledger.mark_predicted(project, list(scores), current.version)
             projects.ledger.note_version_pushed(project, current.version)
+        preselect = loop.params.preselect_rating
         results = [
-            ls_payloads.prediction(schema.scale, scores[t], version) if t in scores else ls_payloads.empty_prediction(version)
+            ls_payloads.prediction(schema.scale, scores[t], version, preselect=preselect) if t in scores
+            else ls_payloads.empty_prediction(version)
             for t, _ in tasks
         ]
         return jsonify(results=results, model_version=version)
@@ -118,13 +136,14 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
             return jsonify(status="ignored", reason="no project in payload"), 200
         project = ls_payloads.project_id(body["project"])
         project_info = body["project"] if isinstance(body["project"], dict) else {}
-        first_seen = projects.observe(project, project_info.get("label_config"))
+        # A project never set up is refused here, before anything about it is kept.
+        reconfigured = projects.observe(project, project_info.get("label_config"))
         last_webhooks.setdefault(project, {})[action] = received_at
         outcome = _handle_webhook(action, project, body)
         # Events we ignore (PROJECT_UPDATED follows every model_version switch the worker
         # makes) change nothing: a pass for them would only compete with real work.
-        if first_seen or outcome.sync or not outcome.body.get("ignored"):
-            worker.notify(project, sync=first_seen or outcome.sync)
+        if reconfigured or outcome.sync or not outcome.body.get("ignored"):
+            worker.notify(project, sync=reconfigured or outcome.sync)
         return jsonify(outcome.body if outcome.status >= 400 else {"status": "ok", "action": action, **outcome.body}), outcome.status
 
     def _handle_webhook(action: str, project: int, body: dict[str, Any]) -> _Outcome:
@@ -156,13 +175,14 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
                 outcome["note"] = f"task {rating.task_id} is unknown here: it will be fetched from Label Studio"
             return _Outcome(outcome, sync=sync)
         if action == "ANNOTATIONS_DELETED":
-            ids = [a.get("id") for a in body.get("annotations") or [] if isinstance(a, dict)]
-            ids = [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
-            return _Outcome({"deleted": ledger.delete_annotations(project, ids) if ids else 0})
+            ids, invalid = ls_payloads.id_list(body, "annotations")
+            return _Outcome({"deleted": ledger.delete_annotations(project, ids) if ids else 0,
+                             **({"invalid_annotations": invalid} if invalid else {})})
         if action == "TASKS_DELETED":
-            ids = [t.get("id") for t in body.get("tasks") or [] if isinstance(t, dict)]
-            runtime.delete_tasks(project, [i for i in ids if isinstance(i, int) and not isinstance(i, bool)])
-            return _Outcome({})
+            ids, invalid = ls_payloads.id_list(body, "tasks")
+            if ids:
+                runtime.delete_tasks(project, ids)
+            return _Outcome({"invalid_tasks": invalid} if invalid else {})
         if action == "START_TRAINING":
             ledger.request_batch(project)
             return _Outcome({})
@@ -185,15 +205,22 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         if worker_status.get("last_error"):  # exception text from libraries: scrub it like a log line
             worker_status["last_error"] = redactor.redact(worker_status["last_error"])
         return jsonify(**loop.status(), worker=worker_status, activity=worker.activity(project),
-                       view=projects.ledger.get_state(project, "view"), last_webhooks=last_webhooks.get(project, {}))
+                       view=projects.ledger.get_state(project, "view"), last_webhooks=last_webhooks.get(project, {}),
+                       connections=projects.ledger.get_state(project, "connections"))
 
     @app.post("/projects/<int:project>/next-batch")
-    def next_batch(project: int) -> Response:
+    def next_batch(project: int) -> Response | tuple[Response, int]:
         _known_loop(project)
         projects.ledger.request_batch(project)
         worker.notify(project)
-        finished = worker.wait_idle(project, NEXT_BATCH_WAIT_S)
+        with admin_waits.slot() as may_wait:
+            finished = worker.wait_idle(project, NEXT_BATCH_WAIT_S) if may_wait else False
         view = projects.ledger.get_state(project, "view") or {}
+        if not may_wait:
+            # Every waiting slot is taken: the batch is requested all the same, the worker pushes it.
+            return jsonify(complete=False, view=view, worker=worker.status(project), message=(
+                f"{admin_waits.size} admin requests are already waiting: the new batch is requested; "
+                f"follow it in /projects/{project}/status")), 202
         return jsonify(complete=finished, view=view, worker=worker.status(project))
 
     @app.post("/projects/<int:project>/reset-seen")
@@ -208,10 +235,15 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         return projects.get(project)
 
     @app.errorhandler(BackendError)
-    def backend_error(exc: BackendError) -> tuple[Response, int]:
+    def backend_error(exc: BackendError) -> Response:
         if isinstance(exc, ConfigError):
             log.error("%s", exc)
-        return jsonify(error=exc.code, message=redactor.redact(str(exc))), exc.http_status
+        message = redactor.redact(str(exc))
+        response = jsonify(error=exc.code, message=message)
+        # Label Studio reads no body of a failed /setup: its connection dialog shows the
+        # status line (requests' HTTPError text). So the reason goes there too.
+        response.status = f"{exc.http_status} {_reason_phrase(message)}"
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
@@ -238,6 +270,13 @@ class _Outcome:
     body: dict[str, Any]
     status: int = 200
     sync: bool = False
+
+
+def _reason_phrase(message: str, limit: int = 300) -> str:
+    """`message` as an HTTP reason phrase: one line of printable latin-1, cut at `limit`."""
+    text = " ".join(message.split()).encode("latin-1", "replace").decode("latin-1")
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _json_body() -> dict[str, Any]:

@@ -1,38 +1,47 @@
-"""One `ActiveLoop` per project, built once per process and rebuilt when its config changes."""
+"""One `ActiveLoop` per project, built once per process and rebuilt when its config changes.
+
+The label config decides the project's modality, and so which embedder serves it.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 from ..adapters.ls_config import ProjectSchema, parse_label_config
-from ..adapters.ls_media import TaskImageLoader
-from ..core.embed import ClipEmbedder
-from ..core.errors import ConfigError, UnknownProjectError
+from ..adapters.ls_media import TaskImageLoader, TaskTextLoader
+from ..core.errors import ConfigError, ModelUnavailableError, UnknownProjectError
 from ..core.images import ImageFetcher
 from ..core.ledger import Ledger
 from ..core.loop import ActiveLoop
 from ..core.params import ProjectParams
 from ..core.store import VectorStore
+from .embedders import EmbedderRegistry
+from .connections import ConnectionReport
 
 log = logging.getLogger(__name__)
+
+RECHECK_REPEATED_CONNECTIONS_S = 10.0
 
 
 class ProjectRegistry:
     """Lock-guarded map of project id -> (loop, schema); remembers why a project cannot run."""
 
     def __init__(
-        self, ledger: Ledger, chroma_client: Any, embedder: ClipEmbedder, fetcher: ImageFetcher,
+        self, ledger: Ledger, chroma_client: Any, embedders: EmbedderRegistry, fetcher: ImageFetcher,
         label_studio_url: str, auth_headers: Callable[[], dict[str, str]],
         local_files_root: str | None = None, params_file: Path | None = None, fetch_workers: int = 4,
+        text_fetcher: ImageFetcher | None = None,
     ):
         self.ledger = ledger
         self._chroma = chroma_client
-        self._embedder = embedder
+        self.embedders = embedders
         self._fetcher = fetcher
+        self._text_fetcher = text_fetcher or fetcher
         self._label_studio_url = label_studio_url
         self._auth_headers = auth_headers
         self._local_files_root = local_files_root
@@ -42,6 +51,8 @@ class ProjectRegistry:
         self._loops: dict[int, tuple[ActiveLoop, ProjectSchema]] = {}
         self._stores: dict[int, VectorStore] = {}
         self.errors: dict[int, str] = {}
+        # Set by the runtime to the worker's notify: images that loaded in the background are ready.
+        self.on_images_ready: Callable[[int], None] | None = None
 
     def configure(self, project: int, label_config: str | None = None, extra_params: Any = None) -> tuple[ActiveLoop, bool]:
         """Record a project's label config and/or extra params, then (re)build its loop.
@@ -72,10 +83,45 @@ class ProjectRegistry:
                 raise problem
         return self.get(project), True
 
+    def params_from_setup(self, project: int, extra_params: Any) -> tuple[Any, bool]:
+        """The extra params a /setup call may apply, and whether the connections need a new look.
+
+        With one connection to this backend its /setup params are the project's. With
+        several, Label Studio calls /setup with each one's params in turn; applying them
+        all would flip the project between them (and refit at every flip). Then only the
+        oldest connection's params count, read from Label Studio by the worker; params no
+        connection was known to hold mean an admin edited one, so they are read again.
+        """
+        report = ConnectionReport.from_state(self.ledger.get_state(project, "connections"))
+        if report is None or report.warning is None:
+            return extra_params, False
+        # While a repeat lasts, look again now and then to see it fixed. Not at every call:
+        # listing the connections makes Label Studio call /setup on each of them.
+        stale = time.time() - report.checked_at > RECHECK_REPEATED_CONNECTIONS_S
+        if len(report.connections) <= 1:
+            return extra_params, stale
+        known = [_raw_params_or_none(p) for p in report.params]
+        return None, stale or _raw_params_or_none(extra_params) not in known
+
+    def apply_connection_params(self, project: int, extra_params: Any) -> None:
+        """Make `extra_params` (the primary connection's) the project's; a bad set is reported, not raised."""
+        try:
+            self.configure(project, extra_params=extra_params)
+        except ConfigError as exc:
+            log.error("project %s: %s", project, exc)
+
     def observe(self, project: int, label_config: str | None) -> bool:
-        """Note a label config seen in a webhook or /predict; reconfigure if it changed (returns True)."""
+        """Note a label config seen in a webhook or /predict; reconfigure if it changed (returns True).
+
+        Raises `UnknownProjectError` for a project never set up: only /setup (Label Studio
+        connecting the backend) creates a project, so made-up ids leave nothing behind.
+        """
         record = self.ledger.project(project)
-        if record is None or (label_config and record.label_config != label_config):
+        if record is None:
+            raise UnknownProjectError(
+                f"project {project} is not connected to this backend: connect the backend to it in Label Studio "
+                "(the project's Settings > Model), which calls /setup")
+        if label_config and record.label_config != label_config:
             try:
                 self.configure(project, label_config=label_config)
                 return True
@@ -83,8 +129,11 @@ class ProjectRegistry:
                 log.error("project %s: %s", project, exc)
         return False
 
+    def is_known(self, project: int) -> bool:
+        return self.ledger.project(project) is not None
+
     def schema(self, project: int) -> ProjectSchema:
-        """The project's rating scale and image field, without building its loop.
+        """The project's rating scale and task field, without building its loop.
 
         Webhooks need only this; building a loop (loading vectors from Chroma) can take
         seconds after a restart, longer than Label Studio waits for a webhook.
@@ -101,17 +150,24 @@ class ProjectRegistry:
                 return self._loops[project]
             try:
                 params, schema = self._read_config(project)
-            except ConfigError as exc:
+                embedder = self.embedders.get(schema.modality)
+            except (ConfigError, ModelUnavailableError) as exc:
                 self.errors[project] = str(exc)
                 log.error("project %s: %s", project, exc)
                 raise
             self.errors.pop(project, None)
-            loader = TaskImageLoader(
-                schema.image_key, self._label_studio_url, self._fetcher, self._auth_headers, self._local_files_root
-            )
-            loop = ActiveLoop(project, params, self.ledger, self._store(project), self._embedder, loader, self._fetch_workers)
+            loop = ActiveLoop(project, params, self.ledger, self._store(project, embedder.model_id), embedder,
+                              self._loader(schema), self._fetch_workers, on_images_ready=self._images_ready)
+            for warning in loop.warnings():
+                log.warning("project %s: %s", project, warning)
             self._loops[project] = (loop, schema)
             return loop, schema
+
+    def _loader(self, schema: ProjectSchema) -> Callable[[dict], Any]:
+        """Task data -> what the project's embedder takes: an RGB image or a text."""
+        fetcher = self._text_fetcher if schema.modality == "text" else self._fetcher
+        files = TaskImageLoader(schema.data_key, self._label_studio_url, fetcher, self._auth_headers, self._local_files_root)
+        return TaskTextLoader(schema.data_key, schema.value_is_url, files) if schema.modality == "text" else files
 
     def _read_config(self, project: int) -> tuple[ProjectParams, ProjectSchema]:
         record = self.ledger.project(project)
@@ -122,13 +178,31 @@ class ProjectRegistry:
             raise ConfigError(f"project {project} has no label config yet (connect the backend in Label Studio)")
         return params, parse_label_config(record.label_config, params.rating_control, params.choice_values)
 
+    def _images_ready(self, project: int) -> None:
+        if self.on_images_ready is not None:
+            self.on_images_ready(project)
+
+    def warnings(self) -> dict[str, list[str]]:
+        """Project id -> what its admin should know: repeated connections or webhooks, and settings
+        the project runs without (a prompt on a model with no text tower; built loops only)."""
+        found: dict[str, list[str]] = {}
+        for project in self.ledger.project_ids():
+            state = self.ledger.get_state(project, "connections") or {}
+            if state.get("warning"):
+                found.setdefault(str(project), []).append(state["warning"])
+        for project, (loop, _) in list(self._loops.items()):
+            found.setdefault(str(project), []).extend(loop.warnings())
+        return {project: warnings for project, warnings in found.items() if warnings}
+
     def project_ids(self) -> list[int]:
         return self.ledger.project_ids()
 
-    def _store(self, project: int) -> VectorStore:
-        # Stores outlive loop rebuilds: loading the mirror from Chroma is the expensive part.
+    def _store(self, project: int, model_id: str) -> VectorStore:
+        # Stores outlive loop rebuilds: loading the mirror from Chroma is the expensive part. The
+        # loop switches the store to its model (dropping another model's vectors), and one store
+        # object per project means a loop still embedding with the old model is refused, not mixed in.
         if project not in self._stores:
-            self._stores[project] = VectorStore(self._chroma, f"project-{project}", self._embedder.model_id)
+            self._stores[project] = VectorStore(self._chroma, f"project-{project}", model_id)
         return self._stores[project]
 
     def _file_params(self, key: str) -> dict:

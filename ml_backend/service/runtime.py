@@ -1,74 +1,156 @@
-"""Everything a backend process holds once: CLIP model, ledger, Chroma client, projects, worker."""
+"""Everything a backend process holds once: embedding models, ledger, Chroma client, projects, worker."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import torch
 
-from ..adapters.ls_client import LabelStudioGateway
-from ..core.embed import ClipEmbedder
+from ..adapters.ls_client import LabelStudioGateway, LabelStudioUnavailable
+from ..adapters.ml_connections import BackendIdentity, load_instance_id
+from ..core.embedding import Embedder
+from ..core.errors import BackendError, UnknownProjectError
 from ..core.images import FetchPolicy, ImageFetcher
 from ..core.ledger import Ledger
 from ..core.store import open_chroma
+from .embedders import EmbedderRegistry
 from .projects import ProjectRegistry
+from .redaction import redactor
 from .settings import ServiceSettings
 from .worker import Worker
 
 log = logging.getLogger(__name__)
 
 
+REFUSED_TOKENS_KEPT = 1024
+
+
+class SetupTokenRefused(BackendError):
+    """The token /setup sent is refused by Label Studio."""
+
+    http_status = 403
+    code = "token_refused"
+
+    def __init__(self, label_studio_url: str):
+        super().__init__(
+            f"Label Studio at {label_studio_url} refused the access token this /setup sent: it is not used. "
+            "Is LABEL_STUDIO_URL this Label Studio? Or set LABEL_STUDIO_API_KEY.")
+
+
 @dataclass
 class Runtime:
     settings: ServiceSettings
-    embedder: ClipEmbedder
+    embedders: EmbedderRegistry
     gateway: LabelStudioGateway
     projects: ProjectRegistry
     worker: Worker
+    identity: BackendIdentity
+    talks_to_label_studio: bool = True
+    _refused_tokens: OrderedDict = field(default_factory=OrderedDict, repr=False)  # sha256 of refused /setup tokens
+    _checking_token: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def build(
-        cls, settings: ServiceSettings, embedder: ClipEmbedder | None = None,
+        cls, settings: ServiceSettings, embedders: Mapping[str, Embedder] | None = None,
         start_worker: bool = True, talk_to_label_studio: bool = True,
     ) -> "Runtime":
-        """Load the model and open the stores. Raises ModelUnavailableError if CLIP cannot load.
+        """Open the stores. Embedding models load when a project of their modality first needs them.
 
-        `talk_to_label_studio=False` runs the loop without pushing anything (tests, benchmarks).
+        `embedders` (modality -> embedder) are used instead of loading the configured models
+        (tests). `talk_to_label_studio=False` runs the loop without pushing anything (tests, benchmarks).
         """
         settings.model_dir.mkdir(parents=True, exist_ok=True)
         if settings.torch_threads:
             # Before any thread of ours exists: threads started later inherit the setting.
             torch.set_num_threads(settings.torch_threads)
-        embedder = embedder or ClipEmbedder(settings.clip_model, settings.device, settings.embed_batch_size)
+        registry = EmbedderRegistry(settings.embedding_models, loaded=embedders, device=settings.device,
+                                    batch_size=settings.embed_batch_size)
         gateway = LabelStudioGateway(settings.label_studio_url, settings.api_key, timeout_s=settings.label_studio_timeout_s,
                                      webhook_headers=settings.webhook_auth_headers)
-        policy = FetchPolicy(
-            trusted_origins=(settings.label_studio_url,), allowed_hosts=settings.image_host_patterns,
-            max_bytes=settings.max_image_bytes, timeout_s=settings.fetch_timeout_s, max_pixels=settings.max_image_pixels,
-        )
+
+        def policy(max_bytes: int) -> FetchPolicy:
+            return FetchPolicy(
+                trusted_origins=(settings.label_studio_url,), allowed_hosts=settings.image_host_patterns,
+                max_bytes=max_bytes, timeout_s=settings.fetch_timeout_s, max_pixels=settings.max_image_pixels,
+            )
+
         projects = ProjectRegistry(
-            Ledger(settings.ledger_path),
+            Ledger(settings.ledger_path, max_task_data_bytes=settings.max_task_data_bytes),
             open_chroma(path=str(settings.chroma_path), host=settings.chroma_host, port=settings.chroma_port),
-            embedder, ImageFetcher(policy), settings.label_studio_url, gateway.auth_headers,
+            registry, ImageFetcher(policy(settings.max_image_bytes)), settings.label_studio_url, gateway.auth_headers,
             local_files_root=settings.local_files_document_root, params_file=settings.project_params_file,
             fetch_workers=settings.fetch_workers,
+            # Text files are read like images, under the same hosts and deadlines, with their own size limit.
+            text_fetcher=ImageFetcher(policy(settings.max_text_bytes)),
         )
+        identity = BackendIdentity(load_instance_id(settings.model_dir), settings.backend_url)
         worker = Worker(projects, gateway if talk_to_label_studio else None, backend_url=settings.backend_url,
-                        poll_interval_s=settings.poll_interval_s, prediction_chunk=settings.prediction_chunk,
+                        identity=identity, poll_interval_s=settings.poll_interval_s, prediction_chunk=settings.prediction_chunk,
                         keep_old_predictions=settings.keep_old_predictions, max_backoff_s=settings.max_backoff_s,
                         task_check_interval_s=settings.task_check_interval_s,
                         bulk_prediction_delay_s=settings.bulk_prediction_delay_s)
-        runtime = cls(settings, embedder, gateway, projects, worker)
+        projects.on_images_ready = worker.notify
+        runtime = cls(settings, registry, gateway, projects, worker, identity, talks_to_label_studio=talk_to_label_studio)
         if start_worker:
             worker.start()
         return runtime
 
-    def remember_label_studio(self, hostname: str | None, access_token: str | None) -> None:
-        """Use the URL and token /setup sends when the environment gives none."""
-        if not self.gateway.has_credentials and access_token:
-            log.info("no LABEL_STUDIO_API_KEY set: using the token Label Studio sent in /setup")
-            self.gateway.set_credentials(self.settings.label_studio_url or hostname, access_token)
+    def adopt_setup_token(self, access_token: Any) -> None:
+        """Use the token /setup sends when the environment gives none, once Label Studio accepts it.
+
+        Anyone who can reach /setup can send a token, so it is checked against Label Studio
+        (LABEL_STUDIO_URL, never the caller's `hostname`) before it replaces the one in use,
+        and only then learnt by the log redactor. A refused token raises `SetupTokenRefused`;
+        when Label Studio cannot be asked, or another /setup is being checked right now, the
+        token is simply not used (a later /setup tries again).
+        """
+        if self.settings.api_key or not isinstance(access_token, str) or not access_token.strip():
+            return
+        token = access_token.strip()
+        if self.gateway.uses_key(token):
+            return
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        if digest in self._refused_tokens:
+            raise SetupTokenRefused(self.gateway.url)
+        if not self._checking_token.acquire(blocking=False):
+            return  # one check at a time: a flood of /setup calls must not become a flood of calls to Label Studio
+        try:
+            accepted = self.gateway.verify_key(token)
+        except LabelStudioUnavailable as exc:
+            log.warning("cannot check the token /setup sent, not using it: %s", exc)
+            return
+        finally:
+            self._checking_token.release()
+        if not accepted:
+            self._refused_tokens[digest] = None
+            while len(self._refused_tokens) > REFUSED_TOKENS_KEPT:
+                self._refused_tokens.popitem(last=False)
+            raise SetupTokenRefused(self.gateway.url)
+        redactor.add_secrets([token])
+        self.gateway.set_credentials(token)
+        log.info("no LABEL_STUDIO_API_KEY set: using the token Label Studio sent in /setup (checked with Label Studio)")
+
+    def confirm_project(self, project: int) -> None:
+        """Raise `UnknownProjectError` if Label Studio says it has no project `project`.
+
+        Asked once, when /setup first names a project, so ids Label Studio does not know
+        create no state. Without credentials, or with Label Studio unreachable, /setup is
+        taken at its word (it is how Label Studio connects a backend).
+        """
+        if not self.talks_to_label_studio or not self.gateway.has_credentials:
+            return
+        try:
+            exists = self.gateway.project_exists(project)
+        except BackendError as exc:
+            log.warning("project %s: cannot confirm it with Label Studio (%s); accepting /setup", project, exc)
+            return
+        if not exists:
+            raise UnknownProjectError(f"Label Studio at {self.gateway.url} has no project {project}")
 
     def delete_tasks(self, project: int, task_ids: list[int]) -> None:
         loop = self.projects.get(project)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..core.embed import DEFAULT_MODEL
+from ..core.embed_text import DEFAULT_TEXT_MODEL
+from ..core.ledger import MAX_TASK_DATA_BYTES
 
 
 class ServiceSettings(BaseSettings):
@@ -19,8 +22,13 @@ class ServiceSettings(BaseSettings):
     label_studio_url: str = Field("http://localhost:8080", description="Label Studio base URL, as the backend reaches it")
     label_studio_api_key: SecretStr | None = Field(None, description="legacy token or personal access token")
     model_dir: Path = Field(Path("model_dir"), description="the ledger (SQLite) and the embedded Chroma store live here")
-    clip_model: str = Field(DEFAULT_MODEL, description="CLIP hub id or local folder")
-    device: str = Field("cpu", description="torch device for CLIP")
+    image_embedding_model: str = Field(
+        DEFAULT_MODEL, validation_alias=AliasChoices("image_embedding_model", "clip_model"),
+        description="model for <Image> projects: a transformers hub id or folder (CLIP-family models also embed "
+        "prompts), or efficientnet-lite0; CLIP_MODEL is read too, for older setups")
+    text_embedding_model: str = Field(
+        DEFAULT_TEXT_MODEL, description="sentence-embedding model for <Text> projects: hub id or local folder")
+    device: str = Field("cpu", description="torch device for the embedding models")
     embed_batch_size: int = Field(32, ge=1, le=1024)
     fetch_workers: int = Field(4, ge=1, le=64, description="threads fetching and decoding images")
     torch_threads: int | None = Field(
@@ -29,14 +37,19 @@ class ServiceSettings(BaseSettings):
     chroma_port: int = Field(8000)
     basic_auth_user: str | None = None
     basic_auth_pass: SecretStr | None = None
+    allow_unauthenticated: bool = Field(
+        False, description="serve a HOST reachable beyond loopback without BASIC_AUTH_USER/BASIC_AUTH_PASS")
     backend_url: str | None = Field(None, description="this backend's URL as Label Studio reaches it (for webhooks)")
     image_hosts: str = Field("", description="comma-separated host patterns / CIDRs images may be fetched from")
     local_files_document_root: str | None = Field(None, description="Label Studio's LOCAL_FILES_DOCUMENT_ROOT, if shared")
     project_params_file: Path | None = Field(None, description="JSON: {project id or 'default': params}")
     max_image_bytes: int = Field(20 * 2**20, ge=1)
     max_image_pixels: int = Field(40_000_000, ge=1)
+    max_text_bytes: int = Field(2 * 2**20, ge=1, description="largest text file a <Text valueType=\"url\"> task may point at")
     fetch_timeout_s: float = Field(10.0, gt=0)
     max_request_bytes: int = Field(50 * 2**20, ge=1024, description="largest JSON body accepted")
+    max_task_data_bytes: int = Field(
+        MAX_TASK_DATA_BYTES, ge=1024, description="largest task data (JSON) kept per task; larger tasks fail")
     poll_interval_s: float = Field(2.0, gt=0, description="worker wake-up period for retries")
     max_backoff_s: float = Field(60.0, gt=0, description="longest wait between retries while Label Studio is unreachable")
     label_studio_timeout_s: float = Field(15.0, gt=0, description="timeout of one call to Label Studio's API")
@@ -46,6 +59,14 @@ class ServiceSettings(BaseSettings):
         10.0, ge=0, description="after a rating's batch is out, wait this long for the next before pushing every task's prediction")
     keep_old_predictions: bool = Field(False, description="keep predictions of superseded head versions in Label Studio")
     log_level: str = "INFO"
+    host: str = Field("0.0.0.0", description="address the backend listens on")
+    port: int = Field(9090, ge=1, le=65535)
+    threads: int = Field(16, ge=2, le=256, description="request threads (gunicorn gthread)")
+
+    @property
+    def embedding_models(self) -> dict[str, str]:
+        """Modality -> the model spec that serves its projects."""
+        return {"image": self.image_embedding_model, "text": self.text_embedding_model}
 
     @property
     def image_host_patterns(self) -> tuple[str, ...]:
@@ -59,6 +80,24 @@ class ServiceSettings(BaseSettings):
         password = self.basic_auth_pass.get_secret_value() if self.basic_auth_pass else ""
         token = base64.b64encode(f"{self.basic_auth_user}:{password}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
+
+    @property
+    def has_basic_auth(self) -> bool:
+        return bool(self.basic_auth_user and self.basic_auth_pass and self.basic_auth_pass.get_secret_value())
+
+    def exposure_problem(self) -> str | None:
+        """Why this backend must not start as configured: reachable beyond loopback with no credentials.
+
+        Anyone who reaches the port could otherwise feed it webhooks, /setup calls and
+        image URLs. None when HOST is loopback, credentials are set, or the admin opted out.
+        """
+        if self.has_basic_auth or self.allow_unauthenticated or _is_loopback(self.host):
+            return None
+        return (
+            f"HOST={self.host} makes the backend reachable beyond this machine, and it has no credentials. "
+            "Set BASIC_AUTH_USER and BASIC_AUTH_PASS (and give the same in Label Studio's connection form, "
+            "or connect with scripts/connect_project.py, which registers them), or listen on loopback only "
+            "(HOST=127.0.0.1), or set ALLOW_UNAUTHENTICATED=true to serve it open anyway.")
 
     @property
     def api_key(self) -> str | None:
@@ -75,3 +114,12 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def from_env(cls, **overrides) -> "ServiceSettings":
         return cls(**overrides)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name, or "" / "0.0.0.0"-like wildcards: assume reachable

@@ -17,13 +17,19 @@ from dataclasses import dataclass, field
 
 from ..adapters.ls_client import LabelStudioGateway, LabelStudioRejected, LabelStudioUnavailable
 from ..adapters.ls_payloads import prediction, read_rating
-from ..core.errors import BackendError, ConfigError, UnknownProjectError
+from ..adapters.ls_views import VIEW_FORMAT
+from ..adapters.ml_connections import BackendIdentity
+from ..core.errors import BackendError, ConfigError, LedgerCorruptError, UnknownProjectError
 from ..core.loop import MAX_EMBED_ATTEMPTS, version_name
+from .connections import audit_connections
 from .projects import ProjectRegistry
 
 log = logging.getLogger(__name__)
 
 EMBED_CHUNK = 256
+# How long a pass waits for an image it needs before leaving it to load in the background:
+# this thread serves every project, so a slow image source may hold it no longer than this.
+IMAGE_WAIT_S = 0.25
 SYNC_PAGE = 500
 MAX_BACKOFF_S = 60.0
 
@@ -33,7 +39,9 @@ class _ProjectWork:
     due: float = 0.0                # monotonic time of the next pass
     remote_due: float = 0.0         # earliest next call to Label Studio (backoff after failures)
     failures: int = 0               # consecutive failed passes, for backoff
-    needs_sync: bool = True         # register webhook, backfill tasks and annotations from Label Studio
+    needs_sync: bool = True         # audit connections, backfill tasks and annotations from Label Studio
+    needs_audit: bool = False       # only look at the ML connections and webhooks again
+    loading: bool = False           # images still loading in the background (not idle, nothing to do yet)
     last_error: str | None = None
     activity: str = "idle"          # what the pass is doing now, for the status endpoint
     done: threading.Event = field(default_factory=threading.Event)
@@ -51,10 +59,12 @@ class Worker:
     def __init__(self, projects: ProjectRegistry, gateway: LabelStudioGateway | None, backend_url: str | None = None,
                  poll_interval_s: float = 2.0, prediction_chunk: int = 500, keep_old_predictions: bool = False,
                  max_backoff_s: float = MAX_BACKOFF_S, task_check_interval_s: float = 30.0,
-                 bulk_prediction_delay_s: float = 0.0):
+                 bulk_prediction_delay_s: float = 0.0, identity: BackendIdentity | None = None):
         self.projects = projects
         self.gateway = gateway
         self.backend_url = backend_url
+        # Without an instance id, a connection is recognised by BACKEND_URL alone.
+        self.identity = identity or BackendIdentity("", backend_url, probe=lambda url: None)
         self.poll_interval_s = poll_interval_s
         self.prediction_chunk = prediction_chunk
         self.keep_old_predictions = keep_old_predictions
@@ -65,14 +75,18 @@ class Worker:
         self._bulk_not_before: dict[int, float] = {}  # project -> when held-back bulk predictions may start
         self._next_count_check = time.monotonic() + task_check_interval_s
         self._work: dict[int, _ProjectWork] = {}
+        self._absent: set[int] = set()  # projects Label Studio answered 404 for: left out of the task count check
         self._wake = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
 
     # -- control -------------------------------------------------------------
     def start(self) -> None:
-        for project in self.projects.project_ids():
-            self.notify(project, sync=True)
+        try:
+            for project in self.projects.project_ids():
+                self.notify(project, sync=True)
+        except LedgerCorruptError as exc:
+            log.error("not resuming any project: %s", exc)  # /health says so
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -82,12 +96,16 @@ class Worker:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def notify(self, project: int, sync: bool = False) -> None:
-        """Schedule a pass for `project` now; `sync` also re-reads Label Studio's tasks and annotations."""
+    def notify(self, project: int, sync: bool = False, audit: bool = False) -> None:
+        """Schedule a pass for `project` now; `sync` also re-reads Label Studio's tasks and annotations,
+        `audit` only its ML connections and webhooks (a sync does both)."""
         with self._wake:
+            if sync:
+                self._absent.discard(project)
             work = self._work.setdefault(project, _ProjectWork())
             work.due = 0.0
             work.needs_sync = work.needs_sync or sync
+            work.needs_audit = work.needs_audit or audit
             work.done.clear()
             self._wake.notify_all()
 
@@ -123,7 +141,10 @@ class Worker:
                 self._pass(project)
             if self.gateway is not None and time.monotonic() >= self._next_count_check:
                 self._next_count_check = time.monotonic() + self.task_check_interval_s
-                self._check_task_counts()
+                try:
+                    self._check_task_counts()
+                except LedgerCorruptError:
+                    pass  # reported by /health; nothing to compare with
 
     def _check_task_counts(self) -> None:
         """Resync projects whose task count differs from Label Studio's.
@@ -135,14 +156,19 @@ class Worker:
         for project in self.projects.project_ids():
             with self._wake:
                 work = self._work.get(project)
-                if work is not None and not work.done.is_set():
+                if project in self._absent or (work is not None and not work.done.is_set()):
                     continue
             try:
                 remote = self.gateway.task_count(project)
             except LabelStudioUnavailable:
                 break  # one timeout per round is enough: the other projects would wait on it too
+            except LabelStudioRejected as exc:
+                if exc.status_code == 404:  # gone from Label Studio: not asked again until it is set up again
+                    with self._wake:
+                        self._absent.add(project)
+                continue
             except BackendError:
-                continue  # e.g. the project is gone from Label Studio: nothing to compare
+                continue
             except Exception:  # noqa: BLE001 - the worker thread must survive anything
                 log.exception("project %s: task count check failed", project)
                 continue
@@ -156,7 +182,8 @@ class Worker:
         return [p for p, w in self._work.items() if not w.done.is_set() and w.due <= now]
 
     def _sleep_time(self) -> float:
-        pending = [w.due for w in self._work.values() if not w.done.is_set()]
+        # Projects waiting for images loading in the background have no due time: they are notified.
+        pending = [w.due for w in self._work.values() if not w.done.is_set() and w.due != float("inf")]
         wake_at = min(pending + [self._next_count_check]) if self.gateway is not None else min(pending, default=None)
         return max(0.0, wake_at - time.monotonic()) if wake_at is not None else self.poll_interval_s
 
@@ -164,11 +191,15 @@ class Worker:
         with self._wake:
             work = self._work[project]
             work.due = float("inf")  # a notify() during the pass resets this to 0
+            work.loading = False
             # A full pass talks to Label Studio (or has none); otherwise it waits out a backoff.
             full = self.gateway is None or work.remote_due <= time.monotonic()
             sync = full and work.needs_sync and self.gateway is not None
+            audit_only = full and work.needs_audit and not sync and self.gateway is not None
             if full:
-                work.needs_sync = False
+                work.needs_sync = work.needs_audit = False
+        if audit_only:
+            self._audit(project, work)
         sync_failure = self._sync(project, work) if sync else None
         sync_error = f"sync: {type(sync_failure).__name__}: {sync_failure}" if sync_failure else None
         # Unreachable for the sync means unreachable for the pushes: do not wait on it twice.
@@ -179,8 +210,8 @@ class Worker:
             remote_more = False
             if push:
                 remote_more, push_failure = self._push(project, work)
-        except (ConfigError, UnknownProjectError) as exc:
-            # Nothing to retry until the admin fixes the project; /setup or a webhook notifies again.
+        except (ConfigError, UnknownProjectError, LedgerCorruptError) as exc:
+            # Nothing to retry until the admin fixes the project (or the ledger); /setup or a webhook notifies again.
             log.error("project %s: %s", project, exc)
             self._settle(work, error=str(exc), due=float("inf"), resync=sync_error is not None)
             return
@@ -218,7 +249,7 @@ class Worker:
         try:
             self._set_activity(work, "pushing")
             return self._reconcile_remote(project), None
-        except (ConfigError, UnknownProjectError):
+        except (ConfigError, UnknownProjectError, LedgerCorruptError):
             raise
         except Exception as exc:  # noqa: BLE001 - Label Studio down or refusing: retry with backoff
             self._log_failure(project, exc, "pushing to Label Studio")
@@ -231,11 +262,26 @@ class Worker:
             loop, schema = self.projects.get_with_schema(project)
             self.sync_from_label_studio(project, loop, schema)
             return None
-        except (ConfigError, UnknownProjectError):
+        except (ConfigError, UnknownProjectError, LedgerCorruptError):
             return None  # reported by the reconcile step that follows
         except Exception as exc:  # noqa: BLE001
             self._log_failure(project, exc, "sync with Label Studio")
             return exc
+
+    def _audit(self, project: int, work: _ProjectWork) -> None:
+        """Look at the project's ML connections again; a failure only waits for the next sync."""
+        try:
+            self._set_activity(work, "syncing")
+            self.audit_connections(project)
+        except Exception as exc:  # noqa: BLE001 - the worker must survive anything
+            self._log_failure(project, exc, "checking ML connections")
+
+    def audit_connections(self, project: int) -> None:
+        """Record which connections and webhooks lead here; with several, the oldest's params count."""
+        report = audit_connections(self.gateway, self.identity, project, self.backend_url)
+        self.projects.ledger.set_state(project, "connections", report.as_state())
+        if len(report.connections) > 1:
+            self.projects.apply_connection_params(project, report.primary_params)
 
     def _set_activity(self, work: _ProjectWork, activity: str) -> None:
         with self._wake:
@@ -264,11 +310,11 @@ class Worker:
             elif full:
                 work.failures, work.remote_due = 0, 0.0
             work.due = min(work.due, due)  # keep a notify() that came in during the pass
-            if work.due == float("inf") and not work.needs_sync:
+            if work.due == float("inf") and not work.needs_sync and not work.needs_audit and not work.loading:
                 work.done.set()
                 work.activity = "idle"
             else:
-                work.activity = "waiting"
+                work.activity = "loading images" if work.loading and work.due == float("inf") else "waiting"
 
     # -- one pass --------------------------------------------------------------
     def reconcile(self, project: int) -> bool:
@@ -283,10 +329,12 @@ class Worker:
         loop, _ = self.projects.get_with_schema(project)
         if work is not None:
             self._set_activity(work, "embedding")
-        loop.embed_pending(EMBED_CHUNK)
+        loop.embed_pending(EMBED_CHUNK, wait_s=IMAGE_WAIT_S)
         loop.refit_if_needed(on_refit=None if work is None else lambda: self._set_activity(work, "refitting"))
         loop.sync_seen()
-        return bool(self.projects.ledger.tasks_in_state(project, "pending", limit=1, max_attempts=MAX_EMBED_ATTEMPTS))
+        if work is not None:
+            work.loading = loop.has_images_loading()  # they wake this thread when ready (on_images_ready)
+        return loop.has_images_to_embed()
 
     def _reconcile_remote(self, project: int) -> bool:
         """Push the view and a chunk of predictions; True if predictions are left to push."""
@@ -297,7 +345,7 @@ class Worker:
     def sync_from_label_studio(self, project, loop, schema) -> None:
         """Label Studio is the source of truth for tasks and annotations: catch up on
         whatever happened while this process was down (webhooks are not retried)."""
-        self.gateway.ensure_task_webhook(project, self.backend_url)
+        self.audit_connections(project)
         self._retry_given_up(project)  # e.g. images that timed out before a restart
         # Webhooks keep arriving while the listing is read: what they delete after this
         # instant must not come back from the (older) listing, and what they update is
@@ -355,6 +403,7 @@ class Worker:
         wanted = {
             "task_ids": task_ids, "title": loop.params.view_title,
             "model_version": loop.model_version(), "batch_rev": ledger.project(project).batch_rev,
+            "format": VIEW_FORMAT,
         }
         pushed = ledger.get_state(project, "view") or {}
         if pushed.get("id") and all(pushed.get(key) == value for key, value in wanted.items()) and pushed.get("ordered", True):
@@ -412,7 +461,8 @@ class Worker:
         scores = loop.scores(task_ids)
         version = version_name(current.version)
         self.gateway.push_predictions(project, [
-            {"task": task_id, **prediction(schema.scale, scores[task_id], version)} for task_id in task_ids if task_id in scores
+            {"task": task_id, **prediction(schema.scale, scores[task_id], version, preselect=loop.params.preselect_rating)}
+            for task_id in task_ids if task_id in scores
         ])
         self.projects.ledger.mark_predicted(project, task_ids, current.version)
 

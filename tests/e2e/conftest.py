@@ -78,6 +78,18 @@ def backend_status(backend: BackendServer, project: int) -> dict:
     return response.json()
 
 
+def settled_view(backend: BackendServer, project: int, k: int, ratings: int = 0) -> dict:
+    """The backend's next-batch view once its worker is idle, `ratings` are counted and a batch
+    of `k` tasks is out in score order for the current model version."""
+    def ready():
+        status = backend_status(backend, project)
+        view = status.get("view") or {}
+        done = (status["worker"]["idle"] and status["rated_tasks"] == ratings and view.get("ordered")
+                and view.get("model_version") == status["model_version"] and len(view.get("task_ids", [])) == k)
+        return view if done else None
+    return wait_for(ready, what=f"the backend's batch with {ratings} ratings")
+
+
 def make_images(folder: Path, count: int, seed: int) -> list[Path]:
     """Distinct small PNGs: random blocks of color, so no two tasks share an embedding."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ import requests
 from label_studio_sdk import LabelStudio
 
 from ml_backend.adapters.ls_admin import admin_client, connect_backend, create_project, import_local_folder, upload_images
+from ml_backend.adapters.ls_views import filtered_task_ids
 
 from .conftest import ROOT, backend_status, chroma_ids_and_seen, make_images, read_heads, wait_for
 
@@ -63,7 +64,7 @@ def idle_status(backend, project: int, where=lambda status: True) -> dict | None
 
 def test_a_import_embeds_every_task_without_predict(scenario, backend, label_studio):
     connect_backend(scenario.client, scenario.project, backend.url, "CLIP vector queue",
-                    {"prompt": PROMPT, "batch_size": K, "strategy": "nearest"})
+                    {"prompt": PROMPT, "batch_size": K, "strategy": "nearest", "preselect_rating": True})
     uploaded = upload_images(label_studio.url, label_studio.api_token, scenario.project,
                              make_images(scenario.model_dir.parent / "uploads", UPLOADED, seed=1))
     local_folder = label_studio.local_files_root / "e2e"
@@ -125,7 +126,7 @@ def test_d_next_batch_view_serves_exactly_the_selected_tasks_in_score_order(scen
     unseen = sorted((t for t in all_scores if t not in seen), key=lambda t: -all_scores[t])
     assert [round(all_scores[t], 4) for t in batch] == [round(all_scores[t], 4) for t in unseen[:K]]
     stored_view = scenario.client.views.get(str(view["id"])).data
-    assert sorted(stored_view["filters"]["items"][0]["value"]) == sorted(batch)
+    assert sorted(filtered_task_ids(stored_view)) == sorted(batch)
 
     # Freeze the queue: with the backend down the view cannot move while we walk it.
     scenario.snapshot = {

@@ -75,15 +75,18 @@ def task(task_id):
 
 
 @pytest.fixture
-def make_backend(tmp_path, tiny_clip_dir, embedder, clean_env):
+def make_backend(tmp_path, tiny_clip_dir, tiny_text_dir, embedder, text_embedder, clean_env):
     built = []
 
-    def build(**overrides) -> Backend:
-        values = dict(model_dir=tmp_path / f"model-{len(built)}", clip_model=str(tiny_clip_dir),
-                      label_studio_url="http://127.0.0.1:9", poll_interval_s=0.2, fetch_workers=2)
+    def build(embedders=None, **overrides) -> Backend:
+        """A backend on the tiny models; `embedders` (modality -> embedder) replaces those preloaded."""
+        values = dict(model_dir=tmp_path / f"model-{len(built)}", image_embedding_model=str(tiny_clip_dir),
+                      text_embedding_model=str(tiny_text_dir), label_studio_url="http://127.0.0.1:9",
+                      poll_interval_s=0.2, fetch_workers=2)
         values.update(overrides)
         settings = ServiceSettings(**values)
-        runtime = Runtime.build(settings, embedder=embedder, talk_to_label_studio=False)
+        preloaded = {"image": embedder, "text": text_embedder} if embedders is None else embedders
+        runtime = Runtime.build(settings, embedders=preloaded, talk_to_label_studio=False)
         built.append(runtime)
         return Backend(create_app(settings, runtime), runtime)
 

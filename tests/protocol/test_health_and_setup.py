@@ -9,13 +9,19 @@ from tests.conftest import CHOICES_CONFIG, NUMBER_CONFIG
 NO_RATING_CONTROL = '<View><Image name="img" value="$image"/><Labels name="l" toName="img"><Label value="a"/></Labels></View>'
 
 
-def test_health_shape(backend, tiny_clip_dir):
+def test_health_shape(backend, tiny_clip_dir, tiny_text_dir):
     response = backend.get("/health")
     assert response.status_code == 200
-    assert response.get_json() == {
+    model = {"loaded": True, "prompts": True, "random_test_model": True, "error": None}
+    body = response.get_json()
+    assert body == {
         "status": "UP", "model_class": "ClipVectorQueue", "embedding_model": str(tiny_clip_dir),
-        "random_test_model": True, "project_errors": {},
+        "embedding_models": {"image": {"model": str(tiny_clip_dir), "dim": 32, **model},
+                             "text": {"model": str(tiny_text_dir), "dim": 24, **model}},
+        "random_test_model": True, "project_errors": {}, "project_warnings": {},
+        "instance_id": backend.runtime.identity.instance_id,
     }
+    assert len(body["instance_id"]) == 16  # how a connection's URL is recognised as leading here
 
 
 def test_setup_returns_the_model_version_and_registers_the_project(backend):
@@ -24,7 +30,7 @@ def test_setup_returns_the_model_version_and_registers_the_project(backend):
     assert response.get_json() == {"model_version": "clip-head-v0"}
     status = backend.status(4)
     assert status["project"] == 4 and status["model_version"] == "clip-head-v0"
-    assert status["embedding_model"] == backend.runtime.embedder.model_id
+    assert status["embedding_model"] == backend.runtime.embedders.get("image").model_id
 
 
 def test_setup_applies_extra_params_given_as_a_json_string(backend):
@@ -57,6 +63,15 @@ def test_setup_with_bad_extra_params_is_a_422(backend, extra_params, message):
     assert response.get_json()["error"] == "bad_config"
     assert message in response.get_json()["message"]
     assert message in backend.get("/health").get_json()["project_errors"]["1"]
+
+
+def test_setup_error_reason_is_in_the_status_line(backend):
+    """Label Studio's connection dialog shows only the status line of a failed /setup
+    (it never reads the body): the reason must be there, not a generic 422."""
+    response = backend.setup(extra_params={"batchsize": 3})
+    assert response.status_code == 422
+    assert response.status == "422 invalid project parameters: batchsize: Extra inputs are not permitted"
+    assert response.get_json()["message"] == "invalid project parameters: batchsize: Extra inputs are not permitted"
 
 
 def test_setup_with_a_non_object_head_is_a_422(backend):

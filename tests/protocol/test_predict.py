@@ -13,9 +13,9 @@ def tasks(*ids):
     return [(t, {"image": image_uri(t)}) for t in ids]
 
 
-def with_prompt_head(backend, schema=CHOICES_CONFIG, ids=range(1, 9)):
+def with_prompt_head(backend, schema=CHOICES_CONFIG, ids=range(1, 9), preselect=True):
     """Set the project up with a prompt, import tasks, and let the worker fit head v1."""
-    assert backend.setup(schema=schema, extra_params=PROMPT).status_code == 200
+    assert backend.setup(schema=schema, extra_params={**PROMPT, "preselect_rating": preselect}).status_code == 200
     assert backend.tasks_created(list(ids), schema=schema).status_code == 200
     backend.wait()
     assert backend.status()["model_version"] == "clip-head-v1"
@@ -59,6 +59,26 @@ def test_results_in_order_in_the_controls_format(backend, schema, name, kind, al
         assert allowed(item["value"][kind]), item
 
 
+def test_score_only_by_default_the_form_is_not_prefilled(backend):
+    assert backend.setup(extra_params=PROMPT).status_code == 200
+    backend.tasks_created([1, 2, 3])
+    backend.wait()
+    body = backend.predict(tasks(1, 2, 3)).get_json()
+    expected = backend.loop().scores([1, 2, 3])
+    assert [r["result"] for r in body["results"]] == [[], [], []]
+    assert [r["score"] for r in body["results"]] == pytest.approx([expected[t] for t in (1, 2, 3)], abs=1e-6)
+
+
+def test_switching_preselect_makes_a_new_version_whose_predictions_preselect(backend):
+    with_prompt_head(backend, preselect=False)
+    assert backend.predict(tasks(1)).get_json()["results"][0]["result"] == []
+    assert backend.setup(extra_params={**PROMPT, "preselect_rating": True}).status_code == 200
+    backend.wait()
+    body = backend.predict(tasks(1)).get_json()
+    assert body["model_version"] == "clip-head-v2"
+    assert body["results"][0]["result"][0]["from_name"] == "relevance"
+
+
 def test_scores_follow_the_head(backend):
     with_prompt_head(backend, schema=NUMBER_CONFIG)
     body = backend.predict(tasks(*range(1, 9)), schema=NUMBER_CONFIG).get_json()
@@ -95,14 +115,25 @@ def test_predicted_tasks_are_not_pushed_again_by_the_worker(backend):
     assert ledger.versions_pushed(1) == [1]
 
 
-def test_predict_for_a_project_never_set_up_uses_the_label_config_it_carries(backend):
+def test_predict_for_a_project_never_set_up_is_a_404_and_records_nothing(backend):
+    """Only /setup (Label Studio connecting the backend) creates a project (issue 12, finding 3)."""
+    response = backend.predict(tasks(1, 2), project=9, schema=RATING_CONFIG)
+    assert response.status_code == 404
+    assert "project 9 is not connected to this backend" in response.get_json()["message"]
+    assert backend.runtime.projects.project_ids() == []
+
+
+def test_predict_uses_the_label_config_it_carries(backend):
+    backend.setup(project=9)
     response = backend.predict(tasks(1, 2), project=9, schema=RATING_CONFIG)
     assert response.status_code == 200
     assert response.get_json()["model_version"] == "clip-head-v0"
     assert backend.status(9)["vectors"] == 2
+    assert backend.runtime.projects.schema(9).scale.kind == "rating"
 
 
 def test_predict_with_an_unusable_label_config_is_a_422(backend):
+    backend.setup(project=9)
     response = backend.predict(tasks(1), project=9, schema="<View><Image name='i' value='$image'/></View>")
     assert response.status_code == 422
     assert response.get_json()["error"] == "bad_config"
@@ -121,3 +152,27 @@ def test_predict_with_a_repeated_task(backend):
     backend.setup()
     response = backend.predict(tasks(1, 1))
     assert response.status_code == 200 and len(response.get_json()["results"]) == 2
+
+
+def test_when_every_predict_slot_is_busy_predict_answers_at_once_and_the_worker_embeds(make_backend, http_server):
+    """/predict embeds unseen tasks first; with THREADS=4 one request may do so at a time (a quarter),
+    so slow images in one /predict cannot hold the threads webhooks need (issue 12, finding 5)."""
+    import threading
+    import time
+
+    from tests.stubs import Reply
+
+    http_server.routes["/slow.png"] = Reply(body=b"x", delay_s=3.0)
+    backend = make_backend(threads=4, image_hosts="127.0.0.0/8", fetch_timeout_s=5.0)
+    backend.setup()
+    slow = threading.Thread(target=backend.predict, args=([(50, {"image": http_server.url("/slow.png")})],))
+    slow.start()
+    while not http_server.requests:
+        time.sleep(0.01)
+    started = time.monotonic()
+    response = backend.predict(tasks(1, 2))
+    assert time.monotonic() - started < 1.0
+    assert response.status_code == 200 and [r["result"] for r in response.get_json()["results"]] == [[], []]
+    slow.join()
+    backend.wait()
+    assert backend.status()["vectors"] == 2  # recorded by the busy /predict, embedded by the worker

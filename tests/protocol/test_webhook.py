@@ -29,7 +29,7 @@ def ratings(backend):
 def test_tasks_created_answers_at_once_and_the_worker_embeds(backend, monkeypatch):
     """The embedder is held shut while the webhook is answered: the answer cannot wait for embedding."""
     backend.setup()
-    embedder = backend.runtime.embedder
+    embedder = backend.runtime.embedders.get("image")
     gate, entered = threading.Event(), threading.Event()
     real = embedder.embed_sources
 

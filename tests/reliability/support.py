@@ -105,7 +105,7 @@ class InProcessBackend:
     def __init__(self, model_dir: Path, clip_path: Path, embedder, **settings: Any):
         self.settings = ServiceSettings(model_dir=model_dir, clip_model=str(clip_path),
                                         label_studio_url="http://127.0.0.1:9", fetch_workers=2, **settings)
-        self.runtime = Runtime.build(self.settings, embedder=embedder, talk_to_label_studio=False)
+        self.runtime = Runtime.build(self.settings, embedders={"image": embedder}, talk_to_label_studio=False)
         self.app = create_app(self.settings, self.runtime)
         self.client = self.app.test_client()
         self.responses: list = []

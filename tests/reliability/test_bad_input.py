@@ -229,6 +229,8 @@ def test_an_unknown_project_is_a_404(backend, method, path, body):
 
 
 def test_a_webhook_for_a_project_without_a_label_config_is_a_422(backend):
+    setup = backend.post("/setup", {"project": "77.1700000000", "extra_params": {}})  # connected, no config yet
+    assert setup.status_code == 422 and "no label config yet" in setup.get_json()["message"]
     response = backend.webhook({"action": "ANNOTATION_CREATED", "project": {"id": 77},
                                 "annotation": {"id": 1, "task": 1, "result": choice_result("+1")}})
     assert response.status_code == 422 and "no label config yet" in response.get_json()["message"]

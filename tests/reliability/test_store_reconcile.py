@@ -87,9 +87,9 @@ def test_a_rating_during_embedding_reaches_the_store(files):
     loop.add_tasks([(t, {"image": image_uri(t)}) for t in range(1, 5)])
     real_upsert = loop.store.upsert
 
-    def upsert_while_a_webhook_lands(ids, vectors, seen=None):
+    def upsert_while_a_webhook_lands(ids, vectors, seen=None, **kwargs):
         ledger.record_annotation(P, 100, 2, 1.0)
-        real_upsert(ids, vectors, seen=seen)
+        real_upsert(ids, vectors, seen=seen, **kwargs)
 
     loop.store.upsert = upsert_while_a_webhook_lands
     loop.embed_pending()

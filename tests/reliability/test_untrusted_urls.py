@@ -148,6 +148,54 @@ def test_response_time_is_bounded(image_host, reply):
     assert time.monotonic() - started < 1.5
 
 
+def test_headers_dripped_a_byte_at_a_time_are_cut_off_at_the_deadline(image_host):
+    """Finding 2 of issue 12: the deadline was checked only while reading the body, so a
+    status line and headers dripped slower than the read timeout were waited for in full."""
+    image_host.routes["/drip-headers"] = Reply(body=png_bytes(1), headers={"X-Padding": "p" * 40}, header_drip_s=0.1)
+    started = time.monotonic()
+    with pytest.raises(ImageError, match="timed out") as info:
+        fetcher(allowed=("127.0.0.1",), timeout_s=1.0).fetch(image_host.url("/drip-headers"))
+    assert info.value.transient
+    assert time.monotonic() - started < 2.0  # the whole response would take ~12 s
+
+
+def test_a_kept_alive_connection_is_under_the_next_fetchs_deadline(image_host):
+    """The first fetch leaves its connection in the pool; the second reuses it and drips."""
+    image_host.routes["/a.png"] = Reply(body=png_bytes(1))
+    image_host.routes["/drip-headers"] = Reply(body=png_bytes(1), headers={"X-Padding": "p" * 40}, header_drip_s=0.1)
+    f = fetcher(allowed=("127.0.0.1",), timeout_s=1.0)
+    assert f.fetch(image_host.url("/a.png")) == png_bytes(1)
+    started = time.monotonic()
+    with pytest.raises(ImageError, match="timed out"):
+        f.fetch(image_host.url("/drip-headers"))
+    assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize("address", [
+    "::7f00:1",                       # IPv4-compatible 127.0.0.1
+    "::ffff:0:7f00:1",                # IPv4-translated 127.0.0.1
+    "64:ff9b::7f00:1",                # NAT64 127.0.0.1
+    "64:ff9b::a9fe:a9fe",             # NAT64 169.254.169.254 (cloud metadata)
+    "64:ff9b:1::a00:1",               # local-use NAT64 10.0.0.1
+    "2002:7f00:1::1",                 # 6to4 127.0.0.1
+    "2002:a00:1::",                   # 6to4 10.0.0.1
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo, client 192.0.2.45 (documentation range)
+])
+def test_ipv6_forms_that_carry_a_private_ipv4_address_are_refused(address):
+    """Finding 9 of issue 12: with IMAGE_HOSTS=* Python 3.11 calls these global; each reaches the IPv4 inside."""
+    policy = FetchPolicy(allowed_hosts=("*",))
+    with pytest.raises(UrlNotAllowedError, match="non-public address"):
+        policy.check(f"http://[{address}]/a.png")
+    with pytest.raises(UrlNotAllowedError, match="non-public address"):  # and at connect time, after DNS
+        policy.check_peer("http", "images.example.com", 80, address)
+
+
+def test_ipv6_forms_that_carry_a_public_ipv4_address_stay_allowed():
+    policy = FetchPolicy(allowed_hosts=("*",))
+    policy.check("http://[64:ff9b::808:808]/a.png")  # NAT64 8.8.8.8
+    policy.check_peer("http", "images.example.com", 80, "2002:808:808::1")  # 6to4 8.8.8.8
+
+
 def test_the_loader_refuses_what_is_not_a_url(label_studio_host):
     loader = TaskImageLoader("image", label_studio_host.origin, fetcher(trusted=label_studio_host.origin))
     for ref in ["file:///etc/passwd", "ftp://x/a.png", "gopher://x/", "javascript:alert(1)", "//evil.example/a.png",

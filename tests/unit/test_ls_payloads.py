@@ -18,7 +18,8 @@ RATING = parse_label_config(RATING_CONFIG).scale
 
 @pytest.mark.parametrize(
     "value, expected",
-    [("12.1700000000", 12), ("12", 12), (12, 12), ({"id": 12}, 12), ({"id": "7.1"}, 7), ("0", 0)],
+    [("12.1700000000", 12), ("12", 12), (12, 12), ({"id": 12}, 12), ({"id": "7.1"}, 7),
+     ("9223372036854775807.1", 2**63 - 1)],
 )
 def test_project_id_forms(value, expected):
     assert project_id(value) == expected
@@ -27,6 +28,12 @@ def test_project_id_forms(value, expected):
 @pytest.mark.parametrize("value", [None, "", "abc", "-1", " 12", "1e3", True, 12.5, [12], {"name": "x"}, {}])
 def test_project_id_rejects_everything_else(value):
     with pytest.raises(BadRequestError, match="cannot read a project id"):
+        project_id(value)
+
+
+@pytest.mark.parametrize("value", ["0", 0, -3, 2**63, "9223372036854775808", "99999999999999999999999.1"])
+def test_project_id_outside_sqlites_integers_is_a_bad_request(value):
+    with pytest.raises(BadRequestError, match="project id must be between 1 and 2"):
         project_id(value)
 
 
@@ -161,7 +168,7 @@ def test_annotations_without_ids_are_bad_requests(ann, message):
     ],
 )
 def test_prediction_result_shape_per_control(scale, probability, value):
-    result = prediction(scale, probability, "clip-head-v3")
+    result = prediction(scale, probability, "clip-head-v3", preselect=True)
     assert result == {
         "result": [{"from_name": scale.name, "to_name": "img", "type": scale.kind, "value": value}],
         "score": pytest.approx(probability),
@@ -172,13 +179,20 @@ def test_prediction_result_shape_per_control(scale, probability, value):
 
 
 def test_prediction_score_is_rounded():
-    assert prediction(NUMBER, 0.123456789, "v")["score"] == 0.123457
+    assert prediction(NUMBER, 0.123456789, "v", preselect=True)["score"] == 0.123457
 
 
 @pytest.mark.parametrize("probability", [float("nan"), float("inf")])
 def test_prediction_needs_a_finite_probability(probability):
     with pytest.raises(ValueError, match="finite"):
-        prediction(NUMBER, probability, "v")
+        prediction(NUMBER, probability, "v", preselect=False)
+
+
+def test_score_only_prediction_preselects_nothing():
+    # Automation bias: an empty result leaves the form blank; the score still sorts and shows in the Data Manager.
+    assert prediction(CHOICES, 0.91, "clip-head-v3", preselect=False) == {
+        "result": [], "score": pytest.approx(0.91), "model_version": "clip-head-v3",
+    }
 
 
 def test_empty_prediction():

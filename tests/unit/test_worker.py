@@ -7,6 +7,7 @@ import time
 import pytest
 
 from ml_backend.adapters.ls_client import LabelStudioUnavailable
+from ml_backend.adapters.ml_connections import BackendIdentity, Connection, Hook
 from ml_backend.service.runtime import Runtime
 from ml_backend.service.settings import ServiceSettings
 from ml_backend.service.worker import Worker
@@ -25,14 +26,21 @@ class FakeLabelStudio:
         self.views: dict[int, list[int]] = {}
         self.model_version: str | None = None
         self.down = False
+        self.connections: list[Connection] = []
+        self.hooks: list[Hook] = []
 
     def _record(self, *call):
         if self.down:
             raise LabelStudioUnavailable("Label Studio answered 503")
         self.calls.append(call)
 
-    def ensure_task_webhook(self, project, backend_url):
-        self._record("webhook", project, backend_url)
+    def ml_connections(self, project):
+        self._record("ml_connections", project)
+        return list(self.connections)
+
+    def ensure_task_webhook(self, project, backend_urls):
+        self._record("webhook", project, list(backend_urls))
+        return list(self.hooks)
 
     def iter_tasks(self, project):
         self._record("iter_tasks", project)
@@ -68,7 +76,7 @@ class FakeLabelStudio:
 def runtime(tmp_path, embedder, tiny_clip_dir, clean_env):
     settings = ServiceSettings(model_dir=tmp_path / "model", clip_model=str(tiny_clip_dir),
                                label_studio_url="http://127.0.0.1:9", fetch_workers=2)
-    runtime = Runtime.build(settings, embedder=embedder, start_worker=False, talk_to_label_studio=False)
+    runtime = Runtime.build(settings, embedders={"image": embedder}, start_worker=False, talk_to_label_studio=False)
     runtime.projects.configure(P, label_config=CHOICES_CONFIG,
                                extra_params={"prompt": "a red square", "batch_size": 3, "view_title": "Next"})
     yield runtime
@@ -117,7 +125,7 @@ def test_first_pass_pushes_the_batch_view_then_every_prediction(runtime, ls):
     for p in ls.predictions:
         assert p["model_version"] == "clip-head-v1"
         assert p["score"] == pytest.approx(scores[p["task"]], abs=1e-6)
-        assert p["result"][0]["from_name"] == "relevance"
+        assert p["result"] == []  # score only: the form is not pre-filled (preselect_rating off)
     assert all(len(c[2]) <= 3 for c in ls.of("predictions"))
     assert runtime.projects.ledger.get_state(P, "view")["task_ids"] == batch
 
@@ -178,11 +186,39 @@ def test_sync_catches_up_on_tasks_and_annotations(runtime, ls):
     loop, schema = runtime.projects.get_with_schema(P)
     worker.sync_from_label_studio(P, loop, schema)
     ledger = runtime.projects.ledger
-    assert ls.of("webhook") == [("webhook", P, "http://backend:9090")]
+    assert ls.of("webhook") == [("webhook", P, ["http://backend:9090"])]
     assert ledger.task_data(P, [1, 2, 3]).keys() == {1, 2, 3}
     assert ledger.ratings(P) == {2: 1.0}
     assert sorted(ledger.annotation_ids(P)) == [7, 8]
     assert ledger.seen_task_ids(P) == {2, 3}
+
+
+def test_a_sync_after_reset_seen_keeps_the_second_pass(runtime, ls):
+    """reset-seen refills the batch with the best tasks, rated ones included, and a later sync
+    (which re-reads every annotation from Label Studio) must not mark them seen again."""
+    add_tasks(runtime, *range(1, 7))
+    ls.tasks = [{"id": t, "data": {"image": image_uri(t)}, "annotations": []} for t in range(1, 7)]
+    worker = make_worker(runtime, ls)
+    reconcile_until_done(worker)
+    first = runtime.projects.ledger.get_state(P, "view")["task_ids"]
+    for annotation_id, task in enumerate(first, start=100):
+        ls.tasks[task - 1]["annotations"] = [{
+            "id": annotation_id, "task": task, "updated_at": "2026-11-30T10:00:00.000000Z",
+            "result": [{"from_name": "relevance", "value": {"choices": ["+1"]}}],
+        }]
+    loop, schema = runtime.projects.get_with_schema(P)
+    worker.sync_from_label_studio(P, loop, schema)
+    reconcile_until_done(worker)
+    assert set(runtime.projects.ledger.get_state(P, "view")["task_ids"]).isdisjoint(first)
+
+    loop.reset_seen()
+    worker.sync_from_label_studio(P, loop, schema)
+    reconcile_until_done(worker)
+    ledger = runtime.projects.ledger
+    assert ledger.seen_task_ids(P) == set()
+    second_pass = ledger.get_state(P, "view")["task_ids"]
+    assert [t.task_id for t in loop.select_batch()] == second_pass
+    assert set(second_pass) & set(first), "the rated tasks (all +1) should rank among the best again"
 
 
 def test_the_thread_retries_while_label_studio_is_down(runtime, ls):
@@ -285,3 +321,69 @@ def test_the_thread_pushes_held_back_predictions_when_the_hold_ends(runtime, ls)
         assert sorted(p["task"] for p in ls.predictions) == list(range(1, 8))
     finally:
         worker.stop()
+
+
+def test_two_connections_to_this_backend_are_reported_and_the_oldest_sets_the_params(runtime, ls):
+    """Label Studio calls /setup once per connection: without one source of truth the
+    project's params would flip between the two connections' at every call (and refit)."""
+    ls.connections = [
+        Connection(7, "http://localhost:9090/", {"prompt": "a blue circle", "batch_size": 2, "view_title": "Next"}),
+        Connection(4, "http://backend:9090", {"prompt": "a red square", "batch_size": 3, "view_title": "Next"}),
+        Connection(9, "http://other-model:9090", {"anything": 1}),
+    ]
+    ls.hooks = [Hook(11, "http://backend:9090/webhook", (), True, True), Hook(12, "http://BACKEND:9090/webhook/", (), True, True)]
+    worker = make_worker(runtime, ls)
+    worker.identity = BackendIdentity("me", "http://backend:9090", probe=lambda url: "me" if "localhost" in url else None)
+    worker.audit_connections(P)
+
+    projects = runtime.projects
+    state = projects.ledger.get_state(P, "connections")
+    assert state["connections"] == [4, 7] and state["webhooks"] == [11, 12]
+    assert state["repeated_actions"] == {"TASKS_CREATED": 2, "ANNOTATION_CREATED": 2, "ANNOTATION_UPDATED": 2,
+                                         "ANNOTATIONS_DELETED": 2}
+    assert "2 ML connections lead to this backend (ids [4, 7]" in state["warning"]
+    assert projects.warnings() == {str(P): [state["warning"]]}
+    assert projects.get(P).params.prompt == "a red square"   # connection 4's, the oldest
+    version = projects.get(P).model_version()
+
+    # /setup from either connection: neither set of params is applied, and no refit follows.
+    for connection in ls.connections[:2]:
+        assert projects.params_from_setup(P, connection.extra_params) == (None, False)
+        assert projects.configure(P, extra_params=None)[1] is False
+    assert projects.get(P).params.prompt == "a red square" and projects.get(P).model_version() == version
+    # Params no connection held: an admin edited one; the worker must look again.
+    assert projects.params_from_setup(P, {"prompt": "edited"}) == (None, True)
+
+
+def test_one_connection_sets_the_params_through_setup_as_before(runtime, ls):
+    ls.connections = [Connection(4, "http://backend:9090", {"prompt": "a red square"})]
+    worker = make_worker(runtime, ls)
+    worker.audit_connections(P)
+    state = runtime.projects.ledger.get_state(P, "connections")
+    assert state["connections"] == [4] and state["warning"] is None
+    assert runtime.projects.params_from_setup(P, {"prompt": "new"}) == ({"prompt": "new"}, False)
+    assert runtime.projects.warnings() == {}
+
+
+def test_the_task_count_check_stops_asking_about_projects_label_studio_does_not_have(runtime, ls):
+    """Issue 12, finding 3: periodic checks scale with real projects only."""
+    from ml_backend.adapters.ls_client import LabelStudioRejected
+
+    runtime.projects.configure(99, label_config=CHOICES_CONFIG)
+    asked = []
+
+    def task_count(project):
+        asked.append(project)
+        if project == 99:
+            raise LabelStudioRejected("Label Studio answered 404: not found", 404)
+        return 0
+
+    ls.task_count = task_count
+    worker = make_worker(runtime, ls)
+    for _ in range(3):
+        worker._check_task_counts()
+    assert asked.count(99) == 1 and asked.count(P) == 3
+    worker.notify(99, sync=True)  # set up again (/setup): asked again
+    worker._work[99].done.set()
+    worker._check_task_counts()
+    assert asked.count(99) == 2

@@ -1,0 +1,102 @@
+"""TaskTextLoader and decode_text: the text of a <Text> task, inline or read from a file under the fetch policy."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from ml_backend.adapters.ls_media import TaskImageLoader, TaskTextLoader
+from ml_backend.core.errors import ImageError, TextError, UrlNotAllowedError
+from ml_backend.core.images import FetchPolicy, ImageFetcher
+from ml_backend.core.texts import decode_text
+from tests.stubs import Reply, data_uri
+
+EMAIL = "Subject: cheap meds. Buy now, limited offer: ünïcödé café €5"
+
+
+def text_loader(value_is_url=False, label_studio_url="http://127.0.0.1:1", root=None, token="Token abc",
+                **policy) -> TaskTextLoader:
+    session = requests.Session()
+    session.trust_env = False
+    fetcher = ImageFetcher(FetchPolicy(trusted_origins=(label_studio_url,), **policy), session=session)
+    files = TaskImageLoader("doc", label_studio_url, fetcher, lambda: {"Authorization": token}, local_files_root=root)
+    return TaskTextLoader("doc", value_is_url, files)
+
+
+def test_inline_text_is_the_task_text_as_it_is():
+    assert text_loader()({"doc": EMAIL}) == EMAIL
+
+
+def test_inline_text_that_looks_like_a_url_is_still_text():
+    # Without valueType="url" Label Studio shows the string itself, so the backend embeds the string.
+    assert text_loader()({"doc": "http://169.254.169.254/latest"}) == "http://169.254.169.254/latest"
+
+
+@pytest.mark.parametrize("data, message", [
+    ({}, "no text in field 'doc'"),
+    ({"doc": ["a", "b"]}, "holds list, not text"),
+    ({"doc": 42}, "holds int, not text"),
+    ({"doc": "   \n"}, "is empty"),
+])
+def test_missing_empty_or_non_text_values_are_text_errors(data, message):
+    with pytest.raises(TextError, match=message):
+        text_loader()(data)
+
+
+def test_a_text_file_uploaded_to_label_studio_is_fetched_with_auth(http_server):
+    http_server.routes["/data/upload/3/mail.txt"] = Reply(body=EMAIL.encode())
+    loader = text_loader(True, http_server.origin, token="Token fresh")
+    assert loader({"doc": "/data/upload/3/mail.txt"}) == EMAIL
+    assert http_server.headers_for("/data/upload/3/mail.txt")[0]["authorization"] == "Token fresh"
+
+
+def test_a_local_file_is_read_from_the_shared_root_and_traversal_is_refused(tmp_path):
+    root = tmp_path / "files"
+    (root / "mails").mkdir(parents=True)
+    (root / "mails" / "a.txt").write_bytes(EMAIL.encode("utf-8-sig"))  # a BOM is not part of the text
+    (tmp_path / "secret.txt").write_text("not yours")
+    loader = text_loader(True, root=str(root))
+    assert loader({"doc": "/data/local-files/?d=mails/a.txt"}) == EMAIL
+    with pytest.raises(UrlNotAllowedError, match="escapes"):
+        loader({"doc": "/data/local-files/?d=../secret.txt"})
+
+
+def test_a_data_uri_holds_the_text():
+    assert text_loader(True)({"doc": data_uri(EMAIL.encode(), "text/plain")}) == EMAIL
+
+
+def test_urls_outside_the_policy_are_refused_before_any_request(http_server):
+    with pytest.raises(UrlNotAllowedError):
+        text_loader(True)({"doc": http_server.url("/mail.txt")})
+    assert http_server.requests == []
+
+
+def test_a_text_file_over_the_size_limit_is_refused(http_server):
+    http_server.routes["/data/upload/big.txt"] = Reply(body=b"a" * 5000)
+    with pytest.raises(ImageError, match="5000 bytes, limit 1000"):
+        text_loader(True, http_server.origin, max_bytes=1000)({"doc": "/data/upload/big.txt"})
+
+
+def test_a_missing_text_file_is_a_fetch_error_and_a_server_error_is_transient(http_server):
+    http_server.routes["/data/upload/gone.txt"] = Reply(status=404)
+    http_server.routes["/data/upload/later.txt"] = Reply(status=503)
+    loader = text_loader(True, http_server.origin)
+    with pytest.raises(ImageError, match="HTTP 404") as gone:
+        loader({"doc": "/data/upload/gone.txt"})
+    with pytest.raises(ImageError, match="HTTP 503") as later:
+        loader({"doc": "/data/upload/later.txt"})
+    assert not gone.value.transient and later.value.transient
+
+
+def test_decode_text_reads_utf8_and_detects_other_encodings():
+    assert decode_text(EMAIL.encode()) == EMAIL
+    latin = ("Le café est fermé le dimanche. Nous espérons vous revoir bientôt à la réunion de lundi; "
+             "merci de confirmer votre présence avant vendredi. Très cordialement, l'équipe.\n") * 3
+    assert decode_text(latin.encode("latin-1")) == latin
+    assert decode_text(latin.encode("utf-16")) == latin  # the BOM says which
+
+
+@pytest.mark.parametrize("payload", [bytes(range(256)) * 8, b"\x89PNG\r\n\x1a\n" + bytes(64)])
+def test_decode_text_refuses_binary_data(payload):
+    with pytest.raises(TextError, match="not a text file"):
+        decode_text(payload)
