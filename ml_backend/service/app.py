@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 MODEL_CLASS = "ClipVectorQueue"
 ANNOTATION_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED"}
 NEXT_BATCH_WAIT_S = 30.0
+# How long the worker leaves Label Studio alone after /setup changed something: the request that
+# called /setup (an admin's edit) commits within it.
+SETUP_SETTLE_S = 2.0
 
 
 def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None = None) -> Flask:
@@ -88,7 +91,9 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         extra_params, recheck_connections = projects.params_from_setup(project, body.get("extra_params"))
         loop, changed = projects.configure(project, label_config=body.get("schema"), extra_params=extra_params)
         if changed or recheck_connections:
-            worker.notify(project, sync=changed, audit=recheck_connections)
+            # Label Studio saves the connection after our answer; listing connections meanwhile
+            # would make it save the old params over the admin's edit (a lost update).
+            worker.notify(project, sync=changed, audit=recheck_connections, settle_s=SETUP_SETTLE_S if changed else 0.0)
         # Label Studio reads model_version only; the warnings are for admins calling /setup themselves.
         warnings = loop.warnings()
         return jsonify(model_version=loop.model_version(), **({"warnings": warnings} if warnings else {}))

@@ -38,6 +38,7 @@ MAX_BACKOFF_S = 60.0
 class _ProjectWork:
     due: float = 0.0                # monotonic time of the next pass
     remote_due: float = 0.0         # earliest next call to Label Studio (backoff after failures)
+    settle_until: float = 0.0       # no call to Label Studio before this either (see notify's settle_s)
     failures: int = 0               # consecutive failed passes, for backoff
     needs_sync: bool = True         # audit connections, backfill tasks and annotations from Label Studio
     needs_audit: bool = False       # only look at the ML connections and webhooks again
@@ -96,14 +97,18 @@ class Worker:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def notify(self, project: int, sync: bool = False, audit: bool = False) -> None:
+    def notify(self, project: int, sync: bool = False, audit: bool = False, settle_s: float = 0.0) -> None:
         """Schedule a pass for `project` now; `sync` also re-reads Label Studio's tasks and annotations,
-        `audit` only its ML connections and webhooks (a sync does both)."""
+        `audit` only its ML connections and webhooks (a sync does both). With `settle_s` the pass's
+        calls to Label Studio wait that long (the local part, e.g. a refit, does not); repeated
+        notifies never push them back further, so a stream of /setup calls cannot starve them."""
         with self._wake:
             if sync:
                 self._absent.discard(project)
             work = self._work.setdefault(project, _ProjectWork())
             work.due = 0.0
+            if settle_s and work.settle_until <= time.monotonic():  # a settle already pending is not extended
+                work.settle_until = time.monotonic() + settle_s
             work.needs_sync = work.needs_sync or sync
             work.needs_audit = work.needs_audit or audit
             work.done.clear()
@@ -193,7 +198,7 @@ class Worker:
             work.due = float("inf")  # a notify() during the pass resets this to 0
             work.loading = False
             # A full pass talks to Label Studio (or has none); otherwise it waits out a backoff.
-            full = self.gateway is None or work.remote_due <= time.monotonic()
+            full = self.gateway is None or max(work.remote_due, work.settle_until) <= time.monotonic()
             sync = full and work.needs_sync and self.gateway is not None
             audit_only = full and work.needs_audit and not sync and self.gateway is not None
             if full:
@@ -234,7 +239,7 @@ class Worker:
             # Bulk predictions held back while ratings arrive come due on their own.
             due = 0.0 if (local_more or remote_more) else self._bulk_not_before.pop(project, float("inf"))
         else:
-            due = 0.0 if local_more else work.remote_due
+            due = 0.0 if local_more else max(work.remote_due, work.settle_until)
         error = "; ".join(e for e in (sync_error, push_error) if e) or None
         self._settle(work, error=error, due=due, resync=resync, remote_failed=remote_failed, full=full)
 

@@ -192,3 +192,20 @@ def test_reset_seen_starts_a_second_pass_that_survives_a_sync(label_studio, clie
     backend = start_backend(model_dir=model_dir, port=backend.port)
     synced = wait_for(lambda: idle(backend, project, lambda s: s["rated_tasks"] == 3), what="the sync after a restart")
     assert synced["seen"] == 1
+
+
+def test_edited_params_stick_in_label_studio_and_the_backend(label_studio, client, backend, tmp_path):
+    # Listing ML connections makes Label Studio call /setup with the params it has stored and save
+    # the connection again: a listing the backend starts while the admin's edit is in flight
+    # writes the old params back (lost update). Edit repeatedly; every edit must hold on both sides.
+    project = create_project(client, "admin: edits stick", CONFIG)
+    upload_images(label_studio.url, label_studio.api_token, project, make_images(tmp_path, 6, seed=31))
+    connect_backend(client, project, loopback(backend, "127.0.0.1"), "CLIP vector queue", {"batch_size": 3})
+    wait_for(lambda: idle(backend, project, lambda s: s["vectors"] == 6), what="6 tasks embedded")
+    for edit in range(8):
+        wanted = {"batch_size": 3, "preselect_rating": edit % 2 == 0}
+        connect_backend(client, project, loopback(backend, "127.0.0.1"), "CLIP vector queue", wanted)
+        wait_for(lambda: idle(backend, project), what=f"the backend idle after edit {edit}")
+        [connection] = connections(client, project)
+        assert json.loads(connection.extra_params) == wanted, f"edit {edit} lost in Label Studio"
+        assert backend_status(backend, project)["params"]["preselect_rating"] is wanted["preselect_rating"], edit

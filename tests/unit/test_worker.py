@@ -387,3 +387,32 @@ def test_the_task_count_check_stops_asking_about_projects_label_studio_does_not_
     worker._work[99].done.set()
     worker._check_task_counts()
     assert asked.count(99) == 2
+
+
+def test_after_a_setup_change_the_refit_runs_at_once_and_label_studio_waits(runtime, ls):
+    """Label Studio saves an edited connection after /setup answers; a connection listing
+    during that save makes it write the old params back. The pass's calls wait `settle_s`."""
+    add_tasks(runtime, 1, 2, 3)
+    ls.tasks = listed(1, 2, 3)
+    worker = make_worker(runtime, ls, poll_interval_s=0.05)
+    worker.start()
+    try:
+        worker.notify(P, sync=True)
+        assert worker.wait_idle(P, 20)
+        before = runtime.projects.get(P).model_version()
+        ls.calls.clear()
+        runtime.projects.configure(P, extra_params={"prompt": "a blue circle", "batch_size": 3, "view_title": "Next"})
+        notified = time.monotonic()
+        worker.notify(P, sync=True, settle_s=1.0)
+        deadline = notified + 20
+        while not ls.calls and time.monotonic() < deadline:
+            if runtime.projects.get(P).model_version() != before:
+                refitted = time.monotonic()
+            time.sleep(0.01)
+        first_call = time.monotonic()
+        assert ls.calls and first_call - notified >= 1.0
+        assert refitted - notified < 1.0  # the local refit did not wait
+        assert worker.wait_idle(P, 20)
+        assert ls.model_version == runtime.projects.get(P).model_version() != before
+    finally:
+        worker.stop()
