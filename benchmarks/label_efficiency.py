@@ -952,6 +952,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         with open(out / "label_efficiency_raw.pkl", "wb") as f:  # not committed (.gitignore): for --from-raw
             pickle.dump({"results": results, "tasks": tuple(tasks), "strategies": strategies, "meta": meta}, f)
 
+    # keys of the schema before per-task starts, kept for readers of older reports
+    meta = {"spam_prompt": SPAM_PROMPT, "image_start": STARTS["example"], **meta}
     default = DEFAULT_STRATEGY if DEFAULT_STRATEGY in strategies else strategies[-1]
     report = report_from(results, tasks, strategies, default, meta)
     (out / "label_efficiency.json").write_text(_compact_json(report) + "\n")
