@@ -706,9 +706,9 @@ def plot(entries: list[dict], strategies: Sequence[str], path: Path, title: str)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     handles, names = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8, frameon=False)
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 2 * cols), fontsize=8, frameon=False)
     fig.suptitle(title + " (median, IQR band)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.07 * math.ceil(len(names) / (2 * cols)) / rows, 1, 0.97))
     fig.savefig(path, dpi=70)
     plt.close(fig)
 
