@@ -64,6 +64,7 @@ def write_photos(folder: Path, count: int, seed: int = 0) -> list[Path]:
 
 def ingest_rate(run: Path, embedder, loader, tasks: list[tuple[int, dict]], fetch_workers: int) -> float:
     """Tasks/s of `ActiveLoop.embed_pending` over `tasks` into a fresh ledger and Chroma store under `run`."""
+    from ml_backend.core.facts import Facts
     from ml_backend.core.ledger import Ledger
     from ml_backend.core.loop import ActiveLoop
     from ml_backend.core.params import ProjectParams
@@ -71,10 +72,11 @@ def ingest_rate(run: Path, embedder, loader, tasks: list[tuple[int, dict]], fetc
 
     ledger = Ledger(run / "ledger.sqlite")
     try:
-        ledger.upsert_project(1, label_config="", params={})
+        facts = Facts(ledger)
+        facts.set_params(1, {})
         store = VectorStore(chromadb.PersistentClient(path=str(run / "chroma")), "project-1", embedder.model_id)
         loop = ActiveLoop(1, ProjectParams.parse({}), ledger, store, embedder, loader, fetch_workers=fetch_workers)
-        loop.add_tasks(tasks)
+        facts.add_tasks(1, tasks)
         start = time.perf_counter()
         report = loop.embed_pending(limit=len(tasks))
         elapsed = time.perf_counter() - start

@@ -2,7 +2,7 @@
 
 For each pool size N, one process builds a `VectorStore` of N clustered 512-d vectors
 (through `VectorStore.upsert`: this also gives the store's upsert rate and memory),
-marks 0%, 10% and 50% of the tasks seen through `VectorStore.set_seen`, and times
+marks 0%, 10% and 50% of the tasks seen in its mirror (`VectorStore.set_seen`), and times
 `VectorStore.pool()` + `NearestStrategy.select` (what `ActiveLoop.select_batch` runs)
 against a bare exact scan (one matvec over a plain array, mask, argpartition),
 interleaved query by query so both see the same machine load.

@@ -16,7 +16,7 @@ import requests
 from label_studio_sdk import LabelStudio
 
 from ..core.params import merge_params
-from .ls_client import LabelStudioGateway
+from .ls_client import LabelStudioClient
 from .ml_connections import Connection, Hook, Probe, hooks_to, instance_id_at, same_backend, webhook_url
 
 
@@ -118,7 +118,7 @@ MAX_FILES_PER_UPLOAD = 100
 
 def upload_images(label_studio_url: str, api_key: str, project: int, paths: Sequence[Path]) -> list[int]:
     """Upload image files as new tasks (the SDK 2.x has no multipart import); returns task ids."""
-    headers = LabelStudioGateway(label_studio_url, api_key).auth_headers()
+    headers = LabelStudioClient(label_studio_url, api_key).auth_headers()
     task_ids: list[int] = []
     for start in range(0, len(paths), MAX_FILES_PER_UPLOAD):
         chunk = paths[start : start + MAX_FILES_PER_UPLOAD]

@@ -18,7 +18,7 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from ..core.errors import BackendError
+from ..core.errors import RemoteRejected, RemoteUnavailable
 from .ls_views import batch_view, hidden_columns
 from .ml_connections import Connection, Hook, hooks_to, webhook_url
 
@@ -29,22 +29,16 @@ T = TypeVar("T")
 HOOK_SETTLE_S = 2.0
 
 
-class LabelStudioUnavailable(BackendError):
+class LabelStudioUnavailable(RemoteUnavailable):
     """Label Studio did not answer, or answered 5xx."""
 
-    http_status = 503
     code = "label_studio_unavailable"
 
 
-class LabelStudioRejected(BackendError):
+class LabelStudioRejected(RemoteRejected):
     """Label Studio answered 4xx: a request this backend should not have made as it did."""
 
-    http_status = 502
     code = "label_studio_rejected"
-
-    def __init__(self, message: str, status_code: int | None = None):
-        super().__init__(message)
-        self.status_code = status_code
 
 
 def _transient(exc: BaseException) -> bool:
@@ -54,8 +48,9 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(status, int) and (status >= 500 or status == 429)
 
 
-class LabelStudioGateway:
-    """A thin client for the calls the worker makes. Thread-safe."""
+class LabelStudioClient:
+    """The real `ls_gateway.LabelStudioGateway`: the worker's calls through the SDK, plus the
+    token checks /setup needs. Thread-safe."""
 
     def __init__(self, url: str, api_key: str | None, timeout_s: float = 15.0,
                  webhook_headers: dict[str, str] | None = None):

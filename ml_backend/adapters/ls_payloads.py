@@ -1,13 +1,12 @@
-"""Label Studio JSON <-> core values: project ids, tasks, ratings, prediction results."""
+"""Label Studio JSON -> core values: project ids, tasks, ratings (predictions: `ls_predictions`)."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
 from ..core.errors import BadRatingError, BadRequestError
+from ..core.facts import AnnotationRating
 from ..core.targets import RatingScale
 
 # The value key inside a result item, by control type.
@@ -16,17 +15,6 @@ VALUE_KEYS = {"number": "number", "rating": "rating", "choices": "choices"}
 
 # Label Studio's ids are positive and fit SQLite's 64-bit integers; anything else is not an id.
 MAX_ID = 2**63 - 1
-
-
-@dataclass(frozen=True)
-class AnnotationRating:
-    """One annotation read against a rating scale: target None means it is not a rating."""
-
-    annotation_id: int
-    task_id: int
-    target: float | None
-    error: str | None = None
-    updated_at: float | None = None  # Label Studio's time of this version (epoch seconds), when it says
 
 
 def project_id(value: Any) -> int:
@@ -167,25 +155,3 @@ def _raw_value(item: Mapping[str, Any], scale: RatingScale) -> Any:
             raise BadRatingError(f"{scale.name}: expected exactly one choice, got {_short(raw)}")
         return raw[0]
     return raw
-
-
-def prediction(scale: RatingScale, probability: float, model_version: str, *, preselect: bool) -> dict[str, Any]:
-    """A Label Studio prediction scored by `probability`.
-
-    With `preselect`, its result is the control value matching the probability, which
-    Label Studio pre-fills in the labeling form; without, the result is empty and the
-    prediction carries the score alone.
-    """
-    if not math.isfinite(probability):
-        raise ValueError(f"probability must be finite, got {probability}")
-    result = []
-    if preselect:
-        value = scale.from_target(2.0 * probability - 1.0)
-        result_value = {"choices": [value]} if scale.kind == "choices" else {VALUE_KEYS[scale.kind]: value}
-        result = [{"from_name": scale.name, "to_name": scale.to_name, "type": scale.kind, "value": result_value}]
-    return {"result": result, "score": round(float(probability), 6), "model_version": model_version}
-
-
-def empty_prediction(model_version: str) -> dict[str, Any]:
-    """A placeholder for a task the backend cannot score (no head, or a broken image)."""
-    return {"result": [], "score": 0.0, "model_version": model_version}

@@ -89,3 +89,21 @@ class LedgerCorruptError(BackendError):
 
     http_status = 503
     code = "ledger_corrupt"
+
+
+class RemoteUnavailable(BackendError):
+    """The service the loop reports to (Label Studio) did not answer, or answered 5xx: retry with backoff."""
+
+    http_status = 503
+    code = "remote_unavailable"
+
+
+class RemoteRejected(BackendError):
+    """That service answered 4xx: our picture of the project may be stale. `status_code` is its answer."""
+
+    http_status = 502
+    code = "remote_rejected"
+
+    def __init__(self, message: str, status_code: int | None = None):
+        super().__init__(message)
+        self.status_code = status_code

@@ -165,13 +165,6 @@ class LinearHead:
         """P(relevant) for X (n, d); returns (n,) float32 in [0, 1]."""
         return _sigmoid(self.decision_function(X))
 
-    @property
-    def query_vector(self) -> np.ndarray:
-        """W normalised to unit length: the vector the store is queried with."""
-        self._check_fitted()
-        norm = float(np.linalg.norm(self.coef_))
-        return self.coef_ / norm if norm > 0 else self.coef_
-
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
             raise NotFittedError("the head has no weights yet: give the project a prompt or rate some tasks")

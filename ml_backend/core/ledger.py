@@ -1,10 +1,11 @@
 """The durable record of the loop: projects, tasks, ratings, `seen`, head versions.
 
-One SQLite file under MODEL_DIR, in WAL mode. Every change is one transaction, so a
-process killed at any instant leaves either the old or the new state (a rating is
-never half-recorded; a head version is never half-written). Vectors live in Chroma;
-this file says which tasks still need embedding and which predictions still need
-pushing, so a restarted worker picks up where it stopped.
+In the SQLite file under MODEL_DIR (`SqliteFile`: WAL, every change one transaction),
+so a process killed at any instant leaves either the old or the new state (a rating
+is never half-recorded; a head version is never half-written). Vectors live in the
+vector store; this file says which tasks still need embedding, so a restarted worker
+picks up where it stopped. `seen` lives here only: the selection mirror is derived
+from it. What Label Studio has been sent is the adapters' (`adapters.ls_records`).
 """
 
 from __future__ import annotations
@@ -12,29 +13,23 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .errors import LedgerCorruptError
+from .sqlite_file import SqliteFile, columns, marks
 
 log = logging.getLogger(__name__)
 
 MAX_TASK_DATA_BYTES = 2**20
-# SQLite's primary result codes for a damaged file.
-SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
     id            INTEGER PRIMARY KEY,
-    label_config  TEXT NOT NULL DEFAULT '',
     params        TEXT NOT NULL DEFAULT '{}',
-    ratings_rev   INTEGER NOT NULL DEFAULT 0,
     batch_rev     INTEGER NOT NULL DEFAULT 0,
     updated_at    REAL NOT NULL
 );
@@ -46,11 +41,11 @@ CREATE TABLE IF NOT EXISTS tasks (
     error               TEXT,
     attempts            INTEGER NOT NULL DEFAULT 0,
     seen                INTEGER NOT NULL DEFAULT 0,
-    store_seen          INTEGER NOT NULL DEFAULT 0,
-    predicted_version   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (project, task_id)
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (project, state);
+-- Selection reads the seen tasks before every batch: this keeps that read as small as the answer.
+CREATE INDEX IF NOT EXISTS tasks_seen ON tasks (project, task_id) WHERE seen = 1;
 CREATE TABLE IF NOT EXISTS annotations (
     project            INTEGER NOT NULL,
     annotation_id      INTEGER NOT NULL,
@@ -73,13 +68,10 @@ CREATE TABLE IF NOT EXISTS heads (
     created_at   REAL NOT NULL,
     PRIMARY KEY (project, version)
 );
-CREATE TABLE IF NOT EXISTS project_state (
-    project  INTEGER NOT NULL,
-    key      TEXT NOT NULL,
-    value    TEXT NOT NULL,
-    PRIMARY KEY (project, key)
-);
 """
+# Columns of older ledgers that now hold nothing: `store_seen` (a second copy of `seen`) and
+# `ratings_rev` (read by nobody). Label Studio's own columns move out in `adapters.ls_records`.
+RETIRED_COLUMNS = {"tasks": ("store_seen",), "projects": ("ratings_rev",)}
 
 
 @dataclass(frozen=True)
@@ -93,118 +85,55 @@ class StoredHead:
 
 
 @dataclass(frozen=True)
-class TaskRecord:
-    state: str
-    seen: bool
-    store_seen: bool
-
-
-@dataclass(frozen=True)
 class ProjectRecord:
     id: int
-    label_config: str
     params: dict
-    ratings_rev: int
     batch_rev: int
 
 
 class Ledger:
-    """Thread-safe access to the SQLite ledger. One instance per process and file."""
+    """The loop's durable record over one SQLite file (`SqliteFile`). One instance per process and file.
 
-    def __init__(self, path: str | Path, max_task_data_bytes: int = MAX_TASK_DATA_BYTES):
-        self.path = Path(path)
+    Facts from outside (tasks, annotations, deletions, batch requests, parameters) are
+    written through `core.facts.Facts`; what the loop derives from them (embedding
+    states, head versions) by the loop's steps.
+    """
+
+    def __init__(self, path: str | Path | SqliteFile, max_task_data_bytes: int = MAX_TASK_DATA_BYTES):
+        self.file = path if isinstance(path, SqliteFile) else SqliteFile(path)
+        self.path = self.file.path
         # Each task's data is kept (to embed it, and again after a model change): bounded per task.
         self.max_task_data_bytes = max_task_data_bytes
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._lock = threading.RLock()
-        # Why the file cannot be used, once a check or a query found it damaged; then every
-        # call raises LedgerCorruptError, so nothing is read from or written into a broken file.
-        self.corruption: str | None = None
-        # Recent deletions, so a sync listing taken before a delete cannot bring the row back.
-        self._deleted: dict[tuple[int, str], list[tuple[float, int]]] = {}
-        try:
-            self._open()
-        except LedgerCorruptError:
-            log.error("%s", self.corruption)  # the service still starts, to say so in /health
+        self.file.create(SCHEMA, _retire_columns)
+        self._transaction = self.file.transaction
+        self._query = self.file.query
+        self._query_in = self.file.query_in
 
-    def _open(self) -> None:
-        with self._lock, self._guarded():
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is durable against a killed process (not against power loss) and much faster than FULL.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-            self._migrate()
-            # A damaged page may sit where no query goes for a while: look at every page once, at start.
-            problems = [row[0] for row in self._db.execute("PRAGMA quick_check(5)")]
-            if problems != ["ok"]:
-                self._corrupt("; ".join(problems))
-
-    def _corrupt(self, detail: str) -> None:
-        self.corruption = (
-            f"the ledger {self.path} is damaged ({detail[:300]}). Stop the backend, move the file aside (keep it "
-            "for inspection) and start again: the next /setup from Label Studio (e.g. opening the project's Model "
-            "settings) sets the project up again and its tasks and annotations are read back from Label Studio")
-        raise LedgerCorruptError(self.corruption)
-
-    @contextmanager
-    def _guarded(self) -> Iterator[None]:
-        """Turn SQLite's "damaged file" errors into LedgerCorruptError (and remember them)."""
-        if self.corruption is not None:
-            raise LedgerCorruptError(self.corruption)
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB):
-                self._corrupt(str(exc))
-            raise
-
-    def _migrate(self) -> None:
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(annotations)")}
-        if "source_updated_at" not in columns:  # ledgers written before this column existed
-            self._db.execute("ALTER TABLE annotations ADD COLUMN source_updated_at REAL")
+    @property
+    def corruption(self) -> str | None:
+        """Why the file cannot be used (None while it is sound)."""
+        return self.file.corruption
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._guarded():
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock, self._guarded():
-            return self._db.execute(sql, args).fetchall()
+        self.file.close()
 
     # -- projects ------------------------------------------------------------
-    def upsert_project(self, project: int, label_config: str | None = None, params: dict | None = None) -> None:
-        """Create the project or update the given fields."""
+    def upsert_project(self, project: int, params: dict | None = None) -> None:
+        """Create the project, or replace its parameters when given."""
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO projects (id, label_config, params, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (id) DO NOTHING",
-                (project, label_config or "", json.dumps(params or {}), time.time()),
+                "INSERT INTO projects (id, params, updated_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (project, json.dumps(params or {}), time.time()),
             )
-            if label_config is not None:
-                db.execute("UPDATE projects SET label_config = ?, updated_at = ? WHERE id = ?", (label_config, time.time(), project))
             if params is not None:
                 db.execute("UPDATE projects SET params = ?, updated_at = ? WHERE id = ?", (json.dumps(params), time.time(), project))
 
     def project(self, project: int) -> ProjectRecord | None:
-        rows = self._query("SELECT * FROM projects WHERE id = ?", (project,))
+        rows = self._query("SELECT id, params, batch_rev FROM projects WHERE id = ?", (project,))
         if not rows:
             return None
         row = rows[0]
-        return ProjectRecord(row["id"], row["label_config"], json.loads(row["params"]), row["ratings_rev"], row["batch_rev"])
+        return ProjectRecord(row["id"], json.loads(row["params"]), row["batch_rev"])
 
     def project_ids(self) -> list[int]:
         return [row["id"] for row in self._query("SELECT id FROM projects ORDER BY id")]
@@ -261,21 +190,20 @@ class Ledger:
         rows = self._query(sql + " ORDER BY task_id LIMIT ?", (*args, limit))
         return [(row["task_id"], json.loads(row["data"])) for row in rows]
 
-    def task_index(self, project: int) -> dict[int, TaskRecord]:
-        """Every task of the project: its state, `seen` and the `seen` flag last written to the store."""
-        rows = self._query("SELECT task_id, state, seen, store_seen FROM tasks WHERE project = ?", (project,))
-        return {row["task_id"]: TaskRecord(row["state"], bool(row["seen"]), bool(row["store_seen"])) for row in rows}
-
-    def task_states(self, project: int, task_ids: Sequence[int]) -> dict[int, str]:
-        rows = self._query_in("SELECT task_id, state FROM tasks WHERE project = ? AND task_id IN ({})", project, task_ids)
+    def task_states(self, project: int, task_ids: Sequence[int] | None = None) -> dict[int, str]:
+        """Task id -> embedding state ("pending", "embedded", "failed"), of `task_ids` or of every task."""
+        if task_ids is None:
+            rows = self._query("SELECT task_id, state FROM tasks WHERE project = ?", (project,))
+        else:
+            rows = self._query_in("SELECT task_id, state FROM tasks WHERE project = ? AND task_id IN ({})", project, task_ids)
         return {row["task_id"]: row["state"] for row in rows}
 
-    def mark_embedded(self, project: int, task_ids: Sequence[int], stored_seen: Sequence[bool]) -> None:
-        """Record that these tasks' vectors are in the store, with the `seen` flags written there."""
+    def mark_embedded(self, project: int, task_ids: Sequence[int]) -> None:
+        """Record that these tasks' vectors are in the store."""
         with self._transaction() as db:
             db.executemany(
-                "UPDATE tasks SET state = 'embedded', error = NULL, store_seen = ? WHERE project = ? AND task_id = ?",
-                [(int(bool(flag)), project, int(t)) for t, flag in zip(task_ids, stored_seen, strict=True)],
+                "UPDATE tasks SET state = 'embedded', error = NULL WHERE project = ? AND task_id = ?",
+                [(project, int(t)) for t in task_ids],
             )
 
     def mark_failed(self, project: int, task_id: int, error: str, transient: bool) -> None:
@@ -319,26 +247,10 @@ class Ledger:
                 )
 
     def delete_tasks(self, project: int, task_ids: Sequence[int]) -> None:
+        """Forget tasks and their annotations."""
         with self._transaction() as db:
             for table in ("tasks", "annotations"):
                 db.executemany(f"DELETE FROM {table} WHERE project = ? AND task_id = ?", [(project, int(t)) for t in task_ids])
-            db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
-        self._note_deleted(project, "tasks", task_ids)
-
-    def deleted_since(self, project: int, kind: str, since: float) -> set[int]:
-        """Ids of `kind` ("tasks" or "annotations") deleted at or after `since` (time.monotonic()).
-
-        Kept in memory for an hour: long enough for any sync started before the delete.
-        Ids, not tombstones for ever: Label Studio on SQLite can reuse a deleted id.
-        """
-        with self._lock:
-            return {item for at, item in self._deleted.get((project, kind), []) if at >= since}
-
-    def _note_deleted(self, project: int, kind: str, ids: Sequence[int]) -> None:
-        now = time.monotonic()
-        with self._lock:
-            recent = [(at, item) for at, item in self._deleted.get((project, kind), []) if now - at < 3600]
-            self._deleted[(project, kind)] = recent + [(now, int(i)) for i in ids]
 
     # -- ratings and seen ----------------------------------------------------
     def record_annotation(
@@ -377,18 +289,17 @@ class Ledger:
             ).rowcount > 0
             if applied and _is_news(before, task_id, target, error, source_updated_at):
                 db.execute("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", (project, task_id))
-                db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
             return db.execute("SELECT 1 FROM tasks WHERE project = ? AND task_id = ?", (project, task_id)).fetchone() is not None
 
     def delete_annotations(self, project: int, annotation_ids: Sequence[int]) -> int:
         """Forget annotations; a task with none left becomes unseen again. Returns how many were deleted."""
         with self._transaction() as db:
             rows = db.execute(
-                f"SELECT DISTINCT task_id FROM annotations WHERE project = ? AND annotation_id IN ({_marks(annotation_ids)})",
+                f"SELECT DISTINCT task_id FROM annotations WHERE project = ? AND annotation_id IN ({marks(annotation_ids)})",
                 (project, *annotation_ids),
             ).fetchall()
             deleted = db.execute(
-                f"DELETE FROM annotations WHERE project = ? AND annotation_id IN ({_marks(annotation_ids)})",
+                f"DELETE FROM annotations WHERE project = ? AND annotation_id IN ({marks(annotation_ids)})",
                 (project, *annotation_ids),
             ).rowcount
             for row in rows:
@@ -399,9 +310,6 @@ class Ledger:
                     "WHERE project = ? AND task_id = ?",
                     (project, row["task_id"], project, row["task_id"]),
                 )
-            if deleted:
-                db.execute("UPDATE projects SET ratings_rev = ratings_rev + 1 WHERE id = ?", (project,))
-        self._note_deleted(project, "annotations", annotation_ids)
         return deleted
 
     def annotation_ids(self, project: int) -> list[int]:
@@ -415,29 +323,13 @@ class Ledger:
         )
         return {row["task_id"]: float(row["target"]) for row in rows}
 
-    def mark_seen(self, project: int, task_ids: Sequence[int]) -> None:
-        with self._transaction() as db:
-            db.executemany("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", [(project, int(t)) for t in task_ids])
-
     def reset_seen(self, project: int) -> int:
         """Make every task selectable again (a second pass); ratings are kept."""
         with self._transaction() as db:
             return db.execute("UPDATE tasks SET seen = 0 WHERE project = ? AND seen = 1", (project,)).rowcount
 
-    def unsynced_seen(self, project: int) -> list[tuple[int, bool]]:
-        """Embedded tasks whose `seen` differs from the flag in the vector store."""
-        rows = self._query(
-            "SELECT task_id, seen FROM tasks WHERE project = ? AND state = 'embedded' AND seen != store_seen", (project,)
-        )
-        return [(row["task_id"], bool(row["seen"])) for row in rows]
-
-    def mark_seen_synced(self, project: int, task_ids: Sequence[int], seen: bool) -> None:
-        with self._transaction() as db:
-            db.executemany(
-                "UPDATE tasks SET store_seen = ? WHERE project = ? AND task_id = ?", [(int(seen), project, int(t)) for t in task_ids]
-            )
-
     def seen_task_ids(self, project: int) -> set[int]:
+        """The tasks annotators have seen (rated or skipped): the one record of `seen`."""
         return {row["task_id"] for row in self._query("SELECT task_id FROM tasks WHERE project = ? AND seen = 1", (project,))}
 
     # -- heads ---------------------------------------------------------------
@@ -466,58 +358,6 @@ class Ledger:
         rows = self._query("SELECT * FROM heads WHERE project = ? ORDER BY version DESC LIMIT 1", (project,))
         return _stored_head(rows[0]) if rows else None
 
-    # -- what Label Studio has been sent -------------------------------------
-    def tasks_to_predict(self, project: int, version: int, limit: int) -> list[int]:
-        rows = self._query(
-            "SELECT task_id FROM tasks WHERE project = ? AND state = 'embedded' AND predicted_version != ? ORDER BY task_id LIMIT ?",
-            (project, version, limit),
-        )
-        return [row["task_id"] for row in rows]
-
-    def not_predicted(self, project: int, task_ids: Sequence[int], version: int) -> list[int]:
-        """Those of `task_ids` whose last pushed prediction is not of `version`."""
-        rows = self._query_in(
-            "SELECT task_id, predicted_version FROM tasks WHERE project = ? AND task_id IN ({})", project, task_ids
-        )
-        done = {row["task_id"] for row in rows if row["predicted_version"] == version}
-        return [t for t in task_ids if t not in done]
-
-    def mark_predicted(self, project: int, task_ids: Sequence[int], version: int) -> None:
-        with self._transaction() as db:
-            db.executemany(
-                "UPDATE tasks SET predicted_version = ? WHERE project = ? AND task_id = ?", [(version, project, int(t)) for t in task_ids]
-            )
-
-    def note_version_pushed(self, project: int, version: int) -> None:
-        """Remember that Label Studio holds predictions of head `version` (to clean up later)."""
-        with self._transaction() as db:
-            row = db.execute("SELECT value FROM project_state WHERE project = ? AND key = 'versions_pushed'", (project,)).fetchone()
-            versions = json.loads(row[0]) if row else []
-            if version not in versions:
-                db.execute(
-                    "INSERT INTO project_state (project, key, value) VALUES (?, 'versions_pushed', ?) "
-                    "ON CONFLICT (project, key) DO UPDATE SET value = excluded.value",
-                    (project, json.dumps(sorted(versions + [version]))),
-                )
-
-    def versions_pushed(self, project: int) -> list[int]:
-        return self.get_state(project, "versions_pushed", [])
-
-    def forget_version_pushed(self, project: int, version: int) -> None:
-        self.set_state(project, "versions_pushed", [v for v in self.versions_pushed(project) if v != version])
-
-    def get_state(self, project: int, key: str, default: Any = None) -> Any:
-        rows = self._query("SELECT value FROM project_state WHERE project = ? AND key = ?", (project, key))
-        return json.loads(rows[0]["value"]) if rows else default
-
-    def set_state(self, project: int, key: str, value: Any) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO project_state (project, key, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (project, key) DO UPDATE SET value = excluded.value",
-                (project, key, json.dumps(value)),
-            )
-
     # -- reporting -----------------------------------------------------------
     def counts(self, project: int) -> dict[str, Any]:
         """Task counts by state, ratings, seen, and the most recent embedding failures."""
@@ -540,13 +380,22 @@ class Ledger:
             "annotation_errors": [dict(row) for row in bad],
         }
 
-    def _query_in(self, sql: str, project: int, ids: Sequence[int]) -> list[sqlite3.Row]:
-        rows: list[sqlite3.Row] = []
-        ids = [int(i) for i in ids]
-        for start in range(0, len(ids), 500):  # stay under SQLite's bound-variable limit
-            chunk = ids[start : start + 500]
-            rows.extend(self._query(sql.format(_marks(chunk)), (project, *chunk)))
-        return rows
+
+def _retire_columns(db: sqlite3.Connection) -> None:
+    if "source_updated_at" not in columns(db, "annotations"):  # ledgers written before this column existed
+        db.execute("ALTER TABLE annotations ADD COLUMN source_updated_at REAL")
+    for table, retired in RETIRED_COLUMNS.items():
+        for column in retired:
+            if column in columns(db, table):
+                drop_column(db, table, column)
+
+
+def drop_column(db: sqlite3.Connection, table: str, column: str) -> None:
+    """Drop a column of an older ledger; SQLite before 3.35 cannot, and then it stays, unread."""
+    try:
+        db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    except sqlite3.OperationalError as exc:
+        log.warning("ledger: cannot drop the retired column %s.%s (%s); it is left unread", table, column, exc)
 
 
 def _is_news(before: sqlite3.Row | None, task_id: int, target: float | None, error: str | None,
@@ -565,6 +414,3 @@ def _stored_head(row: sqlite3.Row) -> StoredHead:
         row["n_ratings"], row["created_at"],
     )
 
-
-def _marks(values: Sequence[Any]) -> str:
-    return ", ".join("?" * len(values)) or "NULL"

@@ -1,9 +1,10 @@
-"""Embeddings in Chroma (the store of record) with an in-memory mirror for selection.
+"""Embeddings in Chroma (the store of record for vectors) with an in-memory mirror for selection.
 
 Chroma's HNSW index, queried with a `seen` filter, returned only part of the true
 top-k and was slower than a masked exact scan (see the performance benchmark). So
-Chroma holds the vectors and the `seen` flag durably, and selection scans a float32
-matrix mirrored from it: exact by construction.
+Chroma holds the vectors durably, and selection scans a float32 matrix mirrored from
+it: exact by construction. Which tasks are seen is the ledger's to say (its one
+record): the mirror's flags follow it (`follow_seen`), and Chroma stores none.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ def open_chroma(path: str | None = None, host: str | None = None, port: int = 80
 class VectorStore:
     """One project's embeddings, keyed by task id.
 
-    Rows are unit-norm float32 vectors of one embedding model. Chroma metadata holds
-    `seen` and the collection metadata records the model, so a model change is
-    detected instead of mixing two embedding spaces.
+    Rows are unit-norm float32 vectors of one embedding model. The collection metadata
+    records the model, so a model change is detected instead of mixing two embedding
+    spaces. The mirror's `seen` flags are not stored anywhere: the loop sets them from
+    the ledger before each read (`follow_seen`).
     """
 
     def __init__(self, client: chromadb.api.ClientAPI, name: str, model_id: str, page_size: int = 5000,
@@ -76,17 +78,9 @@ class VectorStore:
             return self._matrix[[self._row[str(t)] for t in task_ids]].copy()
 
     def ids(self) -> list[str]:
+        """The task ids that have a vector."""
         with self._lock:
             return list(self._ids)
-
-    def seen_flags(self) -> dict[int, bool]:
-        """Task id -> the `seen` flag stored with its vector."""
-        with self._lock:
-            return {int(task_id): bool(self._seen[row]) for task_id, row in self._row.items()}
-
-    def seen_ids(self) -> set[str]:
-        with self._lock:
-            return {self._ids[i] for i in np.flatnonzero(self._seen[: self._n])}
 
     def pool(self, exclude: Iterable[int | str] = ()) -> tuple[list[str], Pool]:
         """A snapshot for selection: (row ids, Pool of all rows, available = unseen and not excluded).
@@ -108,9 +102,8 @@ class VectorStore:
             return list(self._ids), Pool(vectors=matrix, available=available)
 
     # -- writes --------------------------------------------------------------
-    def upsert(self, task_ids: Sequence[int | str], vectors: np.ndarray, seen: Sequence[bool] | None = None,
-               model_id: str | None = None) -> None:
-        """Insert or replace rows; idempotent. `vectors` (n, d) must be unit-norm float32.
+    def upsert(self, task_ids: Sequence[int | str], vectors: np.ndarray, model_id: str | None = None) -> None:
+        """Insert or replace rows; idempotent. `vectors` (n, d) must be unit-norm float32. New rows are unseen.
 
         `model_id`, when given, is the model the vectors came from: if the store has
         switched to another model meanwhile (`use_model`), they are refused with
@@ -122,27 +115,30 @@ class VectorStore:
             raise ValueError(f"{len(ids)} ids but {vectors.shape[0]} vectors")
         if self.dim is not None and vectors.shape[1] != self.dim:
             raise ValueError(f"vectors have {vectors.shape[1]} dims, the store holds {self.dim}")
-        flags = [False] * len(ids) if seen is None else [bool(s) for s in seen]
         with self._lock:
             if model_id is not None and model_id != self.model_id:
                 raise StaleVectorsError(f"vectors of {model_id!r} refused: the store now holds {self.model_id!r}")
             for start in range(0, len(ids), self._max_batch):
                 stop = start + self._max_batch
-                self._collection.upsert(
-                    ids=ids[start:stop], embeddings=vectors[start:stop],
-                    metadatas=[{"seen": s} for s in flags[start:stop]],
-                )
-            self._mirror_upsert(ids, vectors, flags)
+                self._collection.upsert(ids=ids[start:stop], embeddings=vectors[start:stop])
+            self._mirror_upsert(ids, vectors)
 
-    def set_seen(self, task_ids: Sequence[int | str], seen: bool) -> None:
-        """Set the `seen` flag of stored rows (ids not in the store are ignored)."""
+    def set_seen(self, task_ids: Iterable[int | str], seen: bool) -> None:
+        """Set the mirror's `seen` flag of stored rows (ids not in the store are ignored)."""
         with self._lock:
-            ids = [str(t) for t in task_ids if str(t) in self._row]
-            for start in range(0, len(ids), self._max_batch):
-                chunk = ids[start : start + self._max_batch]
-                self._collection.update(ids=chunk, metadatas=[{"seen": seen}] * len(chunk))
-            for task_id in ids:
-                self._seen[self._row[task_id]] = seen
+            for task_id in task_ids:
+                row = self._row.get(str(task_id))
+                if row is not None:
+                    self._seen[row] = seen
+
+    def follow_seen(self, seen_task_ids: Iterable[int | str]) -> int:
+        """Make exactly `seen_task_ids` (the ledger's record) seen in the mirror; returns how many flags changed."""
+        with self._lock:
+            wanted = {str(t) for t in seen_task_ids} & self._row.keys()
+            current = {self._ids[row] for row in np.flatnonzero(self._seen[: self._n])}
+            self.set_seen(wanted - current, True)
+            self.set_seen(current - wanted, False)
+            return len(wanted ^ current)
 
     def delete(self, task_ids: Sequence[int | str]) -> None:
         with self._lock:
@@ -188,11 +184,10 @@ class VectorStore:
         self._reset_mirror()
         offset = 0
         while True:
-            page = self._collection.get(limit=self._page_size, offset=offset, include=["embeddings", "metadatas"])
+            page = self._collection.get(limit=self._page_size, offset=offset, include=["embeddings"])
             if not page["ids"]:
                 break
-            seen = [bool((meta or {}).get("seen", False)) for meta in page["metadatas"]]
-            self._mirror_upsert(page["ids"], np.asarray(page["embeddings"], dtype=np.float32), seen)
+            self._mirror_upsert(page["ids"], np.asarray(page["embeddings"], dtype=np.float32))
             offset += len(page["ids"])
 
     def _copy_if_shared(self) -> None:
@@ -202,7 +197,7 @@ class VectorStore:
             self._matrix = self._matrix.copy()
             self._shared_snapshot = False
 
-    def _mirror_upsert(self, ids: list[str], vectors: np.ndarray, seen: list[bool]) -> None:
+    def _mirror_upsert(self, ids: list[str], vectors: np.ndarray) -> None:
         new = [i for i, task_id in enumerate(ids) if task_id not in self._row]
         if len(new) < len(ids):
             self._copy_if_shared()
@@ -213,8 +208,8 @@ class VectorStore:
                 row = self._row[task_id] = self._n
                 self._ids.append(task_id)
                 self._n += 1
+                self._seen[row] = False
             self._matrix[row] = vectors[i]
-            self._seen[row] = seen[i]
 
     def _reserve(self, rows: int, dim: int) -> None:
         # Grow geometrically so n single-row upserts cost O(n) copies, not O(n^2).

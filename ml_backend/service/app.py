@@ -18,7 +18,9 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..adapters import ls_payloads
-from ..core.errors import BackendError, BadRequestError, ConfigError, NotFittedError, UnknownProjectError
+from ..adapters.ls_predictions import predict as predictions_for
+from ..adapters.ls_records import version_name
+from ..core.errors import BackendError, BadRequestError, ConfigError, UnknownProjectError
 from .limits import WaitSlots, wait_slots
 from .redaction import redactor
 from .runtime import Runtime
@@ -29,8 +31,8 @@ log = logging.getLogger(__name__)
 MODEL_CLASS = "ClipVectorQueue"
 ANNOTATION_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED"}
 NEXT_BATCH_WAIT_S = 30.0
-# How long the worker leaves Label Studio alone after /setup changed something: the request that
-# called /setup (an admin's edit) commits within it.
+# How long the worker leaves Label Studio alone after a /setup that gives it work: the request that
+# called /setup (an admin editing or deleting a connection) commits within it.
 SETUP_SETTLE_S = 2.0
 
 
@@ -43,7 +45,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     redactor.add_secrets([settings.api_key, settings.basic_auth_pass.get_secret_value() if settings.basic_auth_pass else None])
     redactor.install()
     app.extensions["runtime"] = runtime
-    projects, worker = runtime.projects, runtime.worker
+    projects, worker, facts, records = runtime.projects, runtime.worker, runtime.facts, runtime.records
     # Project -> action -> arrival (unix time) of its latest webhook: when Label Studio last told us what.
     last_webhooks: dict[int, dict[str, float]] = {}
     # Requests that may block a server thread for long are bounded, so webhooks always find one.
@@ -91,12 +93,12 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         extra_params, recheck_connections = projects.params_from_setup(project, body.get("extra_params"))
         loop, changed = projects.configure(project, label_config=body.get("schema"), extra_params=extra_params)
         if changed or recheck_connections:
-            # Label Studio saves the connection after our answer; listing connections meanwhile
-            # would make it save the old params over the admin's edit (a lost update).
-            worker.notify(project, sync=changed, audit=recheck_connections, settle_s=SETUP_SETTLE_S if changed else 0.0)
+            # Label Studio saves (or deletes) the connection after our answer; listing connections
+            # meanwhile makes it save its stale copy again: the admin's edit lost, a deleted one back.
+            worker.notify(project, sync=changed, audit=recheck_connections, settle_s=SETUP_SETTLE_S)
         # Label Studio reads model_version only; the warnings are for admins calling /setup themselves.
         warnings = loop.warnings()
-        return jsonify(model_version=loop.model_version(), **({"warnings": warnings} if warnings else {}))
+        return jsonify(model_version=version_name(loop.head_version()), **({"warnings": warnings} if warnings else {}))
 
     @app.post("/predict")
     def predict() -> Response:
@@ -105,28 +107,19 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         tasks = ls_payloads.tasks_from(body.get("tasks"))
         projects.observe(project, body.get("label_config"))
         loop, schema = projects.get_with_schema(project)
+        task_ids = [t for t, _ in tasks]
+        new_tasks = facts.add_tasks(project, [(t, data) for t, data in tasks if t not in loop.store])
         with predict_embeds.slot() as may_embed:
             if may_embed:
-                loop.ensure_embedded([t for t, _ in tasks], dict(tasks))
-            elif loop.add_tasks(tasks):
+                loop.ensure_embedded(task_ids)
+            elif new_tasks:
                 worker.notify(project)  # busy: answer with what is embedded; the worker embeds the rest
-        version = loop.model_version()
-        try:
-            scores = loop.scores([t for t, _ in tasks])
-        except NotFittedError:
-            scores = {}
-        current = loop.current_head()
-        if current is not None and scores:
+        predictions = predictions_for(loop, schema.scale, task_ids)
+        if predictions.by_task:
             # Label Studio stores what we return: the worker need not push these again.
-            projects.ledger.mark_predicted(project, list(scores), current.version)
-            projects.ledger.note_version_pushed(project, current.version)
-        preselect = loop.params.preselect_rating
-        results = [
-            ls_payloads.prediction(schema.scale, scores[t], version, preselect=preselect) if t in scores
-            else ls_payloads.empty_prediction(version)
-            for t, _ in tasks
-        ]
-        return jsonify(results=results, model_version=version)
+            records.mark_predicted(project, list(predictions.by_task), predictions.version)
+            records.note_version_pushed(project, predictions.version)
+        return jsonify(results=predictions.answer(task_ids), model_version=predictions.model_version)
 
     @app.post("/webhook")
     def webhook() -> tuple[Response, int]:
@@ -152,10 +145,9 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         return jsonify(outcome.body if outcome.status >= 400 else {"status": "ok", "action": action, **outcome.body}), outcome.status
 
     def _handle_webhook(action: str, project: int, body: dict[str, Any]) -> _Outcome:
-        ledger = projects.ledger
         if action == "TASKS_CREATED":
             tasks, invalid = ls_payloads.valid_tasks(body.get("tasks"))
-            outcome = {"new_tasks": ledger.add_tasks(project, tasks)}
+            outcome = {"new_tasks": facts.add_tasks(project, tasks)}
             if invalid:
                 log.warning("project %s: TASKS_CREATED had %d unusable task entries: %s", project, len(invalid), invalid[:5])
                 outcome["invalid_tasks"] = invalid
@@ -167,9 +159,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
                 raise BadRequestError(f"{action} payload has no 'annotation' object")
             rating = ls_payloads.read_rating(annotation, schema.scale, fallback_task=task)
             task_data = task.get("data") if isinstance(task, dict) and isinstance(task.get("data"), dict) else None
-            task_known = ledger.record_annotation(
-                project, rating.annotation_id, rating.task_id, rating.target, rating.error, task_data, rating.updated_at
-            )
+            task_known = facts.record_annotation(project, rating, task_data)
             # A rating for a task we never saw and got no data for: fetch the task from Label Studio.
             sync = not task_known
             if rating.error:
@@ -181,15 +171,15 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
             return _Outcome(outcome, sync=sync)
         if action == "ANNOTATIONS_DELETED":
             ids, invalid = ls_payloads.id_list(body, "annotations")
-            return _Outcome({"deleted": ledger.delete_annotations(project, ids) if ids else 0,
+            return _Outcome({"deleted": facts.delete_annotations(project, ids),
                              **({"invalid_annotations": invalid} if invalid else {})})
         if action == "TASKS_DELETED":
             ids, invalid = ls_payloads.id_list(body, "tasks")
             if ids:
-                runtime.delete_tasks(project, ids)
+                facts.delete_tasks(project, ids)
             return _Outcome({"invalid_tasks": invalid} if invalid else {})
         if action == "START_TRAINING":
-            ledger.request_batch(project)
+            facts.request_batch(project)
             return _Outcome({})
         return _Outcome({"ignored": True})
 
@@ -199,7 +189,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         body = _json_body()
         project = ls_payloads.project_id(body.get("project"))
         projects.get(project)
-        projects.ledger.request_batch(project)
+        facts.request_batch(project)
         worker.notify(project)
         return jsonify(status="ok")
 
@@ -209,18 +199,18 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         worker_status = worker.status(project)
         if worker_status.get("last_error"):  # exception text from libraries: scrub it like a log line
             worker_status["last_error"] = redactor.redact(worker_status["last_error"])
-        return jsonify(**loop.status(), worker=worker_status, activity=worker.activity(project),
-                       view=projects.ledger.get_state(project, "view"), last_webhooks=last_webhooks.get(project, {}),
-                       connections=projects.ledger.get_state(project, "connections"))
+        return jsonify(**loop.status(), model_version=version_name(loop.head_version()), worker=worker_status,
+                       activity=worker.activity(project), view=records.view(project),
+                       last_webhooks=last_webhooks.get(project, {}), connections=records.connections(project))
 
     @app.post("/projects/<int:project>/next-batch")
     def next_batch(project: int) -> Response | tuple[Response, int]:
         _known_loop(project)
-        projects.ledger.request_batch(project)
+        facts.request_batch(project)
         worker.notify(project)
         with admin_waits.slot() as may_wait:
             finished = worker.wait_idle(project, NEXT_BATCH_WAIT_S) if may_wait else False
-        view = projects.ledger.get_state(project, "view") or {}
+        view = records.view(project) or {}
         if not may_wait:
             # Every waiting slot is taken: the batch is requested all the same, the worker pushes it.
             return jsonify(complete=False, view=view, worker=worker.status(project), message=(
@@ -230,7 +220,8 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
 
     @app.post("/projects/<int:project>/reset-seen")
     def reset_seen(project: int) -> Response:
-        count = _known_loop(project).reset_seen()
+        _known_loop(project)
+        count = facts.reset_seen(project)
         worker.notify(project)
         return jsonify(reset=count)
 

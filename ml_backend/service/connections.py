@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..adapters.ls_client import LabelStudioGateway
+from ..adapters.ls_gateway import LabelStudioGateway
 from ..adapters.ml_connections import BackendIdentity, Connection, Hook, repeated_actions
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ WATCHED_ACTIONS = ("TASKS_CREATED", "ANNOTATION_CREATED", "ANNOTATION_UPDATED", 
 
 @dataclass(frozen=True)
 class ConnectionReport:
-    """What Label Studio has pointing at this backend for one project (kept in the ledger as JSON)."""
+    """What Label Studio has pointing at this backend for one project (kept in `LabelStudioRecords` as JSON)."""
 
     connections: list[int]
     urls: list[str]

@@ -1,6 +1,8 @@
 """One `ActiveLoop` per project, built once per process and rebuilt when its config changes.
 
 The label config decides the project's modality, and so which embedder serves it.
+Parameters are validated once, when they are set (or first read after a start), and
+the loop gets the `ProjectParams` object.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Any, Callable
 
 from ..adapters.ls_config import ProjectSchema, parse_label_config
 from ..adapters.ls_media import TaskImageLoader, TaskTextLoader
+from ..adapters.ls_records import LabelStudioRecords
 from ..core.errors import ConfigError, ModelUnavailableError, UnknownProjectError
+from ..core.facts import Facts
 from ..core.images import ImageFetcher
 from ..core.ledger import Ledger
 from ..core.loop import ActiveLoop
@@ -32,12 +36,14 @@ class ProjectRegistry:
     """Lock-guarded map of project id -> (loop, schema); remembers why a project cannot run."""
 
     def __init__(
-        self, ledger: Ledger, chroma_client: Any, embedders: EmbedderRegistry, fetcher: ImageFetcher,
-        label_studio_url: str, auth_headers: Callable[[], dict[str, str]],
-        local_files_root: str | None = None, params_file: Path | None = None, fetch_workers: int = 4,
-        text_fetcher: ImageFetcher | None = None,
+        self, ledger: Ledger, facts: Facts, records: LabelStudioRecords, chroma_client: Any,
+        embedders: EmbedderRegistry, fetcher: ImageFetcher, label_studio_url: str,
+        auth_headers: Callable[[], dict[str, str]], local_files_root: str | None = None,
+        params_file: Path | None = None, fetch_workers: int = 4, text_fetcher: ImageFetcher | None = None,
     ):
         self.ledger = ledger
+        self.facts = facts
+        self.records = records
         self._chroma = chroma_client
         self.embedders = embedders
         self._fetcher = fetcher
@@ -49,6 +55,7 @@ class ProjectRegistry:
         self._fetch_workers = fetch_workers
         self._lock = threading.RLock()
         self._loops: dict[int, tuple[ActiveLoop, ProjectSchema]] = {}
+        self._params: dict[int, ProjectParams] = {}  # validated, as the loops get them
         self._stores: dict[int, VectorStore] = {}
         self.errors: dict[int, str] = {}
         # Set by the runtime to the worker's notify: images that loaded in the background are ready.
@@ -64,23 +71,28 @@ class ProjectRegistry:
         record = self.ledger.project(project)
         if (
             record is not None and project in self._loops
-            and (label_config is None or label_config == record.label_config)
+            and (label_config is None or label_config == self.records.label_config(project))
             and (extra_params is None or _raw_params_or_none(extra_params) == record.params)
         ):
             return self._loops[project][0], False
-        params, problem = None, None
+        raw, params, problem = None, None, None
         if extra_params is not None:
             try:
-                ProjectParams.parse(extra_params)  # fail here, at /setup, where the admin sees it
-                params = _raw_params(extra_params)
+                params = self._validated(project, extra_params)  # fails here, at /setup, where the admin sees it
+                raw = _raw_params(extra_params)
             except ConfigError as exc:
                 problem = exc
-        self.ledger.upsert_project(project, label_config=label_config, params=params)
+        # Label config first: a project the ledger knows (the params create it) always has one.
+        if label_config is not None:
+            self.records.set_label_config(project, label_config)
+        self.facts.set_params(project, raw)
         with self._lock:
             self._loops.pop(project, None)
             if problem is not None:
                 self.errors[project] = str(problem)
                 raise problem
+            if params is not None:
+                self._params[project] = params
         return self.get(project), True
 
     def params_from_setup(self, project: int, extra_params: Any) -> tuple[Any, bool]:
@@ -92,7 +104,7 @@ class ProjectRegistry:
         oldest connection's params count, read from Label Studio by the worker; params no
         connection was known to hold mean an admin edited one, so they are read again.
         """
-        report = ConnectionReport.from_state(self.ledger.get_state(project, "connections"))
+        report = ConnectionReport.from_state(self.records.connections(project))
         if report is None or report.warning is None:
             return extra_params, False
         # While a repeat lasts, look again now and then to see it fixed. Not at every call:
@@ -121,7 +133,7 @@ class ProjectRegistry:
             raise UnknownProjectError(
                 f"project {project} is not connected to this backend: connect the backend to it in Label Studio "
                 "(the project's Settings > Model), which calls /setup")
-        if label_config and record.label_config != label_config:
+        if label_config and self.records.label_config(project) != label_config:
             try:
                 self.configure(project, label_config=label_config)
                 return True
@@ -170,13 +182,27 @@ class ProjectRegistry:
         return TaskTextLoader(schema.data_key, schema.value_is_url, files) if schema.modality == "text" else files
 
     def _read_config(self, project: int) -> tuple[ProjectParams, ProjectSchema]:
-        record = self.ledger.project(project)
-        if record is None:
-            raise UnknownProjectError(f"project {project} is not connected to this backend")
-        params = ProjectParams.parse(self._file_params("default"), self._file_params(str(project)), record.params)
-        if not record.label_config:
+        params = self._params.get(project)
+        if params is None:  # first use since the start: the parameters recorded at /setup
+            record = self.ledger.project(project)
+            if record is None:
+                raise UnknownProjectError(f"project {project} is not connected to this backend")
+            params = self._params[project] = self._validated(project, record.params)
+        label_config = self.records.label_config(project)
+        if not label_config:
             raise ConfigError(f"project {project} has no label config yet (connect the backend in Label Studio)")
-        return params, parse_label_config(record.label_config, params.rating_control, params.choice_values)
+        return params, parse_label_config(label_config, params.rating_control, params.choice_values)
+
+    def _validated(self, project: int, extra_params: Any) -> ProjectParams:
+        """The project's parameters: defaults < PROJECT_PARAMS_FILE's "default" and "<id>" < the admin's own."""
+        return ProjectParams.parse(self._file_params("default"), self._file_params(str(project)), extra_params)
+
+    def forget_vectors(self, project: int, kind: str, ids: list[int]) -> None:
+        """A `Facts.on_deleted` listener: deleted tasks leave the project's store (when it is open;
+        otherwise the store drops them as orphans when it is next opened)."""
+        store = self._stores.get(project)
+        if kind == "tasks" and store is not None and ids:
+            store.delete(ids)
 
     def _images_ready(self, project: int) -> None:
         if self.on_images_ready is not None:
@@ -187,7 +213,7 @@ class ProjectRegistry:
         the project runs without (a prompt on a model with no text tower; built loops only)."""
         found: dict[str, list[str]] = {}
         for project in self.ledger.project_ids():
-            state = self.ledger.get_state(project, "connections") or {}
+            state = self.records.connections(project) or {}
             if state.get("warning"):
                 found.setdefault(str(project), []).append(state["warning"])
         for project, (loop, _) in list(self._loops.items()):

@@ -11,15 +11,20 @@ from typing import Any, Mapping
 
 import torch
 
-from ..adapters.ls_client import LabelStudioGateway, LabelStudioUnavailable
+from ..adapters.ls_client import LabelStudioClient, LabelStudioUnavailable
+from ..adapters.ls_gateway import LabelStudioGateway
+from ..adapters.ls_records import LabelStudioRecords
 from ..adapters.ml_connections import BackendIdentity, load_instance_id
 from ..core.embedding import Embedder
 from ..core.errors import BackendError, UnknownProjectError
+from ..core.facts import Facts
 from ..core.images import FetchPolicy, ImageFetcher
 from ..core.ledger import Ledger
 from ..core.store import open_chroma
 from .embedders import EmbedderRegistry
 from .projects import ProjectRegistry
+from .pull import LabelStudioPull
+from .push import LabelStudioPush
 from .redaction import redactor
 from .settings import ServiceSettings
 from .worker import Worker
@@ -46,7 +51,7 @@ class SetupTokenRefused(BackendError):
 class Runtime:
     settings: ServiceSettings
     embedders: EmbedderRegistry
-    gateway: LabelStudioGateway
+    gateway: LabelStudioClient
     projects: ProjectRegistry
     worker: Worker
     identity: BackendIdentity
@@ -57,12 +62,13 @@ class Runtime:
     @classmethod
     def build(
         cls, settings: ServiceSettings, embedders: Mapping[str, Embedder] | None = None,
-        start_worker: bool = True, talk_to_label_studio: bool = True,
+        start_worker: bool = True, talk_to_label_studio: bool = True, chroma: Any = None,
     ) -> "Runtime":
         """Open the stores. Embedding models load when a project of their modality first needs them.
 
-        `embedders` (modality -> embedder) are used instead of loading the configured models
-        (tests). `talk_to_label_studio=False` runs the loop without pushing anything (tests, benchmarks).
+        `embedders` (modality -> embedder) are used instead of loading the configured models,
+        and `chroma` (a client) instead of opening the configured Chroma (tests).
+        `talk_to_label_studio=False` runs the loop without pushing anything (tests, benchmarks).
         """
         settings.model_dir.mkdir(parents=True, exist_ok=True)
         if settings.torch_threads:
@@ -70,8 +76,8 @@ class Runtime:
             torch.set_num_threads(settings.torch_threads)
         registry = EmbedderRegistry(settings.embedding_models, loaded=embedders, device=settings.device,
                                     batch_size=settings.embed_batch_size)
-        gateway = LabelStudioGateway(settings.label_studio_url, settings.api_key, timeout_s=settings.label_studio_timeout_s,
-                                     webhook_headers=settings.webhook_auth_headers)
+        gateway = LabelStudioClient(settings.label_studio_url, settings.api_key, timeout_s=settings.label_studio_timeout_s,
+                                    webhook_headers=settings.webhook_auth_headers)
 
         def policy(max_bytes: int) -> FetchPolicy:
             return FetchPolicy(
@@ -79,21 +85,23 @@ class Runtime:
                 max_bytes=max_bytes, timeout_s=settings.fetch_timeout_s, max_pixels=settings.max_image_pixels,
             )
 
+        ledger = Ledger(settings.ledger_path, max_task_data_bytes=settings.max_task_data_bytes)
+        facts = Facts(ledger)
+        records = LabelStudioRecords(ledger.file)  # Label Studio's side, in the ledger's file
         projects = ProjectRegistry(
-            Ledger(settings.ledger_path, max_task_data_bytes=settings.max_task_data_bytes),
-            open_chroma(path=str(settings.chroma_path), host=settings.chroma_host, port=settings.chroma_port),
+            ledger, facts, records,
+            chroma or open_chroma(path=str(settings.chroma_path), host=settings.chroma_host, port=settings.chroma_port),
             registry, ImageFetcher(policy(settings.max_image_bytes)), settings.label_studio_url, gateway.auth_headers,
             local_files_root=settings.local_files_document_root, params_file=settings.project_params_file,
             fetch_workers=settings.fetch_workers,
             # Text files are read like images, under the same hosts and deadlines, with their own size limit.
             text_fetcher=ImageFetcher(policy(settings.max_text_bytes)),
         )
+        facts.on_deleted(records.note_deleted)
+        facts.on_deleted(projects.forget_vectors)
         identity = BackendIdentity(load_instance_id(settings.model_dir), settings.backend_url)
-        worker = Worker(projects, gateway if talk_to_label_studio else None, backend_url=settings.backend_url,
-                        identity=identity, poll_interval_s=settings.poll_interval_s, prediction_chunk=settings.prediction_chunk,
-                        keep_old_predictions=settings.keep_old_predictions, max_backoff_s=settings.max_backoff_s,
-                        task_check_interval_s=settings.task_check_interval_s,
-                        bulk_prediction_delay_s=settings.bulk_prediction_delay_s)
+        worker = (label_studio_worker(settings, projects, gateway, identity) if talk_to_label_studio
+                  else Worker(projects, poll_interval_s=settings.poll_interval_s))
         projects.on_images_ready = worker.notify
         runtime = cls(settings, registry, gateway, projects, worker, identity, talks_to_label_studio=talk_to_label_studio)
         if start_worker:
@@ -152,10 +160,24 @@ class Runtime:
         if not exists:
             raise UnknownProjectError(f"Label Studio at {self.gateway.url} has no project {project}")
 
-    def delete_tasks(self, project: int, task_ids: list[int]) -> None:
-        loop = self.projects.get(project)
-        loop.store.delete(task_ids)
-        self.projects.ledger.delete_tasks(project, task_ids)
+    @property
+    def facts(self) -> Facts:
+        return self.projects.facts
+
+    @property
+    def records(self) -> LabelStudioRecords:
+        return self.projects.records
 
     def close(self) -> None:
         self.worker.stop()
+
+
+def label_studio_worker(settings: ServiceSettings, projects: ProjectRegistry, gateway: LabelStudioGateway,
+                        identity: BackendIdentity | None = None) -> Worker:
+    """The worker that keeps Label Studio up to date: pulls through `gateway`, pushes through it."""
+    pull = LabelStudioPull(gateway, projects, backend_url=settings.backend_url, identity=identity)
+    push = LabelStudioPush(gateway, projects, prediction_chunk=settings.prediction_chunk,
+                           keep_old_predictions=settings.keep_old_predictions,
+                           bulk_prediction_delay_s=settings.bulk_prediction_delay_s)
+    return Worker(projects, pull, push, poll_interval_s=settings.poll_interval_s, max_backoff_s=settings.max_backoff_s,
+                  task_check_interval_s=settings.task_check_interval_s)

@@ -111,14 +111,16 @@ def read_heads(model_dir: Path, project: int) -> list[tuple[int, np.ndarray]]:
     return [(version, np.frombuffer(coef, dtype="<f4")) for version, coef in rows]
 
 
-def chroma_ids_and_seen(model_dir: Path, collection: str) -> dict[str, bool]:
-    """Task id -> `seen` metadata as stored in Chroma's own SQLite, read-only (the backend may be running)."""
+def stored_ids_and_seen(model_dir: Path, project: int) -> dict[str, bool]:
+    """Task id -> `seen`, for every task with a vector: the ids as stored in Chroma's own SQLite, `seen`
+    as the ledger records it (its one record), both read-only (the backend may be running)."""
     with sqlite3.connect(f"file:{model_dir / 'chroma' / 'chroma.sqlite3'}?mode=ro", uri=True) as db:
-        rows = db.execute(
-            """SELECT e.embedding_id, m.bool_value FROM embeddings e
+        ids = [row[0] for row in db.execute(
+            """SELECT e.embedding_id FROM embeddings e
                JOIN segments s ON s.id = e.segment_id JOIN collections c ON c.id = s.collection
-               LEFT JOIN embedding_metadata m ON m.id = e.id AND m.key = 'seen'
                WHERE c.name = ?""",
-            (collection,),
-        ).fetchall()
-    return {embedding_id: bool(seen) for embedding_id, seen in rows}
+            (f"project-{project}",),
+        )]
+    with sqlite3.connect(f"file:{model_dir / 'ledger.sqlite'}?mode=ro", uri=True) as db:
+        seen = {str(row[0]) for row in db.execute("SELECT task_id FROM tasks WHERE project = ? AND seen = 1", (project,))}
+    return {task_id: task_id in seen for task_id in ids}

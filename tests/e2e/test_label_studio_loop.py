@@ -15,7 +15,7 @@ from label_studio_sdk import LabelStudio
 from ml_backend.adapters.ls_admin import admin_client, connect_backend, create_project, import_local_folder, upload_images
 from ml_backend.adapters.ls_views import filtered_task_ids
 
-from .conftest import ROOT, backend_status, chroma_ids_and_seen, make_images, read_heads, wait_for
+from .conftest import ROOT, backend_status, make_images, read_heads, stored_ids_and_seen, wait_for
 
 K = 5
 PROMPT = "a photo of a red square"
@@ -75,7 +75,7 @@ def test_a_import_embeds_every_task_without_predict(scenario, backend, label_stu
 
     wait_for(lambda: idle_status(backend, scenario.project, lambda s: s["tasks"]["embedded"] == UPLOADED + LOCAL),
              what="all tasks embedded")
-    stored = chroma_ids_and_seen(scenario.model_dir, f"project-{scenario.project}")
+    stored = stored_ids_and_seen(scenario.model_dir, scenario.project)
     assert sorted(map(int, stored)) == scenario.task_ids
     assert not any(stored.values())
     # Nobody asked for predictions: the embeddings came from the TASKS_CREATED webhook alone.
@@ -118,7 +118,7 @@ def test_d_next_batch_view_serves_exactly_the_selected_tasks_in_score_order(scen
     assert response.status_code == 200 and response.json()["complete"]
     view = response.json()["view"]
     batch, scores = view["task_ids"], view["scores"]
-    seen = {int(t) for t, s in chroma_ids_and_seen(scenario.model_dir, f"project-{scenario.project}").items() if s}
+    seen = {int(t) for t, s in stored_ids_and_seen(scenario.model_dir, scenario.project).items() if s}
     assert len(batch) == K and seen.isdisjoint(batch)
     assert scores == sorted(scores, reverse=True)
     # The batch is the true top-k of the current head among unseen tasks (nearest strategy).
@@ -132,7 +132,7 @@ def test_d_next_batch_view_serves_exactly_the_selected_tasks_in_score_order(scen
     scenario.snapshot = {
         "heads": read_heads(scenario.model_dir, scenario.project),
         "status": backend_status(backend, scenario.project),
-        "chroma": chroma_ids_and_seen(scenario.model_dir, f"project-{scenario.project}"),
+        "chroma": stored_ids_and_seen(scenario.model_dir, scenario.project),
     }
     backend.kill()
     served = []
@@ -159,7 +159,7 @@ def test_e_restart_keeps_state_and_catches_up(scenario, backend):
     assert status["head"]["version"] > before["status"]["head"]["version"]
     assert status["head"]["ratings"] == 2 + K
     assert status["tasks"]["embedded"] == UPLOADED + LOCAL and status["vectors"] == UPLOADED + LOCAL
-    chroma = chroma_ids_and_seen(scenario.model_dir, f"project-{scenario.project}")
+    chroma = stored_ids_and_seen(scenario.model_dir, scenario.project)
     assert set(chroma) == set(before["chroma"])
     walked = set(before["status"]["view"]["task_ids"])
     assert {int(t) for t, s in chroma.items() if s} == {int(t) for t, s in before["chroma"].items() if s} | walked

@@ -2,7 +2,8 @@
 
 Selection is served from the store's in-memory mirror of Chroma; these tests check that
 the mirror agrees with a plain exact scan, and that what comes back from Chroma after a
-restart (a fresh store reading the collection) selects exactly the same tasks.
+restart (a fresh store reading the collection, `seen` given again by the ledger's record)
+selects exactly the same tasks.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from ml_backend.adapters.ls_media import TaskImageLoader
+from ml_backend.core.facts import AnnotationRating, Facts
 from ml_backend.core.head import LinearHead
 from ml_backend.core.images import FetchPolicy, ImageFetcher
 from ml_backend.core.ledger import Ledger
@@ -21,6 +23,11 @@ from ml_backend.core.strategies import NearestStrategy, UncertaintyStrategy
 from tests.conftest import image_uri, unit_rows
 
 N, DIM, K = 600, 32, 10
+
+
+def mirror_seen(store: VectorStore) -> set[str]:
+    ids, pool = store.pool()
+    return {ids[row] for row in np.flatnonzero(~pool.available)}
 
 
 def exact_top_k(X: np.ndarray, priority: np.ndarray, seen: np.ndarray, k: int) -> list[int]:
@@ -48,7 +55,8 @@ def test_selection_is_the_exact_top_k_of_unseen_tasks(chroma_mode, collection_na
     seen = rng.random(N) < 0.3
     store = VectorStore(chroma_mode.client(), collection_name, "test-model")
     for chunk in np.array_split(np.arange(N), 4):  # several upserts, as the worker makes them
-        store.upsert(ids[chunk].tolist(), X[chunk], seen=seen[chunk].tolist())
+        store.upsert(ids[chunk].tolist(), X[chunk])
+    store.follow_seen(ids[seen].tolist())
     # The tasks nearest to a head are the ones annotators rate: mark the first head's top 20 seen.
     w0 = X[:5].mean(axis=0)
     nearest = np.argsort(-(X @ w0))[:20]
@@ -65,9 +73,11 @@ def test_selection_is_the_exact_top_k_of_unseen_tasks(chroma_mode, collection_na
         assert selected_ids(store, strategy, head) == expected
         assert not set(expected) & set(ids[seen].tolist())
 
-    # Chroma is the store of record: a fresh store (a restarted backend) selects the same.
+    # Chroma is the store of record for vectors, the ledger for `seen`: a fresh store (a restarted
+    # backend) given the same record selects the same.
     reopened = VectorStore(chroma_mode.client(), collection_name, "test-model")
-    assert len(reopened) == N and reopened.seen_ids() == {str(t) for t in ids[seen]}
+    reopened.follow_seen(ids[seen].tolist())
+    assert len(reopened) == N and mirror_seen(reopened) == {str(t) for t in ids[seen]}
     assert selected_ids(reopened, strategy, head) == expected
 
 
@@ -100,12 +110,13 @@ def test_the_loop_runs_and_resumes_on_either_chroma(chroma_mode, collection_name
 
     ledger = Ledger(tmp_path / "ledger.sqlite")
     loop = open_loop(ledger)
-    loop.add_tasks([(t, {"image": image_uri(t)}) for t in range(1, 41)])
+    facts = Facts(ledger)
+    facts.add_tasks(1, [(t, {"image": image_uri(t)}) for t in range(1, 41)])
     assert loop.embed_pending().failed == {}
     assert loop.refit_if_needed().version == 1
     first = [t.task_id for t in loop.select_batch()]
     for annotation, (task, target) in enumerate(zip(first[:3], (1.0, -1.0, 0.0))):
-        loop.record_annotation(annotation + 1, task, target)
+        facts.record_annotation(1, AnnotationRating(annotation + 1, task, target))
     head = loop.refit_if_needed()
     assert head.version == 2 and head.n_ratings == 3
     batch = loop.select_batch()
@@ -118,7 +129,8 @@ def test_the_loop_runs_and_resumes_on_either_chroma(chroma_mode, collection_name
     ledger.close()
 
     resumed = open_loop(Ledger(tmp_path / "ledger.sqlite"))
-    assert len(resumed.store) == 40 and resumed.store.seen_ids() == {str(t) for t in first[:3]}
+    resumed.pool()  # the mirror's `seen` follows the ledger at every read
+    assert len(resumed.store) == 40 and mirror_seen(resumed.store) == {str(t) for t in first[:3]}
     assert resumed.current_head().version == 2
     assert resumed.refit_if_needed() is None  # nothing changed: no new version
     assert [t.task_id for t in resumed.select_batch()] == [t.task_id for t in batch]
@@ -147,11 +159,12 @@ def test_chroma_keeps_every_vector_exactly_with_the_small_hnsw_graph(chroma_mode
     store.set_seen(sorted(seen), True)
 
     reopened = VectorStore(chroma_mode.client(), collection_name, "test-model")
+    reopened.follow_seen(sorted(seen))  # the ledger's record
     kept = [t for t in range(n) if t not in deleted]
     assert len(reopened) == len(kept) and sorted(int(i) for i in reopened.ids()) == kept
     # Chroma's cosine space re-normalises what it stores: equal up to float32 rounding.
     np.testing.assert_allclose(reopened.vectors(kept), X[kept], rtol=0, atol=1e-6)
-    assert reopened.seen_ids() == {str(t) for t in seen}
+    assert mirror_seen(reopened) == {str(t) for t in seen}
     head = LinearHead.from_weights(X[0] + X[1], 0.0)
     mask = np.array([t in seen for t in kept])
     expected = [kept[r] for r in exact_top_k(X[kept], X[kept] @ (X[0] + X[1]), mask, K)]

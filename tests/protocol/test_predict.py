@@ -110,9 +110,9 @@ def test_new_tasks_in_predict_are_embedded_and_scored_at_once(backend):
 def test_predicted_tasks_are_not_pushed_again_by_the_worker(backend):
     with_prompt_head(backend)
     backend.predict(tasks(1, 2, 3))
-    ledger = backend.runtime.projects.ledger
-    assert ledger.not_predicted(1, [1, 2, 3, 4], 1) == [4]
-    assert ledger.versions_pushed(1) == [1]
+    records = backend.runtime.records
+    assert records.not_predicted(1, [1, 2, 3, 4], 1) == [4]
+    assert records.versions_pushed(1) == [1]
 
 
 def test_predict_for_a_project_never_set_up_is_a_404_and_records_nothing(backend):

@@ -78,25 +78,24 @@ def read_heads(model_dir: Path, project: int) -> list[tuple[int, bytes, int]]:
     return ledger_rows(model_dir, "SELECT version, coef, n_ratings FROM heads WHERE project = ? ORDER BY version", (project,))
 
 
-def chroma_seen(model_dir: Path, project: int) -> dict[int, bool]:
-    """Task id -> `seen` as stored in Chroma's own SQLite."""
+def chroma_ids(model_dir: Path, project: int) -> set[int]:
+    """The task ids with a vector, as Chroma's own SQLite holds them."""
     with sqlite3.connect(f"file:{model_dir / 'chroma' / 'chroma.sqlite3'}?mode=ro", uri=True, timeout=30) as db:
         rows = db.execute(
-            """SELECT e.embedding_id, m.bool_value FROM embeddings e
+            """SELECT e.embedding_id FROM embeddings e
                JOIN segments s ON s.id = e.segment_id JOIN collections c ON c.id = s.collection
-               LEFT JOIN embedding_metadata m ON m.id = e.id AND m.key = 'seen'
                WHERE c.name = ?""",
             (f"project-{project}",),
         ).fetchall()
-    return {int(embedding_id): bool(seen) for embedding_id, seen in rows}
+    return {int(embedding_id) for (embedding_id,) in rows}
 
 
 def assert_files_intact(model_dir: Path, project: int, dim: int = 32) -> None:
     """Both SQLite files pass integrity_check and every stored head is whole.
 
-    Right after a kill -9 this is all that holds: the ledger may be a step ahead of
-    Chroma (a rating's `seen` not copied yet, a vector stored but not recorded);
-    reconcile_store closes that gap when the backend starts again.
+    Right after a kill -9 this is all that holds: Chroma may be a step ahead of the
+    ledger (a vector stored but not recorded); reconcile_store closes that gap when the
+    backend starts again.
     """
     assert integrity(model_dir / "ledger.sqlite") == "ok"
     assert integrity(model_dir / "chroma" / "chroma.sqlite3") == "ok"
@@ -106,14 +105,12 @@ def assert_files_intact(model_dir: Path, project: int, dim: int = 32) -> None:
 
 
 def assert_files_consistent(model_dir: Path, project: int, dim: int = 32) -> dict[str, int]:
-    """The ledger and Chroma are intact and agree: same embedded tasks, same seen flags, whole heads."""
+    """The ledger and Chroma are intact and agree: same embedded tasks, whole heads (`seen` is the ledger's alone)."""
     assert_files_intact(model_dir, project, dim)
     embedded = {t: bool(s) for t, s in ledger_rows(
         model_dir, "SELECT task_id, seen FROM tasks WHERE project = ? AND state = 'embedded'", (project,))}
-    in_chroma = chroma_seen(model_dir, project)
-    assert set(in_chroma) == set(embedded), (
-        f"Chroma and ledger disagree: {len(set(in_chroma) - set(embedded))} vectors not embedded in the ledger, "
-        f"{len(set(embedded) - set(in_chroma))} embedded tasks without a vector")
-    wrong_seen = sorted(t for t in embedded if embedded[t] != in_chroma[t])
-    assert not wrong_seen, f"seen differs between ledger and Chroma for tasks {wrong_seen[:10]}"
+    in_chroma = chroma_ids(model_dir, project)
+    assert in_chroma == set(embedded), (
+        f"Chroma and ledger disagree: {len(in_chroma - set(embedded))} vectors not embedded in the ledger, "
+        f"{len(set(embedded) - in_chroma)} embedded tasks without a vector")
     return {"embedded": len(embedded), "seen": sum(embedded.values())}

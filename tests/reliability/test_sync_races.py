@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ml_backend.service.worker import Worker
+from ml_backend.service.pull import LabelStudioPull
 
 from .support import annotation_created, choice_result, task_payload, tasks_created
 
@@ -61,9 +61,8 @@ def backend(make_backend):
 
 
 def sync(backend, gateway) -> None:
-    worker = Worker(backend.runtime.projects, gateway)
-    loop, schema = backend.runtime.projects.get_with_schema(P)
-    worker.sync_from_label_studio(P, loop, schema)
+    projects = backend.runtime.projects
+    LabelStudioPull(gateway, projects).sync(P)
 
 
 def test_an_annotation_deleted_during_a_sync_stays_deleted(backend):

@@ -115,11 +115,6 @@ def test_unfitted_head_raises_not_fitted(method):
         getattr(LinearHead(), method)(np.zeros((2, DIM)))
 
 
-def test_unfitted_head_has_no_query_vector():
-    with pytest.raises(NotFittedError):
-        LinearHead().query_vector
-
-
 @pytest.mark.parametrize(
     "X, y, message",
     [
@@ -145,7 +140,7 @@ def test_prior_head_calibrates_the_top_share_above_one_half(rng, positive_rate):
     cosines = X @ w_star
     assert cosines[positive].min() > cosines[~positive].max()  # exactly the top share
     assert head.decision_function(X).std() == pytest.approx(prior.scale, rel=1e-3)
-    np.testing.assert_allclose(head.query_vector, w_star, atol=1e-6)
+    assert cosine(head.coef_, w_star) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_prior_head_scores_exactly_like_the_prior_feature(rng):
@@ -186,13 +181,6 @@ def test_predict_proba_is_in_unit_interval_and_monotone_in_the_logit():
     assert np.all(np.diff(probabilities) >= 0.0)
     assert probabilities[len(logits) // 2] == pytest.approx(0.5)
     assert probabilities[0] == pytest.approx(0.0, abs=1e-6) and probabilities[-1] == pytest.approx(1.0, abs=1e-6)
-
-
-def test_query_vector_is_unit_w(rng):
-    head = LinearHead.from_weights(np.array([3.0, 4.0], dtype=np.float32), 1.0)
-    np.testing.assert_allclose(head.query_vector, [0.6, 0.8], rtol=1e-6)
-    zero = LinearHead.from_weights(np.zeros(2, dtype=np.float32), 0.0)
-    np.testing.assert_array_equal(zero.query_vector, [0.0, 0.0])
 
 
 def test_fit_is_deterministic(rng):

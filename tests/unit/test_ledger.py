@@ -1,4 +1,4 @@
-"""The SQLite ledger: tasks, ratings, seen, head versions, what was pushed."""
+"""The SQLite ledger: projects, tasks, ratings, seen, head versions (Label Studio's side: test_ls_records.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ P = 1
 
 @pytest.fixture
 def led(ledger):
-    ledger.upsert_project(P, label_config="<View/>", params={"batch_size": 3})
+    ledger.upsert_project(P, params={"batch_size": 3})
     return ledger
 
 
@@ -20,16 +20,12 @@ def add(led, *task_ids):
     return led.add_tasks(P, [(t, {"image": f"img-{t}"}) for t in task_ids])
 
 
-def ratings_rev(led):
-    return led.project(P).ratings_rev
-
-
 def test_projects(led):
     record = led.project(P)
-    assert (record.id, record.label_config, record.params, record.ratings_rev, record.batch_rev) == (
-        P, "<View/>", {"batch_size": 3}, 0, 0)
-    led.upsert_project(P, params={"prompt": "x"})  # label config untouched when not given
-    assert (led.project(P).label_config, led.project(P).params) == ("<View/>", {"prompt": "x"})
+    assert (record.id, record.params, record.batch_rev) == (P, {"batch_size": 3}, 0)
+    led.upsert_project(P, params={"prompt": "x"})
+    led.upsert_project(P)  # params untouched when not given
+    assert led.project(P).params == {"prompt": "x"}
     led.upsert_project(2)
     assert led.project_ids() == [1, 2] and led.project(3) is None
     assert [led.request_batch(P), led.request_batch(P)] == [1, 2]
@@ -57,12 +53,11 @@ def test_task_data_for_many_ids_crosses_the_sqlite_variable_limit(led):
     assert len(data) == 1200 and data[1200] == {"i": 1200}
 
 
-def test_record_annotation_marks_seen_and_bumps_ratings_rev(led):
+def test_record_annotation_marks_seen(led):
     add(led, 1, 2)
     led.record_annotation(P, 10, 1, 0.5)
     assert led.seen_task_ids(P) == {1}
     assert led.ratings(P) == {1: 0.5}
-    assert ratings_rev(led) == 1
 
 
 def test_record_annotation_registers_an_unknown_task_with_its_data(led):
@@ -91,7 +86,6 @@ def test_updating_an_annotation_replaces_its_target(led):
     led.record_annotation(P, 10, 1, -0.5)
     assert led.ratings(P) == {1: -0.5}
     assert led.annotation_ids(P) == [10]
-    assert ratings_rev(led) == 2
 
 
 def test_delete_annotations_recomputes_seen(led):
@@ -99,19 +93,17 @@ def test_delete_annotations_recomputes_seen(led):
     led.record_annotation(P, 10, 1, 1.0)
     led.record_annotation(P, 11, 1, -1.0)
     led.record_annotation(P, 12, 2, 1.0)
-    rev = ratings_rev(led)
     assert led.delete_annotations(P, [10, 12, 999]) == 2
     assert led.seen_task_ids(P) == {1}       # task 1 still has annotation 11
     assert led.ratings(P) == {1: -1.0}
-    assert ratings_rev(led) == rev + 1
     assert led.delete_annotations(P, [999]) == 0
     assert led.delete_annotations(P, []) == 0
-    assert ratings_rev(led) == rev + 1       # nothing deleted: no new revision
 
 
 def test_reset_seen_keeps_ratings(led):
     add(led, 1, 2, 3)
-    led.mark_seen(P, [1, 2])
+    led.record_annotation(P, 8, 1, None)   # skips: seen, not rated
+    led.record_annotation(P, 9, 2, None)
     led.record_annotation(P, 10, 3, 1.0)
     assert led.reset_seen(P) == 3
     assert led.seen_task_ids(P) == set()
@@ -162,26 +154,6 @@ def test_deleting_one_of_two_annotations_keeps_a_reset(led):
     assert led.seen_task_ids(P) == set()
 
 
-def test_unsynced_seen_lists_embedded_tasks_whose_store_flag_differs(led):
-    add(led, 1, 2, 3)
-    led.mark_embedded(P, [1, 2], [False] * 2)
-    led.mark_seen(P, [1, 3])                  # 3 is not embedded: nothing to sync
-    assert led.unsynced_seen(P) == [(1, True)]
-    led.mark_seen_synced(P, [1], True)
-    assert led.unsynced_seen(P) == []
-    led.reset_seen(P)
-    assert led.unsynced_seen(P) == [(1, False)]
-    led.mark_seen_synced(P, [1], False)
-    assert led.unsynced_seen(P) == []
-
-
-def test_mark_embedded_records_the_seen_flag_written_to_the_store(led):
-    add(led, 1, 2)
-    led.mark_seen(P, [1, 2])
-    led.mark_embedded(P, [1, 2], [True, False])   # 2 was rated while its vector was being written
-    assert led.unsynced_seen(P) == [(2, True)]
-
-
 def test_head_versions_round_trip_exact_float32(led):
     rng = np.random.default_rng(0)
     coefs = [rng.normal(size=32).astype(np.float32) for _ in range(3)]
@@ -203,18 +175,6 @@ def test_save_head_converts_float64_to_float32(led):
     np.testing.assert_array_equal(led.latest_head(P).coef, coef.astype(np.float32))
 
 
-def test_predictions_bookkeeping(led):
-    add(led, 1, 2, 3, 4)
-    led.mark_embedded(P, [1, 2, 3], [False] * 3)
-    assert led.tasks_to_predict(P, version=1, limit=10) == [1, 2, 3]   # 4 is not embedded
-    assert led.tasks_to_predict(P, version=1, limit=2) == [1, 2]
-    led.mark_predicted(P, [1, 2], 1)
-    assert led.tasks_to_predict(P, version=1, limit=10) == [3]
-    assert led.not_predicted(P, [1, 2, 3, 4], 1) == [3, 4]
-    assert led.tasks_to_predict(P, version=2, limit=10) == [1, 2, 3]
-    assert led.not_predicted(P, [2, 1], 2) == [2, 1]
-
-
 def test_transient_failures_stay_pending_until_given_up(led):
     add(led, 1, 2)
     led.mark_failed(P, 1, "timeout", transient=True)
@@ -234,49 +194,31 @@ def test_permanent_failure_is_failed_at_once_and_embedding_clears_it(led):
     assert led.task_states(P, [1]) == {1: "failed"}
     led.reset_embeddings(P, [1])
     assert led.task_states(P, [1]) == {1: "pending"}
-    led.mark_embedded(P, [1], [False] * 1)
+    led.mark_embedded(P, [1])
     assert led.task_states(P, [1]) == {1: "embedded"}
     assert led.counts(P)["task_errors"] == []
 
 
 def test_reset_embeddings_of_all_tasks(led):
     add(led, 1, 2)
-    led.mark_embedded(P, [1, 2], [False] * 2)
+    led.mark_embedded(P, [1, 2])
     led.reset_embeddings(P)
     assert led.task_states(P, [1, 2]) == {1: "pending", 2: "pending"}
-
-
-def test_versions_pushed(led):
-    led.note_version_pushed(P, 2)
-    led.note_version_pushed(P, 1)
-    led.note_version_pushed(P, 2)
-    assert led.versions_pushed(P) == [1, 2]
-    led.forget_version_pushed(P, 1)
-    assert led.versions_pushed(P) == [2]
-    assert led.versions_pushed(2) == []
-
-
-def test_project_state(led):
-    assert led.get_state(P, "view", {"none": True}) == {"none": True}
-    led.set_state(P, "view", {"id": 5, "task_ids": [1, 2]})
-    led.set_state(P, "view", {"id": 6, "task_ids": []})
-    assert led.get_state(P, "view") == {"id": 6, "task_ids": []}
 
 
 def test_delete_tasks_drops_their_annotations(led):
     add(led, 1, 2)
     led.record_annotation(P, 10, 1, 1.0)
     led.record_annotation(P, 11, 2, -1.0)
-    rev = ratings_rev(led)
     led.delete_tasks(P, [1])
     assert led.task_data(P, [1, 2]) == {2: {"image": "img-2"}}
     assert led.ratings(P) == {2: -1.0}
-    assert ratings_rev(led) == rev + 1
+    assert led.annotation_ids(P) == [11]
 
 
 def test_counts(led):
     add(led, 1, 2, 3, 4)
-    led.mark_embedded(P, [1, 2], [False] * 2)
+    led.mark_embedded(P, [1, 2])
     led.mark_failed(P, 3, "broken", transient=False)
     led.record_annotation(P, 10, 1, 1.0)
     counts = led.counts(P)
@@ -289,25 +231,21 @@ def test_counts(led):
 def test_reopening_the_file_keeps_everything(tmp_path):
     path = tmp_path / "nested" / "ledger.sqlite"
     first = Ledger(path)
-    first.upsert_project(P, label_config="<View/>")
+    first.upsert_project(P, params={"prompt": "x"})
     first.add_tasks(P, [(1, {"image": "a"}), (2, {"image": "b"})])
-    first.mark_embedded(P, [1], [False] * 1)
+    first.mark_embedded(P, [1])
     first.record_annotation(P, 10, 1, 0.25)
     first.save_head(P, np.arange(4, dtype=np.float32), 0.5, "key", 1)
-    first.mark_predicted(P, [1], 1)
-    first.note_version_pushed(P, 1)
     first.close()
 
     again = Ledger(path)
-    assert again.project(P).label_config == "<View/>"
+    assert again.project(P).params == {"prompt": "x"}
     assert again.task_states(P, [1, 2]) == {1: "embedded", 2: "pending"}
     assert again.ratings(P) == {1: 0.25}
     assert again.seen_task_ids(P) == {1}
     head = again.latest_head(P)
     assert (head.version, head.intercept, head.fit_key) == (1, 0.5, "key")
     np.testing.assert_array_equal(head.coef, np.arange(4, dtype=np.float32))
-    assert again.tasks_to_predict(P, 1, 10) == []
-    assert again.versions_pushed(P) == [1]
     again.close()
 
 
@@ -316,7 +254,7 @@ def test_a_failed_transaction_leaves_nothing_behind(led):
     with pytest.raises(Exception):
         led.record_annotation(P, {"not": "an id"}, 7, 1.0, task_data={"image": "seven"})
     assert led.task_data(P, [7]) == {}
-    assert ratings_rev(led) == 0
+    assert led.annotation_ids(P) == []
     led.record_annotation(P, 10, 7, 1.0, task_data={"image": "seven"})  # the connection is still usable
     assert led.ratings(P) == {7: 1.0}
 

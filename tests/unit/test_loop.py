@@ -1,4 +1,6 @@
-"""ActiveLoop with a real ledger, a real Chroma store and the tiny CLIP (images from data: URIs)."""
+"""ActiveLoop over a real SQLite ledger with fast fakes for Chroma and the embedding model
+(images from data: URIs, decoded for real). `tests/integration/test_loop_real.py` runs
+these tests again on real Chroma and the tiny CLIP."""
 
 from __future__ import annotations
 
@@ -8,13 +10,16 @@ import numpy as np
 import pytest
 
 from ml_backend.adapters.ls_media import TaskImageLoader
+from ml_backend.adapters.ls_records import version_name
 from ml_backend.core.errors import ImageError, NotFittedError
+from ml_backend.core.facts import AnnotationRating, Facts
 from ml_backend.core.images import FetchPolicy, ImageFetcher
 from ml_backend.core.ledger import Ledger
-from ml_backend.core.loop import MAX_EMBED_ATTEMPTS, ActiveLoop, version_name
+from ml_backend.core.loop import MAX_EMBED_ATTEMPTS, ActiveLoop
 from ml_backend.core.params import ProjectParams
 from ml_backend.core.store import VectorStore
-from tests.conftest import cosine, data_uri, decoded, fresh_chroma, image_uri
+from tests.conftest import cosine, data_uri, decoded, image_uri
+from tests.fakes import HashEmbedder, MemoryChroma
 
 P = 3
 PROMPT = {"prompt": "a photo of a red square"}
@@ -24,27 +29,57 @@ def tasks(*ids):
     return [(t, {"image": image_uri(t)}) for t in ids]
 
 
-class Files:
-    """A project's ledger and Chroma folder; `loop()` opens a fresh ActiveLoop over them."""
+def add_tasks(loop, pairs):
+    return Facts(loop.ledger).add_tasks(loop.project, pairs)
 
-    def __init__(self, tmp_path, embedder):
+
+def rate(loop, annotation_id, task_id, target):
+    """An annotation as the webhook records it (target None: a skip)."""
+    return Facts(loop.ledger).record_annotation(loop.project, AnnotationRating(annotation_id, task_id, target))
+
+
+def seen_in_selection(loop) -> set[str]:
+    """The tasks the loop's selection treats as seen (its mirror, derived from the ledger)."""
+    ids, pool = loop.pool()
+    return {ids[row] for row in np.flatnonzero(~pool.available)}
+
+
+class Files:
+    """A project's ledger and vector store "on disk"; `loop()` opens a fresh ActiveLoop over them.
+
+    `open_chroma()` gives a client of the same store each time (after `reopen`, as a restart would).
+    """
+
+    def __init__(self, tmp_path, embedder, open_chroma):
         self.tmp_path = tmp_path
         self.embedder = embedder
+        self.open_chroma = open_chroma
         self.ledgers: list[Ledger] = []
 
     def loop(self, params=None, embedder=None, load=None, reopen=False) -> ActiveLoop:
         embedder = embedder or self.embedder
         if reopen or not self.ledgers:
             self.ledgers.append(Ledger(self.tmp_path / "ledger.sqlite"))
-            self.chroma = fresh_chroma(self.tmp_path / "chroma")
+            self.chroma = self.open_chroma()
         load = load or TaskImageLoader("image", "http://127.0.0.1:1", ImageFetcher(FetchPolicy()))
         store = VectorStore(self.chroma, f"project-{P}", embedder.model_id)
         return ActiveLoop(P, ProjectParams.parse(params), self.ledgers[-1], store, embedder, load, fetch_workers=2)
 
 
 @pytest.fixture
-def files(tmp_path, embedder):
-    files = Files(tmp_path, embedder)
+def loop_embedder():
+    return HashEmbedder()
+
+
+@pytest.fixture
+def open_chroma():
+    disk = MemoryChroma()
+    return lambda: disk
+
+
+@pytest.fixture
+def files(tmp_path, loop_embedder, open_chroma):
+    files = Files(tmp_path, loop_embedder, open_chroma)
     yield files
     for ledger in files.ledgers:
         ledger.close()
@@ -54,7 +89,7 @@ def files(tmp_path, embedder):
 def embedded(files):
     """A loop with a prompt and tasks 1..12 embedded."""
     loop = files.loop({**PROMPT, "batch_size": 4})
-    loop.add_tasks(tasks(*range(1, 13)))
+    add_tasks(loop, tasks(*range(1, 13)))
     assert loop.embed_pending().failed == {}
     return loop
 
@@ -66,27 +101,27 @@ def unseen_ids(loop):
 # -- ingest ----------------------------------------------------------------------------------
 
 
-def test_embed_pending_stores_the_unit_clip_vector_of_every_task(files, embedder):
+def test_embed_pending_stores_the_unit_clip_vector_of_every_task(files, loop_embedder):
     loop = files.loop()
-    assert loop.add_tasks(tasks(1, 2, 3, 4, 5)) == 5
+    assert add_tasks(loop, tasks(1, 2, 3, 4, 5)) == 5
     report = loop.embed_pending()
     assert sorted(report.embedded) == [1, 2, 3, 4, 5] and report.failed == {}
     vectors = loop.store.vectors([1, 2, 3, 4, 5])
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(vectors, embedder.embed_images([decoded(s) for s in range(1, 6)]), atol=1e-5)
+    np.testing.assert_allclose(vectors, loop_embedder.embed_items([decoded(s) for s in range(1, 6)]), atol=1e-5)
     assert loop.ledger.counts(P)["tasks"] == {"pending": 0, "embedded": 5, "failed": 0}
 
 
 def test_embed_pending_respects_its_limit(files):
     loop = files.loop()
-    loop.add_tasks(tasks(1, 2, 3, 4, 5))
+    add_tasks(loop, tasks(1, 2, 3, 4, 5))
     assert sorted(loop.embed_pending(limit=2).embedded) == [1, 2]
     assert sorted(loop.embed_pending(limit=10).embedded) == [3, 4, 5]
 
 
 def test_a_broken_image_fails_alone_with_its_reason(files):
     loop = files.loop()
-    loop.add_tasks(tasks(1, 2) + [(3, {"image": "data:image/png;base64,!!!"}),
+    add_tasks(loop, tasks(1, 2) + [(3, {"image": "data:image/png;base64,!!!"}),
                                   (4, {"image": data_uri(b"plain text", "text/plain")}),
                                   (5, {"picture": image_uri(5)})])
     report = loop.embed_pending()
@@ -112,7 +147,7 @@ def test_transient_failures_are_retried_then_given_up(files):
         return real(data)
 
     loop = files.loop(load=flaky)
-    loop.add_tasks(tasks(1, 2))
+    add_tasks(loop, tasks(1, 2))
     for _ in range(MAX_EMBED_ATTEMPTS + 2):
         loop.embed_pending()
     assert calls.count(image_uri(2)) == MAX_EMBED_ATTEMPTS
@@ -121,11 +156,11 @@ def test_transient_failures_are_retried_then_given_up(files):
 
 def test_duplicate_tasks_change_nothing(files):
     loop = files.loop()
-    loop.add_tasks(tasks(1, 2, 3))
+    add_tasks(loop, tasks(1, 2, 3))
     loop.embed_pending()
     before = loop.store.vectors([1, 2, 3])
-    assert loop.add_tasks(tasks(1, 2, 3)) == 0
-    assert loop.add_tasks([(2, {"image": image_uri(99)})]) == 0  # same id, other data: the first wins
+    assert add_tasks(loop, tasks(1, 2, 3)) == 0
+    assert add_tasks(loop, [(2, {"image": image_uri(99)})]) == 0  # same id, other data: the first wins
     assert loop.embed_pending().embedded == []
     assert len(loop.store) == 3
     np.testing.assert_array_equal(loop.store.vectors([1, 2, 3]), before)
@@ -133,7 +168,8 @@ def test_duplicate_tasks_change_nothing(files):
 
 def test_ensure_embedded_embeds_unknown_tasks_now(files):
     loop = files.loop()
-    report = loop.ensure_embedded([7, 8], {7: {"image": image_uri(7)}, 8: {"image": image_uri(8)}})
+    add_tasks(loop, tasks(7, 8))  # /predict records the tasks it is given, then embeds them
+    report = loop.ensure_embedded([7, 8])
     assert sorted(report.embedded) == [7, 8]
     assert 7 in loop.store and loop.ledger.task_states(P, [7, 8]) == {7: "embedded", 8: "embedded"}
     assert loop.ensure_embedded([7, 8]).embedded == []
@@ -141,13 +177,14 @@ def test_ensure_embedded_embeds_unknown_tasks_now(files):
 
 def test_ensure_embedded_with_a_repeated_task(files):
     loop = files.loop()
-    report = loop.ensure_embedded([7, 7], {7: {"image": image_uri(7)}})
+    add_tasks(loop, tasks(7))
+    report = loop.ensure_embedded([7, 7])
     assert 7 in loop.store and report.failed == {}
 
 
 def test_a_malformed_url_fails_alone(files):
     loop = files.loop()
-    loop.add_tasks(tasks(1, 2) + [(3, {"image": "http://example.com:99999/a.png"})])
+    add_tasks(loop, tasks(1, 2) + [(3, {"image": "http://example.com:99999/a.png"})])
     report = loop.embed_pending()
     assert sorted(report.embedded) == [1, 2] and set(report.failed) == {3}
 
@@ -155,31 +192,31 @@ def test_a_malformed_url_fails_alone(files):
 # -- the head -----------------------------------------------------------------------------------
 
 
-def test_a_prompt_gives_head_v1_without_ratings(embedded, embedder):
+def test_a_prompt_gives_head_v1_without_ratings(embedded, loop_embedder):
     head = embedded.refit_if_needed()
     assert (head.version, head.n_ratings) == (1, 0)
-    assert embedded.model_version() == version_name(1) == "clip-head-v1"
-    assert cosine(head.head.coef_, embedder.embed_texts([PROMPT["prompt"]])[0]) == pytest.approx(1.0, abs=1e-5)
+    assert version_name(embedded.head_version()) == version_name(1) == "clip-head-v1"
+    assert cosine(head.head.coef_, loop_embedder.embed_texts([PROMPT["prompt"]])[0]) == pytest.approx(1.0, abs=1e-5)
     assert embedded.refit_if_needed() is None
     assert embedded.current_head().version == 1
 
 
 def test_no_prompt_and_no_ratings_means_no_head(files):
     loop = files.loop()
-    loop.add_tasks(tasks(1, 2, 3))
+    add_tasks(loop, tasks(1, 2, 3))
     loop.embed_pending()
     assert loop.refit_if_needed() is None
-    assert loop.current_head() is None and loop.model_version() == "clip-head-v0"
+    assert loop.current_head() is None and version_name(loop.head_version()) == "clip-head-v0"
     with pytest.raises(NotFittedError):
         loop.scores([1, 2])
 
 
 def test_ratings_give_v2_and_move_w(embedded):
     v1 = embedded.refit_if_needed()
-    embedded.record_annotation(100, 3, 1.0)
-    embedded.record_annotation(101, 4, -1.0)
-    embedded.record_annotation(102, 5, None)           # a skip is not a rating
-    embedded.record_annotation(103, 999, 1.0)          # a task that is not embedded is not fitted on
+    rate(embedded, 100, 3, 1.0)
+    rate(embedded, 101, 4, -1.0)
+    rate(embedded, 102, 5, None)           # a skip is not a rating
+    rate(embedded, 103, 999, 1.0)          # a task that is not embedded is not fitted on
     v2 = embedded.refit_if_needed()
     assert (v2.version, v2.n_ratings) == (2, 2)
     assert not np.allclose(v2.head.coef_, v1.head.coef_)
@@ -190,18 +227,18 @@ def test_ratings_give_v2_and_move_w(embedded):
 
 def test_a_rating_without_a_prompt_gives_v1(files):
     loop = files.loop()
-    loop.add_tasks(tasks(1, 2, 3, 4))
+    add_tasks(loop, tasks(1, 2, 3, 4))
     loop.embed_pending()
-    loop.record_annotation(1, 1, 1.0)
+    rate(loop, 1, 1, 1.0)
     head = loop.refit_if_needed()
     assert (head.version, head.n_ratings) == (1, 1)
 
 
 def test_changed_head_params_refit(files):
     loop = files.loop(PROMPT)
-    loop.add_tasks(tasks(1, 2, 3, 4))
+    add_tasks(loop, tasks(1, 2, 3, 4))
     loop.embed_pending()
-    loop.record_annotation(1, 1, 1.0)
+    rate(loop, 1, 1, 1.0)
     assert loop.refit_if_needed().version == 1
     again = files.loop({**PROMPT, "head": {"l2": 5.0}})
     assert again.refit_if_needed().version == 2
@@ -221,11 +258,11 @@ def test_scores_are_probabilities_of_embedded_tasks_only(embedded):
 
 def test_select_batch_is_the_top_k_unseen_by_score(files):
     embedded = files.loop({**PROMPT, "batch_size": 4, "strategy": "nearest"})
-    embedded.add_tasks(tasks(*range(1, 13)))
+    add_tasks(embedded, tasks(*range(1, 13)))
     embedded.embed_pending()
     head = embedded.refit_if_needed().head
-    embedded.record_annotation(100, 1, 1.0)
-    embedded.record_annotation(101, 2, None)
+    rate(embedded, 100, 1, 1.0)
+    rate(embedded, 101, 2, None)
     batch = embedded.select_batch()
     ids = [t.task_id for t in batch]
     assert len(ids) == 4 and len(set(ids)) == 4
@@ -248,9 +285,9 @@ def test_select_batch_k_overrides_the_batch_size(embedded):
 
 def test_select_batch_without_a_head_falls_back_to_random(files):
     loop = files.loop({"batch_size": 3})
-    loop.add_tasks(tasks(*range(1, 9)))
+    add_tasks(loop, tasks(*range(1, 9)))
     loop.embed_pending()
-    loop.record_annotation(1, 1, None)
+    rate(loop, 1, 1, None)
     batch = loop.select_batch()
     ids = [t.task_id for t in batch]
     assert len(set(ids)) == 3 and 1 not in ids and set(ids) <= set(range(2, 9))
@@ -262,10 +299,10 @@ def test_select_batch_reports_the_uniform_draws_of_the_default_strategy(files):
     """The adaptive default draws a share of each batch uniformly from all unseen tasks; the
     loop says which tasks and out of how many, for estimates that need known probabilities."""
     loop = files.loop({**PROMPT, "batch_size": 5, "selection": {"uniform_share": 0.4}})
-    loop.add_tasks(tasks(*range(1, 13)))
+    add_tasks(loop, tasks(*range(1, 13)))
     loop.embed_pending()
     loop.refit_if_needed()
-    loop.record_annotation(100, 1, 1.0)
+    rate(loop, 100, 1, 1.0)
     batch = [t.task_id for t in loop.select_batch()]
     draw = loop.last_uniform_draw
     assert len(batch) == 5 and len(draw.task_ids) == 2 and set(draw.task_ids) <= set(batch)
@@ -274,7 +311,7 @@ def test_select_batch_reports_the_uniform_draws_of_the_default_strategy(files):
 
 def test_select_batch_with_a_strategy_without_uniform_draws_reports_none(files):
     loop = files.loop({**PROMPT, "strategy": "nearest"})
-    loop.add_tasks(tasks(1, 2, 3))
+    add_tasks(loop, tasks(1, 2, 3))
     loop.embed_pending()
     loop.refit_if_needed()
     assert loop.select_batch() and loop.last_uniform_draw is None
@@ -282,7 +319,7 @@ def test_select_batch_with_a_strategy_without_uniform_draws_reports_none(files):
 
 def test_uncertainty_strategy_picks_scores_nearest_one_half(files):
     loop = files.loop({**PROMPT, "strategy": "uncertainty", "batch_size": 3})
-    loop.add_tasks(tasks(*range(1, 13)))
+    add_tasks(loop, tasks(*range(1, 13)))
     loop.embed_pending()
     loop.refit_if_needed()
     picked = {t.task_id for t in loop.select_batch()}
@@ -294,9 +331,9 @@ def test_uncertainty_strategy_picks_scores_nearest_one_half(files):
 def test_reset_seen_makes_tasks_selectable_again(embedded):
     embedded.refit_if_needed()
     for t in range(1, 11):
-        embedded.record_annotation(100 + t, t, 1.0 if t % 2 else -1.0)
+        rate(embedded, 100 + t, t, 1.0 if t % 2 else -1.0)
     assert {t.task_id for t in embedded.select_batch()} == {11, 12}
-    assert embedded.reset_seen() == 10
+    assert Facts(embedded.ledger).reset_seen(P) == 10
     batch = {t.task_id for t in embedded.select_batch()}
     assert len(batch) == 4 and batch & set(range(1, 11))
     assert embedded.ledger.ratings(P)[1] == 1.0  # ratings are kept
@@ -304,9 +341,9 @@ def test_reset_seen_makes_tasks_selectable_again(embedded):
 
 def test_status(embedded):
     embedded.refit_if_needed()
-    embedded.record_annotation(1, 1, 0.5)
+    rate(embedded, 1, 1, 0.5)
     status = embedded.status()
-    assert status["project"] == P and status["model_version"] == "clip-head-v1"
+    assert status["project"] == P and version_name(embedded.head_version()) == "clip-head-v1"
     assert status["head"] == {"version": 1, "ratings": 0}
     assert (status["vectors"], status["seen"], status["rated_tasks"]) == (12, 1, 1)
     assert status["tasks"] == {"pending": 0, "embedded": 12, "failed": 0}
@@ -318,20 +355,20 @@ def test_status(embedded):
 
 def test_state_survives_a_new_loop_over_the_same_files(files, embedded):
     embedded.refit_if_needed()
-    embedded.record_annotation(100, 3, 1.0)
-    embedded.record_annotation(101, 4, -1.0)
-    embedded.record_annotation(102, 5, None)
+    rate(embedded, 100, 3, 1.0)
+    rate(embedded, 101, 4, -1.0)
+    rate(embedded, 102, 5, None)
     v2 = embedded.refit_if_needed()
     batch = embedded.select_batch()
     vectors = embedded.store.vectors(range(1, 13))
 
     again = files.loop({**PROMPT, "batch_size": 4}, reopen=True)
-    assert again.current_head().version == 2 and again.model_version() == "clip-head-v2"
+    assert again.current_head().version == 2 and version_name(again.head_version()) == "clip-head-v2"
     np.testing.assert_array_equal(again.current_head().head.coef_, v2.head.coef_)
     assert again.current_head().head.intercept_ == pytest.approx(v2.head.intercept_)
     assert again.ledger.ratings(P) == {3: 1.0, 4: -1.0}
     assert again.ledger.seen_task_ids(P) == {3, 4, 5}
-    assert again.store.seen_ids() == {"3", "4", "5"}
+    assert seen_in_selection(again) == {"3", "4", "5"}
     np.testing.assert_allclose(again.store.vectors(range(1, 13)), vectors, atol=1e-6)
     assert again.refit_if_needed() is None
     assert again.embed_pending().embedded == []
@@ -345,44 +382,44 @@ def other_model(embedder):
     return other
 
 
-def test_changing_the_embedding_model_re_embeds_everything(files, embedded, embedder):
-    embedded.record_annotation(100, 3, 1.0)
+def test_changing_the_embedding_model_re_embeds_everything(files, embedded, loop_embedder):
+    rate(embedded, 100, 3, 1.0)
     embedded.refit_if_needed()
-    changed = files.loop({**PROMPT, "batch_size": 4}, embedder=other_model(embedder))
+    changed = files.loop({**PROMPT, "batch_size": 4}, embedder=other_model(loop_embedder))
     assert len(changed.store) == 0
-    assert changed.store.stored_model_id == embedder.model_id + "-v2"
+    assert changed.store.stored_model_id == loop_embedder.model_id + "-v2"
     assert changed.ledger.counts(P)["tasks"]["pending"] == 12
     assert sorted(changed.embed_pending().embedded) == list(range(1, 13))
     assert len(changed.store) == 12
-    assert changed.store.seen_ids() == {"3"}  # seen flags come back from the ledger
-    again = files.loop({**PROMPT, "batch_size": 4}, embedder=other_model(embedder), reopen=True)
+    assert seen_in_selection(changed) == {"3"}  # seen flags come from the ledger
+    again = files.loop({**PROMPT, "batch_size": 4}, embedder=other_model(loop_embedder), reopen=True)
     assert len(again.store) == 12  # reopening with the same new model keeps the vectors
 
 
-def test_a_model_change_refits_the_head_in_the_new_space(files, embedded, embedder):
-    embedded.record_annotation(100, 3, 1.0)
+def test_a_model_change_refits_the_head_in_the_new_space(files, embedded, loop_embedder):
+    rate(embedded, 100, 3, 1.0)
     assert embedded.refit_if_needed().version == 1
-    changed = files.loop({**PROMPT, "batch_size": 4}, embedder=other_model(embedder))
+    changed = files.loop({**PROMPT, "batch_size": 4}, embedder=other_model(loop_embedder))
     changed.embed_pending()
     refit = changed.refit_if_needed()
     assert refit is not None and refit.version == 2
 
 
-def test_select_batch_on_an_empty_store_with_a_head_is_empty(files, embedded, embedder):
+def test_select_batch_on_an_empty_store_with_a_head_is_empty(files, embedded, loop_embedder):
     embedded.refit_if_needed()
-    changed = files.loop({**PROMPT, "batch_size": 4}, embedder=other_model(embedder))
+    changed = files.loop({**PROMPT, "batch_size": 4}, embedder=other_model(loop_embedder))
     assert changed.select_batch() == []
 
 
 def test_a_task_rated_while_it_is_embedded_is_not_selected(files):
     loop = files.loop({"batch_size": 5})
-    loop.add_tasks(tasks(1, 2, 3))
+    add_tasks(loop, tasks(1, 2, 3))
     real_upsert = loop.store.upsert
 
-    def upsert_racing_a_webhook(ids, vectors, seen=None, **kwargs):
+    def upsert_racing_a_webhook(ids, vectors, **kwargs):
         # The annotation webhook lands between reading `seen` and writing the vectors.
-        loop.record_annotation(100, 2, 1.0)
-        real_upsert(ids, vectors, seen=seen, **kwargs)
+        rate(loop, 100, 2, 1.0)
+        real_upsert(ids, vectors, **kwargs)
 
     loop.store.upsert = upsert_racing_a_webhook
     loop.embed_pending()
@@ -402,8 +439,8 @@ def test_a_straggler_whose_task_is_no_longer_pending_is_forgotten(files, http_se
     http_server.routes["/slow.png"] = Reply(body=b"x", delay_s=0.6)
     fetcher = ImageFetcher(FetchPolicy(allowed_hosts=("127.0.0.0/8",), timeout_s=5.0))
     loop = files.loop(load=TaskImageLoader("image", "http://127.0.0.1:1", fetcher))
-    data = {1: {"image": http_server.url("/slow.png")}}
-    predict = threading.Thread(target=loop.ensure_embedded, args=([1], data))
+    add_tasks(loop, [(1, {"image": http_server.url("/slow.png")})])  # /predict records it, then embeds it
+    predict = threading.Thread(target=loop.ensure_embedded, args=([1],))
     predict.start()
     while not http_server.requests:
         time.sleep(0.01)

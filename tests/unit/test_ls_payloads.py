@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from ml_backend.adapters.ls_config import parse_label_config
-from ml_backend.adapters.ls_payloads import (
-    AnnotationRating, empty_prediction, prediction, project_id, read_rating, task_id, tasks_from,
-)
+from ml_backend.adapters.ls_payloads import project_id, read_rating, task_id, tasks_from
+from ml_backend.adapters.ls_predictions import empty_prediction, prediction
 from ml_backend.core.errors import BadRequestError
+from ml_backend.core.facts import AnnotationRating
 from tests.conftest import CHOICES_CONFIG, NUMBER_CONFIG, RATING_CONFIG
 
 CHOICES = parse_label_config(CHOICES_CONFIG).scale

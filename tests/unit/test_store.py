@@ -27,16 +27,22 @@ def store(chroma):
     return VectorStore(chroma, NAME, MODEL)
 
 
-def chroma_seen(client, ids) -> dict[str, bool]:
-    """The `seen` metadata as Chroma itself holds it."""
+def chroma_metadata(client, ids) -> dict[str, dict | None]:
+    """The metadata Chroma itself holds for each id."""
     got = client.get_collection(NAME).get(ids=[str(i) for i in ids], include=["metadatas"])
-    return {task_id: meta["seen"] for task_id, meta in zip(got["ids"], got["metadatas"])}
+    return dict(zip(got["ids"], got["metadatas"]))
+
+
+def mirror_seen(store: VectorStore) -> set[str]:
+    """The ids the mirror marks seen (not available to selection)."""
+    ids, pool = store.pool()
+    return {ids[row] for row in np.flatnonzero(~pool.available)}
 
 
 def snapshot(store: VectorStore) -> tuple[dict[str, np.ndarray], set[str]]:
     """(id -> vector, seen ids): the mirror independent of row order."""
     ids, pool = store.pool()
-    return {task_id: pool.vectors[row].copy() for row, task_id in enumerate(ids)}, store.seen_ids()
+    return {task_id: pool.vectors[row].copy() for row, task_id in enumerate(ids)}, mirror_seen(store)
 
 
 def test_upsert_then_read_back(store, rng):
@@ -71,15 +77,20 @@ def test_upsert_rejects_mismatched_input(store, rng, ids, shape, message):
     assert len(store) == 1
 
 
-def test_seen_flags_reach_the_pool_and_chroma(store, chroma, rng):
-    store.upsert([1, 2, 3, 4], random_unit(rng, 4), seen=[False, True, False, False])
+def test_seen_flags_reach_the_pool_and_stay_out_of_chroma(store, chroma, rng):
+    """`seen` has one record, the ledger: the mirror follows it and Chroma keeps no copy."""
+    store.upsert([1, 2, 3, 4], random_unit(rng, 4))
+    store.set_seen([2], True)
     store.set_seen([3, 4, 777], True)  # 777 is not stored: ignored
     store.set_seen([4], False)
     ids, pool = store.pool()
     assert {i for i, a in zip(ids, pool.available) if a} == {"1", "4"}
-    assert store.seen_ids() == {"2", "3"}
-    assert chroma_seen(chroma, [1, 2, 3, 4]) == {"1": False, "2": True, "3": True, "4": False}
+    assert mirror_seen(store) == {"2", "3"}
+    assert not any(meta and "seen" in meta for meta in chroma_metadata(chroma, [1, 2, 3, 4]).values())
     assert 777 not in store
+    assert store.follow_seen([1, 3, 777]) == 2  # 1 becomes seen, 2 unseen, 3 stays
+    assert mirror_seen(store) == {"1", "3"}
+    assert store.follow_seen({1, 3}) == 0
 
 
 def test_pool_excludes_and_is_read_only(store, rng):
@@ -95,14 +106,15 @@ def test_pool_excludes_and_is_read_only(store, rng):
 def test_delete_swap_remove_keeps_ids_and_rows_paired(store, chroma, rng, victims):
     vectors = random_unit(rng, 5)
     original = {str(t): vectors[i] for i, t in enumerate([1, 2, 3, 4, 5])}
-    store.upsert([1, 2, 3, 4, 5], vectors, seen=[True, False, True, False, False])
+    store.upsert([1, 2, 3, 4, 5], vectors)
+    store.set_seen([1, 3], True)
     store.delete(victims)
     kept = [t for t in [1, 2, 3, 4, 5] if t not in victims]
     assert len(store) == len(kept) == chroma.get_collection(NAME).count()
     assert sorted(store.ids(), key=int) == [str(t) for t in kept]
     for t in kept:
         np.testing.assert_array_equal(store.vectors([t])[0], original[str(t)])
-    assert store.seen_ids() == {str(t) for t in kept if t in (1, 3)}
+    assert mirror_seen(store) == {str(t) for t in kept if t in (1, 3)}
     for t in victims:
         assert t not in store
 
@@ -126,12 +138,15 @@ def test_a_pool_snapshot_is_not_changed_by_a_later_delete(store, rng):
 def test_reload_from_disk_gives_the_same_mirror(tmp_path, rng):
     path = tmp_path / "reload"
     store = VectorStore(fresh_chroma(path), NAME, MODEL)
-    store.upsert(range(50), random_unit(rng, 50), seen=[i % 3 == 0 for i in range(50)])
+    store.upsert(range(50), random_unit(rng, 50))
+    store.set_seen([i for i in range(50) if i % 3 == 0], True)
     store.set_seen([1, 2], True)
     store.delete([7, 8])
     vectors_before, seen_before = snapshot(store)
 
     reopened = VectorStore(fresh_chroma(path), NAME, MODEL)
+    assert mirror_seen(reopened) == set()  # nothing on disk says what is seen: the ledger does
+    reopened.follow_seen(seen_before)
     vectors_after, seen_after = snapshot(reopened)
     assert len(reopened) == 48
     assert seen_after == seen_before
@@ -147,9 +162,8 @@ def test_upserts_above_chromas_max_batch_size(store, chroma, rng):
     vectors = random_unit(rng, n, dim=4)
     store.upsert(range(n), vectors)
     assert len(store) == n and chroma.get_collection(NAME).count() == n
-    store.set_seen(range(n), True)
-    assert store.seen_ids() == {str(i) for i in range(n)}
-    assert chroma_seen(chroma, [0, n - 1]) == {"0": True, str(n - 1): True}
+    store.follow_seen(range(n))
+    assert mirror_seen(store) == {str(i) for i in range(n)}
     store.delete(range(n - 5))
     assert len(store) == 5 and chroma.get_collection(NAME).count() == 5
     np.testing.assert_array_equal(store.vectors(range(n - 5, n)), vectors[n - 5 :])
@@ -160,7 +174,8 @@ def test_mirror_top_k_is_exact_and_chroma_recall_is_reported(store, chroma, rng,
     n, k = 600, 20
     vectors = random_unit(rng, n, dim=16)
     seen = rng.random(n) < 0.3
-    store.upsert(range(n), vectors, seen=seen.tolist())
+    store.upsert(range(n), vectors)
+    store.follow_seen(np.flatnonzero(seen).tolist())
     query = unit_rows(rng.normal(size=(1, 16)))[0]
 
     ids, pool = store.pool()
@@ -169,7 +184,10 @@ def test_mirror_top_k_is_exact_and_chroma_recall_is_reported(store, chroma, rng,
     brute = {str(i) for i in sorted(np.flatnonzero(~seen), key=lambda i: -scores[i])[:k]}
     assert picked == brute
 
-    answer = chroma.get_collection(NAME).query(query_embeddings=[query], n_results=k, where={"seen": False})
+    # Chroma's own filtered query, for the report: with `seen` written into its metadata (the store keeps none).
+    collection = chroma.get_collection(NAME)
+    collection.update(ids=[str(i) for i in range(n)], metadatas=[{"seen": bool(flag)} for flag in seen])
+    answer = collection.query(query_embeddings=[query], n_results=k, where={"seen": False})
     recall = len(set(answer["ids"][0]) & brute) / k
     record_property("chroma_hnsw_recall_at_20", recall)
     print(f"Chroma HNSW recall@{k} with a seen filter: {recall:.2f} (mirror: 1.00)")
@@ -189,7 +207,7 @@ def test_model_change_is_detected(chroma, rng):
 def test_empty_store(store):
     ids, pool = store.pool()
     assert ids == [] and len(pool.available) == 0 and len(store) == 0
-    assert store.dim is None and store.seen_ids() == set()
+    assert store.dim is None and mirror_seen(store) == set()
     store.delete([1])
     store.set_seen([1], True)
     assert len(store) == 0

@@ -1,14 +1,17 @@
-"""The refit recipe: background negatives, the prior, the prompt head."""
+"""The refit recipe: background negatives and their floor, the prior, the prompt head; and the
+head's hand-written gradient against autograd."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from ml_backend.core.errors import ConfigError
 from ml_backend.core.head import LinearHead, Prior
-from ml_backend.core.params import HeadParams
+from ml_backend.core.params import HeadParams, ProjectParams
 from ml_backend.core.training import fit_head, prompt_prior, sample_background
-from tests.conftest import cosine, planted_vectors
+from tests.conftest import cosine, planted_vectors, unit_rows
 
 DIM = 16
 
@@ -20,15 +23,28 @@ def data():
     return rng, X, w_star, y
 
 
-@pytest.mark.parametrize("n_rated, n_background, background_weight", [(10, 50, 0.1), (30, 200, 0.5), (5, 5, 1.0)])
-def test_background_negatives_weigh_background_weight_times_the_ratings(data, n_rated, n_background, background_weight):
-    """fit_head equals a plain weighted fit where each background row weighs max(bw * n_ratings, floor) / m."""
+@pytest.fixture
+def rare():
+    """A pool with a rare planted concept (about 5% positives along w_star)."""
+    rng = np.random.default_rng(11)
+    w_star = unit_rows(rng.normal(size=(1, DIM)))[0]
+    X = unit_rows(rng.normal(size=(600, DIM)) + 1.6 * w_star * (rng.random((600, 1)) < 0.05))
+    y = np.where(X @ w_star > 0.6, 1.0, -1.0)
+    return rng, X, y, w_star
+
+
+@pytest.mark.parametrize("n_rated, n_background, weight, floor", [
+    (10, 50, 0.1, 2.0), (30, 200, 0.5, 2.0), (5, 5, 1.0, 2.0),
+    (1, 100, 0.1, 2.0), (30, 100, 0.1, 2.0), (30, 100, 0.5, 0.0), (5, 100, 1.0, 8.0),
+])
+def test_background_weighs_the_larger_of_the_share_and_the_floor(data, n_rated, n_background, weight, floor):
+    """fit_head equals a plain weighted fit where each background row weighs max(weight * n_ratings, floor) / m."""
     _, X, _, y = data
-    params = HeadParams(background_weight=background_weight)
+    params = HeadParams(background_weight=weight, background_min_weight=floor)
     X_rated, y_rated, background = X[:n_rated], y[:n_rated], X[100 : 100 + n_background]
     recipe = fit_head(X_rated, y_rated, params, background=background)
 
-    each = max(background_weight * n_rated, params.background_min_weight) / n_background
+    each = max(weight * n_rated, floor) / n_background
     manual = LinearHead(l2=params.l2, prior_l2=params.prior_l2, max_iter=params.max_iter).fit(
         np.concatenate([X_rated, background]),
         np.concatenate([y_rated, -np.ones(n_background)]),
@@ -46,9 +62,11 @@ def test_no_background_is_a_plain_fit(data, background):
     np.testing.assert_allclose(recipe.coef_, plain.coef_, atol=1e-6)
 
 
-def test_zero_background_weight_ignores_the_background(data):
+@pytest.mark.parametrize("floor", [2.0, 5.0])
+def test_zero_background_weight_ignores_the_background_whatever_the_floor(data, floor):
     _, X, _, y = data
-    with_bg = fit_head(X[:40], y[:40], HeadParams(background_weight=0.0), background=X[100:200])
+    with_bg = fit_head(X[:40], y[:40], HeadParams(background_weight=0.0, background_min_weight=floor),
+                       background=X[100:200])
     np.testing.assert_allclose(with_bg.coef_, LinearHead().fit(X[:40], y[:40]).coef_, atol=1e-6)
 
 
@@ -110,3 +128,67 @@ def test_sample_background_is_deterministic_for_a_seed():
     a = sample_background(candidates, 10, np.random.default_rng(3))
     b = sample_background(candidates, 10, np.random.default_rng(3))
     np.testing.assert_array_equal(a, b)
+
+
+def test_one_example_with_the_floor_does_not_call_the_whole_pool_positive(rare):
+    """The 'more like this' start: one positive and the background. Without a floor the
+    background weighs 0.1 ratings and nearly every item scores above 0.5, so the head's
+    boundary says nothing; with the floor only items like the example do."""
+    _, X, y, w_star = rare
+    example = X[np.argmax(X @ w_star)][None]
+    background = X[np.random.default_rng(0).choice(len(X), 200, replace=False)]
+    no_floor = fit_head(example, np.ones(1), HeadParams(background_min_weight=0.0), background=background)
+    floored = fit_head(example, np.ones(1), HeadParams(background_min_weight=2.0), background=background)
+    assert (no_floor.decision_function(X) > 0).mean() > 0.9
+    assert (floored.decision_function(X) > 0).mean() < 0.2
+    # W still points at the example: it scores above 90% of the pool
+    assert floored.decision_function(example)[0] > np.quantile(floored.decision_function(X), 0.9)
+
+
+def test_floor_is_validated_and_settable_per_project():
+    assert HeadParams().background_min_weight == 2.0
+    assert ProjectParams.parse({"head": {"background_min_weight": 0}}).head.background_min_weight == 0.0
+    with pytest.raises(ConfigError, match="background_min_weight"):
+        ProjectParams.parse({"head": {"background_min_weight": -1}})
+
+
+def autograd_fit(X, y, w, prior, l2, prior_l2, max_iter=100):
+    """The objective LinearHead.fit minimises, solved with autograd (the pre-benchmark code)."""
+    X = np.asarray(X, np.float64)
+    center = X.mean(axis=0)
+    sigma = float(np.sqrt(((X - center) ** 2).sum(axis=1).mean()))
+    Z = torch.from_numpy((X - center) / sigma)
+    f = torch.from_numpy(prior.feature(X) if prior is not None else np.zeros(len(y)))
+    a0 = prior.scale if prior is not None else 0.0
+    t, s = torch.from_numpy((y + 1) / 2), torch.from_numpy(w)
+    wv = torch.zeros(X.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    alpha = torch.tensor([a0], dtype=torch.float64, requires_grad=prior is not None)
+    params = [wv, b] + ([alpha] if prior is not None else [])
+    opt = torch.optim.LBFGS(params, max_iter=max_iter, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-7, tolerance_change=1e-10)
+
+    def closure():
+        opt.zero_grad()
+        z = Z @ wv + alpha * f + b
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z, t, weight=s, reduction="sum")
+        loss = loss + 0.5 * l2 * torch.sum(wv**2) + 0.5 * prior_l2 * torch.sum((alpha - a0) ** 2)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return wv.detach().numpy() / sigma, float(b.item()), float(alpha.item())
+
+
+@pytest.mark.parametrize("with_prior", [False, True])
+def test_hand_written_gradient_matches_autograd(rare, with_prior):
+    rng, X, y, w_star = rare
+    targets = y[:80] * rng.uniform(0.3, 1.0, 80)  # soft ratings
+    weights = rng.uniform(0.1, 2.0, 80)
+    prior = Prior.calibrate(w_star, X) if with_prior else None
+    head = LinearHead(l2=0.7, prior_l2=1.3).fit(X[:80], targets, sample_weight=weights, prior=prior)
+    w, b, alpha = autograd_fit(X[:80], targets, weights, prior, 0.7, 1.3)
+    expected = w + (alpha * prior.direction / prior.spread if with_prior else 0)
+    np.testing.assert_allclose(head.coef_, expected, atol=1e-5)
+    if with_prior:
+        assert head.prior_weight_ == pytest.approx(alpha / prior.scale, abs=1e-5)

@@ -1,4 +1,6 @@
-"""The worker's reconcile pass against an in-memory stand-in for Label Studio (no network)."""
+"""The worker's passes against an in-memory Label Studio, over fast fakes for Chroma and the
+embedding model (no network). `tests/integration/test_worker_real.py` runs these tests
+again on real Chroma and the tiny CLIP."""
 
 from __future__ import annotations
 
@@ -6,77 +8,32 @@ import time
 
 import pytest
 
-from ml_backend.adapters.ls_client import LabelStudioUnavailable
+from ml_backend.adapters.ls_records import version_name
 from ml_backend.adapters.ml_connections import BackendIdentity, Connection, Hook
-from ml_backend.service.runtime import Runtime
+from ml_backend.core.facts import AnnotationRating
+from ml_backend.service.runtime import Runtime, label_studio_worker
 from ml_backend.service.settings import ServiceSettings
-from ml_backend.service.worker import Worker
 from tests.conftest import CHOICES_CONFIG, image_uri
+from tests.fakes import FakeLabelStudio, HashEmbedder, MemoryChroma
 
 P = 1
 
 
-class FakeLabelStudio:
-    """Records what the worker pushes; `tasks` is what iter_tasks lists; `down` makes every call fail."""
-
-    def __init__(self):
-        self.tasks: list[dict] = []
-        self.calls: list[tuple] = []
-        self.predictions: list[dict] = []
-        self.views: dict[int, list[int]] = {}
-        self.model_version: str | None = None
-        self.down = False
-        self.connections: list[Connection] = []
-        self.hooks: list[Hook] = []
-
-    def _record(self, *call):
-        if self.down:
-            raise LabelStudioUnavailable("Label Studio answered 503")
-        self.calls.append(call)
-
-    def ml_connections(self, project):
-        self._record("ml_connections", project)
-        return list(self.connections)
-
-    def ensure_task_webhook(self, project, backend_urls):
-        self._record("webhook", project, list(backend_urls))
-        return list(self.hooks)
-
-    def iter_tasks(self, project):
-        self._record("iter_tasks", project)
-        yield from self.tasks
-
-    def task_count(self, project):
-        self._record("task_count", project)
-        return len(self.tasks)
-
-    def push_predictions(self, project, predictions):
-        self._record("predictions", project, [p["task"] for p in predictions])
-        self.predictions.extend(predictions)
-
-    def set_model_version(self, project, version):
-        self._record("model_version", project, version)
-        self.model_version = version
-
-    def delete_model_version(self, project, version):
-        self._record("delete_version", project, version)
-        self.predictions = [p for p in self.predictions if p["model_version"] != version]
-
-    def push_view(self, project, title, task_ids, view_id):
-        self._record("view", project, title, list(task_ids), view_id)
-        view_id = view_id if view_id is not None else 500 + len(self.views)
-        self.views[view_id] = list(task_ids)
-        return view_id
-
-    def of(self, kind):
-        return [c for c in self.calls if c[0] == kind]
+@pytest.fixture
+def worker_embedder():
+    return HashEmbedder()
 
 
 @pytest.fixture
-def runtime(tmp_path, embedder, tiny_clip_dir, clean_env):
-    settings = ServiceSettings(model_dir=tmp_path / "model", clip_model=str(tiny_clip_dir),
-                               label_studio_url="http://127.0.0.1:9", fetch_workers=2)
-    runtime = Runtime.build(settings, embedders={"image": embedder}, start_worker=False, talk_to_label_studio=False)
+def worker_chroma():
+    return MemoryChroma()
+
+
+@pytest.fixture
+def runtime(tmp_path, worker_embedder, worker_chroma, clean_env):
+    settings = ServiceSettings(model_dir=tmp_path / "model", label_studio_url="http://127.0.0.1:9", fetch_workers=2)
+    runtime = Runtime.build(settings, embedders={"image": worker_embedder}, chroma=worker_chroma,
+                            start_worker=False, talk_to_label_studio=False)
     runtime.projects.configure(P, label_config=CHOICES_CONFIG,
                                extra_params={"prompt": "a red square", "batch_size": 3, "view_title": "Next"})
     yield runtime
@@ -88,17 +45,31 @@ def ls():
     return FakeLabelStudio()
 
 
-def make_worker(runtime, ls, **kwargs):
-    return Worker(runtime.projects, ls, backend_url="http://backend:9090", **kwargs)
+def make_worker(runtime, ls, identity=None, **settings):
+    """A worker that talks to `ls`; by default every prediction goes out at once, in chunks of 500."""
+    values = {"backend_url": "http://backend:9090", "prediction_chunk": 500, "bulk_prediction_delay_s": 0.0, **settings}
+    return label_studio_worker(runtime.settings.model_copy(update=values), runtime.projects, ls, identity)
 
 
 def add_tasks(runtime, *ids):
-    runtime.projects.get(P).add_tasks([(t, {"image": image_uri(t)}) for t in ids])
+    runtime.facts.add_tasks(P, [(t, {"image": image_uri(t)}) for t in ids])
+
+
+def rate(runtime, annotation_id, task_id, target):
+    runtime.facts.record_annotation(P, AnnotationRating(annotation_id, task_id, target))
+
+
+def reconcile(worker, project=P) -> bool:
+    """One pass's local and push parts, on this thread; True if more remains."""
+    loop = worker.projects.get(project)
+    loop.embed_pending()
+    loop.refit_if_needed()
+    return loop.has_images_to_embed() or worker.push.push(project) == 0.0
 
 
 def reconcile_until_done(worker, limit=20):
     for _ in range(limit):
-        if not worker.reconcile(P):
+        if not reconcile(worker):
             return
     raise AssertionError("reconcile never finished")
 
@@ -127,7 +98,7 @@ def test_first_pass_pushes_the_batch_view_then_every_prediction(runtime, ls):
         assert p["score"] == pytest.approx(scores[p["task"]], abs=1e-6)
         assert p["result"] == []  # score only: the form is not pre-filled (preselect_rating off)
     assert all(len(c[2]) <= 3 for c in ls.of("predictions"))
-    assert runtime.projects.ledger.get_state(P, "view")["task_ids"] == batch
+    assert runtime.records.view(P)["task_ids"] == batch
 
 
 def test_a_pass_with_nothing_new_pushes_nothing(runtime, ls):
@@ -135,7 +106,7 @@ def test_a_pass_with_nothing_new_pushes_nothing(runtime, ls):
     worker = make_worker(runtime, ls)
     reconcile_until_done(worker)
     calls = list(ls.calls)
-    assert worker.reconcile(P) is False
+    assert reconcile(worker) is False
     assert ls.calls == calls
 
 
@@ -143,13 +114,13 @@ def test_a_new_rating_replaces_every_prediction_and_drops_the_old_version(runtim
     add_tasks(runtime, *range(1, 6))
     worker = make_worker(runtime, ls)
     reconcile_until_done(worker)
-    runtime.projects.get(P).record_annotation(100, 2, 1.0)
+    rate(runtime, 100, 2, 1.0)
     reconcile_until_done(worker)
     assert ls.model_version == "clip-head-v2"
     assert ls.of("delete_version") == [("delete_version", P, "clip-head-v1")]
     assert sorted(p["task"] for p in ls.predictions) == list(range(1, 6))
     assert {p["model_version"] for p in ls.predictions} == {"clip-head-v2"}
-    assert runtime.projects.ledger.versions_pushed(P) == [2]
+    assert runtime.records.versions_pushed(P) == [2]
     [_, second_view] = ls.of("view")
     assert 2 not in second_view[3] and second_view[4] == 500  # the same view, updated
 
@@ -158,7 +129,7 @@ def test_keep_old_predictions(runtime, ls):
     add_tasks(runtime, 1, 2, 3)
     worker = make_worker(runtime, ls, keep_old_predictions=True)
     reconcile_until_done(worker)
-    runtime.projects.get(P).record_annotation(100, 1, -1.0)
+    rate(runtime, 100, 1, -1.0)
     reconcile_until_done(worker)
     assert ls.of("delete_version") == []
     assert {p["model_version"] for p in ls.predictions} == {"clip-head-v1", "clip-head-v2"}
@@ -168,14 +139,14 @@ def test_a_batch_request_re_pushes_the_view(runtime, ls):
     add_tasks(runtime, 1, 2, 3, 4)
     worker = make_worker(runtime, ls)
     reconcile_until_done(worker)
-    runtime.projects.ledger.request_batch(P)
+    runtime.facts.request_batch(P)
     reconcile_until_done(worker)
     views = ls.of("view")
     assert len(views) == 2 and views[0][3] == views[1][3] and views[1][4] == 500
 
 
 def test_sync_catches_up_on_tasks_and_annotations(runtime, ls):
-    runtime.projects.get(P).record_annotation(99, 1, 1.0, task_data={"image": image_uri(1)})  # deleted in LS since
+    runtime.facts.record_annotation(P, AnnotationRating(99, 1, 1.0), task_data={"image": image_uri(1)})  # deleted in LS since
     ls.tasks = [
         {"id": 1, "data": {"image": image_uri(1)}, "annotations": []},
         {"id": 2, "data": {"image": image_uri(2)}, "annotations": [
@@ -183,8 +154,7 @@ def test_sync_catches_up_on_tasks_and_annotations(runtime, ls):
         {"id": 3, "data": {"image": image_uri(3)}, "annotations": [{"id": 8, "task": 3, "was_cancelled": True}]},
     ]
     worker = make_worker(runtime, ls)
-    loop, schema = runtime.projects.get_with_schema(P)
-    worker.sync_from_label_studio(P, loop, schema)
+    worker.pull.sync(P)
     ledger = runtime.projects.ledger
     assert ls.of("webhook") == [("webhook", P, ["http://backend:9090"])]
     assert ledger.task_data(P, [1, 2, 3]).keys() == {1, 2, 3}
@@ -200,24 +170,23 @@ def test_a_sync_after_reset_seen_keeps_the_second_pass(runtime, ls):
     ls.tasks = [{"id": t, "data": {"image": image_uri(t)}, "annotations": []} for t in range(1, 7)]
     worker = make_worker(runtime, ls)
     reconcile_until_done(worker)
-    first = runtime.projects.ledger.get_state(P, "view")["task_ids"]
+    first = runtime.records.view(P)["task_ids"]
     for annotation_id, task in enumerate(first, start=100):
         ls.tasks[task - 1]["annotations"] = [{
             "id": annotation_id, "task": task, "updated_at": "2026-11-30T10:00:00.000000Z",
             "result": [{"from_name": "relevance", "value": {"choices": ["+1"]}}],
         }]
-    loop, schema = runtime.projects.get_with_schema(P)
-    worker.sync_from_label_studio(P, loop, schema)
+    worker.pull.sync(P)
     reconcile_until_done(worker)
-    assert set(runtime.projects.ledger.get_state(P, "view")["task_ids"]).isdisjoint(first)
+    assert set(runtime.records.view(P)["task_ids"]).isdisjoint(first)
 
-    loop.reset_seen()
-    worker.sync_from_label_studio(P, loop, schema)
+    runtime.facts.reset_seen(P)
+    worker.pull.sync(P)
     reconcile_until_done(worker)
     ledger = runtime.projects.ledger
     assert ledger.seen_task_ids(P) == set()
-    second_pass = ledger.get_state(P, "view")["task_ids"]
-    assert [t.task_id for t in loop.select_batch()] == second_pass
+    second_pass = runtime.records.view(P)["task_ids"]
+    assert [t.task_id for t in runtime.projects.get(P).select_batch()] == second_pass
     assert set(second_pass) & set(first), "the rated tasks (all +1) should rank among the best again"
 
 
@@ -254,8 +223,8 @@ def test_sync_drops_tasks_deleted_in_label_studio_when_the_listing_is_complete(r
     worker = make_worker(runtime, ls)
     reconcile_until_done(worker)
     ls.tasks = listed(1, 3)                       # task 2 was deleted while no webhook reached us
-    loop, schema = runtime.projects.get_with_schema(P)
-    worker.sync_from_label_studio(P, loop, schema)
+    worker.pull.sync(P)
+    loop = runtime.projects.get(P)
     assert runtime.projects.ledger.task_ids(P) == [1, 3]
     assert 2 not in loop.store and len(loop.store) == 2
 
@@ -272,8 +241,7 @@ def test_sync_keeps_tasks_when_the_listing_disagrees_with_the_count(runtime):
     add_tasks(runtime, 1, 2, 3)
     ls.tasks = listed(1, 3)
     worker = make_worker(runtime, ls)
-    loop, schema = runtime.projects.get_with_schema(P)
-    worker.sync_from_label_studio(P, loop, schema)
+    worker.pull.sync(P)
     assert runtime.projects.ledger.task_ids(P) == [1, 2, 3]
 
 
@@ -299,11 +267,11 @@ def test_bulk_predictions_wait_while_ratings_arrive(runtime, ls):
     add_tasks(runtime, *range(1, 8))
     worker = make_worker(runtime, ls, prediction_chunk=3, bulk_prediction_delay_s=0.5)
     reconcile_until_done(worker)
-    batch = runtime.projects.ledger.get_state(P, "view")["task_ids"]
+    batch = runtime.records.view(P)["task_ids"]
     # The batch, its predictions and the version switch are out; the rest waits.
     assert sorted(p["task"] for p in ls.predictions) == sorted(batch)
     assert ls.model_version == "clip-head-v1"
-    view = runtime.projects.ledger.get_state(P, "view")
+    view = runtime.records.view(P)
     assert view["ordered"] is True and view["ordered_at"] >= view["pushed_at"]
     time.sleep(0.6)
     reconcile_until_done(worker)
@@ -332,25 +300,25 @@ def test_two_connections_to_this_backend_are_reported_and_the_oldest_sets_the_pa
         Connection(9, "http://other-model:9090", {"anything": 1}),
     ]
     ls.hooks = [Hook(11, "http://backend:9090/webhook", (), True, True), Hook(12, "http://BACKEND:9090/webhook/", (), True, True)]
-    worker = make_worker(runtime, ls)
-    worker.identity = BackendIdentity("me", "http://backend:9090", probe=lambda url: "me" if "localhost" in url else None)
-    worker.audit_connections(P)
+    worker = make_worker(runtime, ls, BackendIdentity(
+        "me", "http://backend:9090", probe=lambda url: "me" if "localhost" in url else None))
+    worker.pull.audit(P)
 
     projects = runtime.projects
-    state = projects.ledger.get_state(P, "connections")
+    state = projects.records.connections(P)
     assert state["connections"] == [4, 7] and state["webhooks"] == [11, 12]
     assert state["repeated_actions"] == {"TASKS_CREATED": 2, "ANNOTATION_CREATED": 2, "ANNOTATION_UPDATED": 2,
                                          "ANNOTATIONS_DELETED": 2}
     assert "2 ML connections lead to this backend (ids [4, 7]" in state["warning"]
     assert projects.warnings() == {str(P): [state["warning"]]}
     assert projects.get(P).params.prompt == "a red square"   # connection 4's, the oldest
-    version = projects.get(P).model_version()
+    version = version_name(projects.get(P).head_version())
 
     # /setup from either connection: neither set of params is applied, and no refit follows.
     for connection in ls.connections[:2]:
         assert projects.params_from_setup(P, connection.extra_params) == (None, False)
         assert projects.configure(P, extra_params=None)[1] is False
-    assert projects.get(P).params.prompt == "a red square" and projects.get(P).model_version() == version
+    assert projects.get(P).params.prompt == "a red square" and version_name(projects.get(P).head_version()) == version
     # Params no connection held: an admin edited one; the worker must look again.
     assert projects.params_from_setup(P, {"prompt": "edited"}) == (None, True)
 
@@ -358,8 +326,8 @@ def test_two_connections_to_this_backend_are_reported_and_the_oldest_sets_the_pa
 def test_one_connection_sets_the_params_through_setup_as_before(runtime, ls):
     ls.connections = [Connection(4, "http://backend:9090", {"prompt": "a red square"})]
     worker = make_worker(runtime, ls)
-    worker.audit_connections(P)
-    state = runtime.projects.ledger.get_state(P, "connections")
+    worker.pull.audit(P)
+    state = runtime.records.connections(P)
     assert state["connections"] == [4] and state["warning"] is None
     assert runtime.projects.params_from_setup(P, {"prompt": "new"}) == ({"prompt": "new"}, False)
     assert runtime.projects.warnings() == {}
@@ -399,20 +367,21 @@ def test_after_a_setup_change_the_refit_runs_at_once_and_label_studio_waits(runt
     try:
         worker.notify(P, sync=True)
         assert worker.wait_idle(P, 20)
-        before = runtime.projects.get(P).model_version()
+        current_version = lambda: version_name(runtime.projects.get(P).head_version())  # noqa: E731
+        before = current_version()
         ls.calls.clear()
         runtime.projects.configure(P, extra_params={"prompt": "a blue circle", "batch_size": 3, "view_title": "Next"})
         notified = time.monotonic()
         worker.notify(P, sync=True, settle_s=1.0)
         deadline = notified + 20
         while not ls.calls and time.monotonic() < deadline:
-            if runtime.projects.get(P).model_version() != before:
+            if current_version() != before:
                 refitted = time.monotonic()
             time.sleep(0.01)
         first_call = time.monotonic()
         assert ls.calls and first_call - notified >= 1.0
         assert refitted - notified < 1.0  # the local refit did not wait
         assert worker.wait_idle(P, 20)
-        assert ls.model_version == runtime.projects.get(P).model_version() != before
+        assert ls.model_version == current_version() != before
     finally:
         worker.stop()

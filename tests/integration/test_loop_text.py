@@ -12,6 +12,7 @@ from ml_backend.adapters.ls_media import TaskImageLoader, TaskTextLoader
 from ml_backend.core.embed_text import TextEmbedder
 from ml_backend.core.embedding import load_embedder
 from ml_backend.core.errors import StaleVectorsError
+from ml_backend.core.facts import AnnotationRating, Facts
 from ml_backend.core.images import FetchPolicy, ImageFetcher
 from ml_backend.core.ledger import Ledger
 from ml_backend.core.loop import ActiveLoop
@@ -20,6 +21,8 @@ from ml_backend.core.store import VectorStore
 from tests.conftest import NOT_RECIPES, RECIPES, fresh_chroma, image_uri
 
 P = 5
+
+
 def text_tasks(texts, first_id=1):
     return [(first_id + i, {"text": text}) for i, text in enumerate(texts)]
 
@@ -52,7 +55,7 @@ def test_a_text_project_embeds_its_tasks_and_the_prompt_finds_what_it_describes(
     loop = make_loop(chroma_and_ledger, minilm, text_loader(),
                      {"prompt": "cooking recipes", "batch_size": 4, "strategy": "nearest"})
     texts = NOT_RECIPES[:4] + RECIPES[:4] + NOT_RECIPES[4:8]
-    loop.add_tasks(text_tasks(texts))
+    Facts(loop.ledger).add_tasks(P, text_tasks(texts))
     report = loop.embed_pending()
     assert sorted(report.embedded) == list(range(1, 13)) and report.failed == {}
     np.testing.assert_allclose(loop.store.vectors(range(1, 13)), minilm.embed_texts(texts), atol=1e-5)
@@ -64,7 +67,7 @@ def test_a_text_project_embeds_its_tasks_and_the_prompt_finds_what_it_describes(
 
 def test_a_bad_text_task_fails_alone_with_its_reason(chroma_and_ledger, text_embedder):
     loop = make_loop(chroma_and_ledger, text_embedder, text_loader())
-    loop.add_tasks([(1, {"text": "fine"}), (2, {"text": ""}), (3, {"other": "x"}), (4, {"text": "also fine"})])
+    Facts(loop.ledger).add_tasks(P, [(1, {"text": "fine"}), (2, {"text": ""}), (3, {"other": "x"}), (4, {"text": "also fine"})])
     report = loop.embed_pending()
     assert sorted(report.embedded) == [1, 4]
     assert "empty" in report.failed[2] and "no text in field 'text'" in report.failed[3]
@@ -76,14 +79,14 @@ def test_a_model_without_a_text_tower_ignores_the_prompt_says_so_and_starts_from
     vit = load_embedder("image", str(tiny_vit_dir))
     loader = TaskImageLoader("image", "http://127.0.0.1:1", ImageFetcher(FetchPolicy()))
     loop = make_loop(chroma_and_ledger, vit, loader, {"prompt": "a red square", "batch_size": 3, "strategy": "nearest"})
-    loop.add_tasks([(t, {"image": image_uri(t)}) for t in range(1, 11)])
+    Facts(loop.ledger).add_tasks(P, [(t, {"image": image_uri(t)}) for t in range(1, 11)])
     assert len(loop.embed_pending().embedded) == 10
     [warning] = loop.warnings()
     assert warning.startswith("prompt ignored:") and "no text tower" in warning and "more like this" in warning
     assert loop.status()["warnings"] == [warning]
     assert loop.refit_if_needed() is None and loop.current_head() is None  # no W from the prompt, no failure
     # "More like this": one task rated +1 starts W; the batch is then the tasks nearest to it.
-    loop.record_annotation(100, 4, 1.0)
+    Facts(loop.ledger).record_annotation(P, AnnotationRating(100, 4, 1.0))
     head = loop.refit_if_needed()
     assert head is not None and head.n_ratings == 1
     scores = loop.scores(list(range(1, 11)))
@@ -98,7 +101,7 @@ def test_changing_a_projects_modality_drops_the_old_vectors_and_embeds_the_new_w
     store = VectorStore(chroma, f"project-{P}", embedder.model_id)
     image_loader = TaskImageLoader("image", "http://127.0.0.1:1", ImageFetcher(FetchPolicy()))
     image_loop = make_loop(chroma_and_ledger, embedder, image_loader, store=store)
-    image_loop.add_tasks([(t, {"image": image_uri(t), "text": f"caption {t}"}) for t in (1, 2, 3)])
+    Facts(image_loop.ledger).add_tasks(P, [(t, {"image": image_uri(t), "text": f"caption {t}"}) for t in (1, 2, 3)])
     assert image_loop.embed_pending().failed == {}
     assert store.dim == 32 and store.stored_model_id == embedder.model_id
 

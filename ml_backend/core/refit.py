@@ -1,0 +1,129 @@
+"""Refit: a new head version from all current ratings, when they (or the prompt, or the head's
+parameters) changed.
+
+The head is a logistic regression on the frozen embeddings (`core.head`), fitted by the
+project's recipe (`core.training.refit`, the function the benchmarks call too), warm-started
+from the current head: the ratings, a fresh sample of unrated tasks as weak negatives,
+and the prompt's zero-shot score as a prior. Each version is saved in the ledger, so a
+restarted loop goes on from the last one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .embedding import Embedder
+from .head import LinearHead, Prior
+from .ledger import Ledger
+from .params import ProjectParams
+from .store import VectorStore
+from .strategies import Pool
+from .training import prompt_prior, refit
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_SAMPLE = 2000
+
+
+@dataclass(frozen=True)
+class HeadVersion:
+    """A fitted head and its version number (1, 2, ...)."""
+
+    version: int
+    head: LinearHead
+    n_ratings: int
+
+
+class HeadRefit:
+    """The refit step of `ActiveLoop` (a mixin: the loop holds `project`, `params`, `ledger`,
+    `store` and `embedder`, gives `pool`, and calls `_start_refits` once)."""
+
+    project: int
+    params: ProjectParams
+    ledger: Ledger
+    store: VectorStore
+    embedder: Embedder
+    pool: Callable[..., tuple[list[str], Pool]]
+
+    def _start_refits(self) -> None:
+        self._head: HeadVersion | None = None
+        self._prompt_vector: np.ndarray | None = None
+        self._refit_lock = threading.Lock()
+
+    def current_head(self) -> HeadVersion | None:
+        """The latest head version, or None before any prompt or rating."""
+        if self._head is None:
+            stored = self.ledger.latest_head(self.project, self.embedder.model_id)
+            if stored is not None:
+                self._head = HeadVersion(stored.version, LinearHead.from_weights(stored.coef, stored.intercept), stored.n_ratings)
+        return self._head
+
+    def head_version(self) -> int:
+        """The current head's version number; 0 before any head."""
+        head = self.current_head()
+        return head.version if head else 0
+
+    def refit_if_needed(self, on_refit: Callable[[], None] | None = None) -> HeadVersion | None:
+        """Refit from all current ratings if they, the prompt or the head params changed.
+
+        `on_refit` is called just before fitting (progress reporting). Returns the new
+        head version, or None when nothing changed (or nothing to fit yet).
+        """
+        with self._refit_lock:
+            ratings = self.ledger.ratings(self.project)
+            rated = [t for t in ratings if t in self.store]
+            fit_key = self._fit_key(rated, ratings)
+            stored = self.ledger.latest_head(self.project, self.embedder.model_id)
+            if stored is not None and stored.fit_key == fit_key:
+                return None
+            if on_refit is not None:
+                on_refit()
+            prior = self._prompt_prior()
+            if rated:
+                head = self._fit(rated, ratings, prior)
+            elif prior is not None:
+                head = prior.head()
+            else:
+                return None
+            version = self.ledger.save_head(
+                self.project, head.coef_, head.intercept_, fit_key, len(rated), self.embedder.model_id
+            )
+            self._head = HeadVersion(version, head, len(rated))
+            log.info("project %s: head v%d fitted on %d ratings", self.project, version, len(rated))
+            return self._head
+
+    def _fit(self, rated: list[int], ratings: dict[int, float], prior: Prior | None) -> LinearHead:
+        X = self.store.vectors(rated)
+        y = np.array([ratings[t] for t in rated])
+        ids, pool = self.pool(exclude=rated)
+        rng = np.random.default_rng([self.project, len(rated), len(pool.available)])
+        previous = self.current_head()  # a start for the solver: same optimum, fewer iterations
+        return refit(X, y, pool.vectors, pool.available, self.params.head, rng, prior=prior,
+                     init=previous.head if previous else None)
+
+    def _prompt_prior(self) -> Prior | None:
+        if not self.params.prompt or not self.embedder.can_embed_text or len(self.store) == 0:
+            return None
+        if self._prompt_vector is None:
+            self._prompt_vector = self.embedder.embed_texts([self.params.prompt])[0]
+        _, pool = self.store.pool()
+        rng = np.random.default_rng(self.project)
+        sample = rng.choice(len(pool.vectors), size=min(CALIBRATION_SAMPLE, len(pool.vectors)), replace=False)
+        return prompt_prior(self._prompt_vector, pool.vectors[np.sort(sample)], self.params.head)
+
+    def _fit_key(self, rated: list[int], ratings: dict[int, float]) -> str:
+        # What a head version and its predictions were made from; an identical key means a new
+        # version would change nothing. `preselect_rating` changes only the predictions: a new
+        # version re-pushes every task's prediction in the new form.
+        digest = hashlib.sha256(json.dumps(
+            [sorted((t, ratings[t]) for t in rated), self.params.prompt, self.params.head.model_dump(),
+             self.params.preselect_rating],
+        ).encode()).hexdigest()[:16]
+        return f"{len(rated)}:{digest}"

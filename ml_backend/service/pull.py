@@ -1,0 +1,103 @@
+"""Pull: catch up with Label Studio, the source of truth for tasks and annotations.
+
+Label Studio never retries a webhook, so whatever happened while this process was
+down (or while a webhook went missing) is read back from its listing and recorded
+through the same write path as the webhooks (`core.facts.Facts`). Also: which ML
+connections and webhooks lead to this backend, and whether a project's task count
+still matches Label Studio's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..adapters.ls_config import ProjectSchema
+from ..adapters.ls_gateway import LabelStudioGateway
+from ..adapters.ls_payloads import read_rating
+from ..adapters.ml_connections import BackendIdentity
+from ..core.errors import BackendError
+from .connections import audit_connections
+from .projects import ProjectRegistry
+
+log = logging.getLogger(__name__)
+
+SYNC_PAGE = 500
+
+
+class LabelStudioPull:
+    """Reads Label Studio for one project at a time (from the worker thread)."""
+
+    def __init__(self, gateway: LabelStudioGateway, projects: ProjectRegistry, backend_url: str | None = None,
+                 identity: BackendIdentity | None = None):
+        self.gateway, self.projects, self.backend_url = gateway, projects, backend_url
+        self.facts, self.ledger, self.records = projects.facts, projects.ledger, projects.records
+        # Without an instance id, a connection is recognised by BACKEND_URL alone.
+        self.identity = identity or BackendIdentity("", backend_url, probe=lambda url: None)
+
+    def sync(self, project: int) -> None:
+        """Record every task and annotation Label Studio has, and forget what it no longer has."""
+        loop, schema = self.projects.get_with_schema(project)
+        self.audit(project)
+        loop.retry_given_up()  # e.g. images that timed out before a restart
+        # Webhooks keep arriving while the listing is read: what they delete after this
+        # instant must not come back from the (older) listing, and what they update is
+        # protected by Label Studio's updated_at (see Ledger.record_annotation).
+        started = time.monotonic()
+        known_annotations = set(self.ledger.annotation_ids(project))
+        known_tasks = set(self.ledger.task_ids(project))
+        annotations: set[int] = set()
+        tasks: set[int] = set()
+        page: list[dict] = []
+        for task in self.gateway.iter_tasks(project):
+            page.append(task)
+            tasks.add(task["id"])
+            if len(page) == SYNC_PAGE:
+                annotations |= self._record_page(project, schema, page, started)
+                page = []
+        annotations |= self._record_page(project, schema, page, started)
+        if known_annotations - annotations:
+            self.facts.delete_annotations(project, sorted(known_annotations - annotations))
+        # Tasks deleted in Label Studio while no webhook reached us; deleting is only safe
+        # when the listing was complete, so check it against Label Studio's own count.
+        if known_tasks - tasks and len(tasks) == self.gateway.task_count(project):
+            self.facts.delete_tasks(project, sorted(known_tasks - tasks))
+
+    def _record_page(self, project: int, schema: ProjectSchema, tasks: list[dict], started: float) -> set[int]:
+        """Record a page of Label Studio tasks and their annotations; returns the annotation ids listed."""
+        deleted_tasks = self.records.deleted_since(project, "tasks", started)
+        deleted_annotations = self.records.deleted_since(project, "annotations", started)
+        tasks = [task for task in tasks if task["id"] not in deleted_tasks]
+        self.facts.add_tasks(project, [(task["id"], task["data"]) for task in tasks])
+        listed: set[int] = set()
+        for task in tasks:
+            for annotation in task["annotations"]:
+                try:
+                    rating = read_rating(annotation, schema.scale, fallback_task=task["id"])
+                except BackendError as exc:  # one malformed annotation must not stop the sync
+                    log.warning("project %s task %s: skipping an annotation: %s", project, task["id"], exc)
+                    continue
+                listed.add(rating.annotation_id)
+                if rating.annotation_id not in deleted_annotations:
+                    self.facts.record_annotation(project, rating)
+        return listed
+
+    def audit(self, project: int) -> None:
+        """Record which connections and webhooks lead here; with several, the oldest's params count."""
+        report = audit_connections(self.gateway, self.identity, project, self.backend_url)
+        self.records.set_connections(project, report.as_state())
+        if len(report.connections) > 1:
+            self.projects.apply_connection_params(project, report.primary_params)
+
+    def in_step(self, project: int) -> bool:
+        """Whether Label Studio has as many tasks as the ledger (one cheap call).
+
+        Webhooks can go missing: Label Studio does not retry them, and on SQLite a storage
+        sync that fails part-way ("database is locked") creates tasks but never sends
+        TASKS_CREATED. A project out of step needs a sync.
+        """
+        remote = self.gateway.task_count(project)
+        local = self.ledger.task_total(project)
+        if remote != local:
+            log.info("project %s: Label Studio has %d tasks, the ledger %d: resyncing", project, remote, local)
+        return remote == local
