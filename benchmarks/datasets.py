@@ -286,6 +286,24 @@ def load_spam(cache_dir: str | Path = DEFAULT_CACHE_DIR, data_dir: str | Path | 
     )
 
 
+def read_mailing_lists(data_dir: Path) -> dict[str, str]:
+    """Item id ("group/NNNNN") -> the mailing list of its List-Id header ("" when none), e.g.
+    "exmh-users.spamassassin.taint.org": mail topics beyond spam/ham, for concepts of several kinds."""
+    lists = {}
+    for group in SPAM_GROUPS:
+        for f in sorted((data_dir / group).glob("*.txt")):
+            header = f.read_bytes().split(b"\n\n", 1)[0].decode("latin-1")
+            match = re.search(r"^List-Id:.*?<([^>]+)>", header, re.I | re.M)
+            lists[f"{group}/{f.name.split('.')[0]}"] = match.group(1).lower() if match else ""
+    return lists
+
+
+def spam_mailing_lists(ds: EmbeddedDataset, cache_dir: str | Path = DEFAULT_CACHE_DIR) -> tuple[np.ndarray, np.ndarray]:
+    """The mailing list of every pool and test item of `load_spam`'s dataset ((n,) str arrays)."""
+    lists = read_mailing_lists(Path(cache_dir) / "spam-assassin" / "package" / "data")
+    return (np.array([lists[i] for i in ds.ids_pool]), np.array([lists[i] for i in ds.ids_test]))
+
+
 # ---------------------------------------------------------------- images: Fashion-MNIST + EfficientNet-Lite0
 
 def read_idx(path: Path) -> np.ndarray:

@@ -1,41 +1,46 @@
 """How many labels does the loop save? Selection strategies on real embeddings.
 
 Simulates annotators rating batches picked by the backend's own selection
-strategies (``ml_backend.core.strategies``), refitting the backend's own head
-recipe (``ml_backend.core.training.fit_head`` / ``prompt_prior``) after every
+strategies (``ml_backend.core.strategies.make_strategy``, with the project's
+selection settings), refitting with the backend's own refit function
+(``ml_backend.core.training.refit``, the one ``ActiveLoop`` calls) after every
 batch, on real labeled data with real pretrained embeddings:
 
 - text: SpamAssassin emails embedded with all-MiniLM-L6-v2; a text prompt
   embedded with the same model starts W (the zero-shot head);
 - images: Fashion-MNIST embedded with ImageNet EfficientNet-Lite0; there is no
-  text tower, so W starts from one example item (a random pool positive, rated
-  +1 as the first rating: "more like this").
+  text tower, so W starts from one example item (a random pool positive, given
+  as "more like this").
 
 Run (from the repo root, after ``bash benchmarks/setup_data.sh``)::
 
     python -m benchmarks.label_efficiency --workers 2   # full protocol, 20 seeds (wall time in the .md)
-    python -m benchmarks.label_efficiency --quick       # smoke run: 4 tasks x 3 seeds, 1.5-3 min on 2 cores
+    python -m benchmarks.label_efficiency --quick       # smoke run: 3 tasks x 2 starts x 3 seeds, ~1 min on 2 cores
 
 ``--max-minutes M`` stops a run after M minutes and reports the seeds that finished every
 task (marked in the report); ``--from-raw benchmarks/results/label_efficiency_raw.pkl``
 re-writes the report from a finished run's saved curves without simulating again.
+Tuning runs use other seeds and a held-out part of the pool, never the test split:
+``--first-seed 1000 --evaluate-on validation`` with ``--head``/``--selection`` overrides.
 
 It writes ``benchmarks/results/label_efficiency.json``, PNG learning curves and
 ``label_efficiency.md`` beside it, and prints the results table.
 
 Protocol (see ``benchmarks/results/label_efficiency.md`` for the numbers)
-- concept tasks: one-vs-rest binary concepts; the POOL is subsampled (per seed)
-  to the task's prevalence by dropping positives; the test split is fixed;
-- cold start: the first batch of a text task is selected with the zero-shot
-  head; the first batch of an image task is the example item plus k-1 items
-  selected with the head fitted on it. `random` refits the same head on the
+- concept tasks: one-vs-rest binary concepts, and concepts of two kinds (trousers or
+  bags; spam or mails of the exmh list); the POOL is subsampled (per seed) to the task's
+  prevalence by dropping positives; the test split is fixed; pool rows stay in import
+  order, grouped by folder;
+- starts: every task runs from its informed start (text: the prompt; images: one example
+  positive, rated +1 and not counted as a label) at batch sizes 10 and 25, and from a cold
+  start (no prompt, no example) at batch size 10. `random` refits the same head on the
   same start, only its selection is random;
-- after every batch the head is refit (prompt as prior, fresh background
-  negatives) and scored on the test split: average precision, F1 at the
-  decision threshold (logit 0), positives found so far;
-- per curve: labels to reach 90% of the full-pool probe's AP (first grid point,
-  null if never within the budget) and the area under AP over log2(labels),
-  normalised so the median random curve = 0 and the probe = 1.
+- after every batch the head is refit (prompt as prior, fresh background negatives) and
+  scored on the test split: average precision (ties as one group), F1 at the decision
+  threshold (logit 0), positives found so far;
+- per curve: labels to reach 90% of the full-pool probe's AP (0 if the start alone does;
+  first grid point; null if never within the budget) and the area under AP over
+  log2(labels), normalised so the median random curve = 0 and the probe = 1.
 """
 
 from __future__ import annotations
@@ -59,24 +64,58 @@ import numpy as np  # noqa: E402
 
 from benchmarks.markdown import README, replace_block  # noqa: E402
 from ml_backend.core.head import LinearHead, Prior  # noqa: E402
-from ml_backend.core.params import HeadParams  # noqa: E402
+from ml_backend.core.params import HeadParams, SelectionParams  # noqa: E402
 from ml_backend.core.strategies import DEFAULT_STRATEGY, STRATEGIES, Pool, RandomStrategy, make_strategy  # noqa: E402
-from ml_backend.core.training import fit_head, prompt_prior, sample_background  # noqa: E402
+from ml_backend.core.training import fit_head, prompt_prior, refit  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 README_BLOCK = "label-efficiency-summary"
 BUDGET = 500
 TARGET_FRACTION = 0.9
 SPAM_PROMPT = "an unsolicited advertisement email"  # fixed before any run; generic, not tuned
+# the mixed text concept's prompt names both kinds (fixed before any run)
+SPAM_OR_EXMH_PROMPT = "an unsolicited advertisement email, or a message about the exmh mail reader"
+EXMH_LISTS = ("exmh-users.spamassassin.taint.org", "exmh-workers.spamassassin.taint.org")
 NOISE = 0.1
 # On the 1% tasks random rarely reaches the target within BUDGET; it goes on to this many
-# labels (scored every EXTEND_STEP) so "1/3 of random's labels" is measured, not assumed.
+# labels (scored every EXTEND_STEP) so "1/5 of random's labels" is measured, not assumed.
 RANDOM_EXTEND_TO = 2000
 EXTEND_STEP = 100
+RARE_FRACTION = 5  # goal: on the 1% concepts, at most 1/RARE_FRACTION of random's labels
+TYPICAL_NALC = 0.45  # goal: median over tasks of the median normalised area
 SOFT_RANGE = (0.3, 1.0)
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+# The default's and its head's hyperparameters, and how each was chosen. Every choice was made on
+# development runs only: seeds 1000-1009 (the report uses 0-19), scored on a held-out 25% of the
+# pool (--evaluate-on validation; the test split unused), a 200-label budget, all tasks and starts.
+# "dev nALC" = median over tasks of the median normalised area on those runs.
+TUNING = "seeds 1000+, --evaluate-on validation, budget 200, every task and start"
+HYPERPARAMETERS: tuple[dict, ...] = (
+    {"parameter": "selection.uniform_share", "value": 0.1,
+     "how": f"0.1 against 0.2 ({TUNING}): dev nALC +0.16 against +0.10 (6 seeds); at least one pick per batch"},
+    {"parameter": "selection.positive_balance", "value": 0.5,
+     "how": "0.5 against 0.3 and 0.7 (same runs): dev nALC +0.16 against +0.12 and +0.11"},
+    {"parameter": "selection.clusters", "value": 100,
+     "how": "30 / 60 / 100 / 150 clusters: dev nALC +0.14 / +0.13 / +0.18 / +0.13 (8 seeds); clusters used only "
+            "while the head has no signal: +0.24 against +0.19 when they also spread the boundary picks (10 seeds)"},
+    {"parameter": "head.l2", "value": 0.3,
+     "how": "0.03 / 0.1 / 0.3 / 1 / 3: mean dev area 0.628 / 0.641 / 0.639 / 0.620 / 0.596, dev nALC +0.13 / +0.20 / "
+            "+0.19 / +0.18 / +0.08 (6 seeds); 0.3, the larger of the two best, for the prompt floor"},
+    {"parameter": "head.prior_l2", "value": 1.0,
+     "how": "kept: 0.1 and 10 moved the mean dev area by +0.006 and -0.010"},
+    {"parameter": "head.background_min_weight", "value": 2.0,
+     "how": "kept: a floor of 10 or 40 (the issue's reference weight) lowered the mean dev area to 0.615 and 0.608 "
+            "(from 0.620) and the dev nALC to +0.16 and +0.13 (from +0.18)"},
+)
 # Label counts where learning curves are stored (the per-seed summaries use every batch).
 CURVE_POINTS = (10, 20, 30, 40, 50, 60, 80, 100, 125, 150, 200, 250, 300, 400, 500)
+# How a simulated project starts, before the first annotator label.
+STARTS = {
+    "prompt": "the prompt's zero-shot head (text tasks); every refit keeps the prompt as a prior",
+    "example": "one random pool positive given as 'more like this': rated +1 before the first batch and "
+               "not counted as a label (the labels axis counts annotator ratings only)",
+    "none": "cold start: no prompt, no example; the first head is fitted on the first batch's ratings",
+}
 
 
 @dataclass(frozen=True)
@@ -84,8 +123,11 @@ class Task:
     """A binary concept at a pool prevalence, with a simulated annotator.
 
     positives : class indices that make the concept (spam: (1,) = spam).
+    lists : text only: mails of these mailing lists are positives too (a concept of two kinds).
     prevalence : share of positives in the pool after subsampling; None = natural.
     noise : share of ratings flipped. ratings : "hard" (+-1) or "soft" (graded).
+    batch_sizes : batch sizes run from the informed start (prompt or example); the cold
+        start runs the first of them only.
     """
 
     concept: str
@@ -95,6 +137,8 @@ class Task:
     noise: float = 0.0
     ratings: str = "hard"
     batch_sizes: tuple[int, ...] = (10, 25)
+    lists: tuple[str, ...] = ()
+    prompt: str | None = None
 
     @property
     def modality(self) -> str:
@@ -106,12 +150,20 @@ class Task:
         suffix = (f" noisy{self.noise:.0%}" if self.noise else "") + (" soft" if self.ratings == "soft" else "")
         return f"{self.concept} @{prevalence}{suffix}"
 
+    @property
+    def settings(self) -> tuple[tuple[str, int], ...]:
+        """(start, batch size) pairs run for this task: the informed start at every batch size, the cold one at the first."""
+        informed = "prompt" if self.modality == "text" else "example"
+        return tuple((informed, b) for b in self.batch_sizes) + (("none", self.batch_sizes[0]),)
+
 
 def _fashion(*names: str) -> tuple[int, ...]:
     return tuple(FASHION.index(n) for n in names)
 
 
-SPAM = dict(concept="spam", dataset="spam", positives=(1,))
+SPAM = dict(concept="spam", dataset="spam", positives=(1,), prompt=SPAM_PROMPT)
+SPAM_EXMH = dict(concept="spam+exmh (mixed)", dataset="spam", positives=(1,), lists=EXMH_LISTS,
+                 prompt=SPAM_OR_EXMH_PROMPT)
 BAG = dict(concept="Bag (easy)", dataset="fashion", positives=_fashion("Bag"))
 SHIRT = dict(concept="Shirt (hard)", dataset="fashion", positives=_fashion("Shirt"))
 MIXED = dict(concept="Trouser+Bag (mixed)", dataset="fashion", positives=_fashion("Trouser", "Bag"))
@@ -123,8 +175,9 @@ FULL_TASKS: tuple[Task, ...] = (
     Task(**SPAM), Task(**SPAM, prevalence=0.05), Task(**SPAM, prevalence=0.01),
     Task(**BAG), Task(**BAG, prevalence=0.05), Task(**BAG, prevalence=0.01),
     Task(**SHIRT), Task(**SHIRT, prevalence=0.05), Task(**SHIRT, prevalence=0.01),
-    # concepts made of several classes (where a single W direction is weakest), batch 10
-    Task(**MIXED, prevalence=0.01, batch_sizes=(10,)), Task(**BROAD, batch_sizes=(10,)),
+    # concepts made of several kinds (where a single W direction is weakest), batch 10
+    Task(**MIXED, prevalence=0.01, batch_sizes=(10,)), Task(**SPAM_EXMH, prevalence=0.01, batch_sizes=(10,)),
+    Task(**BROAD, batch_sizes=(10,)),
     # noisy annotators (10% of ratings flipped) and graded ratings, batch 10
     Task(**SPAM, prevalence=0.01, noise=NOISE, batch_sizes=(10,)), Task(**BAG, prevalence=0.01, noise=NOISE, batch_sizes=(10,)),
     Task(**SHIRT, noise=NOISE, batch_sizes=(10,)),
@@ -133,8 +186,7 @@ FULL_TASKS: tuple[Task, ...] = (
 )
 QUICK_TASKS: tuple[Task, ...] = (
     Task(**SPAM, prevalence=0.01, batch_sizes=(10,)),
-    Task(**BAG, prevalence=0.01, batch_sizes=(10,)),
-    Task(**SHIRT, batch_sizes=(10,)),
+    Task(**BAG, batch_sizes=(10,)),
     Task(**MIXED, prevalence=0.01, noise=NOISE, batch_sizes=(10,)),
 )
 
@@ -152,10 +204,17 @@ def _dataset(name: str, cache_dir: str):
     return _DATA[name]
 
 
-def _prompt_vector(cache_dir: str) -> np.ndarray:
-    if "prompt" not in _DATA:
-        _DATA["prompt"] = _dataset("spam", cache_dir).embed_text([SPAM_PROMPT])[0]
-    return _DATA["prompt"]
+def _mailing_lists(cache_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    if "lists" not in _DATA:
+        from benchmarks.datasets import spam_mailing_lists
+        _DATA["lists"] = spam_mailing_lists(_dataset("spam", cache_dir), cache_dir)
+    return _DATA["lists"]
+
+
+def _prompt_vector(text: str, cache_dir: str) -> np.ndarray:
+    if ("prompt", text) not in _DATA:
+        _DATA[("prompt", text)] = _dataset("spam", cache_dir).embed_text([text])[0]
+    return _DATA[("prompt", text)]
 
 
 @dataclass
@@ -169,19 +228,34 @@ class Split:
     y_eval: np.ndarray     # bool
 
 
+def _truth(task: Task, cache_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    """(pool, test) bool: which items belong to the task's concept."""
+    ds = _dataset(task.dataset, cache_dir)
+    y_pool, y_test = np.isin(ds.y_pool, task.positives), np.isin(ds.y_test, task.positives)
+    if task.lists:
+        lists_pool, lists_test = _mailing_lists(cache_dir)
+        y_pool, y_test = y_pool | np.isin(lists_pool, task.lists), y_test | np.isin(lists_test, task.lists)
+    return y_pool, y_test
+
+
 def make_split(task: Task, seed: int, cache_dir: str, evaluate_on: str = "test") -> Split:
     """Pool subsampled to the task's prevalence for this seed, and the fixed evaluation set.
 
-    evaluate_on="test": the fixed test split (reported numbers). "validation": a fixed
-    25% of the pool held out and scored instead, the test split unused (for tuning).
+    The pool's rows stay in import order, grouped by folder as a project imported folder by
+    folder would be (spam: by corpus folder; Fashion-MNIST: by class), so a strategy that
+    breaks ties by row order shows it. evaluate_on="test": the fixed test split (reported
+    numbers). "validation": a fixed 25% of the pool held out and scored instead, the test
+    split unused (for tuning).
     """
     ds = _dataset(task.dataset, cache_dir)
-    X, y = ds.X_pool, np.isin(ds.y_pool, task.positives)
+    folder_order = np.argsort(ds.y_pool, kind="stable") if task.dataset == "fashion" else np.arange(len(ds.y_pool))
+    truth_pool, truth_test = _truth(task, cache_dir)
+    X, y = ds.X_pool[folder_order], truth_pool[folder_order]
     if evaluate_on == "validation":
         fold = np.random.default_rng(12345).random(len(y)) < 0.25
         X_eval, y_eval, X, y = X[fold], y[fold], X[~fold], y[~fold]
     else:
-        X_eval, y_eval = ds.X_test, np.isin(ds.y_test, task.positives)
+        X_eval, y_eval = ds.X_test, truth_test
     rng = np.random.default_rng([seed, 7])
     if task.prevalence is not None:
         negatives, positives = np.flatnonzero(~y), np.flatnonzero(y)
@@ -204,14 +278,19 @@ def make_split(task: Task, seed: int, cache_dir: str, evaluate_on: str = "test")
 # ---------------------------------------------------------------- metrics
 
 def average_precision(y: np.ndarray, scores: np.ndarray) -> float:
-    """Average precision (as sklearn's, ties broken pessimistically-free by stable sort)."""
+    """Average precision as sklearn's: one step per distinct score, so tied rows count as one
+    group whatever their order (a flat head scores the base rate, not whatever row order gives)."""
     order = np.argsort(-scores, kind="stable")
-    hits = y[order]
+    hits, ranked = y[order], scores[order]
     n_pos = hits.sum()
     if n_pos == 0:
         return float("nan")
-    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float(precision[hits].sum() / n_pos)
+    # the last row of each run of equal scores closes a threshold
+    ends = np.append(np.flatnonzero(np.diff(ranked) != 0), len(ranked) - 1)
+    tp = np.cumsum(hits)[ends]
+    precision = tp / (ends + 1)
+    recall_step = np.diff(tp, prepend=0) / n_pos
+    return float(np.sum(recall_step * precision))
 
 
 def f1_at_threshold(y: np.ndarray, logits: np.ndarray) -> float:
@@ -236,12 +315,16 @@ def log_area(labels: np.ndarray, ap: np.ndarray) -> float:
 # ---------------------------------------------------------------- simulation
 
 def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: HeadParams,
-             prior: Prior | None, example: int | None, budget: int = BUDGET, extend_to: int = 0) -> dict:
-    """One learning curve: select, rate, refit, score, until `budget` labels.
+             selection: SelectionParams, prior: Prior | None, example: int | None, budget: int = BUDGET,
+             extend_to: int = 0) -> dict:
+    """One learning curve: select, rate, refit, score, until `budget` annotator labels.
 
-    Returns per-batch arrays labels, ap, f1, found (positives among the rated items).
-    With `extend_to` > budget, the curve goes on in steps of EXTEND_STEP labels (AP only,
-    arrays ext_labels / ext_ap): how many labels random needs when 500 are not enough.
+    `example` (a pool row) is rated +1 before the first batch and not counted as a label.
+    Returns per-batch arrays labels, ap, f1, found (positives among the labeled items),
+    uniform (labels drawn uniformly at random), and start_ap: the test AP of the head
+    before any label (prompt or example; None on a cold start). With `extend_to` >
+    budget, the curve goes on in steps of EXTEND_STEP labels (AP only, arrays ext_labels
+    / ext_ap): how many labels random needs when 500 are not enough.
     """
     X, n = split.X, len(split.X)
     available = np.ones(n, dtype=bool)
@@ -249,73 +332,94 @@ def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: He
     if example is not None:
         rated.append(example)
         available[example] = False
+    given = len(rated)
     head: LinearHead | None = None
     if prior is not None:
         head = prior.head()
     elif rated:
-        head = _refit(split, rated, available, params, prior, seed)
-    strategy = make_strategy(strategy_name)
+        head = _refit(split, rated, available, params, prior, seed, None)
+    start_ap = average_precision(split.y_eval, head.decision_function(split.X_eval)) if head is not None else None
+    strategy = make_strategy(strategy_name, selection)
     rng = np.random.default_rng([seed, 11])
-    labels, ap, f1, found = [], [], [], []
-    while len(rated) < budget and available.any():
-        k = min(batch - len(rated) % batch, budget - len(rated))
+    labels, ap, f1, found, uniform = [], [], [], [], []
+    drawn = 0
+
+    def next_rows(k: int) -> np.ndarray:
+        nonlocal drawn
         chooser = RandomStrategy() if head is None and strategy.requires_head else strategy
-        rows = chooser.select(head, Pool(X, available), k, rng)
+        pool = Pool(X, available, np.array(rated, dtype=np.int64), split.ratings[rated])
+        rows = chooser.select(head, pool, k, rng)
+        drawn += len(chooser.last_draw.rows) if chooser.last_draw is not None else 0
+        return rows
+
+    while len(rated) - given < budget and available.any():
+        rows = next_rows(min(batch, budget - (len(rated) - given)))
         rated.extend(int(r) for r in rows)
         available[rows] = False
-        head = _refit(split, rated, available, params, prior, seed)
+        head = _refit(split, rated, available, params, prior, seed, head)
         logits = head.decision_function(split.X_eval)
-        labels.append(len(rated))
+        labels.append(len(rated) - given)
         ap.append(average_precision(split.y_eval, logits))
         f1.append(f1_at_threshold(split.y_eval, logits))
-        found.append(int(split.y[rated].sum()))
+        found.append(int(split.y[rated[given:]].sum()))
+        uniform.append(drawn)
     ext_labels, ext_ap = [], []
-    while len(rated) < extend_to and available.any():
-        rows = strategy.select(head, Pool(X, available), min(EXTEND_STEP, extend_to - len(rated)), rng)
+    while len(rated) - given < extend_to and available.any():
+        rows = next_rows(min(EXTEND_STEP, extend_to - (len(rated) - given)))
         rated.extend(int(r) for r in rows)
         available[rows] = False
-        head = _refit(split, rated, available, params, prior, seed)
-        ext_labels.append(len(rated))
+        head = _refit(split, rated, available, params, prior, seed, head)
+        ext_labels.append(len(rated) - given)
         ext_ap.append(average_precision(split.y_eval, head.decision_function(split.X_eval)))
     return {"labels": np.array(labels), "ap": np.array(ap), "f1": np.array(f1), "found": np.array(found),
+            "uniform": np.array(uniform), "start_ap": start_ap,
             "ext_labels": np.array(ext_labels, dtype=int), "ext_ap": np.array(ext_ap)}
 
 
 def _refit(split: Split, rated: list[int], available: np.ndarray, params: HeadParams,
-           prior: Prior | None, seed: int) -> LinearHead:
-    # Same recipe as ActiveLoop._fit: ratings + a fresh random sample of unrated items as weak negatives.
-    bg_rng = np.random.default_rng([seed, len(rated), 13])
-    background = sample_background(np.flatnonzero(available), params.background_samples, bg_rng)
-    return fit_head(split.X[rated], split.ratings[rated], params, prior=prior, background=split.X[background])
+           prior: Prior | None, seed: int, previous: LinearHead | None) -> LinearHead:
+    """The backend's own refit (`ml_backend.core.training.refit`, as `ActiveLoop` calls it),
+    started from the previous head (same optimum, fewer solver iterations)."""
+    rng = np.random.default_rng([seed, len(rated), 13])
+    return refit(split.X[rated], split.ratings[rated], split.X, available, params, rng, prior=prior, init=previous)
 
 
 def run_task_seed(task: Task, seed: int, strategies: Sequence[str], cache_dir: str, params: HeadParams,
-                  evaluate_on: str = "test", budget: int = BUDGET) -> dict:
-    """All strategies x batch sizes for one (task, seed): per-batch curves plus the probe and zero-shot AP."""
+                  evaluate_on: str = "test", budget: int = BUDGET, selection: SelectionParams | None = None) -> dict:
+    """Every start x batch size x strategy for one (task, seed): per-batch curves plus the probe and zero-shot AP."""
     import torch
+    from threadpoolctl import threadpool_limits
     torch.set_num_threads(1)
+    selection = selection or SelectionParams()
     t0 = time.perf_counter()
-    split = make_split(task, seed, cache_dir, evaluate_on)
-    probe_ap = _probe_ap(task, seed, split, params, evaluate_on)
-    prior = example = zero_shot_ap = None
-    if task.modality == "text":
-        prior = prompt_prior(_prompt_vector(cache_dir), split.X, params)
-        zero_shot_ap = average_precision(split.y_eval, prior.head().decision_function(split.X_eval))
-    else:
+    with threadpool_limits(limits=1):  # one worker process per core: no BLAS threads fighting over it
+        split = make_split(task, seed, cache_dir, evaluate_on)
+        probe_ap = _probe_ap(task, seed, split, params, evaluate_on)
+        prior = zero_shot_ap = None
+        if task.prompt is not None:
+            prior = prompt_prior(_prompt_vector(task.prompt, cache_dir), split.X, params)
+            zero_shot_ap = average_precision(split.y_eval, prior.head().decision_function(split.X_eval))
         example = int(np.random.default_rng([seed, 5]).choice(np.flatnonzero(split.y)))
-        split.ratings[example] = 1.0  # the user's example is "more like this", never a noisy or graded rating
-    curves = {}
-    for batch in task.batch_sizes:
-        for name in strategies:
-            extend = RANDOM_EXTEND_TO if name == "random" and _extends_random(task) and budget == BUDGET else 0
-            curves[(name, batch)] = simulate(split, name, batch, seed, params, prior, example, budget, extend)
+        curves = {}
+        for start, batch in task.settings:
+            ratings = split.ratings
+            if start == "example":
+                # the user's example is "more like this", never a noisy or graded rating
+                ratings = ratings.copy()
+                ratings[example] = 1.0
+            run = Split(split.X, split.y, ratings, split.X_eval, split.y_eval)
+            for name in strategies:
+                extend = RANDOM_EXTEND_TO if name == "random" and _extends_random(task) and budget == BUDGET else 0
+                curves[(start, name, batch)] = simulate(
+                    run, name, batch, seed, params, selection, prior if start == "prompt" else None,
+                    example if start == "example" else None, budget, extend)
     return {"task": task, "seed": seed, "probe_ap": probe_ap, "zero_shot_ap": zero_shot_ap,
             "pool_size": len(split.y), "pool_positives": int(split.y.sum()), "curves": curves,
             "seconds": time.perf_counter() - t0}
 
 
 def _extends_random(task: Task) -> bool:
-    """Goal 1 compares with random's labels on the clean 1% tasks: there random goes past the budget."""
+    """Goal 2 compares with random's labels on the clean 1% tasks: there random goes past the budget."""
     return task.prevalence == 0.01 and not task.noise and task.ratings == "hard"
 
 
@@ -328,7 +432,7 @@ def _probe_ap(task: Task, seed: int, split: Split, params: HeadParams, evaluate_
     Memoised per process: the pool does not depend on the seed at natural prevalence, nor on
     the annotator (noisy and soft variants share the clean task's pool for a seed).
     """
-    key = (task.dataset, task.positives, task.prevalence, seed if task.prevalence is not None else None,
+    key = (task.dataset, task.positives, task.lists, task.prevalence, seed if task.prevalence is not None else None,
            evaluate_on, params)
     if key not in _PROBES:
         probe = fit_head(split.X, np.where(split.y, 1.0, -1.0), params)
@@ -342,15 +446,15 @@ def _worker(job):
 
 def run_all(tasks: Sequence[Task], seeds: Sequence[int], strategies: Sequence[str], cache_dir: str,
             params: HeadParams, workers: int = 2, evaluate_on: str = "test", budget: int = BUDGET,
-            max_minutes: float | None = None, log=print) -> list[dict]:
+            max_minutes: float | None = None, log=print, selection: SelectionParams | None = None) -> list[dict]:
     """Every (task, seed) job, across `workers` processes.
 
     Jobs run seed by seed, so a run stopped by `max_minutes` (no new results accepted after
     that) still has every task for its first seeds; the caller keeps only complete seeds.
     """
-    # Within a seed, the longest jobs (two batch sizes) first so the last ones to finish are short.
-    jobs = sorted([(t, s, tuple(strategies), cache_dir, params, evaluate_on, budget) for t in tasks for s in seeds],
-                  key=lambda j: (j[1], -len(j[0].batch_sizes)))
+    # Within a seed, the longest jobs (most settings) first so the last ones to finish are short.
+    jobs = sorted([(t, s, tuple(strategies), cache_dir, params, evaluate_on, budget, selection)
+                   for t in tasks for s in seeds], key=lambda j: (j[1], -len(j[0].settings)))
     results, t0 = [], time.perf_counter()
     if workers <= 1:
         iterator = map(_worker, jobs)
@@ -391,8 +495,15 @@ def _quartiles(values: np.ndarray, axis: int = 0) -> list:
     return np.round(q, 4).tolist()
 
 
+def entry_name(task: Task, start: str, batch: int) -> str:
+    return f"{task.name} b{batch} {START_TAGS[start]}"
+
+
+START_TAGS = {"prompt": "prompt", "example": "example", "none": "cold"}
+
+
 def summarise(results: list[dict], strategies: Sequence[str], budget: int = BUDGET) -> list[dict]:
-    """Per (task, batch size): per-seed labels-to-90% and normalised ALC, median/IQR curves."""
+    """Per (task, start, batch size): per-seed labels-to-90% and normalised ALC, median/IQR curves."""
     by_task: dict[Task, list[dict]] = {}
     for r in results:
         by_task.setdefault(r["task"], []).append(r)
@@ -401,12 +512,13 @@ def summarise(results: list[dict], strategies: Sequence[str], budget: int = BUDG
         runs.sort(key=lambda r: r["seed"])
         probe = np.array([r["probe_ap"] for r in runs])
         target = TARGET_FRACTION * probe
-        zero_shot = np.array([r["zero_shot_ap"] for r in runs]) if task.modality == "text" else None
-        for batch in task.batch_sizes:
-            labels = runs[0]["curves"][("random", batch)]["labels"]
-            if not all(np.array_equal(r["curves"][(s, batch)]["labels"], labels) for r in runs for s in strategies):
+        for start, batch in task.settings:
+            zero_shot = np.array([r["zero_shot_ap"] for r in runs]) if start == "prompt" else None
+            curves = {s: [r["curves"][(start, s, batch)] for r in runs] for s in strategies}
+            labels = curves["random"][0]["labels"]
+            if not all(np.array_equal(c["labels"], labels) for s in strategies for c in curves[s]):
                 raise RuntimeError(f"{task.name}: curves on different label grids")
-            area = {s: np.array([log_area(labels, r["curves"][(s, batch)]["ap"]) for r in runs]) for s in strategies}
+            area = {s: np.array([log_area(labels, c["ap"]) for c in curves[s]]) for s in strategies}
             random_area = float(np.median(area["random"]))
             probe_area = float(np.median(probe))
             scale = probe_area - random_area
@@ -417,18 +529,20 @@ def summarise(results: list[dict], strategies: Sequence[str], budget: int = BUDG
             points = [i for i, n in enumerate(labels) if n in CURVE_POINTS or i == len(labels) - 1]
             result = {}
             for s in strategies:
-                ap = np.stack([r["curves"][(s, batch)]["ap"] for r in runs])
-                f1 = np.stack([r["curves"][(s, batch)]["f1"] for r in runs])
-                found = np.stack([r["curves"][(s, batch)]["found"] for r in runs])
-                to90 = [labels_to_target(labels, a, t) for a, t in zip(ap, target)]
+                ap = np.stack([c["ap"] for c in curves[s]])
+                f1 = np.stack([c["f1"] for c in curves[s]])
+                found = np.stack([c["found"] for c in curves[s]])
+                # 0 labels when the start alone (prompt or example head) already reaches the target
+                to90 = [0 if c["start_ap"] is not None and c["start_ap"] >= t else labels_to_target(labels, a, t)
+                        for c, a, t in zip(curves[s], ap, target)]
                 floor = None
                 if zero_shot is not None:
                     # share of seeds whose AP stays >= zero-shot - 0.02 after every refit
                     floor = float(np.mean((ap >= zero_shot[:, None] - 0.02).all(axis=1)))
                 extended = None
-                if len(runs[0]["curves"][(s, batch)]["ext_labels"]):
+                if len(curves[s][0]["ext_labels"]):
                     extended = [v if v is not None else labels_to_target(c["ext_labels"], c["ext_ap"], t)
-                                for v, c, t in zip(to90, (r["curves"][(s, batch)] for r in runs), target)]
+                                for v, c, t in zip(to90, curves[s], target)]
                 result[s] = {
                     "labels_to_90pct_ap": to90,
                     **({"labels_to_90pct_ap_extended": extended, "extended_budget": RANDOM_EXTEND_TO}
@@ -437,6 +551,7 @@ def summarise(results: list[dict], strategies: Sequence[str], budget: int = BUDG
                     "alc": np.round(area[s], 4).tolist(),
                     "final_ap": np.round(ap[:, -1], 4).tolist(),
                     "final_positives_found": found[:, -1].tolist(),
+                    "final_uniform_labels": [int(c["uniform"][-1]) for c in curves[s]],
                     "share_of_seeds_never_below_zero_shot": floor,
                     "curve": {"ap": _quartiles(ap[:, points]), "f1": _quartiles(f1[:, points]),
                               "positives_found": _quartiles(found[:, points])},
@@ -449,8 +564,9 @@ def summarise(results: list[dict], strategies: Sequence[str], budget: int = BUDG
                     "ap": np.round(zero_shot, 4).tolist(),
                 }
             entries.append({
-                "name": f"{task.name} b{batch}", "concept": task.concept, "modality": task.modality,
+                "name": entry_name(task, start, batch), "concept": task.concept, "modality": task.modality,
                 "dataset": task.dataset, "positive_classes": list(task.positives),
+                **({"positive_mailing_lists": list(task.lists)} if task.lists else {}),
                 "prevalence": round(float(np.mean([r["pool_positives"] / r["pool_size"] for r in runs])), 4),
                 "prevalence_setting": "natural" if task.prevalence is None else task.prevalence,
                 "noise": task.noise, "ratings": task.ratings, "batch_size": batch,
@@ -458,7 +574,7 @@ def summarise(results: list[dict], strategies: Sequence[str], budget: int = BUDG
                 "pool_positives": int(np.median([r["pool_positives"] for r in runs])),
                 "probe_ap": np.round(probe, 4).tolist(), "seeds": [r["seed"] for r in runs],
                 "curve_labels": [int(labels[i]) for i in points],
-                "start": "prompt" if task.modality == "text" else "one example item rated +1",
+                "start": start, **({"prompt": task.prompt} if start == "prompt" else {}),
                 "strategies": result,
             })
     return entries
@@ -475,24 +591,36 @@ def _median(values) -> float | None:
 
 # ---------------------------------------------------------------- reporting
 
+GOALS = ("normalised_alc_not_below_random", "rare_concepts_one_fifth_of_random_labels",
+         "typical_median_nalc_at_least_0.45", "refits_stay_above_zero_shot")
+
+
+def _median_nalc(entry: dict, strategy: str) -> float:
+    return float(np.median(entry["strategies"][strategy]["normalised_alc"]))
+
+
 def goals(entries: list[dict], default: str) -> dict:
-    """Check the three goals of the issue for the default strategy."""
+    """Check the issue's benchmark goals for `default` (goal 5, no row-order ranking, is a unit test)."""
     rare = []
     for e in entries:
         if e["prevalence_setting"] == 0.01 and e["noise"] == 0 and e["ratings"] == "hard":
             d = _median(e["strategies"][default]["labels_to_90pct_ap"])
             rs = e["strategies"]["random"]
             r = _median(rs.get("labels_to_90pct_ap_extended", rs["labels_to_90pct_ap"]))
-            ok = d is not None and (r is None or d <= r / 3.0)
+            # random past the extended budget: only RANDOM_EXTEND_TO is known, so compare with that
+            ok = d is not None and d <= (RANDOM_EXTEND_TO if r is None else r) / RARE_FRACTION
             rare.append({"task": e["name"], "default": d, "random": r, "met": ok})
-    area = [{"task": e["name"], "median_nalc": float(np.median(e["strategies"][default]["normalised_alc"])),
-             "met": float(np.median(e["strategies"][default]["normalised_alc"])) >= 0} for e in entries]
+    area = [{"task": e["name"], "median_nalc": _median_nalc(e, default), "met": _median_nalc(e, default) >= 0}
+            for e in entries]
+    typical = float(np.median([_median_nalc(e, default) for e in entries])) if entries else float("nan")
     floor = [{"task": e["name"], "share": e["strategies"][default]["share_of_seeds_never_below_zero_shot"],
               "met": e["strategies"][default]["share_of_seeds_never_below_zero_shot"] >= 0.95}
-             for e in entries if e["modality"] == "text"]
+             for e in entries if e["start"] == "prompt"]
     return {
-        "rare_concepts_one_third_of_random_labels": {"met": all(g["met"] for g in rare), "tasks": rare},
         "normalised_alc_not_below_random": {"met": all(g["met"] for g in area), "tasks": area},
+        # None: no 1% task among those run
+        "rare_concepts_one_fifth_of_random_labels": {"met": all(g["met"] for g in rare) if rare else None, "tasks": rare},
+        "typical_median_nalc_at_least_0.45": {"met": typical >= TYPICAL_NALC, "median_nalc": round(typical, 4)},
         # None: no task with a prompt among those run
         "refits_stay_above_zero_shot": {"met": all(g["met"] for g in floor) if floor else None, "tasks": floor},
     }
@@ -578,9 +706,9 @@ def plot(entries: list[dict], strategies: Sequence[str], path: Path, title: str)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     handles, names = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8, frameon=False)
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 2 * cols), fontsize=8, frameon=False)
     fig.suptitle(title + " (median, IQR band)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.07 * math.ceil(len(names) / (2 * cols)) / rows, 1, 0.97))
     fig.savefig(path, dpi=70)
     plt.close(fig)
 
@@ -592,12 +720,12 @@ def _reason(report: dict, default: str) -> str:
         return f"The backend's default `{default}` was not among the strategies run."
     mine = rec[default]
     others = [c for s, c in rec.items() if s != default]
-    rare = report["goals"]["rare_concepts_one_third_of_random_labels"]["tasks"]
+    rare = report["goals"]["rare_concepts_one_fifth_of_random_labels"]["tasks"]
     rare_text = "; ".join(f"{t['task']}: {_fmt_labels(t['default'])} vs {_fmt_random(t['random'])}" for t in rare)
     text = (f"`{default}` is the default selection strategy: over {len(report['seeds'])} seeds and "
-            f"{len(report['tasks'])} task/batch settings it meets {mine['goals_met']} of the 3 goals, with a median "
-            f"normalised area under the learning curve of {mine['median_nalc']:+.2f} (worst task "
-            f"{mine['worst_task_nalc']:+.2f}), against "
+            f"{len(report['tasks'])} task/start/batch settings it meets {mine['goals_met']} of the {len(GOALS)} "
+            f"benchmark goals, with a median normalised area under the learning curve of {mine['median_nalc']:+.2f} "
+            f"(worst task {mine['worst_task_nalc']:+.2f}), against "
             + ", ".join(f"`{c['strategy']}` {c['goals_met']} goals, {c['median_nalc']:+.2f} (worst {c['worst_task_nalc']:+.2f})"
                         for c in others)
             + ".")
@@ -609,19 +737,31 @@ def _reason(report: dict, default: str) -> str:
 def _goal_lines(report: dict) -> list[str]:
     """One line per goal of the issue, for the default strategy, with the tasks that miss it."""
     g = report["goals"]
-    rare = g["rare_concepts_one_third_of_random_labels"]
+    rare = g["rare_concepts_one_fifth_of_random_labels"]
     area = g["normalised_alc_not_below_random"]
+    typical = g["typical_median_nalc_at_least_0.45"]
     floor = g["refits_stay_above_zero_shot"]
-    verdict = {True: "met", False: "MISSED", None: "n/a (no task with a prompt)"}
+    verdict = {True: "met", False: "MISSED", None: "n/a (no such task run)"}
     missed_rare = [t["task"] for t in rare["tasks"] if not t["met"]]
     below = [f"{t['task']} ({t['median_nalc']:+.2f})" for t in area["tasks"] if not t["met"]]
+    below_floor = [f"{t['task']} ({t['share']:.0%} of seeds)" for t in floor.get("tasks", []) if not t["met"]]
     return [
-        f"- 1%-prevalence concepts reach 90% of the full-pool AP with <= 1/3 of random's labels: "
+        f"- 1. never worse than random: median normalised area >= 0 on every task, start and batch size: "
+        f"**{verdict[area['met']]}**" + (f" (below on: {', '.join(below)})" if below else ""),
+        f"- 2. 1%-prevalence concepts reach 90% of the full-pool AP with <= 1/{RARE_FRACTION} of random's labels: "
         f"**{verdict[rare['met']]}**" + (f" (not on: {', '.join(missed_rare)})" if missed_rare else ""),
-        f"- normalised area >= 0 (not worse than random) on every task: **{verdict[area['met']]}**"
-        + (f" (below on: {', '.join(below)})" if below else ""),
-        f"- with a prompt, every refit's AP >= zero-shot AP - 0.02 in >= 95% of seeds: **{verdict[floor['met']]}**",
+        f"- 3. median over tasks of the median normalised area >= +{TYPICAL_NALC:.2f}: "
+        f"**{verdict[typical['met']]}** ({typical['median_nalc']:+.2f})",
+        f"- 4. with a prompt, every refit's AP >= zero-shot AP - 0.02 in >= 95% of seeds: **{verdict[floor['met']]}**"
+        + (f" (not on: {', '.join(below_floor)})" if below_floor else ""),
+        "- 5. never ranks tied or flat scores by row order (selection, metrics, pre-annotations): "
+        "checked by unit tests, not by this benchmark",
     ]
+
+
+def _choices_lines(report: dict) -> list[str]:
+    """The hyperparameters of the default and its head, with the runs they were chosen on."""
+    return [f"- `{c['parameter']}` = {c['value']}: {c['how']}" for c in report.get("hyperparameters", [])]
 
 
 def readme_summary(report: dict) -> str:
@@ -631,12 +771,16 @@ def readme_summary(report: dict) -> str:
         _reason(report, report["default_strategy"]), "",
         f"Measured with `{report['command']}`: {len(report['seeds'])} seeds, {report['runtime_seconds'] / 60:.0f} min "
         f"on {report['cpu_count']} CPU cores"
-        f"{' (stopped early: only the seeds that finished every task)' if report['stopped_early'] else ''}. Cells: median labels to reach 90% of the AP of a head trained on the "
+        f"{' (stopped early: only the seeds that finished every task)' if report['stopped_early'] else ''}. "
+        "Starts: `prompt` (zero-shot head), `example` (one positive, not counted as a label), `cold` (nothing). "
+        "Cells: median labels to reach 90% of the AP of a head trained on the "
         "whole labeled pool ('>500': not within the 500-label budget) / median normalised area under the "
         "learning curve (random = 0, full-pool head = 1).", "",
         table(report["tasks"], strategies, report["default_strategy"], iqr=False), "",
         f"Goals for the default (`{report['default_strategy']}`):", "",
         *_goal_lines(report),
+        *(["", "Hyperparameters of the default and its head, and how they were chosen:", "", *_choices_lines(report)]
+          if report.get("hyperparameters") else []),
     ])
 
 
@@ -651,18 +795,22 @@ def markdown(report: dict, command: str, strategies: Sequence[str]) -> str:
         f"Wall time {report['runtime_seconds'] / 60:.1f} min on {report['cpu_count']} CPU cores "
         f"({report['workers']} worker processes; {report['cpu_seconds_in_jobs'] / 60:.0f} min of job time in all; "
         f"1-min load average {report['load_average_1min_before_after'][0]} before, "
-        f"{report['load_average_1min_before_after'][1]} after: the cores were shared), "
+        f"{report['load_average_1min_before_after'][1]} after), "
         f"{len(report['seeds'])} seeds{', QUICK mode' if report['quick'] else ''}"
         f"{', STOPPED EARLY: only the seeds that finished every task are reported' if report['stopped_early'] else ''}. "
-        f"Strategies are the backend's own (`ml_backend.core.strategies`), refit with its own recipe "
-        f"(`ml_backend.core.training.fit_head`, head {report['head_params']}); scored on the "
+        f"Strategies are the backend's own (`ml_backend.core.strategies`, selection settings "
+        f"{report.get('selection_params', {})}), refit with its own function "
+        f"(`ml_backend.core.training.refit`, head {report['head_params']}); scored on the "
         f"{report['evaluate_on']} split.",
         "",
-        "Cells: median labels to reach 90% of the full-pool probe's test AP ('>500': never within 500 labels "
-        "in at least half the seeds; on the clean 1% tasks random goes on past 500, in steps of "
-        f"{EXTEND_STEP}, up to {RANDOM_EXTEND_TO}) / median [IQR] normalised area under the AP-vs-log2(labels) "
-        "curve from the first batch to 500 labels (median random = 0, full-pool probe = 1). "
-        "zero_shot: the prompt's head alone, never refit (0 labels if it already reaches 90%).",
+        "Starts: " + "; ".join(f"`{START_TAGS[k]}`: {v}" for k, v in STARTS.items()) + ". Pool rows are in "
+        "import order, grouped by folder (spam corpus folder; Fashion-MNIST class).",
+        "",
+        "Cells: median labels to reach 90% of the full-pool probe's test AP (0: the start alone reaches it; "
+        "'>500': never within 500 labels in at least half the seeds; on the clean 1% tasks random goes on past "
+        f"500, in steps of {EXTEND_STEP}, up to {RANDOM_EXTEND_TO}) / median [IQR] normalised area under the "
+        "AP-vs-log2(labels) curve from the first batch to 500 labels (median random = 0, full-pool probe = 1). "
+        "zero_shot: the prompt's head alone, never refit.",
         "",
         table(report["tasks"], strategies, default),
         "",
@@ -675,25 +823,27 @@ def markdown(report: dict, command: str, strategies: Sequence[str]) -> str:
         "",
     ]
     # The README's goal lines, each followed here by its per-task evidence.
-    rare_line, area_line, floor_line = _goal_lines(report)
+    area_line, rare_line, typical_line, floor_line, ties_line = _goal_lines(report)
+    out.append(area_line)
     out.append(rare_line)
     out += [f"  - {t['task']}: {_fmt_labels(t['default'])} vs random {_fmt_random(t['random'])}"
-            f" ({'ok' if t['met'] else 'missed'})" for t in g["rare_concepts_one_third_of_random_labels"]["tasks"]]
-    out.append(area_line)
+            f" ({'ok' if t['met'] else 'missed'})" for t in g["rare_concepts_one_fifth_of_random_labels"]["tasks"]]
+    out.append(typical_line)
     out.append(floor_line)
     out += [f"  - {t['task']}: {t['share']:.0%} of seeds" for t in g["refits_stay_above_zero_shot"]["tasks"]]
+    out.append(ties_line)
+    if report.get("hyperparameters"):
+        out += ["", "## Hyperparameters and how they were chosen", "", *_choices_lines(report)]
     rec = report["recommendation"]
     out += ["", "## Default strategy", "", _reason(report, default), "",
             f"Rule ({rec['rule']}); the backend's default is `{default}`, the rule picks `{rec['choice']}`.", "",
-            "| strategy | goals met (of 3) | 1% labels | nALC >= 0 everywhere | above zero-shot | "
-            "median nALC over tasks | worst task's median nALC |",
-            "|---|---|---|---|---|---|---|"]
+            f"| strategy | goals met (of {len(GOALS)}) | nALC >= 0 everywhere | 1% labels <= 1/{RARE_FRACTION} random's | "
+            f"median nALC >= {TYPICAL_NALC} | above zero-shot | median nALC over tasks | worst task's median nALC |",
+            "|---|---|---|---|---|---|---|---|"]
     for c in rec["candidates"]:
-        g3 = c["goals"]
+        met = c["goals"]
         out.append(f"| {c['strategy']} | {c['goals_met']} | "
-                   + " | ".join({True: "met", False: "missed", None: "n/a"}[g3[k]] for k in (
-                       "rare_concepts_one_third_of_random_labels", "normalised_alc_not_below_random",
-                       "refits_stay_above_zero_shot"))
+                   + " | ".join({True: "met", False: "missed", None: "n/a"}[met[k]] for k in GOALS)
                    + f" | {c['median_nalc']:+.2f} | {c['worst_task_nalc']:+.2f} |")
     return "\n".join(out) + "\n"
 
@@ -701,8 +851,8 @@ def markdown(report: dict, command: str, strategies: Sequence[str]) -> str:
 def recommend(entries: list[dict], strategies: Sequence[str]) -> dict:
     """The strategy to make the backend's default, by a rule fixed before looking at the numbers.
 
-    Most of the issue's three goals met; ties broken by the higher median (over tasks) of the
-    per-task median normalised ALC. Random is the baseline, not a candidate.
+    Most of the issue's benchmark goals met; ties broken by the higher median (over tasks) of
+    the per-task median normalised ALC. Random is the baseline, not a candidate.
     """
     rows = []
     for s in strategies:
@@ -710,8 +860,8 @@ def recommend(entries: list[dict], strategies: Sequence[str]) -> dict:
             continue
         g = goals(entries, s)
         met = sum(bool(v["met"]) for v in g.values())
-        score = float(np.median([np.median(e["strategies"][s]["normalised_alc"]) for e in entries]))
-        worst = min(float(np.median(e["strategies"][s]["normalised_alc"])) for e in entries)
+        score = float(np.median([_median_nalc(e, s) for e in entries]))
+        worst = min(_median_nalc(e, s) for e in entries)
         rows.append({"strategy": s, "goals_met": met, "median_nalc": round(score, 4), "worst_task_nalc": round(worst, 4),
                      "goals": {k: v["met"] for k, v in g.items()}})
     rows.sort(key=lambda r: (-r["goals_met"], -r["median_nalc"]))
@@ -748,6 +898,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--evaluate-on", choices=("test", "validation"), default="test",
                         help="'validation': hold out 25%% of the pool and score there (tuning; test untouched)")
     parser.add_argument("--head", default="{}", help="HeadParams overrides as JSON (tuning)")
+    parser.add_argument("--selection", default="{}", help="SelectionParams overrides as JSON (tuning)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop after this long and report the seeds that finished every task")
     parser.add_argument("--from-raw", default=None,
@@ -778,12 +929,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
         n_seeds = args.seeds or (3 if args.quick else 20)
         seeds = list(range(args.first_seed, args.first_seed + n_seeds))
         params = HeadParams(**json.loads(args.head))
+        selection = SelectionParams(**json.loads(args.selection))
         print(f"label efficiency: {len(tasks)} tasks x {len(seeds)} seeds x {len(strategies)} strategies "
-              f"({', '.join(strategies)}), head {params.model_dump()}", flush=True)
+              f"({', '.join(strategies)}), head {params.model_dump()}, selection {selection.model_dump()}", flush=True)
         load_before = os.getloadavg()
         t0 = time.perf_counter()
         results = run_all(tasks, seeds, strategies, cache_dir, params, args.workers, args.evaluate_on,
-                          max_minutes=args.max_minutes, log=lambda m: print(m, flush=True))
+                          max_minutes=args.max_minutes, log=lambda m: print(m, flush=True), selection=selection)
         runtime = time.perf_counter() - t0
         command = "python -m benchmarks.label_efficiency" + (" --quick" if args.quick else "")
         if argv:
@@ -791,9 +943,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         meta = {
             "command": command, "quick": bool(args.quick), "evaluate_on": args.evaluate_on,
             "seeds_requested": seeds, "budget": BUDGET, "strategies": strategies, "head_params": params.model_dump(),
-            "spam_prompt": SPAM_PROMPT, "soft_ratings": f"sign * U{list(SOFT_RANGE)}", "noise_model": "each rating "
+            "selection_params": selection.model_dump(), "hyperparameters": list(HYPERPARAMETERS),
+            "starts": STARTS, "soft_ratings": f"sign * U{list(SOFT_RANGE)}", "noise_model": "each rating "
             "flipped independently with probability `noise`; the probe and the metrics use the clean labels",
-            "image_start": "one random pool positive rated +1 is the first label; the first batch adds k-1 picks",
             "runtime_seconds": round(runtime, 1), "workers": args.workers, "cpu_count": os.cpu_count(),
             "cpu_seconds_in_jobs": round(sum(r["seconds"] for r in results), 1),
             "load_average_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
@@ -802,12 +954,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
         with open(out / "label_efficiency_raw.pkl", "wb") as f:  # not committed (.gitignore): for --from-raw
             pickle.dump({"results": results, "tasks": tuple(tasks), "strategies": strategies, "meta": meta}, f)
 
+    # keys of the schema before per-task starts, kept for readers of older reports
+    meta = {"spam_prompt": SPAM_PROMPT, "image_start": STARTS["example"], **meta}
     default = DEFAULT_STRATEGY if DEFAULT_STRATEGY in strategies else strategies[-1]
     report = report_from(results, tasks, strategies, default, meta)
     (out / "label_efficiency.json").write_text(_compact_json(report) + "\n")
     entries = report["tasks"]
     if not args.no_plots:
-        groups = {"b10": [e for e in entries if e["batch_size"] == 10 and not e["noise"] and e["ratings"] == "hard"],
+        clean = [e for e in entries if not e["noise"] and e["ratings"] == "hard"]
+        groups = {"b10": [e for e in clean if e["batch_size"] == 10 and e["start"] != "none"],
+                  "cold": [e for e in clean if e["start"] == "none"],
                   "b25": [e for e in entries if e["batch_size"] == 25],
                   "noisy_soft": [e for e in entries if e["noise"] or e["ratings"] == "soft"]}
         for tag, group in groups.items():

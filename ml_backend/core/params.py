@@ -20,9 +20,8 @@ class HeadParams(BaseModel):
     # inf or NaN passes gt/le checks in some places and makes every refit fail: refused outright.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    l2: float = Field(1.0, gt=0, le=1e6, description="L2 pull of the learned part of W towards 0")
+    l2: float = Field(0.3, gt=0, le=1e6, description="L2 pull of the learned part of W towards 0")
     prior_l2: float = Field(1.0, gt=0, le=1e6, description="pull of the prompt's weight towards its zero-shot value")
-    learning_rate: float = Field(1.0, gt=0, le=10, description="L-BFGS step size")
     max_iter: int = Field(100, ge=1, le=10_000, description="L-BFGS iterations per refit")
     background_samples: int = Field(
         200, ge=0, le=100_000, description="unrated pool items added as weak negatives at each refit"
@@ -58,6 +57,28 @@ class EvaluationParams(BaseModel):
         True, description="append a short summary of the evaluation to the next-batch tab's title in Label Studio")
 
 
+class SelectionParams(BaseModel):
+    """How the adaptive strategy picks a batch (see `core.strategies.adaptive`); other strategies ignore it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    uniform_share: float = Field(
+        0.1, ge=0, le=1,
+        description="share of every batch drawn uniformly at random from all unseen tasks, whatever the head says "
+        "(at least one pick per batch when > 0): exploration, and an unbiased sample of the pool",
+    )
+    positive_balance: float = Field(
+        0.5, gt=0, le=1,
+        description="while positives are under this share of the ratings, part of each batch goes to the "
+        "highest-scored tasks (the deficit's share); above it, all to the boundary",
+    )
+    clusters: int = Field(
+        100, ge=1, le=1000,
+        description="k-means clusters of the pool; before the head has any signal, picks go one per "
+        "least-rated cluster",
+    )
+
+
 class ProjectParams(BaseModel):
     """What a project admin can set per project (ML backend 'extra params' or a config file)."""
 
@@ -76,6 +97,7 @@ class ProjectParams(BaseModel):
     )
     head: HeadParams = Field(default_factory=HeadParams)
     evaluation: EvaluationParams = Field(default_factory=EvaluationParams)
+    selection: SelectionParams = Field(default_factory=SelectionParams)
 
     @field_validator("prompt")
     @classmethod
@@ -91,7 +113,7 @@ class ProjectParams(BaseModel):
 
     @classmethod
     def parse(cls, *layers: Mapping[str, Any] | str | None) -> "ProjectParams":
-        """Merge parameter layers (later wins; `head` and `evaluation` merged key by key) and validate.
+        """Merge parameter layers (later wins; `head`, `selection` and `evaluation` merged key by key) and validate.
 
         A layer may be a dict, a JSON string (as typed into Label Studio's extra params
         box) or None. Raises `ConfigError` with every problem listed.
@@ -102,6 +124,9 @@ class ProjectParams(BaseModel):
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"invalid project parameters: {problems}") from None
+
+
+NESTED = ("head", "selection", "evaluation")  # groups merged key by key across layers
 
 
 def merge_params(*layers: Mapping[str, Any] | str | None) -> dict[str, Any]:
@@ -120,9 +145,6 @@ def merge_params(*layers: Mapping[str, Any] | str | None) -> dict[str, Any]:
         merged.update(values)
         merged.update({key: value for key, value in nested.items() if value})
     return merged
-
-
-NESTED = ("head", "evaluation")  # groups merged key by key across layers
 
 
 def _as_mapping(layer: Mapping[str, Any] | str | None) -> dict[str, Any]:

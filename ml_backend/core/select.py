@@ -1,8 +1,9 @@
 """Select: the next batch, k unseen tasks chosen by the project's strategy.
 
 Strategies (`core.strategies`) pick rows of the pool (the store's vectors, with the
-tasks annotators have seen masked out, as the ledger records them); the batch is
-returned highest score first, the order annotators label it in.
+tasks annotators have seen masked out, as the ledger records them, and the current
+ratings, which adaptive strategies react to); the batch is returned highest score
+first, the order annotators label it in.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from .audit_log import AuditLog
+from .ledger import Ledger
 from .params import ProjectParams
 from .refit import HeadVersion
 from .strategies import Pool, RandomStrategy, make_strategy
@@ -24,35 +26,64 @@ class ScoredTask:
     score: float
 
 
+@dataclass(frozen=True)
+class UniformTaskDraw:
+    """The tasks of a batch drawn uniformly at random from all `n_available` unseen tasks
+    (each unseen task had probability len(task_ids) / n_available), independent of the head."""
+
+    task_ids: list[int]
+    n_available: int
+
+
 class BatchSelection:
-    """The select step of `ActiveLoop` (a mixin: the loop holds `project` and `params`, and gives
-    `pool` and `current_head`)."""
+    """The select step of `ActiveLoop` (a mixin: the loop holds `project`, `params` and `ledger`,
+    and gives `pool` and `current_head`)."""
 
     project: int
     params: ProjectParams
+    ledger: Ledger
     pool: Callable[..., tuple[list[str], Pool]]
     current_head: Callable[[], HeadVersion | None]
     audit: AuditLog | None
+    # The last batch's uniform draws (None before any batch, or when the strategy made none
+    # or the audit log kept an earlier draw's tasks in their place).
+    last_uniform_draw: UniformTaskDraw | None = None
 
     def select_batch(self, k: int | None = None) -> list[ScoredTask]:
         """The next k unseen tasks chosen by the project's strategy, highest score first.
 
-        Without a head, strategies that need one fall back to random selection. With an
+        Without a head, strategies that need one fall back to random selection. Tasks
+        with equal scores keep the strategy's pick order, never row (import) order.
+        `last_uniform_draw` then says which of them were drawn uniformly at random from
+        all unseen tasks, and from how many (None: no such draw is in the batch). With an
         audit log, the strategy's uniform draw is recorded, or an earlier draw still waiting
         for ratings is kept in the batch instead (`AuditLog.keep_sample`).
         """
         ids, pool = self.pool()
+        self.last_uniform_draw = None
         if not pool.available.any():
             return []
         current = self.current_head()
-        strategy = make_strategy(self.params.strategy)
+        strategy = make_strategy(self.params.strategy, self.params.selection)
         if current is None and strategy.requires_head:
             strategy = RandomStrategy()
         rng = np.random.default_rng([self.project, current.version if current else 0, int(pool.available.sum())])
+        pool = self._with_ratings(ids, pool)
         rows = strategy.select(current.head if current else None, pool, k or self.params.batch_size, rng)
         if self.audit is not None:
             rows = self.audit.keep_sample(self.project, np.asarray(ids, dtype=np.int64), pool.available, rows, strategy,
                                           k or self.params.batch_size, current.version if current else 0)
         scores = current.head.predict_proba(pool.vectors[rows]) if current else np.zeros(len(rows), np.float32)
         order = np.argsort(-scores, kind="stable")
+        if strategy.last_draw is not None and np.isin(strategy.last_draw.rows, rows).all():
+            drawn = [int(ids[r]) for r in strategy.last_draw.rows]
+            self.last_uniform_draw = UniformTaskDraw(drawn, strategy.last_draw.n_available)
         return [ScoredTask(int(ids[rows[i]]), float(scores[i])) for i in order]
+
+    def _with_ratings(self, ids: list[str], pool: Pool) -> Pool:
+        """`pool` plus the rows and targets of the current ratings (what adaptive strategies react to)."""
+        ratings = self.ledger.ratings(self.project)
+        row_of = {task_id: row for row, task_id in enumerate(ids)}
+        rated = [(row_of[str(t)], target) for t, target in ratings.items() if str(t) in row_of]
+        rows = np.array([r for r, _ in rated], dtype=np.int64)
+        return Pool(pool.vectors, pool.available, rows, np.array([t for _, t in rated], dtype=np.float64))

@@ -29,6 +29,7 @@ def fit_head(
     params: HeadParams,
     prior: Prior | None = None,
     background: np.ndarray | None = None,
+    init: LinearHead | None = None,
 ) -> LinearHead:
     """Fit a head on rated vectors (n, d) with targets (n,) in [-1, 1].
 
@@ -49,5 +50,27 @@ def fit_head(
         y_parts.append(-np.ones(len(background)))
         total = max(params.background_weight * max(len(y_rated), 1), params.background_min_weight)
         w_parts.append(np.full(len(background), total / len(background)))
-    head = LinearHead(l2=params.l2, prior_l2=params.prior_l2, learning_rate=params.learning_rate, max_iter=params.max_iter)
-    return head.fit(np.concatenate(X_parts), np.concatenate(y_parts), sample_weight=np.concatenate(w_parts), prior=prior)
+    head = LinearHead(l2=params.l2, prior_l2=params.prior_l2, max_iter=params.max_iter)
+    return head.fit(np.concatenate(X_parts), np.concatenate(y_parts), sample_weight=np.concatenate(w_parts), prior=prior,
+                    init=init)
+
+
+def refit(
+    X_rated: np.ndarray,
+    y_rated: np.ndarray,
+    pool_vectors: np.ndarray,
+    unrated: np.ndarray,
+    params: HeadParams,
+    rng: np.random.Generator,
+    prior: Prior | None = None,
+    init: LinearHead | None = None,
+) -> LinearHead:
+    """One refit of the loop, as the backend and the benchmarks both run it.
+
+    X_rated (n, d) / y_rated (n,): every current rating. `pool_vectors` (N, d) and the
+    bool mask `unrated` (N,): the rows the background negatives are drawn from (a fresh
+    sample of `background_samples` at every refit, by `rng`). `init`: the previous head,
+    to start the solver from (same optimum, fewer iterations).
+    """
+    rows = sample_background(np.flatnonzero(unrated), params.background_samples, rng)
+    return fit_head(X_rated, y_rated, params, prior=prior, background=pool_vectors[rows], init=init)

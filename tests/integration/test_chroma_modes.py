@@ -105,7 +105,7 @@ def test_the_loop_runs_and_resumes_on_either_chroma(chroma_mode, collection_name
 
     def open_loop(ledger: Ledger) -> ActiveLoop:
         store = VectorStore(chroma_mode.client(), collection_name, embedder.model_id)
-        params = ProjectParams.parse({"prompt": "a red square", "batch_size": 5})
+        params = ProjectParams.parse({"prompt": "a red square", "batch_size": 5, "strategy": "nearest"})
         return ActiveLoop(1, params, ledger, store, embedder, loader, fetch_workers=2)
 
     ledger = Ledger(tmp_path / "ledger.sqlite")
@@ -165,7 +165,8 @@ def test_chroma_keeps_every_vector_exactly_with_the_small_hnsw_graph(chroma_mode
     # Chroma's cosine space re-normalises what it stores: equal up to float32 rounding.
     np.testing.assert_allclose(reopened.vectors(kept), X[kept], rtol=0, atol=1e-6)
     assert mirror_seen(reopened) == {str(t) for t in seen}
-    head = LinearHead.from_weights(X[0] + X[1], 0.0)
+    w = X[0] + 0.5 * X[1]  # not X[0] + X[1]: rows 0 and 1 would tie exactly, and ties go at random
+    head = LinearHead.from_weights(w, 0.0)
     mask = np.array([t in seen for t in kept])
-    expected = [kept[r] for r in exact_top_k(X[kept], X[kept] @ (X[0] + X[1]), mask, K)]
+    expected = [kept[r] for r in exact_top_k(X[kept], X[kept] @ w, mask, K)]
     assert selected_ids(reopened, NearestStrategy(), head) == expected

@@ -9,9 +9,10 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from benchmarks.label_efficiency import (
-    FULL_TASKS, Task, _compact_json, _median, average_precision, complete_seeds, f1_at_threshold, labels_to_target,
-    log_area,
+    FULL_TASKS, QUICK_TASKS, Split, Task, _compact_json, _median, average_precision, complete_seeds, f1_at_threshold,
+    labels_to_target, log_area, simulate,
 )
+from ml_backend.core.params import HeadParams, SelectionParams
 
 
 def test_average_precision_matches_sklearn_without_ties():
@@ -53,14 +54,54 @@ def test_complete_seeds_drops_seeds_that_did_not_finish_every_task():
 
 
 def test_protocol_covers_the_issue():
-    """Both modalities at natural, 5% and 1% prevalence with batches 10 and 25, plus noisy and soft runs."""
+    """Both modalities at natural, 5% and 1% prevalence with batches 10 and 25, plus noisy and soft runs;
+    a cold start for every task; a concept of several kinds per modality."""
     clean = [t for t in FULL_TASKS if not t.noise and t.ratings == "hard"]
     for modality in ("text", "image"):
         for prevalence in (None, 0.05, 0.01):
             assert any(t.modality == modality and t.prevalence == prevalence and set(t.batch_sizes) == {10, 25}
                        for t in clean), (modality, prevalence)
+        assert any(t.modality == modality and "mixed" in t.concept and t.prevalence == 0.01 for t in clean), modality
     assert any(t.noise == 0.1 for t in FULL_TASKS) and any(t.ratings == "soft" for t in FULL_TASKS)
     assert len({t.name for t in FULL_TASKS}) == len(FULL_TASKS)
+    for task in FULL_TASKS + QUICK_TASKS:
+        starts = {start for start, _ in task.settings}
+        assert "none" in starts and starts & {"prompt", "example"}, task.name
+        assert ("prompt" in starts) == (task.prompt is not None)
+
+
+def toy_split(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 8))
+    X[:30] += 3.0  # the concept: 10%
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    y = np.arange(n) < 30
+    return Split(X, y, np.where(y, 1.0, -1.0), X, y)
+
+
+@pytest.mark.parametrize("example", [None, 3])
+def test_the_example_item_is_not_counted_as_a_label(example):
+    """Labels count annotator ratings: with an example, the first point is still one batch."""
+    curve = simulate(toy_split(), "adaptive", 10, 0, HeadParams(), SelectionParams(), None, example, budget=40)
+    assert curve["labels"].tolist() == [10, 20, 30, 40]
+    assert (curve["start_ap"] is None) == (example is None)
+
+
+def test_uniform_draws_are_counted_like_any_other_label():
+    curve = simulate(toy_split(), "adaptive", 10, 0, HeadParams(), SelectionParams(uniform_share=0.2), None, 3,
+                     budget=40)
+    assert curve["uniform"].tolist() == [2, 4, 6, 8] and curve["labels"][-1] == 40
+
+
+def test_the_benchmark_refits_with_the_backends_own_function():
+    """One refit function for the loop and the benchmark (issue 13)."""
+    import benchmarks.label_efficiency as benchmark
+    import ml_backend.core.refit as loop_refit
+    import ml_backend.core.select as loop_select
+    from ml_backend.core import training
+
+    assert benchmark.refit is training.refit and loop_refit.refit is training.refit
+    assert benchmark.make_strategy is loop_select.make_strategy
 
 
 def test_compact_json_round_trips_and_puts_plain_lists_on_one_line():

@@ -256,7 +256,10 @@ def test_scores_are_probabilities_of_embedded_tasks_only(embedded):
 # -- selection ---------------------------------------------------------------------------------
 
 
-def test_select_batch_is_the_top_k_unseen_by_score(embedded):
+def test_select_batch_is_the_top_k_unseen_by_score(files):
+    embedded = files.loop({**PROMPT, "batch_size": 4, "strategy": "nearest"})
+    add_tasks(embedded, tasks(*range(1, 13)))
+    embedded.embed_pending()
     head = embedded.refit_if_needed().head
     rate(embedded, 100, 1, 1.0)
     rate(embedded, 101, 2, None)
@@ -290,6 +293,28 @@ def test_select_batch_without_a_head_falls_back_to_random(files):
     assert len(set(ids)) == 3 and 1 not in ids and set(ids) <= set(range(2, 9))
     assert all(t.score == 0.0 for t in batch)
     assert [t.task_id for t in loop.select_batch()] == ids  # seeded: stable between calls
+
+
+def test_select_batch_reports_the_uniform_draws_of_the_default_strategy(files):
+    """The adaptive default draws a share of each batch uniformly from all unseen tasks; the
+    loop says which tasks and out of how many, for estimates that need known probabilities."""
+    loop = files.loop({**PROMPT, "batch_size": 5, "selection": {"uniform_share": 0.4}})
+    add_tasks(loop, tasks(*range(1, 13)))
+    loop.embed_pending()
+    loop.refit_if_needed()
+    rate(loop, 100, 1, 1.0)
+    batch = [t.task_id for t in loop.select_batch()]
+    draw = loop.last_uniform_draw
+    assert len(batch) == 5 and len(draw.task_ids) == 2 and set(draw.task_ids) <= set(batch)
+    assert draw.n_available == 11  # every unseen task
+
+
+def test_select_batch_with_a_strategy_without_uniform_draws_reports_none(files):
+    loop = files.loop({**PROMPT, "strategy": "nearest"})
+    add_tasks(loop, tasks(1, 2, 3))
+    loop.embed_pending()
+    loop.refit_if_needed()
+    assert loop.select_batch() and loop.last_uniform_draw is None
 
 
 def test_uncertainty_strategy_picks_scores_nearest_one_half(files):

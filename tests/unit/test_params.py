@@ -52,7 +52,7 @@ def test_every_problem_is_listed():
 
 
 def test_unknown_strategy_names_the_choices():
-    with pytest.raises(ConfigError, match=r"unknown strategy 'best'.*\['hybrid', 'nearest', 'random', 'uncertainty'\]"):
+    with pytest.raises(ConfigError, match=r"unknown strategy 'best'.*\['adaptive', 'hybrid', 'nearest', 'random', 'uncertainty'\]"):
         ProjectParams.parse({"strategy": "best"})
 
 

@@ -179,7 +179,7 @@ def test_mirror_top_k_is_exact_and_chroma_recall_is_reported(store, chroma, rng,
     query = unit_rows(rng.normal(size=(1, 16)))[0]
 
     ids, pool = store.pool()
-    picked = {ids[r] for r in top_k(pool.vectors @ query, pool.available, k)}
+    picked = {ids[r] for r in top_k(pool.vectors @ query, pool.available, k, np.random.default_rng(0))}
     scores = vectors @ query
     brute = {str(i) for i in sorted(np.flatnonzero(~seen), key=lambda i: -scores[i])[:k]}
     assert picked == brute

@@ -33,7 +33,7 @@ def pool_and_head():
 
 
 def brute_force_order(priority: np.ndarray, available: np.ndarray) -> np.ndarray:
-    """All available rows sorted by priority descending, ties by lower index."""
+    """All available rows sorted by priority descending (the fixtures' priorities have no ties)."""
     rows = np.flatnonzero(available)
     return np.array(sorted(rows, key=lambda r: (-priority[r], r)), dtype=np.int64)
 
@@ -148,23 +148,41 @@ class TestRandom(StrategyContract):
         ([0.1, 0.9, 0.5, 0.7], [True, True, True, True], 2, [1, 3]),
         ([0.1, 0.9, 0.5, 0.7], [True, False, True, True], 2, [3, 2]),
         ([0.1, 0.9, 0.5, 0.7], [True, True, True, True], 10, [1, 3, 2, 0]),
-        ([0.5, 0.5, 0.5, 0.5], [True, True, True, True], 4, [0, 1, 2, 3]),   # all tied: by index
-        ([0.2, 0.5, 0.9, 0.5], [True, True, True, True], 3, [2, 1, 3]),      # tie inside the result
         ([1.0, 2.0], [False, False], 1, []),
         ([], [], 3, []),
     ],
 )
 def test_top_k(priority, available, k, expected):
-    rows = top_k(np.array(priority, np.float32), np.array(available, bool), k)
+    rows = top_k(np.array(priority, np.float32), np.array(available, bool), k, np.random.default_rng(0))
     assert rows.tolist() == expected
 
 
-def test_top_k_breaks_ties_at_the_boundary_by_lower_index():
-    """16 rows tie at the top value and k = 10: the 10 lowest of them must be chosen (top_k picks row 49, not 32)."""
+def test_top_k_breaks_ties_at_random_not_by_row_order():
+    """Rows usually sit in import order (grouped by folder): a tie must not fall to the lowest rows."""
     priority = np.random.default_rng(3).integers(0, 3, size=50).astype(np.float32)
     available = np.ones(50, dtype=bool)
-    assert (priority == priority.max()).sum() > 10
-    np.testing.assert_array_equal(top_k(priority, available, 10), brute_force_order(priority, available)[:10])
+    top = np.flatnonzero(priority == priority.max())
+    assert len(top) > 10
+    picked = [top_k(priority, available, 10, np.random.default_rng(seed)) for seed in range(200)]
+    assert all(set(rows.tolist()) <= set(top.tolist()) for rows in picked)  # still exactly the top value
+    counts = Counter(r for rows in picked for r in rows.tolist())
+    assert set(counts) == set(top.tolist())  # every tied row is picked sometimes
+    expected = 200 * 10 / len(top)
+    assert all(0.6 * expected <= c <= 1.4 * expected for c in counts.values()), counts
+
+
+def test_top_k_orders_ties_inside_the_result_at_random():
+    priority = np.array([0.2, 0.5, 0.9, 0.5], np.float32)
+    orders = {tuple(top_k(priority, np.ones(4, bool), 3, np.random.default_rng(s)).tolist()) for s in range(50)}
+    assert orders == {(2, 1, 3), (2, 3, 1)}
+
+
+def test_top_k_of_a_flat_priority_is_a_uniform_draw():
+    """All tied (a head with no signal): every row is equally likely to come first."""
+    flat = np.zeros(20, np.float32)
+    firsts = Counter(int(top_k(flat, np.ones(20, bool), 3, np.random.default_rng(s))[0]) for s in range(2000))
+    assert set(firsts) == set(range(20))
+    assert all(60 <= c <= 140 for c in firsts.values()), firsts  # 100 expected, sd ~10
 
 
 def test_pool_rejects_a_mask_of_the_wrong_length():
@@ -173,7 +191,7 @@ def test_pool_rejects_a_mask_of_the_wrong_length():
 
 
 def test_registry():
-    assert set(STRATEGIES) == {"nearest", "uncertainty", "random", "hybrid"}
+    assert set(STRATEGIES) == {"adaptive", "nearest", "uncertainty", "random", "hybrid"}
     for name, cls in STRATEGIES.items():
         assert type(make_strategy(name)) is cls
     assert NearestStrategy.requires_head and UncertaintyStrategy.requires_head

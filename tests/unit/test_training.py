@@ -96,8 +96,8 @@ def test_fit_head_passes_the_prior_and_its_penalty(data):
 
 def test_hyperparameters_reach_the_head(data):
     _, X, _, y = data
-    head = fit_head(X[:20], y[:20], HeadParams(l2=2.5, prior_l2=4.0, learning_rate=0.5, max_iter=7))
-    assert (head.l2, head.prior_l2, head.learning_rate, head.max_iter) == (2.5, 4.0, 0.5, 7)
+    head = fit_head(X[:20], y[:20], HeadParams(l2=2.5, prior_l2=4.0, max_iter=7))
+    assert (head.l2, head.prior_l2, head.max_iter) == (2.5, 4.0, 7)
     assert head.n_iter_ <= 7
 
 

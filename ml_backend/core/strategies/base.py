@@ -3,57 +3,111 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..head import LinearHead
 
+if TYPE_CHECKING:
+    from ..params import SelectionParams
+
 
 @dataclass(frozen=True)
 class Pool:
-    """Candidate rows for selection.
+    """Candidate rows for selection, and what annotators said about rows of it.
 
     vectors : (n, d) float32, unit-norm rows (the whole store; not copied per query).
     available : (n,) bool, True where a row may be selected (embedded and unseen).
+    rated : (m,) int row indices that have a rating (empty: none, or not known).
+    targets : (m,) float ratings of those rows, in [-1, 1] (> 0: a positive).
     """
 
     vectors: np.ndarray
     available: np.ndarray
+    rated: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    targets: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
 
     def __post_init__(self) -> None:
         if self.available.shape != (self.vectors.shape[0],):
             raise ValueError(f"available mask {self.available.shape} does not match {self.vectors.shape[0]} rows")
+        if np.shape(self.rated) != np.shape(self.targets):
+            raise ValueError(f"{np.size(self.rated)} rated rows but {np.size(self.targets)} targets")
+
+
+@dataclass(frozen=True)
+class UniformDraw:
+    """The picks of one selection drawn uniformly at random, without replacement, from all available rows.
+
+    rows : the row indices so drawn (a subset of the selection).
+    n_available : how many rows they were drawn from, so each available row had
+        probability len(rows) / n_available of being drawn, whatever the head says.
+    """
+
+    rows: np.ndarray
+    n_available: int
+
+    @property
+    def inclusion_probability(self) -> float:
+        return len(self.rows) / self.n_available if self.n_available else 0.0
 
 
 class Strategy(ABC):
-    """Selects up to k available rows. Hyperparameters go in __init__, logic in `select`."""
+    """Selects up to k available rows. Hyperparameters go in __init__, logic in `select`.
+
+    After each `select`, `last_draw` tells which picks were uniform draws from all
+    available rows (None: the strategy made no such draw), in the manner of
+    small-text's `ScoringMixin.last_scores`.
+    """
 
     #: False when the strategy works without a fitted head (the loop falls back to such one).
     requires_head = True
+    last_draw: UniformDraw | None = None
+
+    @classmethod
+    def from_params(cls, settings: "SelectionParams | None") -> "Strategy":
+        """The strategy with a project's selection settings (strategies without settings ignore them)."""
+        return cls()
 
     @abstractmethod
     def select(self, head: LinearHead | None, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:
         """Return up to k distinct row indices of available rows, most wanted first."""
 
 
-def top_k(priority: np.ndarray, available: np.ndarray, k: int) -> np.ndarray:
+# A logit spread (max - min over the available rows) below this carries no ranking: a head
+# fitted on negatives alone spreads ~1e-6, any head with a positive or a prompt spreads > 0.1.
+FLAT_SPREAD = 1e-3
+
+
+def informative_logits(head: LinearHead, pool: Pool) -> np.ndarray | None:
+    """The head's logits (n,) float64 for the pool's rows, or None when they are flat over the
+    available rows (no positive and no prompt yet): then any ranking is noise, and a pick by
+    it would follow whatever the noise or the row order favours."""
+    logits = head.decision_function(pool.vectors)
+    spread = np.ptp(logits[pool.available]) if pool.available.any() else 0.0
+    return logits if spread >= FLAT_SPREAD else None
+
+
+def top_k(priority: np.ndarray, available: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of the k available rows with the highest `priority`, highest first.
 
-    Exact (a masked argpartition), ties broken by lower row index so results are stable.
+    Exact (a masked argpartition). Ties are broken at random by `rng`, never by row
+    index: rows are usually in import order, often grouped by folder or class, so an
+    index tie-break on a flat head would walk the pool in that order.
     """
     candidates = np.flatnonzero(available)
     k = min(k, len(candidates))
     if k == 0:
         return np.empty(0, dtype=np.int64)
-    values = priority[candidates]
+    values = np.asarray(priority)[candidates]
     if k < len(candidates):
         # argpartition alone picks arbitrary rows among ties at the k-th value; keep the
-        # rows strictly above it, then the lowest-index rows equal to it.
+        # rows strictly above it, then a random subset of the rows equal to it.
         kth = np.partition(values, len(values) - k)[len(values) - k]
-        above = values > kth
-        tied = np.flatnonzero(values == kth)[: k - int(above.sum())]
-        keep = np.concatenate([np.flatnonzero(above), tied])
+        above = np.flatnonzero(values > kth)
+        tied = np.flatnonzero(values == kth)
+        keep = np.concatenate([above, rng.choice(tied, size=k - len(above), replace=False)])
         candidates, values = candidates[keep], values[keep]
-    order = np.lexsort((candidates, -values))
+    order = np.lexsort((rng.random(len(candidates)), -values))
     return candidates[order]

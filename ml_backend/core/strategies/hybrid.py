@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from .base import Pool, Strategy, top_k
-from .simple import _require
+from .base import Pool, Strategy, informative_logits, top_k
+from .simple import _require, uniform_draw
 
 
 def spread_out(order: np.ndarray, vectors: np.ndarray, k: int, max_similarity: float | None,
@@ -69,17 +69,21 @@ class HybridStrategy(Strategy):
         return n_top, k - n_top - n_random, n_random
 
     def select(self, head, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:
-        logits = _require(head).decision_function(pool.vectors).astype(np.float64)
+        logits = informative_logits(_require(head), pool)
+        if logits is None:  # a flat head ranks nothing
+            return uniform_draw(pool, k, rng)
         available = pool.available.copy()
         k = min(k, int(available.sum()))
         if k <= 0:
             return np.empty(0, dtype=np.int64)
         n_top, n_boundary, n_random = self.composition(k)
         depth = k * self.candidates if self.max_similarity is not None else k
-        top = spread_out(top_k(logits, available, max(depth, n_top)), pool.vectors, n_top, self.max_similarity)
+        none = np.empty(0, dtype=np.int64)
+        top = spread_out(top_k(logits, available, max(depth, n_top), rng), pool.vectors, n_top,
+                         self.max_similarity) if n_top else none
         available[top] = False
-        boundary_order = top_k(-np.abs(logits), available, max(depth, n_boundary))
-        boundary = spread_out(boundary_order, pool.vectors, n_boundary, self.max_similarity, exclude=top)
+        boundary = spread_out(top_k(-np.abs(logits), available, max(depth, n_boundary), rng), pool.vectors,
+                              n_boundary, self.max_similarity, exclude=top) if n_boundary else none
         available[boundary] = False
         explore = rng.permutation(np.flatnonzero(available))[:n_random]
         return np.concatenate([top, boundary, explore]).astype(np.int64)

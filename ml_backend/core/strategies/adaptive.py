@@ -1,0 +1,182 @@
+"""The adaptive default: a uniform share, then positives or the boundary as the ratings call for.
+
+Each batch of k is made of three kinds of picks:
+
+1. **Uniform picks**: round(`uniform_share` * k), at least one, drawn uniformly at random
+   from all available rows before anything else and whatever the head says. They are the
+   strategy's exploration (a concept's other kinds of positives are found by picks the head
+   does not point at), and an unbiased sample of the pool: `last_draw` reports them and how
+   many rows they were drawn from.
+2. While the head has **no signal** (no head yet, or a flat one: no positive and no prompt),
+   the rest is spread over the pool's k-means clusters: one random row from each of the
+   clusters with the fewest ratings. A rare concept that forms its own region of the
+   embedding space is found after about as many labels as there are clusters, not after
+   1 / prevalence (TypiClust and ProbCover pick typical, diverse items for the same reason).
+3. Once the head has signal, the rest is split between the **top** of the head (positives
+   first: on rare concepts they are what the ratings lack) and the **boundary** (logits
+   closest to 0: on common concepts positives come cheaply and the boundary is what is
+   left to learn). The split follows the ratings: while positives are under
+   `positive_balance` of the ratings, the top gets the deficit's share of the picks; once
+   they reach it, every pick goes to the boundary.
+
+Ties are broken at random (`top_k`), never by row order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.cluster.vq
+
+from .base import Pool, Strategy, UniformDraw, informative_logits, top_k
+
+if TYPE_CHECKING:
+    from ..params import SelectionParams
+
+_CLUSTER_CACHE: OrderedDict = OrderedDict()
+_CACHED_POOLS = 4
+
+
+class AdaptiveStrategy(Strategy):
+    """Uniform picks, then cluster coverage (no signal yet) or top and boundary picks balanced by the ratings.
+
+    Parameters
+    ----------
+    uniform_share : share of each batch drawn uniformly at random from all available rows
+        (at least one pick per batch when > 0; 0 turns them off).
+    positive_balance : share of positives among the ratings below which top picks are made.
+    clusters : k-means clusters the pool is split into for the picks made without signal.
+    """
+
+    requires_head = False
+
+    def __init__(self, uniform_share: float = 0.1, positive_balance: float = 0.5, clusters: int = 100):
+        if not 0.0 <= uniform_share <= 1.0:
+            raise ValueError(f"uniform_share must lie in [0, 1], got {uniform_share}")
+        if not 0.0 < positive_balance <= 1.0:
+            raise ValueError(f"positive_balance must lie in (0, 1], got {positive_balance}")
+        if clusters < 1:
+            raise ValueError(f"clusters must be at least 1, got {clusters}")
+        self.uniform_share = uniform_share
+        self.positive_balance = positive_balance
+        self.clusters = clusters
+
+    @classmethod
+    def from_params(cls, settings: "SelectionParams | None") -> "AdaptiveStrategy":
+        if settings is None:
+            return cls()
+        return cls(uniform_share=settings.uniform_share, positive_balance=settings.positive_balance,
+                   clusters=settings.clusters)
+
+    def n_uniform(self, k: int) -> int:
+        """Uniform picks in a batch of k: round(uniform_share * k), at least one when the share is > 0."""
+        if k <= 0 or self.uniform_share <= 0:
+            return 0
+        return min(k, max(1, math.floor(self.uniform_share * k + 0.5)))
+
+    def n_top(self, rest: int, targets: np.ndarray) -> int:
+        """Top picks among `rest` non-uniform picks, given the ratings so far (targets > 0: positives)."""
+        positive_share = float(np.mean(targets > 0)) if len(targets) else 0.0
+        deficit = max(0.0, self.positive_balance - positive_share) / self.positive_balance
+        return min(rest, math.ceil(rest * deficit - 1e-9))
+
+    def select(self, head, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:
+        candidates = np.flatnonzero(pool.available)
+        k = min(k, len(candidates))
+        uniform = rng.choice(candidates, size=self.n_uniform(k), replace=False).astype(np.int64)
+        self.last_draw = UniformDraw(uniform, len(candidates))
+        rest = k - len(uniform)
+        if rest <= 0:
+            return uniform
+        available = pool.available.copy()
+        available[uniform] = False
+        logits = informative_logits(head, pool) if head is not None else None
+        if logits is None:
+            return np.concatenate([self._cover(pool, available, rest, uniform, rng), uniform])
+        n_top = self.n_top(rest, pool.targets)
+        top = top_k(logits, available, n_top, rng)
+        available[top] = False
+        boundary = top_k(-np.abs(logits), available, rest - len(top), rng)
+        return np.concatenate([top, boundary, uniform]).astype(np.int64)
+
+    def _cover(self, pool: Pool, available: np.ndarray, n: int, chosen: np.ndarray,
+               rng: np.random.Generator) -> np.ndarray:
+        """n random rows, each from an available cluster with the fewest ratings (and picks so far)."""
+        labels = pool_clusters(pool.vectors, self.clusters)
+        n_clusters = int(labels.max()) + 1
+        counts = np.bincount(labels[np.concatenate([pool.rated, chosen]).astype(np.int64)], minlength=n_clusters)
+        rows = rng.permutation(np.flatnonzero(available))
+        queues = [list(rows[labels[rows] == c][:n]) for c in range(n_clusters)]
+        tie_break = rng.random(n_clusters)
+        picks: list[int] = []
+        while len(picks) < n:
+            open_clusters = [c for c in range(n_clusters) if queues[c]]
+            if not open_clusters:
+                break
+            c = min(open_clusters, key=lambda c: (counts[c], tie_break[c]))
+            picks.append(queues[c].pop(0))
+            counts[c] += 1
+        return np.array(picks, dtype=np.int64)
+
+
+def pool_clusters(vectors: np.ndarray, n_clusters: int, sample: int = 2000, seed: int = 0) -> np.ndarray:
+    """Cluster index (n,) of every row of `vectors` (n, d), unit-norm rows.
+
+    k-means on a fixed sample of rows (k-means++ seeds, then SciPy's Lloyd iterations),
+    every row then assigned to its nearest centroid. At most n / 20 clusters. Cached for
+    the last few pools (by shape and a hash of sampled rows), so the batches of one pool
+    cluster it once: ~0.1 s for 5,000 x 1,280 on one core.
+    """
+    n = len(vectors)
+    key = (_fingerprint(vectors), n_clusters, sample, seed)
+    if key in _CLUSTER_CACHE:
+        _CLUSTER_CACHE.move_to_end(key)
+        return _CLUSTER_CACHE[key]
+    rng = np.random.default_rng(seed)
+    data = np.asarray(vectors[np.sort(rng.choice(n, size=min(sample, n), replace=False))], dtype=np.float32)
+    seeds = _kmeans_plus_plus(data, max(1, min(n_clusters, n // 20, len(data))), rng)
+    centroids, _ = scipy.cluster.vq.kmeans2(data, seeds, iter=5, minit="matrix")
+    # nearest centroid of every row: largest x.c - |c|^2 / 2 (one matrix product)
+    scores = np.asarray(vectors, dtype=np.float32) @ centroids.T - 0.5 * (centroids ** 2).sum(axis=1)
+    labels = np.argmax(scores, axis=1)
+    _CLUSTER_CACHE[key] = labels
+    while len(_CLUSTER_CACHE) > _CACHED_POOLS:
+        _CLUSTER_CACHE.popitem(last=False)
+    return labels
+
+
+def _fingerprint(vectors: np.ndarray) -> tuple:
+    """Shape plus a hash of up to 256 evenly spaced rows: cheap, and a new pool (or one with rows
+    added or removed) gets a new key even when NumPy reuses the old one's memory."""
+    rows = vectors[:: max(1, len(vectors) // 256)]
+    return vectors.shape, hashlib.blake2b(np.ascontiguousarray(rows).tobytes(), digest_size=16).hexdigest()
+
+
+def _kmeans_plus_plus(data: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Greedy k-means++ seeds (Arthur & Vassilvitskii 2007; the variant scikit-learn uses): each
+    step draws 2 + log(k) candidates by squared distance and keeps the one that lowers the total
+    most. By matrix products: SciPy's own '++' init computes each distance with cdist, ~20x
+    slower on 1,280-d rows (measured)."""
+    norms = (data ** 2).sum(axis=1)
+
+    def distances(rows: np.ndarray) -> np.ndarray:  # (len(rows), n) squared distances
+        return np.maximum(norms[None, :] - 2 * data[rows] @ data.T + norms[rows][:, None], 0.0)
+
+    chosen = [int(rng.integers(len(data)))]
+    nearest = distances(np.array(chosen))[0]
+    tries = 2 + int(np.log(k))
+    for _ in range(1, k):
+        total = float(nearest.sum())
+        if total <= 0:
+            candidates = rng.integers(len(data), size=1)
+        else:
+            candidates = rng.choice(len(data), size=tries, p=nearest / total)
+        options = np.minimum(nearest[None, :], distances(candidates))
+        best = int(np.argmin(options.sum(axis=1)))
+        chosen.append(int(candidates[best]))
+        nearest = options[best]
+    return data[chosen].copy()

@@ -1,0 +1,211 @@
+"""The adaptive default strategy on small synthetic pools: one test per behaviour it promises."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from ml_backend.core.head import LinearHead
+from ml_backend.core.params import ProjectParams, SelectionParams
+from ml_backend.core.strategies import AdaptiveStrategy, Pool, make_strategy
+from ml_backend.core.strategies.adaptive import pool_clusters
+from tests.conftest import unit_rows
+
+DIM = 12
+
+
+def blobs(sizes, spread=0.05, seed=0):
+    """Well-separated groups of unit vectors, rows grouped by group (import order)."""
+    rng = np.random.default_rng(seed)
+    centres = unit_rows(rng.normal(size=(len(sizes), DIM)))
+    X = unit_rows(np.repeat(centres, sizes, axis=0) + spread * rng.normal(size=(sum(sizes), DIM)))
+    return X, np.repeat(np.arange(len(sizes)), sizes)
+
+
+def head_along(direction, bias=-2.0, scale=6.0):
+    return LinearHead.from_weights(scale * np.asarray(direction, np.float64), bias)
+
+
+@pytest.fixture
+def planted():
+    """300 rows; the head scores along a planted direction; no ratings yet."""
+    rng = np.random.default_rng(4)
+    X = unit_rows(rng.normal(size=(300, DIM)))
+    w = unit_rows(rng.normal(size=(1, DIM)))[0]
+    return X, head_along(w, bias=0.0)
+
+
+# -- the uniform share (exploration, and issue 15's audit sample) -----------------------------
+
+@pytest.mark.parametrize("share, k, expected", [(0.1, 10, 1), (0.1, 25, 3), (0.1, 3, 1), (0.2, 10, 2), (0.5, 7, 4),
+                                                (1.0, 6, 6), (0.0, 10, 0)])
+def test_uniform_picks_per_batch(share, k, expected):
+    """round(share * k), at least one whenever the share is > 0."""
+    assert AdaptiveStrategy(uniform_share=share).n_uniform(k) == expected
+
+
+def test_uniform_picks_are_reported_with_the_number_of_rows_they_were_drawn_from(planted):
+    X, head = planted
+    available = np.ones(len(X), bool)
+    available[:40] = False
+    strategy = AdaptiveStrategy(uniform_share=0.2)
+    rows = strategy.select(head, Pool(X, available), 10, np.random.default_rng(0))
+    draw = strategy.last_draw
+    assert len(draw.rows) == 2 and set(draw.rows.tolist()) <= set(rows.tolist())
+    assert draw.n_available == 260 and draw.inclusion_probability == pytest.approx(2 / 260)
+
+
+def test_uniform_picks_do_not_depend_on_the_head(planted):
+    """Drawn first, from all available rows: any head (or none) gets the same uniform rows for one rng."""
+    X, head = planted
+    pool = Pool(X, np.ones(len(X), bool))
+    draws = []
+    for h in (head, head_along(-head.coef_ / 6.0), None):
+        strategy = AdaptiveStrategy(uniform_share=0.3)
+        strategy.select(h, pool, 10, np.random.default_rng(7))
+        draws.append(strategy.last_draw.rows.tolist())
+    assert draws[0] == draws[1] == draws[2]
+
+
+def test_uniform_picks_cover_every_available_row_evenly(planted):
+    """Even the rows the head ranks last are drawn, as often as any other."""
+    X, head = planted
+    available = np.zeros(len(X), bool)
+    available[::15] = True  # 20 rows
+    strategy = AdaptiveStrategy(uniform_share=0.1)
+    counts = Counter()
+    for seed in range(2000):
+        strategy.select(head, Pool(X, available), 10, np.random.default_rng(seed))
+        counts.update(strategy.last_draw.rows.tolist())
+    assert set(counts) == set(np.flatnonzero(available).tolist())
+    assert all(60 <= c <= 140 for c in counts.values()), counts  # 100 expected each, sd ~10
+
+
+def test_no_uniform_share_draws_nothing_uniformly(planted):
+    X, head = planted
+    strategy = AdaptiveStrategy(uniform_share=0.0)
+    rows = strategy.select(head, Pool(X, np.ones(len(X), bool)), 10, np.random.default_rng(0))
+    assert len(rows) == 10 and len(strategy.last_draw.rows) == 0
+
+
+# -- no signal yet: spread over the pool's clusters -------------------------------------------
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_without_signal_a_small_distinct_group_is_found_within_three_batches(flat):
+    """Cold start (no head, or a flat one) on 10 groups of 99 and one of 10 (1%): the small group is
+    picked within 30 labels in (nearly) every run; 30 uniform picks would find it in ~26% of runs."""
+    X, group = blobs([99] * 10 + [10])
+    head = LinearHead.from_weights(np.zeros(DIM), -20.0) if flat else None
+    found = 0
+    for seed in range(40):
+        rng, available, rated = np.random.default_rng(seed), np.ones(len(X), bool), []
+        for _ in range(3):
+            pool = Pool(X, available, np.array(rated, dtype=np.int64), -np.ones(len(rated)))
+            rows = AdaptiveStrategy(clusters=20).select(head, pool, 10, rng)
+            rated += rows.tolist()
+            available[rows] = False
+        found += bool((group[rated] == 10).any())
+    assert found >= 0.8 * 40
+
+
+def test_without_signal_picks_go_to_the_least_rated_clusters():
+    """Groups that already have ratings get no cluster pick while others have none."""
+    X, group = blobs([40] * 6)
+    rated = np.concatenate([np.flatnonzero(group == g)[:3] for g in range(4)])  # groups 0-3 rated, 4-5 not
+    available = np.ones(len(X), bool)
+    available[rated] = False
+    pool = Pool(X, available, rated, -np.ones(len(rated)))
+    strategy = AdaptiveStrategy(uniform_share=0.0, clusters=6)
+    rows = strategy.select(None, pool, 2, np.random.default_rng(0))
+    assert sorted(group[rows].tolist()) == [4, 5]
+
+
+def test_without_signal_the_picks_are_not_in_import_order():
+    X, _ = blobs([50] * 4)
+    pool = Pool(X, np.ones(len(X), bool))
+    firsts = Counter(int(AdaptiveStrategy().select(None, pool, 5, np.random.default_rng(s)).min()) for s in range(30))
+    assert len(firsts) > 10  # not always row 0
+
+
+# -- with signal: positives while they are scarce, then the boundary --------------------------
+
+@pytest.mark.parametrize("targets, rest, expected", [
+    ([], 9, 9), ([-1.0] * 10, 9, 9), ([1.0] + [-1.0] * 9, 9, 8), ([1.0] * 3 + [-1.0] * 7, 9, 4),
+    ([1.0] * 5 + [-1.0] * 5, 9, 0), ([1.0] * 9 + [-1.0], 9, 0), ([0.4, -0.6, -0.3, -1.0], 10, 5),
+])
+def test_top_picks_are_the_share_of_the_positive_deficit(targets, rest, expected):
+    assert AdaptiveStrategy(positive_balance=0.5).n_top(rest, np.array(targets)) == expected
+
+
+def logits(head, X):
+    return head.decision_function(X)
+
+
+def test_scarce_positives_send_picks_to_the_top_of_the_head(planted):
+    """One positive in 20 ratings (a rare concept): the non-uniform picks are mostly the highest scores."""
+    X, head = planted
+    rated = np.arange(20)
+    available = np.ones(len(X), bool)
+    available[rated] = False
+    pool = Pool(X, available, rated, np.where(rated == 0, 1.0, -1.0))
+    strategy = AdaptiveStrategy(uniform_share=0.1)
+    rows = strategy.select(head, pool, 10, np.random.default_rng(0))
+    n_top = strategy.n_top(9, pool.targets)
+    assert n_top == 9
+    z = logits(head, X)
+    best = np.flatnonzero(available)[np.argsort(-z[available])][:n_top]
+    assert rows[:n_top].tolist() == best.tolist()
+
+
+def test_plentiful_positives_send_picks_to_the_boundary(planted):
+    """Most ratings positive (a common concept): no top picks, the rows closest to logit 0 instead."""
+    X, head = planted
+    rated = np.arange(20)
+    available = np.ones(len(X), bool)
+    available[rated] = False
+    pool = Pool(X, available, rated, np.where(rated < 15, 1.0, -1.0))
+    strategy = AdaptiveStrategy(uniform_share=0.1)
+    rows = strategy.select(head, pool, 10, np.random.default_rng(0))
+    uniform = set(strategy.last_draw.rows.tolist())
+    chosen = [r for r in rows.tolist() if r not in uniform]
+    z = np.abs(logits(head, X))
+    others = np.setdiff1d(np.flatnonzero(available), rows)
+    assert len(chosen) == 9 and z[chosen].max() <= z[others].min()
+
+
+def test_a_prompt_head_with_no_ratings_starts_from_the_top(planted):
+    X, head = planted
+    strategy = AdaptiveStrategy(uniform_share=0.1)
+    rows = strategy.select(head, Pool(X, np.ones(len(X), bool)), 10, np.random.default_rng(0))
+    z = logits(head, X)
+    assert rows[:9].tolist() == np.argsort(-z)[:9].tolist()
+
+
+# -- settings, contract ---------------------------------------------------------------------
+
+def test_project_selection_settings_reach_the_strategy():
+    params = ProjectParams.parse({"selection": {"uniform_share": 0.3, "positive_balance": 0.7, "clusters": 12}})
+    strategy = make_strategy(params.strategy, params.selection)
+    assert isinstance(strategy, AdaptiveStrategy)
+    assert (strategy.uniform_share, strategy.positive_balance, strategy.clusters) == (0.3, 0.7, 12)
+    assert make_strategy("adaptive").uniform_share == SelectionParams().uniform_share
+
+
+@pytest.mark.parametrize("kwargs", [{"uniform_share": 1.5}, {"uniform_share": -0.1}, {"positive_balance": 0.0},
+                                    {"clusters": 0}])
+def test_bad_settings_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        AdaptiveStrategy(**kwargs)
+
+
+def test_pool_clusters_are_cached_per_pool_and_recomputed_for_a_new_one():
+    X, group = blobs([30] * 4)
+    first = pool_clusters(X, 4)
+    assert pool_clusters(X, 4) is first
+    # same shape, other vectors (as when a new pool reuses the old one's memory): clustered anew
+    Y, _ = blobs([30] * 4, seed=1)
+    assert pool_clusters(Y, 4) is not first
+    # well-separated groups come out as clusters
+    assert all(len(set(first[group == g].tolist())) == 1 for g in range(4))
