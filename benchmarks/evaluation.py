@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import sys
@@ -51,9 +50,9 @@ from benchmarks import label_efficiency as le  # noqa: E402
 from benchmarks.markdown import README, replace_block  # noqa: E402
 from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample, uniform_picks  # noqa: E402
 from ml_backend.core.evaluation import INTERVAL, PRIOR, STRATA_PER_SIDE, estimate_head, estimate_pool  # noqa: E402
-from ml_backend.core.params import EvaluationParams, HeadParams  # noqa: E402
+from ml_backend.core.params import EvaluationParams, HeadParams, SelectionParams  # noqa: E402
 from ml_backend.core.stopping import prediction_agreement  # noqa: E402
-from ml_backend.core.strategies import Pool, RandomStrategy, Strategy, make_strategy  # noqa: E402
+from ml_backend.core.strategies import DEFAULT_STRATEGY, Pool, RandomStrategy, Strategy, make_strategy  # noqa: E402
 
 RESULTS_DIR = le.RESULTS_DIR
 README_BLOCK = "evaluation-summary"
@@ -90,40 +89,14 @@ CHOICES: tuple[dict, ...] = (
 
 # ---------------------------------------------------------------- the strategy under test
 
-# Until issue 14's adaptive strategy (batches with a uniform share, `Strategy.last_draw`)
-# is on main, the simulated projects select with this stand-in of it: `nearest`'s picks
-# plus the same uniform share (round(0.1 k), at least one), reported the same way.
-UNIFORM_SHARE = 0.1
-STRATEGY = "nearest + uniform share (stand-in for issue 14's adaptive)"
-
-
-class UniformPicks:
-    def __init__(self, rows: np.ndarray, n_available: int):
-        self.rows, self.n_available = rows, n_available
-
-
-class NearestWithUniformShare(Strategy):
-    """`nearest`, with round(UNIFORM_SHARE k) (at least one) of each batch drawn uniformly from all unseen tasks."""
-
-    last_draw: UniformPicks | None = None
-
-    def __init__(self, share: float = UNIFORM_SHARE):
-        self.share = share
-        self.nearest = make_strategy("nearest")
-
-    def select(self, head, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:
-        candidates = np.flatnonzero(pool.available)
-        k = min(k, len(candidates))
-        uniform = rng.choice(candidates, size=min(k, max(1, math.floor(self.share * k + 0.5))), replace=False)
-        self.last_draw = UniformPicks(uniform.astype(np.int64), len(candidates))
-        rest = pool.available.copy()
-        rest[uniform] = False
-        top = self.nearest.select(head, Pool(pool.vectors, rest), k - len(uniform), rng)
-        return np.concatenate([top, uniform]).astype(np.int64)
+# The simulated projects select as a project does by default: `adaptive`, whose uniform
+# share of every batch is the audit sample.
+STRATEGY = DEFAULT_STRATEGY
+SELECTION = SelectionParams()
 
 
 def strategy_under_test() -> Strategy:
-    return NearestWithUniformShare()
+    return make_strategy(STRATEGY, SELECTION)
 
 
 @dataclass
@@ -283,22 +256,22 @@ def simulate(task: le.Task, seed: int, cache_dir: str, budget: int, evaluation: 
         recorder = Recorder(split.X, split.ratings > 0, evaluation, checkpoints, variants or {},
                             snapshots=[] if snapshots else None)
         if task.modality == "text":
-            prior = le.prompt_prior(le._prompt_vector(cache_dir), split.X, params)
+            prior = le.prompt_prior(le._prompt_vector(task.prompt, cache_dir), split.X, params)
             head = prior.head()
         else:
             recorder.given(rated[0])
-            head = le._refit(split, rated, available, params, None, seed)
+            head = le._refit(split, rated, available, params, None, seed, None)
         given = len(rated)
         strategy = strategy_under_test()
         rng = np.random.default_rng([seed, 11])
         while len(rated) - given < budget and available.any():
             chooser = RandomStrategy() if head is None and strategy.requires_head else strategy
-            pool = Pool(split.X, available)
+            pool = Pool(split.X, available, np.array(rated, dtype=np.int64), split.ratings[rated])
             rows = chooser.select(head, pool, min(BATCH, budget - (len(rated) - given)), rng)
             rated.extend(int(r) for r in rows)
             available[rows] = False
             draw = uniform_picks(chooser, rows, pool.available)
-            head = le._refit(split, rated, available, params, prior, seed)
+            head = le._refit(split, rated, available, params, prior, seed, head)
             recorder.on_batch(rows, draw, head)
     return {"task": task.name, "seed": seed, **recorder.result(),
             "seconds": round(time.perf_counter() - t0, 2), "cpu_seconds": round(time.process_time() - cpu0, 2)}
@@ -598,7 +571,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "command": "python -m benchmarks.evaluation" + (" " + " ".join(argv) if argv else ""),
         "quick": bool(args.quick), "seeds": seeds,
         "settings": {"batch": BATCH, "budget": budget, "strategy": STRATEGY,
-                     "uniform_share": UNIFORM_SHARE, "confidence": evaluation.confidence,
+                     "uniform_share": SELECTION.uniform_share, "confidence": evaluation.confidence,
                      "target_recall": evaluation.target_recall, "stable_labels": evaluation.stable_labels,
                      "stable_kappa": evaluation.stable_kappa, "prior": PRIOR, "interval": INTERVAL,
                      "strata_per_side": STRATA_PER_SIDE, "checkpoints": list(CHECKPOINTS)},
