@@ -286,25 +286,9 @@ def _job(args):
 
 def run_all(tasks: Sequence[le.Task], seeds: Sequence[int], cache_dir: str, budget: int, evaluation: EvaluationParams,
             workers: int = 2, log=print) -> list[dict]:
-    """Every (task, seed) run, across `workers` processes (the longest tasks first)."""
+    """Every (task, seed) run, across `workers` processes."""
     jobs = [(task, seed, cache_dir, budget, evaluation) for seed in seeds for task in tasks]
-    results, t0 = [], time.perf_counter()
-    if workers <= 1:
-        iterator, pool = map(_job, jobs), None
-    else:
-        import multiprocessing as mp
-        pool = mp.get_context("spawn").Pool(workers)
-        iterator = pool.imap_unordered(_job, jobs)
-    try:
-        for i, result in enumerate(iterator, 1):
-            results.append(result)
-            if i % max(1, len(jobs) // 20) == 0 or i == len(jobs):
-                log(f"  {i}/{len(jobs)} runs, {time.perf_counter() - t0:.0f}s")
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
-    return results
+    return le.run_jobs(_job, jobs, workers, log, noun="runs", reports=20)
 
 
 # ---------------------------------------------------------------- aggregation

@@ -455,22 +455,29 @@ def run_all(tasks: Sequence[Task], seeds: Sequence[int], strategies: Sequence[st
     # Within a seed, the longest jobs (most settings) first so the last ones to finish are short.
     jobs = sorted([(t, s, tuple(strategies), cache_dir, params, evaluate_on, budget, selection)
                    for t in tasks for s in seeds], key=lambda j: (j[1], -len(j[0].settings)))
+    return run_jobs(_worker, jobs, workers, log, noun="jobs", reports=40, max_minutes=max_minutes)
+
+
+def run_jobs(fn, jobs: Sequence, workers: int, log=print, noun: str = "jobs", reports: int = 40,
+             max_minutes: float | None = None) -> list:
+    """`fn` over `jobs`, in `workers` spawned processes (in this one when <= 1), results in
+    finishing order; progress logged about `reports` times. With `max_minutes`, no new
+    result is accepted after that long and the rest are abandoned."""
     results, t0 = [], time.perf_counter()
     if workers <= 1:
-        iterator = map(_worker, jobs)
-        pool = None
+        iterator, pool = map(fn, jobs), None
     else:
         import multiprocessing as mp
         pool = mp.get_context("spawn").Pool(workers)
-        iterator = pool.imap_unordered(_worker, jobs)
+        iterator = pool.imap_unordered(fn, jobs)
     try:
         for i, result in enumerate(iterator, 1):
             results.append(result)
             elapsed = time.perf_counter() - t0
-            if i % max(1, len(jobs) // 40) == 0 or i == len(jobs):
-                log(f"  {i}/{len(jobs)} jobs, {elapsed:.0f}s")
+            if i % max(1, len(jobs) // reports) == 0 or i == len(jobs):
+                log(f"  {i}/{len(jobs)} {noun}, {elapsed:.0f}s")
             if max_minutes is not None and elapsed > 60 * max_minutes and i < len(jobs):
-                log(f"  stopping after {max_minutes} min with {i}/{len(jobs)} jobs done")
+                log(f"  stopping after {max_minutes} min with {i}/{len(jobs)} {noun} done")
                 break
     finally:
         if pool is not None:
