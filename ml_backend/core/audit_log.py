@@ -201,8 +201,8 @@ class AuditLog:
                              r["created_at"]) for r in rows]
 
     def drawn_task_ids(self, project: int) -> set[int]:
-        """The tasks of every uniform draw recorded for the project (all epochs: each was a uniform
-        draw from the pool of its time, which is what the selection's prevalence estimate needs)."""
+        """The tasks of every uniform draw the log holds for the project (a changed pool starts a new
+        epoch and forgets the old draws: until the next draws are rated, the selection assumes nothing)."""
         rows = self._query("SELECT task_ids FROM audit_draws WHERE project = ?", (project,))
         return {int(t) for r in rows for t in json.loads(r["task_ids"])}
 

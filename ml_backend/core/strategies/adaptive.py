@@ -6,7 +6,10 @@ Each batch of k is made of three kinds of picks:
    from all available rows before anything else and whatever the head says. They are the
    strategy's exploration (a concept's other kinds of positives are found by picks the head
    does not point at), and an unbiased sample of the pool: `last_draw` reports them and how
-   many rows they were drawn from.
+   many rows they were drawn from. Once rows are rated, the share is at least
+   `prevalence_gain` times the prevalence the rated uniform picks estimate (`Pool.uniform`
+   says which they are): a common concept gets mostly random picks, which find its
+   positives anyway and, unlike the head's, make an unbiased training set.
 2. While the head has **no signal** (no head yet, or a flat one: no positive and no prompt),
    the rest is spread over the pool's k-means clusters: one random row from each of the
    clusters with the fewest ratings. A rare concept that forms its own region of the
@@ -48,6 +51,8 @@ class AdaptiveStrategy(Strategy):
     ----------
     uniform_share : share of each batch drawn uniformly at random from all available rows
         (at least one pick per batch when > 0; 0 turns them off).
+    prevalence_gain : once rows are rated, the uniform share is at least this times the
+        estimated prevalence (0 turns that off).
     positive_balance : share of positives among the ratings below which top picks are made.
     clusters : k-means clusters the pool is split into for the picks made without signal.
     """
