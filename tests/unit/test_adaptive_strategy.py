@@ -237,15 +237,17 @@ def test_a_prompt_head_with_no_ratings_starts_from_the_top(planted):
 # -- settings, contract ---------------------------------------------------------------------
 
 def test_project_selection_settings_reach_the_strategy():
-    params = ProjectParams.parse({"selection": {"uniform_share": 0.3, "positive_balance": 0.7, "clusters": 12}})
+    params = ProjectParams.parse({"selection": {"uniform_share": 0.3, "positive_balance": 0.7, "clusters": 12,
+                                                "prevalence_gain": 2.0}})
     strategy = make_strategy(params.strategy, params.selection)
     assert isinstance(strategy, AdaptiveStrategy)
-    assert (strategy.uniform_share, strategy.positive_balance, strategy.clusters) == (0.3, 0.7, 12)
+    assert (strategy.uniform_share, strategy.positive_balance, strategy.clusters, strategy.prevalence_gain) == (
+        0.3, 0.7, 12, 2.0)
     assert make_strategy("adaptive").uniform_share == SelectionParams().uniform_share
 
 
 @pytest.mark.parametrize("kwargs", [{"uniform_share": 1.5}, {"uniform_share": -0.1}, {"positive_balance": 0.0},
-                                    {"clusters": 0}])
+                                    {"clusters": 0}, {"prevalence_gain": -1.0}])
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         AdaptiveStrategy(**kwargs)
