@@ -45,6 +45,10 @@ INTERVAL = "hpd"
 # stratum's unseen positives get their own prior: more strata spread a thin audit sample over
 # more priors, and the sum drifts from the truth (development seeds: benchmarks.evaluation.CHOICES).
 STRATA_PER_SIDE = 1
+# The average precision depends on where the unseen positives sit in the ranking. While a stratum
+# with unseen tasks has had fewer audit draws than this, its share of positives is the prior's
+# guess, and the interval is withheld (development seeds: benchmarks.evaluation.CHOICES).
+AP_MIN_DRAWS = 2
 
 
 @dataclass(frozen=True)
@@ -217,7 +221,9 @@ class HeadEstimate:
     """One head's quality on the pool: precision and recall at its threshold, average precision.
 
     `predicted_positive`: tasks of the pool scored above the threshold (known exactly).
-    An estimate is None when it is undefined (no task above the threshold, no positive at all).
+    An estimate is None when it is undefined (no task above the threshold, no positive at all);
+    the average precision also while `fewest_stratum_draws` (the audit tasks drawn in the
+    score stratum with unseen tasks that has the fewest) is below `AP_MIN_DRAWS`.
     """
 
     threshold: float
@@ -225,6 +231,7 @@ class HeadEstimate:
     precision: Estimate | None
     recall: Estimate | None
     average_precision: Estimate | None
+    fewest_stratum_draws: int = 0
 
 
 def interval(values: np.ndarray, confidence: float, kind: str = INTERVAL) -> Estimate:
@@ -284,13 +291,14 @@ def score_strata(scores: np.ndarray, unseen: np.ndarray, threshold: float, per_s
 
 def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.5, confidence: float = 0.9,
                   per_side: int = STRATA_PER_SIDE, prior: str = PRIOR, samples: int = 400, seed: int = 0,
-                  kind: str = INTERVAL) -> HeadEstimate:
+                  kind: str = INTERVAL, ap_min_draws: int = AP_MIN_DRAWS) -> HeadEstimate:
     """Precision and recall at `threshold` and average precision of a head scoring the pool `scores` (N,).
 
     The pool is split into strata by score (`score_strata`); the unseen positives of each
     stratum get their own posterior (draws restricted to a stratum are simple random
     samples of its unseen tasks), sampled jointly `samples` times. The average precision
-    of a sample places a stratum's unseen positives evenly over its unseen tasks' ranks.
+    of a sample places a stratum's unseen positives evenly over its unseen tasks' ranks; it
+    is given once every stratum with unseen tasks has at least `ap_min_draws` audit draws.
     """
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (sample.size,):
@@ -299,6 +307,7 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
     strata = score_strata(scores, unseen, threshold, per_side)
     n_strata = int(strata.max()) + 1 if len(strata) else 0
     rng = np.random.default_rng(seed)
+    drawn = np.bincount(strata[sample.drawn_rows], minlength=n_strata)
     # unseen positives per stratum: (samples, n_strata)
     extra = np.zeros((samples, n_strata))
     unseen_count = np.bincount(strata[unseen], minlength=n_strata).astype(np.float64)
@@ -314,9 +323,12 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
     predicted = int(np.count_nonzero(above))
     precision = interval(true_positives / predicted, confidence, kind) if predicted else None
     recall = interval(true_positives / positives, confidence, kind) if np.all(positives > 0) else None
-    ap = average_precision_samples(sample.labels, scores, strata, extra / np.maximum(unseen_count, 1.0))
-    return HeadEstimate(threshold, predicted, precision, recall,
-                        interval(ap, confidence, kind) if np.all(np.isfinite(ap)) else None)
+    fewest = int(drawn[unseen_count > 0].min()) if np.any(unseen_count > 0) else 0
+    average_precision = None
+    if ap_min_draws <= fewest or not np.any(unseen_count > 0):
+        ap = average_precision_samples(sample.labels, scores, strata, extra / np.maximum(unseen_count, 1.0))
+        average_precision = interval(ap, confidence, kind) if np.all(np.isfinite(ap)) else None
+    return HeadEstimate(threshold, predicted, precision, recall, average_precision, fewest)
 
 
 def average_precision_samples(labels: np.ndarray, scores: np.ndarray, strata: np.ndarray,
