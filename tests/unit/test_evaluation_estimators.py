@@ -149,3 +149,39 @@ def test_a_pending_draw_takes_the_place_of_the_selections_own_uniform_picks():
     # a pending task the strategy picked too is shown once, and the own draw fills the batch
     assert carry_pending(rows, own, np.array([6]), 4).tolist() == [6, 5, 7, 9]
     assert carry_pending(rows, own, np.array([1, 2, 3, 4, 8]), 4).tolist() == [1, 2, 3, 4]
+
+
+def test_the_average_precision_waits_for_audit_draws_on_both_sides_of_the_threshold():
+    # 20 tasks above the threshold, 20 below; nothing rated but what the draws picked
+    scores = np.r_[np.linspace(0.95, 0.55, 20), np.linspace(0.45, 0.05, 20)]
+    truth = np.r_[np.ones(20), np.zeros(20)]
+
+    def after(draw_rows):
+        labels = np.full(40, np.nan)
+        seen_at = np.full(40, NOT_SEEN, dtype=np.int64)
+        draws, unseen = [], 40
+        for seq, row in enumerate(draw_rows):
+            draws.append(AuditDraw(seq, np.array([row]), unseen))
+            labels[row], seen_at[row] = truth[row], seq + 1
+            unseen -= 1
+        return estimate_head(AuditSample(labels, seen_at, tuple(draws)), scores, threshold=0.5, ap_min_draws=2)
+
+    below_only = after([25, 30, 35])
+    assert below_only.fewest_stratum_draws == 0
+    assert below_only.average_precision is None and below_only.precision is not None
+    one_above = after([25, 30, 3])
+    assert one_above.fewest_stratum_draws == 1 and one_above.average_precision is None
+    both = after([25, 30, 3, 8])
+    assert both.fewest_stratum_draws == 2
+    exact = average_precision_score(truth, scores)
+    assert both.average_precision is not None and both.average_precision.covers(exact)
+
+
+def test_the_average_precision_needs_no_draw_once_every_task_is_rated():
+    rng = np.random.default_rng(3)
+    truth = rng.random(60) < 0.2
+    head = 1 / (1 + np.exp(-(truth * 1.5 + rng.normal(size=60))))
+    sample = AuditSample(truth.astype(np.float64), np.full(60, NOT_SEEN, dtype=np.int64), ())
+    estimate = estimate_head(sample, head, threshold=0.5)
+    assert estimate.average_precision.width == pytest.approx(0.0)
+    assert estimate.average_precision.value == pytest.approx(average_precision_score(truth, head))
