@@ -36,10 +36,17 @@ from .audit import AuditSample
 DENSE_CELLS = 4_000_000
 # Candidate counts whose log-likelihood is this far below the best carry no posterior mass.
 NEGLIGIBLE_LOG = 40.0
-PRIORS = ("flat", "jeffreys")
+# Priors over the share of positives among a set's unseen tasks, as Beta(a, b) pseudo-counts:
+# "few_positives" adds to Jeffreys' half a positive and half a negative 4.5 more negatives (it
+# expects the unseen tasks to hold a minority of positives, as a pool the loop has worked on does).
+PRIOR_COUNTS = {"flat": (1.0, 1.0), "jeffreys": (0.5, 0.5), "few_positives": (0.5, 5.0)}
+PRIORS = tuple(PRIOR_COUNTS)
 # "hpd": the shortest interval holding `confidence` of the posterior; "equal": equal tails.
 INTERVALS = ("hpd", "equal")
-PRIOR = "jeffreys"  # chosen on development runs (benchmarks.evaluation.CHOICES)
+# One prior per estimate, chosen on development runs (benchmarks.evaluation.CHOICES): the pool's
+# positives (and the target rule) and the head's score strata.
+POOL_PRIOR = "few_positives"
+PRIOR = "jeffreys"
 INTERVAL = "hpd"
 # Score strata on each side of the head's threshold, for its precision, recall and AP. Each
 # stratum's unseen positives get their own prior: more strata spread a thin audit sample over
@@ -105,7 +112,8 @@ def positives_posterior(sample: AuditSample, mask: np.ndarray | None = None, pri
 
     The support runs from the positives already rated there (A) to A plus every unseen
     task there. `prior` is over the unseen tasks' positives k = 0..u: "flat" (every count
-    equally likely) or "jeffreys" (Beta(1/2, 1/2) on the share k / u, discretised).
+    equally likely), "jeffreys" (Beta(1/2, 1/2) on the share k / u, discretised) or
+    "few_positives" (Beta(1/2, 5)).
     """
     if prior not in PRIORS:
         raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
@@ -147,11 +155,12 @@ def _draw_counts(sample: AuditSample, mask: np.ndarray, labels: np.ndarray, seen
 
 
 def _log_prior(unseen: int, prior: str) -> np.ndarray:
+    """Beta(a, b) on k / u (`PRIOR_COUNTS`), as a beta-binomial over k = 0..u (up to a constant)."""
     k = np.arange(unseen + 1, dtype=np.float64)
-    if prior == "flat" or unseen == 0:
+    a, b = PRIOR_COUNTS[prior]
+    if unseen == 0 or (a == 1.0 and b == 1.0):
         return np.zeros(unseen + 1)
-    # Beta(1/2, 1/2) on k / u, as a beta-binomial over k = 0..u.
-    return (gammaln(k + 0.5) + gammaln(unseen - k + 0.5) - gammaln(k + 1) - gammaln(unseen - k + 1))
+    return gammaln(k + a) + gammaln(unseen - k + b) - gammaln(k + 1) - gammaln(unseen - k + 1)
 
 
 def _log_likelihood(found: int, unseen: int, n: np.ndarray, before: np.ndarray, hits: np.ndarray,
@@ -250,7 +259,7 @@ def interval(values: np.ndarray, confidence: float, kind: str = INTERVAL) -> Est
 
 
 def estimate_pool(sample: AuditSample, confidence: float = 0.9, target_recall: float = 0.9,
-                  prior: str = PRIOR, kind: str = INTERVAL) -> PoolEstimate:
+                  prior: str = POOL_PRIOR, kind: str = INTERVAL) -> PoolEstimate:
     """Positives in the pool, prevalence and the labeling's recall, with `confidence` intervals."""
     posterior = positives_posterior(sample, prior=prior)
     low, high = posterior.bounds(confidence, kind)
