@@ -36,15 +36,26 @@ from .audit import AuditSample
 DENSE_CELLS = 4_000_000
 # Candidate counts whose log-likelihood is this far below the best carry no posterior mass.
 NEGLIGIBLE_LOG = 40.0
-PRIORS = ("flat", "jeffreys")
+# Priors over the share of positives among a set's unseen tasks, as Beta(a, b) pseudo-counts:
+# "few_positives" adds to Jeffreys' half a positive and half a negative 4.5 more negatives (it
+# expects the unseen tasks to hold a minority of positives, as a pool the loop has worked on does).
+PRIOR_COUNTS = {"flat": (1.0, 1.0), "jeffreys": (0.5, 0.5), "few_positives": (0.5, 5.0)}
+PRIORS = tuple(PRIOR_COUNTS)
 # "hpd": the shortest interval holding `confidence` of the posterior; "equal": equal tails.
 INTERVALS = ("hpd", "equal")
-PRIOR = "jeffreys"  # chosen on development runs (benchmarks.evaluation.CHOICES)
+# One prior per estimate, chosen on development runs (benchmarks.evaluation.CHOICES): the pool's
+# positives (and the target rule) and the head's score strata.
+POOL_PRIOR = "few_positives"
+PRIOR = "jeffreys"
 INTERVAL = "hpd"
 # Score strata on each side of the head's threshold, for its precision, recall and AP. Each
 # stratum's unseen positives get their own prior: more strata spread a thin audit sample over
 # more priors, and the sum drifts from the truth (development seeds: benchmarks.evaluation.CHOICES).
 STRATA_PER_SIDE = 1
+# The average precision depends on where the unseen positives sit in the ranking. While a stratum
+# with unseen tasks has had fewer audit draws than this, its share of positives is the prior's
+# guess, and the interval is withheld (development seeds: benchmarks.evaluation.CHOICES).
+AP_MIN_DRAWS = 2
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,8 @@ def positives_posterior(sample: AuditSample, mask: np.ndarray | None = None, pri
 
     The support runs from the positives already rated there (A) to A plus every unseen
     task there. `prior` is over the unseen tasks' positives k = 0..u: "flat" (every count
-    equally likely) or "jeffreys" (Beta(1/2, 1/2) on the share k / u, discretised).
+    equally likely), "jeffreys" (Beta(1/2, 1/2) on the share k / u, discretised) or
+    "few_positives" (Beta(1/2, 5)).
     """
     if prior not in PRIORS:
         raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
@@ -143,11 +155,12 @@ def _draw_counts(sample: AuditSample, mask: np.ndarray, labels: np.ndarray, seen
 
 
 def _log_prior(unseen: int, prior: str) -> np.ndarray:
+    """Beta(a, b) on k / u (`PRIOR_COUNTS`), as a beta-binomial over k = 0..u (up to a constant)."""
     k = np.arange(unseen + 1, dtype=np.float64)
-    if prior == "flat" or unseen == 0:
+    a, b = PRIOR_COUNTS[prior]
+    if unseen == 0 or (a == 1.0 and b == 1.0):
         return np.zeros(unseen + 1)
-    # Beta(1/2, 1/2) on k / u, as a beta-binomial over k = 0..u.
-    return (gammaln(k + 0.5) + gammaln(unseen - k + 0.5) - gammaln(k + 1) - gammaln(unseen - k + 1))
+    return gammaln(k + a) + gammaln(unseen - k + b) - gammaln(k + 1) - gammaln(unseen - k + 1)
 
 
 def _log_likelihood(found: int, unseen: int, n: np.ndarray, before: np.ndarray, hits: np.ndarray,
@@ -217,7 +230,9 @@ class HeadEstimate:
     """One head's quality on the pool: precision and recall at its threshold, average precision.
 
     `predicted_positive`: tasks of the pool scored above the threshold (known exactly).
-    An estimate is None when it is undefined (no task above the threshold, no positive at all).
+    An estimate is None when it is undefined (no task above the threshold, no positive at all);
+    the average precision also while `fewest_stratum_draws` (the audit tasks drawn in the
+    score stratum with unseen tasks that has the fewest) is below `AP_MIN_DRAWS`.
     """
 
     threshold: float
@@ -225,6 +240,7 @@ class HeadEstimate:
     precision: Estimate | None
     recall: Estimate | None
     average_precision: Estimate | None
+    fewest_stratum_draws: int = 0
 
 
 def interval(values: np.ndarray, confidence: float, kind: str = INTERVAL) -> Estimate:
@@ -243,7 +259,7 @@ def interval(values: np.ndarray, confidence: float, kind: str = INTERVAL) -> Est
 
 
 def estimate_pool(sample: AuditSample, confidence: float = 0.9, target_recall: float = 0.9,
-                  prior: str = PRIOR, kind: str = INTERVAL) -> PoolEstimate:
+                  prior: str = POOL_PRIOR, kind: str = INTERVAL) -> PoolEstimate:
     """Positives in the pool, prevalence and the labeling's recall, with `confidence` intervals."""
     posterior = positives_posterior(sample, prior=prior)
     low, high = posterior.bounds(confidence, kind)
@@ -284,13 +300,14 @@ def score_strata(scores: np.ndarray, unseen: np.ndarray, threshold: float, per_s
 
 def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.5, confidence: float = 0.9,
                   per_side: int = STRATA_PER_SIDE, prior: str = PRIOR, samples: int = 400, seed: int = 0,
-                  kind: str = INTERVAL) -> HeadEstimate:
+                  kind: str = INTERVAL, ap_min_draws: int = AP_MIN_DRAWS) -> HeadEstimate:
     """Precision and recall at `threshold` and average precision of a head scoring the pool `scores` (N,).
 
     The pool is split into strata by score (`score_strata`); the unseen positives of each
     stratum get their own posterior (draws restricted to a stratum are simple random
     samples of its unseen tasks), sampled jointly `samples` times. The average precision
-    of a sample places a stratum's unseen positives evenly over its unseen tasks' ranks.
+    of a sample places a stratum's unseen positives evenly over its unseen tasks' ranks; it
+    is given once every stratum with unseen tasks has at least `ap_min_draws` audit draws.
     """
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (sample.size,):
@@ -299,6 +316,7 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
     strata = score_strata(scores, unseen, threshold, per_side)
     n_strata = int(strata.max()) + 1 if len(strata) else 0
     rng = np.random.default_rng(seed)
+    drawn = np.bincount(strata[sample.drawn_rows], minlength=n_strata)
     # unseen positives per stratum: (samples, n_strata)
     extra = np.zeros((samples, n_strata))
     unseen_count = np.bincount(strata[unseen], minlength=n_strata).astype(np.float64)
@@ -314,9 +332,12 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
     predicted = int(np.count_nonzero(above))
     precision = interval(true_positives / predicted, confidence, kind) if predicted else None
     recall = interval(true_positives / positives, confidence, kind) if np.all(positives > 0) else None
-    ap = average_precision_samples(sample.labels, scores, strata, extra / np.maximum(unseen_count, 1.0))
-    return HeadEstimate(threshold, predicted, precision, recall,
-                        interval(ap, confidence, kind) if np.all(np.isfinite(ap)) else None)
+    fewest = int(drawn[unseen_count > 0].min()) if np.any(unseen_count > 0) else 0
+    average_precision = None
+    if ap_min_draws <= fewest or not np.any(unseen_count > 0):
+        ap = average_precision_samples(sample.labels, scores, strata, extra / np.maximum(unseen_count, 1.0))
+        average_precision = interval(ap, confidence, kind) if np.all(np.isfinite(ap)) else None
+    return HeadEstimate(threshold, predicted, precision, recall, average_precision, fewest)
 
 
 def average_precision_samples(labels: np.ndarray, scores: np.ndarray, strata: np.ndarray,

@@ -208,7 +208,8 @@ def _pool_json(estimate: PoolEstimate | None) -> dict | None:
 def _head_json(estimate: HeadEstimate | None) -> dict | None:
     if estimate is None:
         return None
-    out = {"threshold": estimate.threshold, "predicted_positive": estimate.predicted_positive}
+    out = {"threshold": estimate.threshold, "predicted_positive": estimate.predicted_positive,
+           "fewest_stratum_draws": estimate.fewest_stratum_draws}
     for key in ("precision", "recall", "average_precision"):
         value = getattr(estimate, key)
         out[key] = value.rounded() if value is not None else None

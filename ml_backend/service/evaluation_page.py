@@ -12,6 +12,8 @@ from typing import Any, Sequence
 
 from matplotlib.figure import Figure
 
+from ..core.evaluation import AP_MIN_DRAWS
+
 COLORS = {"estimate": "#1f77b4", "found": "#2ca02c", "precision": "#ff7f0e", "recall": "#9467bd",
           "average_precision": "#d62728", "target": "#7f7f7f"}
 
@@ -76,7 +78,7 @@ def _summary(current: dict | None, report: dict) -> str:
         rows.append(("tasks the head says yes to (score > 0.5)", head["predicted_positive"]))
         for key, name in (("precision", "head precision at 0.5"), ("recall", "head recall at 0.5"),
                           ("average_precision", "head average precision")):
-            rows.append((name, _interval(head[key], "{:.2f}") if head.get(key) else "undefined"))
+            rows.append((name, _interval(head[key], "{:.2f}") if head.get(key) else _missing(key, head)))
     table = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     reached = stopping.get("recall_reached")
     if stopping["stop"]:
@@ -92,6 +94,13 @@ def _summary(current: dict | None, report: dict) -> str:
     return (f'<table id="summary">{table}</table><p>Intervals: {confidence:.0%} credible intervals.</p>'
             f'<div id="suggestion" class="suggestion {"stop" if stopping["stop"] else "go"}">{html.escape(advice)}</div>'
             f"{notes}")
+
+
+def _missing(key: str, head: dict) -> str:
+    if key == "average_precision" and head.get("fewest_stratum_draws", AP_MIN_DRAWS) < AP_MIN_DRAWS:
+        return (f"not yet: needs {AP_MIN_DRAWS} audit picks above and below {head['threshold']} "
+                f"(fewest so far: {head['fewest_stratum_draws']})")
+    return "undefined"
 
 
 def _interval(estimate: dict, fmt: str) -> str:

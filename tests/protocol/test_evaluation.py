@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample
-from ml_backend.core.evaluation import estimate_pool
+from ml_backend.core.evaluation import AP_MIN_DRAWS, estimate_pool
 
 K = 4
 TASKS = list(range(1, 25))
@@ -145,3 +145,18 @@ def test_an_unknown_project_is_a_404(backend):
         assert response.status_code == 404
         assert response.get_json()["error"] == "unknown_project"
 
+
+
+def test_the_average_precision_waits_for_audit_draws_and_the_page_says_why(project):
+    round_of_labeling(project)  # one draw of 4 tasks: too few on one side of the threshold
+    head = evaluation(project)["current"]["head"]
+    fewest = head["fewest_stratum_draws"]
+    assert fewest < AP_MIN_DRAWS == 2 and head["average_precision"] is None and head["recall"] is not None
+    page = project.get("/projects/1/evaluation/page").get_data(as_text=True)
+    assert (f"head average precision</th><td>not yet: needs 2 audit picks above and below 0.5 (fewest so far: "
+            f"{fewest})") in page
+    while len(project.runtime.projects.ledger.seen_task_ids(1)) < len(TASKS):
+        round_of_labeling(project)
+    head = evaluation(project)["current"]["head"]
+    assert head["average_precision"]["low"] == head["average_precision"]["high"]
+    assert "not yet" not in project.get("/projects/1/evaluation/page").get_data(as_text=True)

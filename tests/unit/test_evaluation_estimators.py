@@ -13,7 +13,7 @@ from scipy.stats import hypergeom
 from sklearn.metrics import average_precision_score
 
 from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample, carry_pending
-from ml_backend.core.evaluation import estimate_head, estimate_pool, positives_posterior, score_strata
+from ml_backend.core.evaluation import POOL_PRIOR, estimate_head, estimate_pool, positives_posterior, score_strata
 
 
 def label_like_the_loop(seed: int, size: int = 600, prevalence: float = 0.08, batches: int = 25, batch: int = 10,
@@ -60,9 +60,10 @@ def test_without_draws_the_pool_estimate_says_only_what_the_ratings_prove():
     unseen = np.count_nonzero(~sample.seen)
     assert estimate.audit_draws == 0
     assert estimate.positives.low >= sample.positives_found
-    # the prior alone: most of the unseen tasks may be positive
-    assert estimate.positives.high > sample.positives_found + 0.8 * unseen
-    assert estimate.labeling_recall.low < 0.2
+    # the prior alone (Beta(1/2, 5) on the unseen share): a minority of the unseen tasks, but far
+    # more than the ratings show, and it certifies nothing
+    assert estimate.positives.high > sample.positives_found + 0.15 * unseen
+    assert estimate.labeling_recall.low < 0.4 and estimate.recall_reached < 0.5
 
 
 def test_a_fully_labeled_pool_is_known_exactly():
@@ -101,7 +102,7 @@ def test_the_labeling_recall_and_the_stopping_probability_follow_the_positives()
     found = sample.positives_found
     assert estimate.labeling_recall.value == pytest.approx(found / estimate.positives.value)
     assert estimate.labeling_recall.low == pytest.approx(found / estimate.positives.high)
-    posterior = positives_posterior(sample)
+    posterior = positives_posterior(sample, prior=POOL_PRIOR)
     assert estimate.recall_reached == pytest.approx(posterior.probs[posterior.values <= 2 * found].sum())
     assert estimate_pool(sample, target_recall=0.99).recall_reached < estimate.recall_reached
 
@@ -149,3 +150,39 @@ def test_a_pending_draw_takes_the_place_of_the_selections_own_uniform_picks():
     # a pending task the strategy picked too is shown once, and the own draw fills the batch
     assert carry_pending(rows, own, np.array([6]), 4).tolist() == [6, 5, 7, 9]
     assert carry_pending(rows, own, np.array([1, 2, 3, 4, 8]), 4).tolist() == [1, 2, 3, 4]
+
+
+def test_the_average_precision_waits_for_audit_draws_on_both_sides_of_the_threshold():
+    # 20 tasks above the threshold, 20 below; nothing rated but what the draws picked
+    scores = np.r_[np.linspace(0.95, 0.55, 20), np.linspace(0.45, 0.05, 20)]
+    truth = np.r_[np.ones(20), np.zeros(20)]
+
+    def after(draw_rows):
+        labels = np.full(40, np.nan)
+        seen_at = np.full(40, NOT_SEEN, dtype=np.int64)
+        draws, unseen = [], 40
+        for seq, row in enumerate(draw_rows):
+            draws.append(AuditDraw(seq, np.array([row]), unseen))
+            labels[row], seen_at[row] = truth[row], seq + 1
+            unseen -= 1
+        return estimate_head(AuditSample(labels, seen_at, tuple(draws)), scores, threshold=0.5, ap_min_draws=2)
+
+    below_only = after([25, 30, 35])
+    assert below_only.fewest_stratum_draws == 0
+    assert below_only.average_precision is None and below_only.precision is not None
+    one_above = after([25, 30, 3])
+    assert one_above.fewest_stratum_draws == 1 and one_above.average_precision is None
+    both = after([25, 30, 3, 8])
+    assert both.fewest_stratum_draws == 2
+    exact = average_precision_score(truth, scores)
+    assert both.average_precision is not None and both.average_precision.covers(exact)
+
+
+def test_the_average_precision_needs_no_draw_once_every_task_is_rated():
+    rng = np.random.default_rng(3)
+    truth = rng.random(60) < 0.2
+    head = 1 / (1 + np.exp(-(truth * 1.5 + rng.normal(size=60))))
+    sample = AuditSample(truth.astype(np.float64), np.full(60, NOT_SEEN, dtype=np.int64), ())
+    estimate = estimate_head(sample, head, threshold=0.5)
+    assert estimate.average_precision.width == pytest.approx(0.0)
+    assert estimate.average_precision.value == pytest.approx(average_precision_score(truth, head))
