@@ -290,13 +290,17 @@ def simulate(task: le.Task, seed: int, cache_dir: str, budget: int, evaluation: 
         given = len(rated)
         strategy = strategy_under_test()
         rng = np.random.default_rng([seed, 11])
+        drawn = np.zeros(len(split.y), dtype=bool)
         while len(rated) - given < budget and available.any():
             chooser = RandomStrategy() if head is None and strategy.requires_head else strategy
-            pool = Pool(split.X, available, np.array(rated, dtype=np.int64), split.ratings[rated])
+            # which ratings were uniform draws, as the backend's audit log tells its strategy
+            pool = Pool(split.X, available, np.array(rated, dtype=np.int64), split.ratings[rated], drawn[rated])
             rows = chooser.select(head, pool, min(BATCH, budget - (len(rated) - given)), rng)
             rated.extend(int(r) for r in rows)
             available[rows] = False
             draw = uniform_picks(chooser, rows, pool.available)
+            if draw is not None:
+                drawn[draw[0]] = True
             head = le._refit(split, rated, available, params, prior, seed, head)
             recorder.on_batch(rows, draw, head)
     return {"task": task.name, "seed": seed, **recorder.result(),
@@ -463,7 +467,9 @@ def readme_summary(report: dict) -> str:
         caveats.append("zero-width intervals (the value is known from the ratings alone): " + "; ".join(exact))
     lines = [
         f"Measured with `{report['command']}`: {len(report['seeds'])} seeds x {len(s['per_task'])} tasks, batches of "
-        f"{settings['batch']} from the `{settings['strategy']}` strategy (uniform share {settings['uniform_share']}), "
+        f"{settings['batch']} from the `{settings['strategy']}` strategy (uniform share {settings['uniform_share']}"
+        + (f", at least {settings['prevalence_gain']} x the estimated prevalence" if "prevalence_gain" in settings else "")
+        + "), "
         f"up to {settings['budget']} labels; {report['runtime_seconds'] / 60:.0f} min wall, "
         f"{report['cpu_seconds'] / 60:.0f} min CPU on {report['cpu_count']} shared cores (load average "
         f"{report['load_average'][0]} before, {report['load_average'][1]} after).", "",
@@ -598,7 +604,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "command": "python -m benchmarks.evaluation" + (" " + " ".join(argv) if argv else ""),
         "quick": bool(args.quick), "seeds": seeds,
         "settings": {"batch": BATCH, "budget": budget, "strategy": STRATEGY,
-                     "uniform_share": SELECTION.uniform_share, "confidence": evaluation.confidence,
+                     "uniform_share": SELECTION.uniform_share, "prevalence_gain": SELECTION.prevalence_gain,
+                     "confidence": evaluation.confidence,
                      "target_recall": evaluation.target_recall, "stable_labels": evaluation.stable_labels,
                      "stable_kappa": evaluation.stable_kappa, "pool_prior": POOL_PRIOR, "prior": PRIOR, "interval": INTERVAL,
                      "strata_per_side": STRATA_PER_SIDE, "ap_min_draws": AP_MIN_DRAWS, "checkpoints": list(CHECKPOINTS)},

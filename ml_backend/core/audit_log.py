@@ -200,6 +200,12 @@ class AuditLog:
         return [RecordedDraw(r["seq"], tuple(json.loads(r["task_ids"])), r["n_available"], r["head_version"],
                              r["created_at"]) for r in rows]
 
+    def drawn_task_ids(self, project: int) -> set[int]:
+        """The tasks of every uniform draw the log holds for the project (a changed pool starts a new
+        epoch and forgets the old draws: until the next draws are rated, the selection assumes nothing)."""
+        rows = self._query("SELECT task_ids FROM audit_draws WHERE project = ?", (project,))
+        return {int(t) for r in rows for t in json.loads(r["task_ids"])}
+
     def sample(self, project: int, pool_ids: Sequence[int], ratings: dict[int, float], seen: set[int]) -> AuditSample | None:
         """The audit sample over the current pool, or None when the pool is not the epoch's.
 

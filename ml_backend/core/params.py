@@ -77,6 +77,11 @@ class SelectionParams(BaseModel):
         description="k-means clusters of the pool; before the head has any signal, picks go one per "
         "least-rated cluster",
     )
+    prevalence_gain: float = Field(
+        1.0, ge=0, le=100,
+        description="once tasks are rated, the uniform share is at least this times the pool's prevalence as the "
+        "rated uniform picks estimate it (0.5 before any): common concepts get more random picks",
+    )
 
 
 class ProjectParams(BaseModel):

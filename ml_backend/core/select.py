@@ -81,9 +81,13 @@ class BatchSelection:
         return [ScoredTask(int(ids[rows[i]]), float(scores[i])) for i in order]
 
     def _with_ratings(self, ids: list[str], pool: Pool) -> Pool:
-        """`pool` plus the rows and targets of the current ratings (what adaptive strategies react to)."""
+        """`pool` plus the rows and targets of the current ratings (what adaptive strategies react to),
+        and which of them the audit log drew uniformly at random."""
         ratings = self.ledger.ratings(self.project)
+        drawn = self.audit.drawn_task_ids(self.project) if self.audit is not None else set()
         row_of = {task_id: row for row, task_id in enumerate(ids)}
-        rated = [(row_of[str(t)], target) for t, target in ratings.items() if str(t) in row_of]
-        rows = np.array([r for r, _ in rated], dtype=np.int64)
-        return Pool(pool.vectors, pool.available, rows, np.array([t for _, t in rated], dtype=np.float64))
+        rated = [(row_of[str(t)], target, int(t) in drawn) for t, target in ratings.items() if str(t) in row_of]
+        # without an audit log nobody knows which ratings were uniform picks: say nothing (empty)
+        uniform = np.array([u for _, _, u in rated] if self.audit is not None else [], dtype=bool)
+        return Pool(pool.vectors, pool.available, np.array([r for r, _, _ in rated], dtype=np.int64),
+                    np.array([t for _, t, _ in rated], dtype=np.float64), uniform)

@@ -46,6 +46,57 @@ def test_uniform_picks_per_batch(share, k, expected):
     assert AdaptiveStrategy(uniform_share=share).n_uniform(k) == expected
 
 
+def audited_pool(X, positives, n_rated, uniform):
+    """Pool with rows 0..n_rated-1 rated (the first `positives` of them +1), flagged uniform or not."""
+    rated = np.arange(n_rated)
+    available = np.ones(len(X), bool)
+    available[rated] = False
+    return Pool(X, available, rated, np.where(rated < positives, 1.0, -1.0), np.full(n_rated, uniform))
+
+
+def test_a_common_concept_seen_in_uniform_picks_gets_more_uniform_picks(planted):
+    """8 positives in 20 uniform picks: prevalence ~0.4, so ~4 of 10 picks are drawn uniformly."""
+    X, _ = planted
+    strategy = AdaptiveStrategy(uniform_share=0.1, prevalence_gain=1.0)
+    assert strategy.n_uniform(10, audited_pool(X, 8, 20, uniform=True)) == 4
+    assert AdaptiveStrategy(uniform_share=0.1, prevalence_gain=2.0).n_uniform(10, audited_pool(X, 8, 20, True)) == 8
+
+
+def test_only_uniform_ratings_estimate_the_prevalence(planted):
+    """8 positives among the head's own picks (positive-rich by design) and 20 uniform negatives:
+    the estimate is 0.5 / 21, the base share stays; the same 8 positives drawn uniformly: 0.4."""
+    X, _ = planted
+    strategy = AdaptiveStrategy(uniform_share=0.1, prevalence_gain=1.0)
+    pool = audited_pool(X, 8, 28, uniform=True)
+    head_picks = Pool(pool.vectors, pool.available, pool.rated, pool.targets, np.arange(28) >= 8)
+    assert strategy.n_uniform(10, head_picks) == 1
+    assert strategy.n_uniform(10, pool) == 3
+
+
+def test_before_any_uniform_rating_the_estimate_is_one_half(planted):
+    """A single example rated +1 (not a uniform pick): Jeffreys' 0.5, half the first batch is random;
+    no rating at all, or ratings whose origin is unknown: the base share."""
+    X, _ = planted
+    strategy = AdaptiveStrategy(uniform_share=0.1, prevalence_gain=1.0)
+    assert strategy.n_uniform(10, audited_pool(X, 1, 1, uniform=False)) == 5
+    assert strategy.n_uniform(10, Pool(X, np.ones(len(X), bool))) == 1
+    unknown = audited_pool(X, 1, 1, uniform=False)
+    assert strategy.n_uniform(10, Pool(unknown.vectors, unknown.available, unknown.rated, unknown.targets)) == 1
+
+
+def test_a_rare_concept_keeps_the_base_uniform_share(planted):
+    """0 positives in 40 uniform picks: the estimate (0.5 / 41) is under the base share."""
+    X, _ = planted
+    assert AdaptiveStrategy(uniform_share=0.1, prevalence_gain=1.0).n_uniform(10, audited_pool(X, 0, 40, True)) == 1
+
+
+def test_the_grown_uniform_share_is_what_the_strategy_draws_and_reports(planted):
+    X, head = planted
+    strategy = AdaptiveStrategy(uniform_share=0.1, prevalence_gain=1.0)
+    rows = strategy.select(head, audited_pool(X, 8, 20, uniform=True), 10, np.random.default_rng(0))
+    assert len(rows) == 10 and len(strategy.last_draw.rows) == 4 and strategy.last_draw.n_available == 280
+
+
 def test_uniform_picks_are_reported_with_the_number_of_rows_they_were_drawn_from(planted):
     X, head = planted
     available = np.ones(len(X), bool)
@@ -186,15 +237,17 @@ def test_a_prompt_head_with_no_ratings_starts_from_the_top(planted):
 # -- settings, contract ---------------------------------------------------------------------
 
 def test_project_selection_settings_reach_the_strategy():
-    params = ProjectParams.parse({"selection": {"uniform_share": 0.3, "positive_balance": 0.7, "clusters": 12}})
+    params = ProjectParams.parse({"selection": {"uniform_share": 0.3, "positive_balance": 0.7, "clusters": 12,
+                                                "prevalence_gain": 2.0}})
     strategy = make_strategy(params.strategy, params.selection)
     assert isinstance(strategy, AdaptiveStrategy)
-    assert (strategy.uniform_share, strategy.positive_balance, strategy.clusters) == (0.3, 0.7, 12)
+    assert (strategy.uniform_share, strategy.positive_balance, strategy.clusters, strategy.prevalence_gain) == (
+        0.3, 0.7, 12, 2.0)
     assert make_strategy("adaptive").uniform_share == SelectionParams().uniform_share
 
 
 @pytest.mark.parametrize("kwargs", [{"uniform_share": 1.5}, {"uniform_share": -0.1}, {"positive_balance": 0.0},
-                                    {"clusters": 0}])
+                                    {"clusters": 0}, {"prevalence_gain": -1.0}])
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         AdaptiveStrategy(**kwargs)

@@ -71,6 +71,17 @@ def test_a_changed_pool_starts_a_new_epoch_and_forgets_the_old_draws(log):
     assert log.sample(P, np.arange(12), {4: 1.0}, {4}) is None
 
 
+def test_drawn_task_ids_are_the_tasks_of_the_draws_the_log_holds(log):
+    ids = np.arange(10)
+    state = log.settle(P, ids, unseen(ids, set()))
+    log.record_draw(P, state.epoch, [4, 7], 10, 1)
+    log.record_draw(P, state.epoch, [2], 8, 2)
+    assert log.drawn_task_ids(P) == {2, 4, 7} and log.drawn_task_ids(P + 1) == set()
+    grown = np.arange(11)
+    log.settle(P, grown, unseen(grown, {2, 4, 7}))  # a new epoch forgets the old draws
+    assert log.drawn_task_ids(P) == set()
+
+
 def test_a_task_seen_before_and_unseen_again_starts_a_new_epoch(log):
     ids = np.arange(10)
     state = log.settle(P, ids, unseen(ids, set()))

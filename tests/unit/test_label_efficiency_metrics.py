@@ -88,7 +88,7 @@ def test_the_example_item_is_not_counted_as_a_label(example):
 
 
 def test_uniform_draws_are_counted_like_any_other_label():
-    curve = simulate(toy_split(), "adaptive", 10, 0, HeadParams(), SelectionParams(uniform_share=0.2), None, 3,
+    curve = simulate(toy_split(), "adaptive", 10, 0, HeadParams(), SelectionParams(uniform_share=0.2, prevalence_gain=0), None, 3,
                      budget=40)
     assert curve["uniform"].tolist() == [2, 4, 6, 8] and curve["labels"][-1] == 40
 

@@ -11,6 +11,7 @@ import pytest
 
 from ml_backend.adapters.ls_media import TaskImageLoader
 from ml_backend.adapters.ls_records import version_name
+from ml_backend.core.audit_log import AuditLog
 from ml_backend.core.errors import ImageError, NotFittedError
 from ml_backend.core.facts import AnnotationRating, Facts
 from ml_backend.core.images import FetchPolicy, ImageFetcher
@@ -56,14 +57,15 @@ class Files:
         self.open_chroma = open_chroma
         self.ledgers: list[Ledger] = []
 
-    def loop(self, params=None, embedder=None, load=None, reopen=False) -> ActiveLoop:
+    def loop(self, params=None, embedder=None, load=None, reopen=False, audit=None) -> ActiveLoop:
         embedder = embedder or self.embedder
         if reopen or not self.ledgers:
             self.ledgers.append(Ledger(self.tmp_path / "ledger.sqlite"))
             self.chroma = self.open_chroma()
         load = load or TaskImageLoader("image", "http://127.0.0.1:1", ImageFetcher(FetchPolicy()))
         store = VectorStore(self.chroma, f"project-{P}", embedder.model_id)
-        return ActiveLoop(P, ProjectParams.parse(params), self.ledgers[-1], store, embedder, load, fetch_workers=2)
+        return ActiveLoop(P, ProjectParams.parse(params), self.ledgers[-1], store, embedder, load, fetch_workers=2,
+                          audit=audit)
 
 
 @pytest.fixture
@@ -307,6 +309,26 @@ def test_select_batch_reports_the_uniform_draws_of_the_default_strategy(files):
     draw = loop.last_uniform_draw
     assert len(batch) == 5 and len(draw.task_ids) == 2 and set(draw.task_ids) <= set(batch)
     assert draw.n_available == 11  # every unseen task
+
+
+def test_the_strategy_is_told_which_ratings_were_uniform_draws(files, tmp_path):
+    """With the audit log, the ratings of recorded uniform draws are flagged (the adaptive strategy
+    estimates the prevalence from them alone); without one, nothing is claimed."""
+    audit = AuditLog(tmp_path / "evaluation.sqlite")
+    loop = files.loop({**PROMPT, "batch_size": 5, "selection": {"uniform_share": 0.4}}, audit=audit)
+    add_tasks(loop, tasks(*range(1, 13)))
+    loop.embed_pending()
+    loop.refit_if_needed()
+    batch = [t.task_id for t in loop.select_batch()]
+    drawn = set(loop.last_uniform_draw.task_ids)
+    for n, task_id in enumerate(batch):
+        rate(loop, 100 + n, task_id, 1.0 if n % 2 else -1.0)
+    ids, pool = loop.pool()
+    flagged = loop._with_ratings(ids, pool)
+    assert {int(ids[r]) for r, u in zip(flagged.rated, flagged.uniform) if u} == drawn and len(drawn) == 2
+    loop.audit = None
+    assert loop._with_ratings(ids, pool).uniform.size == 0
+    audit.close()
 
 
 def test_select_batch_with_a_strategy_without_uniform_draws_reports_none(files):

@@ -6,7 +6,10 @@ Each batch of k is made of three kinds of picks:
    from all available rows before anything else and whatever the head says. They are the
    strategy's exploration (a concept's other kinds of positives are found by picks the head
    does not point at), and an unbiased sample of the pool: `last_draw` reports them and how
-   many rows they were drawn from.
+   many rows they were drawn from. Once rows are rated, the share is at least
+   `prevalence_gain` times the prevalence the rated uniform picks estimate (`Pool.uniform`
+   says which they are): a common concept gets mostly random picks, which find its
+   positives anyway and, unlike the head's, make an unbiased training set.
 2. While the head has **no signal** (no head yet, or a flat one: no positive and no prompt),
    the rest is spread over the pool's k-means clusters: one random row from each of the
    clusters with the fewest ratings. A rare concept that forms its own region of the
@@ -48,15 +51,20 @@ class AdaptiveStrategy(Strategy):
     ----------
     uniform_share : share of each batch drawn uniformly at random from all available rows
         (at least one pick per batch when > 0; 0 turns them off).
+    prevalence_gain : once rows are rated, the uniform share is at least this times the
+        estimated prevalence (0 turns that off).
     positive_balance : share of positives among the ratings below which top picks are made.
     clusters : k-means clusters the pool is split into for the picks made without signal.
     """
 
     requires_head = False
 
-    def __init__(self, uniform_share: float = 0.1, positive_balance: float = 0.5, clusters: int = 100):
+    def __init__(self, uniform_share: float = 0.1, positive_balance: float = 0.5, clusters: int = 100,
+                 prevalence_gain: float = 1.0):
         if not 0.0 <= uniform_share <= 1.0:
             raise ValueError(f"uniform_share must lie in [0, 1], got {uniform_share}")
+        if not 0.0 <= prevalence_gain <= 100.0:
+            raise ValueError(f"prevalence_gain must lie in [0, 100], got {prevalence_gain}")
         if not 0.0 < positive_balance <= 1.0:
             raise ValueError(f"positive_balance must lie in (0, 1], got {positive_balance}")
         if clusters < 1:
@@ -64,19 +72,40 @@ class AdaptiveStrategy(Strategy):
         self.uniform_share = uniform_share
         self.positive_balance = positive_balance
         self.clusters = clusters
+        self.prevalence_gain = prevalence_gain
 
     @classmethod
     def from_params(cls, settings: "SelectionParams | None") -> "AdaptiveStrategy":
         if settings is None:
             return cls()
         return cls(uniform_share=settings.uniform_share, positive_balance=settings.positive_balance,
-                   clusters=settings.clusters)
+                   clusters=settings.clusters, prevalence_gain=settings.prevalence_gain)
 
-    def n_uniform(self, k: int) -> int:
-        """Uniform picks in a batch of k: round(uniform_share * k), at least one when the share is > 0."""
-        if k <= 0 or self.uniform_share <= 0:
+    def n_uniform(self, k: int, pool: Pool | None = None) -> int:
+        """Uniform picks in a batch of k: round(share * k), at least one when the share is > 0.
+
+        share = max(uniform_share, prevalence_gain * p), p the prevalence the earlier
+        uniform picks estimate (positives + 0.5) / (picks + 1): on common concepts random
+        picks find positives anyway and, unlike the head's picks, are an unbiased training set.
+        """
+        share = self.uniform_share
+        p = self.estimated_prevalence(pool) if pool is not None and self.prevalence_gain > 0 else None
+        if p is not None:
+            share = max(share, min(1.0, self.prevalence_gain * p))
+        if k <= 0 or share <= 0:
             return 0
-        return min(k, max(1, math.floor(self.uniform_share * k + 0.5)))
+        return min(k, max(1, math.floor(share * k + 0.5)))
+
+    @staticmethod
+    def estimated_prevalence(pool: Pool) -> float | None:
+        """Share of positives in the pool, from the ratings of uniform picks: (positives + 0.5) / (picks + 1),
+        Jeffreys' estimate, so 0.5 while none of the ratings is a uniform pick (e.g. after a single example).
+        None before any rating (the prompt or the clusters lead the first batch), or when the pool does not
+        say which ratings came from uniform picks."""
+        if not len(pool.rated) or np.size(pool.uniform) != len(pool.rated):
+            return None
+        audited = pool.targets[pool.uniform]
+        return (float(np.sum(audited > 0)) + 0.5) / (len(audited) + 1)
 
     def n_top(self, rest: int, targets: np.ndarray) -> int:
         """Top picks among `rest` non-uniform picks, given the ratings so far (targets > 0: positives)."""
@@ -87,7 +116,7 @@ class AdaptiveStrategy(Strategy):
     def select(self, head, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:
         candidates = np.flatnonzero(pool.available)
         k = min(k, len(candidates))
-        uniform = rng.choice(candidates, size=self.n_uniform(k), replace=False).astype(np.int64)
+        uniform = rng.choice(candidates, size=self.n_uniform(k, pool), replace=False).astype(np.int64)
         self.last_draw = UniformDraw(uniform, len(candidates))
         rest = k - len(uniform)
         if rest <= 0:

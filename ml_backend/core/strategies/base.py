@@ -22,18 +22,24 @@ class Pool:
     available : (n,) bool, True where a row may be selected (embedded and unseen).
     rated : (m,) int row indices that have a rating (empty: none, or not known).
     targets : (m,) float ratings of those rows, in [-1, 1] (> 0: a positive).
+    uniform : (m,) bool, True where that rating's row was drawn uniformly at random from the
+        unseen pool (an unbiased sample: its share of positives estimates the prevalence);
+        empty when not known.
     """
 
     vectors: np.ndarray
     available: np.ndarray
     rated: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     targets: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
+    uniform: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
 
     def __post_init__(self) -> None:
         if self.available.shape != (self.vectors.shape[0],):
             raise ValueError(f"available mask {self.available.shape} does not match {self.vectors.shape[0]} rows")
         if np.shape(self.rated) != np.shape(self.targets):
             raise ValueError(f"{np.size(self.rated)} rated rows but {np.size(self.targets)} targets")
+        if np.size(self.uniform) and np.shape(self.uniform) != np.shape(self.rated):
+            raise ValueError(f"{np.size(self.rated)} rated rows but {np.size(self.uniform)} uniform flags")
 
 
 @dataclass(frozen=True)
