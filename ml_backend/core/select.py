@@ -86,7 +86,10 @@ class BatchSelection:
         ratings = self.ledger.ratings(self.project)
         drawn = self.audit.drawn_task_ids(self.project) if self.audit is not None else set()
         row_of = {task_id: row for row, task_id in enumerate(ids)}
-        rated = [(row_of[str(t)], target, int(t) in drawn) for t, target in ratings.items() if str(t) in row_of]
+        # a drawn task's rating counts once the task is seen again after the draw (as in the audit
+        # sample): after a reset, a rating from the first pass is not the draw's answer
+        rated = [(row_of[str(t)], target, int(t) in drawn and not pool.available[row_of[str(t)]])
+                 for t, target in ratings.items() if str(t) in row_of]
         # without an audit log nobody knows which ratings were uniform picks: say nothing (empty)
         uniform = np.array([u for _, _, u in rated] if self.audit is not None else [], dtype=bool)
         return Pool(pool.vectors, pool.available, np.array([r for r, _, _ in rated], dtype=np.int64),

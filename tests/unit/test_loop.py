@@ -326,6 +326,10 @@ def test_the_strategy_is_told_which_ratings_were_uniform_draws(files, tmp_path):
     ids, pool = loop.pool()
     flagged = loop._with_ratings(ids, pool)
     assert {int(ids[r]) for r, u in zip(flagged.rated, flagged.uniform) if u} == drawn and len(drawn) == 2
+    # a second pass: the ratings stay but the tasks are unseen again; they are not a draw's answers
+    Facts(loop.ledger).reset_seen(loop.project)
+    ids, pool = loop.pool()
+    assert not loop._with_ratings(ids, pool).uniform.any()
     loop.audit = None
     assert loop._with_ratings(ids, pool).uniform.size == 0
     audit.close()
