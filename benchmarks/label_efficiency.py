@@ -348,16 +348,13 @@ def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: He
     strategy = make_strategy(strategy_name, selection)
     rng = np.random.default_rng([seed, 11])
     labels, ap, f1, found, uniform = [], [], [], [], []
-    drawn = 0
     drawn_uniformly = np.zeros(n, dtype=bool)
 
     def next_rows(k: int) -> np.ndarray:
-        nonlocal drawn
         chooser = RandomStrategy() if head is None and strategy.requires_head else strategy
         pool = Pool(X, available, np.array(rated, dtype=np.int64), split.ratings[rated], drawn_uniformly[rated])
         rows = chooser.select(head, pool, k, rng)
         if chooser.last_draw is not None:
-            drawn += len(chooser.last_draw.rows)
             drawn_uniformly[chooser.last_draw.rows] = True
         return rows
 
@@ -371,7 +368,7 @@ def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: He
         ap.append(average_precision(split.y_eval, logits))
         f1.append(f1_at_threshold(split.y_eval, logits))
         found.append(int(split.y[rated[given:]].sum()))
-        uniform.append(drawn)
+        uniform.append(int(drawn_uniformly.sum()))
     ext_labels, ext_ap = [], []
     while len(rated) - given < extend_to and available.any():
         rows = next_rows(min(EXTEND_STEP, extend_to - (len(rated) - given)))

@@ -202,7 +202,7 @@ class AuditLog:
 
     def drawn_task_ids(self, project: int) -> set[int]:
         """The tasks of every uniform draw the log holds for the project (a changed pool starts a new
-        epoch and forgets the old draws: until the next draws are rated, the selection assumes nothing)."""
+        epoch and forgets the old draws: until the next draws are rated, no rating counts as a uniform pick)."""
         rows = self._query("SELECT task_ids FROM audit_draws WHERE project = ?", (project,))
         return {int(t) for r in rows for t in json.loads(r["task_ids"])}
 

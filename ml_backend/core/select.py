@@ -84,13 +84,14 @@ class BatchSelection:
         """`pool` plus the rows and targets of the current ratings (what adaptive strategies react to),
         and which of them the audit log drew uniformly at random."""
         ratings = self.ledger.ratings(self.project)
-        drawn = self.audit.drawn_task_ids(self.project) if self.audit is not None else set()
         row_of = {task_id: row for row, task_id in enumerate(ids)}
-        # a drawn task's rating counts once the task is seen again after the draw (as in the audit
-        # sample): after a reset, a rating from the first pass is not the draw's answer
-        rated = [(row_of[str(t)], target, int(t) in drawn and not pool.available[row_of[str(t)]])
-                 for t, target in ratings.items() if str(t) in row_of]
-        # without an audit log nobody knows which ratings were uniform picks: say nothing (empty)
-        uniform = np.array([u for _, _, u in rated] if self.audit is not None else [], dtype=bool)
-        return Pool(pool.vectors, pool.available, np.array([r for r, _, _ in rated], dtype=np.int64),
-                    np.array([t for _, t, _ in rated], dtype=np.float64), uniform)
+        rated = [(row_of[str(t)], int(t), target) for t, target in ratings.items() if str(t) in row_of]
+        rows = np.array([row for row, _, _ in rated], dtype=np.int64)
+        targets = np.array([target for _, _, target in rated], dtype=np.float64)
+        uniform = np.empty(0, dtype=bool)  # without an audit log nobody knows: say nothing
+        if self.audit is not None:
+            drawn = self.audit.drawn_task_ids(self.project)
+            # a drawn task's rating counts while the task is seen (as in the audit sample): after a
+            # reset, a rating from the first pass is not the draw's answer
+            uniform = np.array([t in drawn and not pool.available[row] for row, t, _ in rated], dtype=bool)
+        return Pool(pool.vectors, pool.available, rows, targets, uniform)
