@@ -109,6 +109,16 @@ HYPERPARAMETERS: tuple[dict, ...] = (
             "+0.19 / +0.18 / +0.08 (6 seeds); 0.3, the larger of the two best, for the prompt floor"},
     {"parameter": "head.prior_l2", "value": 1.0,
      "how": "kept: 0.1 and 10 moved the mean dev area by +0.006 and -0.010"},
+    {"parameter": "head.prompt_role", "value": "example",
+     "how": "seeds 1000-1019, same protocol, the 15 spam settings (image tasks have no prompt), dev nALC median / "
+            "mean / settings below 0: 'prior' (the prompt's score as a feature W starts from) +0.16 / +0.18 / 3; "
+            "'example' (weight 1) +0.32 / +0.34 / 2; both at once (weight 5) +0.21 / +0.19 / 3; 'prior' with "
+            "prior_l2 0.01 +0.21 / +0.21 / 3; 'example' with the issue's background floor of 40 +0.10 / +0.19 / 4. "
+            "Worst prompt-floor setting (spam 1% noisy, share of seeds never below zero-shot): 'prior' 0.50, "
+            "'example' 0.65; every other prompt setting >= 0.90 with both"},
+    {"parameter": "head.prompt_weight", "value": 5.0,
+     "how": "1 / 3 / 5 / 10 (same runs): dev nALC mean +0.337 / +0.356 / +0.349 / +0.349 (median +0.317 for all); "
+            "worst prompt-floor setting 0.65 / 0.80 / 0.85 / 0.90: 5, within 0.01 of the best mean, for the floor"},
     {"parameter": "head.background_min_weight", "value": 2.0,
      "how": "kept: a floor of 10 or 40 (the issue's reference weight) lowered the mean dev area to 0.615 and 0.608 "
             "(from 0.620) and the dev nALC to +0.16 and +0.13 (from +0.18)"},

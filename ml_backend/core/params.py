@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -34,6 +34,12 @@ class HeadParams(BaseModel):
         description="the background negatives weigh at least this many ratings in total, so the first few "
         "ratings (or one example item) already meet negatives and the head's 0.5 sits near the rated items",
     )
+    prompt_role: Literal["example", "prior"] = Field(
+        "example", description="how refits use the prompt: 'example', its embedding counts as `prompt_weight` ratings "
+        "of +1; 'prior', a score W starts from and learns how much to keep",
+    )
+    prompt_weight: float = Field(
+        5.0, gt=0, le=1000, description="with prompt_role 'example': how many ratings of +1 the prompt counts as")
     prior_positive_rate: float = Field(
         0.1, gt=0, lt=1, description="share of the pool the prompt-only head scores above 0.5"
     )

@@ -77,6 +77,12 @@ def test_a_head_that_is_not_an_object_is_a_config_error(head):
         ProjectParams.parse(json.dumps({"head": head}))
 
 
+@pytest.mark.parametrize("head", [{"prompt_role": "both"}, {"prompt_weight": 0}, {"prompt_weight": -1}])
+def test_an_unknown_prompt_role_or_a_non_positive_prompt_weight_is_refused(head):
+    with pytest.raises(ConfigError, match="head.prompt_"):
+        ProjectParams.parse({"head": head})
+
+
 def test_params_are_frozen():
     params = ProjectParams.parse({"batch_size": 3})
     with pytest.raises(Exception):

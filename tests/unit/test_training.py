@@ -84,14 +84,28 @@ def test_background_supplies_the_negatives_that_positive_only_ratings_lack(data)
 
 
 def test_fit_head_passes_the_prior_and_its_penalty(data):
-    """fit_head with a prior equals LinearHead.fit with the same prior and HeadParams."""
+    """With the prior role, fit_head equals LinearHead.fit with the same prior and HeadParams."""
     _, X, w_star, y = data
     prior = Prior.calibrate(w_star, X, positive_rate=0.1)
-    params = HeadParams(l2=3.0, prior_l2=0.5)
+    params = HeadParams(l2=3.0, prior_l2=0.5, prompt_role="prior")
     recipe = fit_head(X[:20], y[:20], params, prior=prior)
     manual = LinearHead(l2=3.0, prior_l2=0.5).fit(X[:20], y[:20], prior=prior)
     np.testing.assert_allclose(recipe.coef_, manual.coef_, atol=1e-6)
     assert recipe.prior_weight_ == pytest.approx(manual.prior_weight_, abs=1e-6)
+
+
+@pytest.mark.parametrize("weight", [1.0, 5.0])
+def test_the_example_role_counts_the_prompt_as_weighted_positive_ratings(data, weight):
+    """With the example role, fit_head equals a prior-free fit with the prompt's unit embedding
+    appended as a +1 rating of weight `prompt_weight`."""
+    _, X, w_star, y = data
+    prior = Prior.calibrate(w_star + 0.5 * unit_rows(np.ones((1, DIM)))[0], X, positive_rate=0.1)
+    recipe = fit_head(X[:20], y[:20], HeadParams(l2=3.0, prompt_weight=weight), prior=prior)
+    manual = LinearHead(l2=3.0).fit(np.vstack([X[:20], prior.direction[None, :]]), np.append(y[:20], 1.0),
+                                    sample_weight=np.append(np.ones(20), weight))
+    np.testing.assert_allclose(recipe.coef_, manual.coef_, atol=1e-5)
+    assert recipe.intercept_ == pytest.approx(manual.intercept_, abs=1e-5)
+    assert not hasattr(recipe, "prior_weight_")
 
 
 def test_hyperparameters_reach_the_head(data):
