@@ -298,7 +298,7 @@ def simulate(task: le.Task, seed: int, cache_dir: str, budget: int, evaluation: 
             rows = chooser.select(head, pool, min(BATCH, budget - (len(rated) - given)), rng)
             rated.extend(int(r) for r in rows)
             available[rows] = False
-            draw = uniform_picks(chooser, rows, pool.available)
+            draw = uniform_picks(chooser)
             if draw is not None:
                 drawn[draw[0]] = True
             head = le._refit(split, rated, available, params, prior, seed, head)

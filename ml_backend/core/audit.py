@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .strategies import RandomStrategy
 
 # seen_at of a task not seen at any draw so far (it may be rated since the last draw).
 NOT_SEEN = np.iinfo(np.int64).max
@@ -105,19 +104,17 @@ class AuditSample:
         return np.concatenate([d.rows for d in self.draws]) if self.draws else np.empty(0, dtype=np.int64)
 
 
-def uniform_picks(strategy, rows: np.ndarray, available: np.ndarray) -> tuple[np.ndarray, int] | None:
-    """The picks of a selection drawn uniformly at random from all unseen tasks, and how many
-    unseen tasks there were: (rows, n_available), or None when the strategy drew none.
+def uniform_picks(strategy) -> tuple[np.ndarray, int] | None:
+    """The picks of a strategy's last selection drawn uniformly at random from all unseen tasks,
+    and how many unseen tasks there were: (rows, n_available), or None when it drew none.
 
-    The one place that reads a strategy's draw: a strategy that reports one says so in
-    `last_draw` (rows, n_available); `random` draws its whole selection uniformly.
+    The one place that reads a strategy's draw (`Strategy.last_draw`; `random` reports its
+    whole selection, `adaptive` its uniform share).
     """
     draw = getattr(strategy, "last_draw", None)
-    if draw is not None:
-        return np.asarray(draw.rows, dtype=np.int64), int(draw.n_available)
-    if isinstance(strategy, RandomStrategy):  # main's `random` does not report its draw yet
-        return np.asarray(rows, dtype=np.int64), int(np.count_nonzero(available))
-    return None
+    if draw is None:
+        return None
+    return np.asarray(draw.rows, dtype=np.int64), int(draw.n_available)
 
 
 def carry_pending(rows: np.ndarray, own_draw: np.ndarray, pending: np.ndarray, k: int) -> np.ndarray:

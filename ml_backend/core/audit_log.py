@@ -161,7 +161,7 @@ class AuditLog:
         (`core.audit.carry_pending`). task_ids (N,) and available (N,) bool: the pool then."""
         task_ids = np.asarray(task_ids, dtype=np.int64)
         state = self.settle(project, task_ids, available)
-        draw = uniform_picks(strategy, rows, available)
+        draw = uniform_picks(strategy)
         own = draw[0] if draw is not None else np.empty(0, dtype=np.int64)
         if state.pending:
             row_of = {int(t): row for row, t in enumerate(task_ids)}
