@@ -861,7 +861,9 @@ def markdown(report: dict, command: str, strategies: Sequence[str]) -> str:
         out += ["", "## Hyperparameters and how they were chosen", "", *_choices_lines(report)]
     rec = report["recommendation"]
     out += ["", "## Default strategy", "", _reason(report, default), "",
-            f"Rule ({rec['rule']}); the backend's default is `{default}`, the rule picks `{rec['choice']}`.", "",
+            f"Rule ({rec['rule']}); the backend's default is `{default}`, the rule picks `{rec['choice']}`"
+            + (f"; `{default}` stays the default because {rec['default_kept']['because']}." if "default_kept" in rec
+               else "."), "",
             f"| strategy | goals met (of {len(GOALS)}) | nALC >= 0 everywhere | 1% labels <= 1/{RARE_FRACTION} random's | "
             f"median nALC >= {TYPICAL_NALC} | above zero-shot | median nALC over tasks | worst task's median nALC |",
             "|---|---|---|---|---|---|---|---|"]
@@ -873,7 +875,15 @@ def markdown(report: dict, command: str, strategies: Sequence[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def recommend(entries: list[dict], strategies: Sequence[str]) -> dict:
+# When the rule picks another strategy than the backend's default, the default stays only with a
+# reason written here (and shown in the report); tests/unit/test_strategies.py holds the two together.
+DEFAULT_KEPT_BECAUSE = (
+    "the rule's pick draws no uniform picks, so a project on it gets no evaluation (no audit sample, "
+    "issue 15), and the rule's one goal for it (the prompt floor) comes with a worst setting far below "
+    "random; the rule was fixed before the runs and is reported unchanged")
+
+
+def recommend(entries: list[dict], strategies: Sequence[str], default: str | None = None) -> dict:
     """The strategy to make the backend's default, by a rule fixed before looking at the numbers.
 
     Most of the issue's benchmark goals met; ties broken by the higher median (over tasks) of
@@ -890,8 +900,12 @@ def recommend(entries: list[dict], strategies: Sequence[str]) -> dict:
         rows.append({"strategy": s, "goals_met": met, "median_nalc": round(score, 4), "worst_task_nalc": round(worst, 4),
                      "goals": {k: v["met"] for k, v in g.items()}})
     rows.sort(key=lambda r: (-r["goals_met"], -r["median_nalc"]))
-    return {"rule": "most goals met, then the highest median over tasks of the median normalised ALC",
-            "choice": rows[0]["strategy"] if rows else None, "candidates": rows}
+    choice = rows[0]["strategy"] if rows else None
+    report = {"rule": "most goals met, then the highest median over tasks of the median normalised ALC",
+              "choice": choice, "candidates": rows}
+    if default is not None and choice not in (None, default):
+        report["default_kept"] = {"strategy": default, "because": DEFAULT_KEPT_BECAUSE}
+    return report
 
 
 def report_from(results: list[dict], tasks: Sequence[Task], strategies: Sequence[str], default: str,
@@ -900,7 +914,7 @@ def report_from(results: list[dict], tasks: Sequence[Task], strategies: Sequence
     kept = complete_seeds(results, tasks)
     entries = summarise(kept, strategies)
     report = {"default_strategy": default, **meta, "seeds": sorted({r["seed"] for r in kept}),
-              "tasks": entries, "goals": goals(entries, default), "recommendation": recommend(entries, strategies)}
+              "tasks": entries, "goals": goals(entries, default), "recommendation": recommend(entries, strategies, default)}
     return report
 
 

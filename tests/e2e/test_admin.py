@@ -162,7 +162,9 @@ def test_reset_seen_starts_a_second_pass_that_survives_a_sync(label_studio, clie
     model_dir = tmp_path_factory.mktemp("second-pass") / "model_dir"
     backend = start_backend(model_dir=model_dir, BULK_PREDICTION_DELAY_S="0")
     project = create_project(client, "admin: second pass", CONFIG)
-    connect_backend(client, project, backend.url, "CLIP vector queue", {"prompt": "a red square", "batch_size": 3})
+    # nearest: the tab is then exactly the best-scored tasks (adaptive mixes in uniform picks)
+    connect_backend(client, project, backend.url, "CLIP vector queue",
+                    {"prompt": "a red square", "batch_size": 3, "strategy": "nearest"})
     upload_images(label_studio.url, label_studio.api_token, project, make_images(model_dir.parent / "images", 9, seed=11))
     first = wait_for(lambda: idle(backend, project, lambda s: s["tasks"]["embedded"] == 9 and s["view"]), what="a batch")
     rated = first["view"]["task_ids"]
