@@ -129,7 +129,8 @@ HYPERPARAMETERS: tuple[dict, ...] = (
 CURVE_POINTS = (10, 20, 30, 40, 50, 60, 80, 100, 125, 150, 200, 250, 300, 400, 500)
 # How a simulated project starts, before the first annotator label.
 STARTS = {
-    "prompt": "the prompt's zero-shot head (text tasks); every refit keeps the prompt, by default as 20 ratings of +1 (head.prompt_role, head.prompt_weight)",
+    "prompt": "the prompt's zero-shot head (text tasks); every refit keeps the prompt, by default as 20 ratings "
+              "of +1 (head.prompt_role, head.prompt_weight)",
     "example": "one random pool positive given as 'more like this': rated +1 before the first batch and "
                "not counted as a label (the labels axis counts annotator ratings only)",
     "none": "cold start: no prompt, no example; the first head is fitted on the first batch's ratings",

@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from .audit import uniform_picks
 from .audit_log import AuditLog
 from .ledger import Ledger
 from .params import ProjectParams
@@ -75,9 +76,9 @@ class BatchSelection:
                                           k or self.params.batch_size, current.version if current else 0)
         scores = current.head.predict_proba(pool.vectors[rows]) if current else np.zeros(len(rows), np.float32)
         order = np.argsort(-scores, kind="stable")
-        if strategy.last_draw is not None and np.isin(strategy.last_draw.rows, rows).all():
-            drawn = [int(ids[r]) for r in strategy.last_draw.rows]
-            self.last_uniform_draw = UniformTaskDraw(drawn, strategy.last_draw.n_available)
+        draw = uniform_picks(strategy)
+        if draw is not None and np.isin(draw[0], rows).all():
+            self.last_uniform_draw = UniformTaskDraw([int(ids[r]) for r in draw[0]], draw[1])
         return [ScoredTask(int(ids[rows[i]]), float(scores[i])) for i in order]
 
     def _with_ratings(self, ids: list[str], pool: Pool) -> Pool:
