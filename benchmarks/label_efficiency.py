@@ -877,7 +877,9 @@ def markdown(report: dict, command: str, strategies: Sequence[str]) -> str:
 
 
 # When the rule picks another strategy than the backend's default, the default stays only with a
-# reason written here (and shown in the report); tests/unit/test_strategies.py holds the two together.
+# reason written here for that pick (and shown in the report); tests/unit/test_strategies.py holds
+# the two together, so a different pick in a later run needs its own reason.
+DEFAULT_KEPT_OVER = "uncertainty"
 DEFAULT_KEPT_BECAUSE = (
     "the rule's pick draws no uniform picks, so a project on it gets no evaluation (no audit sample, "
     "issue 15), and the rule's one goal for it (the prompt floor) comes with a worst setting far below "
@@ -904,8 +906,8 @@ def recommend(entries: list[dict], strategies: Sequence[str], default: str | Non
     choice = rows[0]["strategy"] if rows else None
     report = {"rule": "most goals met, then the highest median over tasks of the median normalised ALC",
               "choice": choice, "candidates": rows}
-    if default is not None and choice not in (None, default):
-        report["default_kept"] = {"strategy": default, "because": DEFAULT_KEPT_BECAUSE}
+    if default is not None and choice == DEFAULT_KEPT_OVER != default:
+        report["default_kept"] = {"strategy": default, "over": choice, "because": DEFAULT_KEPT_BECAUSE}
     return report
 
 

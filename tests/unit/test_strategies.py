@@ -223,15 +223,18 @@ def test_default_strategy_is_registered():
 
 def test_default_strategy_is_the_one_the_committed_benchmark_picked():
     """The default follows the label-efficiency results' fixed rule, or the report says why it stays
-    (`DEFAULT_KEPT_BECAUSE`); and the report was made with the default."""
+    over exactly the strategy the rule picked (`DEFAULT_KEPT_OVER`, `DEFAULT_KEPT_BECAUSE`); and the
+    report was made with the default."""
     import json
 
-    from benchmarks.label_efficiency import DEFAULT_KEPT_BECAUSE, RESULTS_DIR
+    from benchmarks.label_efficiency import DEFAULT_KEPT_BECAUSE, DEFAULT_KEPT_OVER, RESULTS_DIR
 
     report = json.loads((RESULTS_DIR / "label_efficiency.json").read_text())
     recommendation = report["recommendation"]
     if recommendation["choice"] != DEFAULT_STRATEGY:
-        assert recommendation["default_kept"] == {"strategy": DEFAULT_STRATEGY, "because": DEFAULT_KEPT_BECAUSE}
+        assert recommendation["choice"] == DEFAULT_KEPT_OVER
+        assert recommendation["default_kept"] == {"strategy": DEFAULT_STRATEGY, "over": DEFAULT_KEPT_OVER,
+                                                  "because": DEFAULT_KEPT_BECAUSE}
     assert report["default_strategy"] == DEFAULT_STRATEGY
 
 
