@@ -927,6 +927,17 @@ def _compact_json(report: dict) -> str:
     return re.sub(r"\[\s*([^\[\]{}]*?)\s*\]", lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
 
 
+def descriptions() -> dict:
+    """The report's prose about the protocol (not measured; read from the code on every write)."""
+    return {
+        # keys of the schema before per-task starts, kept for readers of older reports
+        "spam_prompt": SPAM_PROMPT, "image_start": STARTS["example"],
+        "hyperparameters": list(HYPERPARAMETERS), "starts": STARTS, "soft_ratings": f"sign * U{list(SOFT_RANGE)}",
+        "noise_model": "each rating flipped independently with probability `noise`; the probe and the metrics "
+                       "use the clean labels",
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few seeds and tasks, batch 10 (CI)")
@@ -986,10 +997,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         meta = {
             "command": command, "quick": bool(args.quick), "evaluate_on": args.evaluate_on,
             "seeds_requested": seeds, "budget": args.budget, "strategies": strategies, "head_params": params.model_dump(),
-            "selection_params": selection.model_dump(), "hyperparameters": list(HYPERPARAMETERS),
-            "starts": STARTS, "soft_ratings": f"sign * U{list(SOFT_RANGE)}", "noise_model": "each rating "
-            "flipped independently with probability `noise`; the probe and the metrics use the clean labels",
-            "runtime_seconds": round(runtime, 1), "workers": args.workers, "cpu_count": os.cpu_count(),
+            "selection_params": selection.model_dump(), "runtime_seconds": round(runtime, 1), "workers": args.workers, "cpu_count": os.cpu_count(),
             "cpu_seconds_in_jobs": round(sum(r["seconds"] for r in results), 1),
             "load_average_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
             "stopped_early": len(results) < len(tasks) * len(seeds),
@@ -997,8 +1005,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         with open(out / "label_efficiency_raw.pkl", "wb") as f:  # not committed (.gitignore): for --from-raw
             pickle.dump({"results": results, "tasks": tuple(tasks), "strategies": strategies, "meta": meta}, f)
 
-    # keys of the schema before per-task starts, kept for readers of older reports
-    meta = {"spam_prompt": SPAM_PROMPT, "image_start": STARTS["example"], **meta}
+    # The raw file keeps what was measured; what the code says about it is taken from the code, so a
+    # report rewritten with --from-raw after a wording change carries the new wording.
+    meta = {**meta, **descriptions()}
     default = DEFAULT_STRATEGY if DEFAULT_STRATEGY in strategies else strategies[-1]
     report = report_from(results, tasks, strategies, default, meta)
     (out / "label_efficiency.json").write_text(_compact_json(report) + "\n")

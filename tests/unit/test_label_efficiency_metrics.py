@@ -109,3 +109,34 @@ def test_compact_json_round_trips_and_puts_plain_lists_on_one_line():
     text = _compact_json(report)
     assert json.loads(text) == report
     assert '"a": [1, 2.5, null]' in text and '[0.1, 0.2]' in text
+
+
+def test_a_report_rewritten_from_raw_results_takes_its_prose_from_the_code(tmp_path):
+    """--from-raw keeps the measured numbers of the saved run and the current code's descriptions."""
+    import pickle
+
+    import benchmarks.label_efficiency as benchmark
+
+    task = Task(concept="Bag (easy)", dataset="fashion", positives=(8,), prevalence=0.1, batch_sizes=(10,))
+    strategies = ["random", "adaptive"]
+    results = []
+    for seed in (0, 1):
+        curves = {(start, s, 10): simulate(toy_split(seed=seed), s, 10, seed, HeadParams(), SelectionParams(), None,
+                                           3 if start == "example" else None, budget=30)
+                  for start, _ in task.settings for s in strategies}
+        results.append({"task": task, "seed": seed, "probe_ap": 1.0, "zero_shot_ap": None, "pool_size": 300,
+                        "pool_positives": 30, "curves": curves, "seconds": 0.1})
+    stale = {"starts": {"example": "STALE WORDING"}, "hyperparameters": ["STALE"], "noise_model": "STALE"}
+    meta = {"command": "python -m benchmarks.label_efficiency", "quick": True, "evaluate_on": "test",
+            "seeds_requested": [0, 1], "budget": 30, "strategies": strategies, "head_params": {}, "selection_params": {},
+            "runtime_seconds": 12.5, "workers": 1, "cpu_count": 2, "cpu_seconds_in_jobs": 0.2,
+            "load_average_1min_before_after": [0.0, 0.0], "stopped_early": False, **stale}
+    raw = tmp_path / "raw.pkl"
+    raw.write_bytes(pickle.dumps({"results": results, "tasks": (task,), "strategies": strategies, "meta": meta}))
+
+    report = benchmark.main(["--from-raw", str(raw), "--out", str(tmp_path), "--no-plots"])
+
+    assert report["starts"] == benchmark.STARTS and report["hyperparameters"] == list(benchmark.HYPERPARAMETERS)
+    assert "STALE" not in (tmp_path / "label_efficiency.md").read_text()
+    assert "STALE" not in (tmp_path / "label_efficiency.json").read_text()
+    assert report["runtime_seconds"] == 12.5 and report["seeds"] == [0, 1]
