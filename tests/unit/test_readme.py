@@ -67,3 +67,16 @@ def test_the_evaluation_benchmark_summary_in_the_readme_matches_the_committed_re
 
     results = json.loads((RESULTS_DIR / "evaluation.json").read_text())
     assert read_block(readme_path, README_BLOCK) == readme_summary(results)
+
+
+def test_the_committed_reports_describe_the_choices_the_code_records():
+    """How each constant was chosen lives in the code; the committed reports carry the same account."""
+    import json
+
+    from benchmarks import evaluation, label_efficiency
+
+    assert json.loads((evaluation.RESULTS_DIR / "evaluation.json").read_text())["choices"] == \
+        json.loads(json.dumps(list(evaluation.CHOICES)))
+    report = json.loads((label_efficiency.RESULTS_DIR / "label_efficiency.json").read_text())
+    assert report["hyperparameters"] == json.loads(json.dumps(list(label_efficiency.HYPERPARAMETERS)))
+    assert report["starts"] == label_efficiency.STARTS
