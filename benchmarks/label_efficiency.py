@@ -124,6 +124,15 @@ HYPERPARAMETERS: tuple[dict, ...] = (
     {"parameter": "head.background_min_weight", "value": 2.0,
      "how": "kept: a floor of 10 or 40 (the issue's reference weight) lowered the mean dev area to 0.615 and 0.608 "
             "(from 0.620) and the dev nALC to +0.16 and +0.13 (from +0.18)"},
+    {"parameter": "adaptive strategy: tried and not kept (2026-12-01)", "value": None,
+     "how": "seeds 1000-1019, same protocol. With a prompt, the first batch's non-uniform picks all from the top "
+            "(kept) / half top, half boundary / all boundary, on the 15 spam settings: spam @natural b10 -0.04 / +0.05 "
+            "/ +0.30, b25 +0.14 / +0.06 / +0.26, but spam @5% b10 +0.61 / +0.49 / +0.49, mean +0.344 / +0.316 / "
+            "+0.333. Before the head has signal, every task and start, dev nALC median / mean / settings below 0: "
+            "cluster picks (kept) +0.211 / +0.299 / 6; uniform picks instead (clusters=1) +0.171 / +0.278 / 5; half of "
+            "the batch uniform +0.204 / +0.290 / 6; the most typical row of each cluster (TypiClust-like) +0.204 / "
+            "+0.273 / 8. Clusters win where the concept is a region of its own (Bag @5% cold +0.63 against +0.06 "
+            "with uniform picks) and lose where it is not (Shirt @5% cold +0.05 against +0.27)"},
 )
 # Label counts where learning curves are stored (the per-seed summaries use every batch).
 CURVE_POINTS = (10, 20, 30, 40, 50, 60, 80, 100, 125, 150, 200, 250, 300, 400, 500)
@@ -787,7 +796,8 @@ def _goal_lines(report: dict) -> list[str]:
 
 def _choices_lines(report: dict) -> list[str]:
     """The hyperparameters of the default and its head, with the runs they were chosen on."""
-    return [f"- `{c['parameter']}` = {c['value']}: {c['how']}" for c in report.get("hyperparameters", [])]
+    return [f"- `{c['parameter']}`" + (f" = {c['value']}" if c["value"] is not None else "") + f": {c['how']}"
+            for c in report.get("hyperparameters", [])]
 
 
 def readme_summary(report: dict) -> str:
