@@ -132,7 +132,11 @@ HYPERPARAMETERS: tuple[dict, ...] = (
             "cluster picks (kept) +0.211 / +0.299 / 6; uniform picks instead (clusters=1) +0.171 / +0.278 / 5; half of "
             "the batch uniform +0.204 / +0.290 / 6; the most typical row of each cluster (TypiClust-like) +0.204 / "
             "+0.273 / 8. Clusters win where the concept is a region of its own (Bag @5% cold +0.63 against +0.06 "
-            "with uniform picks) and lose where it is not (Shirt @5% cold +0.05 against +0.27)"},
+            "with uniform picks) and lose where it is not (Shirt @5% cold +0.05 against +0.27). Top picks sent to "
+            "clusters once the head expects them to miss (mean probability below 0.5 / 0.2 / 0.1; meant for a mixed "
+            "concept's second kind): +0.223 / +0.246 / 9, +0.223 / +0.297 / 5, +0.223 / +0.298 / 7; Trouser+Bag @1% "
+            "example +0.07 -> +0.26 / +0.19 / +0.13, but spam @1% b10 prompt +0.69 -> +0.37 at 0.5 (the prompt's "
+            "top picks hit while the head calls them unlikely) and spam @5% cold +0.15 -> -0.17 at 0.2"},
 )
 # Label counts where learning curves are stored (the per-seed summaries use every batch).
 CURVE_POINTS = (10, 20, 30, 40, 50, 60, 80, 100, 125, 150, 200, 250, 300, 400, 500)
