@@ -217,7 +217,8 @@ class Recorder:
                            true_recall)
             if checkpoint:
                 # unrounded: an interval that pins a value exactly must not miss it by a rounding
-                point[name] = {"positives": asdict(pool.positives), "labeling_recall": asdict(pool.labeling_recall)}
+                point[name] = {"positives": asdict(pool.positives), "labeling_recall": asdict(pool.labeling_recall),
+                               "uniform_to_certify": pool.uniform_to_certify}
         if checkpoint:
             self._next_checkpoint += 1
             if self.snapshots is not None:
@@ -410,6 +411,15 @@ def _median_or_none(values) -> float | None:
     return float(np.median(values)) if values else None
 
 
+def certify_at_end(runs: list[dict]) -> dict:
+    """At each run's last checkpoint, the uniform picks still needed to certify the target recall (what the
+    page tells the team), over the runs whose target rule had not fired by then."""
+    open_runs = [r for r in runs if r["points"] and "target" not in r["stops"]]
+    picks = [r["points"][-1]["default"]["uniform_to_certify"] for r in open_runs]
+    return {"runs": len(open_runs), "labels": _median_or_none([r["points"][-1]["labels"] for r in open_runs]),
+            "median_picks": _median_or_none(picks), "picks": picks}
+
+
 def summarise(results: list[dict], tasks: Sequence[le.Task], evaluation: EvaluationParams) -> dict:
     names = [t.name for t in tasks]
     per_task = []
@@ -423,6 +433,7 @@ def summarise(results: list[dict], tasks: Sequence[le.Task], evaluation: Evaluat
             "seeds": [r["seed"] for r in runs], "labels": int(np.median([r["labels"] for r in runs])),
             "audit_labels": int(np.median([r["audit_labels"] for r in runs])),
             "coverage": coverage_table(runs), "stopping": stopping_table(runs, evaluation.target_recall),
+            "certify_at_end": certify_at_end(runs),
         })
     overall = coverage_table(results)
     stopping = stopping_table(results, evaluation.target_recall)
@@ -493,8 +504,9 @@ def readme_summary(report: dict) -> str:
         f"(goal >= {STOP_GOAL:.0%}): **{'met' if target['met'] else 'MISSED'}**.", "",
         "| task | pool (positives); labels (audit) per run | coverage: positives / recall of labeling / head precision / recall / AP "
         "| mean width: recall of labeling / head AP | target rule: fired; recall >= target; median labels "
-        "| oracle: median labels | head stopped changing: fired; median labels; median recall | knee (baseline) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| oracle: median labels | head stopped changing: fired; median labels; median recall | knee (baseline) "
+        "| not certified at the end: runs; uniform picks still needed (median) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for t in s["per_task"]:
         c, st = t["coverage"], t["stopping"]
@@ -507,8 +519,14 @@ def readme_summary(report: dict) -> str:
             + f" | {_stop_cell(st['target'])} | {_labels(st['target']['median_oracle_labels'])} | "
             + (f"{stable['fired']}/{stable['runs']}; {_labels(stable['median_labels'])}; "
                f"{_pct(_median_or_none(stable['recall_at_stop']))}" if stable["fired"] else f"0/{stable['runs']}")
-            + f" | {_stop_cell(st['knee'])} |")
+            + f" | {_stop_cell(st['knee'])} | {_certify_cell(t.get('certify_at_end'))} |")
     return "\n".join(lines)
+
+
+def _certify_cell(entry: dict | None) -> str:
+    if not entry or not entry["runs"]:
+        return "-"
+    return f"{entry['runs']}; {_labels(entry['median_picks'])} after {_labels(entry['labels'])} labels"
 
 
 def markdown(report: dict) -> str:

@@ -60,10 +60,12 @@ AP_MIN_DRAWS = 2
 
 @dataclass(frozen=True)
 class CountPosterior:
-    """A posterior over a count of positives: `values` (K,) int and their `probs` (K,)."""
+    """A posterior over a count of positives: `values` (K,) int and their `probs` (K,); `log_probs`, the
+    log-posterior up to a constant, keeps the tails that underflow to 0 in `probs` (None: log(probs))."""
 
     values: np.ndarray
     probs: np.ndarray
+    log_probs: np.ndarray | None = None
 
     def quantile(self, q: float) -> int:
         """The smallest value whose cumulative probability reaches q."""
@@ -127,7 +129,7 @@ def positives_posterior(sample: AuditSample, mask: np.ndarray | None = None, pri
         log_post = log_post + _log_likelihood(found, unseen, n, positives_before, hits, picks)
     log_post -= log_post.max()
     probs = np.exp(log_post)
-    return CountPosterior(found + np.arange(unseen + 1), probs / probs.sum())
+    return CountPosterior(found + np.arange(unseen + 1), probs / probs.sum(), log_post)
 
 
 def _draw_counts(sample: AuditSample, mask: np.ndarray, labels: np.ndarray, seen_at: np.ndarray):
@@ -210,6 +212,10 @@ class PoolEstimate:
 
     `recall_reached`: posterior probability that the labeling's recall is at least
     `target_recall` (the stopping rule compares it with the confidence asked for).
+    `uniform_to_certify`: the fewest further uniform picks that, if none of them is positive,
+    would bring `recall_reached` to the confidence asked for (0: it is there already). What
+    certifying the target costs at best: on a rare concept it is far more than the labels that
+    found the positives (`uniform_picks_to_certify`).
     """
 
     pool: int
@@ -223,6 +229,7 @@ class PoolEstimate:
     labeling_recall: Estimate
     target_recall: float
     recall_reached: float
+    uniform_to_certify: int
 
 
 @dataclass(frozen=True)
@@ -279,7 +286,47 @@ def estimate_pool(sample: AuditSample, confidence: float = 0.9, target_recall: f
         prevalence=Estimate(mid / size, low / size, high / size) if size else Estimate(0.0, 0.0, 0.0),
         labeling_recall=Estimate(recall(mid), recall(high), recall(low)),
         target_recall=target_recall, recall_reached=reached,
+        uniform_to_certify=uniform_picks_to_certify(posterior, found, target_recall, confidence, prior),
     )
+
+
+def uniform_picks_to_certify(posterior: CountPosterior, found: int, target_recall: float, confidence: float,
+                             prior: str = POOL_PRIOR) -> int:
+    """The fewest further uniform picks m from the unseen tasks after which, if none of them is
+    positive, P(found / N+ >= target_recall) >= confidence, as `estimate_pool` would then say.
+
+    `posterior` is over N+ (its values run from `found` over every unseen task) under `prior`.
+    A draw of m tasks, none positive, from u unseen tasks holding k positives has probability
+    C(u - k, m) / C(u, m): it multiplies the likelihood of k by (u - k)! / (u - k - m)! up to a
+    constant; the prior is then over the u - m tasks still unseen. The probability grows with m
+    (every unseen task drawn, none positive, proves k = 0), so m is found by bisection.
+    """
+    extra = (posterior.values - found).astype(np.float64)
+    unseen = int(extra.max()) if len(extra) else 0
+    enough = extra <= found / target_recall - found + 1e-9
+    with np.errstate(divide="ignore"):
+        log_posterior = np.log(posterior.probs) if posterior.log_probs is None else posterior.log_probs
+    # the prior is taken out and put back over the tasks still unseen after the m picks
+    log_likelihood = log_posterior - _log_prior(unseen, prior)
+
+    def reached(m: int) -> float:
+        still_unseen = unseen - m
+        possible = extra <= still_unseen
+        log_post = np.full(len(extra), -np.inf)
+        log_post[possible] = (log_likelihood[possible] + _log_prior(still_unseen, prior)
+                              + gammaln(unseen - extra[possible] + 1.0) - gammaln(still_unseen - extra[possible] + 1.0))
+        if not np.isfinite(log_post.max()):
+            return 0.0
+        probs = np.exp(log_post - log_post.max())
+        return float(probs[enough].sum() / probs.sum())
+
+    if reached(0) >= confidence - 1e-12:
+        return 0
+    low, high = 0, unseen  # reached(unseen) = 1: every unseen task drawn, none positive
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if reached(middle) >= confidence - 1e-12 else (middle, high)
+    return high
 
 
 def score_strata(scores: np.ndarray, unseen: np.ndarray, threshold: float, per_side: int) -> np.ndarray:

@@ -73,6 +73,7 @@ def _summary(current: dict | None, report: dict) -> str:
             ("positives in the pool", _interval(pool["positives"], "{:.0f}")),
             ("prevalence", _interval(pool["prevalence"], "{:.1%}")),
             ("recall of the labeling so far", _interval(pool["labeling_recall"], "{:.0%}")),
+            ("uniform picks still needed to certify the target recall", pool["uniform_to_certify"]),
         ]
     if head:
         rows.append(("tasks the head says yes to (score > 0.5)", head["predicted_positive"]))
@@ -90,6 +91,9 @@ def _summary(current: dict | None, report: dict) -> str:
     if stopping["stop"] and not stopping["target_reached"] and reached is not None:
         advice += (f" The target recall of {report['params']['target_recall']:.0%} is reached with probability "
                    f"{reached:.0%} only.")
+    if pool and not stopping["target_reached"]:
+        advice += (f" Certifying the target takes at least {pool['uniform_to_certify']} more uniform picks (tasks "
+                   "drawn at random from the unseen ones), if none of them is positive.")
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in current.get("notes", []))
     return (f'<table id="summary">{table}</table><p>Intervals: {confidence:.0%} credible intervals.</p>'
             f'<div id="suggestion" class="suggestion {"stop" if stopping["stop"] else "go"}">{html.escape(advice)}</div>'

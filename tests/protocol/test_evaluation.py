@@ -76,6 +76,7 @@ def test_the_evaluation_is_the_estimators_answer_on_the_audit_sample_the_loop_re
     assert pool["positives"] == expected.positives.rounded()
     assert pool["labeling_recall"] == expected.labeling_recall.rounded()
     assert pool["recall_reached"] == round(expected.recall_reached, 4)
+    assert pool["uniform_to_certify"] == expected.uniform_to_certify
     head = current["head"]
     assert head["threshold"] == 0.5 and 0 <= head["predicted_positive"] <= len(TASKS)
     assert set(head) >= {"precision", "recall", "average_precision"}
@@ -111,6 +112,7 @@ def test_when_every_task_is_rated_the_stop_suggestion_says_the_target_is_reached
     assert current["pool"]["labeling_recall"] == {"value": 1.0, "low": 1.0, "high": 1.0}
     assert current["stopping"]["stop"] and current["stopping"]["target_reached"]
     assert current["stopping"]["reasons"][0].startswith("Target recall reached")
+    assert current["pool"]["uniform_to_certify"] == 0
     status = project.status()["evaluation"]
     assert status["stop"] and status["summary"].startswith("stop? found >= 90% of yes")
     assert status["page"] == "/projects/1/evaluation/page" and status["json"] == "/projects/1/evaluation"
@@ -125,6 +127,10 @@ def test_the_page_shows_the_summary_the_suggestion_and_four_plots(project):
     current = evaluation(project)["current"]
     assert "Evaluation of project 1" in page and current["model_version"] in page
     assert 'id="summary"' in page and 'id="suggestion"' in page
+    # two rounds of 24 tasks certify nothing yet: the page says what certifying would take
+    picks = current["pool"]["uniform_to_certify"]
+    assert not current["stopping"]["target_reached"] and picks > 0
+    assert f"Certifying the target takes at least {picks} more uniform picks" in page
     assert len(re.findall(r"<svg\b", page)) == 4
     assert 'href="/projects/1/evaluation"' in page
 

@@ -186,3 +186,46 @@ def test_the_average_precision_needs_no_draw_once_every_task_is_rated():
     estimate = estimate_head(sample, head, threshold=0.5)
     assert estimate.average_precision.width == pytest.approx(0.0)
     assert estimate.average_precision.value == pytest.approx(average_precision_score(truth, head))
+
+
+def drawn_negatives(sample: AuditSample, m: int, rng: np.random.Generator) -> AuditSample:
+    """`sample` plus one more uniform draw of m unseen tasks, every one rated not positive."""
+    unseen = np.flatnonzero(~sample.seen)
+    rows = rng.choice(unseen, size=m, replace=False)
+    seq = max((d.seq for d in sample.draws), default=-1) + 1
+    labels, seen_at = sample.labels.copy(), sample.seen_at.copy()
+    labels[rows], seen_at[rows] = 0.0, seq + 1
+    return AuditSample(labels, seen_at, sample.draws + (AuditDraw(seq, rows, len(unseen)),))
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_the_uniform_picks_to_certify_are_the_fewest_that_reach_the_confidence_when_none_is_positive(seed):
+    _, _, sample = label_like_the_loop(seed, size=800, prevalence=0.02, batches=20, drawn=1, signal=3.0)
+    estimate = estimate_pool(sample, confidence=0.9, target_recall=0.9)
+    m = estimate.uniform_to_certify
+    assert estimate.recall_reached < 0.9 and 0 < m <= np.count_nonzero(~sample.seen)
+    rng = np.random.default_rng(seed)
+    assert estimate_pool(drawn_negatives(sample, m, rng)).recall_reached >= 0.9
+    assert estimate_pool(drawn_negatives(sample, m - 1, rng)).recall_reached < 0.9
+    # a rare concept whose positives the loop found quickly costs far more to certify than to find
+    assert m > 2 * sample.size * 0.02
+
+
+def test_no_further_picks_are_needed_once_the_target_is_certified():
+    _, _, sample = label_like_the_loop(7, size=300, prevalence=0.1, batches=30, drawn=10)
+    estimate = estimate_pool(sample, confidence=0.9, target_recall=0.5)
+    assert estimate.recall_reached >= 0.9 and estimate.uniform_to_certify == 0
+
+
+def test_the_picks_to_certify_a_common_concept_come_from_the_log_posterior_not_its_underflowed_tail():
+    """Many positives still unseen: P(no unseen positive left) underflows to 0 in the posterior's probabilities,
+    yet enough picks without a positive would prove it; the count must not collapse to 'every unseen task'."""
+    _, _, sample = label_like_the_loop(8, size=6000, prevalence=0.4, batches=150, drawn=10)
+    posterior = positives_posterior(sample, prior=POOL_PRIOR)
+    assert posterior.probs[0] == 0.0  # the tail the computation needs has underflowed
+    estimate = estimate_pool(sample, confidence=0.9, target_recall=0.9)
+    m = estimate.uniform_to_certify
+    assert 0 < m < np.count_nonzero(~sample.seen)
+    rng = np.random.default_rng(8)
+    assert estimate_pool(drawn_negatives(sample, m, rng)).recall_reached >= 0.9
+    assert estimate_pool(drawn_negatives(sample, m - 1, rng)).recall_reached < 0.9
