@@ -93,7 +93,7 @@ def _summary(current: dict | None, report: dict) -> str:
                    f"{reached:.0%} only.")
     if pool and not stopping["target_reached"]:
         advice += (f" Certifying the target takes at least {pool['uniform_to_certify']} more uniform picks (tasks "
-                   "drawn at random from the unseen ones), if none of them is positive: the `random` strategy draws "
+                   "drawn at random from the unseen ones), if none of them is positive: the random strategy draws "
                    "nothing else.")
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in current.get("notes", []))
     return (f'<table id="summary">{table}</table><p>Intervals: {confidence:.0%} credible intervals.</p>'
