@@ -52,7 +52,7 @@ from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample, uniform_pick
 from ml_backend.core.evaluation import (  # noqa: E402
     AP_MIN_DRAWS, INTERVAL, POOL_PRIOR, PRIOR, STRATA_PER_SIDE, estimate_head, estimate_pool)
 from ml_backend.core.params import EvaluationParams, HeadParams, SelectionParams  # noqa: E402
-from ml_backend.core.stopping import prediction_agreement  # noqa: E402
+from ml_backend.core.stopping import prediction_agreement, target_reached  # noqa: E402
 from ml_backend.core.strategies import DEFAULT_STRATEGY, Pool, RandomStrategy, Strategy, make_strategy  # noqa: E402
 
 RESULTS_DIR = le.RESULTS_DIR
@@ -222,8 +222,7 @@ class Recorder:
             pool = estimate_pool(sample, self.evaluation.confidence, self.evaluation.target_recall,
                                  prior=options.get("pool_prior", POOL_PRIOR), kind=options.get("kind", INTERVAL))
             if name == "default":
-                self._stop("target", pool.audit_draws and pool.recall_reached >= self.evaluation.confidence,
-                           true_recall)
+                self._stop("target", target_reached(pool, self.evaluation.confidence), true_recall)
             if checkpoint:
                 # unrounded: an interval that pins a value exactly must not miss it by a rounding
                 point[name] = {"positives": asdict(pool.positives), "labeling_recall": asdict(pool.labeling_recall),
@@ -259,7 +258,7 @@ class Recorder:
             if need is None or picks >= need:
                 pool = estimate_pool(AuditSample(labels, seen_at, tuple(draws)), self.evaluation.confidence,
                                      self.evaluation.target_recall)
-                if pool.audit_draws and pool.recall_reached >= self.evaluation.confidence:
+                if target_reached(pool, self.evaluation.confidence):
                     found = int(np.count_nonzero(labels == 1))
                     self.stops["certify"] = {"labels": spent, "recall": round(found / positives if positives else 1.0, 4),
                                              "head_at": stable_at}

@@ -1011,7 +1011,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         meta = {
             "command": command, "quick": bool(args.quick), "evaluate_on": args.evaluate_on,
             "seeds_requested": seeds, "budget": args.budget, "strategies": strategies, "head_params": params.model_dump(),
-            "selection_params": selection.model_dump(), "runtime_seconds": round(runtime, 1), "workers": args.workers, "cpu_count": os.cpu_count(),
+            "selection_params": selection.model_dump(), "runtime_seconds": round(runtime, 1), "workers": args.workers,
+            "cpu_count": os.cpu_count(),
             "cpu_seconds_in_jobs": round(sum(r["seconds"] for r in results), 1),
             "load_average_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
             "stopped_early": len(results) < len(tasks) * len(seeds),

@@ -50,13 +50,19 @@ def prediction_agreement(previous: np.ndarray, current: np.ndarray) -> float:
     return (observed - chance) / (1.0 - chance)
 
 
+def target_reached(pool: PoolEstimate | None, confidence: float) -> bool:
+    """The certified rule: at least one complete audit draw, and the labeling's recall is at least the
+    target with probability >= `confidence`."""
+    return pool is not None and pool.audit_draws > 0 and pool.recall_reached >= confidence
+
+
 def suggest(pool: PoolEstimate | None, agreement: float | None, confidence: float, stable_kappa: float,
             stable_labels: int) -> StopSuggestion:
     """The suggestion from the latest pool estimate and the agreement with the head of `stable_labels` ago.
 
     Either may be None (no audit sample yet; not that many labels yet).
     """
-    target = pool is not None and pool.audit_draws > 0 and pool.recall_reached >= confidence
+    target = target_reached(pool, confidence)
     stable = agreement is not None and agreement >= stable_kappa
     reasons = []
     if target:
