@@ -52,10 +52,12 @@ INTERVAL = "hpd"
 # stratum's unseen positives get their own prior: more strata spread a thin audit sample over
 # more priors, and the sum drifts from the truth (development seeds: benchmarks.evaluation.CHOICES).
 STRATA_PER_SIDE = 1
-# The average precision depends on where the unseen positives sit in the ranking. While a stratum
-# with unseen tasks has had fewer audit draws than this, its share of positives is the prior's
-# guess, and the interval is withheld (development seeds: benchmarks.evaluation.CHOICES).
-AP_MIN_DRAWS = 2
+# While a score stratum with unseen tasks has had fewer audit draws than this, its share of positives
+# is the prior's guess, and an interval resting on it is withheld: the precision while the stratum
+# above the threshold has fewer, the average precision while any has (it depends on where the unseen
+# positives sit in the ranking). The head's recall is not withheld (development seeds:
+# benchmarks.evaluation.CHOICES).
+MIN_STRATUM_DRAWS = 2
 
 
 @dataclass(frozen=True)
@@ -238,8 +240,11 @@ class HeadEstimate:
 
     `predicted_positive`: tasks of the pool scored above the threshold (known exactly).
     An estimate is None when it is undefined (no task above the threshold, no positive at all);
-    the average precision also while `fewest_stratum_draws` (the audit tasks drawn in the
-    score stratum with unseen tasks that has the fewest) is below `AP_MIN_DRAWS`.
+    the precision also while `above_threshold_draws` (audit tasks drawn among the tasks above
+    the threshold) is below `MIN_STRATUM_DRAWS` and some of them are unseen, the average
+    precision while `fewest_stratum_draws` (the same, in the score stratum with unseen tasks
+    that has the fewest) is. `precision_bounds`: what the ratings alone prove about the
+    precision (every unseen task above the threshold negative, or every one positive).
     """
 
     threshold: float
@@ -248,6 +253,8 @@ class HeadEstimate:
     recall: Estimate | None
     average_precision: Estimate | None
     fewest_stratum_draws: int = 0
+    above_threshold_draws: int = 0
+    precision_bounds: tuple[float, float] | None = None
 
 
 def interval(values: np.ndarray, confidence: float, kind: str = INTERVAL) -> Estimate:
@@ -347,7 +354,7 @@ def score_strata(scores: np.ndarray, unseen: np.ndarray, threshold: float, per_s
 
 def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.5, confidence: float = 0.9,
                   per_side: int = STRATA_PER_SIDE, prior: str = PRIOR, samples: int = 400, seed: int = 0,
-                  kind: str = INTERVAL, ap_min_draws: int = AP_MIN_DRAWS) -> HeadEstimate:
+                  kind: str = INTERVAL, min_stratum_draws: int = MIN_STRATUM_DRAWS) -> HeadEstimate:
     """Precision and recall at `threshold` and average precision of a head scoring the pool `scores` (N,).
 
     The pool is split into strata by score (`score_strata`); the unseen positives of each
@@ -377,14 +384,21 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
     true_positives = np.count_nonzero(known & above) + extra[:, hi_strata].sum(axis=1)
     positives = np.count_nonzero(known) + extra.sum(axis=1)
     predicted = int(np.count_nonzero(above))
-    precision = interval(true_positives / predicted, confidence, kind) if predicted else None
+    enough_draws = (drawn >= min_stratum_draws) | (unseen_count == 0)
+    precision, bounds = None, None
+    if predicted:
+        found_above = np.count_nonzero(known & above)
+        bounds = (float(found_above / predicted), float((found_above + np.count_nonzero(above & unseen)) / predicted))
+        if np.all(enough_draws[hi_strata]):
+            precision = interval(true_positives / predicted, confidence, kind)
     recall = interval(true_positives / positives, confidence, kind) if np.all(positives > 0) else None
     fewest = int(drawn[unseen_count > 0].min()) if np.any(unseen_count > 0) else 0
     average_precision = None
-    if ap_min_draws <= fewest or not np.any(unseen_count > 0):
+    if np.all(enough_draws):
         ap = average_precision_samples(sample.labels, scores, strata, extra / np.maximum(unseen_count, 1.0))
         average_precision = interval(ap, confidence, kind) if np.all(np.isfinite(ap)) else None
-    return HeadEstimate(threshold, predicted, precision, recall, average_precision, fewest)
+    above_draws = int(drawn[hi_strata].sum())
+    return HeadEstimate(threshold, predicted, precision, recall, average_precision, fewest, above_draws, bounds)
 
 
 def average_precision_samples(labels: np.ndarray, scores: np.ndarray, strata: np.ndarray,

@@ -17,7 +17,8 @@ import numpy as np
 
 from ..adapters.ls_records import version_name
 from ..core.audit_log import AuditLog
-from ..core.evaluation import HeadEstimate, PoolEstimate, estimate_head, estimate_pool
+from ..core.evaluation import (MIN_STRATUM_DRAWS, POOL_PRIOR, PRIOR, PRIOR_COUNTS, HeadEstimate, PoolEstimate,
+                               estimate_head, estimate_pool)
 from ..core.head import LinearHead
 from ..core.loop import ActiveLoop
 from ..core.stopping import prediction_agreement, suggest
@@ -32,9 +33,13 @@ METHOD = (
     "unseen at that moment (the adaptive strategy's uniform share; every pick of `random`), once every pick of "
     "a draw is rated or skipped. A skip counts as 'not positive'. Given the history, a draw's number of "
     "positives is hypergeometric, so the product over draws is the likelihood of the pool's positives; with a "
-    "Jeffreys prior it gives a posterior, and every interval is its shortest one holding the stated probability. The head's precision, "
-    "recall and average precision are over the whole pool (rated tasks included, with their ratings), the unseen "
-    "positives estimated per score stratum. Coverage and width are measured by `python -m benchmarks.evaluation`."
+    f"Beta prior on the share of positives among the unseen tasks (Beta{PRIOR_COUNTS[POOL_PRIOR]} for the pool, "
+    f"Beta{PRIOR_COUNTS[PRIOR]} per score stratum) it gives a posterior, and every interval is its shortest one "
+    "holding the stated probability. The head's precision, recall and average precision are over the whole pool "
+    "(rated tasks included, with their ratings), the unseen positives estimated per score stratum; the precision "
+    f"(the average precision) waits until the stratum above the threshold (every stratum) holds {MIN_STRATUM_DRAWS} "
+    "audit picks, and until then the page gives the bounds the ratings prove. Coverage and width are measured by "
+    "`python -m benchmarks.evaluation`."
 )
 
 
@@ -209,7 +214,10 @@ def _head_json(estimate: HeadEstimate | None) -> dict | None:
     if estimate is None:
         return None
     out = {"threshold": estimate.threshold, "predicted_positive": estimate.predicted_positive,
-           "fewest_stratum_draws": estimate.fewest_stratum_draws}
+           "fewest_stratum_draws": estimate.fewest_stratum_draws,
+           "above_threshold_draws": estimate.above_threshold_draws,
+           "precision_bounds": ([round(b, 4) for b in estimate.precision_bounds]
+                                if estimate.precision_bounds is not None else None)}
     for key in ("precision", "recall", "average_precision"):
         value = getattr(estimate, key)
         out[key] = value.rounded() if value is not None else None

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from matplotlib.figure import Figure
 
-from ..core.evaluation import AP_MIN_DRAWS
+from ..core.evaluation import MIN_STRATUM_DRAWS
 
 COLORS = {"estimate": "#1f77b4", "found": "#2ca02c", "precision": "#ff7f0e", "recall": "#9467bd",
           "average_precision": "#d62728", "target": "#7f7f7f"}
@@ -102,9 +102,16 @@ def _summary(current: dict | None, report: dict) -> str:
 
 
 def _missing(key: str, head: dict) -> str:
-    if key == "average_precision" and head.get("fewest_stratum_draws", AP_MIN_DRAWS) < AP_MIN_DRAWS:
-        return (f"not yet: needs {AP_MIN_DRAWS} audit picks above and below {head['threshold']} "
+    threshold = head["threshold"]
+    if key == "precision" and head.get("precision_bounds") and head["above_threshold_draws"] < MIN_STRATUM_DRAWS:
+        low, high = head["precision_bounds"]
+        return (f"between {low:.2f} and {high:.2f} (what the ratings prove); an estimate needs {MIN_STRATUM_DRAWS} "
+                f"audit picks above {threshold} (so far: {head['above_threshold_draws']})")
+    if key == "average_precision" and head.get("fewest_stratum_draws", MIN_STRATUM_DRAWS) < MIN_STRATUM_DRAWS:
+        return (f"not yet: needs {MIN_STRATUM_DRAWS} audit picks above and below {threshold} "
                 f"(fewest so far: {head['fewest_stratum_draws']})")
+    if key == "precision" and not head.get("predicted_positive"):
+        return f"undefined: the head says yes to no task (no score above {threshold})"
     return "undefined"
 
 

@@ -82,6 +82,14 @@ def test_a_the_evaluation_page_shows_the_summary_the_suggestion_and_the_plots(sc
     pool = current["pool"]
     assert f"{pool['positives']['value']:.0f} ({pool['positives']['low']:.0f} to {pool['positives']['high']:.0f})" \
         in summary.text
+    head = current["head"]
+    if head["precision"]:
+        precision = f"{head['precision']['value']:.2f} ({head['precision']['low']:.2f} to {head['precision']['high']:.2f})"
+    elif head["precision_bounds"]:
+        precision = f"between {head['precision_bounds'][0]:.2f} and {head['precision_bounds'][1]:.2f}"
+    else:
+        precision = "undefined: the head says yes to no task"
+    assert f"head precision at 0.5 {precision}" in summary.text
     suggestion = browser.find_all("#suggestion")[0].text
     assert suggestion.startswith("Suggestion: stop" if current["stopping"]["stop"] else "Keep labeling")
     # every plot drawn, with a size on the page

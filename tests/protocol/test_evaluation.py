@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample
-from ml_backend.core.evaluation import AP_MIN_DRAWS, estimate_pool
+from ml_backend.core.evaluation import MIN_STRATUM_DRAWS, estimate_pool
 
 K = 4
 TASKS = list(range(1, 25))
@@ -153,25 +153,40 @@ def test_an_unknown_project_is_a_404(backend):
 
 
 
-def test_the_average_precision_waits_for_audit_draws_and_the_page_says_why(project):
-    def check_the_ap_is_shown_only_with_enough_draws() -> dict:
+def test_precision_and_average_precision_wait_for_audit_draws_and_the_page_says_why(project):
+    states = set()
+
+    def check_estimates_are_shown_only_with_enough_draws() -> dict:
         head = evaluation(project)["current"]["head"]
-        fewest = head["fewest_stratum_draws"]
+        fewest, above = head["fewest_stratum_draws"], head["above_threshold_draws"]
         page = project.get("/projects/1/evaluation/page").get_data(as_text=True)
-        not_yet = f"head average precision</th><td>not yet: needs 2 audit picks above and below 0.5 (fewest so far: {fewest})"
-        if len(project.runtime.projects.ledger.seen_task_ids(1)) == len(TASKS):  # known exactly, no draw needed
+        ap_not_yet = f"head average precision</th><td>not yet: needs 2 audit picks above and below 0.5 (fewest so far: {fewest})"
+        all_rated = len(project.runtime.projects.ledger.seen_task_ids(1)) == len(TASKS)
+        if all_rated:  # known exactly, no draw needed
             assert head["average_precision"]["low"] == head["average_precision"]["high"]
-        elif fewest < AP_MIN_DRAWS == 2:
-            assert head["average_precision"] is None and not_yet in page
+        elif fewest < MIN_STRATUM_DRAWS == 2:
+            assert head["average_precision"] is None and ap_not_yet in page
         else:
             assert head["average_precision"] is not None and "not yet" not in page
+        if head["predicted_positive"]:
+            low, high = head["precision_bounds"]
+            if head["precision"] is None:
+                states.add("precision withheld")
+                assert above < MIN_STRATUM_DRAWS and low < high
+                assert (f"head precision at 0.5</th><td>between {low:.2f} and {high:.2f} (what the ratings prove); an "
+                        f"estimate needs 2 audit picks above 0.5 (so far: {above})") in page
+            else:
+                states.add("precision exact" if low == high else "precision estimated")
+                assert low - 1e-4 <= head["precision"]["low"] <= head["precision"]["high"] <= high + 1e-4
+                assert "what the ratings prove" not in page
         return head
 
     round_of_labeling(project, k=1)  # a draw of one task: at most one audit pick in any score stratum
-    assert check_the_ap_is_shown_only_with_enough_draws()["fewest_stratum_draws"] < AP_MIN_DRAWS
+    assert check_estimates_are_shown_only_with_enough_draws()["fewest_stratum_draws"] < MIN_STRATUM_DRAWS
     while len(project.runtime.projects.ledger.seen_task_ids(1)) < len(TASKS):
         round_of_labeling(project)
-        assert check_the_ap_is_shown_only_with_enough_draws()["recall"] is not None
+        assert check_estimates_are_shown_only_with_enough_draws()["recall"] is not None
     head = evaluation(project)["current"]["head"]
     assert head["average_precision"]["low"] == head["average_precision"]["high"]
     assert "not yet" not in project.get("/projects/1/evaluation/page").get_data(as_text=True)
+    assert states == {"precision withheld", "precision estimated", "precision exact"}

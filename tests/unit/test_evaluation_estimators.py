@@ -152,7 +152,7 @@ def test_a_pending_draw_takes_the_place_of_the_selections_own_uniform_picks():
     assert carry_pending(rows, own, np.array([1, 2, 3, 4, 8]), 4).tolist() == [1, 2, 3, 4]
 
 
-def test_the_average_precision_waits_for_audit_draws_on_both_sides_of_the_threshold():
+def test_precision_and_average_precision_wait_for_audit_draws_in_their_score_strata():
     # 20 tasks above the threshold, 20 below; nothing rated but what the draws picked
     scores = np.r_[np.linspace(0.95, 0.55, 20), np.linspace(0.45, 0.05, 20)]
     truth = np.r_[np.ones(20), np.zeros(20)]
@@ -165,17 +165,37 @@ def test_the_average_precision_waits_for_audit_draws_on_both_sides_of_the_thresh
             draws.append(AuditDraw(seq, np.array([row]), unseen))
             labels[row], seen_at[row] = truth[row], seq + 1
             unseen -= 1
-        return estimate_head(AuditSample(labels, seen_at, tuple(draws)), scores, threshold=0.5, ap_min_draws=2)
+        return estimate_head(AuditSample(labels, seen_at, tuple(draws)), scores, threshold=0.5, min_stratum_draws=2)
 
     below_only = after([25, 30, 35])
-    assert below_only.fewest_stratum_draws == 0
-    assert below_only.average_precision is None and below_only.precision is not None
+    assert below_only.fewest_stratum_draws == 0 and below_only.above_threshold_draws == 0
+    assert below_only.average_precision is None and below_only.precision is None
+    assert below_only.precision_bounds == (0.0, 1.0)  # nothing above the threshold is rated
     one_above = after([25, 30, 3])
-    assert one_above.fewest_stratum_draws == 1 and one_above.average_precision is None
+    assert one_above.fewest_stratum_draws == 1 and one_above.above_threshold_draws == 1
+    assert one_above.average_precision is None and one_above.precision is None
+    assert one_above.precision_bounds == (pytest.approx(1 / 20), 1.0)
+    assert one_above.recall is not None  # the recall is not withheld (one positive is known)
+    above_only = after([3, 8])
+    assert above_only.precision is not None and above_only.average_precision is None
     both = after([25, 30, 3, 8])
-    assert both.fewest_stratum_draws == 2
+    assert both.fewest_stratum_draws == 2 and both.above_threshold_draws == 2
     exact = average_precision_score(truth, scores)
     assert both.average_precision is not None and both.average_precision.covers(exact)
+    assert both.precision is not None and both.precision.covers(1.0)
+    low, high = both.precision_bounds
+    assert low == pytest.approx(2 / 20) and high == 1.0 and low <= both.precision.low
+
+
+def test_precision_needs_no_draw_once_every_task_above_the_threshold_is_rated():
+    scores = np.r_[np.linspace(0.95, 0.55, 10), np.linspace(0.45, 0.05, 30)]
+    labels = np.full(40, np.nan)
+    labels[:10] = [1, 1, 1, 0, 1, 1, 0, 1, 1, 1]  # rated by the strategy, not drawn
+    seen_at = np.where(np.isnan(labels), NOT_SEEN, 0).astype(np.int64)
+    estimate = estimate_head(AuditSample(labels, seen_at, ()), scores, threshold=0.5)
+    assert estimate.above_threshold_draws == 0
+    assert estimate.precision is not None and estimate.precision.width == pytest.approx(0.0)
+    assert estimate.precision.value == pytest.approx(0.8) and estimate.precision_bounds == (0.8, 0.8)
 
 
 def test_the_average_precision_needs_no_draw_once_every_task_is_rated():
