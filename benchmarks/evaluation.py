@@ -105,6 +105,21 @@ CHOICES: tuple[dict, ...] = (
             "at all 12-13 checkpoints where it fires). Per task the coverage is 0.98-1.00 everywhere but spam @natural "
             "(0.82 to 0.75): a larger b lowers the total only by under-covering the common concept further, so b was not "
             "moved to the band's edge"},
+    {"constant": "core.evaluation.POOL_PRIOR: a prior near uniform over the share's order of magnitude",
+     "value": "tried 2026-12-01, not kept",
+     "how": "Beta(a, 1) with small a (density ~ share ** (a - 1)). Rule fixed before the development runs: among the "
+            "priors whose coverage of the pool's positives is in the goal band and whose target rule is right in >= "
+            "95% of the development runs where it fires (checked after every batch, as the service does), the one that "
+            "fires most. Dev48 at the 10 checkpoints, coverage / checkpoints where the target rule says 'reached' / of "
+            "them truly reached: a = 0.15 0.890 / 48 / 47, 0.2 0.927 / 38 / 37, 0.25 0.946 / 27 / 27, 0.3 0.958 / 23 / "
+            "23, 0.5 0.965 / 12 / 12 (Beta(1/2, 5): 0.954 / 12 / 12). Full simulation on seeds 1000-1005 (48 runs): "
+            "Beta(1/2, 5) coverage 0.954, target rule fired in 12 runs, right in 100%, median 1800 labels; a = 0.15 "
+            "0.890, 20 runs, 85%, 1060; a = 0.2 0.927, 20 runs, 95%, 1285; a = 0.25 0.946, 18 runs, 94%, 1400. a = 0.2 "
+            "passed the rule, but the extra stops are on common concepts (Bag @natural: fired 6/6, right 83%; 3/6, "
+            "100% before), never on the 1% ones, and the unit test of a synthetic loop at 20% prevalence with one "
+            "audit pick per batch (tests/unit/test_evaluation_estimators.py, 200 seeds) fails: coverage 0.755 (a = "
+            "0.25: 0.805, a = 0.3: 0.860; Beta(1/2, 5): 0.940). With a thin audit sample the prior drags a common "
+            "concept's count down and the target rule stops early: not kept"},
     {"constant": "core.evaluation.PRIOR above the head's threshold (precision)", "value": "jeffreys, as below it",
      "how": "Dev48 (2026-12-01), a prior leaning to positives on the side the head calls positive, Beta(a, 1/2) for "
             "a = 1/2 (Jeffreys), 1, 2, 3, 4, 5: head precision covered 0.985 / 0.979 / 0.968 / 0.955 / 0.942 / 0.925 "
