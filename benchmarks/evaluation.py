@@ -144,7 +144,8 @@ CHOICES: tuple[dict, ...] = (
             "task above the threshold negative, or every one positive), which held the truth at all 469 "
             "checkpoints. On the same runs the AP covered 0.799 / 0.870 / 0.886 / 0.895 / 0.899"},
     {"constant": "core.evaluation.MIN_STRATUM_DRAWS for the AP", "value": 2,
-     "how": "Dev48 (its first run, before the prompt became 20 ratings), AP coverage (checkpoints with an AP interval) by the audit draws required in every score "
+     "how": "Dev48 (its first run, before the prompt became 20 ratings), AP coverage (checkpoints with an AP "
+            "interval) by the audit draws required in every score "
             "stratum with unseen tasks: 0: 0.777 (475), 1: 0.866 (382), 2: 0.895 (351), 3: 0.898 (325), 5: 0.908 "
             "(303); 2 is the smallest in the goal band (withholding it for the head's recall too would lift that "
             "to 0.966, so recall is not withheld). Tried for the AP on Dev48 and not kept: a prior from the head's "

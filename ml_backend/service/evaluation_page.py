@@ -103,7 +103,7 @@ def _summary(current: dict | None, report: dict) -> str:
 
 def _missing(key: str, head: dict) -> str:
     threshold = head["threshold"]
-    if key == "precision" and head.get("precision_bounds") and head["above_threshold_draws"] < MIN_STRATUM_DRAWS:
+    if key == "precision" and head.get("precision_bounds"):  # defined, but too few audit picks above the threshold
         low, high = head["precision_bounds"]
         return (f"between {low:.2f} and {high:.2f} (what the ratings prove); an estimate needs {MIN_STRATUM_DRAWS} "
                 f"audit picks above {threshold} (so far: {head['above_threshold_draws']})")
