@@ -20,7 +20,11 @@ Each batch of k is made of three kinds of picks:
    closest to 0: on common concepts positives come cheaply and the boundary is what is
    left to learn). The split follows the ratings: while positives are under
    `positive_balance` of the ratings, the top gets the deficit's share of the picks; once
-   they reach it, every pick goes to the boundary.
+   they reach it, every pick goes to the boundary. Before any rating (a prompt's first
+   batch) nothing says positives are scarce, and every pick goes to the boundary: the
+   prompt's top is mostly positive on a common concept and teaches little, while its
+   boundary still holds positives on a rare one (an example's first batch, one positive
+   rating, goes there too).
 
 Ties are broken at random (`top_k`), never by row order.
 """
@@ -108,8 +112,11 @@ class AdaptiveStrategy(Strategy):
         return (float(np.sum(audited > 0)) + 0.5) / (len(audited) + 1)
 
     def n_top(self, rest: int, targets: np.ndarray) -> int:
-        """Top picks among `rest` non-uniform picks, given the ratings so far (targets > 0: positives)."""
-        positive_share = float(np.mean(targets > 0)) if len(targets) else 0.0
+        """Top picks among `rest` non-uniform picks, given the ratings so far (targets > 0: positives);
+        none before any rating."""
+        if not len(targets):
+            return 0
+        positive_share = float(np.mean(targets > 0))
         deficit = max(0.0, self.positive_balance - positive_share) / self.positive_balance
         return min(rest, math.ceil(rest * deficit - 1e-9))
 
