@@ -443,7 +443,9 @@ def coverage_table(results: list[dict], task: str | None = None) -> dict:
                 if quantity in POOL_QUANTITIES and "all_found" in p["truth"]:
                     by_found[p["truth"]["all_found"]].append(covered)
         every = [h for v in hits.values() for h in v]
-        not_exact = [h for c in hits for h, w in zip(hits[c], widths[c]) if w > 1e-12]
+        # per checkpoint, the hits of the intervals that are estimates (width > 0)
+        estimated = {c: [h for h, w in zip(hits[c], widths[c]) if w > 1e-12] for c in hits}
+        not_exact = [h for v in estimated.values() for h in v]
         out[quantity] = {
             "overall": round(float(np.mean(every)), 4) if every else None, "n": len(every), "withheld": withheld,
             "exact": len(every) - len(not_exact),
@@ -451,9 +453,8 @@ def coverage_table(results: list[dict], task: str | None = None) -> dict:
             **({"all_found": _share(by_found[True]), "some_left": _share(by_found[False])}
                if quantity in POOL_QUANTITIES else {}),
             "mean_width": round(float(np.mean([w for v in widths.values() for w in v])), 4) if every else None,
-            "by_checkpoint": {str(c): {**_share([h for h, w in zip(hits[c], widths[c]) if w > 1e-12]),
-                                       "width": round(float(np.mean(widths[c])), 4),
-                                       "exact": int(sum(w <= 1e-12 for w in widths[c]))} for c in sorted(hits)},
+            "by_checkpoint": {str(c): {**_share(estimated[c]), "width": round(float(np.mean(widths[c])), 4),
+                                       "exact": len(hits[c]) - len(estimated[c])} for c in sorted(hits)},
         }
     return out
 
@@ -525,9 +526,9 @@ def summarise(results: list[dict], tasks: Sequence[le.Task], evaluation: Evaluat
     stopping = stopping_table(results, evaluation.target_recall)
     low, high = COVERAGE_GOAL
     # an interval of zero width is the value the ratings prove, not an estimate: the goal is judged without them
+    judged = {q: overall[q]["not_exact"]["coverage"] for q in QUANTITIES}
     goals = {
-        "coverage": {q: {"coverage": overall[q]["not_exact"]["coverage"], "met": overall[q]["not_exact"]["coverage"] is not None
-                         and low <= overall[q]["not_exact"]["coverage"] <= high} for q in QUANTITIES},
+        "coverage": {q: {"coverage": c, "met": c is not None and low <= c <= high} for q, c in judged.items()},
         "target_rule_recall": {"share": stopping["target"]["share_at_or_above_target"], "fired": stopping["target"]["fired"],
                                "runs": stopping["target"]["runs"],
                                "met": stopping["target"]["share_at_or_above_target"] is not None

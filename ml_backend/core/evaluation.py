@@ -381,13 +381,13 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
     known = sample.labels == 1
     above = scores > threshold
     hi_strata = np.unique(strata[above])
-    true_positives = np.count_nonzero(known & above) + extra[:, hi_strata].sum(axis=1)
+    found_above = np.count_nonzero(known & above)
+    true_positives = found_above + extra[:, hi_strata].sum(axis=1)
     positives = np.count_nonzero(known) + extra.sum(axis=1)
     predicted = int(np.count_nonzero(above))
     enough_draws = (drawn >= min_stratum_draws) | (unseen_count == 0)
     precision, bounds = None, None
     if predicted:
-        found_above = np.count_nonzero(known & above)
         bounds = (float(found_above / predicted), float((found_above + np.count_nonzero(above & unseen)) / predicted))
         if np.all(enough_draws[hi_strata]):
             precision = interval(true_positives / predicted, confidence, kind)
