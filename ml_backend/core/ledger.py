@@ -316,9 +316,11 @@ class Ledger:
         return [row["annotation_id"] for row in self._query("SELECT annotation_id FROM annotations WHERE project = ?", (project,))]
 
     def ratings(self, project: int) -> dict[int, float]:
-        """Task id -> mean target over the task's rating annotations."""
+        """Task id -> mean target over the task's rating annotations, in the order the tasks were first
+        annotated (Label Studio's annotation ids grow): the adaptive strategy reads the latest ratings."""
         rows = self._query(
-            "SELECT task_id, AVG(target) AS target FROM annotations WHERE project = ? AND target IS NOT NULL GROUP BY task_id",
+            "SELECT task_id, AVG(target) AS target FROM annotations WHERE project = ? AND target IS NOT NULL "
+            "GROUP BY task_id ORDER BY MIN(annotation_id)",
             (project,),
         )
         return {row["task_id"]: float(row["target"]) for row in rows}

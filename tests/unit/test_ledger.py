@@ -60,6 +60,17 @@ def test_record_annotation_marks_seen(led):
     assert led.ratings(P) == {1: 0.5}
 
 
+def test_ratings_come_in_the_order_the_tasks_were_first_annotated(led):
+    """Not in task id order: the adaptive strategy reads the latest ratings (Label Studio's annotation
+    ids grow with time, whatever order the backend hears about them in)."""
+    add(led, 1, 2, 3)
+    led.record_annotation(P, 22, 1, 1.0)
+    led.record_annotation(P, 20, 3, -1.0)
+    led.record_annotation(P, 21, 2, -1.0)
+    led.record_annotation(P, 23, 3, 1.0)  # a second annotation does not move task 3
+    assert list(led.ratings(P)) == [3, 2, 1]
+
+
 def test_record_annotation_registers_an_unknown_task_with_its_data(led):
     led.record_annotation(P, 10, 7, 1.0, task_data={"image": "seven"})
     assert led.task_data(P, [7]) == {7: {"image": "seven"}}
