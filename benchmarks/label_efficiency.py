@@ -528,12 +528,14 @@ def run_jobs(fn, jobs: Sequence, workers: int, log=print, noun: str = "jobs", re
 
 
 def complete_seeds(results: list[dict], tasks: Sequence[Task]) -> list[dict]:
-    """The results of the seeds that finished every task (all of them unless the run was cut short)."""
+    """The results of the seeds that finished every task (all of them unless the run was cut short),
+    in the order of `tasks` then seeds: the report's rows do not depend on which worker finished first."""
     done: dict[int, set] = {}
     for r in results:
         done.setdefault(r["seed"], set()).add(r["task"])
     keep = {seed for seed, got in done.items() if got >= set(tasks)}
-    return [r for r in results if r["seed"] in keep]
+    position = {task: i for i, task in enumerate(tasks)}
+    return sorted((r for r in results if r["seed"] in keep), key=lambda r: (position[r["task"]], r["seed"]))
 
 
 # ---------------------------------------------------------------- aggregation

@@ -53,6 +53,13 @@ def test_complete_seeds_drops_seeds_that_did_not_finish_every_task():
     assert [r["seed"] for r in complete_seeds(results, [a, b])] == [0, 0]
 
 
+def test_complete_seeds_come_in_task_order_whatever_order_the_workers_finished_in():
+    a, b = Task("a", "spam", (1,)), Task("b", "spam", (1,), prevalence=0.01)
+    finished = [{"task": b, "seed": 1}, {"task": a, "seed": 1}, {"task": b, "seed": 0}, {"task": a, "seed": 0}]
+    assert [(r["task"].concept, r["seed"]) for r in complete_seeds(finished, [a, b])] == [
+        ("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+
+
 def test_protocol_covers_the_issue():
     """Both modalities at natural, 5% and 1% prevalence with batches 10 and 25, plus noisy and soft runs;
     a cold start for every task; a concept of several kinds per modality."""
