@@ -88,6 +88,11 @@ class SelectionParams(BaseModel):
         description="once tasks are rated, the uniform share is at least this times the pool's prevalence as the "
         "rated uniform picks estimate it (0.5 before any): common concepts get more random picks",
     )
+    stale_after: int = Field(
+        40, ge=0, le=1000,
+        description="once a rating is positive, when this many of the latest ratings of the head's own picks hold "
+        "no positive, half of those picks go to the least-rated clusters instead (0: never)",
+    )
 
 
 class ProjectParams(BaseModel):

@@ -25,6 +25,13 @@ Each batch of k is made of three kinds of picks:
    prompt's top is mostly positive on a common concept and teaches little, while its
    boundary still holds positives on a rare one (an example's first batch, one positive
    rating, goes there too).
+4. When the head's own picks **stop finding positives** (none in the latest `stale_after`
+   ratings of non-uniform picks, once some rating is positive), its region may be exhausted:
+   half of the rest (rounded up) goes back to the least-rated clusters until a pick finds a
+   positive again, the other half to the top and boundary as above (the head's top still
+   holds a concept's hard positives). A concept of two kinds (trousers or bags) is found from
+   one example of the first kind only this way or by the uniform picks, which at 1%
+   prevalence take hundreds of labels.
 
 Ties are broken at random (`top_k`), never by row order.
 """
@@ -49,7 +56,8 @@ _CACHED_POOLS = 4
 
 
 class AdaptiveStrategy(Strategy):
-    """Uniform picks, then cluster coverage (no signal yet) or top and boundary picks balanced by the ratings.
+    """Uniform picks, then cluster coverage (no signal yet, or the head's picks stopped finding positives)
+    or top and boundary picks balanced by the ratings.
 
     Parameters
     ----------
@@ -59,12 +67,15 @@ class AdaptiveStrategy(Strategy):
         estimated prevalence (0 turns that off).
     positive_balance : share of positives among the ratings below which top picks are made.
     clusters : k-means clusters the pool is split into for the picks made without signal.
+    stale_after : once a rating is positive, when this many of the latest ratings of the
+        strategy's own (non-uniform) picks hold no positive, half of those picks go to the
+        clusters (0 turns that off).
     """
 
     requires_head = False
 
     def __init__(self, uniform_share: float = 0.1, positive_balance: float = 0.5, clusters: int = 100,
-                 prevalence_gain: float = 1.0):
+                 prevalence_gain: float = 1.0, stale_after: int = 40):
         if not 0.0 <= uniform_share <= 1.0:
             raise ValueError(f"uniform_share must lie in [0, 1], got {uniform_share}")
         if not 0.0 <= prevalence_gain <= 100.0:
@@ -73,17 +84,21 @@ class AdaptiveStrategy(Strategy):
             raise ValueError(f"positive_balance must lie in (0, 1], got {positive_balance}")
         if clusters < 1:
             raise ValueError(f"clusters must be at least 1, got {clusters}")
+        if stale_after < 0:
+            raise ValueError(f"stale_after must be at least 0, got {stale_after}")
         self.uniform_share = uniform_share
         self.positive_balance = positive_balance
         self.clusters = clusters
         self.prevalence_gain = prevalence_gain
+        self.stale_after = stale_after
 
     @classmethod
     def from_params(cls, settings: "SelectionParams | None") -> "AdaptiveStrategy":
         if settings is None:
             return cls()
         return cls(uniform_share=settings.uniform_share, positive_balance=settings.positive_balance,
-                   clusters=settings.clusters, prevalence_gain=settings.prevalence_gain)
+                   clusters=settings.clusters, prevalence_gain=settings.prevalence_gain,
+                   stale_after=settings.stale_after)
 
     def n_uniform(self, k: int, pool: Pool | None = None) -> int:
         """Uniform picks in a batch of k: round(share * k), at least one when the share is > 0.
@@ -120,6 +135,15 @@ class AdaptiveStrategy(Strategy):
         deficit = max(0.0, self.positive_balance - positive_share) / self.positive_balance
         return min(rest, math.ceil(rest * deficit - 1e-9))
 
+    def exploitation_stale(self, pool: Pool) -> bool:
+        """True when some rating is positive but the last `stale_after` ratings of the head's own
+        picks (not uniform draws) hold none: the head's region is exhausted, and a concept's other
+        kinds of positives lie where it does not point. `pool.rated` is in rating order."""
+        if self.stale_after <= 0 or not np.any(pool.targets > 0):
+            return False
+        own = pool.targets if np.size(pool.uniform) != len(pool.targets) else pool.targets[~pool.uniform]
+        return len(own) >= self.stale_after and not np.any(own[-self.stale_after:] > 0)
+
     def select(self, head, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:
         candidates = np.flatnonzero(pool.available)
         k = min(k, len(candidates))
@@ -133,11 +157,17 @@ class AdaptiveStrategy(Strategy):
         logits = informative_logits(head, pool) if head is not None else None
         if logits is None:
             return np.concatenate([self._cover(pool, available, rest, uniform, rng), uniform])
+        explore = np.empty(0, dtype=np.int64)
+        if self.exploitation_stale(pool):
+            # half, not all: the head's top still holds a concept's hard positives, found slowly
+            explore = self._cover(pool, available, (rest + 1) // 2, uniform, rng)
+            available[explore] = False
+            rest -= len(explore)
         n_top = self.n_top(rest, pool.targets)
         top = top_k(logits, available, n_top, rng)
         available[top] = False
         boundary = top_k(-np.abs(logits), available, rest - len(top), rng)
-        return np.concatenate([top, boundary, uniform]).astype(np.int64)
+        return np.concatenate([top, boundary, explore, uniform]).astype(np.int64)
 
     def _cover(self, pool: Pool, available: np.ndarray, n: int, chosen: np.ndarray,
                rng: np.random.Generator) -> np.ndarray:

@@ -20,7 +20,8 @@ class Pool:
 
     vectors : (n, d) float32, unit-norm rows (the whole store; not copied per query).
     available : (n,) bool, True where a row may be selected (embedded and unseen).
-    rated : (m,) int row indices that have a rating (empty: none, or not known).
+    rated : (m,) int row indices that have a rating (empty: none, or not known), in the order
+        they were rated.
     targets : (m,) float ratings of those rows, in [-1, 1] (> 0: a positive).
     uniform : (m,) bool, True where that rating's row was drawn uniformly at random from the
         unseen pool (an unbiased sample: its share of positives estimates the prevalence);
