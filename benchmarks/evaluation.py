@@ -134,6 +134,14 @@ CHOICES: tuple[dict, ...] = (
             "916 for equal tails); coverage of the labeling's recall 0.96 vs 0.92, of the head's recall 0.88 vs 0.85. "
             "Dev48: equal tails cover the positives 0.944 at width 711 (hpd 0.967 at 599), the head's recall 0.905 "
             "(0.918), AP 0.735 (0.777)"},
+    {"constant": "core.evaluation.INTERVAL: a mid-p interval", "value": "tried 2026-12-01, not kept",
+     "how": "the hpd set of a count's discrete posterior whose last value counts by half (on posterior samples: "
+            "the rarer end value dropped when not needed). Rule written before the run: more of the five quantities "
+            "in the goal band wins, a tie keeps hpd. Dev48 rerun with the adaptive first-batch change (0728500): the "
+            "hpd sets of the pool's positives hold 0.901 of the posterior on average where positives are still "
+            "unfound, so the rare concepts' over-coverage (0.97-1.00) is the posterior's width, not whole values "
+            "overshooting 90%. Coverage with hpd / mid: positives 0.956 / 0.956, head precision 0.991 / 0.991 (107 "
+            "intervals), recall 0.883 / 0.883, AP 0.892 / 0.892: a tie, hpd kept"},
     {"constant": "core.evaluation.MIN_STRATUM_DRAWS for the precision", "value": "2, as for the AP",
      "how": "Dev48 (2026-12-01, today's head), head precision withheld while the unseen tasks above the threshold "
             "hold fewer audit draws than this: coverage without zero-width intervals / such intervals / withheld: "
