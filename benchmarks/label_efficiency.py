@@ -164,6 +164,14 @@ HYPERPARAMETERS: tuple[dict, ...] = (
             "concept's second kind): +0.223 / +0.246 / 9, +0.223 / +0.297 / 5, +0.223 / +0.298 / 7; Trouser+Bag @1% "
             "example +0.07 -> +0.26 / +0.19 / +0.13, but spam @1% b10 prompt +0.69 -> +0.37 at 0.5 (the prompt's "
             "top picks hit while the head calls them unlikely) and spam @5% cold +0.15 -> -0.17 at 0.2"},
+    {"parameter": "adaptive strategy: cluster picks in proportion to cluster size (tried 2026-12-01, not kept)",
+     "value": None,
+     "how": "before the head has signal, the next cluster the one with the fewest (picks + 1) / size ** alpha (0: the "
+            "least-rated, kept; 1: in proportion to size, a stratified uniform sample). Rule written first: fewest "
+            "settings below 0 on seeds 1000-1019, then the mean, confirmed on fresh seeds. alpha 0 / 0.5 / 1: median "
+            "+0.265 / +0.250 / +0.250, mean +0.303 / +0.170 / +0.171, below 0: 4 / 8 / 8. Size-weighted picks help "
+            "where the concept is not a region of its own (Shirt @natural cold -0.01 -> +0.31, Shirt @5% cold +0.05 -> "
+            "+0.23) and ruin it where it is (Bag @natural cold -0.13 -> -3.88, Bag @5% cold +0.63 -> -0.70): 0 kept"},
 )
 # Label counts where learning curves are stored (the per-seed summaries use every batch).
 CURVE_POINTS = (10, 20, 30, 40, 50, 60, 80, 100, 125, 150, 200, 250, 300, 400, 500)
