@@ -56,8 +56,8 @@ _CACHED_POOLS = 4
 
 
 class AdaptiveStrategy(Strategy):
-    """Uniform picks, then cluster coverage (no signal yet, or the head's picks stopped finding positives)
-    or top and boundary picks balanced by the ratings.
+    """Uniform picks, then cluster coverage (no signal yet; half of the rest once the head's picks stop
+    finding positives) or top and boundary picks balanced by the ratings.
 
     Parameters
     ----------
@@ -136,9 +136,9 @@ class AdaptiveStrategy(Strategy):
         return min(rest, math.ceil(rest * deficit - 1e-9))
 
     def exploitation_stale(self, pool: Pool) -> bool:
-        """True when some rating is positive but the last `stale_after` ratings of the head's own
-        picks (not uniform draws) hold none: the head's region is exhausted, and a concept's other
-        kinds of positives lie where it does not point. `pool.rated` is in rating order."""
+        """True when some rating is positive but the last `stale_after` ratings of the strategy's own
+        picks (not uniform draws) hold none: the head's region may be exhausted, and a concept's
+        other kinds of positives lie where it does not point. `pool.rated` is in rating order."""
         if self.stale_after <= 0 or not np.any(pool.targets > 0):
             return False
         own = pool.targets if np.size(pool.uniform) != len(pool.targets) else pool.targets[~pool.uniform]
