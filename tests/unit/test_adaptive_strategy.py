@@ -269,12 +269,12 @@ def test_when_the_heads_picks_stop_finding_positives_half_of_them_go_to_unrated_
     assert sorted(group[odd].tolist()) == [0, 4, 5]  # rounded up: exploring is what staleness asks for
 
 
-@pytest.mark.parametrize("age, uniform_positive_last", [(10, False), (39, False)])
-def test_a_positive_among_the_latest_own_picks_keeps_the_head_in_charge(age, uniform_positive_last):
+@pytest.mark.parametrize("age", [10, 39])
+def test_a_positive_among_the_latest_own_picks_keeps_the_head_in_charge(age):
     X, group = blobs([40] * 6)
     head = head_along(X[group == 0].mean(axis=0))
     strategy = AdaptiveStrategy(uniform_share=0.0, prevalence_gain=0.0, clusters=6, stale_after=40)
-    rows = strategy.select(head, exhausted_pool(X, group, age, uniform_positive_last), 4, np.random.default_rng(0))
+    rows = strategy.select(head, exhausted_pool(X, group, age), 4, np.random.default_rng(0))
     assert set(group[rows].tolist()) == {0}  # the head's top: the rest of group 0
 
 

@@ -121,7 +121,7 @@ class AdaptiveStrategy(Strategy):
         Jeffreys' estimate, so 0.5 while none of the ratings is a uniform pick (e.g. after a single example).
         None before any rating (the prompt or the clusters lead the first batch), or when the pool does not
         say which ratings came from uniform picks."""
-        if not len(pool.rated) or np.size(pool.uniform) != len(pool.rated):
+        if not len(pool.rated) or not pool.knows_uniform:
             return None
         audited = pool.targets[pool.uniform]
         return (float(np.sum(audited > 0)) + 0.5) / (len(audited) + 1)
@@ -141,7 +141,7 @@ class AdaptiveStrategy(Strategy):
         other kinds of positives lie where it does not point. `pool.rated` is in rating order."""
         if self.stale_after <= 0 or not np.any(pool.targets > 0):
             return False
-        own = pool.targets if np.size(pool.uniform) != len(pool.targets) else pool.targets[~pool.uniform]
+        own = pool.targets[~pool.uniform] if pool.knows_uniform else pool.targets
         return len(own) >= self.stale_after and not np.any(own[-self.stale_after:] > 0)
 
     def select(self, head, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:

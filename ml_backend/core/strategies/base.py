@@ -42,6 +42,11 @@ class Pool:
         if np.size(self.uniform) and np.shape(self.uniform) != np.shape(self.rated):
             raise ValueError(f"{np.size(self.rated)} rated rows but {np.size(self.uniform)} uniform flags")
 
+    @property
+    def knows_uniform(self) -> bool:
+        """Whether `uniform` says, rating by rating, which rows were drawn uniformly (empty: nobody knows)."""
+        return np.size(self.uniform) == np.size(self.rated)
+
 
 @dataclass(frozen=True)
 class UniformDraw:
