@@ -61,6 +61,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
+import scipy.stats  # noqa: E402
 
 from benchmarks.markdown import README, replace_block  # noqa: E402
 from ml_backend.core.head import LinearHead, Prior  # noqa: E402
@@ -83,6 +84,8 @@ RANDOM_EXTEND_TO = 2000
 EXTEND_STEP = 100
 RARE_FRACTION = 5  # goal: on the 1% concepts, at most 1/RARE_FRACTION of random's labels
 TYPICAL_NALC = 0.45  # goal: median over tasks of the median normalised area
+# goal 1's medians come with a bootstrap interval over seeds: is a setting below 0 by more than seed noise?
+INTERVAL_CONFIDENCE = 0.9
 SOFT_RANGE = (0.3, 1.0)
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 # The default's and its head's hyperparameters, and how each was chosen. Every choice was made on
@@ -172,13 +175,23 @@ HYPERPARAMETERS: tuple[dict, ...] = (
             "+0.265 / +0.250 / +0.250, mean +0.303 / +0.170 / +0.171, below 0: 4 / 8 / 8. Size-weighted picks help "
             "where the concept is not a region of its own (Shirt @natural cold -0.01 -> +0.31, Shirt @5% cold +0.05 -> "
             "+0.23) and ruin it where it is (Bag @natural cold -0.13 -> -3.88, Bag @5% cold +0.63 -> -0.70): 0 kept"},
+    {"parameter": "adaptive strategy: stale when the head's picks do no better than the uniform picks "
+                  "(tried 2026-12-01, not kept)",
+     "value": None,
+     "how": "with 10% flipped ratings a flipped negative among the latest 40 own ratings keeps the head in charge "
+            "forever (Bag @1% noisy cold: 0 true positives in 200 labels on the dev seeds, random 2). Candidate: "
+            "stale when (own positives in the latest 40 + 0.5) / 41 <= the uniform picks' Jeffreys prevalence. Rule "
+            "written first: seeds 1000-1019 (prompt_weight 30 in both arms), no more settings below 0, mean at most "
+            "0.01 lower and one of them better; then fresh seeds. Today's rule / candidate: below 0 4 / 6, mean "
+            "+0.301 / +0.300 (Bag @1% noisy cold -0.16 -> -0.07, but Shirt @1% cold +0.07 -> -0.02, spam @1% noisy "
+            "cold +0.01 -> -0.04): not kept"},
 )
 # Label counts where learning curves are stored (the per-seed summaries use every batch).
 CURVE_POINTS = (10, 20, 30, 40, 50, 60, 80, 100, 125, 150, 200, 250, 300, 400, 500)
 # How a simulated project starts, before the first annotator label.
 STARTS = {
-    "prompt": "the prompt's zero-shot head (text tasks); every refit keeps the prompt, by default as 20 ratings "
-              "of +1 (head.prompt_role, head.prompt_weight)",
+    "prompt": "the prompt's zero-shot head (text tasks); every refit keeps the prompt, by default as "
+              f"{HeadParams().prompt_weight:g} ratings of +1 (head.prompt_role, head.prompt_weight)",
     "example": "one random pool positive given as 'more like this': rated +1 before the first batch and "
                "not counted as a label (the labels axis counts annotator ratings only)",
     "none": "cold start: no prompt, no example; the first head is fitted on the first batch's ratings",
@@ -675,6 +688,23 @@ def _median_nalc(entry: dict, strategy: str) -> float:
     return float(np.median(entry["strategies"][strategy]["normalised_alc"]))
 
 
+def median_interval(values: Sequence[float], confidence: float = INTERVAL_CONFIDENCE) -> list[float]:
+    """Percentile-bootstrap interval of the median over seeds (resampling seeded: the report is reproducible).
+    It leaves out the noise in random's median, the area's zero; `seeds_above_random` pairs seeds instead."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2 or np.ptp(values) == 0:
+        return [round(float(np.median(values)), 4)] * 2 if len(values) else [float("nan")] * 2
+    result = scipy.stats.bootstrap((values,), np.median, confidence_level=confidence, method="percentile",
+                                   n_resamples=2000, random_state=np.random.default_rng(0))
+    return [round(float(result.confidence_interval.low), 4), round(float(result.confidence_interval.high), 4)]
+
+
+def seeds_above_random(entry: dict, strategy: str) -> int:
+    """Seeds on which `strategy`'s area beats random's on the same seed (same pool, split and start)."""
+    mine, random = (np.asarray(entry["strategies"][s]["normalised_alc"], dtype=float) for s in (strategy, "random"))
+    return int(np.sum(mine > random))
+
+
 def goals(entries: list[dict], default: str) -> dict:
     """Check the issue's benchmark goals for `default` (goal 5, no row-order ranking, is a unit test)."""
     rare = []
@@ -684,9 +714,14 @@ def goals(entries: list[dict], default: str) -> dict:
             rs = e["strategies"]["random"]
             r = _median(rs.get("labels_to_90pct_ap_extended", rs["labels_to_90pct_ap"]))
             # random past the extended budget: only RANDOM_EXTEND_TO is known, so compare with that
-            ok = d is not None and d <= (RANDOM_EXTEND_TO if r is None else r) / RARE_FRACTION
-            rare.append({"task": e["name"], "default": d, "random": r, "met": ok})
-    area = [{"task": e["name"], "median_nalc": _median_nalc(e, default), "met": _median_nalc(e, default) >= 0}
+            allowed = (RANDOM_EXTEND_TO if r is None else r) / RARE_FRACTION
+            ok = d is not None and d <= allowed
+            # labels come in whole batches: past the start, the first batch is the fewest any strategy can need
+            rare.append({"task": e["name"], "default": d, "random": r, "met": ok,
+                         "first_batch_within_allowance": e["batch_size"] <= allowed})
+    area = [{"task": e["name"], "median_nalc": _median_nalc(e, default), "met": _median_nalc(e, default) >= 0,
+             "median_nalc_interval": median_interval(e["strategies"][default]["normalised_alc"]),
+             "seeds_above_random": seeds_above_random(e, default), "seeds": len(e["seeds"])}
             for e in entries]
     typical = float(np.median([_median_nalc(e, default) for e in entries])) if entries else float("nan")
     floor = [{"task": e["name"], "share": e["strategies"][default]["share_of_seeds_never_below_zero_shot"],
@@ -819,11 +854,18 @@ def _goal_lines(report: dict) -> list[str]:
     floor = g["refits_stay_above_zero_shot"]
     verdict = {True: "met", False: "MISSED", None: "n/a (no such task run)"}
     missed_rare = [t["task"] for t in rare["tasks"] if not t["met"]]
-    below = [f"{t['task']} ({t['median_nalc']:+.2f})" for t in area["tasks"] if not t["met"]]
+    below = [t for t in area["tasks"] if not t["met"]]
+    intervals = [t["median_nalc_interval"] for t in area["tasks"]]
+    # seed noise: how many settings' medians are surely above (or, of those below, surely below) 0
+    area_noise = (f"{sum(low > 0 for low, _ in intervals)} of the {len(intervals)} settings have a "
+                  f"{INTERVAL_CONFIDENCE:.0%} bootstrap interval of the median over seeds wholly above 0"
+                  + (f", {sum(t['median_nalc_interval'][1] < 0 for t in below)} of those below it wholly below 0"
+                     if below else ""))
     below_floor = [f"{t['task']} ({t['share']:.0%} of seeds)" for t in floor.get("tasks", []) if not t["met"]]
     return [
         f"- 1. never worse than random: median normalised area >= 0 on every task, start and batch size: "
-        f"**{verdict[area['met']]}**" + (f" (below on: {', '.join(below)})" if below else ""),
+        f"**{verdict[area['met']]}**"
+        + (f" (below on: {'; '.join(_below_random(t) for t in below)})" if below else "") + f"; {area_noise}",
         f"- 2. 1%-prevalence concepts reach 90% of the full-pool AP with <= 1/{RARE_FRACTION} of random's labels: "
         f"**{verdict[rare['met']]}**" + (f" (not on: {', '.join(missed_rare)})" if missed_rare else ""),
         f"- 3. median over tasks of the median normalised area >= +{TYPICAL_NALC:.2f}: "
@@ -833,6 +875,12 @@ def _goal_lines(report: dict) -> list[str]:
         "- 5. never ranks tied or flat scores by row order (selection, metrics, pre-annotations): "
         "checked by unit tests, not by this benchmark",
     ]
+
+
+def _below_random(goal: dict) -> str:
+    low, high = goal["median_nalc_interval"]
+    return (f"{goal['task']} {goal['median_nalc']:+.2f}, interval [{low:+.2f}, {high:+.2f}], "
+            f"above random on {goal['seeds_above_random']} of {goal['seeds']} seeds")
 
 
 def _choices_lines(report: dict) -> list[str]:
@@ -904,7 +952,9 @@ def markdown(report: dict, command: str, strategies: Sequence[str]) -> str:
     out.append(area_line)
     out.append(rare_line)
     out += [f"  - {t['task']}: {_fmt_labels(t['default'])} vs random {_fmt_random(t['random'])}"
-            f" ({'ok' if t['met'] else 'missed'})" for t in g["rare_concepts_one_fifth_of_random_labels"]["tasks"]]
+            f" ({'ok' if t['met'] else 'missed'}"
+            f"{'' if t['first_batch_within_allowance'] else '; one batch is already more than a fifth of random: only the start alone could meet it'})"
+            for t in g["rare_concepts_one_fifth_of_random_labels"]["tasks"]]
     out.append(typical_line)
     out.append(floor_line)
     out += [f"  - {t['task']}: {t['share']:.0%} of seeds" for t in g["refits_stay_above_zero_shot"]["tasks"]]

@@ -147,3 +147,43 @@ def test_a_report_rewritten_from_raw_results_takes_its_prose_from_the_code(tmp_p
     assert "STALE" not in (tmp_path / "label_efficiency.md").read_text()
     assert "STALE" not in (tmp_path / "label_efficiency.json").read_text()
     assert report["runtime_seconds"] == 12.5 and report["seeds"] == [0, 1]
+
+
+def test_goal_one_separates_a_setting_below_random_from_seed_noise():
+    """Each setting's median area comes with a bootstrap interval over seeds and a paired count against random."""
+    from benchmarks.label_efficiency import _goal_lines, goals, median_interval, seeds_above_random
+
+    rng = np.random.default_rng(0)
+    noisy = rng.normal(-0.05, 0.5, size=20)  # below 0 by less than the seeds' spread
+    surely_below = rng.normal(-0.5, 0.05, size=20)
+    random_areas = rng.normal(0.0, 0.1, size=20)
+
+    def entry(name, areas):
+        return {"name": name, "seeds": list(range(20)), "prevalence_setting": None, "noise": 0, "ratings": "hard",
+                "start": "example", "strategies": {"adaptive": {"normalised_alc": areas.tolist()},
+                                                   "random": {"normalised_alc": random_areas.tolist()}}}
+
+    low, high = median_interval(noisy)
+    assert low < np.median(noisy) < high and low < 0 < high
+    assert median_interval(noisy) == [low, high]  # reproducible
+    assert median_interval(surely_below)[1] < 0
+    assert seeds_above_random(entry("x", surely_below), "adaptive") == 0
+    assert seeds_above_random(entry("x", random_areas + 0.01), "adaptive") == 20
+
+    report = {"goals": goals([entry("noisy", noisy), entry("below", surely_below)], "adaptive")}
+    area_line = _goal_lines(report)[0]
+    assert "**MISSED**" in area_line and "above random on 0 of 20 seeds" in area_line
+    assert "0 of the 2 settings have a 90% bootstrap interval of the median over seeds wholly above 0" in area_line
+    assert "1 of those below it wholly below 0" in area_line
+
+
+@pytest.mark.parametrize("batch, within", [(10, True), (25, False)])
+def test_goal_two_says_when_one_batch_already_exceeds_a_fifth_of_randoms_labels(batch, within):
+    from benchmarks.label_efficiency import goals
+
+    entry = {"name": "rare", "seeds": [0, 1, 2], "prevalence_setting": 0.01, "noise": 0, "ratings": "hard",
+             "start": "example", "batch_size": batch,
+             "strategies": {"adaptive": {"normalised_alc": [0.1, 0.2, 0.3], "labels_to_90pct_ap": [batch] * 3},
+                            "random": {"normalised_alc": [0.0, 0.0, 0.1], "labels_to_90pct_ap": [60, 62, 70]}}}
+    (rare,) = goals([entry], "adaptive")["rare_concepts_one_fifth_of_random_labels"]["tasks"]
+    assert rare["met"] is within and rare["first_batch_within_allowance"] is within
