@@ -119,11 +119,17 @@ HYPERPARAMETERS: tuple[dict, ...] = (
             "prior_l2 0.01 +0.21 / +0.21 / 3; 'example' with the issue's background floor of 40 +0.10 / +0.19 / 4. "
             "Worst prompt-floor setting (spam 1% noisy, share of seeds never below zero-shot): 'prior' 0.50, "
             "'example' 0.65; every other prompt setting >= 0.90 with both"},
-    {"parameter": "head.prompt_weight", "value": 20.0,
+    {"parameter": "head.prompt_weight", "value": 30.0,
      "how": "1 / 3 / 5 / 10 / 20 / 40 (same runs): dev nALC mean +0.337 / +0.356 / +0.349 / +0.349 / +0.344 / +0.332 "
             "(median +0.317 for all); worst prompt-floor setting (spam 1% noisy) 0.65 / 0.80 / 0.85 / 0.90 / 0.95 / "
             "1.00: the smallest weight that meets goal 4 (>= 95% of seeds) on every dev prompt setting. (5 was "
-            "adopted first, for the mean; the full run then missed goal 4 at 80%, and the rule was made explicit)"},
+            "adopted first, for the mean; the full run then missed goal 4 at 80%, and the rule was made explicit.) "
+            "Rechecked 2026-12-01 with today's strategy and at the reported budget of 500 labels (the first check "
+            "stopped at 200, and the reported run missed goal 4 at 85%), same rule, on both seed sets 1000-1019 and "
+            "3000-3019: worst prompt floor 20: 1.00 / 0.85; 30: 0.95 / 0.95; 40: 1.00 / 0.90; mean nALC over the "
+            "prompt settings +0.512 / +0.523, +0.505 / +0.499, +0.496 / +0.503. 30 is the smallest that meets it on "
+            "both; the floors are not monotone in the weight (one or two seeds in 20), so this is seed noise as much "
+            "as a trend"},
     {"parameter": "head.background_min_weight", "value": 2.0,
      "how": "kept: a floor of 10 or 40 (the issue's reference weight) lowered the mean dev area to 0.615 and 0.608 "
             "(from 0.620) and the dev nALC to +0.16 and +0.13 (from +0.18)"},

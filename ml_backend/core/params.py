@@ -39,7 +39,7 @@ class HeadParams(BaseModel):
         "of +1; 'prior', a score W starts from and learns how much to keep",
     )
     prompt_weight: float = Field(
-        20.0, gt=0, le=1000, description="with prompt_role 'example': how many ratings of +1 the prompt counts as")
+        30.0, gt=0, le=1000, description="with prompt_role 'example': how many ratings of +1 the prompt counts as")
     prior_positive_rate: float = Field(
         0.1, gt=0, lt=1, description="share of the pool the prompt-only head scores above 0.5"
     )
