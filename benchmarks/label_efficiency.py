@@ -191,6 +191,15 @@ HYPERPARAMETERS: tuple[dict, ...] = (
             "0.01 lower and one of them better; then fresh seeds. Today's rule / candidate: below 0 4 / 6, mean "
             "+0.301 / +0.300 (Bag @1% noisy cold -0.16 -> -0.07, but Shirt @1% cold +0.07 -> -0.02, spam @1% noisy "
             "cold +0.01 -> -0.04): not kept"},
+    {"parameter": "head: a noise-aware loss (tried 2026-12-01, not kept)", "value": None,
+     "how": "P(rated positive) = eps + (1 - 2 eps) sigmoid(logit), so one flipped rating's pull is bounded (meant for "
+            "the noisy 1% settings, where flipped negatives lead the head). Rule written first: eps among 0.02 / 0.05 "
+            "/ 0.1 on seeds 1000-1019 (validation, budget 200, prompt_weight 30) by fewest settings below 0, then the "
+            "mean; no more settings below 0 than eps 0 (4) and a mean at most 0.01 lower. eps 0.02: below 0 5, mean "
+            "+0.284 against +0.301 (the first positive of a cold start pulls less: spam @1% cold +0.21 -> -0.01, Bag @1% "
+            "cold +0.39 -> +0.01). eps 0.05 and 0.1 explain a 1% concept away as label noise: the full-pool probe "
+            "fitted with them scores AP 0.09-0.30 on 11 and 13 of the 1% settings, whose areas then cannot be "
+            "normalised: not kept"},
 )
 # Label counts where learning curves are stored (the per-seed summaries use every batch).
 CURVE_POINTS = (10, 20, 30, 40, 50, 60, 80, 100, 125, 150, 200, 250, 300, 400, 500)
@@ -690,8 +699,14 @@ GOALS = ("normalised_alc_not_below_random", "rare_concepts_one_fifth_of_random_l
          "typical_median_nalc_at_least_0.45", "refits_stay_above_zero_shot")
 
 
-def _median_nalc(entry: dict, strategy: str) -> float:
-    return float(np.median(entry["strategies"][strategy]["normalised_alc"]))
+def _median_nalc(entry: dict, strategy: str) -> float | None:
+    """None where the area cannot be normalised: random's median area reaches the full-pool probe's."""
+    values = entry["strategies"][strategy]["normalised_alc"]
+    return None if any(v is None for v in values) else float(np.median(values))
+
+
+def _normalisable(entries: list[dict]) -> list[dict]:
+    return [e for e in entries if _median_nalc(e, "random") is not None]
 
 
 def median_interval(values: Sequence[float], confidence: float = INTERVAL_CONFIDENCE) -> list[float]:
@@ -725,16 +740,18 @@ def goals(entries: list[dict], default: str) -> dict:
             # labels come in whole batches: past the start, the first batch is the fewest any strategy can need
             rare.append({"task": e["name"], "default": d, "random": r, "met": ok,
                          "first_batch_within_allowance": e["batch_size"] <= allowed})
+    scored = _normalisable(entries)
     area = [{"task": e["name"], "median_nalc": _median_nalc(e, default), "met": _median_nalc(e, default) >= 0,
              "median_nalc_interval": median_interval(e["strategies"][default]["normalised_alc"]),
              "seeds_above_random": seeds_above_random(e, default), "seeds": len(e["seeds"])}
-            for e in entries]
-    typical = float(np.median([_median_nalc(e, default) for e in entries])) if entries else float("nan")
+            for e in scored]
+    typical = float(np.median([_median_nalc(e, default) for e in scored])) if scored else float("nan")
     floor = [{"task": e["name"], "share": e["strategies"][default]["share_of_seeds_never_below_zero_shot"],
               "met": e["strategies"][default]["share_of_seeds_never_below_zero_shot"] >= 0.95}
              for e in entries if e["start"] == "prompt"]
     return {
-        "normalised_alc_not_below_random": {"met": all(g["met"] for g in area), "tasks": area},
+        "normalised_alc_not_below_random": {"met": all(g["met"] for g in area), "tasks": area,
+                                            "not_normalisable": [e["name"] for e in entries if e not in scored]},
         # None: no 1% task among those run
         "rare_concepts_one_fifth_of_random_labels": {"met": all(g["met"] for g in rare) if rare else None, "tasks": rare},
         "typical_median_nalc_at_least_0.45": {"met": typical >= TYPICAL_NALC, "median_nalc": round(typical, 4)},
@@ -769,10 +786,13 @@ def table(entries: list[dict], strategies: Sequence[str], default: str, iqr: boo
             if s not in st:
                 cells.append("-")
                 continue
-            a = np.array(st[s]["normalised_alc"], dtype=float)
-            q1, q2, q3 = np.quantile(a, [0.25, 0.5, 0.75])
+            labels = _fmt_labels(_median(st[s]["labels_to_90pct_ap"]))
+            if _median_nalc(e, s) is None:
+                cells.append(f"{labels} / n/a")
+                continue
+            q1, q2, q3 = np.quantile(np.array(st[s]["normalised_alc"], dtype=float), [0.25, 0.5, 0.75])
             spread = f" [{q1:+.2f}, {q3:+.2f}]" if iqr else ""
-            cells.append(f"{_fmt_labels(_median(st[s]['labels_to_90pct_ap']))} / {q2:+.2f}{spread}")
+            cells.append(f"{labels} / {q2:+.2f}{spread}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -871,7 +891,9 @@ def _goal_lines(report: dict) -> list[str]:
     return [
         f"- 1. never worse than random: median normalised area >= 0 on every task, start and batch size: "
         f"**{verdict[area['met']]}**"
-        + (f" (below on: {'; '.join(_below_random(t) for t in below)})" if below else "") + f"; {area_noise}",
+        + (f" (below on: {'; '.join(_below_random(t) for t in below)})" if below else "") + f"; {area_noise}"
+        + (f"; not normalisable (random's median area reaches the full-pool head's), left out here and in goal 3: "
+           f"{', '.join(area['not_normalisable'])}" if area.get("not_normalisable") else ""),
         f"- 2. 1%-prevalence concepts reach 90% of the full-pool AP with <= 1/{RARE_FRACTION} of random's labels: "
         f"**{verdict[rare['met']]}**" + (f" (not on: {', '.join(missed_rare)})" if missed_rare else ""),
         f"- 3. median over tasks of the median normalised area >= +{TYPICAL_NALC:.2f}: "
@@ -1005,8 +1027,8 @@ def recommend(entries: list[dict], strategies: Sequence[str], default: str | Non
             continue
         g = goals(entries, s)
         met = sum(bool(v["met"]) for v in g.values())
-        score = float(np.median([_median_nalc(e, s) for e in entries]))
-        worst = min(_median_nalc(e, s) for e in entries)
+        areas = [_median_nalc(e, s) for e in _normalisable(entries)] or [float("nan")]
+        score, worst = float(np.median(areas)), min(areas)
         rows.append({"strategy": s, "goals_met": met, "median_nalc": round(score, 4), "worst_task_nalc": round(worst, 4),
                      "goals": {k: v["met"] for k, v in g.items()}})
     rows.sort(key=lambda r: (-r["goals_met"], -r["median_nalc"]))

@@ -187,3 +187,21 @@ def test_goal_two_says_when_one_batch_already_exceeds_a_fifth_of_randoms_labels(
                             "random": {"normalised_alc": [0.0, 0.0, 0.1], "labels_to_90pct_ap": [60, 62, 70]}}}
     (rare,) = goals([entry], "adaptive")["rare_concepts_one_fifth_of_random_labels"]["tasks"]
     assert rare["met"] is within and rare["first_batch_within_allowance"] is within
+
+
+def test_a_setting_whose_area_cannot_be_normalised_is_named_and_left_out_not_a_crash():
+    """Where random's median area reaches the full-pool probe's, nALC is undefined (None per seed)."""
+    from benchmarks.label_efficiency import _goal_lines, goals, recommend, table
+
+    def entry(name, areas):
+        values = {s: {"normalised_alc": areas, "labels_to_90pct_ap": [10, 10]} for s in ("adaptive", "random")}
+        return {"name": name, "seeds": [0, 1], "prevalence_setting": None, "noise": 0, "ratings": "hard",
+                "start": "cold", "batch_size": 10, "probe_ap": [0.5, 0.5], "strategies": values}
+
+    entries = [entry("fine", [0.2, 0.4]), entry("flat", [None, None])]
+    report = {"goals": goals(entries, "adaptive")}
+    assert [t["task"] for t in report["goals"]["normalised_alc_not_below_random"]["tasks"]] == ["fine"]
+    assert report["goals"]["typical_median_nalc_at_least_0.45"]["median_nalc"] == pytest.approx(0.3)
+    assert "not normalisable" in _goal_lines(report)[0] and "flat" in _goal_lines(report)[0]
+    assert "| flat | 0.500 | 10 | 10 / n/a |" in table(entries, ["adaptive", "random"], "adaptive")
+    assert recommend(entries, ["adaptive", "random"])["candidates"][0]["median_nalc"] == pytest.approx(0.3)
