@@ -1,0 +1,36 @@
+"""The evaluation benchmark's bookkeeping (no data, no embeddings)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.evaluation import QUANTITIES, coverage_interval, coverage_table
+
+
+def run(task: str, covered: list[bool]) -> dict:
+    """A run whose every quantity's interval [0, 1] covers the truth (0.5) or misses it (2.0), one checkpoint per flag."""
+    points = []
+    for i, hit in enumerate(covered):
+        estimate = {"value": 0.5, "low": 0.0, "high": 1.0}
+        points.append({"labels": 10 * (i + 1), "default": {q: estimate for q in QUANTITIES},
+                       "truth": {q: 0.5 if hit else 2.0 for q in QUANTITIES}})
+    return {"task": task, "points": points}
+
+
+def test_coverage_comes_with_an_interval_that_resamples_whole_runs():
+    rng = np.random.default_rng(0)
+    runs = [run("t", list(rng.random(10) < 0.9)) for _ in range(40)]
+    table = coverage_table(runs)["precision"]["not_exact"]
+    low, high = table["interval"]
+    assert low < table["coverage"] < high and 0.8 < low and high < 1.0
+    assert coverage_table(runs)["precision"]["not_exact"]["interval"] == [low, high]  # reproducible
+
+
+def test_runs_that_cover_all_or_nothing_give_a_wider_interval_than_independent_checkpoints():
+    """Checkpoints of one run share its audit sample: their hits are not independent trials."""
+    rng = np.random.default_rng(1)
+    clustered = [[bool(rng.random() < 0.9)] * 10 for _ in range(40)]
+    independent = [list(rng.random(10) < 0.9) for _ in range(40)]
+    width = [np.diff(coverage_interval(per_run))[0] for per_run in (clustered, independent)]
+    assert width[0] > 2 * width[1]
+    assert coverage_interval([[True, False]]) is None  # one run: no spread to resample
