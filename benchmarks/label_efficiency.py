@@ -196,8 +196,8 @@ HYPERPARAMETERS: tuple[dict, ...] = (
             "the noisy 1% settings, where flipped negatives lead the head). Rule written first: eps among 0.02 / 0.05 "
             "/ 0.1 on seeds 1000-1019 (validation, budget 200, prompt_weight 30) by fewest settings below 0, then the "
             "mean; no more settings below 0 than eps 0 (4) and a mean at most 0.01 lower. eps 0.02: below 0 5, mean "
-            "+0.284 against +0.301 (the first positive of a cold start pulls less: spam @1% cold +0.21 -> -0.01, Bag @1% "
-            "cold +0.39 -> +0.01). eps 0.05 and 0.1 explain a 1% concept away as label noise: the full-pool probe "
+            "+0.284 against +0.301 (the first positive of a cold start pulls less: spam @1% cold +0.21 -> -0.01, "
+            "Bag @1% cold +0.39 -> +0.01). eps 0.05 and 0.1 explain a 1% concept away as label noise: the full-pool probe "
             "fitted with them scores AP 0.09-0.30 on 11 and 13 of the 1% settings, whose areas then cannot be "
             "normalised: not kept"},
 )
@@ -979,9 +979,9 @@ def markdown(report: dict, command: str, strategies: Sequence[str]) -> str:
     area_line, rare_line, typical_line, floor_line, ties_line = _goal_lines(report)
     out.append(area_line)
     out.append(rare_line)
+    batch_too_big = "; one batch is already more than a fifth of random: only the start alone could meet it"
     out += [f"  - {t['task']}: {_fmt_labels(t['default'])} vs random {_fmt_random(t['random'])}"
-            f" ({'ok' if t['met'] else 'missed'}"
-            f"{'' if t['first_batch_within_allowance'] else '; one batch is already more than a fifth of random: only the start alone could meet it'})"
+            f" ({'ok' if t['met'] else 'missed'}{'' if t['first_batch_within_allowance'] else batch_too_big})"
             for t in g["rare_concepts_one_fifth_of_random_labels"]["tasks"]]
     out.append(typical_line)
     out.append(floor_line)
