@@ -106,7 +106,9 @@ HYPERPARAMETERS: tuple[dict, ...] = (
             "+0.273 / +0.224, below 0: 4 / 4 / 4; 0.3's gain is under the rule's 0.01: kept"},
     {"parameter": "selection.clusters", "value": 100,
      "how": "30 / 60 / 100 / 150 clusters: dev nALC +0.14 / +0.13 / +0.18 / +0.13 (8 seeds); clusters used only "
-            "while the head has no signal: +0.24 against +0.19 when they also spread the boundary picks (10 seeds)"},
+            "while the head has no signal: +0.24 against +0.19 when they also spread the boundary picks (10 seeds). "
+            "Rechecked 2026-12-01 (same runs and rule as uniform_share): 60 / 100 / 150: mean +0.282 / +0.301 / "
+            "+0.294, below 0: 5 / 4 / 5: kept"},
     {"parameter": "selection.prevalence_gain", "value": 1.0,
      "how": "seeds 1000-1019, same protocol, dev nALC median / mean / settings below 0: none (base) +0.16 / +0.19 / 11; "
             "gain 1 from the first rating (0.5 until a uniform pick is rated: half of the batch after a single "
@@ -115,7 +117,10 @@ HYPERPARAMETERS: tuple[dict, ...] = (
             "+0.25 / +0.20 / +0.20 mean, 7 / 7 / 8 below 0: 1 kept"},
     {"parameter": "head.l2", "value": 0.3,
      "how": "0.03 / 0.1 / 0.3 / 1 / 3: mean dev area 0.628 / 0.641 / 0.639 / 0.620 / 0.596, dev nALC +0.13 / +0.20 / "
-            "+0.19 / +0.18 / +0.08 (6 seeds); 0.3, the larger of the two best, for the prompt floor"},
+            "+0.19 / +0.18 / +0.08 (6 seeds); 0.3, the larger of the two best, for the prompt floor. Rechecked "
+            "2026-12-01 (same runs and rule as uniform_share; the full-pool probe uses the same l2): 0.1 / 0.3 / 1: "
+            "mean +0.293 / +0.301 / +0.292, below 0: 4 / 4 / 3. 1 has one setting fewer below 0 but a lower mean, "
+            "and the rule asked for both: kept"},
     {"parameter": "head.prior_l2", "value": 1.0,
      "how": "kept: 0.1 and 10 moved the mean dev area by +0.006 and -0.010"},
     {"parameter": "head.prompt_role", "value": "example",
