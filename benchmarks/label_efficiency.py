@@ -114,7 +114,9 @@ HYPERPARAMETERS: tuple[dict, ...] = (
             "gain 1 from the first rating (0.5 until a uniform pick is rated: half of the batch after a single "
             "example is random) +0.19 / +0.24 / 8; from before any rating +0.14 / +0.22 / 8; from the first rated "
             "uniform pick +0.14 / +0.20 / 11. Gain 1 / 2 / 3 on seeds 1000-1009: +0.21 / +0.23 / +0.21 median, "
-            "+0.25 / +0.20 / +0.20 mean, 7 / 7 / 8 below 0: 1 kept"},
+            "+0.25 / +0.20 / +0.20 mean, 7 / 7 / 8 below 0: 1 kept. Rechecked 2026-12-01 with today's strategy (seeds "
+            "1000-1019, all settings; a new value needs no more settings below 0 and a mean >= 0.01 higher): 0.5 / 1 / "
+            "2: mean +0.289 / +0.301 / +0.238, below 0: 9 / 4 / 7: kept"},
     {"parameter": "head.l2", "value": 0.3,
      "how": "0.03 / 0.1 / 0.3 / 1 / 3: mean dev area 0.628 / 0.641 / 0.639 / 0.620 / 0.596, dev nALC +0.13 / +0.20 / "
             "+0.19 / +0.18 / +0.08 (6 seeds); 0.3, the larger of the two best, for the prompt floor. Rechecked "
@@ -144,6 +146,9 @@ HYPERPARAMETERS: tuple[dict, ...] = (
     {"parameter": "head.background_min_weight", "value": 2.0,
      "how": "kept: a floor of 10 or 40 (the issue's reference weight) lowered the mean dev area to 0.615 and 0.608 "
             "(from 0.620) and the dev nALC to +0.16 and +0.13 (from +0.18)"},
+    {"parameter": "head.background_weight", "value": 0.1,
+     "how": "rechecked 2026-12-01 with today's strategy (same runs and rule as prevalence_gain): 0.05 / 0.1 / 0.2: "
+            "mean +0.294 / +0.301 / +0.300, below 0: 5 / 4 / 4: kept"},
     {"parameter": "adaptive strategy: a prompt's first batch", "value": "all boundary (since 2026-12-01)",
      "how": "first runs, seeds 1000-1019, same protocol, the 15 spam settings (only prompt starts differ): the first "
             "batch's non-uniform picks all from the top / half top, half boundary / all boundary: spam @natural b10 "
