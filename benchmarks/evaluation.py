@@ -46,9 +46,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
-import scipy.stats  # noqa: E402
 
 from benchmarks import label_efficiency as le  # noqa: E402
+from benchmarks.intervals import bootstrap_interval  # noqa: E402
 from benchmarks.markdown import README, replace_block  # noqa: E402
 from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample, uniform_picks  # noqa: E402
 from ml_backend.core.evaluation import (  # noqa: E402
@@ -473,17 +473,13 @@ def coverage_table(results: list[dict], task: str | None = None) -> dict:
 
 
 def coverage_interval(per_run: list[list[bool]], confidence: float = 0.9) -> list[float] | None:
-    """Percentile-bootstrap interval of the share of covering intervals, resampling whole runs: a run's
-    checkpoints share its audit sample, so they are not independent trials (resampling seeded)."""
+    """Bootstrap interval of the share of covering intervals, resampling whole runs: a run's
+    checkpoints share its audit sample, so they are not independent trials."""
     runs = [hits for hits in per_run if hits]
-    if len(runs) < 2:
-        return None
     covered = np.array([sum(hits) for hits in runs], dtype=float)
     counts = np.array([len(hits) for hits in runs], dtype=float)
-    result = scipy.stats.bootstrap(
-        (covered, counts), lambda c, n, axis: c.sum(axis=axis) / n.sum(axis=axis), paired=True, vectorized=True,
-        confidence_level=confidence, method="percentile", n_resamples=2000, random_state=np.random.default_rng(0))
-    return [round(float(result.confidence_interval.low), 4), round(float(result.confidence_interval.high), 4)]
+    return bootstrap_interval((covered, counts), lambda c, n, axis: c.sum(axis=axis) / n.sum(axis=axis),
+                              confidence, paired=True)
 
 
 def _share(hits: list) -> dict:

@@ -61,8 +61,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
-import scipy.stats  # noqa: E402
 
+from benchmarks.intervals import bootstrap_interval  # noqa: E402
 from benchmarks.markdown import README, replace_block  # noqa: E402
 from ml_backend.core.head import LinearHead, Prior  # noqa: E402
 from ml_backend.core.params import HeadParams, SelectionParams  # noqa: E402
@@ -726,20 +726,27 @@ def _normalisable(entries: list[dict]) -> list[dict]:
 
 
 def median_interval(values: Sequence[float], confidence: float = INTERVAL_CONFIDENCE) -> list[float]:
-    """Percentile-bootstrap interval of the median over seeds (resampling seeded: the report is reproducible).
-    It leaves out the noise in random's median, the area's zero; `seeds_above_random` pairs seeds instead."""
+    """Bootstrap interval of the median over seeds. It leaves out the noise in random's median, the
+    area's zero; `seeds_above_random` pairs seeds instead."""
     values = np.asarray(values, dtype=float)
-    if len(values) < 2 or np.ptp(values) == 0:
+    interval = bootstrap_interval((values,), np.median, confidence)
+    if interval is None:  # one seed (or none): nothing to resample
         return [round(float(np.median(values)), 4)] * 2 if len(values) else [float("nan")] * 2
-    result = scipy.stats.bootstrap((values,), np.median, confidence_level=confidence, method="percentile",
-                                   n_resamples=2000, random_state=np.random.default_rng(0))
-    return [round(float(result.confidence_interval.low), 4), round(float(result.confidence_interval.high), 4)]
+    return interval
 
 
 def seeds_above_random(entry: dict, strategy: str) -> int:
     """Seeds on which `strategy`'s area beats random's on the same seed (same pool, split and start)."""
     mine, random = (np.asarray(entry["strategies"][s]["normalised_alc"], dtype=float) for s in (strategy, "random"))
     return int(np.sum(mine > random))
+
+
+def _area_goal(entry: dict, strategy: str) -> dict:
+    """Goal 1 for one setting: the median area, whether it is >= 0, and how much of it is seed noise."""
+    median = _median_nalc(entry, strategy)
+    return {"task": entry["name"], "median_nalc": median, "met": median >= 0,
+            "median_nalc_interval": median_interval(entry["strategies"][strategy]["normalised_alc"]),
+            "seeds_above_random": seeds_above_random(entry, strategy), "seeds": len(entry["seeds"])}
 
 
 def goals(entries: list[dict], default: str) -> dict:
@@ -757,11 +764,8 @@ def goals(entries: list[dict], default: str) -> dict:
             rare.append({"task": e["name"], "default": d, "random": r, "met": ok,
                          "first_batch_within_allowance": e["batch_size"] <= allowed})
     scored = _normalisable(entries)
-    area = [{"task": e["name"], "median_nalc": _median_nalc(e, default), "met": _median_nalc(e, default) >= 0,
-             "median_nalc_interval": median_interval(e["strategies"][default]["normalised_alc"]),
-             "seeds_above_random": seeds_above_random(e, default), "seeds": len(e["seeds"])}
-            for e in scored]
-    typical = float(np.median([_median_nalc(e, default) for e in scored])) if scored else float("nan")
+    area = [_area_goal(e, default) for e in scored]
+    typical = float(np.median([g["median_nalc"] for g in area])) if area else float("nan")
     floor = [{"task": e["name"], "share": e["strategies"][default]["share_of_seeds_never_below_zero_shot"],
               "met": e["strategies"][default]["share_of_seeds_never_below_zero_shot"] >= 0.95}
              for e in entries if e["start"] == "prompt"]
