@@ -424,6 +424,10 @@ def _rule_key(stops: dict, rule: str) -> str | None:
     return next((k for k in stops if k == rule or k.startswith(rule + " ")), None)
 
 
+# An interval no wider than this is the value the ratings prove, not an estimate.
+ZERO_WIDTH = 1e-12
+
+
 def coverage_table(results: list[dict], task: str | None = None) -> dict:
     """quantity -> {overall, n, mean_width, withheld, exact, not_exact, all_found, some_left,
     by_checkpoint: {labels: {coverage, width, n, exact}}} over the runs of `task` (all: None). withheld: checkpoints
@@ -449,16 +453,17 @@ def coverage_table(results: list[dict], task: str | None = None) -> dict:
                 if estimate is None or truth is None:
                     continue
                 covered = estimate["low"] - 1e-9 <= truth <= estimate["high"] + 1e-9
+                width = estimate["high"] - estimate["low"]
                 hits.setdefault(p["labels"], []).append(covered)
-                widths.setdefault(p["labels"], []).append(estimate["high"] - estimate["low"])
-                if estimate["high"] - estimate["low"] > 1e-12:
+                widths.setdefault(p["labels"], []).append(width)
+                if width > ZERO_WIDTH:
                     per_run[-1].append(covered)
                 if quantity in POOL_QUANTITIES and "all_found" in p["truth"]:
                     by_found[p["truth"]["all_found"]].append(covered)
         every = [h for v in hits.values() for h in v]
         # per checkpoint, the hits of the intervals that are estimates (width > 0)
-        estimated = {c: [h for h, w in zip(hits[c], widths[c]) if w > 1e-12] for c in hits}
-        not_exact = [h for v in estimated.values() for h in v]
+        estimated = {c: [h for h, w in zip(hits[c], widths[c]) if w > ZERO_WIDTH] for c in hits}
+        not_exact = [h for run in per_run for h in run]  # the same hits, grouped by run instead
         out[quantity] = {
             "overall": round(float(np.mean(every)), 4) if every else None, "n": len(every), "withheld": withheld,
             "exact": len(every) - len(not_exact),
