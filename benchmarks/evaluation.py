@@ -408,9 +408,16 @@ def _job(args):
 
 def run_all(tasks: Sequence[le.Task], seeds: Sequence[int], cache_dir: str, budget: int, evaluation: EvaluationParams,
             workers: int = 2, log=print) -> list[dict]:
-    """Every (task, seed) run, across `workers` processes."""
+    """Every (task, seed) run, across `workers` processes, in the order of `tasks` then seeds."""
     jobs = [(task, seed, cache_dir, budget, evaluation) for seed in seeds for task in tasks]
-    return le.run_jobs(_job, jobs, workers, log, noun="runs", reports=20)
+    return in_task_order(le.run_jobs(_job, jobs, workers, log, noun="runs", reports=20), tasks)
+
+
+def in_task_order(results: list[dict], tasks: Sequence[le.Task]) -> list[dict]:
+    """Runs sorted by task (as listed) then seed: lists pooled over runs in the report do not depend
+    on which worker finished first."""
+    position = {task.name: i for i, task in enumerate(tasks)}
+    return sorted(results, key=lambda r: (position[r["task"]], r["seed"]))
 
 
 # ---------------------------------------------------------------- aggregation

@@ -34,3 +34,14 @@ def test_runs_that_cover_all_or_nothing_give_a_wider_interval_than_independent_c
     width = [np.diff(coverage_interval(per_run))[0] for per_run in (clustered, independent)]
     assert width[0] > 2 * width[1]
     assert coverage_interval([[True, False]]) is None  # one run: no spread to resample
+
+
+def test_runs_come_in_task_order_whatever_order_the_workers_finished_in():
+    from benchmarks.evaluation import in_task_order
+    from benchmarks.label_efficiency import Task
+
+    a, b = Task("a", "spam", (1,)), Task("b", "spam", (1,), prevalence=0.01)
+    finished = [{"task": b.name, "seed": 1}, {"task": a.name, "seed": 1}, {"task": b.name, "seed": 0},
+                {"task": a.name, "seed": 0}]
+    assert [(r["task"], r["seed"]) for r in in_task_order(finished, [a, b])] == [
+        (a.name, 0), (a.name, 1), (b.name, 0), (b.name, 1)]
