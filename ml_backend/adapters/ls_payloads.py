@@ -33,6 +33,14 @@ def project_id(value: Any) -> int:
     raise BadRequestError(f"cannot read a project id from {_short(value)}")
 
 
+def label_config(value: Any) -> str | None:
+    """A payload's label config: the XML text, or None when absent. Label Studio always sends a
+    string; anything else is a `BadRequestError`, never stored (it would fail every later call)."""
+    if value is None or isinstance(value, str):
+        return value
+    raise BadRequestError(f"label config must be the config's XML text, got {type(value).__name__} {_short(value)}")
+
+
 def task_id(task: Any) -> int:
     if isinstance(task, Mapping):
         task = task.get("id")

@@ -71,7 +71,8 @@ class TextEmbedder(Embedder):
         return True
 
     def prepare(self, item: str) -> str:
-        return item[: self.max_tokens * MAX_CHARS_PER_TOKEN].strip()
+        # leading blanks first: cut first, a text that starts with a page of them would embed as ""
+        return item.lstrip()[: self.max_tokens * MAX_CHARS_PER_TOKEN].rstrip()
 
     def collate(self, prepared: Sequence[str]) -> Any:
         return self._tokenizer(list(prepared), padding=True, truncation=True, max_length=self.max_tokens,

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
-from .ledger import Ledger
+from .ledger import Ledger, RecordedAnnotation
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,12 @@ class Facts:
         """Record tasks (id, data) to embed; known ids are left as they are. Returns how many were new."""
         return self._ledger.add_tasks(project, tasks)
 
-    def record_annotation(self, project: int, annotation: AnnotationRating, task_data: dict | None = None) -> bool:
+    def record_annotation(self, project: int, annotation: AnnotationRating,
+                          task_data: dict | None = None) -> RecordedAnnotation:
         """Record an annotation and mark its task seen (when it is news; see `Ledger.record_annotation`).
 
         `task_data` registers a task not known yet. Returns whether the task is known
-        (False: the rating waits for the task's data).
+        (False: the rating waits for the task's data) and whether this version was applied.
         """
         return self._ledger.record_annotation(
             project, annotation.annotation_id, annotation.task_id, annotation.target, error=annotation.error,

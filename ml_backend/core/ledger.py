@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .sqlite_file import SqliteFile, columns, marks
+from .sqlite_file import ID_CHUNK, SqliteFile, columns, marks
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,15 @@ class StoredHead:
     fit_key: str
     n_ratings: int
     created_at: float
+
+
+@dataclass(frozen=True)
+class RecordedAnnotation:
+    """What recording an annotation did: whether the task is known (False: the rating waits for the
+    task's data) and whether this version was applied (False: a newer one is recorded already)."""
+
+    task_known: bool
+    applied: bool
 
 
 @dataclass(frozen=True)
@@ -165,11 +174,13 @@ class Ledger:
     def _stored_data(self, data: dict) -> tuple[str, str, str | None]:
         """(data as stored, state, error) for a new task: oversized data is not kept."""
         text = json.dumps(data)
-        if len(text) <= self.max_task_data_bytes:
+        # measured as UTF-8, not as the stored form, where every non-ASCII character is a 6-byte escape
+        size = len(json.dumps(data, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        if size <= self.max_task_data_bytes:
             return text, "pending", None
         return "{}", "failed", (
-            f"task data is {len(text)} bytes, over the limit of {self.max_task_data_bytes} (MAX_TASK_DATA_BYTES): "
-            "give the image as a URL, an upload or local storage instead of inline data")
+            f"task data is {size} bytes, over the limit of {self.max_task_data_bytes} (MAX_TASK_DATA_BYTES): "
+            "give the image or text as a URL, an upload or local storage instead of inline data")
 
     def task_ids(self, project: int) -> list[int]:
         return [row["task_id"] for row in self._query("SELECT task_id FROM tasks WHERE project = ?", (project,))]
@@ -256,7 +267,7 @@ class Ledger:
     def record_annotation(
         self, project: int, annotation_id: int, task_id: int, target: float | None,
         error: str | None = None, task_data: dict | None = None, source_updated_at: float | None = None,
-    ) -> bool:
+    ) -> RecordedAnnotation:
         """Insert or replace an annotation and mark its task seen, atomically.
 
         `target` None means the annotation is not a rating (skipped, or unreadable with `error`).
@@ -266,7 +277,7 @@ class Ledger:
         Only news marks the task seen: a new annotation, a changed value, or a newer version.
         Reading the same annotation again (every sync does) leaves `seen` alone, so a
         `reset_seen` second pass is not undone by the next sync.
-        Returns whether the ledger knows the task (False: the rating waits for the task).
+        Returns whether the ledger knows the task and whether this version was applied.
         """
         with self._transaction() as db:
             if task_data is not None:
@@ -289,19 +300,24 @@ class Ledger:
             ).rowcount > 0
             if applied and _is_news(before, task_id, target, error, source_updated_at):
                 db.execute("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", (project, task_id))
-            return db.execute("SELECT 1 FROM tasks WHERE project = ? AND task_id = ?", (project, task_id)).fetchone() is not None
+            known = db.execute("SELECT 1 FROM tasks WHERE project = ? AND task_id = ?", (project, task_id)).fetchone() is not None
+            return RecordedAnnotation(task_known=known, applied=applied)
 
     def delete_annotations(self, project: int, annotation_ids: Sequence[int]) -> int:
         """Forget annotations; a task with none left becomes unseen again. Returns how many were deleted."""
+        ids = [int(i) for i in annotation_ids]
         with self._transaction() as db:
-            rows = db.execute(
-                f"SELECT DISTINCT task_id FROM annotations WHERE project = ? AND annotation_id IN ({marks(annotation_ids)})",
-                (project, *annotation_ids),
-            ).fetchall()
-            deleted = db.execute(
-                f"DELETE FROM annotations WHERE project = ? AND annotation_id IN ({marks(annotation_ids)})",
-                (project, *annotation_ids),
-            ).rowcount
+            rows, deleted = [], 0
+            # in chunks, in one transaction: SQLite caps the variables of one statement (32,766 in stock builds)
+            for start in range(0, len(ids), ID_CHUNK):
+                chunk = ids[start : start + ID_CHUNK]
+                rows += db.execute(
+                    f"SELECT DISTINCT task_id FROM annotations WHERE project = ? AND annotation_id IN ({marks(chunk)})",
+                    (project, *chunk),
+                ).fetchall()
+                deleted += db.execute(
+                    f"DELETE FROM annotations WHERE project = ? AND annotation_id IN ({marks(chunk)})", (project, *chunk),
+                ).rowcount
             for row in rows:
                 # A task with no annotation left is unseen; one with some left keeps its flag
                 # (it may have been reset for a second pass).

@@ -164,7 +164,7 @@ def merge_params(*layers: Mapping[str, Any] | str | None) -> dict[str, Any]:
 
 
 def _as_mapping(layer: Mapping[str, Any] | str | None) -> dict[str, Any]:
-    if layer is None or layer == "":
+    if layer is None or (isinstance(layer, str) and not layer.strip()):  # an emptied field, spaces left or not
         return {}
     if isinstance(layer, str):
         try:

@@ -21,8 +21,8 @@ class Scoring:
         current = self.current_head()
         if current is None:
             raise NotFittedError(f"project {self.project} has no head yet: set a prompt or rate some tasks")
-        present = [t for t in task_ids if t in self.store]
+        present, vectors = self.store.present_vectors(task_ids)
         if not present:
             return {}
-        probabilities = current.head.predict_proba(self.store.vectors(present))
+        probabilities = current.head.predict_proba(vectors)
         return dict(zip(present, map(float, probabilities)))

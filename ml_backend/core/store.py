@@ -77,6 +77,15 @@ class VectorStore:
         with self._lock:
             return self._matrix[[self._row[str(t)] for t in task_ids]].copy()
 
+    def present_vectors(self, task_ids: Sequence[int]) -> tuple[list[int], np.ndarray]:
+        """(the ids among `task_ids` that have a vector, their rows (n, d)), read at one moment: a
+        membership check and a later read may straddle a store reset."""
+        with self._lock:
+            present = [t for t in task_ids if str(t) in self._row]
+            if not present:
+                return [], np.empty((0, self.dim or 0), np.float32)
+            return present, self._matrix[[self._row[str(t)] for t in present]].copy()
+
     def ids(self) -> list[str]:
         """The task ids that have a vector."""
         with self._lock:
@@ -113,11 +122,12 @@ class VectorStore:
         ids = [str(t) for t in task_ids]
         if vectors.shape[0] != len(ids):
             raise ValueError(f"{len(ids)} ids but {vectors.shape[0]} vectors")
-        if self.dim is not None and vectors.shape[1] != self.dim:
-            raise ValueError(f"vectors have {vectors.shape[1]} dims, the store holds {self.dim}")
         with self._lock:
+            # the model first: another model's vectors (often of another size) are stale, not malformed
             if model_id is not None and model_id != self.model_id:
                 raise StaleVectorsError(f"vectors of {model_id!r} refused: the store now holds {self.model_id!r}")
+            if self.dim is not None and vectors.shape[1] != self.dim:
+                raise ValueError(f"vectors have {vectors.shape[1]} dims, the store holds {self.dim}")
             for start in range(0, len(ids), self._max_batch):
                 stop = start + self._max_batch
                 self._collection.upsert(ids=ids[start:stop], embeddings=vectors[start:stop])

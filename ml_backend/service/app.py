@@ -93,7 +93,8 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
             runtime.confirm_project(project)
         # Label Studio calls /setup before every prediction and listing: only a change is work.
         extra_params, recheck_connections = projects.params_from_setup(project, body.get("extra_params"))
-        loop, changed = projects.configure(project, label_config=body.get("schema"), extra_params=extra_params)
+        loop, changed = projects.configure(project, label_config=ls_payloads.label_config(body.get("schema")),
+                                           extra_params=extra_params)
         if changed or recheck_connections:
             # Label Studio saves (or deletes) the connection after our answer; listing connections
             # meanwhile makes it save its stale copy again: the admin's edit lost, a deleted one back.
@@ -107,7 +108,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         body = _json_body()
         project = ls_payloads.project_id(body.get("project"))
         tasks = ls_payloads.tasks_from(body.get("tasks"))
-        projects.observe(project, body.get("label_config"))
+        projects.observe(project, _observed_label_config(project, body.get("label_config")))
         loop, schema = projects.get_with_schema(project)
         task_ids = [t for t, _ in tasks]
         new_tasks = facts.add_tasks(project, [(t, data) for t, data in tasks if t not in loop.store])
@@ -137,7 +138,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         project = ls_payloads.project_id(body["project"])
         project_info = body["project"] if isinstance(body["project"], dict) else {}
         # A project never set up is refused here, before anything about it is kept.
-        reconfigured = projects.observe(project, project_info.get("label_config"))
+        reconfigured = projects.observe(project, _observed_label_config(project, project_info.get("label_config")))
         last_webhooks.setdefault(project, {})[action] = received_at
         outcome = _handle_webhook(action, project, body)
         # Events we ignore (PROJECT_UPDATED follows every model_version switch the worker
@@ -145,6 +146,15 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         if reconfigured or outcome.sync or not outcome.body.get("ignored"):
             worker.notify(project, sync=reconfigured or outcome.sync)
         return jsonify(outcome.body if outcome.status >= 400 else {"status": "ok", "action": action, **outcome.body}), outcome.status
+
+    def _observed_label_config(project: int, value: Any) -> str | None:
+        """The label config a webhook or /predict carries; a malformed one is left out (with a warning), so
+        the event itself (a rating) is still recorded."""
+        try:
+            return ls_payloads.label_config(value)
+        except BadRequestError as exc:
+            log.warning("project %s: ignoring the payload's label config: %s", project, exc)
+            return None
 
     def _handle_webhook(action: str, project: int, body: dict[str, Any]) -> _Outcome:
         if action == "TASKS_CREATED":
@@ -161,14 +171,17 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
                 raise BadRequestError(f"{action} payload has no 'annotation' object")
             rating = ls_payloads.read_rating(annotation, schema.scale, fallback_task=task)
             task_data = task.get("data") if isinstance(task, dict) and isinstance(task.get("data"), dict) else None
-            task_known = facts.record_annotation(project, rating, task_data)
+            recorded = facts.record_annotation(project, rating, task_data)
             # A rating for a task we never saw and got no data for: fetch the task from Label Studio.
-            sync = not task_known
+            sync = not recorded.task_known
+            if not recorded.applied:
+                return _Outcome({"ignored": True, "reason": f"annotation {rating.annotation_id}: a newer version "
+                                 "(a later updated_at) is recorded already; this one changes nothing"}, sync=sync)
             if rating.error:
                 log.warning("project %s annotation %s: %s", project, rating.annotation_id, rating.error)
                 return _Outcome({"error": "bad_rating", "message": rating.error, "recorded_as": "not a rating"}, 422, sync)
             outcome = {"target": rating.target}
-            if not task_known:
+            if not recorded.task_known:
                 outcome["note"] = f"task {rating.task_id} is unknown here: it will be fetched from Label Studio"
             return _Outcome(outcome, sync=sync)
         if action == "ANNOTATIONS_DELETED":
@@ -204,7 +217,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         return jsonify(**loop.status(), model_version=version_name(loop.head_version()), worker=worker_status,
                        activity=worker.activity(project), view=records.view(project),
                        last_webhooks=last_webhooks.get(project, {}), connections=records.connections(project),
-                       evaluation=runtime.evaluations.status(project))
+                       params_error=projects.params_error(project), evaluation=runtime.evaluations.status(project))
 
     @app.get("/projects/<int:project>/evaluation")
     def evaluation(project: int) -> Response:

@@ -60,7 +60,8 @@ class ProjectRegistry:
         self._loops: dict[int, tuple[ActiveLoop, ProjectSchema]] = {}
         self._params: dict[int, ProjectParams] = {}  # validated, as the loops get them
         self._stores: dict[int, VectorStore] = {}
-        self.errors: dict[int, str] = {}
+        self._build_errors: dict[int, str] = {}  # why a project's loop cannot be built now
+        self._refused_params: dict[int, str] = {}  # the latest extra params refused, until valid ones arrive
         # Set by the runtime to the worker's notify: images that loaded in the background are ready.
         self.on_images_ready: Callable[[int], None] | None = None
 
@@ -72,12 +73,14 @@ class ProjectRegistry:
         loop; what was given is still recorded, so a later fix in Label Studio is picked up.
         """
         record = self.ledger.project(project)
+        # One read of the map: a concurrent configure may drop the entry between a check and a second read.
+        built = self._loops.get(project)
         if (
-            record is not None and project in self._loops
+            record is not None and built is not None
             and (label_config is None or label_config == self.records.label_config(project))
             and (extra_params is None or _raw_params_or_none(extra_params) == record.params)
         ):
-            return self._loops[project][0], False
+            return built[0], False
         raw, params, problem = None, None, None
         if extra_params is not None:
             try:
@@ -92,11 +95,26 @@ class ProjectRegistry:
         with self._lock:
             self._loops.pop(project, None)
             if problem is not None:
-                self.errors[project] = str(problem)
+                self._refused_params[project] = str(problem)
                 raise problem
             if params is not None:
                 self._params[project] = params
+                self._refused_params.pop(project, None)
         return self.get(project), True
+
+    @property
+    def errors(self) -> dict[int, str]:
+        """Project id -> what stops it or what it runs without: its loop cannot be built, or its latest
+        extra params were refused (it runs with the last valid ones, the defaults for a new project)."""
+        found = dict(self._build_errors)
+        for project, reason in list(self._refused_params.items()):
+            refused = f"extra params refused, running with the last valid ones: {reason}"
+            found[project] = f"{found[project]}; {refused}" if project in found else refused
+        return found
+
+    def params_error(self, project: int) -> str | None:
+        """Why the project's latest extra params were refused (None: they were applied)."""
+        return self._refused_params.get(project)
 
     def params_from_setup(self, project: int, extra_params: Any) -> tuple[Any, bool]:
         """The extra params a /setup call may apply, and whether the connections need a new look.
@@ -167,10 +185,10 @@ class ProjectRegistry:
                 params, schema = self._read_config(project)
                 embedder = self.embedders.get(schema.modality)
             except (ConfigError, ModelUnavailableError) as exc:
-                self.errors[project] = str(exc)
+                self._build_errors[project] = str(exc)
                 log.error("project %s: %s", project, exc)
                 raise
-            self.errors.pop(project, None)
+            self._build_errors.pop(project, None)
             loop = ActiveLoop(project, params, self.ledger, self._store(project, embedder.model_id), embedder,
                               self._loader(schema), self._fetch_workers, on_images_ready=self._images_ready,
                               audit=self._audit_log)

@@ -57,6 +57,14 @@ def test_a_text_longer_than_the_model_reads_is_cut_before_tokenising(text_embedd
     np.testing.assert_allclose(text_embedder.embed_texts([long]), text_embedder.embed_texts(["abc " * 60]), atol=1e-6)
 
 
+def test_leading_blanks_do_not_use_up_the_part_of_a_text_the_model_reads(text_embedder):
+    """Cut first, a text starting with a page of blanks was embedded as the empty string."""
+    blanks = " \n\t" * (text_embedder.max_tokens * MAX_CHARS_PER_TOKEN)
+    assert text_embedder.prepare(blanks + "real words") == "real words"
+    np.testing.assert_allclose(text_embedder.embed_texts([blanks + "real words"]), text_embedder.embed_texts(["real words"]),
+                               atol=1e-6)
+
+
 def test_embed_sources_isolates_a_bad_text(text_embedder):
     def load(source):
         if source is None:

@@ -1,0 +1,144 @@
+"""Hostile and racing input found by a fuzzing pass over the service (2026-12-01), one test per finding.
+
+Each of these answered 500, lost a rating or reported something untrue before its fix.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from ml_backend.core.errors import StaleVectorsError
+from ml_backend.core.ledger import Ledger
+from ml_backend.core.store import VectorStore
+from tests.conftest import CHOICES_CONFIG, unit_rows
+
+P = 1
+
+
+def test_a_configure_racing_another_does_not_fail_on_the_dropped_loop(backend):
+    """A /setup (or a webhook carrying a changed config) read the loop map twice without the lock:
+    a concurrent configure that dropped the entry in between made it a KeyError, a 500, and for a
+    rating webhook a lost rating. Here the other configure runs exactly in that window."""
+    assert backend.setup().status_code == 200
+    registry = backend.runtime.projects
+    read_config = registry.records.label_config
+
+    def config_read_while_another_configure_drops_the_loop(project):
+        registry._loops.pop(project, None)
+        return read_config(project)
+
+    registry.records.label_config = config_read_while_another_configure_drops_the_loop
+    try:
+        response = backend.setup()
+    finally:
+        registry.records.label_config = read_config
+    assert response.status_code == 200, response.get_json()
+    assert backend.annotate(1, 3, ["+1"]).status_code == 200
+
+
+@pytest.mark.parametrize("schema", [12345, ["<View/>"], {"xml": "<View/>"}])
+def test_a_label_config_that_is_not_text_is_refused_and_not_stored(backend, schema):
+    """It was stored, and every later call for the project failed on it (500), ratings included."""
+    assert backend.setup().status_code == 200
+    assert backend.tasks_created([1, 2]).status_code == 200
+    response = backend.setup(schema=schema)
+    assert response.status_code == 400 and "label config" in response.get_json()["message"]
+    assert backend.runtime.projects.records.label_config(P) == CHOICES_CONFIG
+
+    # in a webhook or /predict it is left out, and the event itself still counts
+    assert backend.webhook("TASKS_CREATED", schema=schema, tasks=[{"id": 3, "data": {"image": "x"}}]).status_code == 200
+    assert backend.annotate(1, 1, ["+1"], schema=schema).status_code == 200
+    backend.wait()
+    assert backend.runtime.projects.ledger.ratings(P) == {1: 1.0}
+    assert backend.predict([(1, {})], schema=schema).status_code == 200
+    assert backend.runtime.projects.records.label_config(P) == CHOICES_CONFIG
+    assert backend.status()["tasks"]
+
+
+def test_refused_params_stay_reported_until_valid_ones_arrive(backend):
+    """A refused /setup still creates the project (later webhooks need it) with the defaults, but
+    the refusal vanished from /health as soon as the loop was built: the admin saw a running project
+    and no sign that their parameters were not in force."""
+    refused = backend.setup(extra_params={"batch_size": 5, "strategy": "nope"})
+    assert refused.status_code == 422
+    assert backend.tasks_created([1, 2]).status_code == 200
+    backend.wait()
+    health = backend.get("/health").get_json()
+    assert "strategy" in health["project_errors"][str(P)] and "refused" in health["project_errors"][str(P)]
+    assert "strategy" in backend.status()["params_error"]
+
+    assert backend.setup(extra_params={"batch_size": 5}).status_code == 200
+    assert backend.get("/health").get_json()["project_errors"] == {}
+    assert backend.status()["params_error"] is None
+
+
+def test_blank_extra_params_mean_none_for_a_new_project_as_for_a_known_one(backend):
+    """Spaces were 'not valid JSON' for a new project and 'nothing changed' for a known one."""
+    assert backend.setup(extra_params="   ").status_code == 200
+    assert backend.setup(project=2, extra_params="").status_code == 200
+    assert backend.setup(project=2, extra_params="  \n ").status_code == 200
+
+
+def test_an_update_older_than_the_recorded_version_says_it_changed_nothing(backend):
+    """The ledger rightly keeps the newer version; the answer claimed the older one's rating."""
+    assert backend.setup().status_code == 200
+    assert backend.tasks_created([1]).status_code == 200
+    newer = {"id": 7, "task": 1, "updated_at": "2030-01-01T00:00:00Z",
+             "result": [{"from_name": "relevance", "to_name": "img", "type": "choices", "value": {"choices": ["+1"]}}]}
+    older = {**newer, "updated_at": "2026-01-01T00:00:00Z",
+             "result": [{**newer["result"][0], "value": {"choices": ["-1"]}}]}
+    task = {"id": 1, "data": {"image": "x"}}
+    assert backend.webhook("ANNOTATION_CREATED", task=task, annotation=newer).get_json()["target"] == 1.0
+    answer = backend.webhook("ANNOTATION_UPDATED", task=task, annotation=older).get_json()
+    assert answer.get("ignored") is True and "newer version" in answer["reason"] and "target" not in answer
+    assert backend.runtime.projects.ledger.ratings(P) == {1: 1.0}
+
+
+def test_deleting_more_annotations_than_sqlite_takes_in_one_statement(tmp_path):
+    """All ids went into one `IN (...)`: past SQLite's variable limit (32,766 in stock builds) the
+    webhook answered 500 and the deletion was lost. The limit is lowered here to make it cheap."""
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger.file._db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    ledger.upsert_project(P)
+    ledger.add_tasks(P, [(t, {"image": f"img-{t}"}) for t in range(1, 4)])
+    for annotation, task in ((10, 1), (11, 2), (5000, 3)):
+        ledger.record_annotation(P, annotation, task, 1.0)
+    assert ledger.delete_annotations(P, list(range(1, 6001))) == 3
+    assert ledger.annotation_ids(P) == [] and ledger.seen_task_ids(P) == set()
+
+
+def test_the_size_limit_counts_utf8_bytes_not_escapes(tmp_path):
+    """600 kB of CJK text was refused as 1.2 MB (each character counted as a 6-byte JSON escape)."""
+    ledger = Ledger(tmp_path / "ledger.sqlite", max_task_data_bytes=1_048_576)
+    ledger.upsert_project(P)
+    ledger.add_tasks(P, [(1, {"text": "漢" * 200_000}), (2, {"text": "漢" * 400_000})])
+    assert ledger.task_states(P) == {1: "pending", 2: "failed"}
+    reason = {e["task"]: e["error"] for e in ledger.counts(P)["task_errors"]}[2]
+    assert "1200012 bytes" in reason and "image or text" in reason
+
+
+def test_a_store_refuses_another_models_vectors_as_stale_whatever_their_size(chroma):
+    """A loop still embedding with the old model met a size check first: a generic ValueError
+    ('vectors have 32 dims, the store holds 24') the worker logged as a failed pass."""
+    store = VectorStore(chroma, "project-1", "model-a")
+    store.upsert([1, 2], unit_rows(np.random.default_rng(0).normal(size=(2, 24))))
+    store.use_model("model-b")
+    store.upsert([1], unit_rows(np.random.default_rng(1).normal(size=(1, 32))), model_id="model-b")
+    with pytest.raises(StaleVectorsError):
+        store.upsert([2], unit_rows(np.random.default_rng(2).normal(size=(1, 24))), model_id="model-a")
+
+
+def test_present_vectors_reads_membership_and_rows_at_one_moment(chroma):
+    """/predict checked which tasks had vectors, then read them: a store reset in between was a KeyError."""
+    store = VectorStore(chroma, "project-1", "model-a")
+    vectors = unit_rows(np.random.default_rng(0).normal(size=(3, 8)))
+    store.upsert([1, 2, 3], vectors)
+    present, rows = store.present_vectors([3, 9, 1])
+    assert present == [3, 1]
+    np.testing.assert_array_equal(rows, vectors[[2, 0]])
+    store.use_model("model-b")  # drops every vector
+    present, rows = store.present_vectors([3, 1])
+    assert present == [] and rows.shape[0] == 0
