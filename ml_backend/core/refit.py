@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from .embedding import Embedder
+from .errors import StaleVectorsError
 from .head import LinearHead, Prior
 from .ledger import Ledger
 from .params import ProjectParams
@@ -100,7 +101,10 @@ class HeadRefit:
             return self._head
 
     def _fit(self, rated: list[int], ratings: dict[int, float], prior: Prior | None) -> LinearHead:
-        X = self.store.vectors(rated)
+        present, X = self.store.present_vectors(rated)
+        if len(present) != len(rated):  # the store switched to another model since `rated` was read
+            raise StaleVectorsError(f"project {self.project}: {len(rated) - len(present)} rated tasks lost their "
+                                    "vectors during the refit (the embedding model changed); it will run again")
         y = np.array([ratings[t] for t in rated])
         ids, pool = self.pool(exclude=rated)
         rng = np.random.default_rng([self.project, len(rated), len(pool.available)])

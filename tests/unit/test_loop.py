@@ -227,6 +227,18 @@ def test_ratings_give_v2_and_move_w(embedded):
     assert embedded.refit_if_needed() is None
 
 
+def test_a_refit_whose_rated_vectors_vanish_midway_is_stale_not_a_crash(embedded):
+    """The store switched models (dropping every vector) between reading which rated tasks have
+    vectors and reading those vectors: a KeyError the worker logged as an unexpected failure."""
+    from ml_backend.core.errors import StaleVectorsError
+
+    rate(embedded, 100, 3, 1.0)
+    rate(embedded, 101, 4, -1.0)
+    # what use_model does to every vector, just before the fit reads them
+    with pytest.raises(StaleVectorsError, match="lost their vectors"):
+        embedded.refit_if_needed(on_refit=lambda: embedded.store.delete([3]))
+
+
 def test_a_rating_without_a_prompt_gives_v1(files):
     loop = files.loop()
     add_tasks(loop, tasks(1, 2, 3, 4))
