@@ -24,7 +24,9 @@ Tuning runs use other seeds and a held-out part of the pool, never the test spli
 ``--first-seed 1000 --evaluate-on validation`` with ``--head``/``--selection`` overrides.
 
 It writes ``benchmarks/results/label_efficiency.json``, PNG learning curves and
-``label_efficiency.md`` beside it, and prints the results table.
+``label_efficiency.md`` beside it, and prints the results table. ``--task-set heldout``
+runs the same protocol on concepts no tuning run used (``HELDOUT_TASKS``) and writes
+``label_efficiency_heldout.*`` instead.
 
 Protocol (see ``benchmarks/results/label_efficiency.md`` for the numbers)
 - concept tasks: one-vs-rest binary concepts, and concepts of two kinds (trousers or
@@ -216,6 +218,18 @@ HYPERPARAMETERS: tuple[dict, ...] = (
             "Bag @1% cold +0.39 -> +0.01). eps 0.05 and 0.1 explain a 1% concept away as label noise: the full-pool probe "
             "fitted with them scores AP 0.09-0.30 on 11 and 13 of the 1% settings, whose areas then cannot be "
             "normalised: not kept"},
+    {"parameter": "head: its L2 pull measured in the pool's own metric (tried 2026-12-01, offline, not kept)",
+     "value": None,
+     "how": "the head fitted on x S^a instead of x, S the pool's covariance scaled to trace d (the unlabeled pool is "
+            "free, and few-shot learners often whiten with it). First an offline check, before any loop run: one "
+            "example plus 10 / 30 / 100 / 300 random ratings, seeds 1000-1002, validation split, every clean task, "
+            "median AP. Whitening (a = -1/2, S shrunk halfway or a fifth of the way to the identity) lowered it in 41 of the "
+            "44 task x size cells halfway (Bag @5% at 10 labels 0.90 -> 0.38 / 0.28, spam @natural 0.83 -> 0.50 / "
+            "0.43; the other three rose by at most 0.02). The other way, a = 1/4 and 1/2 "
+            "(the pool's main directions weigh more), helped shirts (@1%, 10 labels: 0.25 -> 0.29 / 0.33) and spam "
+            "@natural early (0.83 -> 0.89 / 0.88) but hurt the rare and mixed concepts (Bag @1% at 10 labels 0.86 -> "
+            "0.82 / 0.49, at 100 labels Trouser+Bag @1% 0.78 -> 0.66 / 0.54 and spam+exmh @1% 0.58 -> 0.55 / 0.48): no "
+            "exponent is better across concepts, so it was not run through the loop: not kept"},
 )
 # Label counts where learning curves are stored (the per-seed summaries use every batch).
 CURVE_POINTS = (10, 20, 30, 40, 50, 60, 80, 100, 125, 150, 200, 250, 300, 400, 500)
@@ -295,6 +309,34 @@ FULL_TASKS: tuple[Task, ...] = (
     Task(**SPAM, prevalence=0.05, ratings="soft", batch_sizes=(10,)),
     Task(**SHIRT, prevalence=0.05, ratings="soft", batch_sizes=(10,)),
 )
+# Concepts no tuning run ever used (hyperparameters were chosen on FULL_TASKS' concepts), written
+# down with their prompts before any run on them: do the defaults carry over to other concepts?
+RPM_LIST = "rpm-zzzlist.freshrpms.net"
+RAZOR_LIST = "razor-users.example.sourceforge.net"
+HELDOUT_TASKS: tuple[Task, ...] = (
+    Task(concept="Dress", dataset="fashion", positives=_fashion("Dress"), batch_sizes=(10,)),
+    Task(concept="Dress", dataset="fashion", positives=_fashion("Dress"), prevalence=0.01, batch_sizes=(10,)),
+    Task(concept="Sneaker", dataset="fashion", positives=_fashion("Sneaker"), prevalence=0.01, batch_sizes=(10,)),
+    Task(concept="Coat (hard)", dataset="fashion", positives=_fashion("Coat"), prevalence=0.05, batch_sizes=(10,)),
+    Task(concept="Sandal+Dress (mixed)", dataset="fashion", positives=_fashion("Sandal", "Dress"), prevalence=0.01,
+         batch_sizes=(10,)),
+    Task(concept="footwear (broad)", dataset="fashion", positives=_fashion("Sandal", "Sneaker", "Ankle boot"),
+         batch_sizes=(10,)),
+    Task(concept="Pullover", dataset="fashion", positives=_fashion("Pullover"), prevalence=0.01, noise=NOISE,
+         batch_sizes=(10,)),
+    Task(concept="rpm list", dataset="spam", positives=(), lists=(RPM_LIST,), batch_sizes=(10,),
+         prompt="a message about building or installing RPM packages"),
+    Task(concept="rpm list", dataset="spam", positives=(), lists=(RPM_LIST,), prevalence=0.01, batch_sizes=(10,),
+         prompt="a message about building or installing RPM packages"),
+    Task(concept="razor-users", dataset="spam", positives=(), lists=(RAZOR_LIST,), prevalence=0.01, batch_sizes=(10,),
+         prompt="a question about the Razor spam filtering tool"),
+    Task(concept="razor+rpm (mixed)", dataset="spam", positives=(), lists=(RAZOR_LIST, RPM_LIST), prevalence=0.01,
+         batch_sizes=(10,), prompt="a message about the Razor spam filter, or about RPM packages"),
+)
+TASK_SETS = {"full": FULL_TASKS, "heldout": HELDOUT_TASKS}
+# Each set's files: <stem>.json / .md / _raw.pkl / _<group>.png in the results folder, and its README block.
+TASK_SET_STEMS = {"full": "label_efficiency", "heldout": "label_efficiency_heldout"}
+README_BLOCKS = {"full": README_BLOCK, "heldout": "label-efficiency-heldout"}
 QUICK_TASKS: tuple[Task, ...] = (
     Task(**SPAM, prevalence=0.01, batch_sizes=(10,)),
     Task(**BAG, batch_sizes=(10,)),
@@ -957,6 +999,20 @@ def readme_summary(report: dict) -> str:
     ])
 
 
+def heldout_summary(report: dict) -> str:
+    """The README's block for the held-out concepts: the compact table and the default's goals, no choices
+    (nothing was chosen on these concepts)."""
+    return "\n".join([
+        f"Measured with `{report['command']}`: {len(report['seeds'])} seeds, {len(report['tasks'])} settings, "
+        f"{report['runtime_seconds'] / 60:.0f} min on {report['cpu_count']} CPU cores"
+        f"{' (stopped early: only the seeds that finished every task)' if report['stopped_early'] else ''}. "
+        "Cells as in the table above.", "",
+        table(report["tasks"], report["strategies"], report["default_strategy"], iqr=False), "",
+        f"The same goals for the default (`{report['default_strategy']}`) on these concepts:", "",
+        *_goal_lines(report),
+    ])
+
+
 def markdown(report: dict, command: str, strategies: Sequence[str]) -> str:
     default = report["default_strategy"]
     g = report["goals"]
@@ -1096,6 +1152,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed.. (tuning used 1000..)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated registry names")
+    parser.add_argument("--task-set", choices=tuple(TASK_SETS), default="full",
+                        help="'heldout': concepts no tuning run used, to its own files (label_efficiency_heldout.*)")
     parser.add_argument("--tasks", default=None, help="substring filter on task names")
     parser.add_argument("--evaluate-on", choices=("test", "validation"), default="test",
                         help="'validation': hold out 25%% of the pool and score there (tuning; test untouched)")
@@ -1113,9 +1171,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    task_set, saved = args.task_set, None
     if args.from_raw:
         with open(args.from_raw, "rb") as f:
             saved = pickle.load(f)
+        task_set = saved["meta"].get("task_set", "full")  # a raw file knows which set it ran
+    stem = TASK_SET_STEMS[task_set]
+    if saved is not None:
         results, tasks, strategies, meta = saved["results"], saved["tasks"], saved["strategies"], saved["meta"]
     else:
         from benchmarks.datasets import DEFAULT_CACHE_DIR
@@ -1126,7 +1188,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         unknown = [s for s in strategies if s not in STRATEGIES]
         if unknown:
             parser.error(f"unknown strategies {unknown}; registered: {sorted(STRATEGIES)}")
-        tasks = QUICK_TASKS if args.quick else FULL_TASKS
+        tasks = QUICK_TASKS if args.quick else TASK_SETS[task_set]
         if args.tasks:
             tasks = tuple(t for t in tasks if any(f in t.name for f in args.tasks.split(",")))
         n_seeds = args.seeds or (3 if args.quick else 20)
@@ -1140,11 +1202,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         results = run_all(tasks, seeds, strategies, cache_dir, params, args.workers, args.evaluate_on, args.budget,
                           max_minutes=args.max_minutes, log=lambda m: print(m, flush=True), selection=selection)
         runtime = time.perf_counter() - t0
-        command = "python -m benchmarks.label_efficiency" + (" --quick" if args.quick else "")
+        command = "python -m benchmarks.label_efficiency" + (" --quick" if args.quick else "") + (
+            f" --task-set {task_set}" if task_set != "full" else "")
         if argv:
             command = "python -m benchmarks.label_efficiency " + " ".join(argv)
         meta = {
-            "command": command, "quick": bool(args.quick), "evaluate_on": args.evaluate_on,
+            "command": command, "quick": bool(args.quick), "task_set": task_set, "evaluate_on": args.evaluate_on,
             "seeds_requested": seeds, "budget": args.budget, "strategies": strategies, "head_params": params.model_dump(),
             "selection_params": selection.model_dump(), "runtime_seconds": round(runtime, 1), "workers": args.workers,
             "cpu_count": os.cpu_count(),
@@ -1152,7 +1215,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             "load_average_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
             "stopped_early": len(results) < len(tasks) * len(seeds),
         }
-        with open(out / "label_efficiency_raw.pkl", "wb") as f:  # not committed (.gitignore): for --from-raw
+        with open(out / f"{stem}_raw.pkl", "wb") as f:  # not committed (.gitignore): for --from-raw
             pickle.dump({"results": results, "tasks": tuple(tasks), "strategies": strategies, "meta": meta}, f)
 
     # The raw file keeps what was measured; what the code says about it is taken from the code, so a
@@ -1160,7 +1223,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     meta = {**meta, **descriptions()}
     default = DEFAULT_STRATEGY if DEFAULT_STRATEGY in strategies else strategies[-1]
     report = report_from(results, tasks, strategies, default, meta)
-    (out / "label_efficiency.json").write_text(_compact_json(report) + "\n")
+    (out / f"{stem}.json").write_text(_compact_json(report) + "\n")
     entries = report["tasks"]
     if not args.no_plots:
         clean = [e for e in entries if not e["noise"] and e["ratings"] == "hard"]
@@ -1170,13 +1233,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
                   "noisy_soft": [e for e in entries if e["noise"] or e["ratings"] == "soft"]}
         for tag, group in groups.items():
             if group:
-                plot(group, strategies, out / f"label_efficiency_{tag}.png", f"test AP vs labels, {tag}")
+                plot(group, strategies, out / f"{stem}_{tag}.png", f"test AP vs labels, {tag}")
     md = markdown(report, report["command"], strategies)
-    (out / "label_efficiency.md").write_text(md)
+    (out / f"{stem}.md").write_text(md)
     if out.resolve() == RESULTS_DIR.resolve() and not report["quick"]:  # a quick or side run leaves the README alone
-        replace_block(README, README_BLOCK, readme_summary(report))
+        summary = readme_summary(report) if task_set == "full" else heldout_summary(report)
+        replace_block(README, README_BLOCKS[task_set], summary)
     print(md)
-    print(f"runtime {report['runtime_seconds']:.0f}s; wrote {out / 'label_efficiency.json'}")
+    print(f"runtime {report['runtime_seconds']:.0f}s; wrote {out / f'{stem}.json'}")
     return report
 
 

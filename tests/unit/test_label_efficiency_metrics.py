@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from benchmarks.label_efficiency import (
-    FULL_TASKS, QUICK_TASKS, Split, Task, _compact_json, _median, average_precision, complete_seeds, f1_at_threshold,
+    FULL_TASKS, HELDOUT_TASKS, QUICK_TASKS, Split, Task, _compact_json, _median, average_precision, complete_seeds, f1_at_threshold,
     labels_to_target, log_area, simulate,
 )
 from ml_backend.core.params import HeadParams, SelectionParams
@@ -71,10 +71,24 @@ def test_protocol_covers_the_issue():
         assert any(t.modality == modality and "mixed" in t.concept and t.prevalence == 0.01 for t in clean), modality
     assert any(t.noise == 0.1 for t in FULL_TASKS) and any(t.ratings == "soft" for t in FULL_TASKS)
     assert len({t.name for t in FULL_TASKS}) == len(FULL_TASKS)
-    for task in FULL_TASKS + QUICK_TASKS:
+    for task in FULL_TASKS + QUICK_TASKS + HELDOUT_TASKS:
         starts = {start for start, _ in task.settings}
         assert "none" in starts and starts & {"prompt", "example"}, task.name
         assert ("prompt" in starts) == (task.prompt is not None)
+
+
+def test_heldout_concepts_were_never_tuned_on():
+    """The held-out set asks whether the defaults carry over: none of its concepts is one of the
+    tuned tasks' (same dataset, same positive classes and lists), and it spans both modalities,
+    a rare and a common concept, a concept of two kinds and noisy ratings."""
+    tuned = {(t.dataset, frozenset(t.positives), frozenset(t.lists)) for t in FULL_TASKS}
+    assert all((t.dataset, frozenset(t.positives), frozenset(t.lists)) not in tuned for t in HELDOUT_TASKS)
+    assert len({t.name for t in HELDOUT_TASKS}) == len(HELDOUT_TASKS)
+    for modality in ("text", "image"):
+        mine = [t for t in HELDOUT_TASKS if t.modality == modality]
+        assert any(t.prevalence == 0.01 for t in mine) and any(t.prevalence is None for t in mine), modality
+        assert any("mixed" in t.concept for t in mine), modality
+    assert any(t.noise for t in HELDOUT_TASKS)
 
 
 def toy_split(n=300, seed=0):
