@@ -7,6 +7,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+from urllib.parse import parse_qsl
 
 
 def data_uri(payload: bytes, mime: str = "image/png") -> str:
@@ -34,11 +36,12 @@ class Reply:
 class LocalServer:
     """http.server on 127.0.0.1 in a thread.
 
-    `routes[path] = Reply(...)` (path without its query string); `requests` records (path, lower-cased headers).
+    `routes[path] = Reply(...)` (path without its query string), or a function of the query
+    parameters that returns one; `requests` records (path, lower-cased headers).
     """
 
     def __init__(self) -> None:
-        self.routes: dict[str, Reply] = {}
+        self.routes: dict[str, Reply | Callable[[dict[str, str]], Reply]] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
         server = self
 
@@ -46,9 +49,11 @@ class LocalServer:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:  # noqa: N802
-                path = self.path.split("?", 1)[0]
+                path, _, query = self.path.partition("?")
                 server.requests.append((path, {k.lower(): v for k, v in self.headers.items()}))
                 reply = server.routes.get(path, Reply(status=404, body=b"not found"))
+                if callable(reply):
+                    reply = reply(dict(parse_qsl(query)))
                 time.sleep(reply.delay_s)
                 try:
                     if reply.header_drip_s:

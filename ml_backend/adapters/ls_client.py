@@ -19,6 +19,7 @@ from label_studio_sdk.core.api_error import ApiError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ..core.errors import RemoteRejected, RemoteUnavailable
+from .ls_payloads import MAX_ID
 from .ls_views import batch_view, hidden_columns
 from .ml_connections import Connection, Hook, hooks_to, webhook_url
 
@@ -182,22 +183,44 @@ class LabelStudioClient:
         log.info("project %s: webhook %s now sends the backend's basic auth", project, hook.id)
 
     def iter_tasks(self, project: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
-        """Every task of the project as {"id", "data", "annotations": [dict, ...]}."""
-        page = 1
+        """Every task of the project as {"id", "data", "annotations": [dict, ...]}, each once.
+
+        Pages are read until one comes back empty or 404 ("Invalid page", one past the end),
+        not until a short one: Label Studio may serve fewer than asked (TASK_API_PAGE_SIZE_MAX).
+        Any other refusal of a later page, or a page that lists no task not listed before (a
+        server ignoring `page`), raises: a cut-off listing must not pass for the whole project.
+        An entry without a valid id is skipped with a warning (the listing then falls short
+        of `task_count`, which the caller checks before deleting anything).
+        """
+        page, listed = 1, set()
         while True:
             try:
                 listing = self._call(lambda: self.client.tasks.list(
                     project=project, fields="all", page=page, page_size=page_size))
-            except LabelStudioRejected:
-                if page == 1:
-                    raise
-                return  # Label Studio answers 404 "Invalid page" one page past the end
+            except LabelStudioRejected as exc:
+                if page > 1 and exc.status_code == 404:
+                    return
+                raise
             items = listing.items or []
+            if not items:
+                return
+            new = 0
             for task in items:
                 record = _as_dict(task)
-                yield {"id": record["id"], "data": record.get("data") or {}, "annotations": record.get("annotations") or []}
-            if len(items) < page_size:
-                return
+                task_id = record.get("id")
+                if isinstance(task_id, bool) or not isinstance(task_id, int) or not 0 < task_id <= MAX_ID:
+                    log.warning("project %s: skipping a listed task with id %r", project, str(task_id)[:40])
+                    continue
+                if task_id in listed:
+                    continue
+                listed.add(task_id)
+                new += 1
+                annotations = record.get("annotations")
+                yield {"id": task_id, "data": record.get("data") or {},
+                       "annotations": [a for a in annotations if isinstance(a, dict)] if isinstance(annotations, list) else []}
+            if not new:
+                raise LabelStudioRejected(f"Label Studio's task listing of project {project} repeats itself at page {page} "
+                                          "(no task not listed before): not trusted as complete")
             page += 1
 
     def task_count(self, project: int) -> int:
@@ -241,7 +264,11 @@ class LabelStudioClient:
         if project not in self._hidden_columns:
             try:
                 listing = self._call(lambda: self._plain_request("GET", "/api/dm/columns/", params={"project": project}))
-                self._hidden_columns[project] = hidden_columns(listing.json().get("columns") or [])
+                body = listing.json()
+                columns = body.get("columns") if isinstance(body, dict) else None
+                if not isinstance(columns, list) or not any(isinstance(c, dict) for c in columns):
+                    raise ValueError(f"no list of columns in {str(body)[:80]!r}")
+                self._hidden_columns[project] = hidden_columns(columns)
             except (LabelStudioRejected, ValueError) as exc:
                 log.warning("project %s: cannot read the Data Manager columns (%s): the score column stays hidden", project, exc)
                 return None

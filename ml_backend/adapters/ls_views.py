@@ -51,9 +51,12 @@ def hidden_columns(columns: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]
     """
     hidden: dict[str, list[str]] = {"explore": [], "labeling": []}
     for column in columns:
-        if column.get("parent") or column.get("target") != "tasks" or column.get("id") in SHOWN_COLUMNS:
+        if not isinstance(column, Mapping) or not isinstance(column.get("id"), str):
+            continue  # not a column as Label Studio lists them
+        if column.get("parent") or column.get("target") != "tasks" or column["id"] in SHOWN_COLUMNS:
             continue
-        for mode, visible in (column.get("visibility_defaults") or {}).items():
+        defaults = column.get("visibility_defaults")
+        for mode, visible in (defaults.items() if isinstance(defaults, Mapping) else ()):
             if mode in hidden and not visible:
                 hidden[mode].append(f"tasks:{column['id']}")
     return hidden

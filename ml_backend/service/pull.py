@@ -16,13 +16,19 @@ from ..adapters.ls_config import ProjectSchema
 from ..adapters.ls_gateway import LabelStudioGateway
 from ..adapters.ls_payloads import read_rating
 from ..adapters.ml_connections import BackendIdentity
-from ..core.errors import BackendError
+from ..core.errors import BackendError, RemoteUnavailable
 from .connections import audit_connections
 from .projects import ProjectRegistry
 
 log = logging.getLogger(__name__)
 
 SYNC_PAGE = 500
+
+
+class IncompleteListing(RemoteUnavailable):
+    """Label Studio listed fewer tasks than it counts: what the listing lacks cannot be taken as deleted."""
+
+    code = "incomplete_listing"
 
 
 class LabelStudioPull:
@@ -56,11 +62,18 @@ class LabelStudioPull:
                 annotations |= self._record_page(project, schema, page, started)
                 page = []
         annotations |= self._record_page(project, schema, page, started)
+        if not (known_annotations - annotations or known_tasks - tasks):
+            return
+        # What the listing lacks was deleted in Label Studio while no webhook reached us, but only
+        # if the listing was complete: a page cut off or refused looks the same. Label Studio's own
+        # count says which.
+        counted = self.gateway.task_count(project)
+        if len(tasks) != counted:
+            raise IncompleteListing(f"the task listing held {len(tasks)} tasks, Label Studio counts {counted}: "
+                                    "nothing was deleted, the sync will run again")
         if known_annotations - annotations:
             self.facts.delete_annotations(project, sorted(known_annotations - annotations))
-        # Tasks deleted in Label Studio while no webhook reached us; deleting is only safe
-        # when the listing was complete, so check it against Label Studio's own count.
-        if known_tasks - tasks and len(tasks) == self.gateway.task_count(project):
+        if known_tasks - tasks:
             self.facts.delete_tasks(project, sorted(known_tasks - tasks))
 
     def _record_page(self, project: int, schema: ProjectSchema, tasks: list[dict], started: float) -> set[int]:

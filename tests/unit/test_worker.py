@@ -236,13 +236,23 @@ class ShortListing(FakeLabelStudio):
         return len(self.tasks) + 1
 
 
-def test_sync_keeps_tasks_when_the_listing_disagrees_with_the_count(runtime):
+def test_sync_keeps_tasks_and_ratings_when_the_listing_disagrees_with_the_count(runtime):
+    """A listing cut short (a page refused, Label Studio capping the page size) lacks tasks and their
+    annotations exactly as deletions would: nothing is deleted, and the sync fails to be run again.
+    Before, the annotations were deleted anyway, and with a page-size cap, at every sync."""
+    from ml_backend.service.pull import IncompleteListing
+
     ls = ShortListing()
     add_tasks(runtime, 1, 2, 3)
+    facts = runtime.projects.facts
+    for annotation, task in ((10, 1), (20, 2)):
+        facts.record_annotation(P, AnnotationRating(annotation, task, 1.0))
     ls.tasks = listed(1, 3)
     worker = make_worker(runtime, ls)
-    worker.pull.sync(P)
+    with pytest.raises(IncompleteListing, match="2 tasks, Label Studio counts 3"):
+        worker.pull.sync(P)
     assert runtime.projects.ledger.task_ids(P) == [1, 2, 3]
+    assert runtime.projects.ledger.ratings(P) == {1: 1.0, 2: 1.0}
 
 
 def test_a_task_count_mismatch_triggers_a_resync(runtime, ls):

@@ -1,0 +1,109 @@
+"""`LabelStudioClient` against a Label Studio stand-in on loopback that answers the way a misbehaving
+or differently configured server does (found by fuzzing the backend's Label Studio side, 2026-12-01).
+A task listing cut short must fail, never pass for complete; an answer of the wrong shape must not
+stop the calls that do not need it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ml_backend.adapters.ls_client import LabelStudioClient, LabelStudioRejected
+from tests.stubs import LocalServer, Reply
+
+TASKS = "/api/tasks/"
+P = 7
+
+
+def task(task_id, annotations=()):
+    return {"id": task_id, "data": {"image": f"/img/{task_id}.png"}, "annotations": list(annotations)}
+
+
+def pages(tasks: list[dict], served_per_page: int | None = None, broken_page: int | None = None,
+          broken: Reply | None = None):
+    """A tasks route: `served_per_page` caps the page size whatever was asked (as Label Studio's
+    TASK_API_PAGE_SIZE_MAX does); page `broken_page` answers `broken`; 404 one page past the end."""
+
+    def route(query: dict[str, str]) -> Reply:
+        page = int(query.get("page", 1))
+        size = min(int(query.get("page_size", 100)), served_per_page or 10**9)
+        if page == broken_page:
+            return broken
+        chunk = tasks[(page - 1) * size: page * size]
+        if page > 1 and not chunk:
+            return Reply(status=404, body=b'{"detail": "Invalid page."}', headers={"Content-Type": "application/json"})
+        return Reply(body=json.dumps({"tasks": chunk, "total": len(tasks)}).encode(),
+                     headers={"Content-Type": "application/json"})
+
+    return route
+
+
+@pytest.fixture
+def server():
+    host = LocalServer()
+    yield host
+    host.close()
+
+
+@pytest.fixture
+def client(server):
+    return LabelStudioClient(server.origin, api_key="0123456789abcdef0123456789abcdef01234567", timeout_s=5)
+
+
+def test_a_server_serving_fewer_per_page_than_asked_is_read_to_the_end(server, client):
+    """A short page is not the last one: with a page-size cap of 100, reading stopped after the first
+    page, and the sync then deleted every annotation on the other pages."""
+    server.routes[TASKS] = pages([task(t) for t in range(1, 251)], served_per_page=100)
+    assert [t["id"] for t in client.iter_tasks(P, page_size=500)] == list(range(1, 251))
+
+
+@pytest.mark.parametrize("broken", [
+    Reply(status=403, body=b'{"detail": "forbidden"}', headers={"Content-Type": "application/json"}),
+    Reply(status=200, body=b"<html>maintenance</html>", headers={"Content-Type": "text/html"}),
+], ids=["403", "html"])
+def test_a_later_page_refused_or_garbled_fails_the_listing(server, client, broken):
+    server.routes[TASKS] = pages([task(t) for t in range(1, 21)], served_per_page=10, broken_page=2, broken=broken)
+    with pytest.raises(LabelStudioRejected):
+        list(client.iter_tasks(P, page_size=10))
+
+
+def test_a_server_ignoring_the_page_number_fails_instead_of_listing_forever(server, client):
+    def same_page_every_time(query):  # (empty after 5 requests, so that a regression fails, not hangs)
+        served = [task(t) for t in range(1, 11)] if len(server.requests) <= 5 else []
+        return Reply(body=json.dumps({"tasks": served}).encode(), headers={"Content-Type": "application/json"})
+
+    server.routes[TASKS] = same_page_every_time
+    with pytest.raises(LabelStudioRejected, match="repeats itself at page 2"):
+        list(client.iter_tasks(P, page_size=10))
+    assert len(server.requests) == 2
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydantic, dumping the SDK's model of a string annotation
+def test_entries_without_a_valid_id_or_annotation_objects_are_skipped(server, client):
+    listed = [task(1, [{"id": 5, "result": []}, "not an annotation"]), {"id": None, "data": {}}, task(-3),
+              task(2**70), task(2)]
+    server.routes[TASKS] = pages(listed)
+    tasks = list(client.iter_tasks(P, page_size=100))
+    assert [t["id"] for t in tasks] == [1, 2]
+    assert tasks[0]["annotations"] == [{"id": 5, "result": []}]
+
+
+COLUMNS = "/api/dm/columns/"
+
+
+@pytest.mark.parametrize("body", [[{"id": "id"}], {"columns": ["id", "data"]}, {"columns": {"id": "x"}}, {}],
+                         ids=["a list", "names only", "an object", "no columns"])
+def test_a_columns_answer_of_the_wrong_shape_leaves_the_default_columns(server, client, body):
+    """It raised AttributeError, and the push (predictions, view, model version) failed every time."""
+    server.routes[COLUMNS] = Reply(body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    assert client._batch_hidden_columns(P) is None
+
+
+def test_a_columns_answer_hides_label_studios_hidden_columns_but_the_score(server, client):
+    columns = [{"id": "total_annotations", "target": "tasks", "visibility_defaults": {"explore": False, "labeling": False}},
+               {"id": "predictions_score", "target": "tasks", "visibility_defaults": {"explore": False}},
+               {"id": "image", "target": "tasks", "parent": "data", "visibility_defaults": {"explore": False}},
+               {"id": 5, "target": "tasks"}, "not a column"]
+    server.routes[COLUMNS] = Reply(body=json.dumps({"columns": columns}).encode(), headers={"Content-Type": "application/json"})
+    assert client._batch_hidden_columns(P) == {"explore": ["tasks:total_annotations"], "labeling": ["tasks:total_annotations"]}
