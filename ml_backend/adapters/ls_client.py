@@ -13,7 +13,6 @@ import time
 from typing import Any, Callable, Iterator, TypeVar
 
 import httpx
-import requests
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
@@ -28,6 +27,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # How long Label Studio may take, after the /setup that connects a backend, to add its own webhook.
 HOOK_SETTLE_S = 2.0
+# A whole answer's body must arrive within this many times the timeout per read: the worker is one
+# thread for every project, and an answer dripping a byte per read would otherwise hold them all.
+ANSWER_DEADLINE_READS = 4
 
 
 class LabelStudioUnavailable(RemoteUnavailable):
@@ -42,8 +44,38 @@ class LabelStudioRejected(RemoteRejected):
     code = "label_studio_rejected"
 
 
+class _DeadlineStream(httpx.SyncByteStream):
+    """A response body that fails with ReadTimeout once `deadline` (monotonic) has passed."""
+
+    def __init__(self, inner: httpx.SyncByteStream, deadline: float):
+        self._inner, self._deadline = inner, deadline
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._inner:
+            if time.monotonic() > self._deadline:
+                raise httpx.ReadTimeout("Label Studio's answer did not arrive in time")
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's transport, plus one deadline for each answer's body (httpx times single reads only)."""
+
+    def __init__(self, body_deadline_s: float, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._body_deadline_s = body_deadline_s
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = time.monotonic() + self._body_deadline_s
+        response = super().handle_request(request)
+        response.stream = _DeadlineStream(response.stream, deadline)
+        return response
+
+
 def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, (httpx.TransportError, requests.ConnectionError, requests.Timeout)):
+    if isinstance(exc, httpx.TransportError):
         return True
     status = getattr(exc, "status_code", None)
     return isinstance(status, int) and (status >= 500 or status == 429)
@@ -59,6 +91,7 @@ class LabelStudioClient:
         self._timeout_s = timeout_s
         self._lock = threading.Lock()
         self._client: LabelStudio | None = None
+        self._http: httpx.Client | None = None  # the SDK client's connections (built with it)
         self._api_key = api_key
         # Headers Label Studio must send with webhooks (the backend's basic auth, when set).
         self._webhook_headers = dict(webhook_headers or {})
@@ -81,7 +114,7 @@ class LabelStudioClient:
         Raises `LabelStudioUnavailable` when Label Studio cannot say.
         """
         # One attempt, no retries: this runs inside a /setup request.
-        http = httpx.Client(timeout=httpx.Timeout(self._timeout_s, connect=min(self._timeout_s, 3.0)))
+        http = self._http_client()
         try:
             LabelStudio(base_url=self.url, api_key=api_key, httpx_client=http, max_retries=0).users.whoami()
             return True
@@ -89,7 +122,7 @@ class LabelStudioClient:
             if exc.status_code in (401, 403):
                 return False
             raise LabelStudioUnavailable(f"Label Studio answered {exc.status_code} checking a token") from None
-        except (httpx.HTTPError, requests.RequestException) as exc:
+        except httpx.HTTPError as exc:
             raise LabelStudioUnavailable(f"cannot reach Label Studio at {self.url}: {type(exc).__name__}") from None
         finally:
             http.close()
@@ -110,11 +143,16 @@ class LabelStudioClient:
             if self._client is None:
                 if not self._api_key:
                     raise LabelStudioUnavailable("no Label Studio API key: set LABEL_STUDIO_API_KEY")
-                # A short connect timeout: Label Studio is near, and an unreachable one should
-                # fail fast (the worker retries with backoff) rather than hold a pass for long.
-                http = httpx.Client(timeout=httpx.Timeout(self._timeout_s, connect=min(self._timeout_s, 3.0)))
-                self._client = LabelStudio(base_url=self.url, api_key=self._api_key, httpx_client=http, max_retries=0)
+                self._http = self._http_client()
+                self._client = LabelStudio(base_url=self.url, api_key=self._api_key, httpx_client=self._http,
+                                           max_retries=0)
             return self._client
+
+    def _http_client(self) -> httpx.Client:
+        # A short connect timeout: Label Studio is near, and an unreachable one should fail fast
+        # (the worker retries with backoff) rather than hold a pass for long.
+        return httpx.Client(timeout=httpx.Timeout(self._timeout_s, connect=min(self._timeout_s, 3.0)),
+                            transport=_DeadlineTransport(ANSWER_DEADLINE_READS * self._timeout_s))
 
     def auth_headers(self) -> dict[str, str]:
         """Headers that authenticate a plain HTTP request to Label Studio (e.g. for /data/upload files).
@@ -275,9 +313,11 @@ class LabelStudioClient:
         return self._hidden_columns[project]
 
     # -- plumbing ------------------------------------------------------------
-    def _plain_request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """An API call the SDK has no wrapper for; 4xx/5xx raise ApiError, as SDK calls do."""
-        response = requests.request(method, f"{self.url}{path}", headers=self.auth_headers(), timeout=self._timeout_s, **kwargs)
+    def _plain_request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """An API call the SDK has no wrapper for, on the SDK's connections (same timeouts, redirects
+        not followed); 4xx/5xx raise ApiError, as SDK calls do."""
+        self.client  # noqa: B018 - builds the connections (and refuses without an API key)
+        response = self._http.request(method, f"{self.url}{path}", headers=self.auth_headers(), **kwargs)
         if response.status_code >= 400:
             raise ApiError(status_code=response.status_code, body=response.text[:200])
         return response
@@ -290,7 +330,7 @@ class LabelStudioClient:
                 raise LabelStudioUnavailable(f"Label Studio answered {exc.status_code}") from None
             raise LabelStudioRejected(f"Label Studio answered {exc.status_code}: {str(exc.body)[:200]}",
                                       exc.status_code) from None
-        except (httpx.TransportError, requests.RequestException) as exc:
+        except httpx.TransportError as exc:
             raise LabelStudioUnavailable(f"cannot reach Label Studio at {self.url}: {type(exc).__name__}") from None
 
     @retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(3),

@@ -107,3 +107,21 @@ def test_a_columns_answer_hides_label_studios_hidden_columns_but_the_score(serve
                {"id": 5, "target": "tasks"}, "not a column"]
     server.routes[COLUMNS] = Reply(body=json.dumps({"columns": columns}).encode(), headers={"Content-Type": "application/json"})
     assert client._batch_hidden_columns(P) == {"explore": ["tasks:total_annotations"], "labeling": ["tasks:total_annotations"]}
+
+
+def test_an_answer_dripping_a_byte_per_read_ends_at_the_deadline(server):
+    """Timeouts per read let a body sent a byte at a time hold the call (and the worker thread, which
+    serves every project) until it ends; now each answer's body has a deadline of a few reads."""
+    import time
+
+    from ml_backend.adapters.ls_client import ANSWER_DEADLINE_READS, LabelStudioUnavailable
+
+    client = LabelStudioClient(server.origin, api_key="0123456789abcdef0123456789abcdef01234567", timeout_s=0.3)
+    body = b'{"id": 7, "task_number": 3' + b" " * 200 + b"}"  # 10 s at 0.05 s a byte, each read well in time
+    server.routes[f"/api/projects/{P}/"] = Reply(body=body, drip_s=0.05, headers={"Content-Type": "application/json"})
+    started = time.monotonic()
+    with pytest.raises(LabelStudioUnavailable):
+        client.task_count(P)
+    elapsed = time.monotonic() - started
+    attempts = 3  # the client's own retries of a transient failure
+    assert elapsed < attempts * (ANSWER_DEADLINE_READS * 0.3 + 0.5) + 2.0, elapsed

@@ -1,0 +1,53 @@
+"""`LabelStudioClient`'s own calls against the real Label Studio 1.23: paging to the end of the task
+listing, the Data Manager's columns, and deleting an old model version's predictions (these two
+are plain HTTP calls the SDK has no wrapper for)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ml_backend.adapters.ls_admin import admin_client, create_project, import_tasks
+from ml_backend.adapters.ls_client import LabelStudioClient
+
+from .conftest import ROOT
+
+CONFIG = (ROOT / "label_config.xml").read_text()
+
+
+@pytest.fixture(scope="module")
+def admin(label_studio):
+    return admin_client(label_studio.url, label_studio.api_token)
+
+
+@pytest.fixture(scope="module")
+def project(admin):
+    project = create_project(admin, "adapter contract", CONFIG)
+    import_tasks(admin, project, [{"image": f"https://example.invalid/{i}.png"} for i in range(7)])
+    return project
+
+
+@pytest.fixture
+def client(label_studio):
+    return LabelStudioClient(label_studio.url, label_studio.api_token, timeout_s=15)
+
+
+def test_the_listing_reads_every_page_and_ends_on_label_studios_answer_past_the_end(client, project):
+    listed = [task["id"] for task in client.iter_tasks(project, page_size=3)]
+    assert len(listed) == len(set(listed)) == 7 == client.task_count(project)
+
+
+def test_the_columns_listing_is_read_and_keeps_the_score_column_shown(client, project):
+    hidden = client._batch_hidden_columns(project)
+    assert hidden is not None and hidden["explore"]
+    assert "tasks:predictions_score" not in hidden["explore"]
+
+
+def test_an_old_model_versions_predictions_are_deleted(client, admin, project):
+    task_ids = [task["id"] for task in client.iter_tasks(project)]
+    result = [{"from_name": "relevance", "to_name": "image", "type": "choices", "value": {"choices": ["+1"]}}]
+    for version in ("contract-v1", "contract-v2"):
+        client.push_predictions(project, [{"task": t, "result": result, "score": 0.5, "model_version": version}
+                                          for t in task_ids])
+    client.delete_model_version(project, "contract-v1")
+    left = {p.model_version for p in admin.predictions.list(task=task_ids[0])}
+    assert left == {"contract-v2"}
