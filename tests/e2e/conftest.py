@@ -43,6 +43,14 @@ def backend_env(label_studio: LabelStudioServer, model_dir: Path, clip: Path, po
 
 
 @pytest.fixture(scope="module")
+def client(label_studio):
+    """The SDK as Label Studio's admin (creating projects, importing, rating)."""
+    from ml_backend.adapters.ls_admin import admin_client
+
+    return admin_client(label_studio.url, label_studio.api_token)
+
+
+@pytest.fixture(scope="module")
 def start_backend(label_studio, tiny_clip_path, tmp_path_factory) -> Callable[..., BackendServer]:
     """Factory: start a backend process on a port and MODEL_DIR (restartable); all stop after the module."""
     started: list[BackendServer] = []

@@ -12,18 +12,13 @@ import pytest
 import requests
 from label_studio_sdk.core.api_error import ApiError
 
-from ml_backend.adapters.ls_admin import admin_client, connect_backend, create_project, upload_images
+from ml_backend.adapters.ls_admin import connect_backend, create_project, upload_images
 from ml_backend.adapters.ml_connections import Hook, hooks_to
 from scripts import demo
 
 from .conftest import ROOT, backend_status, make_images, wait_for
 
 CONFIG = (ROOT / "label_config.xml").read_text()
-
-
-@pytest.fixture(scope="module")
-def client(label_studio):
-    return admin_client(label_studio.url, label_studio.api_token)
 
 
 @pytest.fixture(scope="module")

