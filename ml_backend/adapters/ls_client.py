@@ -257,8 +257,8 @@ class LabelStudioClient:
                 yield {"id": task_id, "data": record.get("data") or {},
                        "annotations": [a for a in annotations if isinstance(a, dict)] if isinstance(annotations, list) else []}
             if not new:
-                raise LabelStudioRejected(f"Label Studio's task listing of project {project} repeats itself at page {page} "
-                                          "(no task not listed before): not trusted as complete")
+                raise LabelStudioRejected(f"Label Studio's task listing of project {project} gave no new task at page "
+                                          f"{page} (a page repeated, or entries without a valid id): not trusted as complete")
             page += 1
 
     def task_count(self, project: int) -> int:
