@@ -766,7 +766,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                         help="'heldout': the label-efficiency benchmark's held-out concepts, to evaluation_heldout.*")
     parser.add_argument("--tasks", default=None, help="substring filter on task names")
     parser.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR"))
-    parser.add_argument("--out", default=str(RESULTS_DIR))
+    parser.add_argument("--out", default=None,
+                        help=f"results folder (default {RESULTS_DIR}; with --quick {le.QUICK_DIR}, never committed)")
     parser.add_argument("--readme", action="store_true",
                         help="only re-render the README block and evaluation.md from the committed JSON, with the "
                              "code's account of how the constants were chosen (CHOICES); no simulation")
@@ -811,7 +812,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "summary": summarise(results, tasks, evaluation),
     }
-    out = Path(args.out)
+    out = Path(args.out) if args.out else (le.QUICK_DIR if args.quick else RESULTS_DIR)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.json").write_text(le._compact_json(report) + "\n")
     plot(report, out / f"{stem}.png")

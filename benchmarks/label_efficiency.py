@@ -72,6 +72,8 @@ from ml_backend.core.strategies import DEFAULT_STRATEGY, STRATEGIES, Pool, Rando
 from ml_backend.core.training import fit_head, prompt_prior, refit  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# Where --quick runs write by default: not the committed results (.gitignore).
+QUICK_DIR = RESULTS_DIR / "quick"
 README_BLOCK = "label-efficiency-summary"
 BUDGET = 500
 TARGET_FRACTION = 0.9
@@ -1165,11 +1167,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--from-raw", default=None,
                         help="re-write the report from a saved label_efficiency_raw.pkl (no simulation), "
                         "e.g. after changing the default strategy")
-    parser.add_argument("--out", default=str(RESULTS_DIR))
+    parser.add_argument("--out", default=None,
+                        help=f"results folder (default {RESULTS_DIR}; with --quick {QUICK_DIR}, never committed)")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
 
-    out = Path(args.out)
+    out = Path(args.out) if args.out else (QUICK_DIR if args.quick else RESULTS_DIR)
     out.mkdir(parents=True, exist_ok=True)
     task_set, saved = args.task_set, None
     if args.from_raw:

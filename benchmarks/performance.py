@@ -134,10 +134,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats: a few minutes")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}")
-    parser.add_argument("--out", type=Path, default=RESULTS / "performance.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results JSON (default results/performance.json; with --quick results/quick/, never committed)")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir)")
     parser.add_argument("--report", action="store_true", help="measure nothing: redo the table and plots from --out")
     args = parser.parse_args(argv)
+    args.out = args.out or RESULTS / ("quick" if args.quick else "") / "performance.json"
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)
     if unknown:
