@@ -39,8 +39,7 @@ import resource
 import sys
 import time
 from collections import deque
-import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -82,7 +81,7 @@ TASKS: tuple[le.Task, ...] = (
 QUICK_TASKS = (TASKS[1], TASKS[5])
 # The label-efficiency benchmark's held-out concepts (no constant below was chosen on them), clean ratings:
 # with flipped ratings the team's answers are not one truth to cover.
-HELDOUT_TASKS = tuple(dataclasses.replace(t, batch_sizes=(BATCH,)) for t in le.HELDOUT_TASKS if not t.noise)
+HELDOUT_TASKS = tuple(replace(t, batch_sizes=(BATCH,)) for t in le.HELDOUT_TASKS if not t.noise)
 TASK_SETS = {"full": TASKS, "heldout": HELDOUT_TASKS}
 # Each set's files (<stem>.json / .md / .png in the results folder) and README block.
 TASK_SET_STEMS = {"full": "evaluation", "heldout": "evaluation_heldout"}

@@ -315,26 +315,22 @@ FULL_TASKS: tuple[Task, ...] = (
 # down with their prompts before any run on them: do the defaults carry over to other concepts?
 RPM_LIST = "rpm-zzzlist.freshrpms.net"
 RAZOR_LIST = "razor-users.example.sourceforge.net"
-HELDOUT_TASKS: tuple[Task, ...] = (
-    Task(concept="Dress", dataset="fashion", positives=_fashion("Dress"), batch_sizes=(10,)),
-    Task(concept="Dress", dataset="fashion", positives=_fashion("Dress"), prevalence=0.01, batch_sizes=(10,)),
-    Task(concept="Sneaker", dataset="fashion", positives=_fashion("Sneaker"), prevalence=0.01, batch_sizes=(10,)),
-    Task(concept="Coat (hard)", dataset="fashion", positives=_fashion("Coat"), prevalence=0.05, batch_sizes=(10,)),
-    Task(concept="Sandal+Dress (mixed)", dataset="fashion", positives=_fashion("Sandal", "Dress"), prevalence=0.01,
-         batch_sizes=(10,)),
-    Task(concept="footwear (broad)", dataset="fashion", positives=_fashion("Sandal", "Sneaker", "Ankle boot"),
-         batch_sizes=(10,)),
-    Task(concept="Pullover", dataset="fashion", positives=_fashion("Pullover"), prevalence=0.01, noise=NOISE,
-         batch_sizes=(10,)),
-    Task(concept="rpm list", dataset="spam", positives=(), lists=(RPM_LIST,), batch_sizes=(10,),
-         prompt="a message about building or installing RPM packages"),
-    Task(concept="rpm list", dataset="spam", positives=(), lists=(RPM_LIST,), prevalence=0.01, batch_sizes=(10,),
-         prompt="a message about building or installing RPM packages"),
-    Task(concept="razor-users", dataset="spam", positives=(), lists=(RAZOR_LIST,), prevalence=0.01, batch_sizes=(10,),
+DRESS = dict(concept="Dress", dataset="fashion", positives=_fashion("Dress"))
+RPM = dict(concept="rpm list", dataset="spam", positives=(), lists=(RPM_LIST,),
+           prompt="a message about building or installing RPM packages")
+HELDOUT_TASKS: tuple[Task, ...] = tuple(Task(**kwargs, batch_sizes=(10,)) for kwargs in (
+    DRESS, dict(**DRESS, prevalence=0.01),
+    dict(concept="Sneaker", dataset="fashion", positives=_fashion("Sneaker"), prevalence=0.01),
+    dict(concept="Coat (hard)", dataset="fashion", positives=_fashion("Coat"), prevalence=0.05),
+    dict(concept="Sandal+Dress (mixed)", dataset="fashion", positives=_fashion("Sandal", "Dress"), prevalence=0.01),
+    dict(concept="footwear (broad)", dataset="fashion", positives=_fashion("Sandal", "Sneaker", "Ankle boot")),
+    dict(concept="Pullover", dataset="fashion", positives=_fashion("Pullover"), prevalence=0.01, noise=NOISE),
+    RPM, dict(**RPM, prevalence=0.01),
+    dict(concept="razor-users", dataset="spam", positives=(), lists=(RAZOR_LIST,), prevalence=0.01,
          prompt="a question about the Razor spam filtering tool"),
-    Task(concept="razor+rpm (mixed)", dataset="spam", positives=(), lists=(RAZOR_LIST, RPM_LIST), prevalence=0.01,
-         batch_sizes=(10,), prompt="a message about the Razor spam filter, or about RPM packages"),
-)
+    dict(concept="razor+rpm (mixed)", dataset="spam", positives=(), lists=(RAZOR_LIST, RPM_LIST), prevalence=0.01,
+         prompt="a message about the Razor spam filter, or about RPM packages"),
+))
 TASK_SETS = {"full": FULL_TASKS, "heldout": HELDOUT_TASKS}
 # Each set's files: <stem>.json / .md / _raw.pkl / _<group>.png in the results folder, and its README block.
 TASK_SET_STEMS = {"full": "label_efficiency", "heldout": "label_efficiency_heldout"}

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir)")
     parser.add_argument("--report", action="store_true", help="measure nothing: redo the table and plots from --out")
     args = parser.parse_args(argv)
-    args.out = args.out or RESULTS / ("quick" if args.quick else "") / "performance.json"
+    args.out = args.out or (RESULTS / "quick" if args.quick else RESULTS) / "performance.json"
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)
     if unknown:

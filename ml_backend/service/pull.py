@@ -62,7 +62,8 @@ class LabelStudioPull:
                 annotations |= self._record_page(project, schema, page, started)
                 page = []
         annotations |= self._record_page(project, schema, page, started)
-        if not (known_annotations - annotations or known_tasks - tasks):
+        gone_annotations, gone_tasks = known_annotations - annotations, known_tasks - tasks
+        if not (gone_annotations or gone_tasks):
             return
         # What the listing lacks was deleted in Label Studio while no webhook reached us, but only
         # if the listing was complete: a page cut off or refused looks the same. Label Studio's own
@@ -71,10 +72,10 @@ class LabelStudioPull:
         if len(tasks) != counted:
             raise IncompleteListing(f"the task listing held {len(tasks)} tasks, Label Studio counts {counted}: "
                                     "nothing was deleted, the sync will run again")
-        if known_annotations - annotations:
-            self.facts.delete_annotations(project, sorted(known_annotations - annotations))
-        if known_tasks - tasks:
-            self.facts.delete_tasks(project, sorted(known_tasks - tasks))
+        if gone_annotations:
+            self.facts.delete_annotations(project, sorted(gone_annotations))
+        if gone_tasks:
+            self.facts.delete_tasks(project, sorted(gone_tasks))
 
     def _record_page(self, project: int, schema: ProjectSchema, tasks: list[dict], started: float) -> set[int]:
         """Record a page of Label Studio tasks and their annotations; returns the annotation ids listed."""
