@@ -22,7 +22,8 @@ from ml_backend.core.embedding import Embedder
 
 class FakeLabelStudio:
     """A `LabelStudioGateway` in memory: records what the worker pushes; `tasks` is what
-    `iter_tasks` lists; `down` makes every call fail as an unreachable Label Studio does."""
+    `iter_tasks` lists; `down` makes every call fail as an unreachable Label Studio does (asking to
+    retry after `retry_after_s` when set); `refused` counts the calls that failed."""
 
     def __init__(self):
         self.tasks: list[dict] = []
@@ -31,12 +32,15 @@ class FakeLabelStudio:
         self.views: dict[int, list[int]] = {}
         self.model_version: str | None = None
         self.down = False
+        self.retry_after_s: float | None = None
+        self.refused = 0
         self.connections: list[Connection] = []
         self.hooks: list[Hook] = []
 
     def _record(self, *call):
         if self.down:
-            raise LabelStudioUnavailable("Label Studio answered 503")
+            self.refused += 1
+            raise LabelStudioUnavailable("Label Studio answered 503", retry_after_s=self.retry_after_s)
         self.calls.append(call)
 
     def ml_connections(self, project: int) -> list[Connection]:

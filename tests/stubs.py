@@ -36,8 +36,8 @@ class Reply:
 class LocalServer:
     """http.server on 127.0.0.1 in a thread.
 
-    `routes[path] = Reply(...)` (path without its query string), or a function of the query
-    parameters that returns one; `requests` records (path, lower-cased headers).
+    `routes[path] = Reply(...)` (path without its query string; "POST " + path for a POST), or a
+    function of the query parameters that returns one; `requests` records (path, lower-cased headers).
     """
 
     def __init__(self) -> None:
@@ -49,7 +49,15 @@ class LocalServer:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:  # noqa: N802
+                self.answer("")
+
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.answer("POST ")
+
+            def answer(self, method: str) -> None:
                 path, _, query = self.path.partition("?")
+                path = method + path
                 server.requests.append((path, {k.lower(): v for k, v in self.headers.items()}))
                 reply = server.routes.get(path, Reply(status=404, body=b"not found"))
                 if callable(reply):

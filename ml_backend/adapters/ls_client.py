@@ -1,21 +1,24 @@
 """Everything the service asks of Label Studio, through `label-studio-sdk` (pinned).
 
 The SDK is imported here and in `ls_admin` only, so an SDK upgrade touches two files
-and the e2e tests. Calls are retried briefly on transport errors and 5xx; a longer
-outage surfaces as `LabelStudioUnavailable`, which the worker retries with backoff.
+and the e2e tests. Calls are retried briefly on transport errors, 5xx and 429; a longer
+outage surfaces as `LabelStudioUnavailable`, which the worker retries with backoff. A
+Retry-After is obeyed: a short one within the call, a longer one by the worker.
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import threading
 import time
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, TypeVar
 
 import httpx
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ..core.errors import RemoteRejected, RemoteUnavailable
 from .ls_payloads import MAX_ID
@@ -30,6 +33,9 @@ HOOK_SETTLE_S = 2.0
 # A whole answer's body must arrive within this many times the timeout per read: the worker is one
 # thread for every project, and an answer dripping a byte per read would otherwise hold them all.
 ANSWER_DEADLINE_READS = 4
+# A Retry-After up to this long is waited out within the call; a longer one ends the call, and the
+# worker waits it out (worker.RETRY_AFTER_MAX_S) without holding the other projects.
+IN_CALL_RETRY_AFTER_MAX_S = 2.0
 
 
 class LabelStudioUnavailable(RemoteUnavailable):
@@ -81,6 +87,37 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(status, int) and (status >= 500 or status == 429)
 
 
+def retry_after_s(exc: BaseException | None) -> float | None:
+    """Seconds an answer's Retry-After header asks to wait (delay-seconds or an HTTP date), or None."""
+    headers = getattr(exc, "headers", None)
+    if not isinstance(headers, dict):
+        return None
+    value = next((str(v).strip() for k, v in headers.items() if str(k).lower() == "retry-after"), None)
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    when = when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _worth_retrying_now(exc: BaseException) -> bool:
+    return _transient(exc) and (retry_after_s(exc) or 0.0) <= IN_CALL_RETRY_AFTER_MAX_S
+
+
+_backoff = wait_exponential(multiplier=0.2, max=2.0)
+
+
+def _wait(state: RetryCallState) -> float:
+    """Label Studio's Retry-After when it gave one (at most IN_CALL_RETRY_AFTER_MAX_S here), else a short backoff."""
+    asked = retry_after_s(state.outcome.exception() if state.outcome else None)
+    return asked if asked is not None else _backoff(state)
+
+
 class LabelStudioClient:
     """The real `ls_gateway.LabelStudioGateway`: the worker's calls through the SDK, plus the
     token checks /setup needs. Thread-safe."""
@@ -96,6 +133,7 @@ class LabelStudioClient:
         # Headers Label Studio must send with webhooks (the backend's basic auth, when set).
         self._webhook_headers = dict(webhook_headers or {})
         self._hidden_columns: dict[int, dict[str, list[str]]] = {}  # project -> the batch view's hidden columns
+        self._created_hooks: dict[int, int] = {}  # project -> the id of the TASKS_CREATED hook made here
 
     @property
     def has_credentials(self) -> bool:
@@ -183,6 +221,12 @@ class LabelStudioClient:
         hooks = self._hooks_to(project, backend_urls)
         if any(h.covers("TASKS_CREATED") for h in hooks):
             return hooks
+        made = self._created_hooks.get(project)
+        if made is not None and self._hook_exists(made):
+            # A listing that leaves out a hook that exists (a proxy, a permission) made every sync add one more.
+            log.warning("project %s: Label Studio's webhook listing lacks hook %s, which exists: not adding another",
+                        project, made)
+            return hooks
         target = webhook_url(backend_urls[0])
         created = self._call(lambda: self.client.webhooks.create(
             url=target, project=project, actions=["TASKS_CREATED"], send_payload=True, send_for_all_actions=False,
@@ -198,7 +242,17 @@ class LabelStudioClient:
             self._call(lambda: self.client.webhooks.delete(created.id))
             log.info("project %s: Label Studio's own webhook covers imports: removed ours", project)
             return others
+        self._created_hooks[project] = int(created.id)
         return others + [Hook.of(created)]
+
+    def _hook_exists(self, hook_id: int) -> bool:
+        try:
+            self._call(lambda: self.client.webhooks.get(id=hook_id))
+            return True
+        except LabelStudioRejected as exc:
+            if exc.status_code == 404:
+                return False
+            raise
 
     def _hooks_to(self, project: int, backend_urls: list[str]) -> list[Hook]:
         """The project's webhooks to this backend, each made to carry our headers."""
@@ -319,7 +373,7 @@ class LabelStudioClient:
         self.client  # noqa: B018 - builds the connections (and refuses without an API key)
         response = self._http.request(method, f"{self.url}{path}", headers=self.auth_headers(), **kwargs)
         if response.status_code >= 400:
-            raise ApiError(status_code=response.status_code, body=response.text[:200])
+            raise ApiError(status_code=response.status_code, headers=dict(response.headers), body=response.text[:200])
         return response
 
     def _call(self, fn: Callable[[], T]) -> T:
@@ -327,14 +381,15 @@ class LabelStudioClient:
             return self._retrying(fn)
         except ApiError as exc:
             if _transient(exc):
-                raise LabelStudioUnavailable(f"Label Studio answered {exc.status_code}") from None
+                wait = retry_after_s(exc)
+                asks = f", asking to retry after {wait:.0f} s" if wait is not None else ""
+                raise LabelStudioUnavailable(f"Label Studio answered {exc.status_code}{asks}", retry_after_s=wait) from None
             raise LabelStudioRejected(f"Label Studio answered {exc.status_code}: {str(exc.body)[:200]}",
                                       exc.status_code) from None
         except httpx.TransportError as exc:
             raise LabelStudioUnavailable(f"cannot reach Label Studio at {self.url}: {type(exc).__name__}") from None
 
-    @retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(3),
-           wait=wait_exponential(multiplier=0.2, max=2.0), reraise=True)
+    @retry(retry=retry_if_exception(_worth_retrying_now), stop=stop_after_attempt(3), wait=_wait, reraise=True)
     def _retrying(self, fn: Callable[[], T]) -> T:
         return fn()
 

@@ -92,10 +92,15 @@ class LedgerCorruptError(BackendError):
 
 
 class RemoteUnavailable(BackendError):
-    """The service the loop reports to (Label Studio) did not answer, or answered 5xx: retry with backoff."""
+    """The service the loop reports to (Label Studio) did not answer, or answered 5xx or 429: retry with
+    backoff, and not before `retry_after_s` when it said how long to wait (Retry-After)."""
 
     http_status = 503
     code = "remote_unavailable"
+
+    def __init__(self, message: str, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class RemoteRejected(BackendError):

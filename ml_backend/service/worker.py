@@ -29,6 +29,8 @@ EMBED_CHUNK = 256
 # this thread serves every project, so a slow image source may hold it no longer than this.
 IMAGE_WAIT_S = 0.25
 MAX_BACKOFF_S = 60.0
+# The longest Retry-After the worker obeys: a Label Studio asking for more is asked again after this.
+RETRY_AFTER_MAX_S = 300.0
 
 
 class Pull(Protocol):
@@ -171,8 +173,10 @@ class Worker:
                     continue
             try:
                 in_step = self.pull.in_step(project)
-            except RemoteUnavailable:
-                break  # one timeout per round is enough: the other projects would wait on it too
+            except RemoteUnavailable as exc:
+                # one timeout per round is enough: the other projects would wait on it too
+                self._next_count_check = max(self._next_count_check, time.monotonic() + _asked_wait(exc))
+                break
             except RemoteRejected as exc:
                 if exc.status_code == 404:  # gone from the far side: not asked again until it is set up again
                     with self._wake:
@@ -237,8 +241,9 @@ class Worker:
         if full and not remote_failed and work.failures and self.remote:
             # The far side is back after an outage: images it serves that failed meanwhile get another try.
             local_more = self.projects.get(project).retry_given_up() > 0 or local_more
+        asked_wait = _asked_wait(sync_failure, push_failure)
         if remote_failed:
-            due = 0.0 if local_more else time.monotonic() + self._backoff(work.failures + 1)
+            due = 0.0 if local_more else time.monotonic() + max(self._backoff(work.failures + 1), asked_wait)
         elif full:
             if not local_more and push_due == float("inf") and self._evaluate(project):
                 push_due = 0.0 if self.remote else push_due  # one more push: the tab's title carries the new summary
@@ -247,7 +252,8 @@ class Worker:
         else:
             due = 0.0 if local_more else max(work.remote_due, work.settle_until)
         error = "; ".join(e for e in (sync_error, push_error) if e) or None
-        self._settle(work, error=error, due=due, resync=resync, remote_failed=remote_failed, full=full)
+        self._settle(work, error=error, due=due, resync=resync, remote_failed=remote_failed, full=full,
+                     remote_wait_s=asked_wait)
 
     def _evaluate(self, project: int) -> bool:
         """Idle: refresh the project's evaluation (`service.evaluation`); True when a new one was stored."""
@@ -314,7 +320,7 @@ class Worker:
             log.exception("project %s: %s failed (will retry)", project, doing)
 
     def _settle(self, work: _ProjectWork, error: str | None, due: float, resync: bool = False,
-                remote_failed: bool = False, full: bool = False) -> None:
+                remote_failed: bool = False, full: bool = False, remote_wait_s: float = 0.0) -> None:
         with self._wake:
             work.needs_sync = work.needs_sync or resync
             if full or error is not None:
@@ -322,7 +328,7 @@ class Worker:
             if error is not None:
                 work.failures += 1
                 if remote_failed:
-                    work.remote_due = time.monotonic() + self._backoff(work.failures)
+                    work.remote_due = time.monotonic() + max(self._backoff(work.failures), remote_wait_s)
             elif full:
                 work.failures, work.remote_due = 0, 0.0
             work.due = min(work.due, due)  # keep a notify() that came in during the pass
@@ -331,3 +337,9 @@ class Worker:
                 work.activity = "idle"
             else:
                 work.activity = "loading images" if work.loading and work.due == float("inf") else "waiting"
+
+
+def _asked_wait(*failures: Exception | None) -> float:
+    """The longest wait the far side asked for (Retry-After) among a pass's failures, capped; 0 if none."""
+    asked = [f.retry_after_s for f in failures if isinstance(f, RemoteUnavailable) and f.retry_after_s is not None]
+    return min(max(asked, default=0.0), RETRY_AFTER_MAX_S)

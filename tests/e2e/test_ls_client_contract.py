@@ -1,6 +1,6 @@
 """`LabelStudioClient`'s own calls against the real Label Studio 1.23: paging to the end of the task
-listing, the Data Manager's columns, and deleting an old model version's predictions (these two
-are plain HTTP calls the SDK has no wrapper for)."""
+listing, the Data Manager's columns, deleting an old model version's predictions (these two
+are plain HTTP calls the SDK has no wrapper for), and the import webhook made once."""
 
 from __future__ import annotations
 
@@ -47,3 +47,16 @@ def test_an_old_model_versions_predictions_are_deleted(ls, client, project):
     ls.delete_model_version(project, "contract-v1")
     left = {p.model_version for p in client.predictions.list(task=task_ids[0])}
     assert left == {"contract-v2"}
+
+
+def test_the_import_webhook_is_made_once_and_found_again_by_its_id(ls, client, project, monkeypatch):
+    from ml_backend.adapters import ls_client
+
+    monkeypatch.setattr(ls_client, "HOOK_SETTLE_S", 0.0)
+    backend = "http://127.0.0.1:9/contract"  # never called: only the hook's record matters here
+    first = ls.ensure_task_webhook(project, [backend])
+    again = ls.ensure_task_webhook(project, [backend])
+    assert len(first) == 1 and [h.id for h in again] == [first[0].id]
+    assert ls._hook_exists(first[0].id)
+    client.webhooks.delete(id=first[0].id)
+    assert not ls._hook_exists(first[0].id)

@@ -123,3 +123,75 @@ def test_an_answer_dripping_a_byte_per_read_ends_at_the_deadline(server):
     elapsed = time.monotonic() - started
     attempts = 3  # the client's own retries of a transient failure
     assert elapsed < attempts * (ANSWER_DEADLINE_READS * 0.3 + 0.5) + 2.0, elapsed
+
+
+def busy(retry_after: str, then: Reply, times: int = 1):
+    """A route answering 429 with `retry_after` the first `times` requests, then `then`."""
+    asked = []
+
+    def route(query):
+        asked.append(query)
+        if len(asked) <= times:
+            return Reply(status=429, body=b'{"detail": "slow down"}',
+                         headers={"Content-Type": "application/json", "Retry-After": retry_after})
+        return then
+
+    return route
+
+
+PROJECT = Reply(body=b'{"id": 7, "task_number": 3}', headers={"Content-Type": "application/json"})
+
+
+def test_a_short_retry_after_is_waited_out_within_the_call(server, client):
+    """Retry-After was ignored: the retries came after 0.2-0.4 s whatever the server asked."""
+    import time
+
+    server.routes[f"/api/projects/{P}/"] = busy("1", PROJECT)
+    started = time.monotonic()
+    assert client.task_count(P) == 3
+    assert time.monotonic() - started >= 0.95
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("header", ["120", "date"])
+def test_a_long_retry_after_ends_the_call_at_once_and_says_how_long(server, client, header):
+    """Holding the worker thread (every project's) for two minutes is worse than leaving the wait to
+    the worker's schedule; and three quick retries would ignore what the server asked."""
+    import email.utils
+    import time
+
+    from ml_backend.adapters.ls_client import LabelStudioUnavailable
+
+    value = "120" if header == "120" else email.utils.formatdate(time.time() + 120, usegmt=True)
+    server.routes[f"/api/projects/{P}/"] = busy(value, PROJECT, times=5)
+    with pytest.raises(LabelStudioUnavailable, match="retry after") as raised:
+        client.task_count(P)
+    assert len(server.requests) == 1
+    assert 110 <= raised.value.retry_after_s <= 120
+
+
+def test_a_retry_after_that_is_not_a_time_is_ignored(server, client):
+    server.routes[f"/api/projects/{P}/"] = busy("soon", PROJECT)
+    assert client.task_count(P) == 3
+    assert len(server.requests) == 2
+
+
+def test_a_webhook_listing_that_leaves_out_our_hook_gets_no_second_one(server, client, monkeypatch):
+    """Every sync checks that imports reach the backend; a listing that hid the hook made here
+    (a proxy, a permission) made every sync create one more, without end."""
+    from ml_backend.adapters import ls_client
+
+    monkeypatch.setattr(ls_client, "HOOK_SETTLE_S", 0.0)
+    json_reply = {"Content-Type": "application/json"}
+    hook = {"id": 41, "url": "http://backend:9090/webhook", "actions": ["TASKS_CREATED"], "send_for_all_actions": False,
+            "send_payload": True, "is_active": True, "headers": {}, "project": P}
+    server.routes["/api/webhooks/"] = Reply(body=b"[]", headers=json_reply)   # never shows it
+    server.routes["POST /api/webhooks/"] = Reply(status=201, body=json.dumps(hook).encode(), headers=json_reply)
+    server.routes["/api/webhooks/41/"] = Reply(body=json.dumps(hook).encode(), headers=json_reply)
+    for _ in range(3):
+        client.ensure_task_webhook(P, ["http://backend:9090"])
+    assert [path for path, _ in server.requests].count("POST /api/webhooks/") == 1
+
+    server.routes["/api/webhooks/41/"] = Reply(status=404, body=b'{"detail": "Not found."}', headers=json_reply)
+    client.ensure_task_webhook(P, ["http://backend:9090"])  # deleted meanwhile: made again
+    assert [path for path, _ in server.requests].count("POST /api/webhooks/") == 2

@@ -214,6 +214,26 @@ def test_the_thread_retries_while_label_studio_is_down(runtime, ls):
         worker.stop()
 
 
+def test_the_thread_waits_as_long_as_label_studio_asks(runtime, ls):
+    """A Label Studio answering 429 or 503 with Retry-After was asked again after the usual 1-2 s."""
+    add_tasks(runtime, 1, 2, 3)
+    ls.down, ls.retry_after_s = True, 120.0
+    worker = make_worker(runtime, ls, poll_interval_s=0.1)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while worker.status(P).get("failures", 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert worker.status(P)["failures"] == 1
+        refused = ls.refused
+        worker.notify(P)  # a webhook meanwhile: local work only, Label Studio is not asked before its time
+        time.sleep(2.5)
+        assert ls.refused == refused
+        assert len(runtime.projects.get(P).store) == 3
+    finally:
+        worker.stop()
+
+
 def listed(*ids):
     return [{"id": t, "data": {"image": image_uri(t)}, "annotations": []} for t in ids]
 
