@@ -167,13 +167,7 @@ class LabelStudioClient:
 
     def project_exists(self, project: int) -> bool:
         """Whether Label Studio has this project (as the backend's credentials see it)."""
-        try:
-            self._call(lambda: self.client.projects.get(id=project))
-            return True
-        except LabelStudioRejected as exc:
-            if exc.status_code == 404:
-                return False
-            raise
+        return self._exists(lambda: self.client.projects.get(id=project))
 
     @property
     def client(self) -> LabelStudio:
@@ -246,13 +240,7 @@ class LabelStudioClient:
         return others + [Hook.of(created)]
 
     def _hook_exists(self, hook_id: int) -> bool:
-        try:
-            self._call(lambda: self.client.webhooks.get(id=hook_id))
-            return True
-        except LabelStudioRejected as exc:
-            if exc.status_code == 404:
-                return False
-            raise
+        return self._exists(lambda: self.client.webhooks.get(id=hook_id))
 
     def _hooks_to(self, project: int, backend_urls: list[str]) -> list[Hook]:
         """The project's webhooks to this backend, each made to carry our headers."""
@@ -375,6 +363,16 @@ class LabelStudioClient:
         if response.status_code >= 400:
             raise ApiError(status_code=response.status_code, headers=dict(response.headers), body=response.text[:200])
         return response
+
+    def _exists(self, fetch: Callable[[], Any]) -> bool:
+        """True when `fetch` (a GET of one record) succeeds, False when Label Studio answers 404."""
+        try:
+            self._call(fetch)
+            return True
+        except LabelStudioRejected as exc:
+            if exc.status_code == 404:
+                return False
+            raise
 
     def _call(self, fn: Callable[[], T]) -> T:
         try:

@@ -190,6 +190,12 @@ def test_a_sync_after_reset_seen_keeps_the_second_pass(runtime, ls):
     assert set(second_pass) & set(first), "the rated tasks (all +1) should rank among the best again"
 
 
+def wait_for_a_failure(worker, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s
+    while worker.status(P).get("failures", 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def test_the_thread_retries_while_label_studio_is_down(runtime, ls):
     add_tasks(runtime, 1, 2, 3)
     ls.tasks = [{"id": t, "data": {"image": image_uri(t)}, "annotations": []} for t in (1, 2, 3)]
@@ -197,9 +203,7 @@ def test_the_thread_retries_while_label_studio_is_down(runtime, ls):
     worker = make_worker(runtime, ls, poll_interval_s=0.1)
     worker.start()
     try:
-        deadline = time.monotonic() + 10
-        while worker.status(P).get("failures", 0) < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for_a_failure(worker)
         status = worker.status(P)
         assert status["failures"] >= 1 and not status["idle"]
         assert "LabelStudioUnavailable" in status["last_error"]
@@ -221,9 +225,7 @@ def test_the_thread_waits_as_long_as_label_studio_asks(runtime, ls):
     worker = make_worker(runtime, ls, poll_interval_s=0.1)
     worker.start()
     try:
-        deadline = time.monotonic() + 10
-        while worker.status(P).get("failures", 0) < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for_a_failure(worker)
         assert worker.status(P)["failures"] == 1
         refused = ls.refused
         worker.notify(P)  # a webhook meanwhile: local work only, Label Studio is not asked before its time
