@@ -303,9 +303,11 @@ class LabelStudioClient:
                                           f"{page} (a page repeated, or entries without a valid id): not trusted as complete")
             page += 1
 
-    def task_count(self, project: int) -> int:
-        """How many tasks the project has (one cheap call)."""
-        return int(self._call(lambda: self.client.projects.get(id=project)).task_number or 0)
+    def task_count(self, project: int) -> int | None:
+        """How many tasks the project has (one cheap call); None when Label Studio's answer does not say
+        (no `task_number`, or not a count): taken as 0, it made every check resync and every sync fail."""
+        number = self._call(lambda: self.client.projects.get(id=project)).task_number
+        return number if isinstance(number, int) and number >= 0 else None
 
     def push_predictions(self, project: int, predictions: list[dict[str, Any]]) -> None:
         """Create predictions ({"task", "result", "score", "model_version"}) in one call."""

@@ -24,8 +24,8 @@ class LabelStudioGateway(Protocol):
     def iter_tasks(self, project: int) -> Iterator[dict[str, Any]]:
         """Every task of the project as {"id", "data", "annotations": [dict, ...]}."""
 
-    def task_count(self, project: int) -> int:
-        """How many tasks the project has (one cheap call)."""
+    def task_count(self, project: int) -> int | None:
+        """How many tasks the project has (one cheap call); None when Label Studio does not say."""
 
     # -- push ------------------------------------------------------------------------
     def push_view(self, project: int, title: str, task_ids: list[int], view_id: int | None) -> int:

@@ -69,6 +69,11 @@ class LabelStudioPull:
         # if the listing was complete: a page cut off or refused looks the same. Label Studio's own
         # count says which.
         counted = self.gateway.task_count(project)
+        if counted is None:
+            log.warning("project %s: Label Studio does not say how many tasks it has, so its listing cannot be "
+                        "checked: %d annotations and %d tasks it lacks are kept", project, len(gone_annotations),
+                        len(gone_tasks))
+            return
         if len(tasks) != counted:
             raise IncompleteListing(f"the task listing held {len(tasks)} tasks, Label Studio counts {counted}: "
                                     "nothing was deleted, the sync will run again")
@@ -111,6 +116,8 @@ class LabelStudioPull:
         TASKS_CREATED. A project out of step needs a sync.
         """
         remote = self.gateway.task_count(project)
+        if remote is None:
+            return True  # nothing to compare with; webhooks and /setup still trigger syncs
         local = self.ledger.task_total(project)
         if remote != local:
             log.info("project %s: Label Studio has %d tasks, the ledger %d: resyncing", project, remote, local)

@@ -195,3 +195,11 @@ def test_a_webhook_listing_that_leaves_out_our_hook_gets_no_second_one(server, c
     server.routes["/api/webhooks/41/"] = Reply(status=404, body=b'{"detail": "Not found."}', headers=json_reply)
     client.ensure_task_webhook(P, ["http://backend:9090"])  # deleted meanwhile: made again
     assert [path for path, _ in server.requests].count("POST /api/webhooks/") == 2
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydantic, dumping the SDK's model of a string count
+@pytest.mark.parametrize("number", ["null", '"many"', "-1"])
+def test_a_project_answer_without_a_usable_task_count_says_so(server, client, number):
+    server.routes[f"/api/projects/{P}/"] = Reply(body=f'{{"id": 7, "task_number": {number}}}'.encode(),
+                                                 headers={"Content-Type": "application/json"})
+    assert client.task_count(P) is None

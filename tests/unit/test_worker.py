@@ -277,6 +277,27 @@ def test_sync_keeps_tasks_and_ratings_when_the_listing_disagrees_with_the_count(
     assert runtime.projects.ledger.ratings(P) == {1: 1.0, 2: 1.0}
 
 
+class Uncounted(FakeLabelStudio):
+    """A Label Studio whose project answer has no task count (it listed as 0 before)."""
+
+    def task_count(self, project):
+        return None
+
+
+def test_without_a_task_count_the_sync_keeps_what_the_listing_lacks_and_the_check_does_not_resync(runtime):
+    """Taken as 0, a missing count failed every sync that had something to delete (IncompleteListing)
+    and made every task count check start a resync."""
+    ls = Uncounted()
+    add_tasks(runtime, 1, 2, 3)
+    runtime.projects.facts.record_annotation(P, AnnotationRating(20, 2, 1.0))
+    ls.tasks = listed(1, 3)
+    worker = make_worker(runtime, ls)
+    worker.pull.sync(P)                            # no error: the sync recorded what was listed
+    assert runtime.projects.ledger.task_ids(P) == [1, 2, 3]
+    assert runtime.projects.ledger.ratings(P) == {2: 1.0}
+    assert worker.pull.in_step(P)
+
+
 def test_a_task_count_mismatch_triggers_a_resync(runtime, ls):
     """Tasks created without a TASKS_CREATED webhook (a storage sync that failed part-way) are found."""
     add_tasks(runtime, 1, 2)
