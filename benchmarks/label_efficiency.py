@@ -68,7 +68,8 @@ from benchmarks.intervals import bootstrap_interval  # noqa: E402
 from benchmarks.markdown import README, replace_block  # noqa: E402
 from ml_backend.core.head import LinearHead, Prior  # noqa: E402
 from ml_backend.core.params import HeadParams, SelectionParams  # noqa: E402
-from ml_backend.core.strategies import DEFAULT_STRATEGY, STRATEGIES, Pool, RandomStrategy, make_strategy  # noqa: E402
+from ml_backend.core.strategies import (DEFAULT_STRATEGY, STRATEGIES, Pool, RandomStrategy, Strategy,  # noqa: E402
+                                        make_strategy)
 from ml_backend.core.training import fit_head, prompt_prior, refit  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -465,6 +466,33 @@ def log_area(labels: np.ndarray, ap: np.ndarray) -> float:
 
 # ---------------------------------------------------------------- simulation
 
+class TruthOracle(Strategy):
+    """A reference, not a strategy a project can run: it knows every pool row's true label and fills
+    each batch half with true positives, half with negatives, drawn at random. It shows how much a
+    perfect positive-finder would gain on each task (`--strategies adaptive,oracle`); it is not part
+    of the reported run."""
+
+    requires_head = False
+    description = ("it knows every pool row's true label and fills each batch half with true positives, half with "
+                   "negatives, at random (how much a perfect positive-finder would gain)")
+
+    def __init__(self, truth: np.ndarray):
+        self.truth = np.asarray(truth, dtype=bool)
+
+    def select(self, head, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:
+        self.last_draw = None
+        available = np.flatnonzero(pool.available)
+        positives, negatives = available[self.truth[available]], available[~self.truth[available]]
+        n_positive = min(len(positives), (min(k, len(available)) + 1) // 2)
+        n_negative = min(len(negatives), min(k, len(available)) - n_positive)
+        return np.concatenate([rng.choice(positives, n_positive, replace=False),
+                               rng.choice(negatives, n_negative, replace=False)]).astype(np.int64)
+
+
+# Benchmark-only strategies, built from the split's truth (never in the backend's registry).
+REFERENCE_STRATEGIES = {"oracle": TruthOracle}
+
+
 def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: HeadParams,
              selection: SelectionParams, prior: Prior | None, example: int | None, budget: int = BUDGET,
              extend_to: int = 0) -> dict:
@@ -490,7 +518,8 @@ def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: He
     elif rated:
         head = _refit(split, rated, available, params, prior, seed, None)
     start_ap = average_precision(split.y_eval, head.decision_function(split.X_eval)) if head is not None else None
-    strategy = make_strategy(strategy_name, selection)
+    strategy = (REFERENCE_STRATEGIES[strategy_name](split.y) if strategy_name in REFERENCE_STRATEGIES
+                else make_strategy(strategy_name, selection))
     rng = np.random.default_rng([seed, 11])
     labels, ap, f1, found, uniform = [], [], [], [], []
     drawn_uniformly = np.zeros(n, dtype=bool)
@@ -882,7 +911,8 @@ def plot(entries: list[dict], strategies: Sequence[str], path: Path, title: str)
     cols = min(4, n)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
-    colors = dict(zip(list(STRATEGIES) + ["zero_shot"], plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    colors = dict(zip(list(STRATEGIES) + list(REFERENCE_STRATEGIES) + ["zero_shot"],
+                      plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     for ax, e in zip(axes.flat, entries):
         x = e["curve_labels"]
         for s in strategies:
@@ -1028,7 +1058,9 @@ def markdown(report: dict, command: str, strategies: Sequence[str]) -> str:
         f"Strategies are the backend's own (`ml_backend.core.strategies`, selection settings "
         f"{report.get('selection_params', {})}), refit with its own function "
         f"(`ml_backend.core.training.refit`, head {report['head_params']}); scored on the "
-        f"{report['evaluate_on']} split.",
+        f"{report['evaluate_on']} split."
+        + ("".join(f" `{name}` is a reference, not a strategy: {cls.description}."
+                   for name, cls in REFERENCE_STRATEGIES.items() if name in report["strategies"])),
         "",
         "Starts: " + "; ".join(f"`{START_TAGS[k]}`: {v}" for k, v in STARTS.items()) + ". Pool rows are in "
         "import order, grouped by folder (spam corpus folder; Fashion-MNIST class).",
@@ -1149,7 +1181,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default 20; quick 3)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed.. (tuning used 1000..)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated registry names")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES),
+                        help=f"comma-separated registry names, or the reference {', '.join(REFERENCE_STRATEGIES)} "
+                             "(knows the truth; not in the default run)")
     parser.add_argument("--task-set", choices=tuple(TASK_SETS), default="full",
                         help="'heldout': concepts no tuning run used, to its own files (label_efficiency_heldout.*)")
     parser.add_argument("--tasks", default=None, help="substring filter on task names")
@@ -1184,9 +1218,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
         strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
         if "random" not in strategies:
             strategies.insert(0, "random")
-        unknown = [s for s in strategies if s not in STRATEGIES]
+        unknown = [s for s in strategies if s not in STRATEGIES and s not in REFERENCE_STRATEGIES]
         if unknown:
-            parser.error(f"unknown strategies {unknown}; registered: {sorted(STRATEGIES)}")
+            parser.error(f"unknown strategies {unknown}; registered: {sorted(STRATEGIES)}, "
+                         f"reference: {sorted(REFERENCE_STRATEGIES)}")
         tasks = QUICK_TASKS if args.quick else TASK_SETS[task_set]
         if args.tasks:
             tasks = tuple(t for t in tasks if any(f in t.name for f in args.tasks.split(",")))

@@ -219,3 +219,18 @@ def test_a_setting_whose_area_cannot_be_normalised_is_named_and_left_out_not_a_c
     assert "not normalisable" in _goal_lines(report)[0] and "flat" in _goal_lines(report)[0]
     assert "| flat | 0.500 | 10 | 10 / n/a |" in table(entries, ["adaptive", "random"], "adaptive")
     assert recommend(entries, ["adaptive", "random"])["candidates"][0]["median_nalc"] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("positives, expected", [(3, 3), (40, 5)])
+def test_the_truth_oracle_fills_half_a_batch_with_positives_while_it_can(positives, expected):
+    from benchmarks.label_efficiency import TruthOracle
+    from ml_backend.core.strategies import Pool
+
+    truth = np.zeros(200, dtype=bool)
+    truth[:positives] = True
+    available = np.ones(200, dtype=bool)
+    available[0] = False                       # rated already: never picked again
+    pool = Pool(np.eye(200, dtype=np.float32), available)
+    picks = TruthOracle(truth).select(None, pool, 10, np.random.default_rng(0))
+    assert len(picks) == len(set(picks.tolist())) == 10 and available[picks].all()
+    assert truth[picks].sum() == min(expected, positives - 1)
