@@ -15,6 +15,11 @@ Each batch of k is made of three kinds of picks:
    clusters with the fewest ratings. A rare concept that forms its own region of the
    embedding space is found after about as many labels as there are clusters, not after
    1 / prevalence (TypiClust and ProbCover pick typical, diverse items for the same reason).
+   Once a rated batch holds no positive, the most isolated of those clusters (the farthest
+   from any other cluster's centroid) come first: a common kind of item fills several
+   neighbouring clusters, a rare, distinct concept one or two with no neighbour of its kind.
+   The first batch keeps random order: on a common concept it nearly always holds a
+   positive, and isolated clusters would make an unrepresentative first training set.
 3. Once the head has signal, the rest is split between the **top** of the head (positives
    first: on rare concepts they are what the ratings lack) and the **boundary** (logits
    closest to 0: on common concepts positives come cheaply and the boundary is what is
@@ -27,8 +32,8 @@ Each batch of k is made of three kinds of picks:
    rating, goes there too).
 4. When the head's own picks **stop finding positives** (none in the latest `stale_after`
    ratings of non-uniform picks, once some rating is positive), its region may be exhausted:
-   half of the rest (rounded up) goes back to the least-rated clusters until a pick finds a
-   positive again, the other half to the top and boundary as above (the head's top still
+   half of the rest (rounded up) goes back to the least-rated clusters, the most isolated
+   first, until a pick finds a positive again, the other half to the top and boundary as above (the head's top still
    holds a concept's hard positives). A concept of two kinds (trousers or bags) is found from
    one example of the first kind only this way or by the uniform picks, which at 1%
    prevalence take hundreds of labels.
@@ -171,8 +176,11 @@ class AdaptiveStrategy(Strategy):
 
     def _cover(self, pool: Pool, available: np.ndarray, n: int, chosen: np.ndarray,
                rng: np.random.Generator) -> np.ndarray:
-        """n random rows, each from an available cluster with the fewest ratings (and picks so far)."""
-        labels = pool_clusters(pool.vectors, self.clusters)
+        """n random rows, each from an available cluster with the fewest ratings (and picks so far); once
+        ratings exist (and, as they call for cluster picks, show positives scarce), the most isolated first."""
+        labels, isolation = pool_clusters(pool.vectors, self.clusters, with_isolation=True)
+        if not len(pool.rated):
+            isolation = np.zeros_like(isolation)  # nothing rated yet: random order, a representative first batch
         n_clusters = int(labels.max()) + 1
         counts = np.bincount(labels[np.concatenate([pool.rated, chosen]).astype(np.int64)], minlength=n_clusters)
         rows = rng.permutation(np.flatnonzero(available))
@@ -183,14 +191,16 @@ class AdaptiveStrategy(Strategy):
             open_clusters = [c for c in range(n_clusters) if queues[c]]
             if not open_clusters:
                 break
-            c = min(open_clusters, key=lambda c: (counts[c], tie_break[c]))
+            c = min(open_clusters, key=lambda c: (counts[c], -isolation[c], tie_break[c]))
             picks.append(queues[c].pop(0))
             counts[c] += 1
         return np.array(picks, dtype=np.int64)
 
 
-def pool_clusters(vectors: np.ndarray, n_clusters: int, sample: int = 2000, seed: int = 0) -> np.ndarray:
-    """Cluster index (n,) of every row of `vectors` (n, d), unit-norm rows.
+def pool_clusters(vectors: np.ndarray, n_clusters: int, sample: int = 2000, seed: int = 0,
+                  with_isolation: bool = False):
+    """Cluster index (n,) of every row of `vectors` (n, d), unit-norm rows; with `with_isolation`,
+    also each cluster's isolation (k,): 1 - the largest cosine between its centroid and another's.
 
     k-means on a fixed sample of rows (k-means++ seeds, then SciPy's Lloyd iterations),
     every row then assigned to its nearest centroid. At most n / 20 clusters. Cached for
@@ -201,7 +211,8 @@ def pool_clusters(vectors: np.ndarray, n_clusters: int, sample: int = 2000, seed
     key = (_fingerprint(vectors), n_clusters, sample, seed)
     if key in _CLUSTER_CACHE:
         _CLUSTER_CACHE.move_to_end(key)
-        return _CLUSTER_CACHE[key]
+        labels, isolation = _CLUSTER_CACHE[key]
+        return (labels, isolation) if with_isolation else labels
     rng = np.random.default_rng(seed)
     data = np.asarray(vectors[np.sort(rng.choice(n, size=min(sample, n), replace=False))], dtype=np.float32)
     seeds = _kmeans_plus_plus(data, max(1, min(n_clusters, n // 20, len(data))), rng)
@@ -209,10 +220,21 @@ def pool_clusters(vectors: np.ndarray, n_clusters: int, sample: int = 2000, seed
     # nearest centroid of every row: largest x.c - |c|^2 / 2 (one matrix product)
     scores = np.asarray(vectors, dtype=np.float32) @ centroids.T - 0.5 * (centroids ** 2).sum(axis=1)
     labels = np.argmax(scores, axis=1)
-    _CLUSTER_CACHE[key] = labels
+    isolation = _isolation(centroids)
+    _CLUSTER_CACHE[key] = labels, isolation
     while len(_CLUSTER_CACHE) > _CACHED_POOLS:
         _CLUSTER_CACHE.popitem(last=False)
-    return labels
+    return (labels, isolation) if with_isolation else labels
+
+
+def _isolation(centroids: np.ndarray) -> np.ndarray:
+    """1 - the largest cosine between each centroid (k, d) and another one; 0 for a single cluster."""
+    if len(centroids) < 2:
+        return np.zeros(len(centroids))
+    unit = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    cosine = unit @ unit.T
+    np.fill_diagonal(cosine, -np.inf)
+    return 1.0 - cosine.max(axis=1).astype(np.float64)
 
 
 def _fingerprint(vectors: np.ndarray) -> tuple:
