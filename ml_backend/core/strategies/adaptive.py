@@ -33,10 +33,10 @@ Each batch of k is made of three kinds of picks:
 4. When the head's own picks **stop finding positives** (none in the latest `stale_after`
    ratings of non-uniform picks, once some rating is positive), its region may be exhausted:
    half of the rest (rounded up) goes back to the least-rated clusters, the most isolated
-   first, until a pick finds a positive again, the other half to the top and boundary as above (the head's top still
-   holds a concept's hard positives). A concept of two kinds (trousers or bags) is found from
-   one example of the first kind only this way or by the uniform picks, which at 1%
-   prevalence take hundreds of labels.
+   first, until a pick finds a positive again, the other half to the top and boundary as
+   above (the head's top still holds a concept's hard positives). A concept of two kinds
+   (trousers or bags) is found from one example of the first kind only this way or by the
+   uniform picks, which at 1% prevalence take hundreds of labels.
 
 Ties are broken at random (`top_k`), never by row order.
 """
@@ -198,7 +198,7 @@ class AdaptiveStrategy(Strategy):
 
 
 def pool_clusters(vectors: np.ndarray, n_clusters: int, sample: int = 2000, seed: int = 0,
-                  with_isolation: bool = False):
+                  with_isolation: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Cluster index (n,) of every row of `vectors` (n, d), unit-norm rows; with `with_isolation`,
     also each cluster's isolation (k,): 1 - the largest cosine between its centroid and another's.
 
