@@ -410,6 +410,9 @@ def test_the_task_count_check_stops_asking_about_projects_label_studio_does_not_
     assert asked.count(99) == 2
 
 
+SETTLE_S = 3.0
+
+
 def test_after_a_setup_change_the_refit_runs_at_once_and_label_studio_waits(runtime, ls):
     """Label Studio saves an edited connection after /setup answers; a connection listing
     during that save makes it write the old params back. The pass's calls wait `settle_s`."""
@@ -425,15 +428,17 @@ def test_after_a_setup_change_the_refit_runs_at_once_and_label_studio_waits(runt
         ls.calls.clear()
         runtime.projects.configure(P, extra_params={"prompt": "a blue circle", "batch_size": 3, "view_title": "Next"})
         notified = time.monotonic()
-        worker.notify(P, sync=True, settle_s=1.0)
+        # A settle long enough that a refit slowed by a busy machine (real Chroma in the integration
+        # rerun of these tests) still shows first: the order is asserted, not the speed.
+        worker.notify(P, sync=True, settle_s=SETTLE_S)
         deadline, refitted = notified + 20, None
         while not ls.calls and time.monotonic() < deadline:
             if refitted is None and current_version() != before:
                 refitted = time.monotonic()  # when the new head first shows, not the last poll that saw it
             time.sleep(0.01)
         first_call = time.monotonic()
-        assert ls.calls and first_call - notified >= 1.0
-        assert refitted is not None and refitted - notified < 1.0  # the local refit did not wait
+        assert ls.calls and first_call - notified >= SETTLE_S
+        assert refitted is not None and refitted - notified < SETTLE_S  # the local refit did not wait
         assert worker.wait_idle(P, 20)
         assert ls.model_version == current_version() != before
     finally:
