@@ -498,8 +498,9 @@ class TruthOracle(Strategy):
         self.last_draw = None
         available = np.flatnonzero(pool.available)
         positives, negatives = available[self.truth[available]], available[~self.truth[available]]
-        n_positive = min(len(positives), (min(k, len(available)) + 1) // 2)
-        n_negative = min(len(negatives), min(k, len(available)) - n_positive)
+        k = min(k, len(available))
+        n_positive = min(len(positives), (k + 1) // 2)
+        n_negative = min(len(negatives), k - n_positive)
         return np.concatenate([rng.choice(positives, n_positive, replace=False),
                                rng.choice(negatives, n_negative, replace=False)]).astype(np.int64)
 

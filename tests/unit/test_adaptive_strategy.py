@@ -10,7 +10,7 @@ import pytest
 from ml_backend.core.head import LinearHead
 from ml_backend.core.params import ProjectParams, SelectionParams
 from ml_backend.core.strategies import AdaptiveStrategy, Pool, make_strategy
-from ml_backend.core.strategies.adaptive import pool_clusters
+from ml_backend.core.strategies.adaptive import cluster_isolation, pool_clusters
 from tests.conftest import unit_rows
 
 DIM = 12
@@ -190,7 +190,7 @@ def test_the_first_cold_batch_keeps_random_cluster_order():
     concept (which that batch nearly always reaches): random order, so the 9 most isolated of 40 clusters
     get about 2 of the 9 cluster picks, not all 9."""
     X, _ = blobs([120] * 8 + [10], spread=0.2)
-    labels, isolation = pool_clusters(X, 40, with_isolation=True)
+    labels, isolation = pool_clusters(X, 40), cluster_isolation(X, 40)
     most_isolated = set(np.argsort(-isolation, kind="stable")[:9].tolist())
     counts = [sum(int(c) in most_isolated for c in labels[AdaptiveStrategy(uniform_share=0.0, clusters=40).select(
         None, Pool(X, np.ones(len(X), bool)), 9, np.random.default_rng(seed))]) for seed in range(30)]

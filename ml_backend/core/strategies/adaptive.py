@@ -178,7 +178,7 @@ class AdaptiveStrategy(Strategy):
                rng: np.random.Generator) -> np.ndarray:
         """n random rows, each from an available cluster with the fewest ratings (and picks so far); once
         ratings exist (and, as they call for cluster picks, show positives scarce), the most isolated first."""
-        labels, isolation = pool_clusters(pool.vectors, self.clusters, with_isolation=True)
+        labels, isolation = _clustering(pool.vectors, self.clusters)
         if not len(pool.rated):
             isolation = np.zeros_like(isolation)  # nothing rated yet: random order, a representative first batch
         n_clusters = int(labels.max()) + 1
@@ -197,22 +197,31 @@ class AdaptiveStrategy(Strategy):
         return np.array(picks, dtype=np.int64)
 
 
-def pool_clusters(vectors: np.ndarray, n_clusters: int, sample: int = 2000, seed: int = 0,
-                  with_isolation: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Cluster index (n,) of every row of `vectors` (n, d), unit-norm rows; with `with_isolation`,
-    also each cluster's isolation (k,): 1 - the largest cosine between its centroid and another's.
+def pool_clusters(vectors: np.ndarray, n_clusters: int, sample: int = 2000, seed: int = 0) -> np.ndarray:
+    """Cluster index (n,) of every row of `vectors` (n, d), unit-norm rows.
 
     k-means on a fixed sample of rows (k-means++ seeds, then SciPy's Lloyd iterations),
     every row then assigned to its nearest centroid. At most n / 20 clusters. Cached for
     the last few pools (by shape and a hash of sampled rows), so the batches of one pool
     cluster it once: ~0.1 s for 5,000 x 1,280 on one core.
     """
+    return _clustering(vectors, n_clusters, sample, seed)[0]
+
+
+def cluster_isolation(vectors: np.ndarray, n_clusters: int, sample: int = 2000, seed: int = 0) -> np.ndarray:
+    """Each cluster's isolation (k,) in `pool_clusters`' clustering: 1 - the largest cosine between its
+    centroid and another's."""
+    return _clustering(vectors, n_clusters, sample, seed)[1]
+
+
+def _clustering(vectors: np.ndarray, n_clusters: int, sample: int = 2000,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster index per row, isolation per cluster), cached per pool (see `pool_clusters`)."""
     n = len(vectors)
     key = (_fingerprint(vectors), n_clusters, sample, seed)
     if key in _CLUSTER_CACHE:
         _CLUSTER_CACHE.move_to_end(key)
-        labels, isolation = _CLUSTER_CACHE[key]
-        return (labels, isolation) if with_isolation else labels
+        return _CLUSTER_CACHE[key]
     rng = np.random.default_rng(seed)
     data = np.asarray(vectors[np.sort(rng.choice(n, size=min(sample, n), replace=False))], dtype=np.float32)
     seeds = _kmeans_plus_plus(data, max(1, min(n_clusters, n // 20, len(data))), rng)
@@ -220,11 +229,10 @@ def pool_clusters(vectors: np.ndarray, n_clusters: int, sample: int = 2000, seed
     # nearest centroid of every row: largest x.c - |c|^2 / 2 (one matrix product)
     scores = np.asarray(vectors, dtype=np.float32) @ centroids.T - 0.5 * (centroids ** 2).sum(axis=1)
     labels = np.argmax(scores, axis=1)
-    isolation = _isolation(centroids)
-    _CLUSTER_CACHE[key] = labels, isolation
+    _CLUSTER_CACHE[key] = labels, _isolation(centroids)
     while len(_CLUSTER_CACHE) > _CACHED_POOLS:
         _CLUSTER_CACHE.popitem(last=False)
-    return (labels, isolation) if with_isolation else labels
+    return _CLUSTER_CACHE[key]
 
 
 def _isolation(centroids: np.ndarray) -> np.ndarray:
