@@ -60,7 +60,8 @@ class EvaluationParams(BaseModel):
         0.99, gt=0, le=1, description="suggest stopping once the head's predictions on the pool agree with those "
         "of `stable_labels` labels ago at least this well (Cohen's kappa)")
     tab_summary: bool = Field(
-        True, description="append a short summary of the evaluation to the next-batch tab's title in Label Studio")
+        True, description="lead the next-batch tab's title in Label Studio with the share of yes found (or "
+        "`stop?`) and end it with the evaluation's summary")
 
 
 class SelectionParams(BaseModel):

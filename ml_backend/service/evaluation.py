@@ -194,6 +194,19 @@ def summary_line(evaluation: dict | None) -> str | None:
     return SEPARATOR.join(parts)
 
 
+def tab_lead(evaluation: dict | None) -> str | None:
+    """What Label Studio's tab strip shows of the next-batch tab's title (1.23: its first ~100 px, about 12
+    characters; the whole title is the tab's tooltip): the least share of the pool's yes found so far
+    (the interval's lower end, the number the stop suggestion rests on), e.g. "found ≥62%", or "stop? ≥90%"
+    once the target is reached. None before an audit draw. That it fits is checked in real Chromium
+    (tests/browser/test_evaluation_page.py)."""
+    if not evaluation or not evaluation.get("pool") or not evaluation["audit"]["complete_draws"]:
+        return None
+    if evaluation["stopping"]["target_reached"]:
+        return f"stop? ≥{evaluation['pool']['target_recall']:.0%}"
+    return f"found ≥{evaluation['pool']['labeling_recall']['low']:.0%}"
+
+
 def _pending(recorded: list, seen: set[int]) -> list[int]:
     if not recorded:
         return []

@@ -17,7 +17,7 @@ from ..adapters.ls_predictions import predict
 from ..adapters.ls_records import version_name
 from ..adapters.ls_views import VIEW_FORMAT
 from ..core.loop import ActiveLoop
-from .evaluation import SEPARATOR, Evaluations, summary_line
+from .evaluation import SEPARATOR, Evaluations, summary_line, tab_lead
 from .projects import ProjectRegistry
 
 log = logging.getLogger(__name__)
@@ -85,11 +85,13 @@ class LabelStudioPush:
             self._batch_version_at[project] = (version, time.monotonic())
 
     def _title(self, project: int, loop: ActiveLoop) -> str:
-        """The next-batch view's title: the admin's `view_title`, plus the evaluation's short summary."""
+        """The next-batch view's title: the admin's `view_title`, led by the evaluation's few words (what
+        Label Studio's tab strip shows) and followed by its whole summary (the tab's tooltip)."""
         if self.evaluations is None or not loop.params.evaluation.tab_summary:
             return loop.params.view_title
-        summary = summary_line(self.evaluations.latest(project))
-        return loop.params.view_title + SEPARATOR + summary if summary else loop.params.view_title
+        evaluation = self.evaluations.latest(project)
+        lead, summary = tab_lead(evaluation), summary_line(evaluation)
+        return SEPARATOR.join([lead, loop.params.view_title, summary]) if lead and summary else loop.params.view_title
 
     def _push_predictions(self, project: int, loop: ActiveLoop, schema: ProjectSchema) -> float:
         """Push one chunk of predictions of the current version; returns when the next push is due."""

@@ -4,15 +4,18 @@ One project of 24 shape images (red circles are the "yes"), the `random` strateg
 pick is an audit pick), rated batch after batch through Label Studio's API as annotators
 working from the tab would. Then: (a) the backend's evaluation page renders its summary,
 the suggestion and the four plots, with the numbers of the JSON; (b) Label Studio's
-next-batch tab carries the short summary in its title.
+next-batch tab shows the summary's lead (how much of the yes is found, or "stop?") in full, in the
+few pixels its tab strip gives a title.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
 import requests
+from selenium.webdriver.common.action_chains import ActionChains
 from label_studio_sdk import LabelStudio
 
 from ml_backend.adapters.ls_admin import admin_client, connect_backend, create_project, rate, upload_images
@@ -100,15 +103,40 @@ def test_a_the_evaluation_page_shows_the_summary_the_suggestion_and_the_plots(sc
     docs_screenshot(browser, "evaluation-page")
 
 
-def test_b_label_studios_tab_title_carries_the_current_summary(scenario, logged_in):
-    status = backend_status(scenario.backend, scenario.project)
-    title = wait_for(lambda: (t := backend_status(scenario.backend, scenario.project)["view"]["title"]) != TAB and t,
-                     what="the tab's title with the summary")
-    assert title == f"{TAB} · {status['evaluation']['summary']}" or title.startswith(f"{TAB} · ")
+# Where the tab's lead ends on screen, and where what the tab strip shows of its text ends: its
+# span clips with an ellipsis, and the tab's options button (on hover) covers its right end.
+_LEAD_ON_SCREEN = """
+const [tab, chars] = arguments;
+const span = tab.querySelector('span');
+const range = document.createRange();
+range.setStart(span.firstChild, 0); range.setEnd(span.firstChild, chars);
+const ellipsis = document.createElement('span');
+ellipsis.textContent = '\\u2026'; span.parentElement.appendChild(ellipsis);
+const ellipsisWidth = ellipsis.getBoundingClientRect().width; ellipsis.remove();
+const clipped = span.scrollWidth > span.clientWidth;
+let shownRight = span.getBoundingClientRect().right - (clipped ? ellipsisWidth : 0);
+const options = tab.parentElement.querySelector('button[aria-label="Tab options"]');
+if (options) shownRight = Math.min(shownRight, options.getBoundingClientRect().left);
+return {leadRight: range.getBoundingClientRect().right, shownRight: shownRight, options: !!options};
+"""
+
+
+def test_b_label_studios_tab_shows_the_summary_s_lead_in_full(scenario, logged_in):
+    def title_with_the_current_summary():
+        status = backend_status(scenario.backend, scenario.project)
+        title, summary = status["view"]["title"], status["evaluation"]["summary"]
+        return summary and title.endswith(f" · {TAB} · {summary}") and title
+
+    # the lead, the admin's view_title, then the summary /status shows
+    title = wait_for(title_with_the_current_summary, what="the tab's title with the current summary")
+    lead = title.split(" · ")[0]
+    assert re.fullmatch(r"(found|stop\?) ≥\d+%", lead), lead
     open_project(logged_in, scenario.project)
-    # Label Studio 1.23 shows a tab's first 150 px ("Next batch (ML)..."); the whole title is the
-    # tab's tooltip (its title attribute), shown on hover.
     tab = logged_in.wait_for(lambda: [e for e in logged_in.find_all('[role="tab"]') if e.get_attribute("title") == title],
                              what=f"the tab titled {title!r}")[0]
-    assert tab.is_displayed() and tab.text.startswith(TAB[:8])
+    ActionChains(logged_in.driver).move_to_element(tab).perform()  # as a pointer over the tab strip shows it
+    # Label Studio 1.23 shows a tab's first ~110 px; the whole title is the tab's tooltip (its title attribute).
+    shown = logged_in.driver.execute_script(_LEAD_ON_SCREEN, tab, len(lead))
+    assert tab.is_displayed() and shown["options"] and shown["leadRight"] <= shown["shownRight"], shown
     assert logged_in.console_errors(ignore=LABEL_STUDIO_NOISE) == []
+    docs_screenshot(logged_in, "next-batch-tab-summary")

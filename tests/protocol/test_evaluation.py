@@ -15,6 +15,7 @@ import pytest
 
 from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample
 from ml_backend.core.evaluation import MIN_STRATUM_DRAWS, estimate_pool
+from ml_backend.service.evaluation import tab_lead
 
 K = 4
 TASKS = list(range(1, 25))
@@ -77,6 +78,8 @@ def test_the_evaluation_is_the_estimators_answer_on_the_audit_sample_the_loop_re
     assert pool["labeling_recall"] == expected.labeling_recall.rounded()
     assert pool["recall_reached"] == round(expected.recall_reached, 4)
     assert pool["uniform_to_certify"] == expected.uniform_to_certify
+    assert not current["stopping"]["target_reached"]  # the tab's few words: the recall interval's lower end
+    assert tab_lead(current) == f"found ≥{expected.labeling_recall.low:.0%}"
     head = current["head"]
     assert head["threshold"] == 0.5 and 0 <= head["predicted_positive"] <= len(TASKS)
     assert set(head) >= {"precision", "recall", "average_precision"}
@@ -115,6 +118,7 @@ def test_when_every_task_is_rated_the_stop_suggestion_says_the_target_is_reached
     assert current["pool"]["uniform_to_certify"] == 0
     status = project.status()["evaluation"]
     assert status["stop"] and status["summary"].startswith("stop? found >= 90% of yes")
+    assert tab_lead(current) == "stop? ≥90%"
     assert status["page"] == "/projects/1/evaluation/page" and status["json"] == "/projects/1/evaluation"
 
 
