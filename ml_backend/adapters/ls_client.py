@@ -12,9 +12,11 @@ import email.utils
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, TypeVar
 
+import httpcore
 import httpx
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
@@ -30,8 +32,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # How long Label Studio may take, after the /setup that connects a backend, to add its own webhook.
 HOOK_SETTLE_S = 2.0
-# A whole answer's body must arrive within this many times the timeout per read: the worker is one
-# thread for every project, and an answer dripping a byte per read would otherwise hold them all.
+# A whole answer (status line, headers, body) must arrive within this many times the timeout per read:
+# the worker is one thread for every project, and an answer dripping a byte per read would otherwise
+# hold them all.
 ANSWER_DEADLINE_READS = 4
 # A Retry-After up to this long is waited out within the call; a longer one ends the call, and the
 # worker waits it out (worker.RETRY_AFTER_MAX_S) without holding the other projects.
@@ -50,16 +53,77 @@ class LabelStudioRejected(RemoteRejected):
     code = "label_studio_rejected"
 
 
-class _DeadlineStream(httpx.SyncByteStream):
-    """A response body that fails with ReadTimeout once `deadline` (monotonic) has passed."""
+_answer = threading.local()  # .deadline: when the answer being read on this thread must be in (monotonic)
+
+
+@contextmanager
+def _answer_deadline(deadline: float) -> Iterator[None]:
+    earlier = getattr(_answer, "deadline", None)
+    _answer.deadline = deadline
+    try:
+        yield
+    finally:
+        _answer.deadline = earlier
+
+
+class _DeadlineNetworkStream(httpcore.NetworkStream):
+    """A connection whose every read gets at most the time left to the answer's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream):
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        deadline = getattr(_answer, "deadline", None)
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise httpcore.ReadTimeout("Label Studio's answer did not arrive in time")
+            timeout = left if timeout is None else min(timeout, left)
+        return self._inner.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineNetworkStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's network backend, its connections wrapped in `_DeadlineNetworkStream`."""
+
+    def __init__(self, inner: httpcore.NetworkBackend):
+        self._inner = inner
+
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _DeadlineNetworkStream(self._inner.connect_tcp(*args, **kwargs))
+
+    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _DeadlineNetworkStream(self._inner.connect_unix_socket(*args, **kwargs))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _DeadlineBody(httpx.SyncByteStream):
+    """A response body read under its answer's deadline."""
 
     def __init__(self, inner: httpx.SyncByteStream, deadline: float):
         self._inner, self._deadline = inner, deadline
 
     def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._inner:
-            if time.monotonic() > self._deadline:
-                raise httpx.ReadTimeout("Label Studio's answer did not arrive in time")
+        chunks = iter(self._inner)
+        while True:
+            with _answer_deadline(self._deadline):  # per chunk: the caller runs unbounded between them
+                chunk = next(chunks, None)
+            if chunk is None:
+                return
             yield chunk
 
     def close(self) -> None:
@@ -67,16 +131,24 @@ class _DeadlineStream(httpx.SyncByteStream):
 
 
 class _DeadlineTransport(httpx.HTTPTransport):
-    """httpx's transport, plus one deadline for each answer's body (httpx times single reads only)."""
+    """httpx's transport, plus one deadline for each whole answer: status line, headers and body.
+    httpx times each read on its own, so an answer dripped a byte per read would hold the call
+    as long as it lasted; here every read gets at most the time left."""
 
-    def __init__(self, body_deadline_s: float, **kwargs: Any):
+    def __init__(self, answer_deadline_s: float, **kwargs: Any):
         super().__init__(**kwargs)
-        self._body_deadline_s = body_deadline_s
+        # httpx 0.28 passes no network backend through to its pool: wrap the one the pool made.
+        pool = self._pool
+        if not isinstance(getattr(pool, "_network_backend", None), httpcore.NetworkBackend):
+            raise RuntimeError("httpcore's ConnectionPool changed: cannot bound Label Studio's answers")
+        pool._network_backend = _DeadlineBackend(pool._network_backend)
+        self._answer_deadline_s = answer_deadline_s
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        deadline = time.monotonic() + self._body_deadline_s
-        response = super().handle_request(request)
-        response.stream = _DeadlineStream(response.stream, deadline)
+        deadline = time.monotonic() + self._answer_deadline_s
+        with _answer_deadline(deadline):
+            response = super().handle_request(request)
+        response.stream = _DeadlineBody(response.stream, deadline)
         return response
 
 

@@ -125,6 +125,24 @@ def test_an_answer_dripping_a_byte_per_read_ends_at_the_deadline(server):
     assert elapsed < attempts * (ANSWER_DEADLINE_READS * 0.3 + 0.5) + 2.0, elapsed
 
 
+def test_an_answer_dripping_its_headers_a_byte_per_read_ends_at_the_deadline(server):
+    """The body's deadline left the status line and headers timed per read: headers dripped a byte
+    per 0.05 s held the call for as long as they lasted. One deadline now covers the whole answer."""
+    import time
+
+    from ml_backend.adapters.ls_client import ANSWER_DEADLINE_READS, LabelStudioUnavailable
+
+    client = LabelStudioClient(server.origin, api_key="0123456789abcdef0123456789abcdef01234567", timeout_s=0.3)
+    server.routes[f"/api/projects/{P}/"] = Reply(body=b'{"id": 7, "task_number": 3}', header_drip_s=0.05,
+                                                 headers={"Content-Type": "application/json", "X-Padding": "p" * 200})
+    started = time.monotonic()
+    with pytest.raises(LabelStudioUnavailable):  # 12 s of headers at 0.05 s a byte, each read well in time
+        client.task_count(P)
+    elapsed = time.monotonic() - started
+    attempts = 3  # the client's own retries of a transient failure
+    assert elapsed < attempts * (ANSWER_DEADLINE_READS * 0.3 + 0.5) + 2.0, elapsed
+
+
 def busy(retry_after: str, then: Reply, times: int = 1):
     """A route answering 429 with `retry_after` the first `times` requests, then `then`."""
     asked = []
