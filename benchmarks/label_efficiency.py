@@ -202,7 +202,9 @@ HYPERPARAMETERS: tuple[dict, ...] = (
             "(RPM mail @6% cold -0.28 -> -0.75) led to two softenings, same rule plus the mean over the 8 cold settings "
             "at 5-10% at least 0.03 higher (today +0.147): isolated and random order alternating once ratings exist: "
             "below 0 5, mean +0.315, 5-10% cold +0.154; isolated only after 20 ratings without a positive: below 0 6, "
-            "mean +0.306, 5-10% cold +0.150 (Bag @1% cold +0.80 -> +0.57): neither kept (2026-12-01)"},
+            "mean +0.306, 5-10% cold +0.150 (Bag @1% cold +0.80 -> +0.57); only the most isolated tenth of the "
+            "clusters first, the rest in random order: below 0 4, mean +0.320, 5-10% cold +0.149 (the rare gains "
+            "kept, but the dev seeds show no cost to recover): none kept (2026-12-01)"},
     {"parameter": "adaptive strategy: tried and not kept (2026-12-01)", "value": None,
      "how": "seeds 1000-1019, same protocol. Before the head has signal, every task and start, dev nALC median / mean / settings below 0: "
             "cluster picks (kept) +0.211 / +0.299 / 6; uniform picks instead (clusters=1) +0.171 / +0.278 / 5; half of "
