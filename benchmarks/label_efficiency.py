@@ -199,7 +199,7 @@ HYPERPARAMETERS: tuple[dict, ...] = (
             "order): below 0 4, mean +0.322 (Bag @1% cold +0.80, Trouser+Bag @1% cold +0.17 -> +0.44, example +0.11 "
             "-> +0.26; Shirt @natural cold -0.01 -> -0.10, spam @1% cold +0.21 -> +0.07); fresh seeds 8000-8019: "
             "below 0 10 -> 7, mean +0.262 -> +0.293, prompt floor 95% both: adopted. Its cost on the held-out concepts "
-            "(RPM mail @6% cold -0.28 -> -0.75) led to two softenings, same rule plus the mean over the 8 cold settings "
+            "(RPM mail @6% cold -0.28 -> -0.75) led to three softenings, same rule plus the mean over the 8 cold settings "
             "at 5-10% at least 0.03 higher (today +0.147): isolated and random order alternating once ratings exist: "
             "below 0 5, mean +0.315, 5-10% cold +0.154; isolated only after 20 ratings without a positive: below 0 6, "
             "mean +0.306, 5-10% cold +0.150 (Bag @1% cold +0.80 -> +0.57); only the most isolated tenth of the "
