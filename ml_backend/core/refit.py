@@ -81,6 +81,8 @@ class HeadRefit:
             ratings = self.ledger.ratings(self.project)
             rated = [t for t in ratings if t in self.store]
             fit_key = self._fit_key(rated, ratings)
+            if not rated and not self._prompt_usable():
+                fit_key += ":flat"  # the same ratings and prompt, but nothing to fit: tasks with a prompt must differ
             stored = self.ledger.latest_head(self.project, self.embedder.model_id)
             if stored is not None and stored.fit_key == fit_key:
                 return None
@@ -91,6 +93,11 @@ class HeadRefit:
                 head = self._fit(rated, ratings, prior)
             elif prior is not None:
                 head = prior.head()
+            elif stored is not None and not ratings:
+                # Every rating was taken back (not merely waiting for its vectors): a head that knows
+                # nothing replaces the one fitted on them (every score 0.5, a flat head, so the batch
+                # goes back to cluster picks).
+                head = LinearHead.from_weights(np.zeros_like(stored.coef), 0.0)
             else:
                 return None
             version = self.ledger.save_head(
@@ -112,8 +119,11 @@ class HeadRefit:
         return refit(X, y, pool.vectors, pool.available, self.params.head, rng, prior=prior,
                      init=previous.head if previous else None)
 
+    def _prompt_usable(self) -> bool:
+        return bool(self.params.prompt) and self.embedder.can_embed_text and len(self.store) > 0
+
     def _prompt_prior(self) -> Prior | None:
-        if not self.params.prompt or not self.embedder.can_embed_text or len(self.store) == 0:
+        if not self._prompt_usable():
             return None
         if self._prompt_vector is None:
             self._prompt_vector = self.embedder.embed_texts([self.params.prompt])[0]

@@ -170,7 +170,10 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
             if not isinstance(annotation, dict):
                 raise BadRequestError(f"{action} payload has no 'annotation' object")
             rating = ls_payloads.read_rating(annotation, schema.scale, fallback_task=task)
-            task_data = task.get("data") if isinstance(task, dict) and isinstance(task.get("data"), dict) else None
+            # The payload's task registers the rated task only if it is that task: a mismatched pair would
+            # file one task's data under another's id (the task is then fetched from Label Studio instead).
+            task_data = (task["data"] if isinstance(task, dict) and task.get("id") == rating.task_id
+                         and isinstance(task.get("data"), dict) else None)
             recorded = facts.record_annotation(project, rating, task_data)
             # A rating for a task we never saw and got no data for: fetch the task from Label Studio.
             sync = not recorded.task_known

@@ -142,3 +142,66 @@ def test_present_vectors_reads_membership_and_rows_at_one_moment(chroma):
     store.use_model("model-b")  # drops every vector
     present, rows = store.present_vectors([3, 1])
     assert present == [] and rows.shape[0] == 0
+
+
+@pytest.mark.parametrize("take_back", ["annotation", "task"])
+def test_taking_back_the_only_rating_retires_the_head_fitted_on_it(backend, take_back):
+    """With no prompt, deleting the one rating (an annotator's "more like this" taken back), or its
+    task, left the head fitted on it in force: /status reported it, /predict scored with it and the
+    batch followed it (found by the second fuzzing pass, 2026-12-01). Now a head that knows nothing
+    replaces it: a new version fitted on no rating, every score 0.5, the batch back to cluster picks."""
+    assert backend.setup().status_code == 200
+    assert backend.tasks_created([1, 2, 3, 4]).status_code == 200
+    backend.wait()
+    assert backend.annotate(7, 1, ["+1"]).status_code == 200
+    backend.wait()
+    assert backend.status()["head"] == {"version": 1, "ratings": 1}
+    if take_back == "annotation":
+        assert backend.webhook("ANNOTATIONS_DELETED", annotations=[{"id": 7}]).status_code == 200
+    else:
+        assert backend.webhook("TASKS_DELETED", tasks=[{"id": 1}]).status_code == 200
+    backend.wait()
+    status = backend.status()
+    assert status["rated_tasks"] == 0 and status["head"] == {"version": 2, "ratings": 0}
+    scores = [p["score"] for p in backend.predict([(2, {}), (3, {})]).get_json()["results"]]
+    assert scores == [0.5, 0.5]
+    # a rating again: a head fitted on it, as after the first
+    assert backend.annotate(8, 2, ["+1"]).status_code == 200
+    backend.wait()
+    assert backend.status()["head"] == {"version": 3, "ratings": 1}
+
+
+def test_with_a_prompt_the_head_after_every_task_is_deleted_and_new_ones_come_is_the_prompt_s(backend):
+    """Every task deleted: nothing to fit, so a head that knows nothing; tasks imported again: the
+    prompt's zero-shot head, not the empty one (their ratings and prompt are the same)."""
+    assert backend.setup(extra_params={"prompt": "a red square"}).status_code == 200
+    assert backend.tasks_created([1, 2, 3]).status_code == 200
+    backend.wait()
+    assert backend.annotate(7, 1, ["+1"]).status_code == 200
+    backend.wait()
+    assert backend.webhook("TASKS_DELETED", tasks=[{"id": t} for t in (1, 2, 3)]).status_code == 200
+    backend.wait()
+    emptied = backend.status()["head"]
+    assert emptied["ratings"] == 0
+    assert backend.tasks_created([4, 5, 6]).status_code == 200
+    backend.wait()
+    head = backend.status()["head"]
+    assert head["version"] == emptied["version"] + 1 and head["ratings"] == 0
+    scores = [p["score"] for p in backend.predict([(4, {}), (5, {}), (6, {})]).get_json()["results"]]
+    assert len(set(scores)) > 1  # the prompt ranks them; the empty head scored all 0.5
+
+
+def test_a_rating_whose_task_object_is_another_task_does_not_file_that_data_under_its_id(backend):
+    """An ANNOTATION_CREATED whose `task` object was another task's (id 996, the annotation's 997)
+    registered 996's data as task 997's. Label Studio always sends the pair matching; a payload that
+    does not is now read as a rating of an unknown task, fetched from Label Studio."""
+    assert backend.setup().status_code == 200
+    backend.tasks_created([1])
+    backend.wait()
+    body = {"action": "ANNOTATION_CREATED", "project": {"id": P},
+            "annotation": {"id": 924, "task": 997, "result": [{"from_name": "relevance", "to_name": "image",
+                                                               "type": "choices", "value": {"choices": ["+1"]}}]},
+            "task": {"id": 996, "data": {"image": "https://example.org/996.png"}}}
+    response = backend.post("/webhook", body)
+    assert response.status_code == 200 and "unknown here" in response.get_json()["note"]
+    assert backend.runtime.projects.ledger.task_data(P, [996, 997]) == {}
