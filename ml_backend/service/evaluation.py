@@ -8,6 +8,7 @@ from `core.stopping`; this module gathers their inputs from the loop and shapes 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import asdict
@@ -204,7 +205,8 @@ def tab_lead(evaluation: dict | None) -> str | None:
         return None
     if evaluation["stopping"]["target_reached"]:
         return f"stop? ≥{evaluation['pool']['target_recall']:.0%}"
-    return f"found ≥{evaluation['pool']['labeling_recall']['low']:.0%}"
+    low = evaluation["pool"]["labeling_recall"]["low"]
+    return f"found ≥{math.floor(low * 100 + 1e-9)}%"  # a lower bound rounds down
 
 
 def _pending(recorded: list, seen: set[int]) -> list[int]:

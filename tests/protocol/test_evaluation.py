@@ -79,7 +79,7 @@ def test_the_evaluation_is_the_estimators_answer_on_the_audit_sample_the_loop_re
     assert pool["recall_reached"] == round(expected.recall_reached, 4)
     assert pool["uniform_to_certify"] == expected.uniform_to_certify
     assert not current["stopping"]["target_reached"]  # the tab's few words: the recall interval's lower end
-    assert tab_lead(current) == f"found ≥{expected.labeling_recall.low:.0%}"
+    assert tab_lead(current) == f"found ≥{int(expected.labeling_recall.rounded()['low'] * 100 + 1e-9)}%"
     head = current["head"]
     assert head["threshold"] == 0.5 and 0 <= head["predicted_positive"] <= len(TASKS)
     assert set(head) >= {"precision", "recall", "average_precision"}
