@@ -204,9 +204,10 @@ def tab_lead(evaluation: dict | None) -> str | None:
     if not evaluation or not evaluation.get("pool") or not evaluation["audit"]["complete_draws"]:
         return None
     if evaluation["stopping"]["target_reached"]:
-        return f"stop? ≥{evaluation['pool']['target_recall']:.0%}"
-    low = evaluation["pool"]["labeling_recall"]["low"]
-    return f"found ≥{math.floor(low * 100 + 1e-9)}%"  # a lower bound rounds down
+        word, low = "stop?", evaluation["pool"]["target_recall"]
+    else:
+        word, low = "found", evaluation["pool"]["labeling_recall"]["low"]
+    return f"{word} ≥{math.floor(low * 100 + 1e-9)}%"  # a lower bound rounds down
 
 
 def _pending(recorded: list, seen: set[int]) -> list[int]:
