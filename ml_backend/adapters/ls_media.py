@@ -100,4 +100,9 @@ class TaskTextLoader:
         text = decode_text(self.files.read_bytes(data)) if self.value_is_url and value.strip() else value
         if not text.strip():
             raise TextError(f"task text in field {self.text_key!r} is empty")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # JSON lets "\ud800" through; no tokenizer takes it
+            raise TextError(f"task text in field {self.text_key!r} holds an unpaired surrogate "
+                            "(not valid Unicode)") from None
         return text

@@ -115,11 +115,24 @@ class Embedder(ABC):
         batch_items: list[Any] = []
 
         def flush() -> None:
-            if batch_items:
-                vectors.append(self.forward(self.collate(batch_items)))
+            if not batch_items:
+                return
+            try:
+                inputs = self.collate(batch_items)
+            except Exception:  # noqa: BLE001 - one item a tokenizer or processor refuses must not sink the batch
+                for position, item in zip(batch_positions, batch_items):
+                    try:
+                        single = self.collate([item])
+                    except Exception as exc:  # noqa: BLE001 - that item fails alone, with the reason
+                        errors[position] = MediaError(f"cannot be embedded: {type(exc).__name__}: {exc}")
+                        continue
+                    vectors.append(self.forward(single))
+                    done.append(position)
+            else:
+                vectors.append(self.forward(inputs))
                 done.extend(batch_positions)
-                batch_positions.clear()
-                batch_items.clear()
+            batch_positions.clear()
+            batch_items.clear()
 
         def take(position: int, result: Any) -> None:
             if isinstance(result, MediaError):

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Union
 from urllib.parse import unquote_to_bytes, urljoin
 
+import numpy as np
 import requests
 import urllib3
 from PIL import Image, UnidentifiedImageError
@@ -334,6 +335,8 @@ class ImageFetcher:
             if deadline.passed:
                 raise ImageError(f"timed out fetching {target.shown}", transient=True) from None
             raise ImageError(f"cannot fetch {target.shown}: {type(exc).__name__}", transient=True) from None
+        except UnicodeDecodeError:  # requests reads a redirect's Location as UTF-8, and raises this
+            raise ImageError(f"{target.shown} answered a redirect whose Location is not valid UTF-8") from None
         finally:
             _current_fetch.reset(context)
         if response.status_code >= 400:
@@ -489,22 +492,50 @@ def read_local_file(root: str | Path, relative: str, max_bytes: int) -> bytes:
         raise ImageError(f"cannot read local file {relative!r}: {exc.strerror}") from None
 
 
+# The formats an annotator's browser shows (and TIFF, common in datasets). Pillow reads dozens more; an
+# exotic decoder can fail in ways of its own (a junk DDS header raised NotImplementedError), and EPS
+# runs Ghostscript wherever it is installed. Anything else is refused before it is parsed.
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "ICO", "TIFF", "AVIF")
+# A side longer than this many times the other is cut to it around the centre. The models' preprocessing
+# scales the short side up to the input size and keeps the centre: a 99-byte 1 x 10,000 PNG became
+# 224 x 2,240,000 pixels (5.5 GiB) before being cropped to the same centre.
+MAX_ASPECT = 4
+
+
 def decode_image(data: bytes, max_pixels: int = 40_000_000) -> Image.Image:
     """Decode bytes to an RGB image, checking the pixel count before decoding anything."""
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
         width, height = image.size
         if width * height > max_pixels:
             raise ImageError(f"image is {width}x{height} pixels, limit {max_pixels}")
-        return image.convert("RGB")
+        return _to_rgb(_centre_crop(image))
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
         raise ImageError(f"image is too large to decode safely ({exc})") from None
     except UnidentifiedImageError:
-        raise ImageError("not a readable image") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"corrupt image: {exc}") from None
+        raise ImageError("not a readable image (or a format browsers do not show)") from None
+    except Exception as exc:  # noqa: BLE001 - a decoder's own failure on hostile bytes is a bad image, not a crash
+        raise ImageError(f"corrupt image: {type(exc).__name__}: {exc}") from None
+
+
+def _centre_crop(image: Image.Image) -> Image.Image:
+    width, height = image.size
+    short = max(1, min(width, height))
+    if max(width, height) <= MAX_ASPECT * short:
+        return image
+    keep_w, keep_h = min(width, MAX_ASPECT * short), min(height, MAX_ASPECT * short)
+    left, top = (width - keep_w) // 2, (height - keep_h) // 2
+    return image.crop((left, top, left + keep_w, top + keep_h))
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "I" or image.mode.startswith("I;16"):
+        # 16-bit greyscale: Pillow's RGB conversion clips at 255; a browser shows the high byte
+        values = np.asarray(image.convert("I"), dtype=np.int64)
+        image = Image.fromarray((np.clip(values, 0, 65535) >> 8).astype(np.uint8), "L")
+    return image.convert("RGB")
 
 
 def _canonical_host(host: str) -> str:

@@ -205,3 +205,19 @@ def test_a_rating_whose_task_object_is_another_task_does_not_file_that_data_unde
     response = backend.post("/webhook", body)
     assert response.status_code == 200 and "unknown here" in response.get_json()["note"]
     assert backend.runtime.projects.ledger.task_data(P, [996, 997]) == {}
+
+
+def test_a_text_task_holding_a_lone_surrogate_fails_alone(backend):
+    """An inline text with an unpaired surrogate ("\\ud800", valid JSON) made the tokenizer refuse the
+    whole embedding batch, on every pass: the project's embedding and refits stopped for good, and
+    no task error said why (found by fuzzing, 2026-12-01). That task now fails alone, with a reason."""
+    from tests.conftest import TEXT_CONFIG
+
+    assert backend.setup(project=2, schema=TEXT_CONFIG).status_code == 200
+    body = ('{"action": "TASKS_CREATED", "project": {"id": 2}, "tasks": [{"id": 1, "data": {"text": "bad \\ud800"}}, '
+            '{"id": 2, "data": {"text": "a recipe for soup"}}, {"id": 3, "data": {"text": "a football match"}}]}')
+    assert backend.client.post("/webhook", data=body, content_type="application/json").status_code == 200
+    backend.wait(project=2)
+    status = backend.status(project=2)
+    assert status["tasks"] == {"embedded": 2, "failed": 1, "pending": 0}
+    assert "surrogate" in str(status["task_errors"])

@@ -56,6 +56,27 @@ def test_embed_sources_isolates_failures_and_matches_embed_images(embedder, work
     np.testing.assert_allclose(vectors, embedder.embed_images([decoded(p) for p in good]), atol=1e-5)
 
 
+def test_an_item_the_collation_refuses_fails_alone_and_the_rest_of_its_batch_embeds(embedder, monkeypatch):
+    """One item a tokenizer or processor refuses at collation (after loading passed) sank its whole
+    batch, on every pass: a lone surrogate in a text task stopped the project's embedding for good
+    (found by fuzzing, 2026-12-01). The batch is now collated item by item when it fails."""
+    collate = embedder.collate
+
+    def refusing(prepared):
+        if any(getattr(item, "refuse", False) for item in prepared):
+            raise TypeError("the tokenizer does not take this")
+        return collate(prepared)
+
+    class Refused:
+        refuse = True
+
+    monkeypatch.setattr(embedder, "collate", refusing)
+    monkeypatch.setattr(embedder, "prepare", lambda item: item if isinstance(item, Refused) else type(embedder).prepare(embedder, item))
+    positions, vectors, errors = embedder.embed_sources(list(range(6)), lambda s: Refused() if s == 3 else decoded(s), workers=1)
+    assert positions == [0, 1, 2, 4, 5] and list(errors) == [3] and "tokenizer does not take" in str(errors[3])
+    np.testing.assert_allclose(vectors, embedder.embed_images([decoded(p) for p in positions]), atol=1e-5)
+
+
 def test_embed_sources_all_failing(embedder):
     def load(_):
         raise ImageError("nope")

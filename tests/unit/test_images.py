@@ -74,6 +74,58 @@ def test_decode_image_respects_max_pixels():
     assert decode_image(png_bytes(1), max_pixels=576).size == (24, 24)
 
 
+def _png_of(array, mode=None) -> bytes:
+    import io
+
+    from PIL import Image
+    out = io.BytesIO()
+    Image.fromarray(array, mode).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_a_long_thin_image_is_cropped_around_its_centre_before_any_model_sees_it():
+    """A 99-byte 1 x 10,000 PNG: CLIP's preprocessing scales the short side up to 224 px first,
+    224 x 2,240,000 pixels (5.5 GiB, 20 s) only to keep the centre (found by fuzzing, 2026-12-01).
+    The long side is now cut to MAX_ASPECT times the short one, around the centre: what the model
+    keeps of it is the same."""
+    import numpy as np
+
+    stripe = np.zeros((10_000, 1), dtype=np.uint8)
+    stripe[4_999:5_001] = 255  # the centre, which every crop keeps
+    image = decode_image(_png_of(stripe))
+    assert image.size == (1, images.MAX_ASPECT) and np.asarray(image)[images.MAX_ASPECT // 2 - 1:][:2].max() == 255
+    assert decode_image(_png_of(np.zeros((30, 20), dtype=np.uint8))).size == (20, 30)  # ordinary shapes untouched
+
+
+def test_a_16_bit_greyscale_image_keeps_its_contrast():
+    """Pillow's RGB conversion clips 16-bit greyscale (mode I;16) at 255: a full-range gradient came out
+    99.6% white. It is scaled to 8 bits as a browser shows it."""
+    import numpy as np
+
+    gradient = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    pixels = np.asarray(decode_image(_png_of(gradient)))[..., 0].astype(int)
+    assert abs(pixels - (gradient >> 8)).max() <= 1
+
+
+def test_formats_a_browser_would_not_show_are_refused_before_they_are_parsed():
+    """A junk DDS header made Pillow raise NotImplementedError, past every except (found by fuzzing);
+    an EPS file would run Ghostscript where it is installed. Only the formats browsers show are opened."""
+    dds = (b"DDS " + (124).to_bytes(4, "little") + (0x1007).to_bytes(4, "little") + (30000).to_bytes(4, "little") * 2
+           + b"\0" * 132)
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+    for payload in (dds, eps):
+        with pytest.raises(ImageError, match="not a readable image"):
+            decode_image(payload)
+
+
+def test_a_redirect_whose_location_is_not_utf8_is_an_image_error(http_server):
+    """requests reads a redirect's Location as UTF-8 and raised UnicodeDecodeError, past the
+    fetcher's excepts: the task's error read "cannot load image: UnicodeDecodeError" (found by fuzzing)."""
+    http_server.routes["/moved"] = Reply(status=302, headers={"Location": "/caf\u00e9.png"})
+    with pytest.raises(ImageError, match="Location is not valid UTF-8"):
+        ImageFetcher(FetchPolicy(allowed_hosts=("127.0.0.1",))).fetch(http_server.url("/moved"))
+
+
 # -- data: URIs ---------------------------------------------------------------------
 
 

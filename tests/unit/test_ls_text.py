@@ -96,6 +96,13 @@ def test_decode_text_reads_utf8_and_detects_other_encodings():
     assert decode_text(latin.encode("utf-16")) == latin  # the BOM says which
 
 
+def test_a_utf8_file_with_one_stray_byte_is_read_as_utf8_not_as_another_encoding():
+    """One Latin-1 byte in a UTF-8 file made charset detection read all of it as CP932 mojibake
+    ("Cafﾃｩ menu..."), embedded without a word (found by fuzzing, 2026-12-01)."""
+    menu = "Café menu: crème brûlée. " * 3
+    assert decode_text(menu.encode() + "naïve".encode("latin-1")) == menu + "na\ufffdve"
+
+
 @pytest.mark.parametrize("payload", [bytes(range(256)) * 8, b"\x89PNG\r\n\x1a\n" + bytes(64)])
 def test_decode_text_refuses_binary_data(payload):
     with pytest.raises(TextError, match="not a text file"):
