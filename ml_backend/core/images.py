@@ -42,7 +42,7 @@ from urllib.parse import unquote_to_bytes, urljoin
 import numpy as np
 import requests
 import urllib3
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.poolmanager import PoolManager
@@ -509,7 +509,8 @@ def decode_image(data: bytes, max_pixels: int = 40_000_000) -> Image.Image:
         width, height = image.size
         if width * height > max_pixels:
             raise ImageError(f"image is {width}x{height} pixels, limit {max_pixels}")
-        return _to_rgb(_centre_crop(image))
+        image.load()  # decoding errors surface here, before anything reads EXIF
+        return _to_rgb(_centre_crop(_upright(image)))
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -518,6 +519,14 @@ def decode_image(data: bytes, max_pixels: int = 40_000_000) -> Image.Image:
         raise ImageError("not a readable image (or a format browsers do not show)") from None
     except Exception as exc:  # noqa: BLE001 - a decoder's own failure on hostile bytes is a bad image, not a crash
         raise ImageError(f"corrupt image: {type(exc).__name__}: {exc}") from None
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The image the way up its EXIF orientation says, as browsers (and so annotators) show it."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - a malformed EXIF block leaves the pixels as stored, not the image unread
+        return image
 
 
 def _centre_crop(image: Image.Image) -> Image.Image:

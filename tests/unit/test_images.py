@@ -126,6 +126,24 @@ def test_a_redirect_whose_location_is_not_utf8_is_an_image_error(http_server):
         ImageFetcher(FetchPolicy(allowed_hosts=("127.0.0.1",))).fetch(http_server.url("/moved"))
 
 
+def test_a_photo_with_an_exif_orientation_is_embedded_the_way_up_a_browser_shows_it():
+    """A phone photo stores its pixels sideways and says so in EXIF; browsers (and so annotators) see
+    it upright. It was embedded sideways (found by fuzzing)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    stored = np.zeros((20, 40, 3), dtype=np.uint8)
+    stored[:, :20] = 255  # stored 40 wide, 20 high, white on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display"
+    out = io.BytesIO()
+    Image.fromarray(stored).save(out, "JPEG", exif=exif, quality=95)
+    shown = np.asarray(decode_image(out.getvalue()))
+    assert shown.shape[:2] == (40, 20) and shown[:20].mean() > 200 and shown[20:].mean() < 50
+
+
 # -- data: URIs ---------------------------------------------------------------------
 
 
