@@ -176,10 +176,15 @@ class Evaluations:
 SEPARATOR = " · "
 
 
+def _has_pool_estimate(evaluation: dict | None) -> bool:
+    """Whether the evaluation holds a pool estimate from at least one complete audit draw."""
+    return bool(evaluation and evaluation.get("pool") and evaluation["audit"]["complete_draws"])
+
+
 def summary_line(evaluation: dict | None) -> str | None:
     """The evaluation in a few words, for the next-batch tab's title and the status, e.g.
     "found 62%-91% of yes · AP 0.81" or "stop? found >= 90% of yes"; None before an audit draw."""
-    if not evaluation or not evaluation.get("pool") or not evaluation["audit"]["complete_draws"]:
+    if not _has_pool_estimate(evaluation):
         return None
     stopping = evaluation["stopping"]
     recall = evaluation["pool"]["labeling_recall"]
@@ -201,7 +206,7 @@ def tab_lead(evaluation: dict | None) -> str | None:
     (the interval's lower end, the number the stop suggestion rests on), e.g. "found ≥62%", or "stop? ≥90%"
     once the target is reached. None before an audit draw. That it fits is checked in real Chromium
     (tests/browser/test_evaluation_page.py)."""
-    if not evaluation or not evaluation.get("pool") or not evaluation["audit"]["complete_draws"]:
+    if not _has_pool_estimate(evaluation):
         return None
     if evaluation["stopping"]["target_reached"]:
         word, low = "stop?", evaluation["pool"]["target_recall"]
