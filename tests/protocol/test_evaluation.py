@@ -35,9 +35,11 @@ def project(backend):
 
 
 def rate(backend, task_ids, first_annotation=1000):
+    # One refit per rating, waited for: the head versions (and so the next draw's seed) do not depend
+    # on how many ratings one refit happened to take in on a busy machine.
     for i, task_id in enumerate(task_ids):
         assert backend.annotate(first_annotation + task_id, task_id, [truth(task_id)]).status_code == 200
-    backend.wait()
+        backend.wait()
 
 
 def round_of_labeling(backend, k: int | None = None):
