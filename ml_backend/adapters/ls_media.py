@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 from PIL import Image
 
 from ..core.errors import ImageError, TextError, UrlNotAllowedError
-from ..core.images import ImageFetcher, decode_image, read_local_file
+from ..core.images import ImageFetcher, decode_image, is_data_uri, read_local_file
 from ..core.texts import decode_text
 
 LOCAL_FILES_PREFIX = "/data/local-files/"
@@ -56,12 +56,12 @@ class TaskImageLoader:
         if not isinstance(ref, str) or not ref.strip():
             raise ImageError(f"task has no image in field {self.image_key!r}")
         ref = ref.strip()
-        if ref.startswith("data:"):
+        if is_data_uri(ref):
             return self.fetcher.fetch(ref)
         try:
             parts = urlsplit(ref)
         except ValueError as exc:  # e.g. "http://[::1/a.png"
-            raise UrlNotAllowedError(f"malformed image reference {ref[:100]!r}: {exc}") from None
+            raise UrlNotAllowedError(f"malformed reference {ref[:100]!r}: {exc}") from None
         if ref.startswith(LOCAL_FILES_PREFIX) and self.local_files_root:
             relative = parse_qs(parts.query).get("d", [""])[0]
             if not relative:
@@ -73,7 +73,7 @@ class TaskImageLoader:
         scheme = parts.scheme.lower()
         if scheme in ("http", "https"):
             return self.fetcher.fetch(ref, headers=self.auth_headers)
-        raise UrlNotAllowedError(f"unsupported image reference scheme {scheme or '(none)'!r}")
+        raise UrlNotAllowedError(f"unsupported reference scheme {scheme or '(none)'!r}")
 
 
 class TaskTextLoader:

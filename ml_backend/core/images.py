@@ -24,7 +24,6 @@ checked and what is fetched the same:
 from __future__ import annotations
 
 import base64
-import binascii
 import contextvars
 import fnmatch
 import io
@@ -34,6 +33,7 @@ import re
 import socket
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Union
@@ -295,7 +295,7 @@ class ImageFetcher:
 
     def fetch(self, url: str, headers: Headers = None) -> bytes:
         """Bytes behind `url`. `headers` (e.g. Label Studio auth) are sent to trusted origins only."""
-        if url.startswith("data:"):
+        if is_data_uri(url):
             return decode_data_uri(url, self.policy.max_bytes)
         deadline = Deadline(self.policy.timeout_s)
         try:
@@ -349,7 +349,7 @@ class ImageFetcher:
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.policy.max_bytes:
             response.close()
-            raise ImageError(f"image at {target.shown} is {declared} bytes, limit {self.policy.max_bytes}")
+            raise ImageError(f"file at {target.shown} is {declared} bytes, limit {self.policy.max_bytes}")
         body = bytearray()
         try:
             while not deadline.passed:
@@ -358,7 +358,7 @@ class ImageFetcher:
                     break
                 body += chunk
                 if len(body) > self.policy.max_bytes:
-                    raise ImageError(f"image at {target.shown} exceeds {self.policy.max_bytes} bytes")
+                    raise ImageError(f"file at {target.shown} exceeds {self.policy.max_bytes} bytes")
         except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
             if deadline.passed or isinstance(exc, urllib3.exceptions.ReadTimeoutError):
                 raise ImageError(f"timed out reading {target.shown}", transient=True) from None
@@ -368,7 +368,8 @@ class ImageFetcher:
         # The deadline shuts the socket down, which can look like a body that simply ended.
         if deadline.passed:
             raise ImageError(f"timed out reading {target.shown}", transient=True)
-        return bytes(body)
+        return _content_decoded(bytes(body), response.headers.get("content-encoding", ""), target,
+                                self.policy.max_bytes)
 
 
 class PeerCheckingAdapter(HTTPAdapter):
@@ -460,19 +461,74 @@ class _GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
     url_scheme = "https"
 
 
+def is_data_uri(ref: str) -> bool:
+    """Whether `ref` is a data: URI (the scheme is case-insensitive, as browsers read it)."""
+    return ref[:5].lower() == "data:"
+
+
 def decode_data_uri(uri: str, max_bytes: int) -> bytes:
-    """Payload of a `data:[<type>][;base64],<data>` URI."""
-    header, sep, payload = uri.partition(",")
+    """Payload of a `data:[<type>][;base64],<data>` URI, read the way browsers read it (WHATWG's data:
+    URL processor): the payload %-decoded, ";base64" in any case, and base64 with line breaks or
+    without its padding accepted. An annotator sees such an image; the backend must read it too."""
+    header, sep, payload = uri[5:].partition(",")
     if not sep:
         raise ImageError("malformed data: URI (no comma)")
     if len(payload) > max_bytes * 4 // 3 + 4:
         raise ImageError(f"data: URI exceeds {max_bytes} bytes")
-    if header.endswith(";base64"):
-        try:
-            return base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raise ImageError("malformed data: URI (bad base64)") from None
-    return unquote_to_bytes(payload)
+    body = unquote_to_bytes(payload)
+    if _BASE64_PARAMETER.search(header.strip()):
+        return _forgiving_base64(body)
+    return body
+
+
+_BASE64_PARAMETER = re.compile(r";\s*base64$", re.IGNORECASE)
+_ASCII_WHITESPACE = re.compile(rb"[\t\n\f\r ]+")
+_BASE64_ALPHABET = re.compile(rb"[A-Za-z0-9+/]*")
+
+
+def _forgiving_base64(data: bytes) -> bytes:
+    """WHATWG's forgiving-base64 decode: whitespace dropped, padding optional, anything else refused."""
+    data = _ASCII_WHITESPACE.sub(b"", data)
+    if len(data) % 4 == 0:
+        data = data[:-2] if data.endswith(b"==") else data[:-1] if data.endswith(b"=") else data
+    if len(data) % 4 == 1:
+        raise ImageError("malformed data: URI (bad base64: its length leaves one character over)")
+    if not _BASE64_ALPHABET.fullmatch(data):
+        bad = _BASE64_ALPHABET.match(data).end()
+        raise ImageError(f"malformed data: URI (bad base64: {chr(data[bad])!r} at position {bad} "
+                         "is not a base64 character)")
+    return base64.b64decode(data + b"=" * (-len(data) % 4))
+
+
+# Content-Encodings the fetcher inflates itself: it asks for none (`Accept-Encoding: identity`), but
+# some servers compress anyway, and a browser would show the image. zlib reads gzip and zlib headers.
+_INFLATABLE = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS | 32}
+
+
+def _content_decoded(body: bytes, encoding: str, target: FetchTarget, max_bytes: int) -> bytes:
+    """The body as the server meant it: inflated when it came gzip- or deflate-compressed, never past max_bytes
+    (a few KB of gzip can inflate to gigabytes)."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in _INFLATABLE:
+        raise ImageError(f"{target.shown} sent its content {encoding!r}-compressed, which the backend does not read")
+    inflater = zlib.decompressobj(_INFLATABLE[encoding])
+    try:
+        data = inflater.decompress(body, max_bytes + 1)
+    except zlib.error:
+        if encoding != "deflate":
+            raise ImageError(f"{target.shown} sent a corrupt {encoding} body") from None
+        try:  # "deflate" without its zlib header, as some servers send it
+            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            data = inflater.decompress(body, max_bytes + 1)
+        except zlib.error:
+            raise ImageError(f"{target.shown} sent a corrupt deflate body") from None
+    if len(data) > max_bytes:
+        raise ImageError(f"file at {target.shown} inflates ({encoding}) to more than {max_bytes} bytes")
+    if not inflater.eof:
+        raise ImageError(f"{target.shown} sent a {encoding} body cut short")
+    return data
 
 
 def read_local_file(root: str | Path, relative: str, max_bytes: int) -> bytes:

@@ -69,7 +69,7 @@ def test_a_broken_image_in_an_import_is_reported(project):
     project.wait()
     status = project.status()
     assert status["tasks"]["failed"] == 1
-    assert status["task_errors"] == [{"task": 20, "error": "malformed data: URI (bad base64)"}]
+    assert status["task_errors"] == [{"task": 20, "error": "malformed data: URI (bad base64: '%' at position 0 is not a base64 character)"}]
 
 
 def test_annotation_created_updated_deleted_drive_ratings_and_the_head(project):

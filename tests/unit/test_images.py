@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import ipaddress
+import re
 import struct
 import warnings
 import zlib
@@ -159,8 +161,9 @@ def test_data_uri_percent_encoded():
 @pytest.mark.parametrize(
     "uri, max_bytes, message",
     [
-        ("data:image/png;base64,@@@notbase64@@@", 1000, "bad base64"),
-        ("data:image/png;base64,abc", 1000, "bad base64"),  # bad padding
+        ("data:image/png;base64,@@@notbase64@@@", 1000, "bad base64: '@' at position 0"),
+        ("data:image/png;base64,abcde", 1000, "bad base64: its length leaves one character over"),
+        ("data:image/png;base64,ab=c", 1000, "bad base64: '=' at position 2"),  # padding only at the end
         ("data:image/png;base64" + "A" * 40, 1000, "no comma"),
         ("data:image/png;base64," + base64.b64encode(b"x" * 2000).decode(), 1000, "exceeds 1000 bytes"),
     ],
@@ -168,6 +171,27 @@ def test_data_uri_percent_encoded():
 def test_data_uri_errors(uri, max_bytes, message):
     with pytest.raises(ImageError, match=message):
         decode_data_uri(uri, max_bytes)
+
+
+@pytest.mark.parametrize(
+    "prefix, encode",
+    [
+        ("DATA:image/png;base64,", lambda b: base64.b64encode(b).decode()),  # the scheme in capitals
+        ("data:image/png;BASE64,", lambda b: base64.b64encode(b).decode()),
+        ("data:image/png; base64 ,", lambda b: base64.b64encode(b).decode()),
+        ("data:image/png;base64,", lambda b: base64.encodebytes(b).decode()),  # wrapped at 76 columns
+        ("data:image/png;base64,", lambda b: base64.b64encode(b).decode().rstrip("=")),  # unpadded
+        ("data:image/png;base64,", lambda b: base64.b64encode(b).decode().replace("+", "%2B").replace("/", "%2F")),
+    ],
+    ids=["DATA-scheme", "BASE64", "spaced-parameter", "line-wrapped", "unpadded", "percent-encoded"],
+)
+def test_data_uris_a_browser_shows_are_read(prefix, encode):
+    """Browsers read data: URIs by WHATWG's rules, so an annotator sees these images; they failed here
+    with "bad base64" or "unsupported image reference scheme 'data'" (found by fuzzing, 2026-12-01)."""
+    payload = png_bytes(5) + b"\xfb\xff"  # bytes whose base64 holds '+' and '/' and needs padding
+    assert b"+" in base64.b64encode(payload) and b"/" in base64.b64encode(payload) and len(payload) % 3
+    fetcher = ImageFetcher(FetchPolicy(max_bytes=10**6))
+    assert fetcher.fetch(prefix + encode(payload)) == payload
 
 
 def test_fetcher_reads_data_uris_without_a_network():
@@ -323,6 +347,34 @@ def test_fetcher_refuses_an_oversized_body(http_server, content_length):
     with pytest.raises(ImageError, match="limit 1000|exceeds 1000 bytes") as info:
         fetcher_for(http_server, max_bytes=1000).fetch(http_server.url("/big"))
     assert not info.value.transient
+
+
+@pytest.mark.parametrize(
+    "encoding, compress",
+    [("gzip", gzip.compress), ("x-gzip", gzip.compress), ("deflate", zlib.compress),
+     ("deflate", lambda b: zlib.compress(b, wbits=-zlib.MAX_WBITS))],  # deflate with and without its zlib header
+    ids=["gzip", "x-gzip", "deflate-zlib", "deflate-raw"],
+)
+def test_a_body_compressed_against_our_accept_encoding_is_inflated(http_server, encoding, compress):
+    http_server.routes["/z.png"] = Reply(body=compress(png_bytes(4)), headers={"Content-Encoding": encoding})
+    assert fetcher_for(http_server).fetch(http_server.url("/z.png")) == png_bytes(4)
+
+
+@pytest.mark.parametrize(
+    "body, encoding, message",
+    [
+        (gzip.compress(bytes(50_000)), "gzip", "inflates (gzip) to more than 1000 bytes"),  # a bomb, bounded
+        (gzip.compress(png_bytes(4, (8, 8)))[:-30], "gzip", "gzip body cut short"),
+        (b"not gzip at all", "gzip", "corrupt gzip body"),
+        (b"\xff" * 20, "deflate", "corrupt deflate body"),
+        (png_bytes(4, (8, 8)), "br", "'br'-compressed, which the backend does not read"),
+    ],
+    ids=["bomb", "truncated", "corrupt-gzip", "corrupt-deflate", "brotli"],
+)
+def test_a_compressed_body_that_cannot_be_inflated_is_an_image_error(http_server, body, encoding, message):
+    http_server.routes["/z.png"] = Reply(body=body, headers={"Content-Encoding": encoding})
+    with pytest.raises(ImageError, match=re.escape(message)):
+        fetcher_for(http_server, max_bytes=1000).fetch(http_server.url("/z.png"))
 
 
 def test_fetcher_slow_headers_time_out(http_server):

@@ -94,6 +94,18 @@ def test_decode_text_reads_utf8_and_detects_other_encodings():
              "merci de confirmer votre présence avant vendredi. Très cordialement, l'équipe.\n") * 3
     assert decode_text(latin.encode("latin-1")) == latin
     assert decode_text(latin.encode("utf-16")) == latin  # the BOM says which
+    assert decode_text(latin.encode("utf-16-be")) == latin  # no BOM: the NUL bytes say which
+    assert decode_text(latin.encode("utf-16-le")) == latin
+
+
+def test_bomless_utf16_is_read_only_where_the_nul_bytes_sit_on_one_side():
+    """UTF-16 without a byte order mark was refused as binary ("NUL bytes"); binary data with NULs on
+    both sides still is, and so is a file too short to tell."""
+    assert decode_text("Hello, world.\n".encode("utf-16-le")) == "Hello, world.\n"
+    with pytest.raises(TextError, match="NUL bytes"):
+        decode_text(b"ab\x00\x00cd\x00\x01" * 20)
+    with pytest.raises(TextError, match="NUL bytes"):
+        decode_text(b"abcdefgh\x00i")  # one NUL in 10 bytes: not UTF-16 text
 
 
 def test_a_utf8_file_with_one_stray_byte_is_read_as_utf8_not_as_another_encoding():
