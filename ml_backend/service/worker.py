@@ -31,6 +31,8 @@ IMAGE_WAIT_S = 0.25
 MAX_BACKOFF_S = 60.0
 # The longest Retry-After the worker obeys: a Label Studio asking for more is asked again after this.
 RETRY_AFTER_MAX_S = 300.0
+# A pass's `due` that means "once the backoff its failure sets is over" (computed in one place: _settle).
+AFTER_BACKOFF = None
 
 
 class Pull(Protocol):
@@ -231,7 +233,7 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - the worker must survive anything and retry later
             self._log_failure(project, exc, "reconcile")
             self._settle(work, error=f"{type(exc).__name__}: {exc}", resync=sync_error is not None,
-                         due=time.monotonic() + self._backoff(work.failures + 1), remote_failed=True)
+                         due=AFTER_BACKOFF, remote_failed=True)
             return
         push_error = f"{type(push_failure).__name__}: {push_failure}" if push_failure else None
         remote_failed = sync_error is not None or push_error is not None
@@ -243,7 +245,7 @@ class Worker:
             local_more = self.projects.get(project).retry_given_up() > 0 or local_more
         asked_wait = _asked_wait(sync_failure, push_failure)
         if remote_failed:
-            due = 0.0 if local_more else time.monotonic() + max(self._backoff(work.failures + 1), asked_wait)
+            due = 0.0 if local_more else AFTER_BACKOFF
         elif full:
             if not local_more and push_due == float("inf") and self._evaluate(project):
                 push_due = 0.0 if self.remote else push_due  # one more push: the tab's title carries the new summary
@@ -319,8 +321,10 @@ class Worker:
         else:
             log.exception("project %s: %s failed (will retry)", project, doing)
 
-    def _settle(self, work: _ProjectWork, error: str | None, due: float, resync: bool = False,
+    def _settle(self, work: _ProjectWork, error: str | None, due: float | None, resync: bool = False,
                 remote_failed: bool = False, full: bool = False, remote_wait_s: float = 0.0) -> None:
+        """Record a pass's outcome; `due` is when the next pass is (AFTER_BACKOFF: when the far side may
+        be called again, after the backoff this failure sets and any Retry-After)."""
         with self._wake:
             work.needs_sync = work.needs_sync or resync
             if full or error is not None:
@@ -331,6 +335,8 @@ class Worker:
                     work.remote_due = time.monotonic() + max(self._backoff(work.failures), remote_wait_s)
             elif full:
                 work.failures, work.remote_due = 0, 0.0
+            if due is AFTER_BACKOFF:
+                due = work.remote_due
             work.due = min(work.due, due)  # keep a notify() that came in during the pass
             if work.due == float("inf") and not work.needs_sync and not work.needs_audit and not work.loading:
                 work.done.set()
