@@ -811,8 +811,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "summary": summarise(results, tasks, evaluation),
     }
-    out = Path(args.out) if args.out else (le.QUICK_DIR if args.quick else RESULTS_DIR)
-    out.mkdir(parents=True, exist_ok=True)
+    out = le.results_dir(args.out, args.quick)
     (out / f"{stem}.json").write_text(le._compact_json(report) + "\n")
     plot(report, out / f"{stem}.png")
     md = markdown(report)

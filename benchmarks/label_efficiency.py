@@ -75,6 +75,13 @@ from ml_backend.core.training import fit_head, prompt_prior, refit  # noqa: E402
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # Where --quick runs write by default: not the committed results (.gitignore).
 QUICK_DIR = RESULTS_DIR / "quick"
+
+
+def results_dir(out: str | None, quick: bool) -> Path:
+    """The folder a run writes to (made if missing): --out, else the quick or the committed results."""
+    folder = Path(out) if out else (QUICK_DIR if quick else RESULTS_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 README_BLOCK = "label-efficiency-summary"
 BUDGET = 500
 TARGET_FRACTION = 0.9
@@ -1224,8 +1231,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
 
-    out = Path(args.out) if args.out else (QUICK_DIR if args.quick else RESULTS_DIR)
-    out.mkdir(parents=True, exist_ok=True)
+    out = results_dir(args.out, args.quick)
     task_set, saved = args.task_set, None
     if args.from_raw:
         with open(args.from_raw, "rb") as f:

@@ -89,7 +89,7 @@ def ingest_rate(run: Path, embedder, loader, tasks: list[tuple[int, dict]], fetc
 def measure(settings: IngestSettings, workdir: str) -> dict:
     from ml_backend.adapters.ls_media import TaskImageLoader
     from ml_backend.core.embed import ImageEmbedder
-    from ml_backend.core.images import FetchPolicy, ImageFetcher
+    from ml_backend.core.fetch import FetchPolicy, ImageFetcher
     from ml_backend.service.settings import ServiceSettings
 
     root = Path(tempfile.mkdtemp(dir=workdir))

@@ -38,7 +38,7 @@ def measure(settings: TextIngestSettings, workdir: str) -> dict:
     from benchmarks.datasets import DEFAULT_CACHE_DIR, read_spam_corpus
     from ml_backend.adapters.ls_media import TaskImageLoader, TaskTextLoader
     from ml_backend.core.embed_text import TextEmbedder
-    from ml_backend.core.images import FetchPolicy, ImageFetcher
+    from ml_backend.core.fetch import FetchPolicy, ImageFetcher
     from ml_backend.service.settings import ServiceSettings
 
     from .ingest import ingest_rate

@@ -19,7 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 from PIL import Image
 
 from ..core.errors import ImageError, TextError, UrlNotAllowedError
-from ..core.images import ImageFetcher, decode_image, is_data_uri, read_local_file
+from ..core.fetch import ImageFetcher, is_data_uri, read_local_file
+from ..core.images import decode_image
 from ..core.texts import decode_text
 
 LOCAL_FILES_PREFIX = "/data/local-files/"

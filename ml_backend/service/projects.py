@@ -20,7 +20,7 @@ from ..adapters.ls_records import LabelStudioRecords
 from ..core.audit_log import AuditLog
 from ..core.errors import ConfigError, ModelUnavailableError, UnknownProjectError
 from ..core.facts import Facts
-from ..core.images import ImageFetcher
+from ..core.fetch import ImageFetcher
 from ..core.ledger import Ledger
 from ..core.loop import ActiveLoop
 from ..core.params import ProjectParams

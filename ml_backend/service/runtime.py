@@ -19,7 +19,7 @@ from ..core.audit_log import AuditLog
 from ..core.embedding import Embedder
 from ..core.errors import BackendError, UnknownProjectError
 from ..core.facts import Facts
-from ..core.images import FetchPolicy, ImageFetcher
+from ..core.fetch import FetchPolicy, ImageFetcher
 from ..core.ledger import Ledger
 from ..core.store import open_chroma
 from .embedders import EmbedderRegistry

@@ -14,7 +14,7 @@ import pytest
 from ml_backend.adapters.ls_media import TaskImageLoader
 from ml_backend.core.facts import AnnotationRating, Facts
 from ml_backend.core.head import LinearHead
-from ml_backend.core.images import FetchPolicy, ImageFetcher
+from ml_backend.core.fetch import FetchPolicy, ImageFetcher
 from ml_backend.core.ledger import Ledger
 from ml_backend.core.loop import ActiveLoop
 from ml_backend.core.params import ProjectParams

@@ -13,7 +13,7 @@ from ml_backend.core.embed_text import TextEmbedder
 from ml_backend.core.embedding import load_embedder
 from ml_backend.core.errors import StaleVectorsError
 from ml_backend.core.facts import AnnotationRating, Facts
-from ml_backend.core.images import FetchPolicy, ImageFetcher
+from ml_backend.core.fetch import FetchPolicy, ImageFetcher
 from ml_backend.core.ledger import Ledger
 from ml_backend.core.loop import ActiveLoop
 from ml_backend.core.params import ProjectParams

@@ -17,7 +17,7 @@ import pytest
 
 from ml_backend.adapters.ls_media import TaskImageLoader
 from ml_backend.core.errors import ImageError, UrlNotAllowedError
-from ml_backend.core.images import FetchPolicy, ImageFetcher
+from ml_backend.core.fetch import FetchPolicy, ImageFetcher
 
 from .support import LocalServer, Reply, png_bytes
 

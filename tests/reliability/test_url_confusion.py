@@ -19,9 +19,9 @@ import requests
 from urllib3.util import parse_url
 
 from ml_backend.adapters.ls_media import TaskImageLoader
-from ml_backend.core import images
+from ml_backend.core import fetch
 from ml_backend.core.errors import UrlNotAllowedError
-from ml_backend.core.images import FetchPolicy, FetchTarget, ImageFetcher, parse_fetch_url
+from ml_backend.core.fetch import FetchPolicy, FetchTarget, ImageFetcher, parse_fetch_url
 
 from .support import LocalServer, Reply, png_bytes
 
@@ -79,7 +79,7 @@ def test_the_connection_refuses_credentials_even_if_the_url_check_were_fooled(mo
         parts = urlsplit(url)
         return FetchTarget(parts.scheme, parts.hostname, parts.port or 80, url.split(parts.netloc, 1)[1] or "/")
 
-    monkeypatch.setattr(images, "parse_fetch_url", lax_parse)
+    monkeypatch.setattr(fetch, "parse_fetch_url", lax_parse)
     fetcher = ImageFetcher(FetchPolicy(trusted_origins=(label_studio_host.origin,), allowed_hosts=("127.0.0.0/8",)))
     monkeypatch.setattr(FetchTarget, "url", property(lambda self: raw_url))  # the raw URL goes to requests
     raw_url = f"http://127.0.0.1:{image_host.port}\\@127.0.0.1:{label_studio_host.port}/data/upload/1/a.png"

@@ -14,7 +14,7 @@ from ml_backend.adapters.ls_records import version_name
 from ml_backend.core.audit_log import AuditLog
 from ml_backend.core.errors import ImageError, NotFittedError
 from ml_backend.core.facts import AnnotationRating, Facts
-from ml_backend.core.images import FetchPolicy, ImageFetcher
+from ml_backend.core.fetch import FetchPolicy, ImageFetcher
 from ml_backend.core.ledger import Ledger
 from ml_backend.core.loop import MAX_EMBED_ATTEMPTS, ActiveLoop
 from ml_backend.core.params import ProjectParams

@@ -10,7 +10,7 @@ import requests
 
 from ml_backend.adapters.ls_media import TaskImageLoader
 from ml_backend.core.errors import ImageError, UrlNotAllowedError
-from ml_backend.core.images import FetchPolicy, ImageFetcher
+from ml_backend.core.fetch import FetchPolicy, ImageFetcher
 from tests.stubs import Reply
 from tests.conftest import decoded, image_uri, png_bytes
 

@@ -7,7 +7,7 @@ import requests
 
 from ml_backend.adapters.ls_media import TaskImageLoader, TaskTextLoader
 from ml_backend.core.errors import ImageError, TextError, UrlNotAllowedError
-from ml_backend.core.images import FetchPolicy, ImageFetcher
+from ml_backend.core.fetch import FetchPolicy, ImageFetcher
 from ml_backend.core.texts import decode_text
 from tests.stubs import Reply, data_uri
 
