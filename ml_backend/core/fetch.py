@@ -488,12 +488,12 @@ def _forgiving_base64(data: bytes) -> bytes:
     data = _ASCII_WHITESPACE.sub(b"", data)
     if len(data) % 4 == 0:
         data = data[:-2] if data.endswith(b"==") else data[:-1] if data.endswith(b"=") else data
-    if len(data) % 4 == 1:
-        raise ImageError("malformed data: URI (bad base64: its length leaves one character over)")
-    if not _BASE64_ALPHABET.fullmatch(data):
+    if not _BASE64_ALPHABET.fullmatch(data):  # checked first: naming the character says more than the length
         bad = _BASE64_ALPHABET.match(data).end()
         raise ImageError(f"malformed data: URI (bad base64: {chr(data[bad])!r} at position {bad} "
                          "is not a base64 character)")
+    if len(data) % 4 == 1:
+        raise ImageError("malformed data: URI (bad base64: its length leaves one character over)")
     return base64.b64decode(data + b"=" * (-len(data) % 4))
 
 

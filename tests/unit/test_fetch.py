@@ -36,6 +36,7 @@ def test_data_uri_percent_encoded():
         ("data:image/png;base64,@@@notbase64@@@", 1000, "bad base64: '@' at position 0"),
         ("data:image/png;base64,abcde", 1000, "bad base64: its length leaves one character over"),
         ("data:image/png;base64,ab=c", 1000, "bad base64: '=' at position 2"),  # padding only at the end
+        ("data:image/png;base64,@AAAA", 1000, "bad base64: '@' at position 0"),  # the character, not the length
         ("data:image/png;base64" + "A" * 40, 1000, "no comma"),
         ("data:image/png;base64," + base64.b64encode(b"x" * 2000).decode(), 1000, "exceeds 1000 bytes"),
     ],
