@@ -114,6 +114,17 @@ CHOICES: tuple[dict, ...] = (
             "at all 12-13 checkpoints where it fires). Per task the coverage is 0.98-1.00 everywhere but spam @natural "
             "(0.82 to 0.75): a larger b lowers the total only by under-covering the common concept further, so b was not "
             "moved to the band's edge"},
+    {"constant": "core.evaluation.POOL_PRIOR: an equal mixture of Beta(1/2, 5) and Jeffreys",
+     "value": "tried 2026-12-02, not kept",
+     "how": "Why: spam @31% rerun on seeds 20-59 covered 80%, short mostly at 20-300 labels, where the audit draws "
+            "are few and Beta(1/2, 5) pulls the count down (the draws there hit positives as uniform draws should). A "
+            "mixture (normalised beta-binomials) moves its weight to Jeffreys once draws show many positives. Rule "
+            "written first, on Dev48: overall coverage within the band, spam and bags at natural prevalence both "
+            "higher, the target rule never wrong, 1% widths at most 10% wider. Dev48 with today's code: Beta(1/2, 5) "
+            "0.956 overall (spam @natural 0.833, Bag @natural 0.850), the mixture 0.963 (0.850, 0.883), the target "
+            "rule right at all 11 checkpoints where it fires with both, widths +0.3-0.6%: it fails the band, so "
+            "nothing changed. An interval from 'all found' upwards cannot miss on a rare concept, and that 100% keeps "
+            "any prior that helps the common concepts out of the band"},
     {"constant": "core.evaluation.POOL_PRIOR: a prior near uniform over the share's order of magnitude",
      "value": "tried 2026-12-01, not kept",
      "how": "Beta(a, 1) with small a (density ~ share ** (a - 1)). Rule fixed before the development runs: among the "
