@@ -16,6 +16,7 @@ from ..adapters.ls_gateway import LabelStudioGateway
 from ..adapters.ls_predictions import predict
 from ..adapters.ls_records import version_name
 from ..adapters.ls_views import VIEW_FORMAT
+from ..core.errors import RemoteRejected
 from ..core.loop import ActiveLoop
 from .evaluation import SEPARATOR, Evaluations, summary_line, tab_lead
 from .projects import ProjectRegistry
@@ -50,7 +51,13 @@ class LabelStudioPush:
         """Push the view and a chunk of predictions. Returns when the next push is due:
         0 (more to push now), a time.monotonic() (predictions held back until then) or inf (all sent)."""
         loop, schema = self.projects.get_with_schema(project)
-        self._push_batch(project, loop, schema)
+        try:
+            self._push_batch(project, loop, schema)
+        except RemoteRejected:
+            # Refused, not unreachable: the predictions (pre-annotations) do not need the view, so
+            # they go on; the refusal still ends the pass, for the worker to report and resync.
+            self._push_predictions(project, loop, schema)
+            raise
         return self._push_predictions(project, loop, schema)
 
     def _push_batch(self, project: int, loop: ActiveLoop, schema: ProjectSchema) -> None:

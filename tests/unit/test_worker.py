@@ -10,6 +10,7 @@ import pytest
 
 from ml_backend.adapters.ls_records import version_name
 from ml_backend.adapters.ml_connections import BackendIdentity, Connection, Hook
+from ml_backend.core.errors import RemoteRejected
 from ml_backend.core.facts import AnnotationRating
 from ml_backend.service.runtime import Runtime, label_studio_worker
 from ml_backend.service.settings import ServiceSettings
@@ -99,6 +100,29 @@ def test_first_pass_pushes_the_batch_view_then_every_prediction(runtime, ls):
         assert p["result"] == []  # score only: the form is not pre-filled (preselect_rating off)
     assert all(len(c[2]) <= 3 for c in ls.of("predictions"))
     assert runtime.records.view(P)["task_ids"] == batch
+
+
+class RefusesViews(FakeLabelStudio):
+    """A Label Studio that answers 4xx to every next-batch view (say, a version whose view filter differs)."""
+
+    def push_view(self, project, title, task_ids, view_id):
+        raise RemoteRejected("Label Studio answered 400: invalid filter", status_code=400)
+
+
+def test_a_refused_view_does_not_hold_back_the_predictions(runtime):
+    """Pre-annotations do not depend on the queue's view: before, a view Label Studio refused stopped every
+    push at its first call, so no task ever got a prediction. The refusal is still raised (the worker
+    reports it and resyncs)."""
+    add_tasks(runtime, *range(1, 8))
+    ls = RefusesViews()
+    worker = make_worker(runtime, ls)
+    runtime.projects.get(P).embed_pending()
+    runtime.projects.get(P).refit_if_needed()
+    for _ in range(2):  # a chunk of predictions per pass, then the version switch, as when the view goes through
+        with pytest.raises(RemoteRejected, match="invalid filter"):
+            worker.push.push(P)
+    assert sorted(p["task"] for p in ls.predictions) == list(range(1, 8))
+    assert ls.model_version == "clip-head-v1"
 
 
 def test_a_pass_with_nothing_new_pushes_nothing(runtime, ls):
