@@ -1,5 +1,5 @@
 """ActiveLoop over a real SQLite ledger with fast fakes for Chroma and the embedding model
-(images from data: URIs, decoded for real). `tests/integration/test_loop_real.py` runs
+(images from data: URIs, decoded for real). `tests/integration/test_real_components.py` runs
 these tests again on real Chroma and the tiny CLIP."""
 
 from __future__ import annotations

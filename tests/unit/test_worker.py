@@ -1,5 +1,5 @@
 """The worker's passes against an in-memory Label Studio, over fast fakes for Chroma and the
-embedding model (no network). `tests/integration/test_worker_real.py` runs these tests
+embedding model (no network). `tests/integration/test_real_components.py` runs these tests
 again on real Chroma and the tiny CLIP."""
 
 from __future__ import annotations
