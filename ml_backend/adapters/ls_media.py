@@ -24,6 +24,7 @@ from ..core.images import decode_image
 from ..core.texts import decode_text
 
 LOCAL_FILES_PREFIX = "/data/local-files/"
+C0_AND_SPACE = "".join(map(chr, range(0x21)))  # U+0000 to U+0020
 
 
 class TaskImageLoader:
@@ -54,9 +55,10 @@ class TaskImageLoader:
 
     def read_bytes(self, data: Mapping) -> bytes:
         ref = data.get(self.image_key)
-        if not isinstance(ref, str) or not ref.strip():
+        if isinstance(ref, str):
+            ref = ref.strip(C0_AND_SPACE)  # what a browser's URL parser strips, and only that
+        if not isinstance(ref, str) or not ref:
             raise ImageError(f"task has no image in field {self.image_key!r}")
-        ref = ref.strip()
         if is_data_uri(ref):
             return self.fetcher.fetch(ref)
         try:

@@ -465,27 +465,34 @@ def is_data_uri(ref: str) -> bool:
 
 def decode_data_uri(uri: str, max_bytes: int) -> bytes:
     """Payload of a `data:[<type>][;base64],<data>` URI, read the way browsers read it (WHATWG's data:
-    URL processor): the payload %-decoded, ";base64" in any case, and base64 with line breaks or
-    without its padding accepted. An annotator sees such an image; the backend must read it too."""
+    URL processor): the fragment dropped, the payload %-decoded, ";base64" in any case, and base64 with
+    line breaks or without its padding accepted. An annotator sees such an image; the backend must read it too."""
     header, sep, payload = uri[5:].partition(",")
     if not sep:
         raise ImageError("malformed data: URI (no comma)")
-    if len(payload) > max_bytes * 4 // 3 + 4:
+    if len(payload) > 3 * max_bytes + 4:  # a cheap bound first: no byte takes more than 3 characters ("%41")
         raise ImageError(f"data: URI exceeds {max_bytes} bytes")
-    body = unquote_to_bytes(payload)
-    if _BASE64_PARAMETER.search(header.strip()):
-        return _forgiving_base64(body)
+    try:
+        body = unquote_to_bytes(payload.partition("#")[0])
+    except UnicodeEncodeError:  # JSON lets a lone surrogate ("\ud800") through; no URL holds one
+        raise ImageError("malformed data: URI (it holds an unpaired surrogate, not valid Unicode)") from None
+    if _BASE64_PARAMETER.search(header.strip(ASCII_WHITESPACE)):
+        body = _forgiving_base64(body)
+    if len(body) > max_bytes:
+        raise ImageError(f"data: URI exceeds {max_bytes} bytes")
     return body
 
 
-_BASE64_PARAMETER = re.compile(r";\s*base64$", re.IGNORECASE)
-_ASCII_WHITESPACE = re.compile(rb"[\t\n\f\r ]+")
+ASCII_WHITESPACE = " \t\n\f\r"
+# WHATWG: ";", then spaces only, then "base64" in any case, at the end of the stripped media type.
+_BASE64_PARAMETER = re.compile(r";[ ]*base64$", re.IGNORECASE)
+_ASCII_WHITESPACE_RUN = re.compile(rb"[\t\n\f\r ]+")
 _BASE64_ALPHABET = re.compile(rb"[A-Za-z0-9+/]*")
 
 
 def _forgiving_base64(data: bytes) -> bytes:
     """WHATWG's forgiving-base64 decode: whitespace dropped, padding optional, anything else refused."""
-    data = _ASCII_WHITESPACE.sub(b"", data)
+    data = _ASCII_WHITESPACE_RUN.sub(b"", data)
     if len(data) % 4 == 0:
         data = data[:-2] if data.endswith(b"==") else data[:-1] if data.endswith(b"=") else data
     if not _BASE64_ALPHABET.fullmatch(data):  # checked first: naming the character says more than the length
@@ -500,31 +507,37 @@ def _forgiving_base64(data: bytes) -> bytes:
 # Content-Encodings the fetcher inflates itself: it asks for none (`Accept-Encoding: identity`), but
 # some servers compress anyway, and a browser would show the image. zlib reads gzip and zlib headers.
 _INFLATABLE = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS | 32}
+# Compressions it cannot read. Any other coding ("utf-8" from a misconfigured bucket, "none") is taken to
+# mean the body as it is, as browsers take it.
+_UNREADABLE = {"br", "zstd", "compress", "x-compress"}
 
 
 def _content_decoded(body: bytes, encoding: str, target: FetchTarget, max_bytes: int) -> bytes:
-    """The body as the server meant it: inflated when it came gzip- or deflate-compressed, never past max_bytes
-    (a few KB of gzip can inflate to gigabytes)."""
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding not in _INFLATABLE:
-        raise ImageError(f"{target.shown} sent its content {encoding!r}-compressed, which the backend does not read")
-    inflater = zlib.decompressobj(_INFLATABLE[encoding])
+    """The body as the server meant it: each coding of its Content-Encoding undone, last applied first
+    ("gzip, gzip" twice), never inflated past max_bytes (a few KB of gzip can inflate to gigabytes)."""
+    for coding in reversed([c.strip().lower() for c in encoding.split(",")]):
+        if coding in _UNREADABLE:
+            raise ImageError(f"{target.shown} sent its content {coding!r}-compressed, which the backend does not read")
+        if coding in _INFLATABLE and body:
+            body = _inflated(body, coding, target, max_bytes)
+    return body
+
+
+def _inflated(body: bytes, coding: str, target: FetchTarget, max_bytes: int) -> bytes:
+    inflater = zlib.decompressobj(_INFLATABLE[coding])
     try:
         data = inflater.decompress(body, max_bytes + 1)
     except zlib.error:
-        if encoding != "deflate":
-            raise ImageError(f"{target.shown} sent a corrupt {encoding} body") from None
+        if coding != "deflate":
+            raise ImageError(f"{target.shown} sent a corrupt {coding} body") from None
         try:  # "deflate" without its zlib header, as some servers send it
-            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-            data = inflater.decompress(body, max_bytes + 1)
+            data = zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, max_bytes + 1)
         except zlib.error:
             raise ImageError(f"{target.shown} sent a corrupt deflate body") from None
     if len(data) > max_bytes:
-        raise ImageError(f"file at {target.shown} inflates ({encoding}) to more than {max_bytes} bytes")
-    if not inflater.eof:
-        raise ImageError(f"{target.shown} sent a {encoding} body cut short")
+        raise ImageError(f"file at {target.shown} inflates ({coding}) to more than {max_bytes} bytes")
+    # A stream that stops short of its end (a missing gzip trailer, say) keeps what it holds, as browsers
+    # keep it: the decoder then says whether that is a whole image.
     return data
 
 
@@ -532,6 +545,10 @@ def read_local_file(root: str | Path, relative: str, max_bytes: int) -> bytes:
     """Bytes of `relative` under `root`; refuses paths that escape the root."""
     if "\x00" in relative:
         raise ImageError(f"local file path {relative!r} contains a NUL byte")
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from the task's JSON: no file system path holds one
+        raise ImageError(f"local file path {relative!r} holds an unpaired surrogate (not valid Unicode)") from None
     base = Path(root).resolve()
     path = (base / relative.lstrip("/")).resolve()
     if not path.is_relative_to(base):

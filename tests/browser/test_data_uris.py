@@ -1,8 +1,9 @@
 """The backend reads a task's data: URI exactly when an annotator's browser shows it.
 
 Label Studio puts `task.data.image` into an <img>, so Chromium decides what the annotator
-sees; `decode_data_uri` follows the same WHATWG rules. Each variant is shown to Chromium and
-given to the backend: both read the same bytes, or both refuse.
+sees; the backend's task loader (`TaskImageLoader`, then `decode_data_uri`) follows the same
+WHATWG rules. Each variant is shown to Chromium and given to the loader: both read the same
+bytes, or both refuse.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import io
 import pytest
 from PIL import Image
 
+from ml_backend.adapters.ls_media import TaskImageLoader
 from ml_backend.core.errors import ImageError
-from ml_backend.core.fetch import decode_data_uri
+from ml_backend.core.fetch import FetchPolicy, ImageFetcher
 
 from .harness import BrowserMissing, chromium_binaries, launch
 
@@ -38,6 +40,11 @@ VARIANTS = {
     "stray-character": "data:image/png;base64,@" + B64,
     "padding-inside": "data:image/png;base64," + B64[:8] + "=" + B64[8:],
     "no-base64-parameter": "data:image/png," + B64,
+    "fragment": "data:image/png;base64," + B64 + "#preview",
+    "tab-before-base64": "data:image/png;\tbase64," + B64,  # only spaces may come between ';' and 'base64'
+    "trailing-nul": "data:image/png;base64," + B64 + "\x00",  # C0 controls and spaces at the ends are cut
+    "leading-space": "  data:image/png;base64," + B64,
+    "trailing-nbsp": "data:image/png;base64," + B64 + "\u00a0",  # ... but not other whitespace
 }
 
 
@@ -64,8 +71,9 @@ def shown_width(driver, uri: str) -> int:
 def test_the_backend_reads_a_data_uri_exactly_when_chromium_shows_it(chromium, name):
     uri = VARIANTS[name]
     shown = shown_width(chromium, uri) == 7
+    loader = TaskImageLoader("image", "http://127.0.0.1:9", ImageFetcher(FetchPolicy()))
     try:
-        read = decode_data_uri(uri, 10**6) == PNG
+        read = loader.read_bytes({"image": uri}) == PNG
     except ImageError:
         read = False
     assert read == shown, f"{name}: Chromium {'shows' if shown else 'refuses'} it, the backend {'reads' if read else 'refuses'} it"

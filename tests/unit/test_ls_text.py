@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+
 import pytest
 import requests
 
@@ -96,6 +98,28 @@ def test_decode_text_reads_utf8_and_detects_other_encodings():
     assert decode_text(latin.encode("utf-16")) == latin  # the BOM says which
     assert decode_text(latin.encode("utf-16-be")) == latin  # no BOM: the NUL bytes say which
     assert decode_text(latin.encode("utf-16-le")) == latin
+
+
+@pytest.mark.parametrize("text", ["Привет, как дела", "اليوم تمشينا في الحديقة.", "Ελληνικά κείμενο"],
+                         ids=["cyrillic", "arabic", "greek"])
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_bomless_utf16_in_other_scripts_is_read_from_its_few_nul_bytes(text, encoding):
+    """Only the spaces and punctuation have NULs here; Cyrillic and Arabic were refused as binary, and Greek
+    came back as CJK mojibake in the other byte order (found by fuzzing, 2026-12-02)."""
+    assert decode_text(text.encode(encoding)) == text
+
+
+@pytest.mark.parametrize("encoding", ["utf-32-le", "utf-32-be", "utf-16-le", "utf-16-be"])
+def test_a_byte_order_mark_says_the_encoding_and_a_byte_cut_off_at_the_end_shows_as_a_replacement(encoding):
+    bom = {"utf-32-le": codecs.BOM_UTF32_LE, "utf-32-be": codecs.BOM_UTF32_BE,
+           "utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE}[encoding]
+    assert decode_text(bom + "hello".encode(encoding)) == "hello"  # UTF-32-LE was refused as binary
+    assert decode_text(bom + "hello".encode(encoding) + b"\n") == "hello\ufffd"  # as a browser shows it
+
+
+def test_a_utf8_text_with_a_stray_nul_is_still_binary_not_utf16():
+    with pytest.raises(TextError, match="NUL bytes"):
+        decode_text(b"Hello, world and more words here.\x00 Goodbye now!!")
 
 
 def test_bomless_utf16_is_read_only_where_the_nul_bytes_sit_on_one_side():
