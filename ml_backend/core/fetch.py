@@ -102,6 +102,10 @@ def parse_fetch_url(url: str) -> FetchTarget:
         raise UrlNotAllowedError("URL contains a backslash, which URL parsers read differently: write it as %5C")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
         raise UrlNotAllowedError("URL contains control characters (tab, newline, ...): percent-encode them")
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:  # JSON lets "\ud800" through; no URL holds one, and no message may repeat it
+        raise UrlNotAllowedError("URL holds an unpaired surrogate (not valid Unicode)") from None
     scheme_match = _SCHEME.match(url)
     scheme = scheme_match.group(1).lower() if scheme_match else ""
     if scheme not in DEFAULT_PORTS:

@@ -198,7 +198,8 @@ def test_policy_cidr_entry_admits_a_private_name(monkeypatch):
         FetchPolicy(allowed_hosts=("minio.internal",)).check("http://minio.internal:9000/b/a.png")
 
 
-@pytest.mark.parametrize("url", ["http://example.com:99999/a.png", "http://example.com:abc/a.png", "http://[::1/a.png"])
+@pytest.mark.parametrize("url", ["http://example.com:99999/a.png", "http://example.com:abc/a.png", "http://[::1/a.png",
+                                 "http://example.com/a\ud800.png"])
 def test_policy_refuses_malformed_urls_with_url_not_allowed(url):
     with pytest.raises(UrlNotAllowedError):
         FetchPolicy(allowed_hosts=("*",)).check(url)

@@ -121,6 +121,22 @@ def test_embed_pending_respects_its_limit(files):
     assert sorted(loop.embed_pending(limit=10).embedded) == [3, 4, 5]
 
 
+def test_a_reference_holding_a_lone_surrogate_fails_alone_and_its_reason_is_stored(files):
+    """JSON lets "\ud800" through. In an http(s) or Label Studio path the fetch failed with the URL in its
+    message, and SQLite refused to store that message (UnicodeEncodeError): the embedding pass itself broke,
+    on every try. Every kind of reference now fails alone, with a reason the ledger can store."""
+    label_studio = "http://127.0.0.1:1"  # trusted, so its paths are fetched (nothing listens there)
+    loop = files.loop(load=TaskImageLoader("image", label_studio,
+                                           ImageFetcher(FetchPolicy(trusted_origins=(label_studio,), timeout_s=2.0))))
+    add_tasks(loop, tasks(1) + [(2, {"image": label_studio + "/a\ud800.png"}),
+                                (3, {"image": "/data/upload/\ud800.png"}),
+                                (4, {"image": "data:image/png;base64,QUJD\ud800"})])
+    report = loop.embed_pending()
+    assert report.embedded == [1] and set(report.failed) == {2, 3, 4}
+    assert all("unpaired surrogate" in reason for reason in report.failed.values()), report.failed
+    assert loop.ledger.counts(P)["tasks"] == {"pending": 0, "embedded": 1, "failed": 3}
+
+
 def test_a_broken_image_fails_alone_with_its_reason(files):
     loop = files.loop()
     add_tasks(loop, tasks(1, 2) + [(3, {"image": "data:image/png;base64,!!!"}),
