@@ -223,7 +223,7 @@ class Ledger:
         with self._transaction() as db:
             db.execute(
                 "UPDATE tasks SET state = ?, error = ?, attempts = attempts + 1 WHERE project = ? AND task_id = ?",
-                (state, error, project, task_id),
+                (state, storable(error), project, task_id),
             )
 
     def give_up_pending(self, project: int, max_attempts: int) -> int:
@@ -296,7 +296,7 @@ class Ledger:
                 "error = excluded.error, updated_at = excluded.updated_at, source_updated_at = excluded.source_updated_at "
                 "WHERE excluded.source_updated_at IS NULL OR annotations.source_updated_at IS NULL "
                 "OR excluded.source_updated_at >= annotations.source_updated_at",
-                (project, annotation_id, task_id, target, error, time.time(), source_updated_at),
+                (project, annotation_id, task_id, target, storable(error), time.time(), source_updated_at),
             ).rowcount > 0
             if applied and _is_news(before, task_id, target, error, source_updated_at):
                 db.execute("UPDATE tasks SET seen = 1 WHERE project = ? AND task_id = ?", (project, task_id))
@@ -405,6 +405,14 @@ class Ledger:
             "task_errors": [{"task": row["task_id"], "error": row["error"]} for row in failures],
             "annotation_errors": [dict(row) for row in bad],
         }
+
+
+def storable(message: str | None) -> str | None:
+    """`message` as SQLite can store it: a lone surrogate (from task data or a URL quoted in an
+    error) cannot be encoded as UTF-8, and the failed write would leave the task pending for good."""
+    if message is None:
+        return None
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _retire_columns(db: sqlite3.Connection) -> None:

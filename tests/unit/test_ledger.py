@@ -210,6 +210,17 @@ def test_permanent_failure_is_failed_at_once_and_embedding_clears_it(led):
     assert led.counts(P)["task_errors"] == []
 
 
+def test_an_error_message_holding_a_lone_surrogate_is_stored_escaped(led):
+    # SQLite cannot encode a lone surrogate: the write failed, and the task stayed pending for good
+    add(led, 1, 2)
+    led.mark_failed(P, 1, "cannot read 'a\ud800b.png'", transient=False)
+    led.record_annotation(P, 10, 2, None, error="unknown choice a\udfffb")
+    assert led.task_states(P, [1]) == {1: "failed"}
+    counts = led.counts(P)
+    assert counts["task_errors"] == [{"task": 1, "error": "cannot read 'a\\ud800b.png'"}]
+    assert [e["error"] for e in counts["annotation_errors"]] == ["unknown choice a\\udfffb"]
+
+
 def test_reset_embeddings_of_all_tasks(led):
     add(led, 1, 2)
     led.mark_embedded(P, [1, 2])
