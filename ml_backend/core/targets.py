@@ -75,7 +75,8 @@ class RatingScale:
         clamped = float(min(max(number, self.minimum), self.maximum))
         if clamped != number:
             log.warning("%s: value %.6g outside %s..%s, clamped to %s", self.name, float(clamped), self.minimum, self.maximum, clamped)
-        return 2.0 * (clamped - self.minimum) / (self.maximum - self.minimum) - 1.0
+        # the share first: 2 * (value - min) can overflow where max - min does not (max=1e308)
+        return 2.0 * ((clamped - self.minimum) / (self.maximum - self.minimum)) - 1.0
 
     def from_target(self, target: float) -> float | int | str:
         """The control value an annotator would give for `target` (used for pre-annotations)."""
@@ -85,8 +86,9 @@ class RatingScale:
         value = self.minimum + (target + 1.0) / 2.0 * (self.maximum - self.minimum)
         if self.kind == "rating":
             return int(round(value))
-        if self.step:
-            value = self.minimum + round((value - self.minimum) / self.step) * self.step
+        steps = (value - self.minimum) / self.step if self.step else math.inf
+        if math.isfinite(steps):  # a step finer than a float can count (1e-320) leaves the value as it is
+            value = self.minimum + round(steps) * self.step
             value = min(max(value, self.minimum), self.maximum)  # a coarse step can round past max
         return round(value, 6)
 

@@ -106,6 +106,21 @@ def test_from_target_gives_the_nearest_control_value(scale, target, value):
     assert scale.from_target(target) == expected
 
 
+def test_a_range_near_the_float_limit_maps_without_overflow():
+    """2 * (value - min) overflowed for max=1e308 (a range that is itself finite): the rating was stored
+    as target inf, and every later refit refused the project's targets (found by fuzzing, 2026-12-02)."""
+    scale = RatingScale("number", "score", "img", minimum=0.0, maximum=1e308)
+    assert [scale.to_target(v) for v in (0, 5e307, 1e308)] == [-1.0, 0.0, 1.0]
+    assert scale.from_target(1.0) == 1e308
+
+
+def test_a_step_too_fine_to_count_leaves_the_predicted_value_unrounded():
+    """step=1e-320 is finite and > 0, but (value - min) / step is inf: round(inf) raised OverflowError in
+    every pre-annotation of such a project (found by fuzzing, 2026-12-02)."""
+    scale = RatingScale("number", "score", "img", minimum=0.0, maximum=10.0, step=1e-320)
+    assert scale.from_target(0.2) == pytest.approx(6.0)
+
+
 def test_number_from_target_stays_inside_min_max_when_step_does_not_divide_the_range():
     scale = RatingScale("number", "score", "img", minimum=0.0, maximum=10.0, step=6.0)
     assert 0.0 <= scale.from_target(1.0) <= 10.0
