@@ -39,6 +39,9 @@ def parse_label_config(
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
         raise ConfigError(f"label config is not valid XML: {exc}") from None
+    except UnicodeEncodeError as exc:  # a lone surrogate, which JSON lets through and XML cannot hold
+        raise ConfigError(f"label config is not valid XML: it holds {exc.object[exc.start]!r} at "
+                          f"position {exc.start}") from None
     objects = {el.get("name"): el for el in root.iter() if el.tag.lower() in OBJECT_TAGS and el.get("name")}
     if not objects:
         raise ConfigError("label config has no <Image> or <Text> tag: this backend rates images and texts")
@@ -85,6 +88,8 @@ def _scale(control: ET.Element, choice_values: Mapping[str, float] | None) -> Ra
         return RatingScale("rating", name, to_name, minimum=1.0, maximum=float(top))
     # Label Studio stores a choice's alias, when it has one, instead of its value.
     values = [el.get("alias") or el.get("value") for el in control.iter() if el.tag.lower() == "choice" and el.get("value")]
+    if not values:
+        raise ConfigError(f"<Choices name={name!r}> has no <Choice value=...> to rate with")
     if choice_values:
         unknown = sorted(set(choice_values) - set(values))
         if unknown:

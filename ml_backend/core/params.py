@@ -172,6 +172,8 @@ def _as_mapping(layer: Mapping[str, Any] | str | None) -> dict[str, Any]:
             layer = json.loads(layer)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"extra params are not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ConfigError("extra params are nested too deeply to read") from None
     if not isinstance(layer, Mapping):
         raise ConfigError(f"parameters must be a JSON object, got {type(layer).__name__}")
     return dict(layer)

@@ -17,7 +17,7 @@ from ..adapters.ls_records import LabelStudioRecords
 from ..adapters.ml_connections import BackendIdentity, load_instance_id
 from ..core.audit_log import AuditLog
 from ..core.embedding import Embedder
-from ..core.errors import BackendError, UnknownProjectError
+from ..core.errors import BackendError, BadRequestError, UnknownProjectError
 from ..core.facts import Facts
 from ..core.fetch import FetchPolicy, ImageFetcher
 from ..core.ledger import Ledger
@@ -125,6 +125,9 @@ class Runtime:
         if self.settings.api_key or not isinstance(access_token, str) or not access_token.strip():
             return
         token = access_token.strip()
+        if not (token.isascii() and token.isprintable()):
+            # an HTTP header cannot carry it, so no Label Studio token looks like this
+            raise BadRequestError("access_token must be printable ASCII, as Label Studio's tokens are: it is not used")
         if self.gateway.uses_key(token):
             return
         digest = hashlib.sha256(token.encode()).hexdigest()

@@ -146,10 +146,14 @@ def test_with_controls_on_a_text_and_an_image_the_image_one_is_picked():
          r'value=\\?"\$image'),
         ("<View><Image name='i' value='$'/><Number name='n' toName='i' min='0' max='1'/></View>", {}, "must read a task field"),
         (TWO_CONTROLS, {"rating_control": "missing"}, "rating_control 'missing'.*found <Choices name='quality'"),
+        # these two raised ValueError and UnicodeEncodeError, answered as 500s (found by fuzzing, 2026-12-02)
+        ("<View><Image name='i' value='$image'/><Choices name='c' toName='i'/></View>", {}, "no <Choice value"),
+        ("<View><Image name='i\ud800' value='$image'/></View>", {}, r"not valid XML: it holds '\\ud800'"),
     ],
     ids=["bad-xml", "no-image-or-text", "no-control", "only-labels", "control-not-on-image", "number-no-minmax",
          "number-non-numeric-min", "number-empty-range", "rating-max-1", "non-numeric-choices",
-         "image-value-without-dollar", "image-value-only-dollar", "unknown-rating-control"],
+         "image-value-without-dollar", "image-value-only-dollar", "unknown-rating-control", "choices-without-choice",
+         "lone-surrogate"],
 )
 def test_unusable_configs_raise_a_clear_config_error(xml, kwargs, message):
     with pytest.raises(ConfigError, match=message):

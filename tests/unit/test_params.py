@@ -64,7 +64,8 @@ def test_extra_keys_are_forbidden(layer):
 
 @pytest.mark.parametrize(
     "layer, message",
-    [("{not json", "not valid JSON"), ("[1, 2]", "JSON object"), (42, "JSON object")],
+    [("{not json", "not valid JSON"), ("[1, 2]", "JSON object"), (42, "JSON object"),
+     ("[" * 100_000 + "]" * 100_000, "nested too deeply")],  # RecursionError, a 500, before
 )
 def test_layers_that_are_not_objects(layer, message):
     with pytest.raises(ConfigError, match=message):
