@@ -152,7 +152,8 @@ class VectorStore:
 
     def delete(self, task_ids: Sequence[int | str]) -> None:
         with self._lock:
-            ids = [str(t) for t in task_ids if str(t) in self._row]
+            # once each: Chroma refuses a delete that names an id twice
+            ids = [t for t in dict.fromkeys(str(t) for t in task_ids) if t in self._row]
             for start in range(0, len(ids), self._max_batch):
                 self._collection.delete(ids=ids[start : start + self._max_batch])
             if ids:

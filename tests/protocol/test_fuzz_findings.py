@@ -221,3 +221,26 @@ def test_a_text_task_holding_a_lone_surrogate_fails_alone(backend):
     status = backend.status(project=2)
     assert status["tasks"] == {"embedded": 2, "failed": 1, "pending": 0}
     assert "surrogate" in str(status["task_errors"])
+
+
+# -- a second pass (2026-12-02) ----------------------------------------------------------
+
+@pytest.mark.parametrize("token", ["\ud800tok", "tok\u20ac"])
+def test_a_setup_token_that_is_not_printable_ascii_is_a_400(backend, token):
+    """Hashing it (a lone surrogate) or sending it in a header (any non-ASCII) raised UnicodeEncodeError: a 500."""
+    body = {"project": "1.1700000000", "schema": CHOICES_CONFIG, "access_token": token}
+    response = backend.post("/setup", body)
+    assert response.status_code == 400 and "printable ASCII" in response.get_json()["message"]
+
+
+def test_deleting_a_task_named_twice_takes_it_out_of_the_pool(backend):
+    """Chroma refused the delete (DuplicateIDError, a 500) after the ledger had dropped the task: its vector
+    stayed in the store, and the deleted task kept coming back in batches."""
+    assert backend.setup().status_code == 200
+    backend.tasks_created([1, 2, 3, 4])
+    backend.wait()
+    assert backend.webhook("TASKS_DELETED", tasks=[{"id": 3}, {"id": 3}]).status_code == 200
+    backend.wait()
+    assert "3" not in backend.loop().pool()[0]
+    assert 3 not in [t.task_id for t in backend.loop().select_batch(10)]
+    assert backend.status()["vectors"] == 3
