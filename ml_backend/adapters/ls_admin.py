@@ -17,7 +17,8 @@ from label_studio_sdk import LabelStudio
 
 from ..core.params import merge_params
 from .ls_client import LabelStudioClient
-from .ml_connections import Connection, Hook, Probe, hooks_to, instance_id_at, same_backend, webhook_url
+from .ml_connections import (Connection, Hook, Probe, basic_auth_header, hooks_to, instance_id_at, same_backend,
+                             webhook_url)
 
 
 def admin_client(url: str, api_key: str) -> LabelStudio:
@@ -109,7 +110,6 @@ def basic_auth_from_env() -> tuple[str, str] | None:
     """(BASIC_AUTH_USER, BASIC_AUTH_PASS) when both are set: what the backend was started with."""
     user, password = os.environ.get("BASIC_AUTH_USER"), os.environ.get("BASIC_AUTH_PASS")
     return (user, password) if user and password else None
-
 
 
 # Django's DATA_UPLOAD_MAX_NUMBER_FILES: Label Studio answers 500 to a multipart import with more files.

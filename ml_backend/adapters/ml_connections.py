@@ -9,6 +9,7 @@ by the instance id its `/health` reports.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import logging
 import secrets
@@ -137,6 +138,12 @@ class Hook:
 
     def covers(self, action: str) -> bool:
         return self.active and (self.all_actions or action in self.actions)
+
+
+def basic_auth_header(user: str, password: str) -> dict[str, str]:
+    """The Authorization header a webhook to a backend behind BASIC_AUTH_USER/BASIC_AUTH_PASS must carry."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 
 
 def hooks_to(backend_urls: Iterable[str], hooks: Iterable[Hook]) -> list[Hook]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..adapters.ml_connections import basic_auth_header
 from ..core.embed import DEFAULT_MODEL
 from ..core.embed_text import DEFAULT_TEXT_MODEL
 from ..core.ledger import MAX_TASK_DATA_BYTES
@@ -78,8 +78,7 @@ class ServiceSettings(BaseSettings):
         if not self.basic_auth_user:
             return {}
         password = self.basic_auth_pass.get_secret_value() if self.basic_auth_pass else ""
-        token = base64.b64encode(f"{self.basic_auth_user}:{password}".encode()).decode()
-        return {"Authorization": f"Basic {token}"}
+        return basic_auth_header(self.basic_auth_user, password)
 
     @property
     def has_basic_auth(self) -> bool:
