@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from .support import InProcessBackend, Reply, annotation_created, choice_result, image_uri, png_bytes, task_payload, tasks_created
+from .support import InProcessBackend, Reply, annotation_created, choice_result, png_bytes, task_payload, tasks_created
 
 A, B = 1, 2
 

@@ -316,7 +316,6 @@ def test_a_positive_among_the_latest_own_picks_keeps_the_head_in_charge(age):
 
 def test_a_uniform_positive_does_not_count_as_the_heads_picks_finding_one():
     X, group = blobs([40] * 6)
-    head = head_along(X[group == 0].mean(axis=0))
     strategy = AdaptiveStrategy(uniform_share=0.0, prevalence_gain=0.0, clusters=6, stale_after=40)
     pool = exhausted_pool(X, group, last_own_positive_age=60, uniform_positive_last=True)
     assert strategy.exploitation_stale(pool)
