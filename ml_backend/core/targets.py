@@ -120,4 +120,5 @@ def numeric_choice_targets(values: list[str]) -> dict[str, float] | None:
         return numbers
     if high == low:
         return None
-    return {value: 2.0 * (n - low) / (high - low) - 1.0 for value, n in numbers.items()}
+    # halves: high - low itself overflows for values near the float limits (-1e308, 1e308)
+    return {value: 2.0 * ((n / 2 - low / 2) / (high / 2 - low / 2)) - 1.0 for value, n in numbers.items()}

@@ -121,6 +121,12 @@ def test_a_step_too_fine_to_count_leaves_the_predicted_value_unrounded():
     assert scale.from_target(0.2) == pytest.approx(6.0)
 
 
+@pytest.mark.parametrize("values, expected", [(["0", "1e308"], [-1.0, 1.0]), (["-1e308", "0", "1e308"], [-1.0, 0.0, 1.0])])
+def test_numeric_choices_near_the_float_limits_map_without_overflow(values, expected):
+    """The choice 1e308 mapped to inf, and a valid config was refused (found by fuzzing, 2026-12-02)."""
+    assert list(numeric_choice_targets(values).values()) == expected
+
+
 def test_number_from_target_stays_inside_min_max_when_step_does_not_divide_the_range():
     scale = RatingScale("number", "score", "img", minimum=0.0, maximum=10.0, step=6.0)
     assert 0.0 <= scale.from_target(1.0) <= 10.0
