@@ -128,6 +128,10 @@ class HeadRefit:
         if self._prompt_vector is None:
             self._prompt_vector = self.embedder.embed_texts([self.params.prompt])[0]
         _, pool = self.store.pool()
+        if pool.vectors.shape[1:] != self._prompt_vector.shape:
+            # read once, after the check above: a model switch may have emptied or refilled the store meanwhile
+            raise StaleVectorsError(f"project {self.project}: the store's vectors changed model during the refit; "
+                                    "it will run again")
         rng = np.random.default_rng(self.project)
         sample = rng.choice(len(pool.vectors), size=min(CALIBRATION_SAMPLE, len(pool.vectors)), replace=False)
         return prompt_prior(self._prompt_vector, pool.vectors[np.sort(sample)], self.params.head)

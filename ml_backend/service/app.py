@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,10 @@ log = logging.getLogger(__name__)
 
 MODEL_CLASS = "ClipVectorQueue"
 ANNOTATION_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED"}
+# Label Studio's action names (about 20) look like this; the status lists the latest this many per project,
+# so that made-up actions cannot grow memory or the status answer without bound.
+WEBHOOK_ACTION = re.compile(r"[A-Z][A-Z_]{0,63}")
+ACTIONS_KEPT = 64
 NEXT_BATCH_WAIT_S = 30.0
 # How long the worker leaves Label Studio alone after a /setup that gives it work: the request that
 # called /setup (an admin editing or deleting a connection) commits within it.
@@ -48,8 +54,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     redactor.install()
     app.extensions["runtime"] = runtime
     projects, worker, facts, records = runtime.projects, runtime.worker, runtime.facts, runtime.records
-    # Project -> action -> arrival (unix time) of its latest webhook: when Label Studio last told us what.
-    last_webhooks: dict[int, dict[str, float]] = {}
+    last_webhooks = LatestWebhooks()
     # Requests that may block a server thread for long are bounded, so webhooks always find one.
     admin_waits = WaitSlots(wait_slots(settings.threads))
     predict_embeds = WaitSlots(wait_slots(settings.threads))
@@ -139,7 +144,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         project_info = body["project"] if isinstance(body["project"], dict) else {}
         # A project never set up is refused here, before anything about it is kept.
         reconfigured = projects.observe(project, _observed_label_config(project, project_info.get("label_config")))
-        last_webhooks.setdefault(project, {})[action] = received_at
+        last_webhooks.note(project, action, received_at)
         outcome = _handle_webhook(action, project, body)
         # Events we ignore (PROJECT_UPDATED follows every model_version switch the worker
         # makes) change nothing: a pass for them would only compete with real work.
@@ -219,7 +224,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
             worker_status["last_error"] = redactor.redact(worker_status["last_error"])
         return jsonify(**loop.status(), model_version=version_name(loop.head_version()), worker=worker_status,
                        activity=worker.activity(project), view=records.view(project),
-                       last_webhooks=last_webhooks.get(project, {}), connections=records.connections(project),
+                       last_webhooks=last_webhooks.of(project), connections=records.connections(project),
                        params_error=projects.params_error(project), evaluation=runtime.evaluations.status(project))
 
     @app.get("/projects/<int:project>/evaluation")
@@ -281,6 +286,29 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         return jsonify(error="internal", message=f"{type(exc).__name__} (details in the backend log)"), 500
 
     return app
+
+
+class LatestWebhooks:
+    """Project -> action -> arrival (unix time) of its latest webhook: when Label Studio last told us what.
+    Request threads write it while the status reads it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_project: dict[int, dict[str, float]] = {}
+
+    def note(self, project: int, action: str, received_at: float) -> None:
+        if not WEBHOOK_ACTION.fullmatch(action):
+            return
+        with self._lock:
+            latest = self._by_project.setdefault(project, {})
+            latest.pop(action, None)  # re-inserted last: the dict runs from the oldest action to the newest
+            latest[action] = received_at
+            while len(latest) > ACTIONS_KEPT:
+                del latest[next(iter(latest))]
+
+    def of(self, project: int) -> dict[str, float]:
+        with self._lock:
+            return dict(self._by_project.get(project, {}))
 
 
 @dataclass(frozen=True)

@@ -263,6 +263,10 @@ class Worker:
             return False
         try:
             return self.evaluations.refresh(self.projects.get(project))
+        except (ConfigError, UnknownProjectError, LedgerCorruptError) as exc:
+            # a state the admin fixes (a config changed meanwhile), reported by every other pass too
+            log.warning("project %s: no evaluation: %s", project, exc)
+            return False
         except Exception:  # noqa: BLE001 - an evaluation must never stop the loop
             log.exception("project %s: evaluation failed", project)
             return False

@@ -244,3 +244,46 @@ def test_deleting_a_task_named_twice_takes_it_out_of_the_pool(backend):
     assert "3" not in backend.loop().pool()[0]
     assert 3 not in [t.task_id for t in backend.loop().select_batch(10)]
     assert backend.status()["vectors"] == 3
+
+
+def test_made_up_webhook_actions_are_not_kept_without_bound(backend):
+    """Every distinct action string was kept for the status answer: 5,000 made-up 2 kB names made a 10 MB one."""
+    assert backend.setup().status_code == 200
+    for i in range(200):
+        assert backend.webhook(f"{i:04d}" + "X" * 2000).status_code == 200
+        assert backend.webhook("MADE_UP_" + "".join(chr(65 + int(d)) for d in f"{i:03d}")).status_code == 200
+    assert backend.tasks_created([1]).status_code == 200
+    kept = backend.status()["last_webhooks"]
+    assert len(kept) <= 64 and "TASKS_CREATED" in kept
+    assert all(action.isupper() and len(action) <= 64 for action in kept)
+
+
+def test_a_config_swapped_out_during_an_evaluation_is_one_warning_not_a_traceback(backend, monkeypatch, caplog):
+    """A webhook that made the config unusable while the worker was about to evaluate logged a full traceback;
+    every other pass logs that state as one line."""
+    from ml_backend.core.errors import ConfigError
+
+    assert backend.setup().status_code == 200
+
+    def unusable(project):
+        raise ConfigError("label config has no <Image> or <Text> tag")
+
+    monkeypatch.setattr(backend.runtime.projects, "get", unusable)
+    assert backend.runtime.worker._evaluate(P) is False
+    [record] = [r for r in caplog.records if "evaluation" in r.getMessage()]
+    assert record.exc_info is None and "no <Image> or <Text>" in record.getMessage()
+
+
+def test_a_prompt_refit_over_another_models_vectors_is_stale_not_a_crash(backend):
+    """A config switch to another model emptied (or refilled) the store between the refit's check and its read
+    of the pool: the prompt's vector then met vectors of another size (ValueError in a matmul, logged with a
+    traceback). Here the prompt's vector is of another size than the stored ones."""
+    assert backend.setup(extra_params={"prompt": "a red square"}).status_code == 200
+    backend.tasks_created([1, 2, 3])
+    backend.wait()
+    loop = backend.loop()
+    assert loop.head_version() >= 1
+    loop._prompt_vector = np.zeros(loop._prompt_vector.shape[0] + 3, dtype=np.float32)
+    assert backend.annotate(1, 1, ["+1"]).status_code == 200
+    with pytest.raises(StaleVectorsError, match="changed model"):
+        loop.refit_if_needed()
