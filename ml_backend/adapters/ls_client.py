@@ -25,7 +25,7 @@ from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attem
 from ..core.errors import RemoteRejected, RemoteUnavailable
 from .ls_payloads import MAX_ID
 from .ls_views import batch_view, hidden_columns
-from .ml_connections import Connection, Hook, hooks_to, webhook_url
+from .ml_connections import Connection, Hook, hooks_to, parsed_records, webhook_url
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def retry_after_s(exc: BaseException | None) -> float | None:
     value = next((str(v).strip() for k, v in headers.items() if str(k).lower() == "retry-after"), None)
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() also takes "²", which float() refuses
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -271,7 +271,7 @@ class LabelStudioClient:
     # -- the worker's calls --------------------------------------------------
     def ml_connections(self, project: int) -> list[Connection]:
         """The project's ML connections (listing them makes Label Studio call each one's /setup)."""
-        return [Connection.of(m) for m in self._call(lambda: self.client.ml.list(project=project))]
+        return parsed_records(self._call(lambda: self.client.ml.list(project=project)), Connection.of, "ML connection")
 
     def ensure_task_webhook(self, project: int, backend_urls: list[str]) -> list[Hook]:
         """Make sure task imports reach this backend, known by any of `backend_urls`; returns its hooks.
@@ -298,17 +298,18 @@ class LabelStudioClient:
             url=target, project=project, actions=["TASKS_CREATED"], send_payload=True, send_for_all_actions=False,
             **({"headers": self._webhook_headers} if self._webhook_headers else {}),
         ))
+        created_id = _created_id(created, f"the TASKS_CREATED webhook of project {project}")
         log.info("project %s: registered TASKS_CREATED webhook to %s", project, target)
         # Label Studio adds its own all-actions hook just after the /setup that connects a
         # backend, and may have done so since the listing above: then keep only its hook
         # (two would deliver imports twice), with our headers.
         time.sleep(HOOK_SETTLE_S)
-        others = [h for h in self._hooks_to(project, backend_urls) if h.id != int(created.id)]
+        others = [h for h in self._hooks_to(project, backend_urls) if h.id != created_id]
         if any(h.all_actions and h.active for h in others):
-            self._call(lambda: self.client.webhooks.delete(created.id))
+            self._call(lambda: self.client.webhooks.delete(created_id))
             log.info("project %s: Label Studio's own webhook covers imports: removed ours", project)
             return others
-        self._created_hooks[project] = int(created.id)
+        self._created_hooks[project] = created_id
         return others + [Hook.of(created)]
 
     def _hook_exists(self, hook_id: int) -> bool:
@@ -316,7 +317,7 @@ class LabelStudioClient:
 
     def _hooks_to(self, project: int, backend_urls: list[str]) -> list[Hook]:
         """The project's webhooks to this backend, each made to carry our headers."""
-        listed = [Hook.of(h) for h in self._call(lambda: self.client.webhooks.list(project=str(project)))]
+        listed = parsed_records(self._call(lambda: self.client.webhooks.list(project=str(project))), Hook.of, "webhook")
         hooks = hooks_to(backend_urls, listed)
         for hook in hooks:
             self._ensure_webhook_headers(project, hook)
@@ -335,14 +336,17 @@ class LabelStudioClient:
         log.info("project %s: webhook %s now sends the backend's basic auth", project, hook.id)
 
     def iter_tasks(self, project: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
-        """Every task of the project as {"id", "data", "annotations": [dict, ...]}, each once.
+        """Every task of the project as {"id", "data", "annotations": [dict, ...], "annotations_listed"}, each once.
 
         Pages are read until one comes back empty or 404 ("Invalid page", one past the end),
         not until a short one: Label Studio may serve fewer than asked (TASK_API_PAGE_SIZE_MAX).
         Any other refusal of a later page, or a page that lists no task not listed before (a
         server ignoring `page`), raises: a cut-off listing must not pass for the whole project.
-        An entry without a valid id is skipped with a warning (the listing then falls short
-        of `task_count`, which the caller checks before deleting anything).
+        An entry without a valid id or whose data is not an object is skipped with a warning (the
+        listing then falls short of `task_count`, which the caller checks before deleting anything).
+        "annotations_listed" is False when the entry does not give its annotations as a list of objects
+        (missing, null, or with other entries): "annotations" then holds what could be read, and the
+        rest is unknown, which is not the same as none.
         """
         page, listed = 1, set()
         while True:
@@ -353,7 +357,13 @@ class LabelStudioClient:
                 if page > 1 and exc.status_code == 404:
                     return
                 raise
-            items = listing.items or []
+            except (AttributeError, TypeError, ValueError) as exc:  # the SDK could not read the body as a page
+                raise LabelStudioRejected(f"Label Studio's task listing of project {project} cannot be read at page "
+                                          f"{page} ({type(exc).__name__})") from None
+            items = getattr(listing, "items", None) or []
+            if not isinstance(items, list):
+                raise LabelStudioRejected(f"Label Studio's task listing of project {project} is not a list of tasks "
+                                          f"at page {page}")
             if not items:
                 return
             new = 0
@@ -363,13 +373,20 @@ class LabelStudioClient:
                 if isinstance(task_id, bool) or not isinstance(task_id, int) or not 0 < task_id <= MAX_ID:
                     log.warning("project %s: skipping a listed task with id %r", project, str(task_id)[:40])
                     continue
+                data = record.get("data") or {}
+                if not isinstance(data, dict):
+                    log.warning("project %s: skipping listed task %s: its data is not an object", project, task_id)
+                    continue
                 if task_id in listed:
                     continue
                 listed.add(task_id)
                 new += 1
-                annotations = record.get("annotations")
-                yield {"id": task_id, "data": record.get("data") or {},
-                       "annotations": [a for a in annotations if isinstance(a, dict)] if isinstance(annotations, list) else []}
+                listed_annotations = record.get("annotations")
+                annotations = ([a for a in listed_annotations if isinstance(a, dict)]
+                               if isinstance(listed_annotations, list) else [])
+                yield {"id": task_id, "data": data, "annotations": annotations,
+                       "annotations_listed": isinstance(listed_annotations, list)
+                       and len(annotations) == len(listed_annotations)}
             if not new:
                 raise LabelStudioRejected(f"Label Studio's task listing of project {project} gave no new task at page "
                                           f"{page} (a page repeated, or entries without a valid id): not trusted as complete")
@@ -408,7 +425,7 @@ class LabelStudioClient:
             except LabelStudioRejected:
                 log.info("project %s: view %s is gone, creating a new one", project, view_id)
         view = self._call(lambda: self.client.views.create(project=project, data=data))
-        return int(view.id)
+        return _created_id(view, f"the next-batch view of project {project}")
 
     def _batch_hidden_columns(self, project: int) -> dict[str, list[str]] | None:
         """The batch view's hidden columns, from the project's column listing (read once per project).
@@ -466,7 +483,19 @@ class LabelStudioClient:
         return fn()
 
 
+def _created_id(record: Any, what: str) -> int:
+    """The id Label Studio gave a record it created. Without a usable one the call counts as refused
+    (a view's predictions then still go out), not as a crash that retries, creating one more each time."""
+    created = getattr(record, "id", None)
+    if isinstance(created, bool) or not isinstance(created, int) or not 0 < created <= MAX_ID:
+        raise LabelStudioRejected(f"Label Studio created {what} but gave no usable id ({str(created)[:40]!r})")
+    return created
+
+
 def _as_dict(model: Any) -> dict[str, Any]:
+    """A listed record as a dict; {} for one that is neither a dict nor a model (no id: skipped)."""
     if isinstance(model, dict):
         return model
-    return model.model_dump() if hasattr(model, "model_dump") else model.dict()
+    if hasattr(model, "model_dump"):
+        return model.model_dump()
+    return model.dict() if hasattr(model, "dict") else {}

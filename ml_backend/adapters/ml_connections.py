@@ -15,12 +15,13 @@ import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost", "0.0.0.0"}
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -30,7 +31,10 @@ PROBE_TIMEOUT_S = 2.0
 def normalized_url(url: str) -> str:
     """`url` spelled one way: lower-case scheme and host, explicit port, no trailing slash,
     every loopback address as `loopback`."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # "http://[::1": compare the text as it is
+        return url.strip().rstrip("/").lower()
     scheme = (parts.scheme or "http").lower()
     host = (parts.hostname or "").lower()
     if _is_loopback(host):
@@ -144,6 +148,21 @@ def basic_auth_header(user: str, password: str) -> dict[str, str]:
     """The Authorization header a webhook to a backend behind BASIC_AUTH_USER/BASIC_AUTH_PASS must carry."""
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
+
+
+def parsed_records(records: Any, parse: Callable[[Any], T], what: str) -> list[T]:
+    """`parse` of each listed record; one it cannot read (an id that is not a number, a field of the wrong
+    type) is skipped with a warning. Anyone's hook or connection may be odd, and must not stop the sync."""
+    if not isinstance(records, list):
+        log.warning("Label Studio's %s listing is not a list: read as empty", what)
+        return []
+    parsed = []
+    for record in records:
+        try:
+            parsed.append(parse(record))
+        except (AttributeError, TypeError, ValueError) as exc:
+            log.warning("skipping a listed %s Label Studio sent that cannot be read: %s", what, exc)
+    return parsed
 
 
 def hooks_to(backend_urls: Iterable[str], hooks: Iterable[Hook]) -> list[Hook]:

@@ -52,23 +52,35 @@ class LabelStudioPull:
         started = time.monotonic()
         known_annotations = set(self.ledger.annotation_ids(project))
         known_tasks = set(self.ledger.task_ids(project))
+        # Counted before and after the listing: a task deleted while the pages are read moves a later
+        # one onto a page already read, and a count taken only after would match the short listing.
+        counted_before = self.gateway.task_count(project)
         annotations: set[int] = set()
         tasks: set[int] = set()
+        unlisted_annotations = 0  # tasks whose annotations the listing does not give
         page: list[dict] = []
         for task in self.gateway.iter_tasks(project):
             page.append(task)
             tasks.add(task["id"])
+            unlisted_annotations += not task.get("annotations_listed", True)
             if len(page) == SYNC_PAGE:
                 annotations |= self._record_page(project, schema, page, started)
                 page = []
         annotations |= self._record_page(project, schema, page, started)
         gone_annotations, gone_tasks = known_annotations - annotations, known_tasks - tasks
+        if unlisted_annotations and gone_annotations:
+            log.warning("project %s: %d listed tasks came without their annotations: the %d annotations the "
+                        "listing lacks are kept", project, unlisted_annotations, len(gone_annotations))
+            gone_annotations = set()
         if not (gone_annotations or gone_tasks):
             return
         # What the listing lacks was deleted in Label Studio while no webhook reached us, but only
         # if the listing was complete: a page cut off or refused looks the same. Label Studio's own
         # count says which.
         counted = self.gateway.task_count(project)
+        if counted != counted_before:
+            raise IncompleteListing(f"Label Studio counted {counted_before} tasks before its listing and {counted} "
+                                    "after: nothing was deleted, the sync will run again")
         if counted is None:
             log.warning("project %s: Label Studio does not say how many tasks it has, so its listing cannot be "
                         "checked: %d annotations and %d tasks it lacks are kept", project, len(gone_annotations),
@@ -95,6 +107,8 @@ class LabelStudioPull:
                     rating = read_rating(annotation, schema.scale, fallback_task=task["id"])
                 except BackendError as exc:  # one malformed annotation must not stop the sync
                     log.warning("project %s task %s: skipping an annotation: %s", project, task["id"], exc)
+                    if _valid_id(annotation.get("id")):
+                        listed.add(annotation["id"])  # listed, though unreadable: not deleted for it
                     continue
                 listed.add(rating.annotation_id)
                 if rating.annotation_id not in deleted_annotations:
@@ -122,3 +136,7 @@ class LabelStudioPull:
         if remote != local:
             log.info("project %s: Label Studio has %d tasks, the ledger %d: resyncing", project, remote, local)
         return remote == local
+
+
+def _valid_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0

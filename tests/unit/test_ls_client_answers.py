@@ -221,3 +221,62 @@ def test_a_project_answer_without_a_usable_task_count_says_so(server, client, nu
     server.routes[f"/api/projects/{P}/"] = Reply(body=f'{{"id": 7, "task_number": {number}}}'.encode(),
                                                  headers={"Content-Type": "application/json"})
     assert client.task_count(P) is None
+
+
+# -- a second pass (2026-12-02) ------------------------------------------------------------
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("body", [b"[]", b"null", b'{"tasks": 5}', b'{"tasks": "abc"}'])
+def test_a_task_listing_that_is_not_a_page_of_tasks_is_refused_not_a_crash(server, client, body):
+    """The SDK's TypeError or AttributeError escaped: a traceback on every pass, and no task synced."""
+    server.routes[TASKS] = Reply(body=body, headers=JSON)
+    with pytest.raises(LabelStudioRejected, match="task listing of project 7"):
+        list(client.iter_tasks(P, page_size=100))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydantic, dumping the SDK's model of the odd field
+def test_a_listed_task_whose_data_is_not_an_object_is_skipped(server, client):
+    """Accepted by the sync (the webhook path refuses it), it failed to embed with a traceback, and stayed
+    failed after Label Studio served proper data."""
+    server.routes[TASKS] = pages([task(1), {"id": 2, "data": "an image", "annotations": []}, task(3)])
+    assert [t["id"] for t in client.iter_tasks(P, page_size=100)] == [1, 3]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_annotations_not_given_as_a_list_of_objects_are_marked_unlisted(server, client):
+    server.routes[TASKS] = pages([{"id": 1, "data": {}}, {"id": 2, "data": {}, "annotations": None},
+                                  task(3, [{"id": 5}, "x"]), task(4, [{"id": 6}])])
+    listed = {t["id"]: (t["annotations"], t["annotations_listed"]) for t in client.iter_tasks(P, page_size=100)}
+    assert listed == {1: ([], False), 2: ([], False), 3: ([{"id": 5}], False), 4: ([{"id": 6}], True)}
+
+
+def test_a_retry_after_of_digits_that_are_not_ascii_is_ignored(server, client):
+    """"²".isdigit() is True but float("²") raises: a ValueError with a traceback on every pass."""
+    server.routes[f"/api/projects/{P}/"] = busy("\u00b2", PROJECT)
+    assert client.task_count(P) == 3
+
+
+def test_odd_records_in_anyones_webhooks_or_connections_are_skipped(server, client):
+    """One hook or connection that could not be read (an id that is not a number, actions that are not a
+    list, an unparsable URL), someone else's included, failed the audit that opens every sync."""
+    ours = {"id": 41, "url": "http://backend:9090/webhook", "actions": [], "send_for_all_actions": True,
+            "send_payload": True, "is_active": True, "headers": {}, "project": P}
+    odd = [dict(ours, id=None), dict(ours, id=42, actions=5), dict(ours, id=43, url="http://[::1/webhook")]
+    server.routes["/api/webhooks/"] = Reply(body=json.dumps(odd + [ours]).encode(), headers=JSON)
+    assert [h.id for h in client.ensure_task_webhook(P, ["http://backend:9090"])] == [41]
+    connections = [{"id": "x", "url": "http://backend:9090"}, {"id": 3, "url": "http://[::1"},
+                   {"id": 4, "url": "http://backend:9090"}]
+    server.routes["/api/ml/"] = Reply(body=json.dumps(connections).encode(), headers=JSON)
+    assert [c.id for c in client.ml_connections(P)] == [3, 4]
+
+
+@pytest.mark.parametrize("body", [b"{}", b'{"id": null}', b'{"id": "7a"}'])
+def test_a_view_created_without_a_usable_id_is_a_refusal(server, client, body):
+    """int(view.id) raised TypeError: not a refusal, so the predictions were held back too, and every retry
+    created one more tab. Now the push goes on with the predictions (test_worker: a refused view)."""
+    server.routes[COLUMNS] = Reply(body=b'{"columns": []}', headers=JSON)
+    server.routes["POST /api/dm/views/"] = Reply(status=201, body=body, headers=JSON)
+    with pytest.raises(LabelStudioRejected, match="no usable id"):
+        client.push_view(P, "Next batch", [1, 2], None)

@@ -467,3 +467,58 @@ def test_after_a_setup_change_the_refit_runs_at_once_and_label_studio_waits(runt
         assert ls.model_version == current_version() != before
     finally:
         worker.stop()
+
+
+# -- Label Studio answering oddly (found by fuzzing its side, 2026-12-02) ----------------------
+
+def rated_task(task_id, annotation_id, **annotation):
+    return {"id": task_id, "data": {"image": image_uri(task_id)}, "annotations": [
+        {"id": annotation_id, "task": task_id, "result": [{"from_name": "relevance", "value": {"choices": ["+1"]}}],
+         **annotation}]}
+
+
+def test_a_listing_that_leaves_out_a_tasks_annotations_deletes_no_annotation(runtime, ls):
+    """A task listed without its annotations (the field missing, null, or not a list of objects) read as
+    "no annotations": every rating the project had was deleted, and the head refitted without them."""
+    add_tasks(runtime, 1, 2)
+    facts = runtime.projects.facts
+    for annotation, task in ((10, 1), (20, 2)):
+        facts.record_annotation(P, AnnotationRating(annotation, task, 1.0))
+    ls.tasks = [rated_task(1, 10), dict(listed(2)[0], annotations=[], annotations_listed=False)]
+    make_worker(runtime, ls).pull.sync(P)
+    assert runtime.projects.ledger.ratings(P) == {1: 1.0, 2: 1.0}
+
+
+def test_an_annotation_listed_with_an_unreadable_task_is_not_deleted(runtime, ls):
+    add_tasks(runtime, 1, 2)
+    runtime.projects.facts.record_annotation(P, AnnotationRating(10, 1, 1.0))
+    ls.tasks = [rated_task(1, 10, task="one"), listed(2)[0]]
+    make_worker(runtime, ls).pull.sync(P)
+    assert runtime.projects.ledger.annotation_ids(P) == [10]
+
+
+class DeletesDuringTheListing(FakeLabelStudio):
+    """Label Studio deletes a task while its listing is read: offset pages then skip the task that moved up
+    onto a page already read, and only the count taken before the listing shows the change."""
+
+    def __init__(self, counts):
+        super().__init__()
+        self.counts = list(counts)
+
+    def task_count(self, project):
+        return self.counts.pop(0)
+
+
+def test_a_task_deleted_while_the_listing_is_read_deletes_nothing(runtime):
+    """The count, read only after the listing, matched the listing that had skipped a live task: that task
+    and its rating were deleted, and the task count check then said "in step", so they never came back."""
+    from ml_backend.service.pull import IncompleteListing
+
+    add_tasks(runtime, 1, 2, 3)
+    runtime.projects.facts.record_annotation(P, AnnotationRating(20, 2, 1.0))
+    ls = DeletesDuringTheListing(counts=[3, 2])
+    ls.tasks = listed(1, 3)          # task 1 deleted after page 1 was read; task 2 moved onto it, unread
+    with pytest.raises(IncompleteListing, match="3 tasks before its listing and 2 after"):
+        make_worker(runtime, ls).pull.sync(P)
+    assert runtime.projects.ledger.task_ids(P) == [1, 2, 3]
+    assert runtime.projects.ledger.ratings(P) == {2: 1.0}
