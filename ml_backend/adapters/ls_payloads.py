@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any, Mapping
 
@@ -15,6 +16,9 @@ VALUE_KEYS = {"number": "number", "rating": "rating", "choices": "choices"}
 
 # Label Studio's ids are positive and fit SQLite's 64-bit integers; anything else is not an id.
 MAX_ID = 2**63 - 1
+# An annotation's updated_at further ahead of this clock is not trusted: the newest version wins by it, and
+# one stamp from a clock set years ahead would make every later real edit look older, for good.
+MAX_CLOCK_AHEAD_S = 24 * 3600.0
 
 
 def project_id(value: Any) -> int:
@@ -121,6 +125,8 @@ def read_rating(annotation: Mapping[str, Any], scale: RatingScale, fallback_task
     checked_id(annotation_id, "annotation")
     task = task_id(annotation.get("task", fallback_task))
     when = timestamp(annotation.get("updated_at"))
+    if when is not None and when > time.time() + MAX_CLOCK_AHEAD_S:
+        when = None  # unordered: applied as it comes
     if annotation.get("was_cancelled"):
         return AnnotationRating(annotation_id, task, None, updated_at=when)
     results = annotation.get("result") or []

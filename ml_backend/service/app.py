@@ -59,6 +59,14 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     admin_waits = WaitSlots(wait_slots(settings.threads))
     predict_embeds = WaitSlots(wait_slots(settings.threads))
 
+    def redacted_worker_status(project: int) -> dict[str, Any]:
+        """The worker's state for an answer. Its last error is exception text from libraries, which may
+        quote what Label Studio sent back: scrubbed like a log line."""
+        state = worker.status(project)
+        if state.get("last_error"):
+            state["last_error"] = redactor.redact(state["last_error"])
+        return state
+
     @app.before_request
     def require_basic_auth() -> Response | None:
         if not settings.basic_auth_user or request.path == "/health":
@@ -219,10 +227,8 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     @app.get("/projects/<int:project>/status")
     def status(project: int) -> Response:
         loop = _known_loop(project)
-        worker_status = worker.status(project)
-        if worker_status.get("last_error"):  # exception text from libraries: scrub it like a log line
-            worker_status["last_error"] = redactor.redact(worker_status["last_error"])
-        return jsonify(**loop.status(), model_version=version_name(loop.head_version()), worker=worker_status,
+        return jsonify(**loop.status(), model_version=version_name(loop.head_version()),
+                       worker=redacted_worker_status(project),
                        activity=worker.activity(project), view=records.view(project),
                        last_webhooks=last_webhooks.of(project), connections=records.connections(project),
                        params_error=projects.params_error(project), evaluation=runtime.evaluations.status(project))
@@ -245,10 +251,10 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         view = records.view(project) or {}
         if not may_wait:
             # Every waiting slot is taken: the batch is requested all the same, the worker pushes it.
-            return jsonify(complete=False, view=view, worker=worker.status(project), message=(
+            return jsonify(complete=False, view=view, worker=redacted_worker_status(project), message=(
                 f"{admin_waits.size} admin requests are already waiting: the new batch is requested; "
                 f"follow it in /projects/{project}/status")), 202
-        return jsonify(complete=finished, view=view, worker=worker.status(project))
+        return jsonify(complete=finished, view=view, worker=redacted_worker_status(project))
 
     @app.post("/projects/<int:project>/reset-seen")
     def reset_seen(project: int) -> Response:

@@ -86,9 +86,12 @@ def test_an_update_older_than_the_recorded_version_says_it_changed_nothing(backe
     """The ledger rightly keeps the newer version; the answer claimed the older one's rating."""
     assert backend.setup().status_code == 200
     assert backend.tasks_created([1]).status_code == 200
-    newer = {"id": 7, "task": 1, "updated_at": "2030-01-01T00:00:00Z",
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)  # a stamp far ahead of this clock orders nothing (ls_payloads)
+    newer = {"id": 7, "task": 1, "updated_at": (now - timedelta(hours=1)).isoformat(),
              "result": [{"from_name": "relevance", "to_name": "img", "type": "choices", "value": {"choices": ["+1"]}}]}
-    older = {**newer, "updated_at": "2026-01-01T00:00:00Z",
+    older = {**newer, "updated_at": (now - timedelta(days=300)).isoformat(),
              "result": [{**newer["result"][0], "value": {"choices": ["-1"]}}]}
     task = {"id": 1, "data": {"image": "x"}}
     assert backend.webhook("ANNOTATION_CREATED", task=task, annotation=newer).get_json()["target"] == 1.0
@@ -287,3 +290,23 @@ def test_a_prompt_refit_over_another_models_vectors_is_stale_not_a_crash(backend
     assert backend.annotate(1, 1, ["+1"]).status_code == 200
     with pytest.raises(StaleVectorsError, match="changed model"):
         loop.refit_if_needed()
+
+
+def test_the_next_batch_answer_scrubs_secrets_from_the_workers_last_error(backend, monkeypatch):
+    """/status scrubbed the worker's last error, /next-batch returned it as it was: an API key that Label Studio
+    echoed in an error body reached the answer (found by fuzzing Label Studio's side, 2026-12-02)."""
+    from ml_backend.service.redaction import redactor
+
+    secret = "0123456789abcdef-secret-key-0123456789"
+    redactor.add_secrets([secret])
+    assert backend.setup().status_code == 200
+    worker = backend.runtime.worker
+    state = worker.status
+
+    def failing_with_the_key(project):
+        return {**state(project), "last_error": f"sync: Label Studio answered 403: key {secret} may not read"}
+
+    monkeypatch.setattr(worker, "status", failing_with_the_key)
+    answer = backend.post("/projects/1/next-batch")
+    assert secret not in answer.get_data(as_text=True)
+    assert "may not read" in answer.get_json()["worker"]["last_error"]

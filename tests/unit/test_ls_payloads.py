@@ -197,3 +197,13 @@ def test_score_only_prediction_preselects_nothing():
 
 def test_empty_prediction():
     assert empty_prediction("clip-head-v0") == {"result": [], "score": 0.0, "model_version": "clip-head-v0"}
+
+
+def test_an_updated_at_far_ahead_of_this_clock_is_not_trusted():
+    """One version stamped years ahead (Label Studio's clock set wrong) made every later real edit look
+    older, so none was ever applied (found by fuzzing, 2026-12-02). Such a stamp now orders nothing."""
+    annotation = {"id": 1, "task": 2, "updated_at": "2999-01-01T00:00:00Z",
+                  "result": [{"from_name": CHOICES.name, "value": {"choices": ["+1"]}}]}
+    assert read_rating(annotation, CHOICES).updated_at is None
+    annotation["updated_at"] = "2026-11-23T07:28:46.629865Z"
+    assert read_rating(annotation, CHOICES).updated_at is not None
