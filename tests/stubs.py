@@ -55,6 +55,10 @@ class LocalServer:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self.answer("POST ")
 
+            def do_PATCH(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.answer("PATCH ")
+
             def answer(self, method: str) -> None:
                 path, _, query = self.path.partition("?")
                 path = method + path

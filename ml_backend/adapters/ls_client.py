@@ -422,7 +422,9 @@ class LabelStudioClient:
             try:
                 self._call(lambda: self.client.views.update(id=str(view_id), project=project, data=data))
                 return view_id
-            except LabelStudioRejected:
+            except LabelStudioRejected as exc:
+                if exc.status_code != 404:
+                    raise  # refused, not gone: a new tab each push would pile up beside the old one
                 log.info("project %s: view %s is gone, creating a new one", project, view_id)
         view = self._call(lambda: self.client.views.create(project=project, data=data))
         return _created_id(view, f"the next-batch view of project {project}")

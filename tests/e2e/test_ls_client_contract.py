@@ -60,3 +60,14 @@ def test_the_import_webhook_is_made_once_and_found_again_by_its_id(ls, client, p
     assert ls._hook_exists(first[0].id)
     client.webhooks.delete(id=first[0].id)
     assert not ls._hook_exists(first[0].id)
+
+
+def test_a_next_batch_view_deleted_in_label_studio_is_made_again_and_kept_otherwise(ls, client, project):
+    """Only Label Studio's 404 says the view is gone (any other refusal keeps it, so tabs do not pile up)."""
+    task_ids = [task["id"] for task in ls.iter_tasks(project)]
+    first = ls.push_view(project, "Next batch (contract)", task_ids[:3], None)
+    assert ls.push_view(project, "Next batch (contract)", task_ids[:2], first) == first
+    client.views.delete(id=str(first))
+    again = ls.push_view(project, "Next batch (contract)", task_ids[:2], first)
+    assert again != first
+    assert [v.id for v in client.views.list(project=project) if v.id in (first, again)] == [again]

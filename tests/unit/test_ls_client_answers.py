@@ -280,3 +280,20 @@ def test_a_view_created_without_a_usable_id_is_a_refusal(server, client, body):
     server.routes["POST /api/dm/views/"] = Reply(status=201, body=body, headers=JSON)
     with pytest.raises(LabelStudioRejected, match="no usable id"):
         client.push_view(P, "Next batch", [1, 2], None)
+
+
+@pytest.mark.parametrize("refusal", [Reply(status=400, body=b'{"detail": "bad filter"}', headers=JSON),
+                                     Reply(status=200, body=b"<html>proxy</html>", headers={"Content-Type": "text/html"})],
+                         ids=["400", "html"])
+def test_a_view_update_refused_is_not_taken_for_a_deleted_view(server, client, refusal):
+    """Every refusal of the view's update was read as "the view is gone": each push then made one more
+    next-batch tab and left the old one. Only a 404 says the view is gone."""
+    server.routes[COLUMNS] = Reply(body=b'{"columns": []}', headers=JSON)
+    server.routes["PATCH /api/dm/views/5/"] = refusal
+    server.routes["POST /api/dm/views/"] = Reply(status=201, body=b'{"id": 6}', headers=JSON)
+    with pytest.raises(LabelStudioRejected):
+        client.push_view(P, "Next batch", [1, 2], 5)
+    assert "POST /api/dm/views/" not in [path for path, _ in server.requests]
+
+    server.routes["PATCH /api/dm/views/5/"] = Reply(status=404, body=b'{"detail": "Not found."}', headers=JSON)
+    assert client.push_view(P, "Next batch", [1, 2], 5) == 6
