@@ -271,7 +271,8 @@ class LabelStudioClient:
     # -- the worker's calls --------------------------------------------------
     def ml_connections(self, project: int) -> list[Connection]:
         """The project's ML connections (listing them makes Label Studio call each one's /setup)."""
-        return parsed_records(self._call(lambda: self.client.ml.list(project=project)), Connection.of, "ML connection")
+        listing = self._listing(lambda: self.client.ml.list(project=project), f"ML connection listing of project {project}")
+        return parsed_records(listing, Connection.of, "ML connection")
 
     def ensure_task_webhook(self, project: int, backend_urls: list[str]) -> list[Hook]:
         """Make sure task imports reach this backend, known by any of `backend_urls`; returns its hooks.
@@ -317,7 +318,9 @@ class LabelStudioClient:
 
     def _hooks_to(self, project: int, backend_urls: list[str]) -> list[Hook]:
         """The project's webhooks to this backend, each made to carry our headers."""
-        listed = parsed_records(self._call(lambda: self.client.webhooks.list(project=str(project))), Hook.of, "webhook")
+        listing = self._listing(lambda: self.client.webhooks.list(project=str(project)),
+                                f"webhook listing of project {project}")
+        listed = parsed_records(listing, Hook.of, "webhook")
         hooks = hooks_to(backend_urls, listed)
         for hook in hooks:
             self._ensure_webhook_headers(project, hook)
@@ -351,15 +354,13 @@ class LabelStudioClient:
         page, listed = 1, set()
         while True:
             try:
-                listing = self._call(lambda: self.client.tasks.list(
-                    project=project, fields="all", page=page, page_size=page_size))
+                listing = self._listing(lambda: self.client.tasks.list(
+                    project=project, fields="all", page=page, page_size=page_size),
+                    f"task listing of project {project} at page {page}")
             except LabelStudioRejected as exc:
                 if page > 1 and exc.status_code == 404:
                     return
                 raise
-            except (AttributeError, TypeError, ValueError) as exc:  # the SDK could not read the body as a page
-                raise LabelStudioRejected(f"Label Studio's task listing of project {project} cannot be read at page "
-                                          f"{page} ({type(exc).__name__})") from None
             items = getattr(listing, "items", None) or []
             if not isinstance(items, list):
                 raise LabelStudioRejected(f"Label Studio's task listing of project {project} is not a list of tasks "
@@ -456,6 +457,14 @@ class LabelStudioClient:
         if response.status_code >= 400:
             raise ApiError(status_code=response.status_code, headers=dict(response.headers), body=response.text[:200])
         return response
+
+    def _listing(self, fetch: Callable[[], T], what: str) -> T:
+        """`_call` of a listing, where an answer the SDK cannot read as one (a body of the wrong shape makes
+        its model raise) is a refusal with that reason, not an exception past every handler."""
+        try:
+            return self._call(fetch)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise LabelStudioRejected(f"Label Studio's {what} cannot be read ({type(exc).__name__})") from None
 
     def _exists(self, fetch: Callable[[], Any]) -> bool:
         """True when `fetch` (a GET of one record) succeeds, False when Label Studio answers 404."""

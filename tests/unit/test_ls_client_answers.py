@@ -297,3 +297,14 @@ def test_a_view_update_refused_is_not_taken_for_a_deleted_view(server, client, r
 
     server.routes["PATCH /api/dm/views/5/"] = Reply(status=404, body=b'{"detail": "Not found."}', headers=JSON)
     assert client.push_view(P, "Next batch", [1, 2], 5) == 6
+
+
+@pytest.mark.parametrize("route, call", [("/api/webhooks/", lambda c: c.ensure_task_webhook(P, ["http://backend:9090"])),
+                                         ("/api/ml/", lambda c: c.ml_connections(P))], ids=["webhooks", "ml"])
+def test_a_webhook_or_connection_listing_the_sdk_cannot_read_is_a_refusal(server, client, route, call):
+    """Entries that are not objects made the SDK's model raise TypeError past every handler: a traceback each
+    sync. A refusal with the reason instead (the sync runs again later); no webhook is made meanwhile."""
+    server.routes[route] = Reply(body=b'["a", "b"]', headers=JSON)
+    with pytest.raises(LabelStudioRejected, match="listing of project 7 cannot be read"):
+        call(client)
+    assert "POST /api/webhooks/" not in [path for path, _ in server.requests]
