@@ -14,6 +14,14 @@ from ..e2e.conftest import ROOT
 from .harness import ARTIFACTS
 
 PARAMS = {"prompt": "a red square", "batch_size": 4}
+# The opacity a text is drawn at: the product of its innermost element's and every ancestor's.
+SHOWN_OPACITY = """
+const holder = [...document.querySelectorAll('body *')]
+    .filter(el => el.textContent.includes(arguments[0])).pop();
+let opacity = 1;
+for (let node = holder; node; node = node.parentElement) opacity *= parseFloat(getComputedStyle(node).opacity);
+return holder ? opacity : 0;
+"""
 
 
 def test_the_dialog_shows_the_params_and_the_reason_they_are_refused(label_studio, start_backend, logged_in):
@@ -35,6 +43,9 @@ def test_the_dialog_shows_the_params_and_the_reason_they_are_refused(label_studi
     reason = "batchsize: Extra inputs are not permitted"
     logged_in.wait_for(lambda: reason in logged_in.driver.find_element(By.TAG_NAME, "body").text,
                        what="the backend's reason in the dialog")
+    # the error modal fades in: the screenshot waits until the reason is drawn at full opacity
+    logged_in.wait_for(lambda: logged_in.driver.execute_script(SHOWN_OPACITY, reason) > 0.99,
+                       what="the reason's modal fully faded in")
     logged_in.screenshot(ARTIFACTS / "connection-dialog-refusal.png")  # to look at
     [connection] = client.ml.list(project=project)
     assert json.loads(connection.extra_params) == PARAMS  # nothing was saved
