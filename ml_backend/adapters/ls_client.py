@@ -23,7 +23,7 @@ from label_studio_sdk.core.api_error import ApiError
 from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ..core.errors import RemoteRejected, RemoteUnavailable
-from .ls_payloads import MAX_ID
+from .ls_payloads import is_id
 from .ls_views import batch_view, hidden_columns
 from .ml_connections import Connection, Hook, hooks_to, parsed_records, webhook_url
 
@@ -371,7 +371,7 @@ class LabelStudioClient:
             for task in items:
                 record = _as_dict(task)
                 task_id = record.get("id")
-                if isinstance(task_id, bool) or not isinstance(task_id, int) or not 0 < task_id <= MAX_ID:
+                if not is_id(task_id):
                     log.warning("project %s: skipping a listed task with id %r", project, str(task_id)[:40])
                     continue
                 data = record.get("data") or {}
@@ -498,7 +498,7 @@ def _created_id(record: Any, what: str) -> int:
     """The id Label Studio gave a record it created. Without a usable one the call counts as refused
     (a view's predictions then still go out), not as a crash that retries, creating one more each time."""
     created = getattr(record, "id", None)
-    if isinstance(created, bool) or not isinstance(created, int) or not 0 < created <= MAX_ID:
+    if not is_id(created):
         raise LabelStudioRejected(f"Label Studio created {what} but gave no usable id ({str(created)[:40]!r})")
     return created
 

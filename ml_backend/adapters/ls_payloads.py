@@ -53,9 +53,14 @@ def task_id(task: Any) -> int:
     raise BadRequestError(f"task id must be an integer, got {_short(task)}")
 
 
+def is_id(value: Any) -> bool:
+    """Whether `value` can be a Label Studio id: an integer (not a bool) from 1 to 2**63-1."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
+
+
 def checked_id(value: int, kind: str) -> int:
     """`value` if it can be a Label Studio id (1 .. 2**63-1); else `BadRequestError`."""
-    if not 0 < value <= MAX_ID:
+    if not is_id(value):
         raise BadRequestError(f"{kind} id must be between 1 and 2**63-1, got {_short(value)}")
     return value
 

@@ -14,7 +14,7 @@ import time
 
 from ..adapters.ls_config import ProjectSchema
 from ..adapters.ls_gateway import LabelStudioGateway
-from ..adapters.ls_payloads import read_rating
+from ..adapters.ls_payloads import is_id, read_rating
 from ..adapters.ml_connections import BackendIdentity
 from ..core.errors import BackendError, RemoteUnavailable
 from .connections import audit_connections
@@ -107,7 +107,7 @@ class LabelStudioPull:
                     rating = read_rating(annotation, schema.scale, fallback_task=task["id"])
                 except BackendError as exc:  # one malformed annotation must not stop the sync
                     log.warning("project %s task %s: skipping an annotation: %s", project, task["id"], exc)
-                    if _valid_id(annotation.get("id")):
+                    if is_id(annotation.get("id")):
                         listed.add(annotation["id"])  # listed, though unreadable: not deleted for it
                     continue
                 listed.add(rating.annotation_id)
@@ -136,7 +136,3 @@ class LabelStudioPull:
         if remote != local:
             log.info("project %s: Label Studio has %d tasks, the ledger %d: resyncing", project, remote, local)
         return remote == local
-
-
-def _valid_id(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
