@@ -15,7 +15,7 @@ from gunicorn.app.base import BaseApplication
 from ..core.embedding import check_embedding_model
 from ..core.errors import ModelUnavailableError
 from .app import create_app
-from .settings import ServiceSettings
+from .settings import ServiceSettings, SettingsError
 
 
 class _Gunicorn(BaseApplication):
@@ -33,12 +33,14 @@ class _Gunicorn(BaseApplication):
 
 
 def main() -> None:
-    settings = ServiceSettings.from_env()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    problem = settings.exposure_problem()
-    if problem:  # secure by default: an open port needs credentials, unless the admin says otherwise
-        print(f"\nERROR: {problem}\n", file=sys.stderr)
-        sys.exit(2)
+    try:
+        settings = ServiceSettings.from_env()
+    except SettingsError as exc:
+        _stop(exc.problems)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Secure by default (an open port needs credentials unless the admin says otherwise), and a
+    # device, MODEL_DIR or params file that cannot work is said before the server forks.
+    _stop(settings.startup_problems())
     if not settings.has_basic_auth and settings.allow_unauthenticated:
         logging.getLogger(__name__).warning("ALLOW_UNAUTHENTICATED=true: %s:%s serves anyone who reaches it",
                                             settings.host, settings.port)
@@ -61,6 +63,13 @@ def main() -> None:
         # gunicorn's default line plus the request's duration in seconds: Label Studio gives a webhook 1 s.
         "access_log_format": '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(L)s',
     }).run()
+
+
+def _stop(problems: list[str]) -> None:
+    """Exit with status 2 and one ERROR line per problem, if there are any."""
+    if problems:
+        print("".join(f"\nERROR: {problem}\n" for problem in problems), file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import json
+import logging
+import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+import torch
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..adapters.ml_connections import basic_auth_header
@@ -17,7 +22,8 @@ from ..core.ledger import MAX_TASK_DATA_BYTES
 class ServiceSettings(BaseSettings):
     """Environment variables (case-insensitive), with defaults for a local run."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # allow_inf_nan=False: POLL_INTERVAL_S=inf would pass gt=0 and park the worker for good.
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, allow_inf_nan=False)
 
     label_studio_url: str = Field("http://localhost:8080", description="Label Studio base URL, as the backend reaches it")
     label_studio_api_key: SecretStr | None = Field(None, description="legacy token or personal access token")
@@ -34,7 +40,7 @@ class ServiceSettings(BaseSettings):
     torch_threads: int | None = Field(
         None, ge=1, le=256, description="torch intra-op threads (default: torch's, one per core); 1 suits tiny models")
     chroma_host: str | None = Field(None, description="Chroma server host; unset = embedded store in MODEL_DIR")
-    chroma_port: int = Field(8000)
+    chroma_port: int = Field(8000, ge=1, le=65535)
     basic_auth_user: str | None = None
     basic_auth_pass: SecretStr | None = None
     allow_unauthenticated: bool = Field(
@@ -62,6 +68,32 @@ class ServiceSettings(BaseSettings):
     host: str = Field("0.0.0.0", description="address the backend listens on")
     port: int = Field(9090, ge=1, le=65535)
     threads: int = Field(16, ge=2, le=256, description="request threads (gunicorn gthread)")
+
+    @field_validator("label_studio_url", "backend_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http(s) URL such as http://localhost:8080")
+        return value.strip()
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        if not isinstance(logging.getLevelName(value.strip().upper()), int):
+            raise ValueError("not a log level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.strip().upper()
+
+    @field_validator("device")
+    @classmethod
+    def _torch_device(cls, value: str) -> str:
+        try:
+            torch.device(value.strip())
+        except RuntimeError:
+            raise ValueError("not a torch device such as cpu, cuda or cuda:0") from None
+        return value.strip()
 
     @property
     def embedding_models(self) -> dict[str, str]:
@@ -98,6 +130,30 @@ class ServiceSettings(BaseSettings):
             "or connect with scripts/connect_project.py, which registers them), or listen on loopback only "
             "(HOST=127.0.0.1), or set ALLOW_UNAUTHENTICATED=true to serve it open anyway.")
 
+    def startup_problems(self) -> list[str]:
+        """What stops this backend from starting as configured, one sentence each: found before the
+        server forks, rather than as a traceback from its worker process or at the first task."""
+        problems = [problem for problem in [self.exposure_problem()] if problem]
+        try:
+            torch.empty(0, device=self.device)
+        except (RuntimeError, AssertionError) as exc:  # AssertionError: a torch built without CUDA
+            problems.append(f"DEVICE={self.device} cannot be used here: {_first_line(exc)}")
+        try:
+            self.model_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.model_dir):
+                pass
+        except OSError as exc:
+            problems.append(f"MODEL_DIR={self.model_dir} is not a folder this backend can write to: {exc}")
+        if self.project_params_file is not None:
+            try:
+                content = json.loads(self.project_params_file.read_text())
+                if not isinstance(content, dict):
+                    raise ValueError(f"it holds a JSON {type(content).__name__}, not an object")
+            except (OSError, ValueError) as exc:
+                problems.append(f"PROJECT_PARAMS_FILE={self.project_params_file} is not a readable JSON object "
+                                f'such as {{"default": {{"batch_size": 8}}}}: {exc}')
+        return problems
+
     @property
     def api_key(self) -> str | None:
         return self.label_studio_api_key.get_secret_value() if self.label_studio_api_key else None
@@ -112,7 +168,29 @@ class ServiceSettings(BaseSettings):
 
     @classmethod
     def from_env(cls, **overrides) -> "ServiceSettings":
-        return cls(**overrides)
+        """The settings, or SettingsError naming each environment variable whose value is refused."""
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise SettingsError([_refusal(error) for error in exc.errors()]) from None
+
+
+class SettingsError(ValueError):
+    """Environment variables whose values are refused, one line each ("PORT='abc': ...")."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def _refusal(error: dict) -> str:
+    name = str(error["loc"][0]).upper() if error.get("loc") else "settings"
+    reason = str(error["msg"]).removeprefix("Value error, ")
+    return f"{name}={error['input']!r}: {reason}" if isinstance(error.get("input"), str) else f"{name}: {reason}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _is_loopback(host: str) -> bool:
