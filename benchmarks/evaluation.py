@@ -51,12 +51,13 @@ import numpy as np  # noqa: E402
 from benchmarks import label_efficiency as le  # noqa: E402
 from benchmarks.intervals import bootstrap_interval  # noqa: E402
 from benchmarks.markdown import README, replace_block  # noqa: E402
-from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample, uniform_picks  # noqa: E402
+from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample  # noqa: E402
 from ml_backend.core.evaluation import (  # noqa: E402
     MIN_STRATUM_DRAWS, INTERVAL, POOL_PRIOR, PRIOR, STRATA_PER_SIDE, estimate_head, estimate_pool)
 from ml_backend.core.params import EvaluationParams, HeadParams, SelectionParams  # noqa: E402
 from ml_backend.core.stopping import prediction_agreement, target_reached  # noqa: E402
-from ml_backend.core.strategies import DEFAULT_STRATEGY, Pool, RandomStrategy, Strategy, make_strategy  # noqa: E402
+from ml_backend.core.strategies import (  # noqa: E402
+    DEFAULT_STRATEGY, Pool, RandomStrategy, Strategy, UniformDraw, make_strategy)
 
 RESULTS_DIR = le.RESULTS_DIR
 README_BLOCK = "evaluation-summary"
@@ -233,12 +234,12 @@ class Recorder:
         self.labels[row] = 1.0
         self.seen_at[row] = 0
 
-    def on_batch(self, rows: np.ndarray, draw: tuple[np.ndarray, int] | None, head) -> None:
-        """`draw`: the batch's uniform picks and how many unseen tasks they were drawn from (`uniform_picks`)."""
+    def on_batch(self, rows: np.ndarray, draw: UniformDraw | None, head) -> None:
+        """`draw`: the batch's uniform picks and how many unseen tasks they were drawn from (`Strategy.last_draw`)."""
         seq = self._batches  # one selection per batch: the draws' clock
         self._batches += 1
-        if draw is not None and len(draw[0]):
-            self.draws.append(AuditDraw(seq, draw[0], draw[1]))
+        if draw is not None and len(draw.rows):
+            self.draws.append(AuditDraw(seq, np.asarray(draw.rows, dtype=np.int64), draw.n_available))
         self.labels[rows] = self.truth[rows].astype(np.float64)
         self.seen_at[rows] = seq + 1
         self.n_labels += len(rows)
@@ -409,9 +410,9 @@ def simulate(task: le.Task, seed: int, cache_dir: str, budget: int, evaluation: 
             rows = chooser.select(head, pool, min(BATCH, budget - (len(rated) - given)), rng)
             rated.extend(int(r) for r in rows)
             available[rows] = False
-            draw = uniform_picks(chooser)
+            draw = chooser.last_draw
             if draw is not None:
-                drawn[draw[0]] = True
+                drawn[draw.rows] = True
             head = le._refit(split, rated, available, params, prior, seed, head)
             recorder.on_batch(rows, draw, head)
     return {"task": task.name, "seed": seed, **recorder.result(),

@@ -1,4 +1,4 @@
-"""Label Studio ML backend: CLIP embeddings in Chroma, a linear head on ratings,
+"""Label Studio ML backend: image or text embeddings in Chroma, a linear head on ratings,
 and a labeling queue steered by the head's weight vector."""
 
 __version__ = "0.1.0"

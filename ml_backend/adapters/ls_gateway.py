@@ -22,7 +22,8 @@ class LabelStudioGateway(Protocol):
         """Make sure task imports reach this backend, known by any of `backend_urls`; returns its hooks."""
 
     def iter_tasks(self, project: int) -> Iterator[dict[str, Any]]:
-        """Every task of the project as {"id", "data", "annotations": [dict, ...]}."""
+        """Every task of the project as {"id", "data", "annotations": [dict, ...], "annotations_listed": bool}
+        ("annotations_listed" False: the entry did not give its annotations, so none is taken as deleted)."""
 
     def task_count(self, project: int) -> int | None:
         """How many tasks the project has (one cheap call); None when Label Studio does not say."""

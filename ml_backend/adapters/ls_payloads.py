@@ -121,8 +121,9 @@ def valid_tasks(payload_tasks: Any) -> tuple[list[tuple[int, dict]], list[dict[s
 def read_rating(annotation: Mapping[str, Any], scale: RatingScale, fallback_task: Any = None) -> AnnotationRating:
     """Read an annotation's rating for `scale`.
 
-    Skipped annotations (was_cancelled) and annotations without a value for the
-    control give target None; unreadable values give target None and an `error`.
+    Skipped annotations (was_cancelled) give target None and no error. An annotation with no
+    value for the control, or an unreadable one, gives target None and an `error` (the webhook
+    answers 422).
     """
     annotation_id = annotation.get("id")
     if not isinstance(annotation_id, int) or isinstance(annotation_id, bool):

@@ -30,7 +30,7 @@ class Predictions:
         return [self.by_task.get(t) or empty_prediction(self.model_version) for t in task_ids]
 
 
-def predict(loop: ActiveLoop, scale: RatingScale, task_ids: Sequence[int]) -> Predictions:
+def predictions_for(loop: ActiveLoop, scale: RatingScale, task_ids: Sequence[int]) -> Predictions:
     """The loop's current head on the embedded tasks among `task_ids` (none before any head)."""
     version = loop.head_version()
     try:

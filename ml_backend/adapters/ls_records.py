@@ -39,7 +39,8 @@ DELETIONS_KEPT_S = 3600.0
 
 
 def version_name(version: int) -> str:
-    """The model_version string Label Studio shows for head version `version`."""
+    """The model_version string Label Studio shows for head version `version` ("clip" is historical: text
+    projects get the same name, and renaming it would orphan the versions already in Label Studio)."""
     return f"clip-head-v{version}"
 
 

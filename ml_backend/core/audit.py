@@ -104,19 +104,6 @@ class AuditSample:
         return np.concatenate([d.rows for d in self.draws]) if self.draws else np.empty(0, dtype=np.int64)
 
 
-def uniform_picks(strategy) -> tuple[np.ndarray, int] | None:
-    """The picks of a strategy's last selection drawn uniformly at random from all unseen tasks,
-    and how many unseen tasks there were: (rows, n_available), or None when it drew none.
-
-    The one place that reads a strategy's draw (`Strategy.last_draw`; `random` reports its
-    whole selection, `adaptive` its uniform share).
-    """
-    draw = getattr(strategy, "last_draw", None)
-    if draw is None:
-        return None
-    return np.asarray(draw.rows, dtype=np.int64), int(draw.n_available)
-
-
 def carry_pending(rows: np.ndarray, own_draw: np.ndarray, pending: np.ndarray, k: int) -> np.ndarray:
     """The batch to show while an earlier draw's tasks (`pending` rows) still wait for a rating.
 

@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .audit import NOT_SEEN, AuditDraw, AuditSample, carry_pending, uniform_picks
+from .audit import NOT_SEEN, AuditDraw, AuditSample, carry_pending
 from .sqlite_file import SqliteFile
 
 SCHEMA = """
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS audit_epochs (
     project     INTEGER NOT NULL,
     epoch       INTEGER NOT NULL,
     signature   TEXT NOT NULL,
-    pool_size   INTEGER NOT NULL,
+    pool_size   INTEGER NOT NULL,  -- pool_size and started_at: for whoever inspects the file
     started_at  REAL NOT NULL,
     PRIMARY KEY (project, epoch)
 );
@@ -79,12 +79,10 @@ class EpochState:
 
     epoch : the current epoch (a new one if the pool changed).
     pending : task ids of the epoch's last draw that are still unseen (carried into the batch).
-    draws : draws in the epoch so far.
     """
 
     epoch: int
     pending: tuple[int, ...]
-    draws: int
 
 
 def pool_signature(task_ids: Sequence[int]) -> str:
@@ -138,9 +136,7 @@ class AuditLog:
             if draws:
                 drawn = np.array(json.loads(draws[0]["task_ids"]), dtype=np.int64)
                 pending = tuple(int(t) for t in drawn[np.isin(drawn, pool_ids[available])])
-            count = db.execute("SELECT COUNT(*) FROM audit_draws WHERE project = ? AND epoch = ?",
-                               (project, number)).fetchone()[0]
-        return EpochState(number, pending, count)
+        return EpochState(number, pending)
 
     def record_draw(self, project: int, epoch: int, task_ids: Sequence[int], n_available: int, head_version: int) -> int:
         """Record a new draw in `epoch` (call right after `settle`); returns its seq."""
@@ -161,13 +157,13 @@ class AuditLog:
         (`core.audit.carry_pending`). task_ids (N,) and available (N,) bool: the pool then."""
         task_ids = np.asarray(task_ids, dtype=np.int64)
         state = self.settle(project, task_ids, available)
-        draw = uniform_picks(strategy)
-        own = draw[0] if draw is not None else np.empty(0, dtype=np.int64)
+        draw = strategy.last_draw  # `random`: its whole selection; `adaptive`: its uniform share
+        own = np.asarray(draw.rows, dtype=np.int64) if draw is not None else np.empty(0, dtype=np.int64)
         if state.pending:
             row_of = {int(t): row for row, t in enumerate(task_ids)}
             return carry_pending(rows, own, np.array([row_of[t] for t in state.pending], dtype=np.int64), k)
         if len(own):
-            self.record_draw(project, state.epoch, task_ids[own].tolist(), draw[1], head_version)
+            self.record_draw(project, state.epoch, task_ids[own].tolist(), draw.n_available, head_version)
         return rows
 
     def _current_epoch(self, db: sqlite3.Connection, project: int) -> sqlite3.Row | None:
@@ -181,7 +177,7 @@ class AuditLog:
     def _start_epoch(self, db: sqlite3.Connection, project: int, signature: str, pool_ids: np.ndarray) -> int:
         row = db.execute("SELECT COALESCE(MAX(epoch), 0) + 1 FROM audit_epochs WHERE project = ?", (project,)).fetchone()
         number = int(row[0])
-        # Earlier epochs' draws can never be used again: only their count is kept (in the new epoch's history).
+        # Earlier epochs' draws can never be used again (their pool is gone): they are deleted.
         db.execute("DELETE FROM audit_tasks WHERE project = ?", (project,))
         db.execute("DELETE FROM audit_draws WHERE project = ? AND epoch < ?", (project, number))
         db.execute("INSERT INTO audit_epochs (project, epoch, signature, pool_size, started_at) VALUES (?, ?, ?, ?, ?)",

@@ -361,7 +361,7 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
     stratum get their own posterior (draws restricted to a stratum are simple random
     samples of its unseen tasks), sampled jointly `samples` times. The average precision
     of a sample places a stratum's unseen positives evenly over its unseen tasks' ranks; it
-    is given once every stratum with unseen tasks has at least `ap_min_draws` audit draws.
+    is given once every stratum with unseen tasks has at least `min_stratum_draws` audit draws.
     """
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (sample.size,):

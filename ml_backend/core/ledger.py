@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS projects (
     batch_rev     INTEGER NOT NULL DEFAULT 0,
     updated_at    REAL NOT NULL
 );
+-- adapters/ls_records.tasks_to_predict joins this table on (project, task_id, state)
 CREATE TABLE IF NOT EXISTS tasks (
     project             INTEGER NOT NULL,
     task_id             INTEGER NOT NULL,

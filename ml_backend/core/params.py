@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 from .strategies import DEFAULT_STRATEGY, STRATEGIES
 
-# CLIP's text tower reads 77 tokens (a few hundred characters); longer text is truncated.
+# CLIP's text tower reads 77 tokens (a few hundred characters), sentence models up to their max_seq_length;
+# longer text is truncated.
 MAX_PROMPT_CHARS = 1000
 
 
@@ -103,7 +104,7 @@ class ProjectParams(BaseModel):
 
     prompt: str | None = Field(
         None, max_length=MAX_PROMPT_CHARS,
-        description="text whose CLIP embedding starts W before any rating (CLIP reads its first 77 tokens)")
+        description="text whose embedding (the project's model) starts W before any rating (CLIP reads its first 77 tokens)")
     batch_size: int = Field(10, ge=1, le=1000, description="k: tasks per next-batch view")
     strategy: str = Field(DEFAULT_STRATEGY, description="selection strategy name")
     rating_control: str | None = Field(None, description="name of the control that holds the rating")

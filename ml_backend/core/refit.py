@@ -4,7 +4,8 @@ parameters) changed.
 The head is a logistic regression on the frozen embeddings (`core.head`), fitted by the
 project's recipe (`core.training.refit`, the function the benchmarks call too), warm-started
 from the current head: the ratings, a fresh sample of unrated tasks as weak negatives,
-and the prompt's zero-shot score as a prior. Each version is saved in the ledger, so a
+and the prompt (by `head.prompt_role`: one heavily weighted positive, the default, or a
+prior score W starts from). Each version is saved in the ledger, so a
 restarted loop goes on from the last one.
 """
 
@@ -82,13 +83,15 @@ class HeadRefit:
             rated = [t for t in ratings if t in self.store]
             fit_key = self._fit_key(rated, ratings)
             if not rated and not self._prompt_usable():
-                fit_key += ":flat"  # the same ratings and prompt, but nothing to fit: tasks with a prompt must differ
+                # No ratings and no usable prompt (a prompt, but no vectors yet): a key of its own, so that
+                # once vectors come back the prompt's head is fitted again instead of matching this one.
+                fit_key += ":flat"
             stored = self.ledger.latest_head(self.project, self.embedder.model_id)
             if stored is not None and stored.fit_key == fit_key:
                 return None
             if on_refit is not None:
                 on_refit()
-            prior = self._prompt_prior()
+            prior = self._prompt_prior()  # the prompt's direction; `fit_head` uses it as an example or a prior
             if rated:
                 head = self._fit(rated, ratings, prior)
             elif prior is not None:
@@ -113,7 +116,7 @@ class HeadRefit:
             raise StaleVectorsError(f"project {self.project}: {len(rated) - len(present)} rated tasks lost their "
                                     "vectors during the refit (the embedding model changed); it will run again")
         y = np.array([ratings[t] for t in rated])
-        ids, pool = self.pool(exclude=rated)
+        _, pool = self.pool(exclude=rated)
         rng = np.random.default_rng([self.project, len(rated), len(pool.available)])
         previous = self.current_head()  # a start for the solver: same optimum, fewer iterations
         return refit(X, y, pool.vectors, pool.available, self.params.head, rng, prior=prior,

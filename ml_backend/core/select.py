@@ -13,7 +13,6 @@ from typing import Callable
 
 import numpy as np
 
-from .audit import uniform_picks
 from .audit_log import AuditLog
 from .ledger import Ledger
 from .params import ProjectParams
@@ -27,15 +26,6 @@ class ScoredTask:
     score: float
 
 
-@dataclass(frozen=True)
-class UniformTaskDraw:
-    """The tasks of a batch drawn uniformly at random from all `n_available` unseen tasks
-    (each unseen task had probability len(task_ids) / n_available), independent of the head."""
-
-    task_ids: list[int]
-    n_available: int
-
-
 class BatchSelection:
     """The select step of `ActiveLoop` (a mixin: the loop holds `project`, `params` and `ledger`,
     and gives `pool` and `current_head`)."""
@@ -46,22 +36,16 @@ class BatchSelection:
     pool: Callable[..., tuple[list[str], Pool]]
     current_head: Callable[[], HeadVersion | None]
     audit: AuditLog | None
-    # The last batch's uniform draws (None before any batch, or when the strategy made none
-    # or the audit log kept an earlier draw's tasks in their place).
-    last_uniform_draw: UniformTaskDraw | None = None
 
     def select_batch(self, k: int | None = None) -> list[ScoredTask]:
         """The next k unseen tasks chosen by the project's strategy, highest score first.
 
         Without a head, strategies that need one fall back to random selection. Tasks
-        with equal scores keep the strategy's pick order, never row (import) order.
-        `last_uniform_draw` then says which of them were drawn uniformly at random from
-        all unseen tasks, and from how many (None: no such draw is in the batch). With an
+        with equal scores keep the strategy's pick order, never row (import) order. With an
         audit log, the strategy's uniform draw is recorded, or an earlier draw still waiting
         for ratings is kept in the batch instead (`AuditLog.keep_sample`).
         """
         ids, pool = self.pool()
-        self.last_uniform_draw = None
         if not pool.available.any():
             return []
         current = self.current_head()
@@ -76,9 +60,6 @@ class BatchSelection:
                                           k or self.params.batch_size, current.version if current else 0)
         scores = current.head.predict_proba(pool.vectors[rows]) if current else np.zeros(len(rows), np.float32)
         order = np.argsort(-scores, kind="stable")
-        draw = uniform_picks(strategy)
-        if draw is not None and np.isin(draw[0], rows).all():
-            self.last_uniform_draw = UniformTaskDraw([int(ids[r]) for r in draw[0]], draw[1])
         return [ScoredTask(int(ids[rows[i]]), float(scores[i])) for i in order]
 
     def _with_ratings(self, ids: list[str], pool: Pool) -> Pool:

@@ -21,7 +21,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..adapters import ls_payloads
-from ..adapters.ls_predictions import predict as predictions_for
+from ..adapters.ls_predictions import predictions_for
 from ..adapters.ls_records import version_name
 from ..core.errors import BackendError, BadRequestError, ConfigError, UnknownProjectError
 from .evaluation_page import render_page
@@ -45,7 +45,8 @@ SETUP_SETTLE_S = 2.0
 
 
 def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None = None) -> Flask:
-    """Build the app. The runtime (CLIP model, stores, worker) is built once here, not per request."""
+    """Build the app. The runtime (ledger, stores, worker; embedding models load on first use) is built
+    once here, not per request."""
     settings = settings or ServiceSettings.from_env()
     runtime = runtime or Runtime.build(settings)
     app = Flask(__name__)
@@ -111,7 +112,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         if changed or recheck_connections:
             # Label Studio saves (or deletes) the connection after our answer; listing connections
             # meanwhile makes it save its stale copy again: the admin's edit lost, a deleted one back.
-            worker.notify(project, sync=changed, audit=recheck_connections, settle_s=SETUP_SETTLE_S)
+            worker.notify(project, sync=changed, check_connections=recheck_connections, settle_s=SETUP_SETTLE_S)
         # Label Studio reads model_version only; the warnings are for admins calling /setup themselves.
         warnings = loop.warnings()
         return jsonify(model_version=version_name(loop.head_version()), **({"warnings": warnings} if warnings else {}))

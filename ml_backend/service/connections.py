@@ -65,7 +65,7 @@ class ConnectionReport:
         return cls(**{k: state[k] for k in ("connections", "urls", "params", "webhooks", "repeated_actions", "checked_at")})
 
 
-def audit_connections(gateway: LabelStudioGateway, identity: BackendIdentity, project: int,
+def find_connections(gateway: LabelStudioGateway, identity: BackendIdentity, project: int,
                       backend_url: str | None) -> ConnectionReport:
     """List the project's connections and webhooks that lead here; make sure imports reach us once."""
     listed = gateway.ml_connections(project)

@@ -17,7 +17,7 @@ from ..adapters.ls_gateway import LabelStudioGateway
 from ..adapters.ls_payloads import is_id, read_rating
 from ..adapters.ml_connections import BackendIdentity
 from ..core.errors import BackendError, RemoteUnavailable
-from .connections import audit_connections
+from .connections import find_connections
 from .projects import ProjectRegistry
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class LabelStudioPull:
     def sync(self, project: int) -> None:
         """Record every task and annotation Label Studio has, and forget what it no longer has."""
         loop, schema = self.projects.get_with_schema(project)
-        self.audit(project)
+        self.check_connections(project)
         loop.retry_given_up()  # e.g. images that timed out before a restart
         # Webhooks keep arriving while the listing is read: what they delete after this
         # instant must not come back from the (older) listing, and what they update is
@@ -115,9 +115,9 @@ class LabelStudioPull:
                     self.facts.record_annotation(project, rating)
         return listed
 
-    def audit(self, project: int) -> None:
+    def check_connections(self, project: int) -> None:
         """Record which connections and webhooks lead here; with several, the oldest's params count."""
-        report = audit_connections(self.gateway, self.identity, project, self.backend_url)
+        report = find_connections(self.gateway, self.identity, project, self.backend_url)
         self.records.set_connections(project, report.as_state())
         if len(report.connections) > 1:
             self.projects.apply_connection_params(project, report.primary_params)

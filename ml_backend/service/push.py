@@ -13,7 +13,7 @@ import time
 
 from ..adapters.ls_config import ProjectSchema
 from ..adapters.ls_gateway import LabelStudioGateway
-from ..adapters.ls_predictions import predict
+from ..adapters.ls_predictions import predictions_for
 from ..adapters.ls_records import version_name
 from ..adapters.ls_views import VIEW_FORMAT
 from ..core.errors import RemoteRejected
@@ -36,7 +36,7 @@ class LabelStudioPush:
     evaluations : whose latest summary the next-batch view's title carries (`evaluation.tab_summary`).
     """
 
-    def __init__(self, gateway: LabelStudioGateway, projects: ProjectRegistry, prediction_chunk: int = 500,
+    def __init__(self, gateway: LabelStudioGateway, projects: ProjectRegistry, prediction_chunk: int = 200,
                  keep_old_predictions: bool = False, bulk_prediction_delay_s: float = 0.0,
                  evaluations: Evaluations | None = None):
         self.gateway, self.projects = gateway, projects
@@ -128,7 +128,7 @@ class LabelStudioPush:
     def _predict(self, project: int, loop: ActiveLoop, schema: ProjectSchema, task_ids: list[int]) -> None:
         if not task_ids:
             return
-        predictions = predict(loop, schema.scale, task_ids)
+        predictions = predictions_for(loop, schema.scale, task_ids)
         if not predictions.version:
             return
         # Noted before the call: a crash after Label Studio stored them must not leave a version nobody deletes.

@@ -31,7 +31,7 @@ IMAGE_WAIT_S = 0.25
 MAX_BACKOFF_S = 60.0
 # The longest Retry-After the worker obeys: a Label Studio asking for more is asked again after this.
 RETRY_AFTER_MAX_S = 300.0
-# A pass's `due` that means "once the backoff its failure sets is over" (computed in one place: _settle).
+# A pass's `due` that means "once the backoff its failure sets is over" (computed in one place: _finish_pass).
 AFTER_BACKOFF = None
 
 
@@ -39,7 +39,7 @@ class Pull(Protocol):
     """Reads the far side (`service.pull.LabelStudioPull`)."""
 
     def sync(self, project: int) -> None: ...
-    def audit(self, project: int) -> None: ...
+    def check_connections(self, project: int) -> None: ...
     def in_step(self, project: int) -> bool: ...
 
 
@@ -55,8 +55,8 @@ class _ProjectWork:
     remote_due: float = 0.0         # earliest next call to the far side (backoff after failures)
     settle_until: float = 0.0       # no call to the far side before this either (see notify's settle_s)
     failures: int = 0               # consecutive failed passes, for backoff
-    needs_sync: bool = True         # audit connections, backfill tasks and annotations from the far side
-    needs_audit: bool = False       # only look at the ML connections and webhooks again
+    needs_sync: bool = True         # check connections, backfill tasks and annotations from the far side
+    needs_connection_check: bool = False  # only look at the ML connections and webhooks again
     loading: bool = False           # images still loading in the background (not idle, nothing to do yet)
     last_error: str | None = None
     activity: str = "idle"          # what the pass is doing now, for the status endpoint
@@ -66,8 +66,9 @@ class _ProjectWork:
 class Worker:
     """One thread per process; `notify(project)` schedules a pass.
 
-    A pass has a local part (embed, refit) and a remote part (`pull`, then `push`).
-    Only the remote part backs off when the far side is unreachable: an outage must not
+    A pass has a local part (embed, refit) and a remote part (`pull`, then `push`); once a
+    project is idle, the pass also evaluates its head and pushes once more (the next-batch
+    tab's title carries the summary). Only the remote part backs off when the far side is unreachable: an outage must not
     slow down embedding an import or refitting on new ratings. Without `pull` and
     `push` (tests, benchmarks) passes are local only.
     """
@@ -89,7 +90,7 @@ class Worker:
         self._absent: set[int] = set()  # projects the far side answered 404 for: left out of the task count check
         self._wake = threading.Condition()
         self._stop = False
-        self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
 
     @property
     def remote(self) -> bool:
@@ -112,9 +113,9 @@ class Worker:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def notify(self, project: int, sync: bool = False, audit: bool = False, settle_s: float = 0.0) -> None:
+    def notify(self, project: int, sync: bool = False, check_connections: bool = False, settle_s: float = 0.0) -> None:
         """Schedule a pass for `project` now; `sync` also re-reads the far side's tasks and annotations,
-        `audit` only its ML connections and webhooks (a sync does both). With `settle_s` the pass's
+        `check_connections` only its ML connections and webhooks (a sync does both). With `settle_s` the pass's
         calls to the far side wait that long (the local part, e.g. a refit, does not); repeated
         notifies never push them back further, so a stream of /setup calls cannot starve them."""
         with self._wake:
@@ -125,7 +126,7 @@ class Worker:
             if settle_s and work.settle_until <= time.monotonic():  # a settle already pending is not extended
                 work.settle_until = time.monotonic() + settle_s
             work.needs_sync = work.needs_sync or sync
-            work.needs_audit = work.needs_audit or audit
+            work.needs_connection_check = work.needs_connection_check or check_connections
             work.done.clear()
             self._wake.notify_all()
 
@@ -203,6 +204,10 @@ class Worker:
         return max(0.0, wake_at - time.monotonic()) if wake_at is not None else self.poll_interval_s
 
     def _pass(self, project: int) -> None:
+        """One pass over a project, in this order: (1) when the far side may be called, a full sync
+        or, if only that is due, a check of the project's connections; (2) local: embed a chunk of
+        pending tasks and refit; (3) push; (4) when nothing is left to do, evaluate, and push once
+        more for the tab's title; (5) `_finish_pass`: record the outcome and when the next pass is due."""
         with self._wake:
             work = self._work[project]
             work.due = float("inf")  # a notify() during the pass resets this to 0
@@ -210,11 +215,11 @@ class Worker:
             # A full pass talks to the far side (or has none); otherwise it waits out a backoff or a settle.
             full = not self.remote or max(work.remote_due, work.settle_until) <= time.monotonic()
             sync = full and work.needs_sync and self.remote
-            audit_only = full and work.needs_audit and not sync and self.remote
+            connections_only = full and work.needs_connection_check and not sync and self.remote
             if full:
-                work.needs_sync = work.needs_audit = False
-        if audit_only:
-            self._audit(project, work)
+                work.needs_sync = work.needs_connection_check = False
+        if connections_only:
+            self._check_connections(project, work)
         sync_failure = self._sync(project, work) if sync else None
         sync_error = f"sync: {type(sync_failure).__name__}: {sync_failure}" if sync_failure else None
         # Unreachable for the sync means unreachable for the pushes: do not wait on it twice.
@@ -228,11 +233,11 @@ class Worker:
         except (ConfigError, UnknownProjectError, LedgerCorruptError) as exc:
             # Nothing to retry until the admin fixes the project (or the ledger); /setup or a webhook notifies again.
             log.error("project %s: %s", project, exc)
-            self._settle(work, error=str(exc), due=float("inf"), resync=sync_error is not None)
+            self._finish_pass(work, error=str(exc), due=float("inf"), resync=sync_error is not None)
             return
         except Exception as exc:  # noqa: BLE001 - the worker must survive anything and retry later
-            self._log_failure(project, exc, "reconcile")
-            self._settle(work, error=f"{type(exc).__name__}: {exc}", resync=sync_error is not None,
+            self._log_failure(project, exc, "the pass")
+            self._finish_pass(work, error=f"{type(exc).__name__}: {exc}", resync=sync_error is not None,
                          due=AFTER_BACKOFF, remote_failed=True)
             return
         push_error = f"{type(push_failure).__name__}: {push_failure}" if push_failure else None
@@ -254,7 +259,7 @@ class Worker:
         else:
             due = 0.0 if local_more else max(work.remote_due, work.settle_until)
         error = "; ".join(e for e in (sync_error, push_error) if e) or None
-        self._settle(work, error=error, due=due, resync=resync, remote_failed=remote_failed, full=full,
+        self._finish_pass(work, error=error, due=due, resync=resync, remote_failed=remote_failed, full=full,
                      remote_wait_s=asked_wait)
 
     def _evaluate(self, project: int) -> bool:
@@ -303,11 +308,11 @@ class Worker:
             self._log_failure(project, exc, "sync")
             return exc
 
-    def _audit(self, project: int, work: _ProjectWork) -> None:
+    def _check_connections(self, project: int, work: _ProjectWork) -> None:
         """Look at the project's ML connections again; a failure only waits for the next sync."""
         try:
             self._set_activity(work, "syncing")
-            self.pull.audit(project)
+            self.pull.check_connections(project)
         except Exception as exc:  # noqa: BLE001 - the worker must survive anything
             self._log_failure(project, exc, "checking ML connections")
 
@@ -325,7 +330,7 @@ class Worker:
         else:
             log.exception("project %s: %s failed (will retry)", project, doing)
 
-    def _settle(self, work: _ProjectWork, error: str | None, due: float | None, resync: bool = False,
+    def _finish_pass(self, work: _ProjectWork, error: str | None, due: float | None, resync: bool = False,
                 remote_failed: bool = False, full: bool = False, remote_wait_s: float = 0.0) -> None:
         """Record a pass's outcome; `due` is when the next pass is (AFTER_BACKOFF: when the far side may
         be called again, after the backoff this failure sets and any Retry-After)."""
@@ -342,7 +347,7 @@ class Worker:
             if due is AFTER_BACKOFF:
                 due = work.remote_due
             work.due = min(work.due, due)  # keep a notify() that came in during the pass
-            if work.due == float("inf") and not work.needs_sync and not work.needs_audit and not work.loading:
+            if work.due == float("inf") and not work.needs_sync and not work.needs_connection_check and not work.loading:
                 work.done.set()
                 work.activity = "idle"
             else:

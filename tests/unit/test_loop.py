@@ -325,18 +325,21 @@ def test_select_batch_without_a_head_falls_back_to_random(files):
     assert [t.task_id for t in loop.select_batch()] == ids  # seeded: stable between calls
 
 
-def test_select_batch_reports_the_uniform_draws_of_the_default_strategy(files):
+def test_select_batch_records_the_uniform_draws_of_the_default_strategy(files, tmp_path):
     """The adaptive default draws a share of each batch uniformly from all unseen tasks; the
-    loop says which tasks and out of how many, for estimates that need known probabilities."""
-    loop = files.loop({**PROMPT, "batch_size": 5, "selection": {"uniform_share": 0.4}})
+    audit log records which tasks and out of how many, for estimates that need known probabilities."""
+    audit = AuditLog(tmp_path / "evaluation.sqlite")
+    loop = files.loop({**PROMPT, "batch_size": 5, "selection": {"uniform_share": 0.4}}, audit=audit)
     add_tasks(loop, tasks(*range(1, 13)))
     loop.embed_pending()
     loop.refit_if_needed()
-    rate(loop, 100, 1, 1.0)
+    rate(loop, 100, 1, -1.0)
     batch = [t.task_id for t in loop.select_batch()]
-    draw = loop.last_uniform_draw
-    assert len(batch) == 5 and len(draw.task_ids) == 2 and set(draw.task_ids) <= set(batch)
+    [draw] = audit.draws(loop.project, audit.epoch(loop.project)["epoch"])
+    # 0.4 of 5, or half of 5 rounded up: one rating, not a uniform pick, says nothing of the prevalence yet
+    assert len(batch) == 5 and len(draw.task_ids) == 3 and set(draw.task_ids) <= set(batch)
     assert draw.n_available == 11  # every unseen task
+    audit.close()
 
 
 def test_the_strategy_is_told_which_ratings_were_uniform_draws(files, tmp_path):
@@ -348,7 +351,7 @@ def test_the_strategy_is_told_which_ratings_were_uniform_draws(files, tmp_path):
     loop.embed_pending()
     loop.refit_if_needed()
     batch = [t.task_id for t in loop.select_batch()]
-    drawn = set(loop.last_uniform_draw.task_ids)
+    drawn = audit.drawn_task_ids(loop.project)
     for n, task_id in enumerate(batch):
         rate(loop, 100 + n, task_id, 1.0 if n % 2 else -1.0)
     ids, pool = loop.pool()
@@ -363,12 +366,14 @@ def test_the_strategy_is_told_which_ratings_were_uniform_draws(files, tmp_path):
     audit.close()
 
 
-def test_select_batch_with_a_strategy_without_uniform_draws_reports_none(files):
-    loop = files.loop({**PROMPT, "strategy": "nearest"})
+def test_select_batch_with_a_strategy_without_uniform_draws_records_none(files, tmp_path):
+    audit = AuditLog(tmp_path / "evaluation.sqlite")
+    loop = files.loop({**PROMPT, "strategy": "nearest"}, audit=audit)
     add_tasks(loop, tasks(1, 2, 3))
     loop.embed_pending()
     loop.refit_if_needed()
-    assert loop.select_batch() and loop.last_uniform_draw is None
+    assert loop.select_batch() and audit.drawn_task_ids(loop.project) == set()
+    audit.close()
 
 
 def test_uncertainty_strategy_picks_scores_nearest_one_half(files):

@@ -16,7 +16,6 @@ from ml_backend.core.strategies import (
     DEFAULT_STRATEGY, STRATEGIES, HybridStrategy, NearestStrategy, Pool, RandomStrategy, Strategy,
     UncertaintyStrategy, make_strategy, top_k,
 )
-from ml_backend.core.strategies.hybrid import spread_out
 from tests.conftest import planted_vectors, unit_rows
 
 DIM = 16
@@ -312,47 +311,3 @@ def test_hybrid_extremes_are_nearest_uncertainty_and_random(hybrid_pool_and_head
 def test_hybrid_rejects_shares_outside_0_1(top_share, explore_share):
     with pytest.raises(ValueError):
         HybridStrategy(top_share=top_share, explore_share=explore_share)
-
-
-def duplicated_pool(copies: int = 4, groups: int = 12, noise: float = 0.01, seed: int = 0) -> Pool:
-    """`groups` directions, each present `copies` times with tiny jitter (near-duplicates)."""
-    rng = np.random.default_rng(seed)
-    centres = unit_rows(rng.normal(size=(groups, HYBRID_DIM)))
-    X = unit_rows(np.repeat(centres, copies, axis=0) + noise * rng.normal(size=(groups * copies, HYBRID_DIM)))
-    return Pool(X, np.ones(len(X), dtype=bool))
-
-
-@pytest.mark.parametrize("top_share", [0.0, 0.4, 1.0])
-def test_hybrid_diversity_keeps_picks_apart_when_the_pool_allows(top_share):
-    pool = duplicated_pool()
-    head = LinearHead.from_weights(pool.vectors[0] * 4.0, -1.0)
-    threshold = 0.95
-    rows = HybridStrategy(top_share=top_share, explore_share=0.0, max_similarity=threshold).select(head, pool, 10, np.random.default_rng(0))
-    assert len(rows) == 10 and len(set(rows.tolist())) == 10
-    sims = pool.vectors[rows] @ pool.vectors[rows].T
-    np.fill_diagonal(sims, -1.0)
-    assert sims.max() <= threshold
-    # Without the diversity term the top picks are copies of the best direction.
-    plain = HybridStrategy(top_share=1.0, explore_share=0.0).select(head, pool, 4, np.random.default_rng(0))
-    plain_sims = pool.vectors[plain] @ pool.vectors[plain].T
-    assert plain_sims[np.triu_indices(4, 1)].min() > threshold
-
-
-def test_hybrid_diversity_still_fills_the_batch_when_everything_is_a_duplicate():
-    X = unit_rows(np.ones((6, HYBRID_DIM)) + 1e-4 * np.random.default_rng(0).normal(size=(6, HYBRID_DIM)))
-    pool = Pool(X, np.ones(6, dtype=bool))
-    head = LinearHead.from_weights(np.ones(HYBRID_DIM), 0.0)
-    rows = HybridStrategy(top_share=0.5, explore_share=0.0, max_similarity=0.5).select(head, pool, 4, np.random.default_rng(0))
-    assert len(set(rows.tolist())) == 4
-
-
-def test_spread_out_skips_near_duplicates_in_priority_order():
-    X = unit_rows(np.array([[1, 0], [1, 0.01], [0, 1], [1, 0.02], [-1, 0.1]], dtype=np.float64))
-    order = np.array([0, 1, 2, 3, 4])
-    assert spread_out(order, X, 3, 0.9).tolist() == [0, 2, 4]
-    assert spread_out(order, X, 3, None).tolist() == [0, 1, 2]
-    # skipped rows top the batch up, best first
-    assert spread_out(order, X, 4, 0.9).tolist() == [0, 2, 4, 1]
-    # rows picked earlier in the batch count as neighbours too
-    assert spread_out(np.array([1, 2, 3]), X, 2, 0.9, exclude=np.array([0])).tolist() == [2, 1]
-    assert spread_out(order, X, 0, 0.9).size == 0

@@ -379,7 +379,7 @@ def test_two_connections_to_this_backend_are_reported_and_the_oldest_sets_the_pa
     ls.hooks = [Hook(11, "http://backend:9090/webhook", (), True, True), Hook(12, "http://BACKEND:9090/webhook/", (), True, True)]
     worker = make_worker(runtime, ls, BackendIdentity(
         "me", "http://backend:9090", probe=lambda url: "me" if "localhost" in url else None))
-    worker.pull.audit(P)
+    worker.pull.check_connections(P)
 
     projects = runtime.projects
     state = projects.records.connections(P)
@@ -403,7 +403,7 @@ def test_two_connections_to_this_backend_are_reported_and_the_oldest_sets_the_pa
 def test_one_connection_sets_the_params_through_setup_as_before(runtime, ls):
     ls.connections = [Connection(4, "http://backend:9090", {"prompt": "a red square"})]
     worker = make_worker(runtime, ls)
-    worker.pull.audit(P)
+    worker.pull.check_connections(P)
     state = runtime.records.connections(P)
     assert state["connections"] == [4] and state["warning"] is None
     assert runtime.projects.params_from_setup(P, {"prompt": "new"}) == ({"prompt": "new"}, False)

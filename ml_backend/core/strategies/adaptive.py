@@ -178,7 +178,7 @@ class AdaptiveStrategy(Strategy):
                rng: np.random.Generator) -> np.ndarray:
         """n random rows, each from an available cluster with the fewest ratings (and picks so far); once
         ratings exist (and, as they call for cluster picks, show positives scarce), the most isolated first."""
-        labels, isolation = _clustering(pool.vectors, self.clusters)
+        labels, isolation = pool_clustering(pool.vectors, self.clusters)
         if not len(pool.rated):
             isolation = np.zeros_like(isolation)  # nothing rated yet: random order, a representative first batch
         n_clusters = int(labels.max()) + 1
@@ -197,26 +197,16 @@ class AdaptiveStrategy(Strategy):
         return np.array(picks, dtype=np.int64)
 
 
-def pool_clusters(vectors: np.ndarray, n_clusters: int, sample: int = 2000, seed: int = 0) -> np.ndarray:
-    """Cluster index (n,) of every row of `vectors` (n, d), unit-norm rows.
+def pool_clustering(vectors: np.ndarray, n_clusters: int, sample: int = 2000,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster index (n,) of every row of `vectors` (n, d), unit-norm rows; each cluster's isolation (k,):
+    1 - the largest cosine between its centroid and another's).
 
     k-means on a fixed sample of rows (k-means++ seeds, then SciPy's Lloyd iterations),
     every row then assigned to its nearest centroid. At most n / 20 clusters. Cached for
     the last few pools (by shape and a hash of sampled rows), so the batches of one pool
     cluster it once: ~0.1 s for 5,000 x 1,280 on one core.
     """
-    return _clustering(vectors, n_clusters, sample, seed)[0]
-
-
-def cluster_isolation(vectors: np.ndarray, n_clusters: int, sample: int = 2000, seed: int = 0) -> np.ndarray:
-    """Each cluster's isolation (k,) in `pool_clusters`' clustering: 1 - the largest cosine between its
-    centroid and another's."""
-    return _clustering(vectors, n_clusters, sample, seed)[1]
-
-
-def _clustering(vectors: np.ndarray, n_clusters: int, sample: int = 2000,
-                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(cluster index per row, isolation per cluster), cached per pool (see `pool_clusters`)."""
     n = len(vectors)
     key = (_fingerprint(vectors), n_clusters, sample, seed)
     if key in _CLUSTER_CACHE:

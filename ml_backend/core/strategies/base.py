@@ -60,10 +60,6 @@ class UniformDraw:
     rows: np.ndarray
     n_available: int
 
-    @property
-    def inclusion_probability(self) -> float:
-        return len(self.rows) / self.n_available if self.n_available else 0.0
-
 
 class Strategy(ABC):
     """Selects up to k available rows. Hyperparameters go in __init__, logic in `select`.
