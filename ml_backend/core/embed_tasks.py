@@ -47,18 +47,18 @@ class TaskEmbedding:
     load_item: ItemLoader
     fetch_workers: int
 
-    def _start_embedding(self, on_images_ready: Callable[[int], None] | None) -> None:
+    def _start_embedding(self, on_items_ready: Callable[[int], None] | None) -> None:
         # Task id -> item load left running by a pass that would not wait for it.
         self._stragglers: dict[int, Future] = {}
         self._stragglers_lock = threading.Lock()
-        self._on_images_ready = on_images_ready
+        self._on_items_ready = on_items_ready
 
     def embed_pending(self, limit: int = 256, wait_s: float | None = None) -> EmbedReport:
         """Embed up to `limit` queued tasks and store their vectors.
 
-        With `wait_s`, images that take longer than that to arrive are not waited for:
+        With `wait_s`, items (images, text files) that take longer than that to arrive are not waited for:
         they finish loading in the background (within the fetch deadline), stay pending,
-        and `on_images_ready` says when a batch of them can be embedded. A slow image
+        and `on_items_ready` says when a batch of them can be embedded. A slow image
         source then holds the caller (the worker, shared by every project) for at most
         `wait_s` per call.
         """
@@ -84,7 +84,7 @@ class TaskEmbedding:
         failed = {t for t, state in self.ledger.task_states(self.project, list(known)).items() if state == "failed"}
         return self._embed([(t, known[t]) for t in missing if t in known and t not in failed])
 
-    def has_images_to_embed(self) -> bool:
+    def has_items_to_embed(self) -> bool:
         """Whether a call to `embed_pending` now has work: pending tasks not loading in the
         background already, or a batch of loaded stragglers (or the last of them)."""
         with self._stragglers_lock:
@@ -95,8 +95,8 @@ class TaskEmbedding:
         pending = self.ledger.tasks_in_state(self.project, "pending", limit=len(running) + 1, max_attempts=MAX_EMBED_ATTEMPTS)
         return any(task_id not in running for task_id, _ in pending)
 
-    def has_images_loading(self) -> bool:
-        """Whether images left loading in the background are still on their way."""
+    def has_items_loading(self) -> bool:
+        """Whether items left loading in the background are still on their way."""
         with self._stragglers_lock:
             return bool(self._stragglers)
 
@@ -157,8 +157,8 @@ class TaskEmbedding:
         with self._stragglers_lock:
             running = sum(not f.done() for f in self._stragglers.values())
             loaded = len(self._stragglers) - running
-        if self._on_images_ready is not None and loaded and (loaded >= self.embedder.batch_size or not running):
-            self._on_images_ready(self.project)
+        if self._on_items_ready is not None and loaded and (loaded >= self.embedder.batch_size or not running):
+            self._on_items_ready(self.project)
 
     def reconcile_store(self) -> dict[str, int]:
         """Make the vector store agree with the ledger; run whenever a loop is built.

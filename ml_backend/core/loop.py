@@ -41,7 +41,7 @@ class ActiveLoop(TaskEmbedding, HeadRefit, BatchSelection, Scoring):
     ledger, store : durable state (shared ledger; this project's vector store).
     embedder : the project's embedder (image or text; shared by the projects of that modality).
     load_item : task data dict -> what the embedder takes (RGB image or text); raises `MediaError`.
-    on_images_ready : called with the project id when items left loading in the
+    on_items_ready : called with the project id when items left loading in the
         background (see `embed_pending(wait_s=...)`) are ready to embed.
     audit : where each batch's uniform draw is recorded for the evaluation (`core.audit_log`).
     """
@@ -49,7 +49,7 @@ class ActiveLoop(TaskEmbedding, HeadRefit, BatchSelection, Scoring):
     def __init__(
         self, project: int, params: ProjectParams, ledger: Ledger, store: VectorStore,
         embedder: Embedder, load_item: ItemLoader, fetch_workers: int = 4,
-        on_images_ready: Callable[[int], None] | None = None, audit: AuditLog | None = None,
+        on_items_ready: Callable[[int], None] | None = None, audit: AuditLog | None = None,
     ):
         self.project = project
         self.audit = audit
@@ -59,7 +59,7 @@ class ActiveLoop(TaskEmbedding, HeadRefit, BatchSelection, Scoring):
         self.embedder = embedder
         self.load_item = load_item
         self.fetch_workers = fetch_workers
-        self._start_embedding(on_images_ready)
+        self._start_embedding(on_items_ready)
         self._start_refits()
         previous = store.stored_model_id
         if store.use_model(embedder.model_id):

@@ -63,7 +63,7 @@ class ProjectRegistry:
         self._build_errors: dict[int, str] = {}  # why a project's loop cannot be built now
         self._refused_params: dict[int, str] = {}  # the latest extra params refused, until valid ones arrive
         # Set by the runtime to the worker's notify: images that loaded in the background are ready.
-        self.on_images_ready: Callable[[int], None] | None = None
+        self.on_items_ready: Callable[[int], None] | None = None
 
     def configure(self, project: int, label_config: str | None = None, extra_params: Any = None) -> tuple[ActiveLoop, bool]:
         """Record a project's label config and/or extra params, then (re)build its loop.
@@ -190,7 +190,7 @@ class ProjectRegistry:
                 raise
             self._build_errors.pop(project, None)
             loop = ActiveLoop(project, params, self.ledger, self._store(project, embedder.model_id), embedder,
-                              self._loader(schema), self._fetch_workers, on_images_ready=self._images_ready,
+                              self._loader(schema), self._fetch_workers, on_items_ready=self._items_ready,
                               audit=self._audit_log)
             for warning in loop.warnings():
                 log.warning("project %s: %s", project, warning)
@@ -226,9 +226,9 @@ class ProjectRegistry:
         if kind == "tasks" and store is not None and ids:
             store.delete(ids)
 
-    def _images_ready(self, project: int) -> None:
-        if self.on_images_ready is not None:
-            self.on_images_ready(project)
+    def _items_ready(self, project: int) -> None:
+        if self.on_items_ready is not None:
+            self.on_items_ready(project)
 
     def warnings(self) -> dict[str, list[str]]:
         """Project id -> what its admin should know: repeated connections or webhooks, and settings

@@ -106,7 +106,7 @@ class Runtime:
         identity = BackendIdentity(load_instance_id(settings.model_dir), settings.backend_url)
         worker = (label_studio_worker(settings, projects, gateway, identity, evaluations) if talk_to_label_studio
                   else Worker(projects, poll_interval_s=settings.poll_interval_s, evaluations=evaluations))
-        projects.on_images_ready = worker.notify
+        projects.on_items_ready = worker.notify
         runtime = cls(settings, registry, gateway, projects, worker, identity, evaluations,
                       talks_to_label_studio=talk_to_label_studio)
         if start_worker:

@@ -25,9 +25,9 @@ from .projects import ProjectRegistry
 log = logging.getLogger(__name__)
 
 EMBED_CHUNK = 256
-# How long a pass waits for an image it needs before leaving it to load in the background:
-# this thread serves every project, so a slow image source may hold it no longer than this.
-IMAGE_WAIT_S = 0.25
+# How long a pass waits for an item (an image, or a text file a task points at) before leaving it to load in
+# the background: this thread serves every project, so a slow source may hold it no longer than this.
+ITEM_WAIT_S = 0.25
 MAX_BACKOFF_S = 60.0
 # The longest Retry-After the worker obeys: a Label Studio asking for more is asked again after this.
 RETRY_AFTER_MAX_S = 300.0
@@ -144,7 +144,8 @@ class Worker:
             return {"idle": work.done.is_set(), "last_error": work.last_error, "failures": work.failures}
 
     def activity(self, project: int) -> str:
-        """What the worker is doing for `project` right now: idle, syncing, embedding, refitting, pushing, waiting."""
+        """What the worker is doing for `project` right now: idle, syncing, embedding, refitting, pushing,
+        waiting, or "loading images" (items, text files too, left loading in the background)."""
         with self._wake:
             work = self._work.get(project)
             return "idle" if work is None else work.activity
@@ -280,10 +281,10 @@ class Worker:
         """Embed a chunk and refit; True if tasks are left to embed."""
         loop = self.projects.get(project)
         self._set_activity(work, "embedding")
-        loop.embed_pending(EMBED_CHUNK, wait_s=IMAGE_WAIT_S)
+        loop.embed_pending(EMBED_CHUNK, wait_s=ITEM_WAIT_S)
         loop.refit_if_needed(on_refit=lambda: self._set_activity(work, "refitting"))
-        work.loading = loop.has_images_loading()  # they wake this thread when ready (on_images_ready)
-        return loop.has_images_to_embed()
+        work.loading = loop.has_items_loading()  # they wake this thread when ready (on_items_ready)
+        return loop.has_items_to_embed()
 
     def _push(self, project: int, work: _ProjectWork) -> tuple[float, Exception | None]:
         """The remote part of a pass: (when the next push is due, the failure or None)."""

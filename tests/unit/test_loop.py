@@ -504,9 +504,9 @@ def test_a_straggler_whose_task_is_no_longer_pending_is_forgotten(files, http_se
     while not http_server.requests:
         time.sleep(0.01)
     loop.embed_pending(wait_s=0.05)
-    assert loop.has_images_loading()  # the pass did not wait for its fetch
+    assert loop.has_items_loading()  # the pass did not wait for its fetch
     predict.join()
     assert loop.ledger.task_states(P, [1]) == {1: "failed"}
     time.sleep(1.0)  # the pass's fetch is done too
     loop.embed_pending(wait_s=0.05)
-    assert not loop.has_images_loading() and not loop.has_images_to_embed()
+    assert not loop.has_items_loading() and not loop.has_items_to_embed()

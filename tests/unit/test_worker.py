@@ -65,7 +65,7 @@ def reconcile(worker, project=P) -> bool:
     loop = worker.projects.get(project)
     loop.embed_pending()
     loop.refit_if_needed()
-    return loop.has_images_to_embed() or worker.push.push(project) == 0.0
+    return loop.has_items_to_embed() or worker.push.push(project) == 0.0
 
 
 def reconcile_until_done(worker, limit=20):
