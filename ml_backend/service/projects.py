@@ -260,8 +260,14 @@ class ProjectRegistry:
             content = json.loads(Path(self._params_file).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"cannot read PROJECT_PARAMS_FILE {self._params_file}: {exc}") from None
-        layer = content.get(key, {}) if isinstance(content, dict) else {}
-        return layer if isinstance(layer, dict) else {}
+        if not isinstance(content, dict):
+            raise ConfigError(f"PROJECT_PARAMS_FILE {self._params_file} holds a JSON {type(content).__name__}, "
+                              'not an object such as {"default": {...}, "<project id>": {...}}')
+        layer = content.get(key, {})
+        if not isinstance(layer, dict):  # ignoring it would run the project on parameters the admin did not mean
+            raise ConfigError(f"PROJECT_PARAMS_FILE {self._params_file}: the entry {key!r} must be an object "
+                              f"of parameters, got a JSON {type(layer).__name__}")
+        return layer
 
 
 def _raw_params(extra_params: Any) -> dict:

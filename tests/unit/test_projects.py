@@ -48,6 +48,19 @@ def test_a_rebuilt_loop_keeps_the_parameters_validated_at_setup(projects, params
     assert projects.get(P).params.prompt == "dogs"
 
 
+@pytest.mark.parametrize("content, reason", [
+    ({"default": {"batch_size": 7}, str(P): [{"batch_size": 5}]}, "the entry '1' must be an object of parameters, got a JSON list"),
+    ({"default": "batch_size=7"}, "the entry 'default' must be an object of parameters, got a JSON str"),
+    ([{"batch_size": 7}], "holds a JSON list, not an object"),
+])
+def test_a_params_file_entry_that_is_not_an_object_is_refused_not_ignored(projects, params_file, content, reason):
+    projects.configure(P, label_config=CHOICES_CONFIG, extra_params={"prompt": "dogs"})
+    params_file.write_text(json.dumps(content))
+    with pytest.raises(ConfigError, match=reason):
+        projects.configure(P, extra_params={"prompt": "cats"})
+    assert projects.get(P).params.prompt == "dogs"
+
+
 def test_invalid_parameters_are_refused_and_change_nothing(projects):
     projects.configure(P, label_config=CHOICES_CONFIG, extra_params={"prompt": "dogs"})
     with pytest.raises(ConfigError, match="batchsize"):
