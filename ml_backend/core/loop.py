@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 from typing import Callable, Iterable
 
+import numpy as np
+
 from .audit_log import AuditLog
 from .embed_tasks import MAX_EMBED_ATTEMPTS, EmbedReport, ItemLoader, TaskEmbedding
 from .embedding import Embedder
@@ -69,10 +71,11 @@ class ActiveLoop(TaskEmbedding, HeadRefit, BatchSelection, Scoring):
             ledger.reset_embeddings(project)
         self.reconcile_store()
 
-    def pool(self, exclude: Iterable[int] = ()) -> tuple[list[str], Pool]:
-        """The store's selection snapshot with `seen` as the ledger records it now: (row ids, Pool)."""
+    def pool(self, exclude: Iterable[int] = ()) -> tuple[np.ndarray, Pool]:
+        """The store's selection snapshot with `seen` as the ledger records it now: (task id of each row, Pool)."""
         self.store.follow_seen(self.ledger.seen_task_ids(self.project))
-        return self.store.pool(exclude=exclude)
+        ids, pool = self.store.pool(exclude=exclude)
+        return np.array(ids, dtype=np.int64), pool  # Chroma's ids are strings: task ids from here on
 
     def warnings(self) -> list[str]:
         """What the admin set that this project cannot use, and why (it runs without it)."""

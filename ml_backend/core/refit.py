@@ -52,7 +52,7 @@ class HeadRefit:
     ledger: Ledger
     store: VectorStore
     embedder: Embedder
-    pool: Callable[..., tuple[list[str], Pool]]
+    pool: Callable[..., tuple[np.ndarray, Pool]]
 
     def _start_refits(self) -> None:
         self._head: HeadVersion | None = None

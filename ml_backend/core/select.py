@@ -33,7 +33,7 @@ class BatchSelection:
     project: int
     params: ProjectParams
     ledger: Ledger
-    pool: Callable[..., tuple[list[str], Pool]]
+    pool: Callable[..., tuple[np.ndarray, Pool]]
     current_head: Callable[[], HeadVersion | None]
     audit: AuditLog | None
 
@@ -56,18 +56,18 @@ class BatchSelection:
         pool = self._with_ratings(ids, pool)
         rows = strategy.select(current.head if current else None, pool, k or self.params.batch_size, rng)
         if self.audit is not None:
-            rows = self.audit.keep_sample(self.project, np.asarray(ids, dtype=np.int64), pool.available, rows, strategy,
+            rows = self.audit.keep_sample(self.project, ids, pool.available, rows, strategy,
                                           k or self.params.batch_size, current.version if current else 0)
         scores = current.head.predict_proba(pool.vectors[rows]) if current else np.zeros(len(rows), np.float32)
         order = np.argsort(-scores, kind="stable")
         return [ScoredTask(int(ids[rows[i]]), float(scores[i])) for i in order]
 
-    def _with_ratings(self, ids: list[str], pool: Pool) -> Pool:
+    def _with_ratings(self, ids: np.ndarray, pool: Pool) -> Pool:
         """`pool` plus the rows and targets of the current ratings (what adaptive strategies react to),
         and which of them the audit log drew uniformly at random."""
         ratings = self.ledger.ratings(self.project)
-        row_of = {task_id: row for row, task_id in enumerate(ids)}
-        rated = [(row_of[str(t)], int(t), target) for t, target in ratings.items() if str(t) in row_of]
+        row_of = {int(task_id): row for row, task_id in enumerate(ids)}
+        rated = [(row_of[t], t, target) for t, target in ratings.items() if t in row_of]
         rows = np.array([row for row, _, _ in rated], dtype=np.int64)
         targets = np.array([target for _, _, target in rated], dtype=np.float64)
         uniform = np.empty(0, dtype=bool)  # without an audit log nobody knows: say nothing

@@ -81,8 +81,7 @@ class Evaluations:
         if current is None:
             return None
         params = loop.params.evaluation
-        ids, pool = loop.pool()
-        task_ids = np.array([int(t) for t in ids], dtype=np.int64)
+        task_ids, pool = loop.pool()
         ratings = loop.ledger.ratings(loop.project)
         seen = loop.ledger.seen_task_ids(loop.project)
         epoch = self.audit.epoch(loop.project)

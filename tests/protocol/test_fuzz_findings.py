@@ -244,7 +244,7 @@ def test_deleting_a_task_named_twice_takes_it_out_of_the_pool(backend):
     backend.wait()
     assert backend.webhook("TASKS_DELETED", tasks=[{"id": 3}, {"id": 3}]).status_code == 200
     backend.wait()
-    assert "3" not in backend.loop().pool()[0]
+    assert 3 not in backend.loop().pool()[0].tolist()
     assert 3 not in [t.task_id for t in backend.loop().select_batch(10)]
     assert backend.status()["vectors"] == 3
 

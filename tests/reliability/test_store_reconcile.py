@@ -39,9 +39,9 @@ def raw_collection(path):
     return chromadb.PersistentClient(path=str(path)).get_collection(COLLECTION)
 
 
-def seen_in_selection(loop) -> set[str]:
+def seen_in_selection(loop) -> set[int]:
     ids, pool = loop.pool()
-    return {ids[row] for row in np.flatnonzero(~pool.available)}
+    return {int(ids[row]) for row in np.flatnonzero(~pool.available)}
 
 
 def test_every_kind_of_disagreement_is_repaired_when_a_loop_is_built(files):
@@ -61,7 +61,7 @@ def test_every_kind_of_disagreement_is_repaired_when_a_loop_is_built(files):
     repaired = make_loop()
     assert ledger.task_states(P, [1, 2]) == {1: "pending", 2: "embedded"}
     assert "99" not in repaired.store.ids()
-    assert seen_in_selection(repaired) == {"3"}  # the ledger's record, whatever Chroma's metadata says
+    assert seen_in_selection(repaired) == {3}  # the ledger's record, whatever Chroma's metadata says
 
     assert repaired.embed_pending().embedded == [1]  # what was lost is embedded again, nothing else
     assert sorted(map(int, repaired.store.ids())) == list(range(1, 11))
@@ -80,7 +80,7 @@ def test_a_lost_collection_is_rebuilt_and_ratings_survive(files):
     rebuilt = make_loop()
     assert ledger.counts(P)["tasks"] == {"pending": 6, "embedded": 0, "failed": 0}
     rebuilt.embed_pending()
-    assert len(rebuilt.store) == 6 and seen_in_selection(rebuilt) == {"5"}
+    assert len(rebuilt.store) == 6 and seen_in_selection(rebuilt) == {5}
     assert ledger.ratings(P) == {5: -1.0}
     assert 5 not in {t.task_id for t in rebuilt.select_batch()}
 
@@ -100,4 +100,4 @@ def test_a_rating_during_embedding_reaches_the_store(files):
     loop.embed_pending()
     loop.store.upsert = real_upsert
     assert ledger.seen_task_ids(P) == {2}
-    assert seen_in_selection(loop) == {"2"} and 2 not in {t.task_id for t in loop.select_batch()}
+    assert seen_in_selection(loop) == {2} and 2 not in {t.task_id for t in loop.select_batch()}

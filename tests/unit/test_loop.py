@@ -39,10 +39,10 @@ def rate(loop, annotation_id, task_id, target):
     return Facts(loop.ledger).record_annotation(loop.project, AnnotationRating(annotation_id, task_id, target))
 
 
-def seen_in_selection(loop) -> set[str]:
+def seen_in_selection(loop) -> set[int]:
     """The tasks the loop's selection treats as seen (its mirror, derived from the ledger)."""
     ids, pool = loop.pool()
-    return {ids[row] for row in np.flatnonzero(~pool.available)}
+    return {int(ids[row]) for row in np.flatnonzero(~pool.available)}
 
 
 class Files:
@@ -427,7 +427,7 @@ def test_state_survives_a_new_loop_over_the_same_files(files, embedded):
     assert again.current_head().head.intercept_ == pytest.approx(v2.head.intercept_)
     assert again.ledger.ratings(P) == {3: 1.0, 4: -1.0}
     assert again.ledger.seen_task_ids(P) == {3, 4, 5}
-    assert seen_in_selection(again) == {"3", "4", "5"}
+    assert seen_in_selection(again) == {3, 4, 5}
     np.testing.assert_allclose(again.store.vectors(range(1, 13)), vectors, atol=1e-6)
     assert again.refit_if_needed() is None
     assert again.embed_pending().embedded == []
@@ -450,7 +450,7 @@ def test_changing_the_embedding_model_re_embeds_everything(files, embedded, loop
     assert changed.ledger.counts(P)["tasks"]["pending"] == 12
     assert sorted(changed.embed_pending().embedded) == list(range(1, 13))
     assert len(changed.store) == 12
-    assert seen_in_selection(changed) == {"3"}  # seen flags come from the ledger
+    assert seen_in_selection(changed) == {3}  # seen flags come from the ledger
     again = files.loop({**PROMPT, "batch_size": 4}, embedder=other_model(loop_embedder), reopen=True)
     assert len(again.store) == 12  # reopening with the same new model keeps the vectors
 
