@@ -27,8 +27,8 @@ class ScoredTask:
 
 
 class BatchSelection:
-    """The select step of `ActiveLoop` (a mixin: the loop holds `project`, `params` and `ledger`,
-    and gives `pool` and `current_head`)."""
+    """The select step of `ActiveLoop` (a mixin: the loop holds `project`, `params`, `ledger` and
+    `audit`, and gives `pool` and `current_head`)."""
 
     project: int
     params: ProjectParams
