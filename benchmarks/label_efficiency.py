@@ -360,9 +360,23 @@ HELDOUT_TASKS: tuple[Task, ...] = tuple(Task(**kwargs, batch_sizes=(10,)) for kw
     dict(concept="razor+rpm (mixed)", dataset="spam", positives=(), lists=(RAZOR_LIST, RPM_LIST), prevalence=0.01,
          prompt="a message about the Razor spam filter, or about RPM packages"),
 ))
-TASK_SETS = {"full": FULL_TASKS, "heldout": HELDOUT_TASKS}
+# Concepts for development runs only (seeds 1000+, --evaluate-on validation): every concept of the
+# datasets that neither set above uses, written down with their prompts before any run on them
+# (2026-12-02). Nothing is reported from them in the README.
+DEVELOPMENT_TASKS: tuple[Task, ...] = tuple(Task(**kwargs, batch_sizes=(10,)) for kwargs in (
+    dict(concept="ilug list", dataset="spam", positives=(), lists=("ilug.linux.ie",),
+         prompt="a message about using Linux"),
+    dict(concept="fork list", dataset="spam", positives=(), lists=("fork.xent.com",),
+         prompt="a discussion of technology, politics and culture"),
+    dict(concept="spamassassin-talk", dataset="spam", positives=(), lists=("spamassassin-talk.example.sourceforge.net",),
+         prompt="a question about configuring the SpamAssassin spam filter"),
+    dict(concept="T-shirt", dataset="fashion", positives=_fashion("T-shirt/top")),
+    dict(concept="Trouser", dataset="fashion", positives=_fashion("Trouser")),
+))
+TASK_SETS = {"full": FULL_TASKS, "heldout": HELDOUT_TASKS, "development": DEVELOPMENT_TASKS}
 # Each set's files: <stem>.json / .md / _raw.pkl / _<group>.png in the results folder, and its README block.
-TASK_SET_STEMS = {"full": "label_efficiency", "heldout": "label_efficiency_heldout"}
+TASK_SET_STEMS = {"full": "label_efficiency", "heldout": "label_efficiency_heldout",
+                  "development": "label_efficiency_development"}
 README_BLOCKS = {"full": README_BLOCK, "heldout": "label-efficiency-heldout"}
 QUICK_TASKS: tuple[Task, ...] = (
     Task(**SPAM, prevalence=0.01, batch_sizes=(10,)),
@@ -1298,7 +1312,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 plot(group, strategies, out / f"{stem}_{tag}.png", f"test AP vs labels, {tag}")
     md = markdown(report, report["command"], strategies)
     (out / f"{stem}.md").write_text(md)
-    if out.resolve() == RESULTS_DIR.resolve() and not report["quick"]:  # a quick or side run leaves the README alone
+    if out.resolve() == RESULTS_DIR.resolve() and not report["quick"] and task_set in README_BLOCKS:
+        # a quick, side or development run leaves the README alone
         summary = readme_summary(report) if task_set == "full" else heldout_summary(report)
         replace_block(README, README_BLOCKS[task_set], summary)
     print(md)
