@@ -197,6 +197,29 @@ def test_the_first_cold_batch_keeps_random_cluster_order():
     assert np.mean(counts) < 4
 
 
+def test_after_a_batch_without_positives_only_the_most_isolated_tenth_comes_first():
+    """The most isolated tenth of the clusters leads the next batch; the other clusters follow in random
+    order, not in isolation order: a concept of a few percent fills ordinary clusters, which a strict
+    isolation order would reach last."""
+    X, _ = blobs([120] * 8 + [10], spread=0.2)
+    labels, isolation = pool_clustering(X, 40)
+    first_rows = np.random.default_rng(99).choice(len(X), size=10, replace=False)
+    by_isolation = np.argsort(-isolation, kind="stable").tolist()
+    rated = set(labels[first_rows].tolist())
+    leading = [c for c in by_isolation[: len(isolation) // 10] if c not in rated]  # the tenth, less rated ones
+    next_by_isolation = set([c for c in by_isolation if c not in rated and c not in leading][: 9 - len(leading)])
+    assert leading
+    in_next = []
+    for seed in range(30):
+        picks = AdaptiveStrategy(uniform_share=0.0, clusters=40).select(
+            None, rated_negative(X, first_rows), 9, np.random.default_rng(seed))
+        clusters = [int(c) for c in labels[picks]]
+        assert clusters[: len(leading)] == leading  # every time, first, most isolated first
+        in_next.append(sum(c in next_by_isolation for c in clusters[len(leading):]))
+    # strict isolation order would put all 5 of the other picks there; random order about 1 (5 of ~27 clusters)
+    assert np.mean(in_next) < 2.5
+
+
 def test_without_signal_picks_go_to_the_least_rated_clusters():
     """Groups that already have ratings get no cluster pick while others have none."""
     X, group = blobs([40] * 6)

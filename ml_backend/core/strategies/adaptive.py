@@ -15,9 +15,11 @@ Each batch of k is made of three kinds of picks:
    clusters with the fewest ratings. A rare concept that forms its own region of the
    embedding space is found after about as many labels as there are clusters, not after
    1 / prevalence (TypiClust and ProbCover pick typical, diverse items for the same reason).
-   Once a rated batch holds no positive, the most isolated of those clusters (the farthest
-   from any other cluster's centroid) come first: a common kind of item fills several
-   neighbouring clusters, a rare, distinct concept one or two with no neighbour of its kind.
+   Once a rated batch holds no positive, the most isolated tenth of those clusters (the
+   farthest from any other cluster's centroid) come first, the others in random order: a
+   common kind of item fills several neighbouring clusters, a rare, distinct concept one or
+   two with no neighbour of its kind, and a concept of a few percent that fills ordinary
+   clusters is not put off until every isolated cluster has been visited.
    The first batch keeps random order: on a common concept it nearly always holds a
    positive, and isolated clusters would make an unrepresentative first training set.
 3. Once the head has signal, the rest is split between the **top** of the head (positives
@@ -32,8 +34,8 @@ Each batch of k is made of three kinds of picks:
    rating, goes there too).
 4. When the head's own picks **stop finding positives** (none in the latest `stale_after`
    ratings of non-uniform picks, once some rating is positive), its region may be exhausted:
-   half of the rest (rounded up) goes back to the least-rated clusters, the most isolated
-   first, until a pick finds a positive again, the other half to the top and boundary as
+   half of the rest (rounded up) goes back to the least-rated clusters (the most isolated
+   tenth first), until a pick finds a positive again, the other half to the top and boundary as
    above (the head's top still holds a concept's hard positives). A concept of two kinds
    (trousers or bags) is found from one example of the first kind only this way or by the
    uniform picks, which at 1% prevalence take hundreds of labels.
@@ -56,6 +58,9 @@ from .base import Pool, Strategy, UniformDraw, informative_logits, top_k
 if TYPE_CHECKING:
     from ..params import SelectionParams
 
+# Once ratings exist, 1 / ISOLATED_FIRST of the clusters, the most isolated, come first (development runs,
+# benchmarks.label_efficiency.HYPERPARAMETERS).
+ISOLATED_FIRST = 10
 _CLUSTER_CACHE: OrderedDict = OrderedDict()
 _CACHED_POOLS = 4
 
@@ -177,10 +182,15 @@ class AdaptiveStrategy(Strategy):
     def _cover(self, pool: Pool, available: np.ndarray, n: int, chosen: np.ndarray,
                rng: np.random.Generator) -> np.ndarray:
         """n random rows, each from an available cluster with the fewest ratings (and picks so far); once
-        ratings exist (and, as they call for cluster picks, show positives scarce), the most isolated first."""
+        ratings exist (and, as they call for cluster picks, show positives scarce), the most isolated tenth
+        of the clusters first, the others in random order."""
         labels, isolation = pool_clustering(pool.vectors, self.clusters)
-        if not len(pool.rated):
-            isolation = np.zeros_like(isolation)  # nothing rated yet: random order, a representative first batch
+        priority = np.zeros_like(isolation)  # nothing rated yet: random order, a representative first batch
+        if len(pool.rated):
+            # A rare, distinct concept's cluster tops the isolation order; a concept of a few percent fills
+            # ordinary clusters, which a strict isolation order would reach last.
+            first = np.argsort(-isolation, kind="stable")[: max(1, len(isolation) // ISOLATED_FIRST)]
+            priority[first] = 1.0 + isolation[first]
         n_clusters = int(labels.max()) + 1
         counts = np.bincount(labels[np.concatenate([pool.rated, chosen]).astype(np.int64)], minlength=n_clusters)
         rows = rng.permutation(np.flatnonzero(available))
@@ -191,7 +201,7 @@ class AdaptiveStrategy(Strategy):
             open_clusters = [c for c in range(n_clusters) if queues[c]]
             if not open_clusters:
                 break
-            c = min(open_clusters, key=lambda c: (counts[c], -isolation[c], tie_break[c]))
+            c = min(open_clusters, key=lambda c: (counts[c], -priority[c], tie_break[c]))
             picks.append(queues[c].pop(0))
             counts[c] += 1
         return np.array(picks, dtype=np.int64)
