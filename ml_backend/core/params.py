@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -163,6 +164,22 @@ def merge_params(*layers: Mapping[str, Any] | str | None) -> dict[str, Any]:
         merged.update(values)
         merged.update({key: value for key, value in nested.items() if value})
     return merged
+
+
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    """The layers of a PROJECT_PARAMS_FILE, {"default": {...}, "<project id>": {...}}, not validated.
+
+    Raises `ConfigError` when the file cannot be read as one JSON object: read at startup and
+    again at every configure, so that an edit takes effect without a restart.
+    """
+    try:
+        content = json.loads(Path(path).read_text())
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or bad UTF-8
+        raise ConfigError(f"PROJECT_PARAMS_FILE={path} cannot be read as JSON: {exc}") from None
+    if not isinstance(content, dict):
+        raise ConfigError(f"PROJECT_PARAMS_FILE={path} holds a JSON {type(content).__name__}, not an object "
+                          'such as {"default": {"batch_size": 8}, "<project id>": {...}}')
+    return content
 
 
 def _as_mapping(layer: Mapping[str, Any] | str | None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from ..core.facts import Facts
 from ..core.fetch import ImageFetcher
 from ..core.ledger import Ledger
 from ..core.loop import ActiveLoop
-from ..core.params import ProjectParams
+from ..core.params import ProjectParams, read_params_file
 from ..core.store import VectorStore
 from .embedders import EmbedderRegistry
 from .connections import ConnectionReport
@@ -256,13 +256,7 @@ class ProjectRegistry:
     def _file_params(self, key: str) -> dict:
         if not self._params_file:
             return {}
-        try:
-            content = json.loads(Path(self._params_file).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read PROJECT_PARAMS_FILE {self._params_file}: {exc}") from None
-        if not isinstance(content, dict):
-            raise ConfigError(f"PROJECT_PARAMS_FILE {self._params_file} holds a JSON {type(content).__name__}, "
-                              'not an object such as {"default": {...}, "<project id>": {...}}')
+        content = read_params_file(self._params_file)
         layer = content.get(key, {})
         if not isinstance(layer, dict):  # ignoring it would run the project on parameters the admin did not mean
             raise ConfigError(f"PROJECT_PARAMS_FILE {self._params_file}: the entry {key!r} must be an object "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import tempfile
 from pathlib import Path
@@ -16,7 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ..adapters.ml_connections import basic_auth_header
 from ..core.embed import DEFAULT_MODEL
 from ..core.embed_text import DEFAULT_TEXT_MODEL
+from ..core.errors import ConfigError
 from ..core.ledger import MAX_TASK_DATA_BYTES
+from ..core.params import read_params_file
 
 
 class ServiceSettings(BaseSettings):
@@ -146,12 +147,9 @@ class ServiceSettings(BaseSettings):
             problems.append(f"MODEL_DIR={self.model_dir} is not a folder this backend can write to: {exc}")
         if self.project_params_file is not None:
             try:
-                content = json.loads(self.project_params_file.read_text())
-                if not isinstance(content, dict):
-                    raise ValueError(f"it holds a JSON {type(content).__name__}, not an object")
-            except (OSError, ValueError) as exc:
-                problems.append(f"PROJECT_PARAMS_FILE={self.project_params_file} is not a readable JSON object "
-                                f'such as {{"default": {{"batch_size": 8}}}}: {exc}')
+                read_params_file(self.project_params_file)
+            except ConfigError as exc:
+                problems.append(str(exc))
         return problems
 
     @property

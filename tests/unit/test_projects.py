@@ -43,7 +43,7 @@ def test_a_rebuilt_loop_keeps_the_parameters_validated_at_setup(projects, params
     assert projects.observe(P, RATING_CONFIG)  # a new label config: a new loop, the same parameters
     rebuilt = projects.get(P)
     assert rebuilt is not loop and rebuilt.params is loop.params
-    with pytest.raises(ConfigError, match="cannot read PROJECT_PARAMS_FILE"):
+    with pytest.raises(ConfigError, match="PROJECT_PARAMS_FILE=.* cannot be read as JSON"):
         projects.configure(P, extra_params={"prompt": "cats"})  # new parameters are validated again, with every layer
     assert projects.get(P).params.prompt == "dogs"
 

@@ -71,15 +71,19 @@ def test_a_model_dir_that_cannot_be_written_is_a_startup_problem(environ, tmp_pa
 @pytest.mark.parametrize("content, reason", [
     (None, "No such file"),
     ("{not json", "Expecting property name"),
+    ("[" * 100_000 + "]" * 100_000, "recursion"),
+    (b"\xff\xfe{}", "can't decode"),
     ('[{"batch_size": 8}]', "holds a JSON list, not an object"),
 ])
 def test_a_params_file_that_is_not_a_json_object_is_a_startup_problem(environ, tmp_path, content, reason):
     path = tmp_path / "params.json"
-    if content is not None:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
         path.write_text(content)
     environ(PROJECT_PARAMS_FILE=str(path))
     [problem] = ServiceSettings.from_env().startup_problems()
-    assert problem.startswith(f"PROJECT_PARAMS_FILE={path} is not a readable JSON object") and reason in problem
+    assert problem.startswith(f"PROJECT_PARAMS_FILE={path} ") and reason in problem
 
 
 def test_a_params_file_holding_an_object_is_accepted(environ, tmp_path):
