@@ -127,6 +127,12 @@ class TaskEmbedding:
             # does not know about, which reconcile_store adopts on the next start.
             self.store.upsert(embedded, vectors, model_id=self.embedder.model_id)
             self.ledger.mark_embedded(self.project, embedded)
+            # A task deleted while it was embedded had its vector dropped before this upsert put it
+            # back: drop it again. (Deleted after this check: its own drop follows the upsert.)
+            deleted = set(embedded) - set(self.ledger.task_states(self.project, embedded))
+            if deleted:
+                self.store.delete(sorted(deleted))
+                embedded = [t for t in embedded if t not in deleted]
         failed = {}
         for position, error in errors.items():
             task_id = tasks[position][0]

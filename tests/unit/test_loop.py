@@ -184,6 +184,33 @@ def test_duplicate_tasks_change_nothing(files):
     np.testing.assert_array_equal(loop.store.vectors([1, 2, 3]), before)
 
 
+class DeletingEmbedder(HashEmbedder):
+    """Deletes tasks (as the TASKS_DELETED webhook does, vectors included) while their batch is embedded."""
+
+    def __init__(self, facts: Facts, doomed: list[int]):
+        super().__init__()
+        self.facts, self.doomed = facts, doomed
+        self.loop: ActiveLoop | None = None
+
+    def forward(self, batch):
+        if self.doomed:
+            self.facts.delete_tasks(P, self.doomed)
+            self.loop.store.delete(self.doomed)
+            self.doomed = []
+        return super().forward(batch)
+
+
+def test_a_task_deleted_while_it_is_embedded_gets_no_vector_back(files):
+    ledger_owner = files.loop()  # opens the ledger the embedder's deletion writes to
+    embedder = DeletingEmbedder(Facts(ledger_owner.ledger), doomed=[2, 3])
+    loop = embedder.loop = files.loop(embedder=embedder)
+    add_tasks(loop, tasks(1, 2, 3, 4))
+    report = loop.embed_pending()
+    assert sorted(report.embedded) == [1, 4]
+    assert sorted(int(t) for t in loop.store.ids()) == [1, 4]  # 2 and 3 never reach a batch or the audit
+    assert sorted(loop.ledger.task_ids(P)) == [1, 4]
+
+
 def test_ensure_embedded_embeds_unknown_tasks_now(files):
     loop = files.loop()
     add_tasks(loop, tasks(7, 8))  # /predict records the tasks it is given, then embeds them
