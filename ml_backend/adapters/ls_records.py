@@ -139,6 +139,10 @@ class LabelStudioRecords:
         with self.file.lock:
             return {item for at, item in self._deleted.get((project, kind), []) if at >= since}
 
+    def recently_deleted(self, project: int, kind: str, item: int) -> bool:
+        """Whether `item` of `kind` was deleted within the last DELETIONS_KEPT_S."""
+        return item in self.deleted_since(project, kind, time.monotonic() - DELETIONS_KEPT_S)
+
     # -- plumbing -----------------------------------------------------------------
     def _get(self, project: int, key: str, default: Any = None) -> Any:
         rows = self.file.query("SELECT value FROM label_studio_state WHERE project = ? AND key = ?", (project, key))

@@ -190,7 +190,11 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
                          and isinstance(task.get("data"), dict) else None)
             recorded = facts.record_annotation(project, rating, task_data)
             # A rating for a task we never saw and got no data for: fetch the task from Label Studio.
-            sync = not recorded.task_known
+            # A rating of an annotation or task deleted moments ago may be a late webhook undoing the
+            # deletion, or (Label Studio on SQLite reuses ids) a new one: Label Studio's listing says which.
+            recently_deleted = records.recently_deleted(project, "annotations", rating.annotation_id) or \
+                records.recently_deleted(project, "tasks", rating.task_id)
+            sync = not recorded.task_known or recently_deleted
             if not recorded.applied:
                 return _Outcome({"ignored": True, "reason": f"annotation {rating.annotation_id}: a newer version "
                                  "(a later updated_at) is recorded already; this one changes nothing"}, sync=sync)
@@ -198,7 +202,10 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
                 log.warning("project %s annotation %s: %s", project, rating.annotation_id, rating.error)
                 return _Outcome({"error": "bad_rating", "message": rating.error, "recorded_as": "not a rating"}, 422, sync)
             outcome = {"target": rating.target}
-            if not recorded.task_known:
+            if recently_deleted:
+                outcome["note"] = (f"annotation {rating.annotation_id} or task {rating.task_id} was deleted recently: "
+                                   "Label Studio's listing decides whether this rating stays")
+            elif not recorded.task_known:
                 outcome["note"] = f"task {rating.task_id} is unknown here: it will be fetched from Label Studio"
             return _Outcome(outcome, sync=sync)
         if action == "ANNOTATIONS_DELETED":

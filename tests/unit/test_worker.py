@@ -12,6 +12,7 @@ from ml_backend.adapters.ls_records import version_name
 from ml_backend.adapters.ml_connections import BackendIdentity, Connection, Hook
 from ml_backend.core.errors import RemoteRejected
 from ml_backend.core.facts import AnnotationRating
+from ml_backend.service.app import create_app
 from ml_backend.service.runtime import Runtime, label_studio_worker
 from ml_backend.service.settings import ServiceSettings
 from tests.conftest import CHOICES_CONFIG, image_uri
@@ -522,3 +523,41 @@ def test_a_task_deleted_while_the_listing_is_read_deletes_nothing(runtime):
         make_worker(runtime, ls).pull.sync(P)
     assert runtime.projects.ledger.task_ids(P) == [1, 2, 3]
     assert runtime.projects.ledger.ratings(P) == {2: 1.0}
+
+
+@pytest.mark.parametrize("deleted", ["annotation", "task"])
+def test_a_late_rating_after_a_deletion_stays_only_if_label_studio_lists_it(runtime, ls, deleted):
+    """A webhook that arrives after the deletion of its annotation (or task) must not undo the deletion;
+    Label Studio on SQLite may reuse the id for a new annotation, which must stay. Its listing decides."""
+    add_tasks(runtime, 1, 2, 3)
+    ls.tasks = [{"id": t, "data": {"image": image_uri(t)}, "annotations": []} for t in (1, 2, 3)]
+    worker = make_worker(runtime, ls, poll_interval_s=0.1)
+    runtime.worker = worker
+    client = create_app(runtime.settings, runtime).test_client()
+    annotation = {"id": 7, "task": 3, "result": [{"from_name": "relevance", "value": {"choices": ["+1"]}}]}
+
+    def hook(action, **payload):
+        return client.post("/webhook", json={"action": action, "project": {"id": P, "label_config": CHOICES_CONFIG},
+                                             **payload})
+
+    worker.start()
+    try:
+        if deleted == "annotation":
+            assert hook("ANNOTATIONS_DELETED", annotations=[{"id": 7}]).get_json()["deleted"] == 0
+        else:
+            ls.tasks = ls.tasks[:2]
+            hook("TASKS_DELETED", tasks=[{"id": 3}])
+        late = hook("ANNOTATION_CREATED", annotation=annotation, task={"id": 3, "data": {"image": image_uri(3)}})
+        assert late.status_code == 200 and "deleted recently" in late.get_json()["note"]
+        assert worker.wait_idle(P, 20)
+        ledger = runtime.projects.ledger
+        assert ledger.ratings(P) == {} and 7 not in ledger.annotation_ids(P)
+        assert sorted(ledger.task_ids(P)) == ([1, 2, 3] if deleted == "annotation" else [1, 2])
+
+        if deleted == "annotation":  # the id reused by a new annotation that Label Studio lists: it stays
+            ls.tasks[2]["annotations"] = [annotation]
+            assert hook("ANNOTATION_CREATED", annotation=annotation, task={"id": 3}).status_code == 200
+            assert worker.wait_idle(P, 20)
+            assert ledger.ratings(P) == {3: 1.0}
+    finally:
+        worker.stop()
