@@ -26,6 +26,7 @@ import requests
 from label_studio_sdk.core.api_error import ApiError
 
 from ml_backend.adapters.ls_admin import admin_client, basic_auth_from_env, connect_backend, create_project
+from ml_backend.adapters.ls_payloads import project_id_argument
 from ml_backend.core.errors import ConfigError
 from ml_backend.core.params import ProjectParams
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend-url", default=os.environ.get("BACKEND_URL", "http://localhost:9090"),
                         help="the backend's URL as Label Studio reaches it")
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--project", type=int, help="an existing project id")
+    target.add_argument("--project", type=project_id_argument, help="an existing project id")
     target.add_argument("--create", metavar="TITLE", help="create a project from --label-config")
     parser.add_argument("--label-config", type=Path, default=ROOT / "label_config.xml")
     parser.add_argument("--prompt", help="text that starts W before any rating")
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         params = json.loads(args.params)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         return _fail(f"--params is not valid JSON: {exc}")
     if not isinstance(params, dict):
         return _fail(f"--params must be a JSON object, got {type(params).__name__}")
@@ -62,17 +63,18 @@ def main(argv: list[str] | None = None) -> int:
             params[key] = getattr(args, key)
     client = admin_client(args.ls_url, args.api_key)
     try:
-        project = args.project or create_project(client, args.create, args.label_config.read_text())
+        project = args.project if args.project is not None else create_project(
+            client, args.create, args.label_config.read_text(encoding="utf-8"))
         connected = connect_backend(client, project, args.backend_url, "CLIP vector queue", params,
                                     replace=args.replace, validate=ProjectParams.parse, basic_auth=basic_auth_from_env())
     except ConfigError as exc:
         return _fail(str(exc))
     except ApiError as exc:
         return _fail(f"Label Studio refused ({exc.status_code}): {_label_studio_message(exc.body)}")
-    except (httpx.HTTPError, requests.RequestException) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, requests.RequestException) as exc:
         return _fail(f"cannot reach Label Studio at {args.ls_url}: {exc}")
-    except OSError as exc:  # an unreadable label config
-        return _fail(f"{type(exc).__name__}: {exc}")
+    except (OSError, UnicodeDecodeError) as exc:  # an unreadable label config
+        return _fail(f"cannot read --label-config {args.label_config}: {exc}")
     if connected.reused:
         print(f"project {project}: kept ML connection {connected.connection} ({connected.url}), parameters "
               f"{'replaced' if args.replace else 'merged'}", file=sys.stderr)

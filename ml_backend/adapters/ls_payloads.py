@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from datetime import datetime
 from typing import Any, Mapping
@@ -35,6 +36,14 @@ def project_id(value: Any) -> int:
             raise BadRequestError(f"project id must be between 1 and 2**63-1, got {_short(value)}")
         return checked_id(int(head), "project")
     raise BadRequestError(f"cannot read a project id from {_short(value)}")
+
+
+def project_id_argument(text: str) -> int:
+    """`project_id` as an argparse type (the scripts' --project): a bad id is a usage error, not a traceback."""
+    try:
+        return project_id(text)
+    except BadRequestError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def label_config(value: Any) -> str | None:
