@@ -74,7 +74,8 @@ class RatingScale:
         # Compare before converting: an int too large for a float is still just out of range.
         clamped = float(min(max(number, self.minimum), self.maximum))
         if clamped != number:
-            log.warning("%s: value %.6g outside %s..%s, clamped to %s", self.name, float(clamped), self.minimum, self.maximum, clamped)
+            shown = repr(number) if len(repr(number)) <= 24 else repr(number)[:21] + "..."  # an int may not fit a float
+            log.warning("%s: value %s outside %s..%s, clamped to %s", self.name, shown, self.minimum, self.maximum, clamped)
         # the share first: 2 * (value - min) can overflow where max - min does not (max=1e308)
         return 2.0 * ((clamped - self.minimum) / (self.maximum - self.minimum)) - 1.0
 

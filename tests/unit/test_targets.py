@@ -71,6 +71,14 @@ def test_to_target_on_an_integer_too_large_for_a_float_clamps_or_raises_bad_rati
     assert target == 1.0
 
 
+@pytest.mark.parametrize("value, shown", [(-3, "value -3 outside"), (25.5, "value 25.5 outside"),
+                                          (10**400, "value 100000000000000000000... outside")])
+def test_a_clamped_value_is_logged_as_the_annotator_gave_it(caplog, value, shown):
+    with caplog.at_level("WARNING", logger="ml_backend.core.targets"):
+        NUMBER.to_target(value)
+    assert shown in caplog.text and "clamped to" in caplog.text
+
+
 @pytest.mark.parametrize("target", [-1.0, -0.5, 0.0, 0.5, 1.0])
 @pytest.mark.parametrize("scale", [NUMBER, NUMBER_STEP], ids=["number", "number-step"])
 def test_number_from_target_round_trips(scale, target):
