@@ -16,6 +16,7 @@ from ..core.evaluation import MIN_STRATUM_DRAWS
 
 COLORS = {"estimate": "#1f77b4", "found": "#2ca02c", "precision": "#ff7f0e", "recall": "#9467bd",
           "average_precision": "#d62728", "target": "#7f7f7f"}
+HEAD_ESTIMATES = {"precision": "precision at 0.5", "recall": "recall at 0.5", "average_precision": "average precision"}
 
 
 def render_page(report: dict[str, Any]) -> str:
@@ -23,6 +24,8 @@ def render_page(report: dict[str, Any]) -> str:
     project = report["project"]
     current = report.get("current")
     history = [h for h in report.get("history", []) if h.get("pool")]
+    # versions with a head estimate to draw (each one may be withheld or undefined)
+    head_history = [h for h in history if any((h.get("head") or {}).get(key) for key in HEAD_ESTIMATES)]
     parts = [
         f"<h1>Evaluation of project {project}</h1>",
         _summary(current, report),
@@ -31,8 +34,7 @@ def render_page(report: dict[str, Any]) -> str:
         "<h2>Recall of the labeling so far</h2>",
         _figure(_recall_plot, history, report) if history else _empty(),
         "<h2>The head's quality on the pool</h2>",
-        _figure(_head_plot, [h for h in history if h.get("head")], report) if any(h.get("head") for h in history)
-        else _empty(),
+        _figure(_head_plot, head_history, report) if head_history else _empty(),
         "<h2>The current head's scores on the pool</h2>",
         _figure(_scores_plot, [current], report) if current and current.get("scores") else _empty(),
         "<h2>How these numbers are made</h2>",
@@ -170,8 +172,7 @@ def _recall_plot(axes, history: Sequence[dict], report: dict) -> None:
 
 
 def _head_plot(axes, history: Sequence[dict], report: dict) -> None:
-    for key, name in (("precision", "precision at 0.5"), ("recall", "recall at 0.5"),
-                      ("average_precision", "average precision")):
+    for key, name in HEAD_ESTIMATES.items():
         points = [h for h in history if h["head"].get(key)]
         if points:
             _band(axes, [h["labels"] for h in points], [h["head"][key] for h in points], COLORS[key], name)

@@ -16,6 +16,7 @@ import pytest
 from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample
 from ml_backend.core.evaluation import MIN_STRATUM_DRAWS, estimate_pool
 from ml_backend.service.evaluation import tab_lead
+from ml_backend.service.evaluation_page import render_page
 
 K = 4
 TASKS = list(range(1, 25))
@@ -139,6 +140,19 @@ def test_the_page_shows_the_summary_the_suggestion_and_four_plots(project):
     assert f"Certifying the target takes at least {picks} more uniform picks" in page
     assert len(re.findall(r"<svg\b", page)) == 4
     assert 'href="/projects/1/evaluation"' in page
+
+
+def test_a_history_without_any_head_estimate_draws_no_empty_head_plot(project):
+    round_of_labeling(project)
+    report = evaluation(project)
+    heads = [entry["head"] for entry in report["history"] if entry.get("head")]
+    assert heads
+    for head in heads:
+        head.update(precision=None, recall=None, average_precision=None)  # all withheld or undefined
+    page = render_page(report)
+    head_section = page.split("The head's quality on the pool</h2>", 1)[1].split("<h2>", 1)[0]
+    assert head_section == "<p>Nothing to plot yet.</p>"
+    assert len(re.findall(r"<svg\b", page)) == 3
 
 
 def test_before_any_head_there_is_nothing_to_evaluate(backend):
