@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import io
+import threading
 from typing import Any, Sequence
 
 from matplotlib.figure import Figure
@@ -16,6 +17,9 @@ from ..core.evaluation import MIN_STRATUM_DRAWS
 
 COLORS = {"estimate": "#1f77b4", "found": "#2ca02c", "precision": "#ff7f0e", "recall": "#9467bd",
           "average_precision": "#d62728", "target": "#7f7f7f"}
+# matplotlib's mathtext parser (the symlog axis's tick labels) is one per process and not thread-safe, and the
+# server answers on several threads: two pages drawn at once failed with a ParseException (fuzz pass).
+_DRAWING = threading.Lock()
 HEAD_ESTIMATES = {"precision": "precision at 0.5", "recall": "recall at 0.5", "average_precision": "average precision"}
 
 
@@ -126,13 +130,14 @@ def _empty() -> str:
 
 
 def _figure(draw, entries: Sequence[dict], report: dict) -> str:
-    figure = Figure(figsize=(8.4, 3.2), dpi=100)
-    axes = figure.add_subplot()
-    draw(axes, entries, report)
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg")
+    with _DRAWING:
+        figure = Figure(figsize=(8.4, 3.2), dpi=100)
+        axes = figure.add_subplot()
+        draw(axes, entries, report)
+        axes.grid(alpha=0.3)
+        figure.tight_layout()
+        buffer = io.StringIO()
+        figure.savefig(buffer, format="svg")
     svg = buffer.getvalue()
     return f"<figure>{svg[svg.index('<svg'):]}</figure>"
 

@@ -9,9 +9,12 @@ audit sample to work from.
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
 from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample
 from ml_backend.core.evaluation import MIN_STRATUM_DRAWS, estimate_pool
@@ -153,6 +156,35 @@ def test_a_history_without_any_head_estimate_draws_no_empty_head_plot(project):
     head_section = page.split("The head's quality on the pool</h2>", 1)[1].split("<h2>", 1)[0]
     assert head_section == "<p>Nothing to plot yet.</p>"
     assert len(re.findall(r"<svg\b", page)) == 3
+
+
+def test_pages_requested_at_once_draw_their_figures_one_at_a_time(project, monkeypatch):
+    """matplotlib's mathtext parser is not thread-safe: concurrent drawing failed with 500s."""
+    round_of_labeling(project)
+    report = evaluation(project)
+    inside, most = [0], [0]
+    lock = threading.Lock()
+    tight_layout = Figure.tight_layout
+
+    def counting_tight_layout(figure, *args, **kwargs):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.05)  # long enough for every thread to get here, were they not kept apart
+        try:
+            return tight_layout(figure, *args, **kwargs)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(Figure, "tight_layout", counting_tight_layout)
+    pages = []
+    threads = [threading.Thread(target=lambda: pages.append(render_page(report))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(pages) == 4 and most[0] == 1
 
 
 def test_before_any_head_there_is_nothing_to_evaluate(backend):
