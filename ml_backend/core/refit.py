@@ -87,8 +87,14 @@ class HeadRefit:
                 # once vectors come back the prompt's head is fitted again instead of matching this one.
                 fit_key += ":flat"
             stored = self.ledger.latest_head(self.project, self.embedder.model_id)
+            newest = self.ledger.latest_head(self.project)
             if stored is not None and stored.fit_key == fit_key:
-                return None
+                if stored.version == newest.version:
+                    return None
+                # Another model's head came after this one (the model was switched away and back): the same
+                # head again, as a new version, so that versions only go up and what is pushed is this one's.
+                head = LinearHead.from_weights(stored.coef, stored.intercept)
+                return self._save(head, fit_key, len(rated))
             if on_refit is not None:
                 on_refit()
             prior = self._prompt_prior()  # the prompt's direction; `fit_head` uses it as an example or a prior
@@ -103,12 +109,13 @@ class HeadRefit:
                 head = LinearHead.from_weights(np.zeros_like(stored.coef), 0.0)
             else:
                 return None
-            version = self.ledger.save_head(
-                self.project, head.coef_, head.intercept_, fit_key, len(rated), self.embedder.model_id
-            )
-            self._head = HeadVersion(version, head, len(rated))
-            log.info("project %s: head v%d fitted on %d ratings", self.project, version, len(rated))
-            return self._head
+            return self._save(head, fit_key, len(rated))
+
+    def _save(self, head: LinearHead, fit_key: str, n_ratings: int) -> HeadVersion:
+        version = self.ledger.save_head(self.project, head.coef_, head.intercept_, fit_key, n_ratings, self.embedder.model_id)
+        self._head = HeadVersion(version, head, n_ratings)
+        log.info("project %s: head v%d fitted on %d ratings", self.project, version, n_ratings)
+        return self._head
 
     def _fit(self, rated: list[int], ratings: dict[int, float], prior: Prior | None) -> LinearHead:
         present, X = self.store.present_vectors(rated)

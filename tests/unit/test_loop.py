@@ -491,6 +491,21 @@ def test_a_model_change_refits_the_head_in_the_new_space(files, embedded, loop_e
     assert refit is not None and refit.version == 2
 
 
+def test_switching_the_model_back_saves_the_old_models_head_as_a_new_version(files, embedded, loop_embedder):
+    """Versions only go up: Label Studio and the evaluation follow the newest version."""
+    rate(embedded, 100, 3, 1.0)
+    first = embedded.refit_if_needed()
+    changed = files.loop({**PROMPT, "batch_size": 4}, embedder=other_model(loop_embedder))
+    changed.embed_pending()
+    assert changed.refit_if_needed().version == 2
+    back = files.loop({**PROMPT, "batch_size": 4}, embedder=loop_embedder)
+    back.embed_pending()
+    again = back.refit_if_needed()
+    assert again is not None and again.version == 3 and back.head_version() == 3
+    np.testing.assert_array_equal(again.head.coef_, first.head.coef_)  # the same head: nothing to refit
+    assert back.refit_if_needed() is None
+
+
 def test_select_batch_on_an_empty_store_with_a_head_is_empty(files, embedded, loop_embedder):
     embedded.refit_if_needed()
     changed = files.loop({**PROMPT, "batch_size": 4}, embedder=other_model(loop_embedder))
