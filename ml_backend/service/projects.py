@@ -88,11 +88,13 @@ class ProjectRegistry:
                 raw = _raw_params(extra_params)
             except ConfigError as exc:
                 problem = exc
-        # Label config first: a project the ledger knows (the params create it) always has one.
-        if label_config is not None:
-            self.records.set_label_config(project, label_config)
-        self.facts.set_params(project, raw)
+        # Recorded and put in force in one step: two calls at once must not leave the ledger holding one's
+        # params while the project runs the other's (a later identical call would then change nothing).
         with self._lock:
+            # Label config first: a project the ledger knows (the params create it) always has one.
+            if label_config is not None:
+                self.records.set_label_config(project, label_config)
+            self.facts.set_params(project, raw)
             self._loops.pop(project, None)
             if problem is not None:
                 self._refused_params[project] = str(problem)

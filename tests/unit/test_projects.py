@@ -67,3 +67,28 @@ def test_invalid_parameters_are_refused_and_change_nothing(projects):
         projects.configure(P, extra_params={"batchsize": 3})
     assert projects.ledger.project(P).params == {"prompt": "dogs"}
     assert projects.get(P).params.prompt == "dogs"
+
+
+def test_two_configures_at_once_leave_the_recorded_and_the_running_params_alike(projects, monkeypatch):
+    """One call is held up right after recording its params; the other must not slip in between its
+    record and its taking effect (the ledger would hold one's params while the project runs the other's)."""
+    import threading
+    import time
+
+    projects.configure(P, label_config=CHOICES_CONFIG, extra_params={"batch_size": 5})
+    record = projects.facts.set_params
+
+    def slow_for_the_first(project, params=None):
+        record(project, params)
+        if params == {"batch_size": 3}:
+            time.sleep(0.3)
+
+    monkeypatch.setattr(projects.facts, "set_params", slow_for_the_first)
+    calls = [threading.Thread(target=projects.configure, args=(P,), kwargs={"extra_params": {"batch_size": size}})
+             for size in (3, 7)]
+    calls[0].start()
+    time.sleep(0.1)
+    calls[1].start()
+    for call in calls:
+        call.join(10)
+    assert projects.get(P).params.batch_size == projects.ledger.project(P).params["batch_size"]
