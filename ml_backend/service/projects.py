@@ -261,7 +261,7 @@ class ProjectRegistry:
         content = read_params_file(self._params_file)
         layer = content.get(key, {})
         if not isinstance(layer, dict):  # ignoring it would run the project on parameters the admin did not mean
-            raise ConfigError(f"PROJECT_PARAMS_FILE {self._params_file}: the entry {key!r} must be an object "
+            raise ConfigError(f"PROJECT_PARAMS_FILE={self._params_file}: the entry {key!r} must be an object "
                               f"of parameters, got a JSON {type(layer).__name__}")
         return layer
 
