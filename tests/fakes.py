@@ -47,7 +47,7 @@ class FakeLabelStudio:
         self._record("ml_connections", project)
         return list(self.connections)
 
-    def ensure_task_webhook(self, project: int, backend_urls: list[str]) -> list[Hook]:
+    def ensure_webhook(self, project: int, backend_urls: list[str]) -> list[Hook]:
         self._record("webhook", project, list(backend_urls))
         return list(self.hooks)
 
@@ -58,6 +58,10 @@ class FakeLabelStudio:
     def task_count(self, project: int) -> int:
         self._record("task_count", project)
         return len(self.tasks)
+
+    def annotation_count(self, project: int) -> int:
+        self._record("annotation_count", project)
+        return sum(len(task.get("annotations") or []) for task in self.tasks)
 
     def push_view(self, project: int, title: str, task_ids: list[int], view_id: int | None) -> int:
         self._record("view", project, title, list(task_ids), view_id)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import parse_qsl
 
 
@@ -43,6 +44,7 @@ class LocalServer:
     def __init__(self) -> None:
         self.routes: dict[str, Reply | Callable[[dict[str, str]], Reply]] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.bodies: list[Any] = []  # each POST's body, parsed when it is JSON
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,7 +54,11 @@ class LocalServer:
                 self.answer("")
 
             def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    server.bodies.append(json.loads(body))
+                except ValueError:
+                    server.bodies.append(body)
                 self.answer("POST ")
 
             def do_PATCH(self) -> None:  # noqa: N802

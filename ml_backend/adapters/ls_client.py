@@ -25,7 +25,7 @@ from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attem
 from ..core.errors import RemoteRejected, RemoteUnavailable
 from .ls_payloads import is_id
 from .ls_views import batch_view, hidden_columns
-from .ml_connections import Connection, Hook, hooks_to, parsed_records, webhook_url
+from .ml_connections import WEBHOOK_ACTIONS, Connection, Hook, hooks_to, parsed_records, webhook_url
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class LabelStudioClient:
         # Headers Label Studio must send with webhooks (the backend's basic auth, when set).
         self._webhook_headers = dict(webhook_headers or {})
         self._hidden_columns: dict[int, dict[str, list[str]]] = {}  # project -> the batch view's hidden columns
-        self._created_hooks: dict[int, int] = {}  # project -> the id of the TASKS_CREATED hook made here
+        self._created_hooks: dict[int, int] = {}  # project -> the id of the webhook made here
 
     @property
     def has_credentials(self) -> bool:
@@ -274,19 +274,22 @@ class LabelStudioClient:
         listing = self._listing(lambda: self.client.ml.list(project=project), f"ML connection listing of project {project}")
         return parsed_records(listing, Connection.of, "ML connection")
 
-    def ensure_task_webhook(self, project: int, backend_urls: list[str]) -> list[Hook]:
-        """Make sure task imports reach this backend, known by any of `backend_urls`; returns its hooks.
+    def ensure_webhook(self, project: int, backend_urls: list[str]) -> list[Hook]:
+        """Make sure the events the backend needs (`WEBHOOK_ACTIONS`) reach it, known by any of `backend_urls`;
+        returns its hooks.
 
-        Connecting a backend already creates a webhook for all actions; a second hook to
-        the same backend would deliver every event twice, so one is added only if no hook
-        to any spelling of its URL covers TASKS_CREATED.
+        Connecting a backend already creates a webhook for all actions; a second hook to the same
+        backend would deliver every event twice, so one is added only for the actions no hook to any
+        spelling of its URL covers (the admin may have deleted Label Studio's: then ratings and
+        imports would stop arriving). Hooks the admin made are never edited.
         """
         if not backend_urls:
             log.warning("project %s: no ML connection leads to this backend and BACKEND_URL is unset: "
-                        "not registering a task webhook", project)
+                        "not registering a webhook", project)
             return []
         hooks = self._hooks_to(project, backend_urls)
-        if any(h.covers("TASKS_CREATED") for h in hooks):
+        missing = [action for action in WEBHOOK_ACTIONS if not any(h.covers(action) for h in hooks)]
+        if not missing:
             return hooks
         made = self._created_hooks.get(project)
         if made is not None and self._hook_exists(made):
@@ -296,19 +299,20 @@ class LabelStudioClient:
             return hooks
         target = webhook_url(backend_urls[0])
         created = self._call(lambda: self.client.webhooks.create(
-            url=target, project=project, actions=["TASKS_CREATED"], send_payload=True, send_for_all_actions=False,
+            url=target, project=project, actions=missing, send_payload=True, send_for_all_actions=False,
             **({"headers": self._webhook_headers} if self._webhook_headers else {}),
         ))
-        created_id = _created_id(created, f"the TASKS_CREATED webhook of project {project}")
-        log.info("project %s: registered TASKS_CREATED webhook to %s", project, target)
+        created_id = _created_id(created, f"the webhook of project {project}")
+        log.info("project %s: no webhook sent %s to this backend: registered one to %s", project,
+                 ", ".join(missing), target)
         # Label Studio adds its own all-actions hook just after the /setup that connects a
         # backend, and may have done so since the listing above: then keep only its hook
-        # (two would deliver imports twice), with our headers.
+        # (two would deliver every event twice), with our headers.
         time.sleep(HOOK_SETTLE_S)
         others = [h for h in self._hooks_to(project, backend_urls) if h.id != created_id]
         if any(h.all_actions and h.active for h in others):
             self._call(lambda: self.client.webhooks.delete(created_id))
-            log.info("project %s: Label Studio's own webhook covers imports: removed ours", project)
+            log.info("project %s: Label Studio's own webhook covers every event: removed ours", project)
             return others
         self._created_hooks[project] = created_id
         return others + [Hook.of(created)]
@@ -398,6 +402,13 @@ class LabelStudioClient:
         (no `task_number`, or not a count): taken as 0, it made every check resync and every sync fail."""
         number = self._call(lambda: self.client.projects.get(id=project)).task_number
         return number if isinstance(number, int) and number >= 0 else None
+
+    def annotation_count(self, project: int) -> int | None:
+        """How many annotations the project has, skipped ones included (one cheap call); None when Label
+        Studio's answer does not say."""
+        record = self._call(lambda: self.client.projects.get(id=project))
+        counts = (record.total_annotations_number, record.skipped_annotations_number)  # the first leaves skips out
+        return sum(counts) if all(isinstance(n, int) and n >= 0 for n in counts) else None
 
     def push_predictions(self, project: int, predictions: list[dict[str, Any]]) -> None:
         """Create predictions ({"task", "result", "score", "model_version"}) in one call."""

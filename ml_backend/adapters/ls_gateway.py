@@ -18,8 +18,9 @@ class LabelStudioGateway(Protocol):
     def ml_connections(self, project: int) -> list[Connection]:
         """The project's ML connections (listing them makes Label Studio call each one's /setup)."""
 
-    def ensure_task_webhook(self, project: int, backend_urls: list[str]) -> list[Hook]:
-        """Make sure task imports reach this backend, known by any of `backend_urls`; returns its hooks."""
+    def ensure_webhook(self, project: int, backend_urls: list[str]) -> list[Hook]:
+        """Make sure imports, task deletions and ratings reach this backend, known by any of `backend_urls`;
+        returns its hooks."""
 
     def iter_tasks(self, project: int) -> Iterator[dict[str, Any]]:
         """Every task of the project as {"id", "data", "annotations": [dict, ...], "annotations_listed": bool}
@@ -27,6 +28,9 @@ class LabelStudioGateway(Protocol):
 
     def task_count(self, project: int) -> int | None:
         """How many tasks the project has (one cheap call); None when Label Studio does not say."""
+
+    def annotation_count(self, project: int) -> int | None:
+        """How many annotations the project has, skipped ones included; None when Label Studio does not say."""
 
     # -- push ------------------------------------------------------------------------
     def push_view(self, project: int, title: str, task_ids: list[int], view_id: int | None) -> int:

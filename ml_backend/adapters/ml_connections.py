@@ -123,6 +123,10 @@ class Connection:
         return cls(int(record.id), str(record.url), record.extra_params)
 
 
+# The events the backend acts on (service.app's /webhook): imports, task deletions and every change of a rating.
+WEBHOOK_ACTIONS = ("TASKS_CREATED", "TASKS_DELETED", "ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
+
+
 @dataclass(frozen=True)
 class Hook:
     """One project webhook, as Label Studio lists it."""

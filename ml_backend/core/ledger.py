@@ -329,6 +329,9 @@ class Ledger:
                 )
         return deleted
 
+    def annotation_total(self, project: int) -> int:
+        return self._query("SELECT COUNT(*) FROM annotations WHERE project = ?", (project,))[0][0]
+
     def annotation_ids(self, project: int) -> list[int]:
         return [row["annotation_id"] for row in self._query("SELECT annotation_id FROM annotations WHERE project = ?", (project,))]
 

@@ -15,13 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..adapters.ls_gateway import LabelStudioGateway
-from ..adapters.ml_connections import BackendIdentity, Connection, Hook, repeated_actions
+from ..adapters.ml_connections import WEBHOOK_ACTIONS, BackendIdentity, Connection, Hook, repeated_actions
 
 log = logging.getLogger(__name__)
-
-# The events whose double delivery the report mentions.
-WATCHED_ACTIONS = ("TASKS_CREATED", "ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
-
 
 @dataclass(frozen=True)
 class ConnectionReport:
@@ -67,17 +63,17 @@ class ConnectionReport:
 
 def find_connections(gateway: LabelStudioGateway, identity: BackendIdentity, project: int,
                       backend_url: str | None) -> ConnectionReport:
-    """List the project's connections and webhooks that lead here; make sure imports reach us once."""
+    """List the project's connections and webhooks that lead here; make sure the events we need reach us once."""
     listed = gateway.ml_connections(project)
     ours = sorted((c for c in listed if identity.is_me(c.url)), key=lambda c: c.id)
     if not ours and len(listed) == 1 and not backend_url:
         # Label Studio reaches us by a URL we cannot reach ourselves (a proxy): the one connection is ours.
         ours = listed
     urls = ([backend_url] if backend_url else []) + [c.url for c in ours]
-    hooks: list[Hook] = gateway.ensure_task_webhook(project, urls)
+    hooks: list[Hook] = gateway.ensure_webhook(project, urls)
     report = ConnectionReport(
         connections=[c.id for c in ours], urls=[c.url for c in ours], params=[_params(c) for c in ours],
-        webhooks=sorted(h.id for h in hooks), repeated_actions=repeated_actions(hooks, WATCHED_ACTIONS),
+        webhooks=sorted(h.id for h in hooks), repeated_actions=repeated_actions(hooks, WEBHOOK_ACTIONS),
         checked_at=time.time(),
     )
     if report.warning:

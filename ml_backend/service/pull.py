@@ -40,9 +40,19 @@ class LabelStudioPull:
         self.facts, self.ledger, self.records = projects.facts, projects.ledger, projects.records
         # Without an instance id, a connection is recognised by BACKEND_URL alone.
         self.identity = identity or BackendIdentity("", backend_url, probe=lambda url: None)
+        # Project -> Label Studio's annotation count minus the ledger's right after its last sync. Not 0 when
+        # the listing holds annotations the ledger leaves out (one unreadable): a gap that moves means missed events.
+        self._annotation_gap: dict[int, int] = {}
 
     def sync(self, project: int) -> None:
         """Record every task and annotation Label Studio has, and forget what it no longer has."""
+        self._sync(project)
+        # What the ledger and Label Studio count once in step (see in_step); not taken when the sync failed.
+        remote = self.gateway.annotation_count(project)
+        if remote is not None:
+            self._annotation_gap[project] = remote - self.ledger.annotation_total(project)
+
+    def _sync(self, project: int) -> None:
         loop, schema = self.projects.get_with_schema(project)
         self.check_connections(project)
         loop.retry_given_up()  # e.g. images that timed out before a restart
@@ -123,11 +133,12 @@ class LabelStudioPull:
             self.projects.apply_connection_params(project, report.primary_params)
 
     def in_step(self, project: int) -> bool:
-        """Whether Label Studio has as many tasks as the ledger (one cheap call).
+        """Whether Label Studio has as many tasks as the ledger, and its annotations the same gap to the
+        ledger's as after the last sync (two cheap calls).
 
-        Webhooks can go missing: Label Studio does not retry them, and on SQLite a storage
-        sync that fails part-way ("database is locked") creates tasks but never sends
-        TASKS_CREATED. A project out of step needs a sync.
+        Webhooks can go missing: Label Studio does not retry them, on SQLite a storage sync that
+        fails part-way ("database is locked") creates tasks but never sends TASKS_CREATED, and an
+        admin may delete the webhook (ratings then stop arriving). A project out of step needs a sync.
         """
         remote = self.gateway.task_count(project)
         if remote is None:
@@ -135,4 +146,13 @@ class LabelStudioPull:
         local = self.ledger.task_total(project)
         if remote != local:
             log.info("project %s: Label Studio has %d tasks, the ledger %d: resyncing", project, remote, local)
-        return remote == local
+            return False
+        gap = self._annotation_gap.get(project)
+        if gap is None:
+            return True  # no sync has measured it yet (one runs at every start)
+        remote = self.gateway.annotation_count(project)
+        if remote is not None and remote - self.ledger.annotation_total(project) != gap:
+            log.info("project %s: Label Studio has %d annotations, the ledger %d (%+d after the last sync): resyncing",
+                     project, remote, self.ledger.annotation_total(project), gap)
+            return False
+        return True

@@ -54,8 +54,8 @@ def test_the_import_webhook_is_made_once_and_found_again_by_its_id(ls, client, p
 
     monkeypatch.setattr(ls_client, "HOOK_SETTLE_S", 0.0)
     backend = "http://127.0.0.1:9/contract"  # never called: only the hook's record matters here
-    first = ls.ensure_task_webhook(project, [backend])
-    again = ls.ensure_task_webhook(project, [backend])
+    first = ls.ensure_webhook(project, [backend])
+    again = ls.ensure_webhook(project, [backend])
     assert len(first) == 1 and [h.id for h in again] == [first[0].id]
     assert ls._hook_exists(first[0].id)
     client.webhooks.delete(id=first[0].id)

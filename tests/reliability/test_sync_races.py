@@ -38,11 +38,14 @@ class ListingWithAWebhookInTheMiddle:
     def ml_connections(self, project):
         return []
 
-    def ensure_task_webhook(self, project, backend_urls):
+    def ensure_webhook(self, project, backend_urls):
         return []
 
     def task_count(self, project):
         return len(self.tasks)
+
+    def annotation_count(self, project):
+        return sum(len(task["annotations"]) for task in self.tasks)
 
     def iter_tasks(self, project):
         for i, task in enumerate(self.tasks):

@@ -207,12 +207,41 @@ def test_a_webhook_listing_that_leaves_out_our_hook_gets_no_second_one(server, c
     server.routes["POST /api/webhooks/"] = Reply(status=201, body=json.dumps(hook).encode(), headers=json_reply)
     server.routes["/api/webhooks/41/"] = Reply(body=json.dumps(hook).encode(), headers=json_reply)
     for _ in range(3):
-        client.ensure_task_webhook(P, ["http://backend:9090"])
+        client.ensure_webhook(P, ["http://backend:9090"])
     assert [path for path, _ in server.requests].count("POST /api/webhooks/") == 1
 
     server.routes["/api/webhooks/41/"] = Reply(status=404, body=b'{"detail": "Not found."}', headers=json_reply)
-    client.ensure_task_webhook(P, ["http://backend:9090"])  # deleted meanwhile: made again
+    client.ensure_webhook(P, ["http://backend:9090"])  # deleted meanwhile: made again
     assert [path for path, _ in server.requests].count("POST /api/webhooks/") == 2
+
+
+@pytest.mark.parametrize("listed_actions, made", [
+    (None, ["TASKS_CREATED", "TASKS_DELETED", "ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]),
+    (["TASKS_CREATED"], ["TASKS_DELETED", "ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]),
+    ("all", None),
+])
+def test_a_webhook_is_added_only_for_the_events_no_hook_covers(server, client, monkeypatch, listed_actions, made):
+    """An admin who deleted Label Studio's all-actions hook lost every later rating: the hook the sync
+    added covered imports only. The admin's own hooks are left as they are."""
+    from ml_backend.adapters import ls_client
+
+    monkeypatch.setattr(ls_client, "HOOK_SETTLE_S", 0.0)
+    json_reply = {"Content-Type": "application/json"}
+    listed = [] if listed_actions is None else [
+        {"id": 40, "url": "http://backend:9090/webhook", "actions": [] if listed_actions == "all" else listed_actions,
+         "send_for_all_actions": listed_actions == "all", "send_payload": True, "is_active": True, "headers": {},
+         "project": P}]
+    created = {"id": 41, "url": "http://backend:9090/webhook", "actions": made or [], "send_for_all_actions": False,
+               "send_payload": True, "is_active": True, "headers": {}, "project": P}
+    server.routes["/api/webhooks/"] = Reply(body=json.dumps(listed).encode(), headers=json_reply)
+    server.routes["POST /api/webhooks/"] = Reply(status=201, body=json.dumps(created).encode(), headers=json_reply)
+    hooks = client.ensure_webhook(P, ["http://backend:9090"])
+    posts = [path for path, _ in server.requests if path.startswith(("POST", "PATCH", "PUT", "DELETE"))]
+    if made is None:
+        assert posts == [] and [h.id for h in hooks] == [40]
+    else:
+        assert posts == ["POST /api/webhooks/"] and sorted(h.id for h in hooks) == ([40, 41] if listed else [41])
+        assert server.bodies[-1]["actions"] == made
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # pydantic, dumping the SDK's model of a string count
@@ -221,6 +250,16 @@ def test_a_project_answer_without_a_usable_task_count_says_so(server, client, nu
     server.routes[f"/api/projects/{P}/"] = Reply(body=f'{{"id": 7, "task_number": {number}}}'.encode(),
                                                  headers={"Content-Type": "application/json"})
     assert client.task_count(P) is None
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("fields, count", [('"total_annotations_number": 5, "skipped_annotations_number": 2', 7),
+                                           ('"total_annotations_number": 5', None),
+                                           ('"total_annotations_number": "many", "skipped_annotations_number": 2', None)])
+def test_the_annotation_count_includes_skips_and_says_when_it_is_not_given(server, client, fields, count):
+    server.routes[f"/api/projects/{P}/"] = Reply(body=f'{{"id": 7, "task_number": 3, {fields}}}'.encode(),
+                                                 headers={"Content-Type": "application/json"})
+    assert client.annotation_count(P) == count
 
 
 # -- a second pass (2026-12-02) ------------------------------------------------------------
@@ -265,7 +304,7 @@ def test_odd_records_in_anyones_webhooks_or_connections_are_skipped(server, clie
             "send_payload": True, "is_active": True, "headers": {}, "project": P}
     odd = [dict(ours, id=None), dict(ours, id=42, actions=5), dict(ours, id=43, url="http://[::1/webhook")]
     server.routes["/api/webhooks/"] = Reply(body=json.dumps(odd + [ours]).encode(), headers=JSON)
-    assert [h.id for h in client.ensure_task_webhook(P, ["http://backend:9090"])] == [41]
+    assert [h.id for h in client.ensure_webhook(P, ["http://backend:9090"])] == [41]
     connections = [{"id": "x", "url": "http://backend:9090"}, {"id": 3, "url": "http://[::1"},
                    {"id": 4, "url": "http://backend:9090"}]
     server.routes["/api/ml/"] = Reply(body=json.dumps(connections).encode(), headers=JSON)
@@ -299,7 +338,7 @@ def test_a_view_update_refused_is_not_taken_for_a_deleted_view(server, client, r
     assert client.push_view(P, "Next batch", [1, 2], 5) == 6
 
 
-@pytest.mark.parametrize("route, call", [("/api/webhooks/", lambda c: c.ensure_task_webhook(P, ["http://backend:9090"])),
+@pytest.mark.parametrize("route, call", [("/api/webhooks/", lambda c: c.ensure_webhook(P, ["http://backend:9090"])),
                                          ("/api/ml/", lambda c: c.ml_connections(P))], ids=["webhooks", "ml"])
 def test_a_webhook_or_connection_listing_the_sdk_cannot_read_is_a_refusal(server, client, route, call):
     """Entries that are not objects made the SDK's model raise TypeError past every handler: a traceback each

@@ -14,7 +14,7 @@ CALLS = [name for name, member in vars(LabelStudioGateway).items() if inspect.is
 
 
 def test_the_protocol_lists_what_pull_and_push_call():
-    assert sorted(CALLS) == ["delete_model_version", "ensure_task_webhook", "iter_tasks", "ml_connections",
+    assert sorted(CALLS) == ["annotation_count", "delete_model_version", "ensure_webhook", "iter_tasks", "ml_connections",
                              "push_predictions", "push_view", "set_model_version", "task_count"]
 
 

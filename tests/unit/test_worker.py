@@ -340,6 +340,21 @@ def test_a_task_count_mismatch_triggers_a_resync(runtime, ls):
         worker.stop()
 
 
+def test_ratings_made_while_no_webhook_reached_us_are_found_by_the_count_check(runtime, ls):
+    """An admin deleted the webhook: ratings stopped arriving and the task counts still matched."""
+    unreadable = {"id": 6, "task": 1, "result": "not a list"}   # listed by Label Studio, not a rating here
+    ls.tasks = listed(1, 2, 3)
+    ls.tasks[0]["annotations"] = [unreadable]
+    worker = make_worker(runtime, ls)
+    worker.pull.sync(P)
+    assert worker.pull.in_step(P)  # one annotation the ledger leaves out: the gap after a sync, not a miss
+
+    ls.tasks[1]["annotations"] = [{"id": 7, "task": 2, "result": [{"from_name": "relevance", "value": {"choices": ["+1"]}}]}]
+    assert not worker.pull.in_step(P)  # rated in Label Studio, no webhook came
+    worker.pull.sync(P)
+    assert runtime.projects.ledger.ratings(P) == {2: 1.0} and worker.pull.in_step(P)
+
+
 def test_bulk_predictions_wait_while_ratings_arrive(runtime, ls):
     """After a new head's batch is out, the other tasks' predictions are held back a while."""
     add_tasks(runtime, *range(1, 8))
@@ -385,8 +400,8 @@ def test_two_connections_to_this_backend_are_reported_and_the_oldest_sets_the_pa
     projects = runtime.projects
     state = projects.records.connections(P)
     assert state["connections"] == [4, 7] and state["webhooks"] == [11, 12]
-    assert state["repeated_actions"] == {"TASKS_CREATED": 2, "ANNOTATION_CREATED": 2, "ANNOTATION_UPDATED": 2,
-                                         "ANNOTATIONS_DELETED": 2}
+    assert state["repeated_actions"] == {"TASKS_CREATED": 2, "TASKS_DELETED": 2, "ANNOTATION_CREATED": 2,
+                                         "ANNOTATION_UPDATED": 2, "ANNOTATIONS_DELETED": 2}
     assert "2 ML connections lead to this backend (ids [4, 7]" in state["warning"]
     assert projects.warnings() == {str(P): [state["warning"]]}
     assert projects.get(P).params.prompt == "a red square"   # connection 4's, the oldest
