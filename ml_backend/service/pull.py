@@ -51,6 +51,11 @@ class LabelStudioPull:
         remote = self.gateway.annotation_count(project)
         if remote is not None:
             self._annotation_gap[project] = remote - self.ledger.annotation_total(project)
+        # The next-batch tab may have been deleted or edited in Label Studio meanwhile, and no event says
+        # so: the push that follows writes it again (one update; a new tab if it is gone).
+        view = self.records.view(project)
+        if view:
+            self.records.set_view(project, {**view, "rewrite": True})
 
     def _sync(self, project: int) -> None:
         loop, schema = self.projects.get_with_schema(project)

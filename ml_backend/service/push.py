@@ -71,7 +71,8 @@ class LabelStudioPush:
             "format": VIEW_FORMAT,
         }
         pushed = self.records.view(project) or {}
-        if pushed.get("id") and all(pushed.get(key) == value for key, value in wanted.items()) and pushed.get("ordered", True):
+        if (pushed.get("id") and all(pushed.get(key) == value for key, value in wanted.items())
+                and pushed.get("ordered", True) and not pushed.get("rewrite")):
             return
         # Which tasks first: annotators need the new batch, and the view update is one fast
         # call. Its score order follows: the view sorts by the score of the project's model

@@ -355,6 +355,25 @@ def test_ratings_made_while_no_webhook_reached_us_are_found_by_the_count_check(r
     assert runtime.projects.ledger.ratings(P) == {2: 1.0} and worker.pull.in_step(P)
 
 
+def test_a_sync_writes_the_next_batch_tab_again(runtime, ls):
+    """An admin who deleted or edited the tab got it back only when the batch changed: nothing tells the
+    backend, and the push compared the batch with its own record alone."""
+    add_tasks(runtime, 1, 2, 3, 4)
+    ls.tasks = listed(1, 2, 3, 4)
+    worker = make_worker(runtime, ls)
+    reconcile_until_done(worker)
+    [first] = ls.of("view")
+    reconcile_until_done(worker)
+    assert len(ls.of("view")) == 1  # an unchanged batch is not pushed again
+    worker.pull.sync(P)
+    reconcile_until_done(worker)
+    [second] = ls.of("view")[1:]
+    assert second[:4] == first[:4] and second[4] == 500  # the same batch, written again into the same tab
+    assert not runtime.records.view(P).get("rewrite")
+    reconcile_until_done(worker)
+    assert len(ls.of("view")) == 2
+
+
 def test_bulk_predictions_wait_while_ratings_arrive(runtime, ls):
     """After a new head's batch is out, the other tasks' predictions are held back a while."""
     add_tasks(runtime, *range(1, 8))
