@@ -249,6 +249,10 @@ class Worker:
         if full and not remote_failed and work.failures and self.remote:
             # The far side is back after an outage: images it serves that failed meanwhile get another try.
             local_more = self.projects.get(project).retry_given_up() > 0 or local_more
+        if remote_failed and self._gone_from_far_side(project, sync_failure, push_failure):
+            self._finish_pass(work, error=f"project {project} no longer exists in Label Studio (404): nothing more "
+                              "is asked about it until a /setup or a webhook for it arrives", due=float("inf"))
+            return
         asked_wait = _asked_wait(sync_failure, push_failure)
         if remote_failed:
             due = 0.0 if local_more else AFTER_BACKOFF
@@ -262,6 +266,23 @@ class Worker:
         error = "; ".join(e for e in (sync_error, push_error) if e) or None
         self._finish_pass(work, error=error, due=due, resync=resync, remote_failed=remote_failed, full=full,
                      remote_wait_s=asked_wait)
+
+    def _gone_from_far_side(self, project: int, *failures: Exception | None) -> bool:
+        """Whether a pass's 404 means the project itself was deleted (its own record answers 404 too), not
+        one of its tasks or views: retrying with backoff would ask about it for ever."""
+        if not any(isinstance(f, RemoteRejected) and f.status_code == 404 for f in failures):
+            return False
+        try:
+            self.pull.in_step(project)
+        except RemoteRejected as exc:
+            if exc.status_code == 404:
+                log.warning("project %s: deleted in Label Studio; not asked about again until it is set up", project)
+                with self._wake:
+                    self._absent.add(project)
+                return True
+        except Exception:  # noqa: BLE001 - only a question; the pass's own failure is reported
+            pass
+        return False
 
     def _evaluate(self, project: int) -> bool:
         """Idle: refresh the project's evaluation (`service.evaluation`); True when a new one was stored."""

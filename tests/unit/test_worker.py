@@ -374,6 +374,31 @@ def test_a_sync_writes_the_next_batch_tab_again(runtime, ls):
     assert len(ls.of("view")) == 2
 
 
+class DeletedProject(FakeLabelStudio):
+    """Label Studio after the admin deleted the project: every call about it answers 404 (an HTML page)."""
+
+    def _record(self, *call):
+        super()._record(*call)
+        raise RemoteRejected("Label Studio answered 404: <!DOCTYPE html><html>...Not Found...</html>", status_code=404)
+
+
+def test_a_project_deleted_in_label_studio_is_reported_once_and_not_asked_about_again(runtime):
+    add_tasks(runtime, 1, 2, 3)
+    ls = DeletedProject()
+    worker = make_worker(runtime, ls, poll_interval_s=0.05, task_check_interval_s=0.1)
+    worker.start()
+    try:
+        assert worker.wait_idle(P, 20)
+        status = worker.status(P)
+        assert "project 1 no longer exists in Label Studio" in status["last_error"] and status["idle"]
+        asked = len(ls.calls)
+        time.sleep(1.0)  # ten count checks and backoffs would have asked again
+        assert len(ls.calls) == asked
+        assert len(runtime.projects.get(P).store) == 3  # the local part still ran
+    finally:
+        worker.stop()
+
+
 def test_bulk_predictions_wait_while_ratings_arrive(runtime, ls):
     """After a new head's batch is out, the other tasks' predictions are held back a while."""
     add_tasks(runtime, *range(1, 8))
