@@ -31,6 +31,9 @@ ITEM_WAIT_S = 0.25
 MAX_BACKOFF_S = 60.0
 # The longest Retry-After the worker obeys: a Label Studio asking for more is asked again after this.
 RETRY_AFTER_MAX_S = 300.0
+# What the status says of a project deleted in Label Studio.
+GONE = ("project {project} no longer exists in Label Studio (404): nothing more is asked about it until a /setup "
+        "or a webhook for it arrives")
 # A pass's `due` that means "once the backoff its failure sets is over" (computed in one place: _finish_pass).
 AFTER_BACKOFF = None
 
@@ -183,8 +186,7 @@ class Worker:
                 break
             except RemoteRejected as exc:
                 if exc.status_code == 404:  # gone from the far side: not asked again until it is set up again
-                    with self._wake:
-                        self._absent.add(project)
+                    self._mark_gone(project)
                 continue
             except BackendError:
                 continue
@@ -250,8 +252,7 @@ class Worker:
             # The far side is back after an outage: images it serves that failed meanwhile get another try.
             local_more = self.projects.get(project).retry_given_up() > 0 or local_more
         if remote_failed and self._gone_from_far_side(project, sync_failure, push_failure):
-            self._finish_pass(work, error=f"project {project} no longer exists in Label Studio (404): nothing more "
-                              "is asked about it until a /setup or a webhook for it arrives", due=float("inf"))
+            self._finish_pass(work, error=GONE.format(project=project), due=float("inf"))
             return
         asked_wait = _asked_wait(sync_failure, push_failure)
         if remote_failed:
@@ -276,13 +277,20 @@ class Worker:
             self.pull.in_step(project)
         except RemoteRejected as exc:
             if exc.status_code == 404:
-                log.warning("project %s: deleted in Label Studio; not asked about again until it is set up", project)
-                with self._wake:
-                    self._absent.add(project)
+                self._mark_gone(project)
                 return True
         except Exception:  # noqa: BLE001 - only a question; the pass's own failure is reported
             pass
         return False
+
+    def _mark_gone(self, project: int) -> None:
+        """The far side answered 404 for the project's own record: say so in its status, ask nothing more."""
+        log.warning("project %s: %s", project, GONE.format(project=project))
+        with self._wake:
+            self._absent.add(project)
+            work = self._work.get(project)
+            if work is not None:
+                work.last_error = GONE.format(project=project)
 
     def _evaluate(self, project: int) -> bool:
         """Idle: refresh the project's evaluation (`service.evaluation`); True when a new one was stored."""

@@ -375,11 +375,14 @@ def test_a_sync_writes_the_next_batch_tab_again(runtime, ls):
 
 
 class DeletedProject(FakeLabelStudio):
-    """Label Studio after the admin deleted the project: every call about it answers 404 (an HTML page)."""
+    """Label Studio after the admin deleted the project (`gone`): every call about it answers 404 (an HTML page)."""
+
+    gone = True
 
     def _record(self, *call):
         super()._record(*call)
-        raise RemoteRejected("Label Studio answered 404: <!DOCTYPE html><html>...Not Found...</html>", status_code=404)
+        if self.gone:
+            raise RemoteRejected("Label Studio answered 404: <!DOCTYPE html><html>...Not Found...</html>", status_code=404)
 
 
 def test_a_project_deleted_in_label_studio_is_reported_once_and_not_asked_about_again(runtime):
@@ -395,6 +398,27 @@ def test_a_project_deleted_in_label_studio_is_reported_once_and_not_asked_about_
         time.sleep(1.0)  # ten count checks and backoffs would have asked again
         assert len(ls.calls) == asked
         assert len(runtime.projects.get(P).store) == 3  # the local part still ran
+    finally:
+        worker.stop()
+
+
+def test_a_project_deleted_while_idle_is_reported_by_the_count_check(runtime):
+    add_tasks(runtime, 1, 2)
+    ls = DeletedProject()
+    ls.gone = False
+    ls.tasks = listed(1, 2)
+    worker = make_worker(runtime, ls, poll_interval_s=0.05, task_check_interval_s=0.1)
+    worker.start()
+    try:
+        assert worker.wait_idle(P, 20) and worker.status(P)["last_error"] is None
+        ls.gone = True
+        deadline = time.monotonic() + 10
+        while worker.status(P)["last_error"] is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "project 1 no longer exists in Label Studio" in worker.status(P)["last_error"]
+        asked = len(ls.calls)
+        time.sleep(0.5)
+        assert len(ls.calls) == asked
     finally:
         worker.stop()
 
