@@ -405,7 +405,7 @@ class Ledger:
             "tasks": {"pending": states.get("pending", 0), "embedded": states.get("embedded", 0), "failed": states.get("failed", 0)},
             "seen": one("SELECT COUNT(*) FROM tasks WHERE project = ? AND seen = 1"),
             "rated_tasks": one("SELECT COUNT(DISTINCT task_id) FROM annotations WHERE project = ? AND target IS NOT NULL"),
-            "annotations": one("SELECT COUNT(*) FROM annotations WHERE project = ?"),
+            "annotations": self.annotation_total(project),
             "task_errors": [{"task": row["task_id"], "error": row["error"]} for row in failures],
             "annotation_errors": [dict(row) for row in bad],
         }

@@ -87,9 +87,8 @@ class HeadRefit:
                 # once vectors come back the prompt's head is fitted again instead of matching this one.
                 fit_key += ":flat"
             stored = self.ledger.latest_head(self.project, self.embedder.model_id)
-            newest = self.ledger.latest_head(self.project)
             if stored is not None and stored.fit_key == fit_key:
-                if stored.version == newest.version:
+                if stored.version == self.ledger.latest_head(self.project).version:
                     return None
                 # Another model's head came after this one (the model was switched away and back): the same
                 # head again, as a new version, so that versions only go up and what is pushed is this one's.

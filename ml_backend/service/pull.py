@@ -155,9 +155,9 @@ class LabelStudioPull:
         gap = self._annotation_gap.get(project)
         if gap is None:
             return True  # no sync has measured it yet (one runs at every start)
-        remote = self.gateway.annotation_count(project)
-        if remote is not None and remote - self.ledger.annotation_total(project) != gap:
+        remote, local = self.gateway.annotation_count(project), self.ledger.annotation_total(project)
+        if remote is not None and remote - local != gap:
             log.info("project %s: Label Studio has %d annotations, the ledger %d (%+d after the last sync): resyncing",
-                     project, remote, self.ledger.annotation_total(project), gap)
+                     project, remote, local, gap)
             return False
         return True
