@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ml_backend.adapters.ls_client import LabelStudioUnavailable
+from ml_backend.adapters.ls_gateway import ProjectCounts
 from ml_backend.adapters.ml_connections import Connection, Hook
 from ml_backend.core.embedding import Embedder
 
@@ -55,13 +56,13 @@ class FakeLabelStudio:
         self._record("iter_tasks", project)
         yield from self.tasks
 
-    def task_count(self, project: int) -> int:
-        self._record("task_count", project)
-        return len(self.tasks)
+    def counts(self, project: int) -> ProjectCounts:
+        self._record("counts", project)
+        return ProjectCounts(self.task_count(), sum(len(task.get("annotations") or []) for task in self.tasks))
 
-    def annotation_count(self, project: int) -> int:
-        self._record("annotation_count", project)
-        return sum(len(task.get("annotations") or []) for task in self.tasks)
+    def task_count(self) -> int | None:
+        """What `counts` says of the tasks: tests that need Label Studio to count otherwise override it."""
+        return len(self.tasks)
 
     def push_view(self, project: int, title: str, task_ids: list[int], view_id: int | None) -> int:
         self._record("view", project, title, list(task_ids), view_id)

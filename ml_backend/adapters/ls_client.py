@@ -23,6 +23,7 @@ from label_studio_sdk.core.api_error import ApiError
 from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ..core.errors import RemoteRejected, RemoteUnavailable
+from .ls_gateway import ProjectCounts
 from .ls_payloads import is_id
 from .ls_views import batch_view, hidden_columns
 from .ml_connections import WEBHOOK_ACTIONS, Connection, Hook, hooks_to, parsed_records, webhook_url
@@ -350,7 +351,7 @@ class LabelStudioClient:
         Any other refusal of a later page, or a page that lists no task not listed before (a
         server ignoring `page`), raises: a cut-off listing must not pass for the whole project.
         An entry without a valid id or whose data is not an object is skipped with a warning (the
-        listing then falls short of `task_count`, which the caller checks before deleting anything).
+        listing then falls short of the task count (`counts`), which the caller checks before deleting anything).
         "annotations_listed" is False when the entry does not give its annotations as a list of objects
         (missing, null, or with other entries): "annotations" then holds what could be read, and the
         rest is unknown, which is not the same as none.
@@ -397,18 +398,20 @@ class LabelStudioClient:
                                           f"{page} (a page repeated, or entries without a valid id): not trusted as complete")
             page += 1
 
-    def task_count(self, project: int) -> int | None:
-        """How many tasks the project has (one cheap call); None when Label Studio's answer does not say
-        (no `task_number`, or not a count): taken as 0, it made every check resync and every sync fail."""
-        number = self._call(lambda: self.client.projects.get(id=project)).task_number
-        return number if isinstance(number, int) and number >= 0 else None
-
-    def annotation_count(self, project: int) -> int | None:
-        """How many annotations the project has, skipped ones included (one cheap call); None when Label
-        Studio's answer does not say."""
+    def counts(self, project: int) -> ProjectCounts:
+        """How many tasks and annotations (skips included) the project has, from its record (one cheap
+        call). A count the answer does not give, or not as a count, is None: taken as 0, a missing task
+        count made every check resync and every sync fail."""
         record = self._call(lambda: self.client.projects.get(id=project))
-        counts = (record.total_annotations_number, record.skipped_annotations_number)  # the first leaves skips out
-        return sum(counts) if all(isinstance(n, int) and n >= 0 for n in counts) else None
+
+        def count(*fields: str) -> int | None:
+            numbers = [getattr(record, field, None) for field in fields]
+            valid = all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers)
+            return sum(numbers) if valid else None
+
+        # total_annotations_number leaves the skipped ones out
+        return ProjectCounts(tasks=count("task_number"),
+                             annotations=count("total_annotations_number", "skipped_annotations_number"))
 
     def push_predictions(self, project: int, predictions: list[dict[str, Any]]) -> None:
         """Create predictions ({"task", "result", "score", "model_version"}) in one call."""

@@ -8,9 +8,18 @@ backoff) or `RemoteRejected` (4xx).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterator, Protocol
 
 from .ml_connections import Connection, Hook
+
+
+@dataclass(frozen=True)
+class ProjectCounts:
+    """What Label Studio counts for a project, all from one answer; None where it does not say."""
+
+    tasks: int | None
+    annotations: int | None  # skipped ones included: a skip is an annotation the ledger keeps too
 
 
 class LabelStudioGateway(Protocol):
@@ -26,11 +35,8 @@ class LabelStudioGateway(Protocol):
         """Every task of the project as {"id", "data", "annotations": [dict, ...], "annotations_listed": bool}
         ("annotations_listed" False: the entry did not give its annotations, so none is taken as deleted)."""
 
-    def task_count(self, project: int) -> int | None:
-        """How many tasks the project has (one cheap call); None when Label Studio does not say."""
-
-    def annotation_count(self, project: int) -> int | None:
-        """How many annotations the project has, skipped ones included; None when Label Studio does not say."""
+    def counts(self, project: int) -> ProjectCounts:
+        """How many tasks and annotations the project has (one cheap call)."""
 
     # -- push ------------------------------------------------------------------------
     def push_view(self, project: int, title: str, task_ids: list[int], view_id: int | None) -> int:

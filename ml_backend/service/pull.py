@@ -48,7 +48,7 @@ class LabelStudioPull:
         """Record every task and annotation Label Studio has, and forget what it no longer has."""
         self._sync(project)
         # What the ledger and Label Studio count once in step (see in_step); not taken when the sync failed.
-        remote = self.gateway.annotation_count(project)
+        remote = self.gateway.counts(project).annotations
         if remote is not None:
             self._annotation_gap[project] = remote - self.ledger.annotation_total(project)
         # The next-batch tab may have been deleted or edited in Label Studio meanwhile, and no event says
@@ -69,7 +69,7 @@ class LabelStudioPull:
         known_tasks = set(self.ledger.task_ids(project))
         # Counted before and after the listing: a task deleted while the pages are read moves a later
         # one onto a page already read, and a count taken only after would match the short listing.
-        counted_before = self.gateway.task_count(project)
+        counted_before = self.gateway.counts(project).tasks
         annotations: set[int] = set()
         tasks: set[int] = set()
         unlisted_annotations = 0  # tasks whose annotations the listing does not give
@@ -92,7 +92,7 @@ class LabelStudioPull:
         # What the listing lacks was deleted in Label Studio while no webhook reached us, but only
         # if the listing was complete: a page cut off or refused looks the same. Label Studio's own
         # count says which.
-        counted = self.gateway.task_count(project)
+        counted = self.gateway.counts(project).tasks
         if counted != counted_before:
             raise IncompleteListing(f"Label Studio counted {counted_before} tasks before its listing and {counted} "
                                     "after: nothing was deleted, the sync will run again")
@@ -139,25 +139,25 @@ class LabelStudioPull:
 
     def in_step(self, project: int) -> bool:
         """Whether Label Studio has as many tasks as the ledger, and its annotations the same gap to the
-        ledger's as after the last sync (two cheap calls).
+        ledger's as after the last sync (one cheap call).
 
         Webhooks can go missing: Label Studio does not retry them, on SQLite a storage sync that
         fails part-way ("database is locked") creates tasks but never sends TASKS_CREATED, and an
         admin may delete the webhook (ratings then stop arriving). A project out of step needs a sync.
         """
-        remote = self.gateway.task_count(project)
-        if remote is None:
+        remote = self.gateway.counts(project)
+        if remote.tasks is None:
             return True  # nothing to compare with; webhooks and /setup still trigger syncs
         local = self.ledger.task_total(project)
-        if remote != local:
-            log.info("project %s: Label Studio has %d tasks, the ledger %d: resyncing", project, remote, local)
+        if remote.tasks != local:
+            log.info("project %s: Label Studio has %d tasks, the ledger %d: resyncing", project, remote.tasks, local)
             return False
         gap = self._annotation_gap.get(project)
-        if gap is None:
-            return True  # no sync has measured it yet (one runs at every start)
-        remote, local = self.gateway.annotation_count(project), self.ledger.annotation_total(project)
-        if remote is not None and remote - local != gap:
+        if gap is None or remote.annotations is None:
+            return True  # no sync has measured it yet (one runs at every start), or nothing to compare with
+        local = self.ledger.annotation_total(project)
+        if remote.annotations - local != gap:
             log.info("project %s: Label Studio has %d annotations, the ledger %d (%+d after the last sync): resyncing",
-                     project, remote, local, gap)
+                     project, remote.annotations, local, gap)
             return False
         return True

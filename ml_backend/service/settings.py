@@ -60,7 +60,8 @@ class ServiceSettings(BaseSettings):
     poll_interval_s: float = Field(2.0, gt=0, description="worker wake-up period for retries")
     max_backoff_s: float = Field(60.0, gt=0, description="longest wait between retries while Label Studio is unreachable")
     label_studio_timeout_s: float = Field(15.0, gt=0, description="timeout of one call to Label Studio's API")
-    task_check_interval_s: float = Field(30.0, gt=0, description="how often task counts are compared with Label Studio's")
+    task_check_interval_s: float = Field(
+        30.0, gt=0, description="how often task and annotation counts are compared with Label Studio's")
     prediction_chunk: int = Field(200, ge=1, description="predictions pushed per Label Studio call (one call in flight delays a batch)")
     bulk_prediction_delay_s: float = Field(
         10.0, ge=0, description="after a rating's batch is out, wait this long for the next before pushing every task's prediction")

@@ -90,7 +90,7 @@ class Worker:
         self.evaluations = evaluations
         self._next_count_check = time.monotonic() + task_check_interval_s
         self._work: dict[int, _ProjectWork] = {}
-        self._absent: set[int] = set()  # projects the far side answered 404 for: left out of the task count check
+        self._absent: set[int] = set()  # projects the far side answered 404 for: left out of the count check
         self._wake = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
@@ -167,12 +167,13 @@ class Worker:
             if self.remote and time.monotonic() >= self._next_count_check:
                 self._next_count_check = time.monotonic() + self.task_check_interval_s
                 try:
-                    self._check_task_counts()
+                    self._check_counts()
                 except LedgerCorruptError:
                     pass  # reported by /health; nothing to compare with
 
-    def _check_task_counts(self) -> None:
-        """Resync idle projects whose tasks are out of step with the far side's (a webhook went missing)."""
+    def _check_counts(self) -> None:
+        """Resync idle projects whose tasks or annotations are out of step with Label Studio's (a webhook went
+        missing)."""
         for project in self.projects.project_ids():
             with self._wake:
                 work = self._work.get(project)
@@ -191,7 +192,7 @@ class Worker:
             except BackendError:
                 continue
             except Exception:  # noqa: BLE001 - the worker thread must survive anything
-                log.exception("project %s: task count check failed", project)
+                log.exception("project %s: count check failed", project)
                 continue
             if not in_step:
                 self.notify(project, sync=True)

@@ -29,7 +29,7 @@ def ls(label_studio):
 
 def test_the_listing_reads_every_page_and_ends_on_label_studios_answer_past_the_end(ls, project):
     listed = [task["id"] for task in ls.iter_tasks(project, page_size=3)]
-    assert len(listed) == len(set(listed)) == 7 == ls.task_count(project)
+    assert len(listed) == len(set(listed)) == 7 == ls.counts(project).tasks
 
 
 def test_the_columns_listing_is_read_and_keeps_the_score_column_shown(ls, project):

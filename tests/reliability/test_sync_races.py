@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from ml_backend.adapters.ls_gateway import ProjectCounts
 from ml_backend.service.pull import LabelStudioPull
 
 from .support import annotation_created, choice_result, task_payload, tasks_created
@@ -41,11 +42,8 @@ class ListingWithAWebhookInTheMiddle:
     def ensure_webhook(self, project, backend_urls):
         return []
 
-    def task_count(self, project):
-        return len(self.tasks)
-
-    def annotation_count(self, project):
-        return sum(len(task["annotations"]) for task in self.tasks)
+    def counts(self, project):
+        return ProjectCounts(len(self.tasks), sum(len(task["annotations"]) for task in self.tasks))
 
     def iter_tasks(self, project):
         for i, task in enumerate(self.tasks):

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from ml_backend.adapters.ls_client import LabelStudioClient, LabelStudioRejected
+from ml_backend.adapters.ls_gateway import ProjectCounts
 from tests.stubs import Reply
 
 TASKS = "/api/tasks/"
@@ -119,7 +120,7 @@ def test_an_answer_dripping_a_byte_per_read_ends_at_the_deadline(server):
     server.routes[f"/api/projects/{P}/"] = Reply(body=body, drip_s=0.05, headers={"Content-Type": "application/json"})
     started = time.monotonic()
     with pytest.raises(LabelStudioUnavailable):
-        client.task_count(P)
+        client.counts(P).tasks
     elapsed = time.monotonic() - started
     attempts = 3  # the client's own retries of a transient failure
     assert elapsed < attempts * (ANSWER_DEADLINE_READS * 0.3 + 0.5) + 2.0, elapsed
@@ -137,7 +138,7 @@ def test_an_answer_dripping_its_headers_a_byte_per_read_ends_at_the_deadline(ser
                                                  headers={"Content-Type": "application/json", "X-Padding": "p" * 200})
     started = time.monotonic()
     with pytest.raises(LabelStudioUnavailable):  # 12 s of headers at 0.05 s a byte, each read well in time
-        client.task_count(P)
+        client.counts(P).tasks
     elapsed = time.monotonic() - started
     attempts = 3  # the client's own retries of a transient failure
     assert elapsed < attempts * (ANSWER_DEADLINE_READS * 0.3 + 0.5) + 2.0, elapsed
@@ -166,7 +167,7 @@ def test_a_short_retry_after_is_waited_out_within_the_call(server, client):
 
     server.routes[f"/api/projects/{P}/"] = busy("1", PROJECT)
     started = time.monotonic()
-    assert client.task_count(P) == 3
+    assert client.counts(P).tasks == 3
     assert time.monotonic() - started >= 0.95
     assert len(server.requests) == 2
 
@@ -183,14 +184,14 @@ def test_a_long_retry_after_ends_the_call_at_once_and_says_how_long(server, clie
     value = "120" if header == "120" else email.utils.formatdate(time.time() + 120, usegmt=True)
     server.routes[f"/api/projects/{P}/"] = busy(value, PROJECT, times=5)
     with pytest.raises(LabelStudioUnavailable, match="retry after") as raised:
-        client.task_count(P)
+        client.counts(P).tasks
     assert len(server.requests) == 1
     assert 110 <= raised.value.retry_after_s <= 120
 
 
 def test_a_retry_after_that_is_not_a_time_is_ignored(server, client):
     server.routes[f"/api/projects/{P}/"] = busy("soon", PROJECT)
-    assert client.task_count(P) == 3
+    assert client.counts(P).tasks == 3
     assert len(server.requests) == 2
 
 
@@ -249,7 +250,7 @@ def test_a_webhook_is_added_only_for_the_events_no_hook_covers(server, client, m
 def test_a_project_answer_without_a_usable_task_count_says_so(server, client, number):
     server.routes[f"/api/projects/{P}/"] = Reply(body=f'{{"id": 7, "task_number": {number}}}'.encode(),
                                                  headers={"Content-Type": "application/json"})
-    assert client.task_count(P) is None
+    assert client.counts(P).tasks is None
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -259,7 +260,8 @@ def test_a_project_answer_without_a_usable_task_count_says_so(server, client, nu
 def test_the_annotation_count_includes_skips_and_says_when_it_is_not_given(server, client, fields, count):
     server.routes[f"/api/projects/{P}/"] = Reply(body=f'{{"id": 7, "task_number": 3, {fields}}}'.encode(),
                                                  headers={"Content-Type": "application/json"})
-    assert client.annotation_count(P) == count
+    assert client.counts(P) == ProjectCounts(tasks=3, annotations=count)
+    assert [path for path, _ in server.requests] == [f"/api/projects/{P}/"]  # both counts from one answer
 
 
 # -- a second pass (2026-12-02) ------------------------------------------------------------
@@ -294,7 +296,7 @@ def test_annotations_not_given_as_a_list_of_objects_are_marked_unlisted(server, 
 def test_a_retry_after_of_digits_that_are_not_ascii_is_ignored(server, client):
     """"²".isdigit() is True but float("²") raises: a ValueError with a traceback on every pass."""
     server.routes[f"/api/projects/{P}/"] = busy("\u00b2", PROJECT)
-    assert client.task_count(P) == 3
+    assert client.counts(P).tasks == 3
 
 
 def test_odd_records_in_anyones_webhooks_or_connections_are_skipped(server, client):

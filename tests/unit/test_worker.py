@@ -10,6 +10,7 @@ import pytest
 
 from ml_backend.adapters.ls_records import version_name
 from ml_backend.adapters.ml_connections import BackendIdentity, Connection, Hook
+from ml_backend.adapters.ls_gateway import ProjectCounts
 from ml_backend.core.errors import RemoteRejected
 from ml_backend.core.facts import AnnotationRating
 from ml_backend.service.app import create_app
@@ -279,7 +280,7 @@ def test_sync_drops_tasks_deleted_in_label_studio_when_the_listing_is_complete(r
 class ShortListing(FakeLabelStudio):
     """A listing that misses tasks Label Studio still counts (e.g. cut short)."""
 
-    def task_count(self, project):
+    def task_count(self):
         return len(self.tasks) + 1
 
 
@@ -305,7 +306,7 @@ def test_sync_keeps_tasks_and_ratings_when_the_listing_disagrees_with_the_count(
 class Uncounted(FakeLabelStudio):
     """A Label Studio whose project answer has no task count (it listed as 0 before)."""
 
-    def task_count(self, project):
+    def task_count(self):
         return None
 
 
@@ -350,7 +351,9 @@ def test_ratings_made_while_no_webhook_reached_us_are_found_by_the_count_check(r
     assert worker.pull.in_step(P)  # one annotation the ledger leaves out: the gap after a sync, not a miss
 
     ls.tasks[1]["annotations"] = [{"id": 7, "task": 2, "result": [{"from_name": "relevance", "value": {"choices": ["+1"]}}]}]
+    ls.calls.clear()
     assert not worker.pull.in_step(P)  # rated in Label Studio, no webhook came
+    assert ls.calls == [("counts", P)]  # tasks and annotations from one read of the project
     worker.pull.sync(P)
     assert runtime.projects.ledger.ratings(P) == {2: 1.0} and worker.pull.in_step(P)
 
@@ -501,20 +504,20 @@ def test_the_task_count_check_stops_asking_about_projects_label_studio_does_not_
     runtime.projects.configure(99, label_config=CHOICES_CONFIG)
     asked = []
 
-    def task_count(project):
+    def counts(project):
         asked.append(project)
         if project == 99:
             raise LabelStudioRejected("Label Studio answered 404: not found", 404)
-        return 0
+        return ProjectCounts(0, 0)
 
-    ls.task_count = task_count
+    ls.counts = counts
     worker = make_worker(runtime, ls)
     for _ in range(3):
-        worker._check_task_counts()
+        worker._check_counts()
     assert asked.count(99) == 1 and asked.count(P) == 3
     worker.notify(99, sync=True)  # set up again (/setup): asked again
     worker._work[99].done.set()
-    worker._check_task_counts()
+    worker._check_counts()
     assert asked.count(99) == 2
 
 
@@ -587,10 +590,10 @@ class DeletesDuringTheListing(FakeLabelStudio):
 
     def __init__(self, counts):
         super().__init__()
-        self.counts = list(counts)
+        self.task_counts = list(counts)
 
-    def task_count(self, project):
-        return self.counts.pop(0)
+    def task_count(self):
+        return self.task_counts.pop(0)
 
 
 def test_a_task_deleted_while_the_listing_is_read_deletes_nothing(runtime):
