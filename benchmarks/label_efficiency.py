@@ -283,6 +283,17 @@ HYPERPARAMETERS: tuple[dict, ...] = (
             "@natural early (0.83 -> 0.89 / 0.88) but hurt the rare and mixed concepts (Bag @1% at 10 labels 0.86 -> "
             "0.82 / 0.49, at 100 labels Trouser+Bag @1% 0.78 -> 0.66 / 0.54 and spam+exmh @1% 0.58 -> 0.55 / 0.48): no "
             "exponent is better across concepts, so it was not run through the loop: not kept"},
+    {"parameter": "head: ratings balanced by sign (tried 2026-12-02, not kept)", "value": None,
+     "how": "each rating of sign s weighs n / (2 n_s) once both signs are rated, so the few positive ratings of a "
+            "rare concept weigh as much as the many negatives (the prompt and the background unchanged; the "
+            "full-pool probe unchanged). Rule written first: seeds 1000-1019 (validation, budget 200) on the 43 + 10 "
+            "development settings, no more settings below 0 than today (6) and a mean at least 0.01 higher; then "
+            "fresh seeds. Today / candidate: below 0 6 / 5, mean +0.312 / +0.300, cold mean +0.175 / +0.189. It "
+            "helps some cold starts (Trouser @natural cold +0.12 -> +0.38, Shirt @natural cold -0.08 -> +0.01) and "
+            "costs the starts with a prompt or an example (spam @5% b10 prompt +0.46 -> +0.32, Bag @natural b10 "
+            "example +0.32 -> +0.17, Shirt @1% b25 example +0.12 -> -0.03) and soft ratings (spam @5% soft cold "
+            "+0.32 -> +0.10): fails the mean, not kept. Balancing only cold starts is no rule the backend can follow: "
+            "an example is an ordinary positive rating there"},
 )
 # Label counts where learning curves are stored (the per-seed summaries use every batch).
 CURVE_POINTS = (10, 20, 30, 40, 50, 60, 80, 100, 125, 150, 200, 250, 300, 400, 500)
