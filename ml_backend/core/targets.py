@@ -105,10 +105,12 @@ def _finite_number(value: object, name: str) -> int | float:
 
 
 def numeric_choice_targets(values: list[str]) -> dict[str, float] | None:
-    """Targets for choices whose values are numbers ("-1", "0", "+1", or "1".."5").
+    """Targets for choices whose values are numbers ("-1", "0", "+1", or "0"/"1", or "1".."5").
 
-    Values already inside [-1, 1] are used as they are; otherwise min..max is scaled
-    to -1..+1. Returns None when any value is not a number.
+    Values inside [-1, 1] that include a negative one are used as they are; otherwise
+    min..max is scaled to -1..+1, so the lowest choice is always a "no" ("0" of "0"/"1"
+    too: used as it is, it was "unsure", and no choice said no). Returns None when any
+    value is not a number.
     """
     try:
         numbers = {value: float(value) for value in values}
@@ -117,9 +119,9 @@ def numeric_choice_targets(values: list[str]) -> dict[str, float] | None:
     if not all(math.isfinite(n) for n in numbers.values()):
         return None
     low, high = min(numbers.values()), max(numbers.values())
-    if low >= -1.0 and high <= 1.0:
+    if -1.0 <= low < 0.0 and high <= 1.0:
         return numbers
-    if high == low:
-        return None
+    if high == low:  # one value: numeric, but no scale (RatingScale refuses it, saying so)
+        return {value: 0.0 for value in numbers}
     # halves: high - low itself overflows for values near the float limits (-1e308, 1e308)
     return {value: 2.0 * ((n / 2 - low / 2) / (high / 2 - low / 2)) - 1.0 for value, n in numbers.items()}

@@ -114,7 +114,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
             # meanwhile makes it save its stale copy again: the admin's edit lost, a deleted one back.
             worker.notify(project, sync=changed, check_connections=recheck_connections, settle_s=SETUP_SETTLE_S)
         # Label Studio reads model_version only; the warnings are for admins calling /setup themselves.
-        warnings = loop.warnings()
+        warnings = projects.settings_warnings(project)
         return jsonify(model_version=version_name(loop.head_version()), **({"warnings": warnings} if warnings else {}))
 
     @app.post("/predict")
@@ -234,8 +234,10 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
 
     @app.get("/projects/<int:project>/status")
     def status(project: int) -> Response:
-        loop = _known_loop(project)
-        return jsonify(**loop.status(), model_version=version_name(loop.head_version()),
+        _known_loop(project)
+        loop, schema = projects.get_with_schema(project)
+        return jsonify(**{**loop.status(), "warnings": projects.settings_warnings(project)}, rating=schema.describe(),
+                       model_version=version_name(loop.head_version()),
                        worker=redacted_worker_status(project),
                        activity=worker.activity(project), view=records.view(project),
                        last_webhooks=last_webhooks.of(project), connections=records.connections(project),

@@ -194,7 +194,7 @@ class ProjectRegistry:
             loop = ActiveLoop(project, params, self.ledger, self._store(project, embedder.model_id), embedder,
                               self._loader(schema), self._fetch_workers, on_items_ready=self._items_ready,
                               audit=self._audit_log)
-            for warning in loop.warnings():
+            for warning in [*loop.warnings(), *schema.notes]:
                 log.warning("project %s: %s", project, warning)
             self._loops[project] = (loop, schema)
             return loop, schema
@@ -240,9 +240,15 @@ class ProjectRegistry:
             state = self.records.connections(project) or {}
             if state.get("warning"):
                 found.setdefault(str(project), []).append(state["warning"])
-        for project, (loop, _) in list(self._loops.items()):
-            found.setdefault(str(project), []).extend(loop.warnings())
+        for project in list(self._loops):
+            found.setdefault(str(project), []).extend(self.settings_warnings(project))
         return {project: warnings for project, warnings in found.items() if warnings}
+
+    def settings_warnings(self, project: int) -> list[str]:
+        """What the admin set that a built project runs without, and which rating control it reads when the
+        label config offers several (or passed some over); [] while its loop is not built."""
+        built = self._loops.get(project)
+        return [*built[0].warnings(), *built[1].notes] if built is not None else []
 
     def project_ids(self) -> list[int]:
         return self.ledger.project_ids()

@@ -102,3 +102,24 @@ def test_setup_without_a_project_is_a_400(backend):
     response = backend.post("/setup", {"schema": CHOICES_CONFIG})
     assert response.status_code == 400
     assert response.get_json() == {"error": "bad_request", "message": "cannot read a project id from None"}
+
+
+def test_the_rating_control_in_use_is_in_the_status_and_a_choice_among_several_is_a_warning(backend):
+    """A label config with two rating controls was read from the first with no word to the admin: "1 dog" of a
+    count before the relevance stars became a "no" (fuzz pass 4, 2026-12-02)."""
+    two = """<View><Image name="img" value="$image"/>
+      <Choices name="dogs" toName="img"><Choice value="1"/><Choice value="2"/><Choice value="3"/></Choices>
+      <Rating name="relevance" toName="img"/></View>"""
+    response = backend.setup(project=3, schema=two)
+    [warning] = response.get_json()["warnings"]
+    assert warning.startswith("ratings are read from <Choices name='dogs'>; 'relevance' could hold a rating too")
+    status = backend.status(3)
+    assert status["rating"] == {"control": "dogs", "kind": "choices", "object": "img", "field": "image",
+                                "targets": {"1": -1.0, "2": 0.0, "3": 1.0}}
+    assert status["warnings"] == [warning]
+    assert backend.get("/health").get_json()["project_warnings"] == {"3": [warning]}
+
+    assert backend.setup(project=3, schema=two, extra_params={"rating_control": "relevance"}).status_code == 200
+    status = backend.status(3)
+    assert status["rating"]["control"] == "relevance" and status["rating"]["range"] == [1.0, 5.0]
+    assert status["warnings"] == [] and backend.get("/health").get_json()["project_warnings"] == {}

@@ -83,8 +83,54 @@ TWO_CONTROLS = """<View>
 </View>"""
 
 
-def test_first_usable_control_wins_without_rating_control():
-    assert parse_label_config(TWO_CONTROLS).scale.name == "quality"
+def test_first_usable_control_wins_without_rating_control_and_the_admin_is_told():
+    """With "How many dogs? 1/2/3" before the relevance control, "1 dog" was read as a "no", and nothing the
+    admin could see named the control used (fuzz pass 4, 2026-12-02)."""
+    schema = parse_label_config(TWO_CONTROLS)
+    assert schema.scale.name == "quality"
+    assert schema.notes == ("ratings are read from <Choices name='quality'>; 'stars' could hold a rating too: set "
+                            "rating_control in the project's extra params to choose",)
+    assert parse_label_config(TWO_CONTROLS, rating_control="stars").notes == ()
+    assert schema.describe() == {"control": "quality", "kind": "choices", "object": "photo", "field": "photo",
+                                 "targets": {"-1": -1.0, "1": 1.0}}
+
+
+def test_a_control_that_cannot_hold_a_rating_is_passed_over_for_one_that_can():
+    """A category Choices before a Rating refused the config, with advice (choice_values) that did not fit."""
+    xml = """<View><Image name="i" value="$image"/>
+      <Choices name="animal" toName="i"><Choice value="cat"/><Choice value="dog"/></Choices>
+      <Rating name="stars" toName="i"/></View>"""
+    schema = parse_label_config(xml)
+    assert schema.scale.name == "stars"
+    assert len(schema.notes) == 1 and schema.notes[0].startswith("<Choices name='animal'> not used: ")
+
+
+@pytest.mark.parametrize("spelling", ["maxrating", "MAXRATING", "maxRating"])
+def test_attribute_names_are_read_in_any_case_as_label_studio_reads_them(spelling):
+    """Label Studio's editor lowercases attribute names: maxrating="10" shows ten stars, and 5 of them were
+    read as a full "yes" on the default five (fuzz pass 4, 2026-12-02)."""
+    xml = f'<View><Image name="i" value="$image"/><Rating name="r" toname="i" {spelling}="10"/></View>'
+    assert parse_label_config(xml).scale.maximum == 10.0
+    text = '<View><Text name="t" value="$doc" VALUETYPE="url"/><Number name="n" toName="t" MIN="0" Max="1"/></View>'
+    schema = parse_label_config(text)
+    assert schema.value_is_url and (schema.scale.minimum, schema.scale.maximum) == (0.0, 1.0)
+
+
+def test_a_multiple_choice_control_is_refused():
+    """Two ticked boxes made every such rating a 422 after the config had been accepted."""
+    xml = """<View><Image name="i" value="$image"/>
+      <Choices name="c" toName="i" choice="multiple"><Choice value="-1"/><Choice value="1"/></Choices></View>"""
+    with pytest.raises(ConfigError, match="several choices.*remove choice"):
+        parse_label_config(xml)
+
+
+def test_choice_values_pick_the_choices_control_they_name():
+    xml = """<View><Image name="i" value="$image"/>
+      <Choices name="dogs" toName="i"><Choice value="1"/><Choice value="2"/><Choice value="3"/></Choices>
+      <Choices name="relevant" toName="i"><Choice value="Yes"/><Choice value="No"/></Choices></View>"""
+    schema = parse_label_config(xml, choice_values={"Yes": 1, "No": -1})
+    assert schema.scale.name == "relevant" and dict(schema.scale.choices) == {"Yes": 1, "No": -1}
+    assert schema.notes[0].startswith("<Choices name='dogs'> not used: choice_values names")
 
 
 def test_rating_control_selects_a_control_by_name():

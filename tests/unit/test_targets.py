@@ -158,16 +158,19 @@ def test_invalid_scales_raise_config_error(kwargs, message):
 @pytest.mark.parametrize(
     "values, expected",
     [
-        (["-1", "0", "+1"], {"-1": -1.0, "0": 0.0, "+1": 1.0}),         # already in [-1, 1]: as they are
+        (["-1", "0", "+1"], {"-1": -1.0, "0": 0.0, "+1": 1.0}),         # in [-1, 1] with a "no": as they are
         (["-1", "1"], {"-1": -1.0, "1": 1.0}),
         (["-0.5", "0.5"], {"-0.5": -0.5, "0.5": 0.5}),
+        # No / Yes as 0 / 1: "0" was kept as "unsure" and no choice said no (fuzz pass 4, 2026-12-02)
+        (["0", "1"], {"0": -1.0, "1": 1.0}),
+        (["0", "0.5", "1"], {"0": -1.0, "0.5": 0.0, "1": 1.0}),
         (["1", "2", "3", "4", "5"], {"1": -1.0, "2": -0.5, "3": 0.0, "4": 0.5, "5": 1.0}),  # scaled
         (["0", "10"], {"0": -1.0, "10": 1.0}),
         (["Yes", "No"], None),
         (["1", "two"], None),
         (["nan", "1"], None),
         (["inf", "1"], None),
-        (["7", "7"], None),                                              # no spread to scale
+        (["7", "7"], {"7": 0.0}),                                        # no spread: RatingScale refuses it
     ],
 )
 def test_numeric_choice_targets(values, expected):
