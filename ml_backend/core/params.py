@@ -14,6 +14,10 @@ from .strategies import DEFAULT_STRATEGY, STRATEGIES
 # CLIP's text tower reads 77 tokens (a few hundred characters), sentence models up to their max_seq_length;
 # longer text is truncated.
 MAX_PROMPT_CHARS = 1000
+# The next-batch tab matches its tasks with one filter item each: Label Studio on SQLite (the demo's and
+# the default install's) answers its listing with a 500 from 997 items on (SQLite's expression depth limit
+# of 1000), and the tab shows no rows.
+MAX_BATCH_SIZE = 900
 
 
 class HeadParams(BaseModel):
@@ -106,7 +110,7 @@ class ProjectParams(BaseModel):
     prompt: str | None = Field(
         None, max_length=MAX_PROMPT_CHARS,
         description="text whose embedding (the project's model) starts W before any rating (CLIP reads its first 77 tokens)")
-    batch_size: int = Field(10, ge=1, le=1000, description="k: tasks per next-batch view")
+    batch_size: int = Field(10, ge=1, le=MAX_BATCH_SIZE, description="k: tasks per next-batch view")
     strategy: str = Field(DEFAULT_STRATEGY, description="selection strategy name")
     rating_control: str | None = Field(None, description="name of the control that holds the rating")
     choice_values: dict[str, float] | None = Field(None, description="choice value -> target in [-1, 1]")

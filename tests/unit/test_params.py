@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ml_backend.core.errors import ConfigError
-from ml_backend.core.params import HeadParams, ProjectParams
+from ml_backend.core.params import MAX_BATCH_SIZE, HeadParams, ProjectParams
 from ml_backend.core.strategies import DEFAULT_STRATEGY
 
 
@@ -89,3 +89,11 @@ def test_params_are_frozen():
     with pytest.raises(Exception):
         params.batch_size = 4  # type: ignore[misc]
     assert params.batch_size == 3
+
+
+def test_batch_size_stops_below_what_label_studio_on_sqlite_can_filter():
+    """A tab of 997 or more tasks made Label Studio on SQLite answer its listing with a 500 ("Expression tree is
+    too large"), and the Data Manager showed no rows; 1000 was allowed (fuzz pass 4, 2026-12-02)."""
+    assert ProjectParams.parse({"batch_size": MAX_BATCH_SIZE}).batch_size == MAX_BATCH_SIZE < 997
+    with pytest.raises(ConfigError, match="batch_size"):
+        ProjectParams.parse({"batch_size": MAX_BATCH_SIZE + 1})
