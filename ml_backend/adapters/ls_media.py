@@ -86,7 +86,7 @@ class TaskTextLoader:
     ----------
     text_key : the task data field that holds the text (or, with `value_is_url`, its reference).
     value_is_url : the label config's `<Text valueType="url">`: read the file the field points at.
-    files : reads references (data:, Label Studio paths, local files, http(s)) under the fetch policy.
+    files : reads references (Label Studio paths, local files, http(s)) under the fetch policy.
     """
 
     def __init__(self, text_key: str, value_is_url: bool, files: TaskImageLoader):
@@ -100,6 +100,12 @@ class TaskTextLoader:
             raise TextError(f"task has no text in field {self.text_key!r}")
         if not isinstance(value, str):
             raise TextError(f"task field {self.text_key!r} holds {type(value).__name__}, not text")
+        if self.value_is_url and value.strip()[:5].lower() == "data:":
+            # Label Studio's editor shows a valueType="url" text only from http(s) or a /path: an annotator
+            # would get an error box where the text should be, so the task is refused here instead.
+            raise TextError(f"task field {self.text_key!r} holds a data: URI, which Label Studio does not show in a "
+                            "<Text valueType=\"url\">: put the text in the task itself (and drop valueType), or "
+                            "point at a file")
         text = decode_text(self.files.read_bytes(data)) if self.value_is_url and value.strip() else value
         if not text.strip():
             raise TextError(f"task text in field {self.text_key!r} is empty")

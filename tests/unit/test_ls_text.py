@@ -63,8 +63,12 @@ def test_a_local_file_is_read_from_the_shared_root_and_traversal_is_refused(tmp_
         loader({"doc": "/data/local-files/?d=../secret.txt"})
 
 
-def test_a_data_uri_holds_the_text():
-    assert text_loader(True)({"doc": data_uri(EMAIL.encode(), "text/plain")}) == EMAIL
+@pytest.mark.parametrize("prefix", ["", "  "])
+def test_a_data_uri_is_refused_because_label_studio_does_not_show_it(prefix):
+    """Embedded, scored and queued, it showed the annotator an error box instead of the text: the 1.23
+    editor takes only http(s) or /path for valueType="url" (fuzz pass 4, 2026-12-02)."""
+    with pytest.raises(TextError, match="data: URI, which Label Studio does not show"):
+        text_loader(True)({"doc": prefix + data_uri(EMAIL.encode(), "text/plain").replace("data:", "DATA:")})
 
 
 def test_urls_outside_the_policy_are_refused_before_any_request(http_server):
