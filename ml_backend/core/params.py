@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -126,6 +127,20 @@ class ProjectParams(BaseModel):
     @classmethod
     def _blank_prompt_is_none(cls, prompt: str | None) -> str | None:
         return prompt.strip() or None if prompt is not None else None
+
+    @field_validator("view_title")
+    @classmethod
+    def _visible_title(cls, title: str) -> str:
+        # A blank or zero-width title left the tab without a label, and a right-to-left override turned it
+        # around ("(LM) hctab txeN"): the tab's title is plain visible text.
+        hidden = next((c for c in title if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")), None)
+        if hidden is not None:
+            name = unicodedata.name(hidden, "a control character")
+            raise ValueError(f"must be plain text; it holds U+{ord(hidden):04X} ({name}), which Label Studio shows "
+                             "as nothing or uses to reorder the title")
+        if not title.strip():
+            raise ValueError("must hold visible text, not only spaces")
+        return title.strip()
 
     @field_validator("strategy")
     @classmethod

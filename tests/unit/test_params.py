@@ -97,3 +97,15 @@ def test_batch_size_stops_below_what_label_studio_on_sqlite_can_filter():
     assert ProjectParams.parse({"batch_size": MAX_BATCH_SIZE}).batch_size == MAX_BATCH_SIZE < 997
     with pytest.raises(ConfigError, match="batch_size"):
         ProjectParams.parse({"batch_size": MAX_BATCH_SIZE + 1})
+
+
+@pytest.mark.parametrize("title, message", [
+    ("   ", "visible text"), ("\u200b", r"U\+200B \(ZERO WIDTH SPACE\)"), ("Next batch\u202e (ML)", r"U\+202E"),
+    ("two\nlines", r"U\+000A"),
+])
+def test_the_tab_title_is_plain_visible_text(title, message):
+    """A blank or zero-width title gave a tab with no label; a right-to-left override showed it reversed
+    (fuzz pass 4, 2026-12-02)."""
+    with pytest.raises(ConfigError, match=f"view_title: Value error, .*{message}"):
+        ProjectParams.parse({"view_title": title})
+    assert ProjectParams.parse({"view_title": "  Chiens · 犬 · كلاب  "}).view_title == "Chiens · 犬 · كلاب"
