@@ -340,8 +340,9 @@ class _Outcome:
 
 
 def _reason_phrase(message: str, limit: int = 300) -> str:
-    """`message` as an HTTP reason phrase: one line of printable latin-1, cut at `limit`."""
-    text = " ".join(message.split()).encode("latin-1", "replace").decode("latin-1")
+    """`message` as an HTTP reason phrase: one line of printable latin-1, cut at `limit`. Other characters
+    become escapes (\\u0434), not "?": a control named in Cyrillic must stay recognisable in the dialog."""
+    text = " ".join(message.split()).encode("latin-1", "backslashreplace").decode("latin-1")
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

@@ -123,3 +123,13 @@ def test_the_rating_control_in_use_is_in_the_status_and_a_choice_among_several_i
     status = backend.status(3)
     assert status["rating"]["control"] == "relevance" and status["rating"]["range"] == [1.0, 5.0]
     assert status["warnings"] == [] and backend.get("/health").get_json()["project_warnings"] == {}
+
+
+def test_a_refusal_naming_non_latin_text_keeps_it_recognisable_in_the_status_line(backend):
+    """The status line is latin-1: "<Choices name='да'>" reached the connection dialog as "name='??'"."""
+    config = ('<View><Image name="img" value="$image"/><Choices name="да" toName="img">'
+              '<Choice value="нет"/><Choice value="да"/></Choices></View>')
+    response = backend.setup(project=5, schema=config)
+    assert response.status_code == 422
+    assert "<Choices name='\\u0434\\u0430'>" in response.status
+    assert "<Choices name='да'>" in response.get_json()["message"]
