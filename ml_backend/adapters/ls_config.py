@@ -13,6 +13,8 @@ RATING_TAGS = {"number": "number", "rating": "rating", "choices": "choices"}
 # Object tags this backend embeds -> the modality whose embedder serves the project.
 OBJECT_TAGS = {"image": "image", "text": "text"}
 MAX_RATING = 100  # stars: Label Studio's default is 5
+# A <Number> without step: Label Studio's input steps by 1 and marks other values invalid (it still takes them).
+INPUT_STEP = 1.0
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,10 @@ def _scale(control: ET.Element, choice_values: Mapping[str, float] | None) -> Ra
             low, high = float(_attr(control, "min")), float(_attr(control, "max"))
         except (TypeError, ValueError):
             raise ConfigError(f"<Number name={name!r}> needs numeric min and max to map ratings to -1..+1") from None
-        step = _float_or_none(_attr(control, "step"))
-        return RatingScale("number", name, to_name, minimum=low, maximum=high, step=step if step != 0 else None)
+        step = _float_or_none(_attr(control, "step")) or None
+        if step is None and high - low >= 2 * INPUT_STEP:
+            step = INPUT_STEP  # pre-selected values on the input's own steps: 71.704727 showed as invalid
+        return RatingScale("number", name, to_name, minimum=low, maximum=high, step=step)
     if kind == "rating":
         top = _attr(control, "maxRating", "5").strip()
         if not (top.isascii() and top.isdigit() and 2 <= int(top) <= MAX_RATING):

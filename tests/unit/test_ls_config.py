@@ -17,11 +17,16 @@ def test_number_config():
     assert (scale.minimum, scale.maximum, scale.step) == (0.0, 10.0, 0.5)
 
 
-def test_number_without_step_has_no_step():
+def test_number_without_step_takes_the_input_step_of_label_studio():
+    """Label Studio's number input steps by 1 without a step: a pre-selected 71.704727 showed as invalid
+    (fuzz pass 4, 2026-12-02). A range too narrow for whole steps keeps its values unrounded."""
     xml = '<View><Image name="i" value="$url"/><Number name="n" toName="i" min="-5" max="5"/></View>'
     schema = parse_label_config(xml)
     assert schema.data_key == "url"
-    assert (schema.scale.minimum, schema.scale.maximum, schema.scale.step) == (-5.0, 5.0, None)
+    assert (schema.scale.minimum, schema.scale.maximum, schema.scale.step) == (-5.0, 5.0, 1.0)
+    assert schema.scale.from_target(0.43) == 2
+    narrow = parse_label_config(xml.replace('min="-5" max="5"', 'min="0" max="1"')).scale
+    assert narrow.step is None and narrow.from_target(0.43) == 0.715
 
 
 def test_rating_config_defaults_and_max_rating():
