@@ -97,6 +97,22 @@ def test_the_grown_uniform_share_is_what_the_strategy_draws_and_reports(planted)
     assert len(rows) == 10 and len(strategy.last_draw.rows) == 4 and strategy.last_draw.n_available == 280
 
 
+def test_a_batch_too_small_for_one_uniform_pick_draws_one_now_and_then(planted):
+    """With batch_size 1, "at least one" made every pick uniform: the head never chose a task (fuzz pass 4,
+    2026-12-02). Now one pick in ten (uniform_share 0.1) is uniform, reported as the draw; the rest are the
+    head's."""
+    X, head = planted
+    strategy, pool, rng = AdaptiveStrategy(uniform_share=0.1, prevalence_gain=0.0), Pool(X, np.ones(len(X), bool)), \
+        np.random.default_rng(3)
+    uniform = []
+    for _ in range(400):
+        [row] = strategy.select(head, pool, 1, rng)
+        uniform.append(len(strategy.last_draw.rows))
+        assert strategy.last_draw.n_available == len(X) and (not uniform[-1] or strategy.last_draw.rows[0] == row)
+    assert 25 <= sum(uniform) <= 60  # binomial(400, 0.1): 40 expected
+    assert strategy.n_uniform(10, pool, rng) == 1 and strategy.n_uniform(25, pool, rng) == 3  # unchanged
+
+
 def test_uniform_picks_are_reported_with_the_number_of_rows_they_were_drawn_from(planted):
     X, head = planted
     available = np.ones(len(X), bool)

@@ -2,7 +2,8 @@
 
 Each batch of k is made of three kinds of picks:
 
-1. **Uniform picks**: round(`uniform_share` * k), at least one, drawn uniformly at random
+1. **Uniform picks**: round(`uniform_share` * k), at least one (a batch too small for one
+   gets one with probability `uniform_share` * k), drawn uniformly at random
    from all available rows before anything else and whatever the head says. They are the
    strategy's exploration (a concept's other kinds of positives are found by picks the head
    does not point at), and an unbiased sample of the pool: `last_draw` reports them and how
@@ -110,12 +111,15 @@ class AdaptiveStrategy(Strategy):
                    clusters=settings.clusters, prevalence_gain=settings.prevalence_gain,
                    stale_after=settings.stale_after)
 
-    def n_uniform(self, k: int, pool: Pool | None = None) -> int:
+    def n_uniform(self, k: int, pool: Pool | None = None, rng: np.random.Generator | None = None) -> int:
         """Uniform picks in a batch of k: round(share * k), at least one when the share is > 0.
 
         share = max(uniform_share, prevalence_gain * p), p the prevalence the earlier
         uniform picks estimate (positives + 0.5) / (picks + 1): on common concepts random
         picks find positives anyway and, unlike the head's picks, are an unbiased training set.
+        A batch too small for one pick (share * k < 1) gets one with probability share * k
+        when `rng` is given (without it, one): "at least one" made every pick of a batch of 1
+        uniform, and the head never chose a task.
         """
         share = self.uniform_share
         p = self.estimated_prevalence(pool) if pool is not None and self.prevalence_gain > 0 else None
@@ -123,6 +127,8 @@ class AdaptiveStrategy(Strategy):
             share = max(share, min(1.0, self.prevalence_gain * p))
         if k <= 0 or share <= 0:
             return 0
+        if share * k < 1 and rng is not None:
+            return int(rng.random() < share * k)
         return min(k, max(1, math.floor(share * k + 0.5)))
 
     @staticmethod
@@ -157,7 +163,7 @@ class AdaptiveStrategy(Strategy):
     def select(self, head, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:
         candidates = np.flatnonzero(pool.available)
         k = min(k, len(candidates))
-        uniform = rng.choice(candidates, size=self.n_uniform(k, pool), replace=False).astype(np.int64)
+        uniform = rng.choice(candidates, size=self.n_uniform(k, pool, rng), replace=False).astype(np.int64)
         self.last_draw = UniformDraw(uniform, len(candidates))
         rest = k - len(uniform)
         if rest <= 0:
