@@ -94,9 +94,18 @@ def pool_signature(task_ids: Sequence[int]) -> str:
 class AuditLog:
     """Thread-safe access to the audit record (its own `SqliteFile`). One instance per process and file."""
 
+    RECOVERY = ("Selection, training and pre-annotations go on without it, with no evaluation. Stop the backend, "
+                "move the file aside and start again: the evaluation starts afresh from the next batches' uniform "
+                "picks (no rating is lost)")
+
     def __init__(self, path: str | Path):
-        self.file = SqliteFile(path)
+        self.file = SqliteFile(path, name="the evaluation's audit log", recovery=self.RECOVERY)
         self.file.create(SCHEMA)
+
+    @property
+    def damage(self) -> str | None:
+        """Why the audit log cannot be used (then selection goes on without it), or None."""
+        return self.file.corruption
 
     def close(self) -> None:
         self.file.close()

@@ -33,8 +33,14 @@ class SqliteFile:
     not raise (the service still starts, to say so in /health).
     """
 
-    def __init__(self, path: str | Path):
+    LEDGER_RECOVERY = ("Stop the backend, move the file aside (keep it for inspection) and start again: the next "
+                       "/setup from Label Studio (e.g. opening the project's Model settings) sets the project up "
+                       "again and its tasks and annotations are read back from Label Studio")
+
+    def __init__(self, path: str | Path, name: str = "the ledger", recovery: str = LEDGER_RECOVERY):
+        """`name` and `recovery` word the message a damaged file gives (what it is, how to start afresh)."""
         self.path = Path(path)
+        self.name, self.recovery = name, recovery
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
@@ -60,11 +66,14 @@ class SqliteFile:
         if self.corruption is not None:
             return
         try:
-            with self.lock, self._guarded():
-                self._db.executescript(schema)
-            if migrate is not None:
-                with self.transaction() as db:
-                    migrate(db)
+            try:
+                with self.lock, self._guarded():
+                    self._db.executescript(schema)
+                if migrate is not None:
+                    with self.transaction() as db:
+                        migrate(db)
+            except sqlite3.OperationalError as exc:  # another program's database: its tables are not ours
+                self._corrupt(f"not a file of this backend: {exc}")
         except LedgerCorruptError:
             log.error("%s", self.corruption)
 
@@ -98,10 +107,7 @@ class SqliteFile:
         return rows
 
     def _corrupt(self, detail: str) -> None:
-        self.corruption = (
-            f"the ledger {self.path} is damaged ({detail[:300]}). Stop the backend, move the file aside (keep it "
-            "for inspection) and start again: the next /setup from Label Studio (e.g. opening the project's Model "
-            "settings) sets the project up again and its tasks and annotations are read back from Label Studio")
+        self.corruption = f"{self.name} {self.path} is damaged ({detail[:300]}). {self.recovery}"
         raise LedgerCorruptError(self.corruption)
 
     @contextmanager

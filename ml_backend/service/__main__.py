@@ -14,8 +14,11 @@ from gunicorn.app.base import BaseApplication
 
 from ..core.embedding import check_embedding_model
 from ..core.errors import ModelUnavailableError
+from . import model_dir
 from .app import create_app
 from .settings import ServiceSettings, SettingsError
+
+_HELD = []  # the MODEL_DIR lock's file, open for the process's lifetime (the forked worker shares it)
 
 
 class _Gunicorn(BaseApplication):
@@ -41,6 +44,12 @@ def main() -> None:
     # Secure by default (an open port needs credentials unless the admin says otherwise), and a
     # device, MODEL_DIR or params file that cannot work is said before the server forks.
     _stop(settings.startup_problems())
+    _stop(model_dir.startup_problems(settings.model_dir))
+    lock = model_dir.hold(settings.model_dir)
+    if lock is None:
+        _stop([f"another backend process (pid {model_dir.holder(settings.model_dir)}) uses MODEL_DIR="
+               f"{settings.model_dir}: each needs its own MODEL_DIR (two on one folder drift apart silently)"])
+    _HELD.append(lock)
     if not settings.has_basic_auth and settings.allow_unauthenticated:
         logging.getLogger(__name__).warning("ALLOW_UNAUTHENTICATED=true: %s:%s serves anyone who reaches it",
                                             settings.host, settings.port)

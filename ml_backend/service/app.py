@@ -95,6 +95,9 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         )
         if projects.ledger.corruption:  # nothing can be served or recorded: not UP
             return jsonify(**{**body, "status": "ERROR", "ledger_error": projects.ledger.corruption}), 503
+        storage_problem = runtime.storage.problem()
+        if storage_problem:  # a full disk or a ledger deleted under us: what arrives now may be lost
+            return jsonify(**{**body, "status": "ERROR", "storage_error": storage_problem}), 503
         return jsonify(**body, project_warnings=projects.warnings())
 
     @app.post("/setup")

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..adapters.ls_records import version_name
 from ..core.audit_log import AuditLog
+from ..core.errors import LedgerCorruptError
 from ..core.evaluation import (MIN_STRATUM_DRAWS, POOL_PRIOR, PRIOR, PRIOR_COUNTS, HeadEstimate, PoolEstimate,
                                estimate_head, estimate_pool)
 from ..core.head import LinearHead
@@ -141,8 +142,14 @@ class Evaluations:
         return prediction_agreement(head.predict_proba(vectors) > THRESHOLD, scores > THRESHOLD), earlier.n_ratings
 
     def latest(self, project: int) -> dict | None:
-        """The newest stored evaluation (of the newest head version evaluated), or None."""
-        return self.audit.latest_evaluation(project)
+        """The newest stored evaluation (of the newest head version evaluated), or None (also while the audit log
+        is damaged: the tab and the status go on without it)."""
+        if self.audit.damage is not None:
+            return None
+        try:
+            return self.audit.latest_evaluation(project)
+        except LedgerCorruptError:
+            return None
 
     def report(self, loop: ActiveLoop) -> dict[str, Any]:
         """What GET /projects/<id>/evaluation answers: the current evaluation (brought up to date
@@ -169,6 +176,7 @@ class Evaluations:
             "stop": latest["stopping"]["stop"] if latest else False,
             "reasons": latest["stopping"]["reasons"] if latest else [],
             **links(project),
+            **({"error": self.audit.damage} if self.audit.damage else {}),
         }
 
 

@@ -24,6 +24,7 @@ from ..core.ledger import Ledger
 from ..core.store import open_chroma
 from .embedders import EmbedderRegistry
 from .evaluation import Evaluations
+from .model_dir import StorageWatch
 from .projects import ProjectRegistry
 from .pull import LabelStudioPull
 from .push import LabelStudioPush
@@ -58,6 +59,7 @@ class Runtime:
     worker: Worker
     identity: BackendIdentity
     evaluations: Evaluations
+    storage: StorageWatch
     talks_to_label_studio: bool = True
     _refused_tokens: OrderedDict = field(default_factory=OrderedDict, repr=False)  # sha256 of refused /setup tokens
     _checking_token: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -108,7 +110,7 @@ class Runtime:
                   else Worker(projects, poll_interval_s=settings.poll_interval_s, evaluations=evaluations))
         projects.on_items_ready = worker.notify
         runtime = cls(settings, registry, gateway, projects, worker, identity, evaluations,
-                      talks_to_label_studio=talk_to_label_studio)
+                      StorageWatch(settings.ledger_path), talks_to_label_studio=talk_to_label_studio)
         if start_worker:
             worker.start()
         return runtime
