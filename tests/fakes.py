@@ -60,6 +60,13 @@ class FakeLabelStudio:
         self._record("counts", project)
         return ProjectCounts(self.task_count(), sum(len(task.get("annotations") or []) for task in self.tasks))
 
+    def model_versions(self, project: int) -> dict[str, int]:
+        self._record("model_versions", project)
+        versions: dict[str, int] = {}
+        for prediction in self.predictions:
+            versions[prediction["model_version"]] = versions.get(prediction["model_version"], 0) + 1
+        return versions
+
     def task_count(self) -> int | None:
         """What `counts` says of the tasks: tests that need Label Studio to count otherwise override it."""
         return len(self.tasks)

@@ -25,7 +25,7 @@ from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attem
 from ..core.errors import RemoteRejected, RemoteUnavailable
 from .ls_gateway import ProjectCounts
 from .ls_payloads import is_id
-from .ls_views import batch_view, hidden_columns
+from .ls_views import batch_view, hidden_columns, is_batch_view
 from .ml_connections import WEBHOOK_ACTIONS, Connection, Hook, hooks_to, parsed_records, webhook_url
 
 log = logging.getLogger(__name__)
@@ -413,6 +413,19 @@ class LabelStudioClient:
         return ProjectCounts(tasks=count("task_number"),
                              annotations=count("total_annotations_number", "skipped_annotations_number"))
 
+    def model_versions(self, project: int) -> dict[str, int]:
+        """The model versions the project's predictions carry, with how many each (entries that are not a
+        name and a count are left out)."""
+        answer = self._call(lambda: self._plain_request("GET", f"/api/projects/{project}/model-versions/"))
+        try:
+            listed = answer.json()
+        except ValueError:
+            listed = None
+        if not isinstance(listed, dict):
+            raise LabelStudioRejected(f"Label Studio listed the model versions of project {project} as "
+                                      f"{str(listed)[:80]!r}, not as versions and counts", 502)
+        return {name: count for name, count in listed.items() if isinstance(count, int) and not isinstance(count, bool)}
+
     def push_predictions(self, project: int, predictions: list[dict[str, Any]]) -> None:
         """Create predictions ({"task", "result", "score", "model_version"}) in one call."""
         if predictions:
@@ -441,8 +454,26 @@ class LabelStudioClient:
                 if exc.status_code != 404:
                     raise  # refused, not gone: a new tab each push would pile up beside the old one
                 log.info("project %s: view %s is gone, creating a new one", project, view_id)
+        # A tab this backend made but does not know of (a create whose answer was lost, a MODEL_DIR lost or
+        # restored): taken over, not doubled.
+        existing = self._our_view(project)
+        if existing is not None:
+            log.info("project %s: taking over the next-batch view %s found in Label Studio", project, existing)
+            self._call(lambda: self.client.views.update(id=str(existing), project=project, data=data))
+            return existing
         view = self._call(lambda: self.client.views.create(project=project, data=data))
         return _created_id(view, f"the next-batch view of project {project}")
+
+    def _our_view(self, project: int) -> int | None:
+        """The oldest of the project's views built as `ls_views.batch_view` builds them, if any."""
+        try:
+            views = self._call(lambda: self.client.views.list(project=project))
+        except LabelStudioRejected as exc:  # the tab is still needed: made anew
+            log.warning("project %s: cannot list the Data Manager views (%s)", project, exc)
+            return None
+        ids = [view.id for view in views or [] if is_id(getattr(view, "id", None))
+               and is_batch_view(getattr(view, "data", None))]
+        return min(ids) if ids else None
 
     def _batch_hidden_columns(self, project: int) -> dict[str, list[str]] | None:
         """The batch view's hidden columns, from the project's column listing (read once per project).

@@ -38,6 +38,9 @@ class LabelStudioGateway(Protocol):
     def counts(self, project: int) -> ProjectCounts:
         """How many tasks and annotations the project has (one cheap call)."""
 
+    def model_versions(self, project: int) -> dict[str, int]:
+        """The model versions the project's predictions carry, with how many each."""
+
     # -- push ------------------------------------------------------------------------
     def push_view(self, project: int, title: str, task_ids: list[int], view_id: int | None) -> int:
         """Point the next-batch tab at `task_ids`, ordered by score; returns the view id."""

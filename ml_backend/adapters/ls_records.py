@@ -44,6 +44,14 @@ def version_name(version: int) -> str:
     return f"clip-head-v{version}"
 
 
+def version_number(name: Any) -> int | None:
+    """The head version a model_version string names (`version_name`'s inverse), or None when it is not ours."""
+    if not isinstance(name, str) or not name.startswith("clip-head-v"):
+        return None
+    digits = name[len("clip-head-v"):]
+    return int(digits) if digits.isascii() and digits.isdigit() and len(digits) < 10 else None
+
+
 class LabelStudioRecords:
     """Label Studio's side of each project, in the ledger's file. Thread-safe (the file's lock)."""
 
@@ -120,6 +128,20 @@ class LabelStudioRecords:
                 "ON CONFLICT (project, task_id) DO UPDATE SET version = excluded.version",
                 [(project, int(t), version) for t in task_ids],
             )
+
+    def note_in_flight(self, project: int, version: int | None) -> None:
+        """Mark a chunk of `version`'s predictions as sent, its answer not yet in (None: the answer came)."""
+        self._set(project, "predictions_in_flight", version)
+
+    def in_flight(self, project: int) -> int | None:
+        """The version of a prediction chunk sent whose answer never came (a timeout, a killed process): Label
+        Studio may hold it, and sending it again would give its tasks two predictions of one version."""
+        return self._get(project, "predictions_in_flight")
+
+    def forget_predicted(self, project: int, version: int) -> None:
+        """No task holds a prediction of `version` any more (it was deleted in Label Studio)."""
+        with self.file.transaction() as db:
+            db.execute("DELETE FROM label_studio_predictions WHERE project = ? AND version = ?", (project, version))
 
     # -- deletions ----------------------------------------------------------------
     def note_deleted(self, project: int, kind: str, ids: Sequence[int]) -> None:

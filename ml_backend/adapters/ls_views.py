@@ -36,6 +36,18 @@ def batch_filters(task_ids: Iterable[int]) -> dict[str, Any]:
     }
 
 
+def is_batch_view(view_data: Any) -> bool:
+    """Whether a view's `data` is one `batch_view` wrote: ordered by score and filtered on task ids alone (an
+    admin's own tab is not built like that)."""
+    if not isinstance(view_data, Mapping) or view_data.get("ordering") != BATCH_ORDERING:
+        return False
+    filters = view_data.get("filters")
+    items = filters.get("items") if isinstance(filters, Mapping) else None
+    return (isinstance(items, list) and bool(items) and filters.get("conjunction") == "or"
+            and all(isinstance(item, Mapping) and item.get("filter") == "filter:tasks:id"
+                    and item.get("operator") == "equal" for item in items))
+
+
 def filtered_task_ids(view_data: Mapping[str, Any]) -> list[int]:
     """The task ids a batch view's filter matches (the inverse of `batch_filters`)."""
     items = (view_data.get("filters") or {}).get("items") or []

@@ -1,7 +1,8 @@
 """The one write path for facts: what annotators and admins did, as the ledger records it.
 
 Facts are tasks, annotations (ratings, skips, unreadable ones), deletions, batch
-requests, project parameters and second passes (`reset_seen`). The webhook, /train,
+requests, project parameters, second passes (`reset_seen`) and head versions published
+by an earlier ledger (`versions_published`). The webhook, /train,
 /setup, /predict, the admin endpoints and the catch-up sync with Label Studio all
 record them here, and only here; what the loop derives from them (embeddings, head
 versions, what was pushed) is written by the loop's own steps.
@@ -85,6 +86,11 @@ class Facts:
     def request_batch(self, project: int) -> int:
         """Ask for the next batch to be selected and pushed again; returns the request counter."""
         return self._ledger.request_batch(project)
+
+    def versions_published(self, project: int, highest: int) -> bool:
+        """Head versions up to `highest` are published (in Label Studio) by an earlier ledger of this project:
+        the next ones are numbered above them. True when that changed the numbering."""
+        return self._ledger.raise_version_floor(project, highest)
 
     def reset_seen(self, project: int) -> int:
         """A second pass: every task selectable again, ratings kept. Returns how many tasks were seen."""

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS projects (
     id            INTEGER PRIMARY KEY,
     params        TEXT NOT NULL DEFAULT '{}',
     batch_rev     INTEGER NOT NULL DEFAULT 0,
+    version_floor INTEGER NOT NULL DEFAULT 0,
     updated_at    REAL NOT NULL
 );
 -- adapters/ls_records.tasks_to_predict joins this table on (project, task_id, state)
@@ -358,16 +359,36 @@ class Ledger:
     def save_head(
         self, project: int, coef: np.ndarray, intercept: float, fit_key: str, n_ratings: int, embedding_model: str = "",
     ) -> int:
-        """Store a new head version atomically; returns its version number (1, 2, ...)."""
+        """Store a new head version atomically; returns its version number (1, 2, ...), above every earlier
+        one and above the project's `version_floor`."""
         coef32 = np.ascontiguousarray(coef, dtype="<f4")
         with self._transaction() as db:
-            version = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM heads WHERE project = ?", (project,)).fetchone()[0]
+            version = db.execute(
+                "SELECT MAX(COALESCE((SELECT MAX(version) FROM heads WHERE project = ?), 0), "
+                "COALESCE((SELECT version_floor FROM projects WHERE id = ?), 0)) + 1", (project, project),
+            ).fetchone()[0]
             db.execute(
                 "INSERT INTO heads (project, version, coef, intercept, fit_key, n_ratings, embedding_model, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (project, version, coef32.tobytes(), float(intercept), fit_key, n_ratings, embedding_model, time.time()),
             )
             return version
+
+    def version_floor(self, project: int) -> int:
+        """Head versions of this project stay above this (0: no floor)."""
+        rows = self._query("SELECT version_floor FROM projects WHERE id = ?", (project,))
+        return rows[0]["version_floor"] if rows else 0
+
+    def raise_version_floor(self, project: int, published: int) -> bool:
+        """Versions up to `published` were published elsewhere by an earlier ledger of this project (a lost or
+        restored MODEL_DIR): number the next above it. True when this raised the floor above every stored head."""
+        with self._transaction() as db:
+            newest = db.execute("SELECT COALESCE(MAX(version), 0) FROM heads WHERE project = ?", (project,)).fetchone()[0]
+            raised = db.execute(
+                "UPDATE projects SET version_floor = ? WHERE id = ? AND version_floor < ? AND ? > ?",
+                (published, project, published, published, newest),
+            ).rowcount
+            return raised > 0
 
     def latest_head(self, project: int, embedding_model: str | None = None) -> StoredHead | None:
         """The newest head, optionally only among heads fitted on `embedding_model`'s vectors."""
@@ -422,6 +443,8 @@ def storable(message: str | None) -> str | None:
 def _retire_columns(db: sqlite3.Connection) -> None:
     if "source_updated_at" not in columns(db, "annotations"):  # ledgers written before this column existed
         db.execute("ALTER TABLE annotations ADD COLUMN source_updated_at REAL")
+    if "version_floor" not in columns(db, "projects"):
+        db.execute("ALTER TABLE projects ADD COLUMN version_floor INTEGER NOT NULL DEFAULT 0")
     for table, retired in RETIRED_COLUMNS.items():
         for column in retired:
             if column in columns(db, table):

@@ -88,10 +88,12 @@ class HeadRefit:
                 fit_key += ":flat"
             stored = self.ledger.latest_head(self.project, self.embedder.model_id)
             if stored is not None and stored.fit_key == fit_key:
-                if stored.version == self.ledger.latest_head(self.project).version:
+                if (stored.version == self.ledger.latest_head(self.project).version
+                        and stored.version > self.ledger.version_floor(self.project)):
                     return None
-                # Another model's head came after this one (the model was switched away and back): the same
-                # head again, as a new version, so that versions only go up and what is pushed is this one's.
+                # Another model's head came after this one (the model was switched away and back), or an earlier
+                # ledger of the project published versions as high (`Ledger.raise_version_floor`): the same head
+                # again, as a new version, so that versions only go up and what is pushed is this one's.
                 head = LinearHead.from_weights(stored.coef, stored.intercept)
                 return self._save(head, fit_key, len(rated))
             if on_refit is not None:

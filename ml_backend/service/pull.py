@@ -15,8 +15,9 @@ import time
 from ..adapters.ls_config import ProjectSchema
 from ..adapters.ls_gateway import LabelStudioGateway
 from ..adapters.ls_payloads import is_id, read_rating
+from ..adapters.ls_records import version_name, version_number
 from ..adapters.ml_connections import BackendIdentity
-from ..core.errors import BackendError, RemoteUnavailable
+from ..core.errors import BackendError, RemoteRejected, RemoteUnavailable
 from .connections import find_connections
 from .projects import ProjectRegistry
 
@@ -51,11 +52,30 @@ class LabelStudioPull:
         remote = self.gateway.counts(project).annotations
         if remote is not None:
             self._annotation_gap[project] = remote - self.ledger.annotation_total(project)
+        self._adopt_published_versions(project)
         # The next-batch tab may have been deleted or edited in Label Studio meanwhile, and no event says
         # so: the push that follows writes it again (one update; a new tab if it is gone).
         view = self.records.view(project)
         if view:
             self.records.set_view(project, {**view, "rewrite": True})
+
+    def _adopt_published_versions(self, project: int) -> None:
+        """Head versions Label Studio holds from an earlier ledger of this project (MODEL_DIR lost, moved aside
+        or restored from a backup): numbering goes on above them, the current head is published again under a
+        new name, and theirs are deleted as superseded. Numbered from the ledger alone, versions went back (v5 to
+        v1) and a later v5 gave tasks two predictions of one name."""
+        try:
+            listed = self.gateway.model_versions(project)
+        except RemoteRejected as exc:  # nothing to compare with; the sync itself went through
+            log.warning("project %s: cannot list its model versions: %s", project, exc)
+            return
+        published = [n for n in map(version_number, listed) if n is not None]
+        if not published or not self.facts.versions_published(project, max(published)):
+            return
+        log.warning("project %s: Label Studio holds head versions up to %s from an earlier ledger: new versions "
+                    "are numbered above them", project, version_name(max(published)))
+        for version in published:
+            self.records.note_version_pushed(project, version)
 
     def _sync(self, project: int) -> None:
         loop, schema = self.projects.get_with_schema(project)

@@ -132,10 +132,30 @@ class LabelStudioPush:
         predictions = predictions_for(loop, schema.scale, task_ids)
         if not predictions.version:
             return
+        self._settle_in_flight(project)
         # Noted before the call: a crash after Label Studio stored them must not leave a version nobody deletes.
         self.records.note_version_pushed(project, predictions.version)
-        self.gateway.push_predictions(project, [{"task": t, **p} for t, p in predictions.by_task.items()])
+        self.records.note_in_flight(project, predictions.version)
+        try:
+            self.gateway.push_predictions(project, [{"task": t, **p} for t, p in predictions.by_task.items()])
+        except RemoteRejected:  # refused, so not stored: nothing to undo
+            self.records.note_in_flight(project, None)
+            raise
         self.records.mark_predicted(project, task_ids, predictions.version)
+        self.records.note_in_flight(project, None)
+
+    def _settle_in_flight(self, project: int) -> None:
+        """A chunk whose answer never came (timed out, or the process was killed while waiting) may be stored in
+        Label Studio: sending it again gave its tasks two predictions of one version. Its version is deleted
+        there instead, and every task's prediction of it is sent again."""
+        version = self.records.in_flight(project)
+        if version is None:
+            return
+        log.warning("project %s: a chunk of %s's predictions got no answer; that version is deleted in Label "
+                    "Studio and sent again whole, so that no task holds it twice", project, version_name(version))
+        self.gateway.delete_model_version(project, version_name(version))
+        self.records.forget_predicted(project, version)
+        self.records.note_in_flight(project, None)
 
     def _set_model_version(self, project: int, version: str) -> None:
         if self.records.project_model_version(project) != version:

@@ -349,3 +349,33 @@ def test_a_webhook_or_connection_listing_the_sdk_cannot_read_is_a_refusal(server
     with pytest.raises(LabelStudioRejected, match="listing of project 7 cannot be read"):
         call(client)
     assert "POST /api/webhooks/" not in [path for path, _ in server.requests]
+
+
+def test_a_next_batch_tab_label_studio_already_holds_is_taken_over_not_doubled(server, client):
+    """A create whose answer was lost (or a MODEL_DIR lost or restored) left the backend without the view's
+    id: the next push made a second "Next batch (ML)" tab (fuzz pass 4, 2026-12-02). An admin's own tab is
+    left alone."""
+    ours = {"id": 12, "project": P, "data": {"title": "Next batch", "ordering": ["-tasks:predictions_score"],
+                                               "filters": {"conjunction": "or", "items": [
+                                                   {"filter": "filter:tasks:id", "operator": "equal", "type": "Number",
+                                                    "value": 3}]}}}
+    admins = {"id": 5, "project": P, "data": {"title": "Mine", "ordering": ["-tasks:predictions_score"],
+                                              "filters": {"conjunction": "and", "items": []}}}
+    server.routes[COLUMNS] = Reply(body=b'{"columns": []}', headers=JSON)
+    server.routes["/api/dm/views/"] = Reply(body=json.dumps([admins, ours]).encode(), headers=JSON)
+    server.routes["PATCH /api/dm/views/12/"] = Reply(body=json.dumps(ours).encode(), headers=JSON)
+    assert client.push_view(P, "Next batch", [1, 2], None) == 12
+    assert "POST /api/dm/views/" not in [path for path, _ in server.requests]
+
+    server.routes["/api/dm/views/"] = Reply(body=json.dumps([admins]).encode(), headers=JSON)
+    server.routes["POST /api/dm/views/"] = Reply(status=201, body=b'{"id": 13}', headers=JSON)
+    assert client.push_view(P, "Next batch", [1, 2], None) == 13
+
+
+def test_the_model_versions_are_read_as_names_and_counts(server, client):
+    server.routes[f"/api/projects/{P}/model-versions/"] = Reply(
+        body=b'{"clip-head-v5": 12, "other": 3, "odd": "many"}', headers=JSON)
+    assert client.model_versions(P) == {"clip-head-v5": 12, "other": 3}
+    server.routes[f"/api/projects/{P}/model-versions/"] = Reply(body=b'["clip-head-v5"]', headers=JSON)
+    with pytest.raises(LabelStudioRejected, match="not as versions and counts"):
+        client.model_versions(P)

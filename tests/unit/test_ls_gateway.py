@@ -15,7 +15,7 @@ CALLS = [name for name, member in vars(LabelStudioGateway).items() if inspect.is
 
 def test_the_protocol_lists_what_pull_and_push_call():
     assert sorted(CALLS) == ["counts", "delete_model_version", "ensure_webhook", "iter_tasks", "ml_connections",
-                             "push_predictions", "push_view", "set_model_version"]
+                             "model_versions", "push_predictions", "push_view", "set_model_version"]
 
 
 @pytest.mark.parametrize("implementation", [LabelStudioClient, FakeLabelStudio], ids=["client", "fake"])

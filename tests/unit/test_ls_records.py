@@ -151,7 +151,7 @@ def test_a_ledger_from_before_the_split_is_migrated_and_loses_nothing(tmp_path):
 
     with sqlite3.connect(path) as db:   # the second copy of `seen` and Label Studio's columns are gone
         assert columns(db, "tasks") == {"project", "task_id", "data", "state", "error", "attempts", "seen"}
-        assert columns(db, "projects") == {"id", "params", "batch_rev", "updated_at"}
+        assert columns(db, "projects") == {"id", "params", "batch_rev", "updated_at", "version_floor"}
         assert "project_state" not in {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     again = Ledger(path)   # and opening it again changes nothing
     assert LabelStudioRecords(again.file).label_config(P).startswith("<View>") and again.seen_task_ids(P) == {10}

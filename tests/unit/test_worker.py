@@ -8,9 +8,10 @@ import time
 
 import pytest
 
+from ml_backend.adapters.ls_client import LabelStudioUnavailable
+from ml_backend.adapters.ls_gateway import ProjectCounts
 from ml_backend.adapters.ls_records import version_name
 from ml_backend.adapters.ml_connections import BackendIdentity, Connection, Hook
-from ml_backend.adapters.ls_gateway import ProjectCounts
 from ml_backend.core.errors import RemoteRejected
 from ml_backend.core.facts import AnnotationRating
 from ml_backend.service.app import create_app
@@ -647,3 +648,50 @@ def test_a_late_rating_after_a_deletion_stays_only_if_label_studio_lists_it(runt
             assert ledger.ratings(P) == {3: 1.0}
     finally:
         worker.stop()
+
+
+def test_versions_published_by_an_earlier_ledger_are_numbered_past_and_deleted(runtime, ls):
+    """MODEL_DIR lost, moved aside or restored from a backup: versions restarted at v1 beside Label Studio's
+    v5, and a later v5 gave tasks two predictions of one name (fuzz pass 4, 2026-12-02)."""
+    add_tasks(runtime, *range(1, 6))
+    ls.tasks = listed(*range(1, 6))
+    ls.predictions = [{"task": t, "result": [], "score": 0.5, "model_version": "clip-head-v5"} for t in range(1, 6)]
+    worker = make_worker(runtime, ls)
+    reconcile_until_done(worker)                       # the ledger's first head: v1, pushed beside v5
+    assert runtime.projects.get(P).head_version() == 1
+    worker.pull.sync(P)                                # every start syncs: Label Studio holds v5
+    reconcile_until_done(worker)
+    assert runtime.projects.get(P).head_version() == 6  # the same head, published under a new name
+    versions = {p["model_version"] for p in ls.predictions}
+    assert versions == {"clip-head-v6"} and ls.model_version == "clip-head-v6"
+    assert ("delete_version", P, "clip-head-v5") in ls.calls
+    worker.pull.sync(P)                                # nothing more to adopt: no new version
+    reconcile_until_done(worker)
+    assert runtime.projects.get(P).head_version() == 6
+
+
+class AnswerLost(FakeLabelStudio):
+    """Stores a chunk of predictions, then the answer never arrives (a timeout), once."""
+
+    lost = 1
+
+    def push_predictions(self, project, predictions):
+        super().push_predictions(project, predictions)
+        if self.lost:
+            self.lost -= 1
+            raise LabelStudioUnavailable("Label Studio did not answer within 15 s")
+
+
+def test_a_prediction_chunk_whose_answer_was_lost_is_not_sent_twice(runtime):
+    """Sent again, the stored chunk gave its tasks two predictions of one version, for good (fuzz pass 4)."""
+    add_tasks(runtime, *range(1, 8))
+    ls = AnswerLost()
+    ls.tasks = listed(*range(1, 8))
+    worker = make_worker(runtime, ls, prediction_chunk=3)
+    with pytest.raises(LabelStudioUnavailable):
+        reconcile_until_done(worker)
+    reconcile_until_done(worker)
+    predicted = [(p["task"], p["model_version"]) for p in ls.predictions]
+    assert sorted(predicted) == [(t, "clip-head-v1") for t in range(1, 8)]  # each task once
+    assert ("delete_version", P, "clip-head-v1") in ls.calls
+    assert runtime.records.in_flight(P) is None
