@@ -182,6 +182,17 @@ def _worth_retrying_now(exc: BaseException) -> bool:
     return _transient(exc) and (retry_after_s(exc) or 0.0) <= IN_CALL_RETRY_AFTER_MAX_S
 
 
+# Failures that leave a request unsent: only after these may a call that creates something be sent again
+# at once. After a read timeout or a dropped connection Label Studio may have created it already (a chunk of
+# predictions sent twice gave its tasks two predictions of one version): the worker settles that instead.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def _worth_creating_again_now(exc: BaseException) -> bool:
+    unsent_or_refused = not isinstance(exc, httpx.TransportError) or isinstance(exc, NOT_SENT)
+    return unsent_or_refused and _worth_retrying_now(exc)
+
+
 _backoff = wait_exponential(multiplier=0.2, max=2.0)
 
 
@@ -302,7 +313,7 @@ class LabelStudioClient:
         created = self._call(lambda: self.client.webhooks.create(
             url=target, project=project, actions=missing, send_payload=True, send_for_all_actions=False,
             **({"headers": self._webhook_headers} if self._webhook_headers else {}),
-        ))
+        ), creates=True)
         created_id = _created_id(created, f"the webhook of project {project}")
         log.info("project %s: no webhook sent %s to this backend: registered one to %s", project,
                  ", ".join(missing), target)
@@ -429,7 +440,7 @@ class LabelStudioClient:
     def push_predictions(self, project: int, predictions: list[dict[str, Any]]) -> None:
         """Create predictions ({"task", "result", "score", "model_version"}) in one call."""
         if predictions:
-            self._call(lambda: self.client.projects.import_predictions(id=project, request=predictions))
+            self._call(lambda: self.client.projects.import_predictions(id=project, request=predictions), creates=True)
 
     def set_model_version(self, project: int, model_version: str) -> None:
         """Make `model_version` the project's: the Data Manager shows and sorts by its scores.
@@ -461,7 +472,7 @@ class LabelStudioClient:
             log.info("project %s: taking over the next-batch view %s found in Label Studio", project, existing)
             self._call(lambda: self.client.views.update(id=str(existing), project=project, data=data))
             return existing
-        view = self._call(lambda: self.client.views.create(project=project, data=data))
+        view = self._call(lambda: self.client.views.create(project=project, data=data), creates=True)
         return _created_id(view, f"the next-batch view of project {project}")
 
     def _our_view(self, project: int) -> int | None:
@@ -521,9 +532,11 @@ class LabelStudioClient:
                 return False
             raise
 
-    def _call(self, fn: Callable[[], T]) -> T:
+    def _call(self, fn: Callable[[], T], creates: bool = False) -> T:
+        """`fn` (one API call), retried at once on transient failures (fewer for one that `creates`); its
+        failures as LabelStudioUnavailable or LabelStudioRejected."""
         try:
-            return self._retrying(fn)
+            return self._retrying_create(fn) if creates else self._retrying(fn)
         except ApiError as exc:
             if _transient(exc):
                 wait = retry_after_s(exc)
@@ -536,6 +549,10 @@ class LabelStudioClient:
 
     @retry(retry=retry_if_exception(_worth_retrying_now), stop=stop_after_attempt(3), wait=_wait, reraise=True)
     def _retrying(self, fn: Callable[[], T]) -> T:
+        return fn()
+
+    @retry(retry=retry_if_exception(_worth_creating_again_now), stop=stop_after_attempt(3), wait=_wait, reraise=True)
+    def _retrying_create(self, fn: Callable[[], T]) -> T:
         return fn()
 
 

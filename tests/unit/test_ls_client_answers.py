@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from ml_backend.adapters.ls_client import LabelStudioClient, LabelStudioRejected
+from ml_backend.adapters.ls_client import LabelStudioClient, LabelStudioRejected, LabelStudioUnavailable
 from ml_backend.adapters.ls_gateway import ProjectCounts
 from tests.stubs import Reply
 
@@ -379,3 +379,19 @@ def test_the_model_versions_are_read_as_names_and_counts(server, client):
     server.routes[f"/api/projects/{P}/model-versions/"] = Reply(body=b'["clip-head-v5"]', headers=JSON)
     with pytest.raises(LabelStudioRejected, match="not as versions and counts"):
         client.model_versions(P)
+
+
+def test_a_create_whose_answer_never_came_is_not_sent_again_within_the_call(server):
+    """A read timeout after Label Studio stored a chunk of predictions (or a view) made the call's own retries
+    send it again: tasks with two predictions of one version, two tabs (fuzz pass 4, 2026-12-02). The worker
+    settles such a chunk instead (test_worker); a read, sent again, is harmless and still retried."""
+    client = LabelStudioClient(server.origin, api_key="0123456789abcdef0123456789abcdef01234567", timeout_s=0.5)
+    server.routes[f"POST /api/projects/{P}/import/predictions"] = Reply(status=201, body=b"{}", headers=JSON,
+                                                                        delay_s=2.0)
+    with pytest.raises(LabelStudioUnavailable):
+        client.push_predictions(P, [{"task": 1, "result": [], "score": 0.5, "model_version": "clip-head-v1"}])
+    assert [path for path, _ in server.requests].count(f"POST /api/projects/{P}/import/predictions") == 1
+    server.routes[f"/api/projects/{P}/"] = Reply(body=b'{"id": 7, "task_number": 3}', headers=JSON, delay_s=2.0)
+    with pytest.raises(LabelStudioUnavailable):
+        client.counts(P)
+    assert [path for path, _ in server.requests].count(f"/api/projects/{P}/") == 3
