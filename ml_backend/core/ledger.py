@@ -383,7 +383,8 @@ class Ledger:
         """Versions up to `published` were published elsewhere by an earlier ledger of this project (a lost or
         restored MODEL_DIR): number the next above it. True when this raised the floor above every stored head."""
         with self._transaction() as db:
-            newest = db.execute("SELECT COALESCE(MAX(version), 0) FROM heads WHERE project = ?", (project,)).fetchone()[0]
+            newest = db.execute("SELECT COALESCE(MAX(version), 0) FROM heads WHERE project = ?",
+                                (project,)).fetchone()[0]
             raised = db.execute(
                 "UPDATE projects SET version_floor = ? WHERE id = ? AND version_floor < ? AND ? > ?",
                 (published, project, published, published, newest),
