@@ -201,6 +201,26 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
     return content
 
 
+def params_file_problems(path: str | Path) -> list[str]:
+    """What in a PROJECT_PARAMS_FILE no project could run with, one sentence per section: read at startup, so
+    that a typo made while the backend was down stops it with the reason, instead of refusing every rating of
+    the projects it configures."""
+    try:
+        content = read_params_file(path)
+    except ConfigError as exc:
+        return [str(exc)]
+    problems = []
+    for section, layer in content.items():
+        if section != "default" and not (section.isascii() and section.isdigit()):
+            problems.append(f'PROJECT_PARAMS_FILE={path}: section {section!r} is neither "default" nor a project id')
+            continue
+        try:
+            ProjectParams.parse(content.get("default"), layer)
+        except ConfigError as exc:
+            problems.append(f"PROJECT_PARAMS_FILE={path}, section {section!r}: {exc}")
+    return problems
+
+
 def _as_mapping(layer: Mapping[str, Any] | str | None) -> dict[str, Any]:
     if layer is None or (isinstance(layer, str) and not layer.strip()):  # an emptied field, spaces left or not
         return {}

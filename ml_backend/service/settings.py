@@ -15,9 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ..adapters.ml_connections import basic_auth_header
 from ..core.embed import DEFAULT_MODEL
 from ..core.embed_text import DEFAULT_TEXT_MODEL
-from ..core.errors import ConfigError
 from ..core.ledger import MAX_TASK_DATA_BYTES
-from ..core.params import read_params_file
+from ..core.params import params_file_problems
 
 
 class ServiceSettings(BaseSettings):
@@ -147,10 +146,7 @@ class ServiceSettings(BaseSettings):
         except OSError as exc:
             problems.append(f"MODEL_DIR={self.model_dir} is not a folder this backend can write to: {exc}")
         if self.project_params_file is not None:
-            try:
-                read_params_file(self.project_params_file)
-            except ConfigError as exc:
-                problems.append(str(exc))
+            problems.extend(params_file_problems(self.project_params_file))
         return problems
 
     @property

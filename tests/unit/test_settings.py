@@ -88,9 +88,23 @@ def test_a_params_file_that_is_not_a_json_object_is_a_startup_problem(environ, t
 
 def test_a_params_file_holding_an_object_is_accepted(environ, tmp_path):
     path = tmp_path / "params.json"
-    path.write_text('{"default": {"batch_size": 8}}')
+    path.write_text('{"default": {"batch_size": 8}, "12": {"prompt": "dogs"}}')
     environ(PROJECT_PARAMS_FILE=str(path))
     assert ServiceSettings.from_env().startup_problems() == []
+
+
+def test_a_typo_in_the_params_file_is_a_startup_problem(environ, tmp_path):
+    """Written while the backend was down, it was found only at each project's first use: every rating of those
+    projects answered 422 and the status too (fuzz pass 4, 2026-12-02). A misspelt section was ignored."""
+    path = tmp_path / "params.json"
+    path.write_text('{"default": {"batch_size": 8}, "12": {"batchsize": 3}, "defualt": {}}')
+    environ(PROJECT_PARAMS_FILE=str(path))
+    problems = ServiceSettings.from_env().startup_problems()
+    assert problems == [
+        f"PROJECT_PARAMS_FILE={path}, section '12': invalid project parameters: batchsize: Extra inputs are not "
+        "permitted",
+        f"PROJECT_PARAMS_FILE={path}: section 'defualt' is neither \"default\" nor a project id",
+    ]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
