@@ -14,7 +14,7 @@ import time
 from ..adapters.ls_config import ProjectSchema
 from ..adapters.ls_gateway import LabelStudioGateway
 from ..adapters.ls_predictions import predictions_for
-from ..adapters.ls_records import version_name
+from ..adapters.ls_records import version_name, version_number
 from ..adapters.ls_views import VIEW_FORMAT
 from ..core.errors import RemoteRejected
 from ..core.loop import ActiveLoop
@@ -84,7 +84,7 @@ class LabelStudioPush:
         state = {"id": view_id, **wanted, "scores": [round(t.score, 6) for t in batch], "pushed_at": time.time()}
         self.records.set_view(project, {**state, "ordered": False})
         log.info("project %s: next batch %s in view %s", project, task_ids, view_id)
-        version = loop.head_version()
+        version = self._publishable_version(project, loop)
         if version and task_ids:
             self._predict(project, loop, schema, self.records.not_predicted(project, task_ids, version))
             self._set_model_version(project, version_name(version))
@@ -103,7 +103,7 @@ class LabelStudioPush:
 
     def _push_predictions(self, project: int, loop: ActiveLoop, schema: ProjectSchema) -> float:
         """Push one chunk of predictions of the current version; returns when the next push is due."""
-        version = loop.head_version()
+        version = self._publishable_version(project, loop)
         if not version:
             return NEVER
         batch_version, batch_out_at = self._batch_version_at.get(project, (None, float("-inf")))
@@ -156,6 +156,14 @@ class LabelStudioPush:
         self.gateway.delete_model_version(project, version_name(version))
         self.records.forget_predicted(project, version)
         self.records.note_in_flight(project, None)
+
+    def _publishable_version(self, project: int, loop: ActiveLoop) -> int:
+        """The head version to publish, or 0 when there is none or it is older than Label Studio's model_version.
+        After a restart that switched the embedding model back (A, then B, then A again), the current head is A's
+        older one until the re-embedded vectors give a refit: published, it took model_version back (v4 to v3)."""
+        version = loop.head_version()
+        published = version_number(self.records.project_model_version(project))
+        return version if published is None or version >= published else 0
 
     def _set_model_version(self, project: int, version: str) -> None:
         if self.records.project_model_version(project) != version:

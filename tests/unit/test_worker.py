@@ -695,3 +695,18 @@ def test_a_prediction_chunk_whose_answer_was_lost_is_not_sent_twice(runtime):
     assert sorted(predicted) == [(t, "clip-head-v1") for t in range(1, 8)]  # each task once
     assert ("delete_version", P, "clip-head-v1") in ls.calls
     assert runtime.records.in_flight(P) is None
+
+
+def test_a_head_older_than_label_studios_model_version_is_not_published(runtime, ls):
+    """Restarted with the embedding model switched back (A, then B, then A), the current head is A's older one
+    until the re-embedded vectors give a refit: published, it took model_version back from v4 to v3 (fuzz
+    pass 4, 2026-12-02). The tab still follows the batch."""
+    add_tasks(runtime, *range(1, 6))
+    runtime.records.set_project_model_version(P, "clip-head-v4")   # what Label Studio shows
+    worker = make_worker(runtime, ls)
+    reconcile_until_done(worker)
+    assert runtime.projects.get(P).head_version() == 1
+    assert ls.of("view") and not ls.of("predictions") and not ls.of("model_version")
+    runtime.records.set_project_model_version(P, "clip-head-v1")
+    reconcile_until_done(worker)
+    assert sorted(p["task"] for p in ls.predictions) == [1, 2, 3, 4, 5]  # once in step, it goes out
