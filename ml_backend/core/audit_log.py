@@ -15,16 +15,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
 from .audit import NOT_SEEN, AuditDraw, AuditSample, carry_pending
+from .errors import LedgerCorruptError
 from .sqlite_file import SqliteFile
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_epochs (
@@ -106,6 +111,17 @@ class AuditLog:
     def damage(self) -> str | None:
         """Why the audit log cannot be used (then selection goes on without it), or None."""
         return self.file.corruption
+
+    def unless_damaged(self, call: Callable[[], T], fallback: T) -> T:
+        """`call()` (one of this log's reads or writes), or `fallback` once the file is found damaged: what
+        only serves the evaluation must not stop selection, training or pre-annotations."""
+        if self.damage is not None:
+            return fallback
+        try:
+            return call()
+        except LedgerCorruptError as exc:
+            log.error("%s", exc)
+            return fallback
 
     def close(self) -> None:
         self.file.close()

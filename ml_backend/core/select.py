@@ -8,20 +8,16 @@ first, the order annotators label it in.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from .audit_log import AuditLog
-from .errors import LedgerCorruptError
 from .ledger import Ledger
 from .params import ProjectParams
 from .refit import HeadVersion
 from .strategies import Pool, RandomStrategy, make_strategy
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,12 +55,10 @@ class BatchSelection:
         rng = np.random.default_rng([self.project, current.version if current else 0, int(pool.available.sum())])
         pool = self._with_ratings(ids, pool)
         rows = strategy.select(current.head if current else None, pool, k or self.params.batch_size, rng)
-        if self.audit is not None and self.audit.damage is None:
-            try:
-                rows = self.audit.keep_sample(self.project, ids, pool.available, rows, strategy,
-                                              k or self.params.batch_size, current.version if current else 0)
-            except LedgerCorruptError as exc:  # the evaluation stops; the labeling must not (see AuditLog.damage)
-                log.error("project %s: %s", self.project, exc)
+        if self.audit is not None:
+            rows = self.audit.unless_damaged(lambda: self.audit.keep_sample(
+                self.project, ids, pool.available, rows, strategy, k or self.params.batch_size,
+                current.version if current else 0), rows)
         scores = current.head.predict_proba(pool.vectors[rows]) if current else np.zeros(len(rows), np.float32)
         order = np.argsort(-scores, kind="stable")
         return [ScoredTask(int(ids[rows[i]]), float(scores[i])) for i in order]
@@ -78,19 +72,10 @@ class BatchSelection:
         rows = np.array([row for row, _, _ in rated], dtype=np.int64)
         targets = np.array([target for _, _, target in rated], dtype=np.float64)
         uniform = np.empty(0, dtype=bool)  # without an audit log nobody knows: say nothing
-        drawn = self._drawn_task_ids()
+        drawn = (self.audit.unless_damaged(lambda: self.audit.drawn_task_ids(self.project), None)
+                 if self.audit is not None else None)
         if drawn is not None:
             # a drawn task's rating counts while the task is seen (as in the audit sample): after a
             # reset, a rating from the first pass is not the draw's answer
             uniform = np.array([t in drawn and not pool.available[row] for row, t, _ in rated], dtype=bool)
         return Pool(pool.vectors, pool.available, rows, targets, uniform)
-
-    def _drawn_task_ids(self) -> set | None:
-        """The tasks the audit log drew uniformly, or None without a usable audit log."""
-        if self.audit is None or self.audit.damage is not None:
-            return None
-        try:
-            return self.audit.drawn_task_ids(self.project)
-        except LedgerCorruptError as exc:
-            log.error("project %s: %s", self.project, exc)
-            return None

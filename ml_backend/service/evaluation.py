@@ -18,7 +18,6 @@ import numpy as np
 
 from ..adapters.ls_records import version_name
 from ..core.audit_log import AuditLog
-from ..core.errors import LedgerCorruptError
 from ..core.evaluation import (MIN_STRATUM_DRAWS, POOL_PRIOR, PRIOR, PRIOR_COUNTS, HeadEstimate, PoolEstimate,
                                estimate_head, estimate_pool)
 from ..core.head import LinearHead
@@ -144,12 +143,7 @@ class Evaluations:
     def latest(self, project: int) -> dict | None:
         """The newest stored evaluation (of the newest head version evaluated), or None (also while the audit log
         is damaged: the tab and the status go on without it)."""
-        if self.audit.damage is not None:
-            return None
-        try:
-            return self.audit.latest_evaluation(project)
-        except LedgerCorruptError:
-            return None
+        return self.audit.unless_damaged(lambda: self.audit.latest_evaluation(project), None)
 
     def report(self, loop: ActiveLoop) -> dict[str, Any]:
         """What GET /projects/<id>/evaluation answers: the current evaluation (brought up to date
