@@ -38,17 +38,21 @@ CREATE TABLE IF NOT EXISTS label_studio_predictions (
 DELETIONS_KEPT_S = 3600.0
 
 
+# "clip" is historical: text projects get the same name, and renaming it would orphan the versions already in
+# Label Studio.
+VERSION_PREFIX = "clip-head-v"
+
+
 def version_name(version: int) -> str:
-    """The model_version string Label Studio shows for head version `version` ("clip" is historical: text
-    projects get the same name, and renaming it would orphan the versions already in Label Studio)."""
-    return f"clip-head-v{version}"
+    """The model_version string Label Studio shows for head version `version`."""
+    return f"{VERSION_PREFIX}{version}"
 
 
 def version_number(name: Any) -> int | None:
     """The head version a model_version string names (`version_name`'s inverse), or None when it is not ours."""
-    if not isinstance(name, str) or not name.startswith("clip-head-v"):
+    if not isinstance(name, str) or not name.startswith(VERSION_PREFIX):
         return None
-    digits = name[len("clip-head-v"):]
+    digits = name[len(VERSION_PREFIX):]
     return int(digits) if digits.isascii() and digits.isdigit() and len(digits) < 10 else None
 
 
