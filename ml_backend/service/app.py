@@ -152,6 +152,9 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
             raise BadRequestError("webhook body has no 'action'")
         if "project" not in body:
             return jsonify(status="ignored", reason="no project in payload"), 200
+        ledger_gone = runtime.storage.ledger_gone()
+        if ledger_gone:  # recorded now, lost at the next start: say so in Label Studio's webhook log instead
+            return jsonify(status="ERROR", storage_error=ledger_gone), 503
         project = ls_payloads.project_id(body["project"])
         project_info = body["project"] if isinstance(body["project"], dict) else {}
         # A project never set up is refused here, before anything about it is kept.

@@ -96,11 +96,17 @@ class StorageWatch:
         self.ledger_path = Path(ledger_path)
         self._identity = _identity(self.ledger_path)
 
-    def problem(self) -> str | None:
-        now = _identity(self.ledger_path)
-        if self._identity is not None and now != self._identity:
+    def ledger_gone(self) -> str | None:
+        """Why what the ledger records now is lost at the next start (it was deleted or replaced), or None."""
+        if self._identity is not None and _identity(self.ledger_path) != self._identity:
             return (f"the ledger {self.ledger_path} was deleted or replaced while the backend ran: what it records "
                     "now is lost at the next start. Restore MODEL_DIR, or restart the backend on the new one")
+        return None
+
+    def problem(self) -> str | None:
+        gone = self.ledger_gone()
+        if gone:
+            return gone
         try:
             free = shutil.disk_usage(self.ledger_path.parent).free
         except OSError as exc:

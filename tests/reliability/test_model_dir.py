@@ -78,15 +78,22 @@ def test_health_says_so_when_the_ledger_is_deleted_or_the_disk_fills(tmp_path, t
     """rm -rf MODEL_DIR while running: webhooks answered 200 and /health UP; after a restart everything was gone."""
     backend = InProcessBackend(tmp_path / "model", tiny_clip_path, embedder)
     request.addfinalizer(backend.close)
+    assert backend.setup(A).status_code == 200
     assert backend.get("/health").status_code == 200
     monkeypatch.setattr(model_dir.shutil, "disk_usage", lambda path: Usage(free=MIN_FREE_BYTES - 1))
     health = backend.get("/health")
     assert health.status_code == 503 and "KB free: new tasks and ratings may be refused" in health.get_json()["storage_error"]
+    # a low disk still records what fits: the ledger is the one the next start reads
+    assert backend.webhook(tasks_created(A, [task_payload(1)])).status_code == 200
     monkeypatch.undo()
     backend.settings.ledger_path.unlink()
     health = backend.get("/health")
     assert health.status_code == 503 and health.get_json()["status"] == "ERROR"
     assert "was deleted or replaced while the backend ran" in health.get_json()["storage_error"]
+    # what the ledger would record now is lost at the next start: Label Studio's webhook log says so
+    refused = backend.webhook(tasks_created(A, [task_payload(2)]))
+    assert refused.status_code == 503
+    assert "was deleted or replaced while the backend ran" in refused.get_json()["storage_error"]
 
 
 def test_a_foreign_sqlite_file_as_the_ledger_is_reported_as_damaged(tmp_path, tiny_clip_path, embedder, request):
