@@ -89,7 +89,7 @@ class LabelStudioServer:
 
 @dataclass
 class BackendServer:
-    """This backend as a real process (gunicorn), so tests can kill -9 and restart it."""
+    """This backend as a real process (waitress), so tests can kill -9 and restart it."""
 
     port: int
     env: dict[str, str]

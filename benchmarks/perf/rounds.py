@@ -1,7 +1,7 @@
 """Round latency: an annotation is submitted -> the new batch is visible in Label Studio's view.
 
 Everything is real: Label Studio 1.23 (its own process, SQLite), this backend (its own
-gunicorn process, its reconciler thread, embedded Chroma, a tiny random CLIP with
+backend process, its reconciler thread, embedded Chroma, a tiny random CLIP with
 512-d embeddings, so 100k images embed in minutes while selection and refits cost what
 they cost with ViT-B/32), the SDK calls an annotator's browser would make.
 

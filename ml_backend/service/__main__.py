@@ -1,16 +1,21 @@
-"""Run the backend: `python -m ml_backend.service` (gunicorn, one process, port 9090).
+"""Run the backend: `python -m ml_backend.service` (waitress, one process, port 9090).
 
 One process on purpose: the embedded Chroma client and the SQLite ledger are safe
 across threads but not across processes, and the worker thread must be unique.
 Scale out with a Chroma server (CHROMA_HOST) and one backend process per project group.
+
+waitress reads each request whole on its own event loop before a request thread gets
+it, so a client that sends slowly holds a connection, not one of the THREADS (with
+gunicorn's threads, 16 half-sent requests froze every endpoint).
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
-from gunicorn.app.base import BaseApplication
+import waitress
 
 from ..core.embedding import check_embedding_model
 from ..core.errors import ModelUnavailableError
@@ -18,21 +23,14 @@ from . import model_dir
 from .app import create_app
 from .settings import ServiceSettings, SettingsError
 
-_HELD = []  # the MODEL_DIR lock's file, open for the process's lifetime (the forked worker shares it)
-
-
-class _Gunicorn(BaseApplication):
-    def __init__(self, settings: ServiceSettings, options: dict):
-        self._settings, self._options = settings, options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self._options.items():
-            self.cfg.set(key, value)
-
-    def load(self):
-        # Built in the worker process, after fork: threads and the Chroma client do not survive a fork.
-        return create_app(self._settings)
+_HELD = []  # the MODEL_DIR lock's file, open for the process's lifetime
+# Open connections at once; a slow or idle one costs a socket, not a thread.
+CONNECTION_LIMIT = 500
+# A connection that sends nothing (a request cut off midway, say) for this long is closed.
+IDLE_TIMEOUT_S = 30
+# waitress buffers a body before the app sees it: a little over MAX_REQUEST_BYTES, so that
+# the app's own 413 (with its message) answers the ones just over the limit.
+BODY_SLACK_BYTES = 1 << 20
 
 
 def main() -> None:
@@ -42,7 +40,7 @@ def main() -> None:
         _stop(exc.problems)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Secure by default (an open port needs credentials unless the admin says otherwise), and a
-    # device, MODEL_DIR or params file that cannot work is said before the server forks.
+    # device, MODEL_DIR or params file that cannot work is said before the server starts.
     _stop(settings.startup_problems())
     _stop(model_dir.startup_problems(settings.model_dir))
     lock = model_dir.hold(settings.model_dir)
@@ -53,7 +51,7 @@ def main() -> None:
     if not settings.has_basic_auth and settings.allow_unauthenticated:
         logging.getLogger(__name__).warning("ALLOW_UNAUTHENTICATED=true: %s:%s serves anyone who reaches it",
                                             settings.host, settings.port)
-    # Fail fast, with a clear message, before forking: when no model can serve any project.
+    # Fail fast, with a clear message, before serving: when no model can serve any project.
     # One missing model only disables its modality (reported in /health and to its projects).
     problems = {}
     for modality, model in settings.embedding_models.items():
@@ -65,13 +63,12 @@ def main() -> None:
     if len(problems) == len(settings.embedding_models):
         print("ERROR: no embedding model is available; see the warnings above.", file=sys.stderr)
         sys.exit(2)
-    _Gunicorn(settings, {
-        "bind": f"{settings.host}:{settings.port}",
-        "workers": 1, "worker_class": "gthread", "threads": settings.threads,
-        "timeout": 300, "accesslog": "-", "loglevel": settings.log_level.lower(),
-        # gunicorn's default line plus the request's duration in seconds: Label Studio gives a webhook 1 s.
-        "access_log_format": '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(L)s',
-    }).run()
+    app = create_app(settings)
+    # SystemExit unwinds waitress's loop, which closes the listening socket on the way out.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads,
+                   connection_limit=CONNECTION_LIMIT, channel_timeout=IDLE_TIMEOUT_S,
+                   max_request_body_size=settings.max_request_bytes + BODY_SLACK_BYTES, ident="clip-vector-queue")
 
 
 def _stop(problems: list[str]) -> None:

@@ -31,6 +31,9 @@ from .runtime import Runtime
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+# One line per request, with its duration in seconds (Label Studio gives a webhook 1 s); shown at any LOG_LEVEL.
+access_log = logging.getLogger("ml_backend.access")
+access_log.setLevel(logging.INFO)
 
 MODEL_CLASS = "ClipVectorQueue"
 ANNOTATION_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED"}
@@ -67,6 +70,18 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         if state.get("last_error"):
             state["last_error"] = redactor.redact(state["last_error"])
         return state
+
+    @app.before_request
+    def note_start() -> None:
+        request.environ["backend.started"] = time.perf_counter()
+
+    @app.after_request
+    def log_access(response: Response) -> Response:
+        duration = time.perf_counter() - request.environ.get("backend.started", time.perf_counter())
+        line = f"{request.method} {request.full_path.rstrip('?')} {request.environ.get('SERVER_PROTOCOL', 'HTTP/1.1')}"
+        access_log.info('%s "%s" %s %s %.6f', request.remote_addr, line, response.status_code,
+                        response.content_length or "-", duration)
+        return response
 
     @app.before_request
     def require_basic_auth() -> Response | None:

@@ -1,6 +1,6 @@
 """Bounds on requests that hold a server thread while they wait.
 
-The backend serves requests from a fixed pool of threads (gunicorn gthread), and Label
+The backend serves requests from a fixed pool of threads (waitress), and Label
 Studio gives a webhook 1 s and never resends it. A request that may block (an admin
 waiting for the next batch, /predict embedding images first) takes a slot; when all slots
 of its kind are taken it does not wait but answers at once, so such requests can never

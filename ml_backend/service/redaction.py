@@ -18,7 +18,7 @@ MASK = "[REDACTED]"
 _AUTH_VALUE = re.compile(r"\b(Token|Bearer|Basic)(\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
 # Secrets shorter than this would mask ordinary words.
 MIN_SECRET_LENGTH = 6
-LOGGERS = ("", "gunicorn.error", "gunicorn.access")
+LOGGERS = ("",)  # the root logger's handlers: every logger here (ours, waitress', libraries') propagates to them
 
 
 class SecretRedactor(logging.Filter):

@@ -1,4 +1,4 @@
-"""Admin calls never starve webhooks (issue 12, finding 5): a real gunicorn process.
+"""Admin calls never starve webhooks (issue 12, finding 5): a real backend process.
 
 `POST /projects/<id>/next-batch` waits (up to 30 s) for the worker; while the worker backs
 off (Label Studio unreachable), 20 such calls held all 16 request threads and a webhook
@@ -7,6 +7,7 @@ waited 27 s, where Label Studio gives it 1 s. Now a few may wait; the others ans
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -46,3 +47,29 @@ def test_twenty_waiting_admin_calls_leave_webhooks_answering_within_a_second(sta
         assert response.status_code == 200
     assert max(seconds) < 1.0, seconds
     assert answers.count(202) >= 12, answers  # answered at once: the batch is requested, not waited for
+
+
+@pytest.mark.parametrize("stalled_at", ["headers", "body"])
+def test_forty_half_sent_requests_leave_every_endpoint_answering(start_backend, stalled_at):
+    """Sixteen connections that sent part of a request and then nothing held all 16 request threads:
+    /health, Label Studio's webhooks and /setup timed out until the clients let go (fuzz pass 5)."""
+    backend = start_backend("http://127.0.0.1:9", "0" * 40, THREADS="16")
+    host, port = backend.url.removeprefix("http://").split(":")
+    partial = {"headers": b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Ty",
+               "body": b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: 1000\r\n\r\n{"}[stalled_at]
+    stalled = []
+    try:
+        for _ in range(40):
+            connection = socket.create_connection((host, int(port)), timeout=5)
+            connection.sendall(partial)
+            stalled.append(connection)
+        time.sleep(1.0)
+        started = time.perf_counter()
+        assert requests.get(f"{backend.url}/health", timeout=5).status_code == 200
+        assert post(backend, "/setup", {"project": f"{P}.1", "schema": LABEL_CONFIG, "extra_params": {}}).status_code == 200
+        assert requests.post(f"{backend.url}/webhook", json=tasks_created(P, [task_payload(1)]), timeout=5).status_code == 200
+        assert time.perf_counter() - started < 5.0
+    finally:
+        for connection in stalled:
+            connection.close()
