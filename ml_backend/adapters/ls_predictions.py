@@ -25,9 +25,11 @@ class Predictions:
     model_version: str
     by_task: dict[int, dict[str, Any]]
 
-    def answer(self, task_ids: Sequence[int]) -> list[dict[str, Any]]:
-        """One result per task, in order: its prediction, or an empty one when it has none."""
-        return [self.by_task.get(t) or empty_prediction(self.model_version) for t in task_ids]
+    def answer(self, task_ids: Sequence[int]) -> list[dict[str, Any] | list]:
+        """One entry per task, in order: its prediction, or an empty list of predictions when it has none (no
+        head yet, or a broken image). Label Studio stores nothing for the latter; a placeholder with score 0
+        was stored, and read as a confident "no"."""
+        return [self.by_task.get(t) or [] for t in task_ids]
 
 
 def predictions_for(loop: ActiveLoop, scale: RatingScale, task_ids: Sequence[int]) -> Predictions:
@@ -58,8 +60,3 @@ def prediction(scale: RatingScale, probability: float, model_version: str, *, pr
         result_value = {"choices": [value]} if scale.kind == "choices" else {VALUE_KEYS[scale.kind]: value}
         result = [{"from_name": scale.name, "to_name": scale.to_name, "type": scale.kind, "value": result_value}]
     return {"result": result, "score": round(float(probability), 6), "model_version": model_version}
-
-
-def empty_prediction(model_version: str) -> dict[str, Any]:
-    """A placeholder for a task the backend cannot score (no head, or a broken image)."""
-    return {"result": [], "score": 0.0, "model_version": model_version}

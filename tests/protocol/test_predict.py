@@ -21,14 +21,12 @@ def with_prompt_head(backend, schema=CHOICES_CONFIG, ids=range(1, 9), preselect=
     assert backend.status()["model_version"] == "clip-head-v1"
 
 
-def test_without_a_head_every_task_gets_an_empty_result(backend):
+def test_without_a_head_no_task_gets_a_prediction(backend):
+    """A placeholder with score 0 was stored by Label Studio, and read as a confident "no"."""
     backend.setup()
     response = backend.predict(tasks(3, 1, 2))
     assert response.status_code == 200
-    assert response.get_json() == {
-        "model_version": "clip-head-v0",
-        "results": [{"result": [], "score": 0.0, "model_version": "clip-head-v0"}] * 3,
-    }
+    assert response.get_json() == {"model_version": "clip-head-v0", "results": [[], [], []]}
     assert backend.status()["vectors"] == 3  # embedded on the way, ready for the first head
 
 
@@ -90,12 +88,11 @@ def test_scores_follow_the_head(backend):
     assert [v for _, v in pairs] == sorted(v for _, v in pairs)
 
 
-def test_a_broken_image_gets_an_empty_result_while_the_others_score(backend):
+def test_a_broken_image_gets_no_prediction_while_the_others_score(backend):
     with_prompt_head(backend)
     batch = tasks(1, 2) + [(50, {"image": "data:image/png;base64,!!!"}), (51, {"picture": image_uri(51)})] + tasks(3)
     body = backend.predict(batch).get_json()
-    assert [bool(r["result"]) for r in body["results"]] == [True, True, False, False, True]
-    assert body["results"][2] == {"result": [], "score": 0.0, "model_version": "clip-head-v1"}
+    assert [r["result"] != [] if r else None for r in body["results"]] == [True, True, None, None, True]
     errors = {e["task"]: e["error"] for e in backend.status()["task_errors"]}
     assert "bad base64" in errors[50] and "no image in field 'image'" in errors[51]
 
@@ -172,7 +169,7 @@ def test_when_every_predict_slot_is_busy_predict_answers_at_once_and_the_worker_
     started = time.monotonic()
     response = backend.predict(tasks(1, 2))
     assert time.monotonic() - started < 1.0
-    assert response.status_code == 200 and [r["result"] for r in response.get_json()["results"]] == [[], []]
+    assert response.status_code == 200 and response.get_json()["results"] == [[], []]  # not embedded yet: none
     slow.join()
     backend.wait()
     assert backend.status()["vectors"] == 2  # recorded by the busy /predict, embedded by the worker

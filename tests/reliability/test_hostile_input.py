@@ -2,7 +2,7 @@
 
 Findings 1 and 9 (URLs, addresses) are in test_url_confusion.py and test_untrusted_urls.py,
 finding 4 (/setup tokens, real Label Studio) in test_setup_tokens.py and finding 5 (admin
-calls starving webhooks, a real gunicorn process) in test_admin_load.py. The rest are here,
+calls starving webhooks, a real backend process) in test_admin_load.py. The rest are here,
 against the Flask app over a real runtime and real HTTP servers on loopback.
 """
 
@@ -232,7 +232,7 @@ def test_oversized_task_data_is_refused_per_task_and_not_kept(make_backend):
     # ...also when the data comes with an annotation, and through /predict.
     backend.webhook(annotation_created(A, 1, task_payload(8, {"image": big}), choice_result("+1")))
     predicted = backend.post("/predict", {"project": f"{A}.1", "tasks": [{"id": 9, "data": {"image": big}}]})
-    assert predicted.status_code == 200 and predicted.get_json()["results"][0]["result"] == []
+    assert predicted.status_code == 200 and predicted.get_json()["results"] == [[]]
     backend.wait(A)
 
     status = backend.status(A)

@@ -6,7 +6,7 @@ import pytest
 
 from ml_backend.adapters.ls_config import parse_label_config
 from ml_backend.adapters.ls_payloads import project_id, read_rating, task_id, tasks_from
-from ml_backend.adapters.ls_predictions import empty_prediction, prediction
+from ml_backend.adapters.ls_predictions import prediction
 from ml_backend.core.errors import BadRequestError
 from ml_backend.core.facts import AnnotationRating
 from tests.conftest import CHOICES_CONFIG, NUMBER_CONFIG, RATING_CONFIG
@@ -193,10 +193,6 @@ def test_score_only_prediction_preselects_nothing():
     assert prediction(CHOICES, 0.91, "clip-head-v3", preselect=False) == {
         "result": [], "score": pytest.approx(0.91), "model_version": "clip-head-v3",
     }
-
-
-def test_empty_prediction():
-    assert empty_prediction("clip-head-v0") == {"result": [], "score": 0.0, "model_version": "clip-head-v0"}
 
 
 def test_an_updated_at_far_ahead_of_this_clock_is_not_trusted():
