@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -152,6 +153,11 @@ def check_model_available(model: str) -> None:
 def unavailable(model: str, exc: Exception, variable: str = "IMAGE_EMBEDDING_MODEL") -> ModelUnavailableError:
     saved = f"a saved model and its processor ({SAVE_CLIP_HINT} on a machine with internet)" if variable.startswith("IMAGE") \
         else "a saved model (save_pretrained)"
+    if Path(model).is_dir():  # a local folder: the hub is not the problem
+        kind = "an image (CLIP)" if variable.startswith("IMAGE") else "a text (sentence-embedding)"
+        return ModelUnavailableError(
+            f"cannot load embedding model {model!r} ({short_reason(exc)}): set {variable} to a folder holding "
+            f"{kind} model the backend can run: {saved}")
     return ModelUnavailableError(
         f"cannot load embedding model {model!r} ({short_reason(exc)}). "
         f"Without internet the hub cannot be reached: set {variable} to a local folder holding {saved}, "

@@ -30,9 +30,11 @@ POOLING_MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "
 # sentence-transformers modules this embedder reproduces; anything else (a Dense layer, say) would be skipped silently.
 KNOWN_MODULES = {"Transformer", "Pooling", "Normalize"}
 # A token is at most this many characters (WordPiece gives up on longer words), so cutting a
-# text at max_tokens * this many characters before tokenising never changes the result,
-# and a megabyte of text is not tokenised only to be truncated.
+# text at max_tokens * this many characters before tokenising (runs of blanks read as one)
+# never changes the result, and a megabyte of text is not tokenised only to be truncated.
 MAX_CHARS_PER_TOKEN = 128
+# Ordinary sentences any text model's tokenizer reads, embedded once when the model loads.
+PROBE_TEXTS = ("A recipe for bread with garlic and olive oil.", "Stock markets fell sharply on Monday, 12 May 2003.")
 
 
 class TextEmbedder(Embedder):
@@ -55,24 +57,49 @@ class TextEmbedder(Embedder):
             self._tokenizer = AutoTokenizer.from_pretrained(model)
             self._model = AutoModel.from_pretrained(model).to(self.device).eval()
             card = _sentence_transformers_card(model)
+            # A CLIP or vision folder loads too, and has no text encoder's hidden size.
+            self.dim = int(self._model.config.hidden_size)
+            positions = getattr(self._model.config, "max_position_embeddings", None) or self._tokenizer.model_max_length
+            self.max_tokens = int(min(card.get("max_seq_length") or positions, positions, self._tokenizer.model_max_length))
         except ModelUnavailableError:
             raise
         except Exception as exc:  # hub, network and format errors all mean "no usable model"
             raise unavailable(model, exc, variable="TEXT_EMBEDDING_MODEL") from None
         self.pooling = card.get("pooling", "mean")
-        positions = getattr(self._model.config, "max_position_embeddings", None) or self._tokenizer.model_max_length
-        self.max_tokens = int(min(card.get("max_seq_length") or positions, positions, self._tokenizer.model_max_length))
-        self.dim = int(self._model.config.hidden_size)
+        if self._tokenizer.pad_token is None:  # GPT-2-style tokenizers; padded positions are masked out anyway
+            self._tokenizer.pad_token = self._tokenizer.eos_token or self._tokenizer.unk_token
         self.is_random_test_model = is_tiny_random_model(model)
+        self._check_tells_texts_apart()
         log.info("text model %s: %s pooling, first %d tokens, %d-d", model, self.pooling, self.max_tokens, self.dim)
+
+    def _check_tells_texts_apart(self) -> None:
+        """Refuse a model that cannot embed, or whose tokenizer reads ordinary words as unknown: a folder without
+        its tokenizer files loads with a fallback that does, and every text gets the same vector."""
+        unknown = self._tokenizer.unk_token_id
+        special = set(self._tokenizer.all_special_ids) - {unknown}
+        words = [i for text in PROBE_TEXTS for i in self._tokenizer(text)["input_ids"] if i not in special]
+        if unknown is not None and all(i == unknown for i in words):
+            raise ModelUnavailableError(
+                f"text model {self.model_id!r} reads every word of an ordinary sentence as unknown, so every text "
+                "would get the same vector: its tokenizer files are missing or wrong (save_pretrained writes them "
+                "beside the weights)")
+        try:
+            self.embed_texts(PROBE_TEXTS)
+        except Exception as exc:
+            raise ModelUnavailableError(f"text model {self.model_id!r} loads but cannot embed a text "
+                                        f"({type(exc).__name__}: {exc}): choose another TEXT_EMBEDDING_MODEL") from None
 
     @property
     def can_embed_text(self) -> bool:
         return True
 
     def prepare(self, item: str) -> str:
-        # leading blanks first: cut first, a text that starts with a page of them would embed as ""
-        return item.lstrip()[: self.max_tokens * MAX_CHARS_PER_TOKEN].rstrip()
+        limit = self.max_tokens * MAX_CHARS_PER_TOKEN
+        if len(item) > limit:
+            # The tokenizer reads a run of blanks as one; cut with them, a page of blanks after the first
+            # sentence (or before it) would hide every word that follows.
+            item = " ".join(item.split())
+        return item.strip()[:limit].rstrip()
 
     def collate(self, prepared: Sequence[str]) -> Any:
         return self._tokenizer(list(prepared), padding=True, truncation=True, max_length=self.max_tokens,

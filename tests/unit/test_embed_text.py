@@ -126,3 +126,40 @@ def test_minilm_puts_a_prompt_near_the_texts_it_describes(minilm):
     prompt = minilm.embed_texts(["an unsolicited advertisement email"])[0]
     scores = minilm.embed_texts(spam + ham) @ prompt
     assert min(scores[:2]) > max(scores[2:]), scores
+
+
+def test_a_page_of_blanks_inside_a_long_text_does_not_hide_the_words_after_it(text_embedder):
+    """The cut came before tokenising: 40,000 spaces after the first sentence left the model only that sentence."""
+    padded = "weekly newsletter." + " " * 40_000 + "cheap meds, buy now"
+    plain = "weekly newsletter. cheap meds, buy now"
+    np.testing.assert_allclose(text_embedder.embed_texts([padded]), text_embedder.embed_texts([plain]), atol=1e-6)
+
+
+def test_an_image_model_folder_as_the_text_model_is_refused_with_what_to_do(tiny_clip_dir):
+    """A CLIP folder crashed the start: AttributeError: 'CLIPConfig' object has no attribute 'hidden_size'."""
+    with pytest.raises(ModelUnavailableError, match="TEXT_EMBEDDING_MODEL to a folder holding a text") as info:
+        TextEmbedder(str(tiny_clip_dir))
+    assert "hub" not in str(info.value)  # a local folder: the hub is not what is wrong
+
+
+def test_a_folder_without_its_tokenizer_files_is_refused(tiny_text_dir, tmp_path):
+    """transformers falls back to a tokenizer that reads every word as [UNK]: every text had one vector."""
+    folder = shutil.copytree(tiny_text_dir, tmp_path / "model")
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        (folder / name).unlink(missing_ok=True)
+    with pytest.raises(ModelUnavailableError, match="reads every word of an ordinary sentence as unknown"):
+        TextEmbedder(str(folder))
+
+
+def test_a_tokenizer_without_a_padding_token_still_embeds_a_batch(tiny_text_dir, tmp_path):
+    """GPT-2-style tokenizers have no pad token: every task failed with 'Asking to pad ...' while /health said loaded."""
+    folder = shutil.copytree(tiny_text_dir, tmp_path / "model")
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["pad_token"] = None
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    special = folder / "special_tokens_map.json"
+    if special.exists():
+        special.write_text(json.dumps({k: v for k, v in json.loads(special.read_text()).items() if k != "pad_token"}))
+    embedder = TextEmbedder(str(folder))
+    vectors = embedder.embed_texts(["short", "a much longer text than the first one"])
+    np.testing.assert_allclose(vectors[:1], embedder.embed_texts(["short"]), atol=1e-5)  # padding is masked out
