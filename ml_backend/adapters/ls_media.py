@@ -13,18 +13,40 @@ file read exactly as an image reference is (same fetcher, same policy).
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
-from urllib.parse import parse_qs, urlsplit
+import posixpath
+from typing import Any, Callable, Mapping
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from PIL import Image
 
 from ..core.errors import ImageError, TextError, UrlNotAllowedError
 from ..core.fetch import ImageFetcher, is_data_uri, read_local_file
 from ..core.images import decode_image
-from ..core.texts import decode_text
+from ..core.texts import decode_text, is_blank
 
 LOCAL_FILES_PREFIX = "/data/local-files/"
 C0_AND_SPACE = "".join(map(chr, range(0x21)))  # U+0000 to U+0020
+# Label Studio paths that answer with its API (JSON, exports), never with a task's file: a task pointing
+# there would be fetched with the backend's API key, and an export path makes Label Studio run an export.
+API_PATH_ROOTS = ("api", "api-auth", "django-rq", "admin")
+
+
+def task_field(data: Mapping, key: str) -> Any:
+    """`data[key]`, or for a dotted key Label Studio resolves into nested objects (`$meta.body`) the value
+    at that path; None when there is none."""
+    if key in data or "." not in key:
+        return data.get(key)
+    value: Any = data
+    for part in key.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _is_api_path(path: str) -> bool:
+    segments = posixpath.normpath("/" + unquote(path)).lstrip("/").split("/")
+    return segments[0].lower() in API_PATH_ROOTS
 
 
 class TaskImageLoader:
@@ -54,7 +76,7 @@ class TaskImageLoader:
         return decode_image(self.read_bytes(data), self.fetcher.policy.max_pixels)
 
     def read_bytes(self, data: Mapping) -> bytes:
-        ref = data.get(self.image_key)
+        ref = task_field(data, self.image_key)
         if isinstance(ref, str):
             ref = ref.strip(C0_AND_SPACE)  # what a browser's URL parser strips, and only that
         if not isinstance(ref, str) or not ref:
@@ -72,6 +94,8 @@ class TaskImageLoader:
             return read_local_file(self.local_files_root, relative, self.fetcher.policy.max_bytes)
         # The fetcher asks for auth headers only if the URL is Label Studio's own.
         if ref.startswith("/") and not ref.startswith("//"):
+            if _is_api_path(parts.path):
+                raise UrlNotAllowedError(f"{ref[:100]!r} is a path of Label Studio's API, not a file")
             return self.fetcher.fetch(self.label_studio_url + ref, headers=self.auth_headers)
         scheme = parts.scheme.lower()
         if scheme in ("http", "https"):
@@ -95,11 +119,10 @@ class TaskTextLoader:
         self.files = files
 
     def __call__(self, data: Mapping) -> str:
-        value = data.get(self.text_key)
+        value = task_field(data, self.text_key)
         if value is None:
             raise TextError(f"task has no text in field {self.text_key!r}")
-        if not isinstance(value, str):
-            raise TextError(f"task field {self.text_key!r} holds {type(value).__name__}, not text")
+        value = _as_text(value, self.text_key)
         if self.value_is_url and value.strip()[:5].lower() == "data:":
             # Label Studio's editor shows a valueType="url" text only from http(s) or a /path: an annotator
             # would get an error box where the text should be, so the task is refused here instead.
@@ -107,11 +130,24 @@ class TaskTextLoader:
                             "<Text valueType=\"url\">: put the text in the task itself (and drop valueType), or "
                             "point at a file")
         text = decode_text(self.files.read_bytes(data)) if self.value_is_url and value.strip() else value
-        if not text.strip():
-            raise TextError(f"task text in field {self.text_key!r} is empty")
+        if is_blank(text):
+            raise TextError(f"task text in field {self.text_key!r} is empty (or holds only invisible characters)")
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:  # JSON lets "\ud800" through; no tokenizer takes it
             raise TextError(f"task text in field {self.text_key!r} holds an unpaired surrogate "
                             "(not valid Unicode)") from None
         return text
+
+
+def _as_text(value: Any, key: str) -> str:
+    """A `<Text>` field's value as a string: Label Studio also accepts numbers and lists there (a list shows
+    one item per line)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(v, str) or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                                       for v in value):
+        return "\n".join(map(str, value))
+    raise TextError(f"task field {key!r} holds {type(value).__name__}, not text")

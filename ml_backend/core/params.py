@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 from .strategies import DEFAULT_STRATEGY, STRATEGIES
+from .texts import is_blank
 
 # CLIP's text tower reads 77 tokens (a few hundred characters), sentence models up to their max_seq_length;
 # longer text is truncated.
@@ -126,7 +127,8 @@ class ProjectParams(BaseModel):
     @field_validator("prompt")
     @classmethod
     def _blank_prompt_is_none(cls, prompt: str | None) -> str | None:
-        return prompt.strip() or None if prompt is not None else None
+        # invisible characters alone (a NUL, a zero-width space) embed as the empty string: no prompt either
+        return None if prompt is None or is_blank(prompt) else prompt.strip()
 
     @field_validator("view_title")
     @classmethod

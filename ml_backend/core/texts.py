@@ -5,10 +5,20 @@ detects."""
 from __future__ import annotations
 
 import codecs
+import unicodedata
 
 from charset_normalizer import from_bytes
 
 from .errors import TextError
+
+# Unicode categories that show nothing: controls, format characters, separators (spaces, line and paragraph).
+INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+def is_blank(text: str) -> bool:
+    """True when `text` shows nothing: only whitespace, control and format characters (NUL, zero-width
+    spaces, a BOM, soft hyphens). A tokenizer drops them all, so it would embed as the empty string."""
+    return all(unicodedata.category(ch) in INVISIBLE for ch in text)
 
 
 def decode_text(data: bytes) -> str:

@@ -36,13 +36,43 @@ def test_inline_text_that_looks_like_a_url_is_still_text():
 
 @pytest.mark.parametrize("data, message", [
     ({}, "no text in field 'doc'"),
-    ({"doc": ["a", "b"]}, "holds list, not text"),
-    ({"doc": 42}, "holds int, not text"),
+    ({"doc": {"a": "b"}}, "holds dict, not text"),
+    ({"doc": [["nested"]]}, "holds list, not text"),
+    ({"doc": True}, "holds bool, not text"),
     ({"doc": "   \n"}, "is empty"),
+    # each embedded exactly as "" did, which is refused: NUL, zero-width space and BOM, soft hyphen, a control
+    ({"doc": "\x00\x00"}, "is empty"),
+    ({"doc": "\u200b\ufeff "}, "is empty"),
+    ({"doc": "\u00ad\x07"}, "is empty"),
 ])
 def test_missing_empty_or_non_text_values_are_text_errors(data, message):
     with pytest.raises(TextError, match=message):
         text_loader()(data)
+
+
+@pytest.mark.parametrize("value, text", [(4711, "4711"), (3.14, "3.14"), (["two", "lines"], "two\nlines")])
+def test_numbers_and_lists_label_studio_accepts_in_a_text_field_are_read_as_it_shows_them(value, text):
+    assert text_loader()({"doc": value}) == text
+
+
+def test_a_dotted_field_reads_into_nested_task_data_as_label_studio_does():
+    """`<Text value="$meta.body">` failed every task ("no text in field 'meta.body'") that Label Studio showed."""
+    files = text_loader().files
+    nested = TaskTextLoader("meta.body", False, files)
+    assert nested({"meta": {"body": EMAIL}}) == EMAIL
+    assert nested({"meta.body": "a flat key of that name wins"}) == "a flat key of that name wins"
+    with pytest.raises(TextError, match="no text in field 'meta.body'"):
+        nested({"meta": "not an object"})
+
+
+@pytest.mark.parametrize("path", ["/api/users", "/api/projects/1/export?exportType=JSON", "/./api/current-user/whoami",
+                                  "/%61pi/users", "/API/users", "/data/../api/users"])
+def test_label_studio_api_paths_are_not_fetched_as_task_files(http_server, path):
+    """A task holding /api/... was fetched with the API key and its JSON embedded; an export path ran an export."""
+    loader = text_loader(True, http_server.origin)
+    with pytest.raises(UrlNotAllowedError, match="Label Studio's API, not a file"):
+        loader({"doc": path})
+    assert http_server.requests == []
 
 
 def test_a_text_file_uploaded_to_label_studio_is_fetched_with_auth(http_server):
