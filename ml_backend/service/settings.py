@@ -68,7 +68,7 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     host: str = Field("0.0.0.0", description="address the backend listens on")
     port: int = Field(9090, ge=1, le=65535)
-    threads: int = Field(16, ge=2, le=256, description="request threads (gunicorn gthread)")
+    threads: int = Field(16, ge=2, le=256, description="request threads (waitress)")
 
     @field_validator("label_studio_url", "backend_url")
     @classmethod
@@ -131,10 +131,26 @@ class ServiceSettings(BaseSettings):
             "or connect with scripts/connect_project.py, which registers them), or listen on loopback only "
             "(HOST=127.0.0.1), or set ALLOW_UNAUTHENTICATED=true to serve it open anyway.")
 
+    def credentials_problem(self) -> str | None:
+        """Why Label Studio could never send these basic-auth credentials (the backend would refuse every
+        request from it), or None."""
+        password = self.basic_auth_pass.get_secret_value() if self.basic_auth_pass else ""
+        if not self.basic_auth_user:
+            return "BASIC_AUTH_PASS is set without BASIC_AUTH_USER: set both, or neither" if password else None
+        if ":" in self.basic_auth_user:
+            return "BASIC_AUTH_USER holds ':', which basic auth uses to end the user name: no client can send it"
+        if not password:
+            return ("BASIC_AUTH_USER is set without BASIC_AUTH_PASS: Label Studio cannot connect with an empty "
+                    "password; set both, or neither")
+        if not (self.basic_auth_user + password).isascii():
+            return ("BASIC_AUTH_USER and BASIC_AUTH_PASS must be ASCII: clients encode other characters differently "
+                    "(Label Studio sends Latin-1), and the backend would refuse them")
+        return None
+
     def startup_problems(self) -> list[str]:
         """What stops this backend from starting as configured, one sentence each: found before the
-        server forks, rather than as a traceback from its worker process or at the first task."""
-        problems = [problem for problem in [self.exposure_problem()] if problem]
+        server starts, rather than as a traceback or at the first task."""
+        problems = [problem for problem in [self.exposure_problem(), self.credentials_problem()] if problem]
         try:
             torch.empty(0, device=self.device)
         except (RuntimeError, AssertionError) as exc:  # AssertionError: a torch built without CUDA

@@ -43,6 +43,22 @@ def test_an_open_port_needs_credentials_unless_the_admin_opts_out(host, settings
         assert f"HOST={host}" in problem and "BASIC_AUTH_USER and BASIC_AUTH_PASS" in problem
 
 
+@pytest.mark.parametrize("user, password, refused", [
+    ("ml-backend", "p4ss-word", None),
+    ("ml-backend", "pass:with:colons", None),  # only the first colon separates
+    (None, None, None),
+    ("ml:backend", "p4ss-word", "holds ':'"),  # the backend started, then refused every request
+    ("ml-backend", "pässwörd", "must be ASCII"),  # Label Studio's connect failed with 401
+    ("ml-backend", None, "without BASIC_AUTH_PASS"),  # Label Studio's connect answered 500
+    (None, "p4ss-word", "without BASIC_AUTH_USER"),
+])
+def test_credentials_label_studio_could_never_send_are_refused_at_start(user, password, refused):
+    problem = ServiceSettings(host="127.0.0.1", basic_auth_user=user, basic_auth_pass=password).credentials_problem()
+    assert (problem is None) if refused is None else (refused in problem)
+    if problem:
+        assert "p4ss-word" not in problem and "pässwörd" not in problem
+
+
 def test_the_service_refuses_to_start_on_all_interfaces_without_credentials(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BASIC_AUTH", "ALLOW_UNAUTH"))}
     env.update({"HOST": "0.0.0.0", "PORT": "1", "MODEL_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)})
