@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import IntegerConverter
 
 from ..adapters import ls_payloads
 from ..adapters.ls_predictions import predictions_for
@@ -53,6 +54,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     settings = settings or ServiceSettings.from_env()
     runtime = runtime or Runtime.build(settings)
     app = Flask(__name__)
+    app.url_map.converters["int"] = AsciiIntConverter  # before the routes: they read project ids with it
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     redactor.add_secrets([settings.api_key, settings.basic_auth_pass.get_secret_value() if settings.basic_auth_pass else None])
     redactor.install()
@@ -346,6 +348,13 @@ class LatestWebhooks:
     def of(self, project: int) -> dict[str, float]:
         with self._lock:
             return dict(self._by_project.get(project, {}))
+
+
+class AsciiIntConverter(IntegerConverter):
+    """Project ids in paths are ASCII digits: werkzeug's \\d also took "٢" (Arabic-Indic) and "２" (fullwidth)
+    for project 2, which /predict and /setup refuse."""
+
+    regex = r"[0-9]+"
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,11 @@ def test_unknown_project_is_a_404(backend, method, path):
     assert response.get_json() == {"error": "unknown_project", "message": "project 77 is not connected to this backend"}
 
 
+@pytest.mark.parametrize("digit", ["\u0662", "\uff12"])  # Arabic-Indic and fullwidth 2
+def test_project_ids_in_paths_are_ascii_digits(backend, digit):
+    assert backend.get(f"/projects/{digit}/status").status_code == 404
+
+
 def test_unknown_route_is_a_json_404(backend):
     response = backend.get("/nope")
     assert response.status_code == 404
