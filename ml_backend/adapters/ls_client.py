@@ -355,7 +355,8 @@ class LabelStudioClient:
         log.info("project %s: webhook %s now sends the backend's basic auth", project, hook.id)
 
     def iter_tasks(self, project: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
-        """Every task of the project as {"id", "data", "annotations": [dict, ...], "annotations_listed"}, each once.
+        """Every task of the project as {"id", "data", "annotations": [dict, ...], "annotations_listed", "created_at"},
+        each once.
 
         Pages are read until one comes back empty or 404 ("Invalid page", one past the end),
         not until a short one: Label Studio may serve fewer than asked (TASK_API_PAGE_SIZE_MAX).
@@ -401,9 +402,11 @@ class LabelStudioClient:
                 listed_annotations = record.get("annotations")
                 annotations = ([a for a in listed_annotations if isinstance(a, dict)]
                                if isinstance(listed_annotations, list) else [])
+                created_at = record.get("created_at")
                 yield {"id": task_id, "data": data, "annotations": annotations,
                        "annotations_listed": isinstance(listed_annotations, list)
-                       and len(annotations) == len(listed_annotations)}
+                       and len(annotations) == len(listed_annotations),
+                       "created_at": str(created_at) if created_at is not None else None}
             if not new:
                 raise LabelStudioRejected(f"Label Studio's task listing of project {project} gave no new task at page "
                                           f"{page} (a page repeated, or entries without a valid id): not trusted as complete")

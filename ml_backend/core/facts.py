@@ -58,6 +58,21 @@ class Facts:
         """Record tasks (id, data) to embed; known ids are left as they are. Returns how many were new."""
         return self._ledger.add_tasks(project, tasks)
 
+    def list_tasks(self, project: int, tasks: Sequence[tuple[int, dict, str | None]]) -> list[int]:
+        """Record tasks (id, data, creation time) as the source lists them. A known id whose creation time
+        changed is a new task under an old id (deleted and imported again while no webhook reached us): the
+        old one is deleted, with its annotations and vector, and the new one recorded. Returns those ids."""
+        created = {int(t): at for t, _, at in tasks if at is not None}
+        recreated = self._ledger.recreated_tasks(project, created) if created else []
+        if recreated:
+            log.warning("project %s: %d tasks were deleted and imported again under the same ids; their old "
+                        "data, ratings and vectors are dropped: %s", project, len(recreated), recreated[:10])
+            self.delete_tasks(project, recreated)
+        self._ledger.add_tasks(project, [(t, data) for t, data, _ in tasks])
+        if created:
+            self._ledger.note_created(project, created)
+        return recreated
+
     def record_annotation(self, project: int, annotation: AnnotationRating,
                           task_data: dict | None = None) -> RecordedAnnotation:
         """Record an annotation and mark its task seen (when it is news; see `Ledger.record_annotation`).

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     error               TEXT,
     attempts            INTEGER NOT NULL DEFAULT 0,
     seen                INTEGER NOT NULL DEFAULT 0,
+    created_at          TEXT,  -- the source's creation time of the task, as its listing gives it (None: not listed yet)
     PRIMARY KEY (project, task_id)
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (project, state);
@@ -172,6 +173,20 @@ class Ledger:
                 rows,
             )
             return db.total_changes - before
+
+    def recreated_tasks(self, project: int, created: dict[int, str]) -> list[int]:
+        """Known tasks whose recorded creation time (`note_created`) differs from the one given (task id -> time):
+        the source deleted them and made new ones under the same ids (Label Studio on SQLite reuses ids), and
+        what the ledger holds of them is the old tasks'."""
+        rows = self._query_in("SELECT task_id, created_at FROM tasks WHERE project = ? AND task_id IN ({})", project,
+                              list(created))
+        return sorted(row["task_id"] for row in rows if row["created_at"] is not None and row["created_at"] != created[row["task_id"]])
+
+    def note_created(self, project: int, created: dict[int, str]) -> None:
+        """Record when the source created each task (task id -> its creation time), where not recorded yet."""
+        with self._transaction() as db:
+            db.executemany("UPDATE tasks SET created_at = ? WHERE project = ? AND task_id = ? AND created_at IS NULL",
+                           [(at, project, int(t)) for t, at in created.items()])
 
     def _stored_data(self, data: dict) -> tuple[str, str, str | None]:
         """(data as stored, state, error) for a new task: oversized data is not kept."""
@@ -444,6 +459,8 @@ def storable(message: str | None) -> str | None:
 def _retire_columns(db: sqlite3.Connection) -> None:
     if "source_updated_at" not in columns(db, "annotations"):  # ledgers written before this column existed
         db.execute("ALTER TABLE annotations ADD COLUMN source_updated_at REAL")
+    if "created_at" not in columns(db, "tasks"):
+        db.execute("ALTER TABLE tasks ADD COLUMN created_at TEXT")
     if "version_floor" not in columns(db, "projects"):
         db.execute("ALTER TABLE projects ADD COLUMN version_floor INTEGER NOT NULL DEFAULT 0")
     for table, retired in RETIRED_COLUMNS.items():

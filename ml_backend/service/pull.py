@@ -134,7 +134,7 @@ class LabelStudioPull:
         deleted_tasks = self.records.deleted_since(project, "tasks", started)
         deleted_annotations = self.records.deleted_since(project, "annotations", started)
         tasks = [task for task in tasks if task["id"] not in deleted_tasks]
-        self.facts.add_tasks(project, [(task["id"], task["data"]) for task in tasks])
+        self.facts.list_tasks(project, [(task["id"], task["data"], task.get("created_at")) for task in tasks])
         listed: set[int] = set()
         for task in tasks:
             for annotation in task["annotations"]:

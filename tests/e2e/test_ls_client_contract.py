@@ -28,8 +28,11 @@ def ls(label_studio):
 
 
 def test_the_listing_reads_every_page_and_ends_on_label_studios_answer_past_the_end(ls, project):
-    listed = [task["id"] for task in ls.iter_tasks(project, page_size=3)]
+    tasks = list(ls.iter_tasks(project, page_size=3))
+    listed = [task["id"] for task in tasks]
     assert len(listed) == len(set(listed)) == 7 == ls.counts(project).tasks
+    # what tells a task imported again under a reused id from the old one (Facts.list_tasks)
+    assert all(task["created_at"] for task in tasks)
 
 
 def test_the_columns_listing_is_read_and_keeps_the_score_column_shown(ls, project):

@@ -150,7 +150,7 @@ def test_a_ledger_from_before_the_split_is_migrated_and_loses_nothing(tmp_path):
     ledger.close()
 
     with sqlite3.connect(path) as db:   # the second copy of `seen` and Label Studio's columns are gone
-        assert columns(db, "tasks") == {"project", "task_id", "data", "state", "error", "attempts", "seen"}
+        assert columns(db, "tasks") == {"project", "task_id", "data", "state", "error", "attempts", "seen", "created_at"}
         assert columns(db, "projects") == {"id", "params", "batch_rev", "updated_at", "version_floor"}
         assert "project_state" not in {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     again = Ledger(path)   # and opening it again changes nothing

@@ -710,3 +710,29 @@ def test_a_head_older_than_label_studios_model_version_is_not_published(runtime,
     runtime.records.set_project_model_version(P, "clip-head-v1")
     reconcile_until_done(worker)
     assert sorted(p["task"] for p in ls.predictions) == [1, 2, 3, 4, 5]  # once in step, it goes out
+
+
+def test_a_task_deleted_and_imported_again_under_its_id_is_a_new_task(runtime, ls):
+    """Label Studio on SQLite reuses ids: after "Delete all tasks" and a new import while the backend was down,
+    the ledger kept the old tasks' data, vectors and ratings under the new tasks' ids (the head learnt the
+    opposite concept from the new, truthful ratings)."""
+    old = [dict(listed(1)[0], created_at="2026-01-01T10:00:00Z"), dict(rated_task(2, 20), created_at="2026-01-01T10:00:01Z")]
+    ls.tasks = old
+    worker = make_worker(runtime, ls)
+    worker.pull.sync(P)
+    reconcile_until_done(worker)
+    ledger = runtime.projects.ledger
+    assert ledger.ratings(P) == {2: 1.0}
+    old_vector = runtime.projects.get(P).store.vectors([2])
+    new_data = {"image": image_uri(22)}
+    ls.tasks = [dict(listed(1)[0], created_at="2026-01-01T10:00:00Z"),
+                {"id": 2, "data": new_data, "annotations": [], "created_at": "2026-03-05T09:00:00Z"}]
+    worker.pull.sync(P)
+    assert ledger.task_data(P, [2]) == {2: new_data}
+    assert ledger.ratings(P) == {}  # the old task's rating went with it
+    assert 2 not in runtime.projects.get(P).store  # no vector until the new data is embedded
+    reconcile_until_done(worker)
+    assert 2 in runtime.projects.get(P).store
+    assert not (runtime.projects.get(P).store.vectors([2]) == old_vector).all()
+    worker.pull.sync(P)  # listed again unchanged: nothing more happens
+    assert 2 in runtime.projects.get(P).store and ledger.task_data(P, [2]) == {2: new_data}
