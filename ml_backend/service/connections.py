@@ -29,6 +29,9 @@ class ConnectionReport:
     webhooks: list[int]
     repeated_actions: dict[str, int] = field(default_factory=dict)
     checked_at: float = 0.0
+    # The project had a connection here and has none now: its admin detached the backend, which then
+    # writes nothing to the project (no webhook made again, no tab, predictions or model version).
+    detached: bool = False
 
     @property
     def primary_params(self) -> Any:
@@ -37,6 +40,9 @@ class ConnectionReport:
 
     @property
     def warning(self) -> str | None:
+        if self.detached:
+            return ("no ML connection of this project leads to this backend any more: it no longer writes to the "
+                    "project (tab, predictions, model version). Connect it again to resume")
         problems = []
         if len(self.connections) > 1:
             problems.append(
@@ -58,17 +64,24 @@ class ConnectionReport:
     def from_state(cls, state: dict[str, Any] | None) -> "ConnectionReport | None":
         if not state:
             return None
-        return cls(**{k: state[k] for k in ("connections", "urls", "params", "webhooks", "repeated_actions", "checked_at")})
+        return cls(**{k: state[k] for k in ("connections", "urls", "params", "webhooks", "repeated_actions", "checked_at")},
+                   detached=bool(state.get("detached", False)))
 
 
 def find_connections(gateway: LabelStudioGateway, identity: BackendIdentity, project: int,
-                      backend_url: str | None) -> ConnectionReport:
-    """List the project's connections and webhooks that lead here; make sure the events we need reach us once."""
+                      backend_url: str | None, was_connected: bool = False) -> ConnectionReport:
+    """List the project's connections and webhooks that lead here; make sure the events we need reach us once.
+
+    `was_connected`: an earlier check found a connection here. With none now the admin deleted it: the
+    report says `detached`, and the webhook the admin may have deleted too is not made again."""
     listed = gateway.ml_connections(project)
     ours = sorted((c for c in listed if identity.is_me(c.url)), key=lambda c: c.id)
     if not ours and len(listed) == 1 and not backend_url:
         # Label Studio reaches us by a URL we cannot reach ourselves (a proxy): the one connection is ours.
         ours = listed
+    if not ours and was_connected:
+        log.warning("project %s: no ML connection leads here any more: writing nothing to it until one does", project)
+        return ConnectionReport(connections=[], urls=[], params=[], webhooks=[], checked_at=time.time(), detached=True)
     urls = ([backend_url] if backend_url else []) + [c.url for c in ours]
     hooks: list[Hook] = gateway.ensure_webhook(project, urls)
     report = ConnectionReport(

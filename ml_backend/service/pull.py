@@ -18,7 +18,7 @@ from ..adapters.ls_payloads import is_id, read_rating
 from ..adapters.ls_records import version_name, version_number
 from ..adapters.ml_connections import BackendIdentity
 from ..core.errors import BackendError, RemoteRejected, RemoteUnavailable
-from .connections import find_connections
+from .connections import ConnectionReport, find_connections
 from .projects import ProjectRegistry
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,9 @@ class LabelStudioPull:
 
     def check_connections(self, project: int) -> None:
         """Record which connections and webhooks lead here; with several, the oldest's params count."""
-        report = find_connections(self.gateway, self.identity, project, self.backend_url)
+        before = ConnectionReport.from_state(self.records.connections(project))
+        was_connected = before is not None and bool(before.connections or before.detached)
+        report = find_connections(self.gateway, self.identity, project, self.backend_url, was_connected)
         self.records.set_connections(project, report.as_state())
         if len(report.connections) > 1:
             self.projects.apply_connection_params(project, report.primary_params)

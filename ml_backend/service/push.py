@@ -18,6 +18,7 @@ from ..adapters.ls_records import version_name, version_number
 from ..adapters.ls_views import VIEW_FORMAT
 from ..core.errors import RemoteRejected
 from ..core.loop import ActiveLoop
+from .connections import ConnectionReport
 from .evaluation import SEPARATOR, Evaluations, summary_line, tab_lead
 from .projects import ProjectRegistry
 
@@ -50,6 +51,9 @@ class LabelStudioPush:
     def push(self, project: int) -> float:
         """Push the view and a chunk of predictions. Returns when the next push is due:
         0 (more to push now), a time.monotonic() (predictions held back until then) or inf (all sent)."""
+        connections = ConnectionReport.from_state(self.records.connections(project))
+        if connections is not None and connections.detached:
+            return float("inf")  # its admin deleted the connection: the project is theirs alone
         loop, schema = self.projects.get_with_schema(project)
         try:
             self._push_batch(project, loop, schema)

@@ -736,3 +736,33 @@ def test_a_task_deleted_and_imported_again_under_its_id_is_a_new_task(runtime, l
     assert not (runtime.projects.get(P).store.vectors([2]) == old_vector).all()
     worker.pull.sync(P)  # listed again unchanged: nothing more happens
     assert 2 in runtime.projects.get(P).store and ledger.task_data(P, [2]) == {2: new_data}
+
+
+def test_deleting_the_connection_detaches_the_backend_until_it_is_connected_again(runtime, ls):
+    """With the project's ML connection (and its webhook) deleted, the backend made the webhook again within
+    45 s, refitted, pushed predictions and set the project's model_version: an admin could not detach it."""
+    ls.connections = [Connection(4, "http://backend:9090", {"prompt": "a red square"})]
+    add_tasks(runtime, 1, 2, 3)
+    worker = make_worker(runtime, ls)
+    worker.pull.check_connections(P)
+    reconcile_until_done(worker)
+    assert ls.predictions and not runtime.records.connections(P)["detached"]
+
+    ls.connections, ls.hooks = [], []
+    worker.pull.check_connections(P)
+    state = runtime.records.connections(P)
+    assert state["detached"] and "no ML connection of this project leads to this backend" in state["warning"]
+    assert ls.calls[-1] == ("ml_connections", P)  # the deleted webhook is not made again
+    ls.calls.clear()
+    add_tasks(runtime, 4)
+    rate(runtime, 10, 1, 1.0)
+    reconcile_until_done(worker)
+    assert not [call for call in ls.calls if call[0] not in ("ml_connections", "iter_tasks", "counts")]
+    worker.pull.check_connections(P)
+    assert runtime.records.connections(P)["detached"]  # stays detached, check after check
+
+    ls.connections = [Connection(5, "http://backend:9090", {"prompt": "a red square"})]
+    worker.pull.check_connections(P)
+    assert not runtime.records.connections(P)["detached"]
+    reconcile_until_done(worker)
+    assert any(p["task"] == 4 for p in ls.predictions)  # connected again: the project catches up
