@@ -117,6 +117,11 @@ class LabelStudioRecords:
         )
         return [row["task_id"] for row in rows]
 
+    def has_predictions(self, project: int, version: int) -> bool:
+        """Whether some task holds a pushed prediction of `version` (tasks deleted drop theirs)."""
+        return bool(self.file.query("SELECT 1 FROM label_studio_predictions WHERE project = ? AND version = ? LIMIT 1",
+                                    (project, version)))
+
     def not_predicted(self, project: int, task_ids: Sequence[int], version: int) -> list[int]:
         """Those of `task_ids` whose last pushed prediction is not of `version`."""
         rows = self.file.query_in(

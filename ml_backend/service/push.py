@@ -121,7 +121,9 @@ class LabelStudioPush:
         if task_ids:
             self._predict(project, loop, schema, task_ids)
             return NOW
-        self._set_model_version(project, version_name(version))
+        if self.records.has_predictions(project, version):
+            # With no task holding one (every task deleted), Label Studio refuses the version: 400, pass after pass.
+            self._set_model_version(project, version_name(version))
         if not self.keep_old_predictions:
             # Every task now has a prediction of this version: older ones only clutter Label Studio.
             for old in self.records.versions_pushed(project):

@@ -10,7 +10,7 @@ import pytest
 
 from ml_backend.adapters.ls_client import LabelStudioUnavailable
 from ml_backend.adapters.ls_gateway import ProjectCounts
-from ml_backend.adapters.ls_records import version_name
+from ml_backend.adapters.ls_records import version_name, version_number
 from ml_backend.adapters.ml_connections import BackendIdentity, Connection, Hook
 from ml_backend.core.errors import RemoteRejected
 from ml_backend.core.facts import AnnotationRating
@@ -766,3 +766,18 @@ def test_deleting_the_connection_detaches_the_backend_until_it_is_connected_agai
     assert not runtime.records.connections(P)["detached"]
     reconcile_until_done(worker)
     assert any(p["task"] == 4 for p in ls.predictions)  # connected again: the project catches up
+
+
+def test_with_every_task_deleted_the_model_version_is_left_alone(runtime, ls):
+    """After "Delete all tasks" the worker set model_version to the new head's version, which no prediction
+    holds: Label Studio answered 400 "Model version doesn't exist" pass after pass, and the worker never idled."""
+    add_tasks(runtime, 1, 2)
+    rate(runtime, 10, 1, 1.0)
+    worker = make_worker(runtime, ls)
+    reconcile_until_done(worker)
+    assert ls.model_version == version_name(runtime.projects.get(P).head_version())
+    ls.calls.clear()
+    runtime.projects.facts.delete_tasks(P, [1, 2])
+    reconcile_until_done(worker)
+    assert runtime.projects.get(P).head_version() > version_number(ls.model_version)  # refitted without the rating
+    assert not [call for call in ls.calls if call[0] == "model_version"]
