@@ -147,13 +147,19 @@ def read_rating(annotation: Mapping[str, Any], scale: RatingScale, fallback_task
     results = annotation.get("result") or []
     if not isinstance(results, list):
         return AnnotationRating(annotation_id, task, None, "annotation result is not a list", when)
-    for item in results:
-        if isinstance(item, Mapping) and item.get("from_name") == scale.name:
-            try:
-                return AnnotationRating(annotation_id, task, scale.to_target(_raw_value(item, scale)), updated_at=when)
-            except BadRatingError as exc:
-                return AnnotationRating(annotation_id, task, None, str(exc), when)
-    return AnnotationRating(annotation_id, task, None, f"annotation has no value for control {scale.name!r}", when)
+    # The control's results; one for another object (an API client's to_name) is not a rating of this one.
+    items = [item for item in results if isinstance(item, Mapping) and item.get("from_name") == scale.name
+             and item.get("to_name", scale.to_name) == scale.to_name]
+    if not items:
+        return AnnotationRating(annotation_id, task, None, f"annotation has no value for control {scale.name!r}", when)
+    try:
+        targets = {scale.to_target(_raw_value(item, scale)) for item in items}
+    except BadRatingError as exc:
+        return AnnotationRating(annotation_id, task, None, str(exc), when)
+    if len(targets) > 1:  # the first one used to win, silently
+        return AnnotationRating(annotation_id, task, None, f"annotation gives control {scale.name!r} {len(targets)} "
+                                "different values", when)
+    return AnnotationRating(annotation_id, task, targets.pop(), updated_at=when)
 
 
 def timestamp(value: Any) -> float | None:

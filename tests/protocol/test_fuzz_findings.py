@@ -202,7 +202,7 @@ def test_a_rating_whose_task_object_is_another_task_does_not_file_that_data_unde
     backend.tasks_created([1])
     backend.wait()
     body = {"action": "ANNOTATION_CREATED", "project": {"id": P},
-            "annotation": {"id": 924, "task": 997, "result": [{"from_name": "relevance", "to_name": "image",
+            "annotation": {"id": 924, "task": 997, "result": [{"from_name": "relevance", "to_name": "img",
                                                                "type": "choices", "value": {"choices": ["+1"]}}]},
             "task": {"id": 996, "data": {"image": "https://example.org/996.png"}}}
     response = backend.post("/webhook", body)

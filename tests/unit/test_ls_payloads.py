@@ -101,6 +101,20 @@ def test_read_rating_finds_the_control_among_other_results():
     assert read_rating(ann, NUMBER).target == pytest.approx(0.0)
 
 
+def test_a_result_for_another_object_or_two_values_for_the_control_is_no_rating():
+    """API clients: a result with another to_name counted as a rating of this object, and of two values
+    for the control the first won, both silently."""
+    elsewhere = annotation(CHOICES, ["+1"])
+    elsewhere["result"][0]["to_name"] = "title"
+    assert read_rating(elsewhere, CHOICES).error == "annotation has no value for control 'relevance'"
+    both = annotation(CHOICES, ["+1"])
+    both["result"].append({**both["result"][0], "value": {"choices": ["-1"]}})
+    assert read_rating(both, CHOICES).error == "annotation gives control 'relevance' 2 different values"
+    same_twice = annotation(CHOICES, ["+1"])
+    same_twice["result"].append(dict(same_twice["result"][0]))
+    assert read_rating(same_twice, CHOICES).target == 1.0
+
+
 def test_read_rating_takes_the_task_from_the_fallback():
     ann = annotation(RATING, 3)
     del ann["task"]
