@@ -104,6 +104,10 @@ class MemoryCollection:
         self.metadata = dict(metadata or {})
         self._rows: dict[str, np.ndarray] = {}
 
+    def modify(self, metadata: dict | None = None) -> None:
+        if metadata is not None:
+            self.metadata = dict(metadata)
+
     def upsert(self, ids: Sequence[str], embeddings: Any) -> None:
         for task_id, vector in zip(ids, np.asarray(embeddings, dtype=np.float32), strict=True):
             self._rows[task_id] = vector.copy()

@@ -28,6 +28,11 @@ class ProjectSchema:
     value_is_url: bool = False  # <Text valueType="url">: the field holds a URL or path to a text file
     notes: tuple[str, ...] = ()  # what the admin should know: other controls, and why they were not used
 
+    @property
+    def source(self) -> str:
+        """What each task's vector is made from: the data field, and whether it holds the item or its URL."""
+        return f"${self.data_key}" + (" (url)" if self.value_is_url else "")
+
     def describe(self) -> dict:
         """The rating control and how its values become targets, for the project's status."""
         scale = self.scale

@@ -46,12 +46,15 @@ class ActiveLoop(TaskEmbedding, HeadRefit, BatchSelection, Scoring):
     on_items_ready : called with the project id when items left loading in the
         background (see `embed_pending(wait_s=...)`) are ready to embed.
     audit : where each batch's uniform draw is recorded for the evaluation (`core.audit_log`).
+    source : what `load_item` reads each item from (e.g. the task data field): when it differs from what
+        the store's vectors were made from, every task is embedded again, as after a model change.
     """
 
     def __init__(
         self, project: int, params: ProjectParams, ledger: Ledger, store: VectorStore,
         embedder: Embedder, load_item: ItemLoader, fetch_workers: int = 4,
         on_items_ready: Callable[[int], None] | None = None, audit: AuditLog | None = None,
+        source: str | None = None,
     ):
         self.project = project
         self.audit = audit
@@ -63,11 +66,11 @@ class ActiveLoop(TaskEmbedding, HeadRefit, BatchSelection, Scoring):
         self.fetch_workers = fetch_workers
         self._start_embedding(on_items_ready)
         self._start_refits()
-        previous = store.stored_model_id
-        if store.use_model(embedder.model_id):
-            # Vectors of two models are not comparable: the collection started over.
-            log.warning("project %s: store was embedded with %s, now %s: re-embedding all tasks",
-                        project, previous, embedder.model_id)
+        previous = (store.stored_model_id, store.source)
+        if store.use_model(embedder.model_id, source):
+            # Vectors of two models (or of two fields) are not comparable: the collection started over.
+            log.warning("project %s: store was embedded with %s from %s, now %s from %s: re-embedding all tasks",
+                        project, *previous, embedder.model_id, source)
             ledger.reset_embeddings(project)
         self.reconcile_store()
 

@@ -151,8 +151,10 @@ class HeadRefit:
         # What a head version and its predictions were made from; an identical key means a new
         # version would change nothing. `preselect_rating` changes only the predictions: a new
         # version re-pushes every task's prediction in the new form.
-        digest = hashlib.sha256(json.dumps(
-            [sorted((t, ratings[t]) for t in rated), self.params.prompt, self.params.head.model_dump(),
-             self.params.preselect_rating],
-        ).encode()).hexdigest()[:16]
+        # The store's generation: vectors made afresh (another model or field) call for a new head even when
+        # the ratings are the same (left out while 0, so that keys from before it counted stay valid).
+        made_from = [self.params.prompt, self.params.head.model_dump(), self.params.preselect_rating]
+        if self.store.generation:
+            made_from.append(self.store.generation)
+        digest = hashlib.sha256(json.dumps([sorted((t, ratings[t]) for t in rated), *made_from]).encode()).hexdigest()[:16]
         return f"{len(rated)}:{digest}"

@@ -57,7 +57,11 @@ class VectorStore:
             name, configuration=self._configuration, metadata={"embedding_model": model_id}, embedding_function=None
         )
         self.model_id = model_id
-        self.stored_model_id = (self._collection.metadata or {}).get("embedding_model", model_id)
+        metadata = self._collection.metadata or {}
+        self.stored_model_id = metadata.get("embedding_model", model_id)
+        self.source: str | None = metadata.get("embedding_source")
+        # Times the collection started over (a model or source change); a head fitted before is stale.
+        self.generation = int(metadata.get("generation", 0))
         self._max_batch = client.get_max_batch_size()
         self._load_mirror()
 
@@ -161,26 +165,36 @@ class VectorStore:
             for task_id in ids:
                 self._mirror_remove(task_id)
 
-    def use_model(self, model_id: str) -> bool:
-        """Hold vectors of `model_id` from now on; drops every stored vector if they came from
-        another model (returns True then). Vectors of two models are never mixed."""
+    def use_model(self, model_id: str, source: str | None = None) -> bool:
+        """Hold vectors of `model_id` made from each task's `source` (the field the project reads) from now
+        on; drops every stored vector if they came from another model or another field (returns True then).
+        Vectors of two models, or of two fields, are never mixed. A store that never recorded its source
+        (written before it was) takes `source` as its own."""
         with self._lock:
             self.model_id = model_id
-            if self.stored_model_id == model_id:
+            if self.stored_model_id == model_id and (self.source is None or source is None or self.source == source):
+                if source is not None and self.source is None:
+                    self.source = source
+                    self._collection.modify(metadata=self._metadata())
                 return False
+            self.source = source
             self.drop()
             return True
 
     def drop(self) -> None:
-        """Delete the whole collection (used when the embedding model changed)."""
+        """Delete the whole collection (used when the embedding model or source changed)."""
         with self._lock:
             self._client.delete_collection(self._name)
+            self.generation += 1
             self._collection = self._client.get_or_create_collection(
-                self._name, configuration=self._configuration, metadata={"embedding_model": self.model_id},
-                embedding_function=None,
+                self._name, configuration=self._configuration, metadata=self._metadata(), embedding_function=None,
             )
             self.stored_model_id = self.model_id
             self._reset_mirror()
+
+    def _metadata(self) -> dict:
+        extra = {"embedding_source": self.source} if self.source is not None else {}
+        return {"embedding_model": self.model_id, **extra, **({"generation": self.generation} if self.generation else {})}
 
     # -- the mirror ----------------------------------------------------------
     def _reset_mirror(self) -> None:

@@ -193,7 +193,7 @@ class ProjectRegistry:
             self._build_errors.pop(project, None)
             loop = ActiveLoop(project, params, self.ledger, self._store(project, embedder.model_id), embedder,
                               self._loader(schema), self._fetch_workers, on_items_ready=self._items_ready,
-                              audit=self._audit_log)
+                              audit=self._audit_log, source=schema.source)
             for warning in [*loop.warnings(), *schema.notes]:
                 log.warning("project %s: %s", project, warning)
             self._loops[project] = (loop, schema)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from ml_backend.core.errors import ConfigError
+from ml_backend.core.facts import AnnotationRating
 from ml_backend.service.runtime import Runtime
 from ml_backend.service.settings import ServiceSettings
-from tests.conftest import CHOICES_CONFIG, RATING_CONFIG
+from tests.conftest import CHOICES_CONFIG, RATING_CONFIG, TEXT_CONFIG
 from tests.fakes import HashEmbedder, MemoryChroma
 
 P = 1
@@ -92,3 +94,29 @@ def test_two_configures_at_once_leave_the_recorded_and_the_running_params_alike(
     for call in calls:
         call.join(10)
     assert projects.get(P).params.batch_size == projects.ledger.project(P).params["batch_size"]
+
+
+def test_a_label_config_that_reads_another_field_embeds_every_task_again_and_refits(tmp_path, clean_env):
+    """`value="$title"` changed to `value="$body"` kept the titles' vectors and the head fitted on them (also
+    after a restart): annotators read the bodies while the queue and predictions came from the titles."""
+    settings = ServiceSettings(model_dir=tmp_path / "model")
+    runtime = Runtime.build(settings, embedders={"text": HashEmbedder("text")}, chroma=MemoryChroma(),
+                            start_worker=False, talk_to_label_studio=False)
+    projects, facts = runtime.projects, runtime.facts
+    titles = TEXT_CONFIG.replace("$text", "$title")
+    loop, _ = projects.configure(P, label_config=titles, extra_params={})
+    facts.add_tasks(P, [(t, {"title": f"title {t}", "body": f"body {t}"}) for t in (1, 2, 3)])
+    facts.record_annotation(P, AnnotationRating(10, 1, 1.0))
+    loop.embed_pending()
+    first = loop.refit_if_needed()
+    title_vectors = loop.store.vectors([1, 2, 3])
+
+    loop, _ = projects.configure(P, label_config=TEXT_CONFIG.replace("$text", "$body"))
+    assert len(loop.store) == 0 and loop.store.source == "$body"
+    loop.embed_pending()
+    np.testing.assert_allclose(loop.store.vectors([1, 2, 3]), HashEmbedder("text").embed_texts(["body 1", "body 2", "body 3"]))
+    assert not np.allclose(loop.store.vectors([1]), title_vectors[:1])
+    second = loop.refit_if_needed()  # the same rating, new vectors: a new head
+    assert second is not None and second.version > first.version
+    assert projects.configure(P, label_config=TEXT_CONFIG.replace("$text", "$body"))[1] is False
+    runtime.close()

@@ -205,6 +205,17 @@ def test_model_change_is_detected(chroma, rng):
     assert VectorStore(chroma, NAME, "model-b").stored_model_id == "model-b"
 
 
+def test_a_store_from_before_sources_were_recorded_keeps_its_vectors_and_learns_its_source(chroma, rng):
+    VectorStore(chroma, NAME, "model-a").upsert([1, 2], random_unit(rng, 2))  # metadata: the model only
+    store = VectorStore(chroma, NAME, "model-a")
+    assert store.source is None and store.use_model("model-a", "$image") is False and len(store) == 2
+    reopened = VectorStore(chroma, NAME, "model-a")
+    assert (reopened.source, reopened.generation) == ("$image", 0)
+    assert reopened.use_model("model-a", "$picture") is True and len(reopened) == 0  # another field: started over
+    again = VectorStore(chroma, NAME, "model-a")
+    assert (again.source, again.generation) == ("$picture", 1)  # a head fitted before the drop is stale
+
+
 def test_empty_store(store):
     ids, pool = store.pool()
     assert ids == [] and len(pool.available) == 0 and len(store) == 0
