@@ -42,6 +42,7 @@ ANNOTATION_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED"}
 # so that made-up actions cannot grow memory or the status answer without bound.
 WEBHOOK_ACTION = re.compile(r"[A-Z][A-Z_]{0,63}")
 ACTIONS_KEPT = 64
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 NEXT_BATCH_WAIT_S = 30.0
 # How long the worker leaves Label Studio alone after a /setup that gives it work: the request that
 # called /setup (an admin editing or deleting a connection) commits within it.
@@ -81,6 +82,8 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     def log_access(response: Response) -> Response:
         duration = time.perf_counter() - request.environ.get("backend.started", time.perf_counter())
         line = f"{request.method} {request.full_path.rstrip('?')} {request.environ.get('SERVER_PROTOCOL', 'HTTP/1.1')}"
+        # the path arrives percent-decoded: a %0A in it must not start a forged log line
+        line = CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", line)
         access_log.info('%s "%s" %s %s %.6f', request.remote_addr, line, response.status_code,
                         response.content_length or "-", duration)
         return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 
@@ -138,3 +139,13 @@ def test_the_api_key_and_tokens_never_appear_in_a_response(make_backend):
         assert secret not in text, response.request.path
         assert setup_token not in text, response.request.path
         assert "pa55word" not in text, response.request.path
+
+
+def test_each_request_is_logged_on_one_line_with_its_duration(backend, caplog):
+    """gunicorn wrote the access log; the app does now, and a decoded %0A must not forge a second line."""
+    with caplog.at_level("INFO", logger="ml_backend.access"):
+        backend.get("/health")
+        backend.get("/nope%0A127.0.0.1%20%22GET%20/forged")
+    lines = [r.getMessage() for r in caplog.records if r.name == "ml_backend.access"]
+    assert re.fullmatch(r'\S+ "GET /health HTTP/1.1" 200 \d+ \d+\.\d{6}', lines[0])
+    assert "\n" not in lines[1] and '"GET /nope\\x0a127.0.0.1 "GET /forged HTTP/1.1" 404' in lines[1]
