@@ -286,11 +286,12 @@ class HostileLoad:
     def label_studio_webhooks(self, wall: list[float]) -> list[float]:
         """Seconds the backend took for each webhook Label Studio sent during the hostile phase (access log)."""
         seconds = []
-        pattern = re.compile(r'\[(\d+/\w+/\d+:\d+:\d+:\d+ [+-]\d+)\] "POST /webhook HTTP/1\.1" \d+ .* "([^"]*)" ([\d.]+)$')
+        # the app's access line (service.app), after the log's local time: ... "user agent" seconds
+        pattern = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ .*"POST /webhook HTTP/1\.1" \d+ \S+ "([^"]*)" ([\d.]+)$')
         for line in (self.work / "backend.log").read_text().splitlines():
             match = pattern.search(line)
             if match and match.group(2) != FLOOD_AGENT:
-                at = datetime.strptime(match.group(1), "%d/%b/%Y:%H:%M:%S %z").timestamp()
+                at = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").timestamp()
                 if wall[0] - 1 <= at <= wall[1] + 1:
                     seconds.append(float(match.group(3)))
         return seconds

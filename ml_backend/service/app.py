@@ -82,10 +82,8 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     def log_access(response: Response) -> Response:
         duration = time.perf_counter() - request.environ.get("backend.started", time.perf_counter())
         line = f"{request.method} {request.full_path.rstrip('?')} {request.environ.get('SERVER_PROTOCOL', 'HTTP/1.1')}"
-        # the path arrives percent-decoded: a %0A in it must not start a forged log line
-        line = CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", line)
-        access_log.info('%s "%s" %s %s %.6f', request.remote_addr, line, response.status_code,
-                        response.content_length or "-", duration)
+        access_log.info('%s "%s" %s %s "%s" %.6f', request.remote_addr, _loggable(line), response.status_code,
+                        response.content_length or "-", _loggable(request.user_agent.string), duration)
         return response
 
     @app.before_request
@@ -351,6 +349,12 @@ class LatestWebhooks:
     def of(self, project: int) -> dict[str, float]:
         with self._lock:
             return dict(self._by_project.get(project, {}))
+
+
+def _loggable(text: str) -> str:
+    """`text` for one access log field: the path arrives percent-decoded, and a %0A or a quote in it (or in
+    the user agent) must not forge a line or a field."""
+    return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", text).replace('"', '\\"')
 
 
 class AsciiIntConverter(IntegerConverter):
