@@ -69,17 +69,21 @@ class ConnectionReport:
 
 
 def find_connections(gateway: LabelStudioGateway, identity: BackendIdentity, project: int,
-                      backend_url: str | None, was_connected: bool = False) -> ConnectionReport:
+                      backend_url: str | None, before: "ConnectionReport | None" = None) -> ConnectionReport:
     """List the project's connections and webhooks that lead here; make sure the events we need reach us once.
 
-    `was_connected`: an earlier check found a connection here. With none now the admin deleted it: the
-    report says `detached`, and the webhook the admin may have deleted too is not made again."""
+    `before`: the previous check's report. When the connections it found here are no longer listed at all,
+    the admin deleted them: the report says `detached` (and stays so until a connection leads here again),
+    and the webhook the admin may have deleted too is not made again. A connection still listed that merely
+    failed the probe (this backend briefly unreachable at its URL) does not detach it."""
     listed = gateway.ml_connections(project)
     ours = sorted((c for c in listed if identity.is_me(c.url)), key=lambda c: c.id)
     if not ours and len(listed) == 1 and not backend_url:
         # Label Studio reaches us by a URL we cannot reach ourselves (a proxy): the one connection is ours.
         ours = listed
-    if not ours and was_connected:
+    deleted = before is not None and (before.detached or (
+        bool(before.connections) and not {c.id for c in listed} & set(before.connections)))
+    if not ours and deleted:
         log.warning("project %s: no ML connection leads here any more: writing nothing to it until one does", project)
         return ConnectionReport(connections=[], urls=[], params=[], webhooks=[], checked_at=time.time(), detached=True)
     urls = ([backend_url] if backend_url else []) + [c.url for c in ours]

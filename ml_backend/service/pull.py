@@ -153,8 +153,7 @@ class LabelStudioPull:
     def check_connections(self, project: int) -> None:
         """Record which connections and webhooks lead here; with several, the oldest's params count."""
         before = ConnectionReport.from_state(self.records.connections(project))
-        was_connected = before is not None and bool(before.connections or before.detached)
-        report = find_connections(self.gateway, self.identity, project, self.backend_url, was_connected)
+        report = find_connections(self.gateway, self.identity, project, self.backend_url, before)
         self.records.set_connections(project, report.as_state())
         if len(report.connections) > 1:
             self.projects.apply_connection_params(project, report.primary_params)

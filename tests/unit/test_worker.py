@@ -748,6 +748,14 @@ def test_deleting_the_connection_detaches_the_backend_until_it_is_connected_agai
     reconcile_until_done(worker)
     assert ls.predictions and not runtime.records.connections(P)["detached"]
 
+    # The connection still listed, but this backend briefly not answering at its URL: not detached.
+    own = worker.pull.identity
+    worker.pull.identity = BackendIdentity("me", "http://elsewhere:1", probe=lambda url: None)
+    worker.pull.check_connections(P)
+    assert runtime.records.connections(P)["connections"] == [] and not runtime.records.connections(P)["detached"]
+    worker.pull.identity = own
+    worker.pull.check_connections(P)
+
     ls.connections, ls.hooks = [], []
     worker.pull.check_connections(P)
     state = runtime.records.connections(P)
