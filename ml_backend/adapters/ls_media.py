@@ -143,11 +143,13 @@ class TaskTextLoader:
 def _as_text(value: Any, key: str) -> str:
     """A `<Text>` field's value as a string: Label Studio also accepts numbers and lists there (a list shows
     one item per line)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if _shows_as_text(value):
         return str(value)
-    if isinstance(value, list) and all(isinstance(v, str) or (isinstance(v, (int, float)) and not isinstance(v, bool))
-                                       for v in value):
+    if isinstance(value, list) and all(_shows_as_text(v) for v in value):
         return "\n".join(map(str, value))
     raise TextError(f"task field {key!r} holds {type(value).__name__}, not text")
+
+
+def _shows_as_text(value: Any) -> bool:
+    """A string or a number (not a bool, which JSON keeps apart)."""
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
