@@ -57,7 +57,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     app = Flask(__name__)
     app.url_map.converters["int"] = AsciiIntConverter  # before the routes: they read project ids with it
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
-    redactor.add_secrets([settings.api_key, settings.basic_auth_pass.get_secret_value() if settings.basic_auth_pass else None])
+    redactor.add_secrets([settings.api_key, settings.basic_auth_password or None])
     redactor.install()
     app.extensions["runtime"] = runtime
     projects, worker, facts, records = runtime.projects, runtime.worker, runtime.facts, runtime.records
@@ -91,7 +91,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         if not settings.basic_auth_user or request.path == "/health":
             return None
         auth = request.authorization
-        expected_pass = settings.basic_auth_pass.get_secret_value() if settings.basic_auth_pass else ""
+        expected_pass = settings.basic_auth_password
         if (
             auth is not None and auth.type == "basic"
             and hmac.compare_digest((auth.username or "").encode(), settings.basic_auth_user.encode())

@@ -106,16 +106,20 @@ class ServiceSettings(BaseSettings):
         return tuple(part.strip() for part in self.image_hosts.split(",") if part.strip())
 
     @property
+    def basic_auth_password(self) -> str:
+        """BASIC_AUTH_PASS in clear ("" when unset): for comparing, sending and redacting it."""
+        return self.basic_auth_pass.get_secret_value() if self.basic_auth_pass else ""
+
+    @property
     def webhook_auth_headers(self) -> dict[str, str]:
         """The Authorization header Label Studio's webhooks must carry when basic auth is on."""
         if not self.basic_auth_user:
             return {}
-        password = self.basic_auth_pass.get_secret_value() if self.basic_auth_pass else ""
-        return basic_auth_header(self.basic_auth_user, password)
+        return basic_auth_header(self.basic_auth_user, self.basic_auth_password)
 
     @property
     def has_basic_auth(self) -> bool:
-        return bool(self.basic_auth_user and self.basic_auth_pass and self.basic_auth_pass.get_secret_value())
+        return bool(self.basic_auth_user and self.basic_auth_password)
 
     def exposure_problem(self) -> str | None:
         """Why this backend must not start as configured: reachable beyond loopback with no credentials.
@@ -134,7 +138,7 @@ class ServiceSettings(BaseSettings):
     def credentials_problem(self) -> str | None:
         """Why Label Studio could never send these basic-auth credentials (the backend would refuse every
         request from it), or None."""
-        password = self.basic_auth_pass.get_secret_value() if self.basic_auth_pass else ""
+        password = self.basic_auth_password
         if not self.basic_auth_user:
             return "BASIC_AUTH_PASS is set without BASIC_AUTH_USER: set both, or neither" if password else None
         if ":" in self.basic_auth_user:
