@@ -126,6 +126,22 @@ CHOICES: tuple[dict, ...] = (
             "rule right at all 11 checkpoints where it fires with both, widths +0.3-0.6%: it fails the band, so "
             "nothing changed. An interval from 'all found' upwards cannot miss on a rare concept, and that 100% keeps "
             "any prior that helps the common concepts out of the band"},
+    {"constant": "core.evaluation.POOL_PRIOR: a prior from the current head's probabilities",
+     "value": "tried 2026-12-03, not kept",
+     "how": "Why: Beta(1/2, 5) covers rare concepts' positives ~100% and common ones ~80%; the head knows roughly how "
+            "common its concept is. Prior Beta(w m, w (1 - m)), m = the head's mean probability over the unseen tasks "
+            "(clipped half a task from 0 and from all), alone for w = 2, 5, 10, 20 or mixed 50/50 with Beta(1/2, 5). Rule "
+            "written first: on Dev48 overall coverage in [0.85, 0.95] and spam and Bag @natural each >= today - 0.02; "
+            "the closest to 0.90 then needs the target rule right in >= 95% of its firings on a full dev simulation "
+            "and the synthetic unit test (intervals of the positives, 200 seeds) still passing. Dev48 coverage overall "
+            "(spam @natural, Bag @natural): today 0.958 (0.850, 0.850); alone w = 2 0.758, 5 0.887 (0.950, 0.917), 10 "
+            "0.946 (0.967, 0.900), 20 0.919 (0.950, 0.883); mixtures 0.952-0.979 (out of the band). w = 5 went on and "
+            "failed the synthetic test, with a 1-D logistic head refit on each run's rated tasks standing in for the "
+            "head: coverage at 20% / 5% / 5% with 3 draws per batch 0.775 / 0.490 / 0.485 (today 0.940 / 0.990 / "
+            "0.980; w = 10: 0.890 / 0.770 / 0.635, w = 20: 0.945 / 0.915 / 0.770). Dev48's head over-counts the "
+            "unseen positives (at 50-300 labels the median sum of its probabilities over the unseen tasks is 4-22 times the unseen positives + 1 on the 1-5% concepts, 1.1-1.4 times on the common ones), which made it look safe there; "
+            "a head that is calibrated puts m near a small true share, and Beta(w m, .) with w m << 1 piles its mass "
+            "on 'none left', which the thin audit sample cannot overturn. Nothing changed"},
     {"constant": "core.evaluation.POOL_PRIOR: a prior near uniform over the share's order of magnitude",
      "value": "tried 2026-12-01, not kept",
      "how": "Beta(a, 1) with small a (density ~ share ** (a - 1)). Rule fixed before the development runs: among the "
