@@ -85,7 +85,7 @@ QUICK_TASKS = (TASKS[1], TASKS[5])
 HELDOUT_TASKS = tuple(replace(t, batch_sizes=(BATCH,)) for t in le.HELDOUT_TASKS if not t.noise)
 TASK_SETS = {"full": TASKS, "heldout": HELDOUT_TASKS}
 # Each set's files (<stem>.json / .md / .png in the results folder) and README block.
-TASK_SET_STEMS = {"full": "evaluation", "heldout": "evaluation_heldout"}
+TASK_SET_STEMS = {"full": "evaluation", "heldout": "evaluation_heldout", "own": "evaluation_own"}
 README_BLOCKS = {"full": README_BLOCK, "heldout": "evaluation-heldout"}
 # How each tunable constant of the estimators and the stopping rule was chosen, on development seeds
 # (1000 and up) of the same tasks; the reported seeds are 0-19. "Dev48": seeds 1000-1005 x the 8 tasks,
@@ -401,7 +401,7 @@ def simulate(task: le.Task, seed: int, cache_dir: str, budget: int, evaluation: 
         available = np.ones(len(split.y), dtype=bool)
         rated: list[int] = []
         prior = head = None
-        if task.modality != "text":  # images start from an example, texts from the prompt (as label_efficiency)
+        if task.prompt is None:  # a task with a prompt starts from it, the others from an example (as label_efficiency)
             example = int(np.random.default_rng([seed, 5]).choice(np.flatnonzero(split.y)))
             split.ratings[example] = 1.0  # "more like this" is never a noisy rating
             rated.append(example)
@@ -409,8 +409,8 @@ def simulate(task: le.Task, seed: int, cache_dir: str, budget: int, evaluation: 
         recorder = Recorder(split.X, split.ratings > 0, evaluation, checkpoints, variants or {}, budget,
                             np.random.default_rng([seed, 13]),
                             snapshots=[] if snapshots else None)
-        if task.modality == "text":
-            prior = le.prompt_prior(le._prompt_vector(task.prompt, cache_dir), split.X, params)
+        if task.prompt is not None:
+            prior = le.prompt_prior(le._prompt_vector(task, cache_dir), split.X, params)
             head = prior.head()
         else:
             recorder.given(rated[0])
@@ -772,7 +772,9 @@ def plot(report: dict, path: Path) -> None:
         if oracle:
             stops.axvline(np.median(oracle), color=f"C{i}", ls=":", lw=0.8)
     stops.axhline(report["settings"]["target_recall"], color="grey", ls="--", lw=1)
-    stops.set_xscale("log")
+    fired = any(x for t in s["per_task"] for st in t["stopping"].values()
+                for x in st["labels_at_stop"] + st["oracle_labels"])
+    stops.set_xscale("log" if fired else "linear")  # nothing fired and no oracle in a short run: no positive x
     stops.set_xlabel("labels at the stop (dotted: oracle median)")
     stops.set_ylabel("recall of the labeling truly reached")
     stops.set_title("stops: o target rule, s head stopped changing, ^ knee")
@@ -791,6 +793,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--budget", type=int, default=None, help=f"labels per run (default {BUDGET}; quick 300)")
     parser.add_argument("--task-set", choices=tuple(TASK_SETS), default="full",
                         help="'heldout': the label-efficiency benchmark's held-out concepts, to evaluation_heldout.*")
+    parser.add_argument("--dataset", default=None,
+                        help="a dataset file of your own (python -m benchmarks.own_data): every class one-vs-rest, "
+                        f"to evaluation_own.* (default folder {le.OWN_DIR})")
     parser.add_argument("--tasks", default=None, help="substring filter on task names")
     parser.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR"))
     parser.add_argument("--out", default=None,
@@ -799,6 +804,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
                         help="only re-render the README block and evaluation.md from the committed JSON, with the "
                              "code's account of how the constants were chosen (CHOICES); no simulation")
     args = parser.parse_args(argv)
+    if args.dataset:
+        if args.readme:
+            parser.error("--readme re-renders a committed report; a run on your own data has none")
+        args.task_set, args.out = "own", args.out or str(le.OWN_DIR)
     stem = TASK_SET_STEMS[args.task_set]
     if args.readme:
         report = json.loads((RESULTS_DIR / f"{stem}.json").read_text())
@@ -810,7 +819,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
         return report
     from benchmarks.datasets import DEFAULT_CACHE_DIR
     cache_dir = str(args.cache_dir or DEFAULT_CACHE_DIR)
-    tasks = QUICK_TASKS if args.quick else TASK_SETS[args.task_set]
+    if args.dataset:
+        from benchmarks.own_data import DatasetFileError
+        try:
+            tasks = le.own_tasks(args.dataset)
+        except DatasetFileError as exc:
+            parser.error(str(exc))
+    else:
+        tasks = QUICK_TASKS if args.quick else TASK_SETS[args.task_set]
     if args.tasks:
         tasks = tuple(t for t in tasks if any(f in t.name for f in args.tasks.split(",")))
     seeds = list(range(args.first_seed, args.first_seed + (args.seeds or (2 if args.quick else 20))))
@@ -844,7 +860,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     plot(report, out / f"{stem}.png")
     md = markdown(report)
     (out / f"{stem}.md").write_text(md)
-    if out.resolve() == RESULTS_DIR.resolve() and not args.quick:
+    if out.resolve() == RESULTS_DIR.resolve() and not args.quick and args.task_set in README_BLOCKS:
         replace_block(README, README_BLOCKS[args.task_set], readme_summary(report))
     print(md)
     return report

@@ -26,7 +26,8 @@ Tuning runs use other seeds and a held-out part of the pool, never the test spli
 It writes ``benchmarks/results/label_efficiency.json``, PNG learning curves and
 ``label_efficiency.md`` beside it, and prints the results table. ``--task-set heldout``
 runs the same protocol on concepts no tuning run used (``HELDOUT_TASKS``) and writes
-``label_efficiency_heldout.*`` instead.
+``label_efficiency_heldout.*`` instead; ``--dataset FILE.npz`` runs it on every class of a
+dataset of your own (``benchmarks.own_data``), to ``results/own/label_efficiency_own.*``.
 
 Protocol (see ``benchmarks/results/label_efficiency.md`` for the numbers)
 - concept tasks: one-vs-rest binary concepts, and concepts of two kinds (trousers or
@@ -73,8 +74,9 @@ from ml_backend.core.strategies import (DEFAULT_STRATEGY, STRATEGIES, Pool, Rand
 from ml_backend.core.training import fit_head, prompt_prior, refit  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-# Where --quick runs write by default: not the committed results (.gitignore).
+# Where --quick runs and runs on your own data write by default: not the committed results (.gitignore).
 QUICK_DIR = RESULTS_DIR / "quick"
+OWN_DIR = RESULTS_DIR / "own"
 
 
 def results_dir(out: str | None, quick: bool) -> Path:
@@ -90,6 +92,7 @@ SPAM_PROMPT = "an unsolicited advertisement email"  # fixed before any run; gene
 SPAM_OR_EXMH_PROMPT = "an unsolicited advertisement email, or a message about the exmh mail reader"
 EXMH_LISTS = ("exmh-users.spamassassin.taint.org", "exmh-workers.spamassassin.taint.org")
 NOISE = 0.1
+BUILT_IN_MODALITIES = {"spam": "text", "fashion": "image"}
 # On the 1% tasks random rarely reaches the target within BUDGET; it goes on to this many
 # labels (scored every EXTEND_STEP) so "1/5 of random's labels" is measured, not assumed.
 RANDOM_EXTEND_TO = 2000
@@ -331,7 +334,7 @@ class Task:
 
     @property
     def modality(self) -> str:
-        return "text" if self.dataset == "spam" else "image"
+        return BUILT_IN_MODALITIES.get(self.dataset, "own data")
 
     @property
     def name(self) -> str:
@@ -342,7 +345,7 @@ class Task:
     @property
     def settings(self) -> tuple[tuple[str, int], ...]:
         """(start, batch size) pairs run for this task: the informed start at every batch size, the cold one at the first."""
-        informed = "prompt" if self.modality == "text" else "example"
+        informed = "prompt" if self.prompt is not None else "example"
         return tuple((informed, b) for b in self.batch_sizes) + (("none", self.batch_sizes[0]),)
 
 
@@ -407,9 +410,12 @@ DEVELOPMENT_TASKS: tuple[Task, ...] = tuple(Task(**kwargs, batch_sizes=(10,)) fo
     dict(concept="Trouser", dataset="fashion", positives=_fashion("Trouser")),
 ))
 TASK_SETS = {"full": FULL_TASKS, "heldout": HELDOUT_TASKS, "development": DEVELOPMENT_TASKS}
+# Prevalences a concept of your own data also runs at, when the pool holds enough of it (`own_tasks`).
+OWN_PREVALENCES = (0.05, 0.01)
+OWN_MIN_POSITIVES = 5
 # Each set's files: <stem>.json / .md / _raw.pkl / _<group>.png in the results folder, and its README block.
 TASK_SET_STEMS = {"full": "label_efficiency", "heldout": "label_efficiency_heldout",
-                  "development": "label_efficiency_development"}
+                  "development": "label_efficiency_development", "own": "label_efficiency_own"}
 README_BLOCKS = {"full": README_BLOCK, "heldout": "label-efficiency-heldout"}
 QUICK_TASKS: tuple[Task, ...] = (
     Task(**SPAM, prevalence=0.01, batch_sizes=(10,)),
@@ -424,11 +430,33 @@ _DATA: dict = {}
 
 
 def _dataset(name: str, cache_dir: str):
-    """The EmbeddedDataset (cached per process)."""
+    """The EmbeddedDataset (cached per process): a built-in one, or a file of your own (`benchmarks.own_data`)."""
     if name not in _DATA:
+        from benchmarks import own_data
         from benchmarks.datasets import load_fashion_mnist, load_spam
-        _DATA[name] = load_spam(cache_dir) if name == "spam" else load_fashion_mnist(cache_dir)
+        loaders = {"spam": load_spam, "fashion": load_fashion_mnist}
+        _DATA[name] = loaders[name](cache_dir) if name in loaders else own_data.load(name)
     return _DATA[name]
+
+
+def own_tasks(path: str) -> tuple[Task, ...]:
+    """One-vs-rest concepts of every class in a dataset file (`benchmarks.own_data`), batch 10: at the
+    class's natural prevalence, and at `OWN_PREVALENCES` below it where `OWN_MIN_POSITIVES` remain. A
+    class with a prompt starts from it, the others from an example; every one also from nothing."""
+    from benchmarks import own_data
+    ds = own_data.load(path)
+    prompts = own_data.class_prompts(path)
+    tasks = []
+    for k, name in enumerate(ds.class_names):
+        natural = float(np.mean(ds.y_pool == k))
+        negatives = int(np.sum(ds.y_pool != k))
+        if not 0 < natural < 1:
+            continue
+        concept = dict(concept=name, dataset=str(path), positives=(k,), prompt=prompts.get(k), batch_sizes=(10,))
+        tasks.append(Task(**concept))
+        tasks += [Task(**concept, prevalence=p) for p in OWN_PREVALENCES
+                  if natural > p and round(p * negatives / (1 - p)) >= OWN_MIN_POSITIVES]
+    return tuple(tasks)
 
 
 def _mailing_lists(cache_dir: str) -> tuple[np.ndarray, np.ndarray]:
@@ -438,10 +466,12 @@ def _mailing_lists(cache_dir: str) -> tuple[np.ndarray, np.ndarray]:
     return _DATA["lists"]
 
 
-def _prompt_vector(text: str, cache_dir: str) -> np.ndarray:
-    if ("prompt", text) not in _DATA:
-        _DATA[("prompt", text)] = _dataset("spam", cache_dir).embed_text([text])[0]
-    return _DATA[("prompt", text)]
+def _prompt_vector(task: Task, cache_dir: str) -> np.ndarray:
+    """The task's prompt in its dataset's space (for your own data: embedded in the file)."""
+    key = ("prompt", task.dataset, task.prompt)
+    if key not in _DATA:
+        _DATA[key] = _dataset(task.dataset, cache_dir).embed_text([task.prompt])[0]
+    return _DATA[key]
 
 
 @dataclass
@@ -653,7 +683,7 @@ def run_task_seed(task: Task, seed: int, strategies: Sequence[str], cache_dir: s
         probe_ap = _probe_ap(task, seed, split, params, evaluate_on)
         prior = zero_shot_ap = None
         if task.prompt is not None:
-            prior = prompt_prior(_prompt_vector(task.prompt, cache_dir), split.X, params)
+            prior = prompt_prior(_prompt_vector(task, cache_dir), split.X, params)
             zero_shot_ap = average_precision(split.y_eval, prior.head().decision_function(split.X_eval))
         example = int(np.random.default_rng([seed, 5]).choice(np.flatnonzero(split.y)))
         curves = {}
@@ -1276,6 +1306,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
                              "(knows the truth; not in the default run)")
     parser.add_argument("--task-set", choices=tuple(TASK_SETS), default="full",
                         help="'heldout': concepts no tuning run used, to its own files (label_efficiency_heldout.*)")
+    parser.add_argument("--dataset", default=None,
+                        help="a dataset file of your own (python -m benchmarks.own_data): every class one-vs-rest, "
+                        f"to its own files (label_efficiency_own.*; default folder {OWN_DIR})")
     parser.add_argument("--tasks", default=None, help="substring filter on task names")
     parser.add_argument("--evaluate-on", choices=("test", "validation"), default="test",
                         help="'validation': hold out 25%% of the pool and score there (tuning; test untouched)")
@@ -1297,8 +1330,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.readme:
         return rewrite_prose(args.task_set)
 
-    out = results_dir(args.out, args.quick)
-    task_set, saved = args.task_set, None
+    out = results_dir(args.out or (str(OWN_DIR) if args.dataset else None), args.quick)
+    task_set, saved = ("own" if args.dataset else args.task_set), None
     if args.from_raw:
         with open(args.from_raw, "rb") as f:
             saved = pickle.load(f)
@@ -1316,7 +1349,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if unknown:
             parser.error(f"unknown strategies {unknown}; registered: {sorted(STRATEGIES)}, "
                          f"reference: {sorted(REFERENCE_STRATEGIES)}")
-        tasks = QUICK_TASKS if args.quick else TASK_SETS[task_set]
+        if args.dataset:
+            from benchmarks.own_data import DatasetFileError
+            try:
+                tasks = own_tasks(args.dataset)
+            except DatasetFileError as exc:
+                parser.error(str(exc))
+        else:
+            tasks = QUICK_TASKS if args.quick else TASK_SETS[task_set]
         if args.tasks:
             tasks = tuple(t for t in tasks if any(f in t.name for f in args.tasks.split(",")))
         n_seeds = args.seeds or (3 if args.quick else 20)
@@ -1331,7 +1371,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                           max_minutes=args.max_minutes, log=lambda m: print(m, flush=True), selection=selection)
         runtime = time.perf_counter() - t0
         command = "python -m benchmarks.label_efficiency" + (" --quick" if args.quick else "") + (
-            f" --task-set {task_set}" if task_set != "full" else "")
+            f" --task-set {task_set}" if task_set not in ("full", "own") else "") + (
+            f" --dataset {args.dataset}" if args.dataset else "")
         if argv:
             command = "python -m benchmarks.label_efficiency " + " ".join(argv)
         meta = {
