@@ -71,6 +71,7 @@ STOP_GOAL = 0.9  # share of the seeds where a rule fires whose recall then is >=
 # The simulated 'certify' policy re-estimates at most this many uniform picks after one found a positive
 # (every batch would cost ~6x the whole run on common concepts; a later check can only delay the stop).
 CERTIFY_RECHECK = 50
+LEGEND_TASKS = 12  # tasks named in the stopping plot's legend at most
 TASKS: tuple[le.Task, ...] = (
     le.Task(**le.SPAM, batch_sizes=(BATCH,)), le.Task(**le.SPAM, prevalence=0.05, batch_sizes=(BATCH,)),
     le.Task(**le.SPAM, prevalence=0.01, batch_sizes=(BATCH,)),
@@ -763,11 +764,12 @@ def plot(report: dict, path: Path) -> None:
     cover.set_ylabel("share of 90% intervals covering the truth")
     cover.set_title("coverage, all tasks (zero-width intervals left out)")
     cover.legend(fontsize=7)
+    named = len(s["per_task"]) <= LEGEND_TASKS  # more would cover the plot: the table names them
     for i, t in enumerate(s["per_task"]):
         for rule, marker in (("target", "o"), ("stable", "s"), ("knee", "^")):
             st = t["stopping"][rule]
             stops.scatter(st["labels_at_stop"], st["recall_at_stop"], marker=marker, s=14, color=f"C{i}",
-                          label=t["task"] if rule == "target" else None, alpha=0.7)
+                          label=t["task"] if rule == "target" and named else None, alpha=0.7)
         oracle = [o for o in t["stopping"]["target"]["oracle_labels"] if o]
         if oracle:
             stops.axvline(np.median(oracle), color=f"C{i}", ls=":", lw=0.8)
@@ -778,7 +780,8 @@ def plot(report: dict, path: Path) -> None:
     stops.set_xlabel("labels at the stop (dotted: oracle median)")
     stops.set_ylabel("recall of the labeling truly reached")
     stops.set_title("stops: o target rule, s head stopped changing, ^ knee")
-    stops.legend(fontsize=6, loc="lower right")
+    if named:
+        stops.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -413,6 +413,7 @@ TASK_SETS = {"full": FULL_TASKS, "heldout": HELDOUT_TASKS, "development": DEVELO
 # Prevalences a concept of your own data also runs at, when the pool holds enough of it (`own_tasks`).
 OWN_PREVALENCES = (0.05, 0.01)
 OWN_MIN_POSITIVES = 5
+OWN_MIN_POOL = 50
 # Each set's files: <stem>.json / .md / _raw.pkl / _<group>.png in the results folder, and its README block.
 TASK_SET_STEMS = {"full": "label_efficiency", "heldout": "label_efficiency_heldout",
                   "development": "label_efficiency_development", "own": "label_efficiency_own"}
@@ -442,20 +443,30 @@ def _dataset(name: str, cache_dir: str):
 def own_tasks(path: str) -> tuple[Task, ...]:
     """One-vs-rest concepts of every class in a dataset file (`benchmarks.own_data`), batch 10: at the
     class's natural prevalence, and at `OWN_PREVALENCES` below it where `OWN_MIN_POSITIVES` remain. A
-    class with a prompt starts from it, the others from an example; every one also from nothing."""
+    class with a prompt starts from it, the others from an example; every one also from nothing.
+
+    A class is left out unless both splits hold items of it and items of other classes (its AP on the
+    test split is undefined otherwise); DatasetFileError when that leaves none, or the pool is too
+    small for the protocol (fewer than `OWN_MIN_POOL` items)."""
     from benchmarks import own_data
     ds = own_data.load(path)
+    if len(ds.y_pool) < OWN_MIN_POOL:
+        raise own_data.DatasetFileError(f"{path}: the pool holds {len(ds.y_pool)} items; the protocol needs at "
+                                        f"least {OWN_MIN_POOL} (a learning curve of several batches of 10)")
     prompts = own_data.class_prompts(path)
     tasks = []
     for k, name in enumerate(ds.class_names):
         natural = float(np.mean(ds.y_pool == k))
         negatives = int(np.sum(ds.y_pool != k))
-        if not 0 < natural < 1:
+        if not (0 < natural < 1 and 0 < np.mean(ds.y_test == k) < 1):
             continue
         concept = dict(concept=name, dataset=str(path), positives=(k,), prompt=prompts.get(k), batch_sizes=(10,))
         tasks.append(Task(**concept))
         tasks += [Task(**concept, prevalence=p) for p in OWN_PREVALENCES
                   if natural > p and round(p * negatives / (1 - p)) >= OWN_MIN_POSITIVES]
+    if not tasks:
+        raise own_data.DatasetFileError(f"{path}: no class can be run: each needs items of it and of other classes "
+                                        "in both the pool and the test split")
     return tuple(tasks)
 
 

@@ -164,7 +164,7 @@ def embed_folder(folder: Path, modality: str, model: str, prompt: str | None, ou
     arrays = {"X_pool": vectors[~test], "y_pool": labels[~test], "X_test": vectors[test], "y_test": labels[test],
               "class_names": np.array(classes), "modality": np.array(modality), "model": np.array(model)}
     if prompt:
-        texts = [prompt.format(name) for name in classes]
+        texts = [prompt.replace("{}", name) for name in classes]  # not str.format: other braces stay as typed
         arrays.update(prompts=np.array(texts), prompt_vectors=np.asarray(embedder.embed_texts(texts), np.float32))
     np.savez_compressed(out, **arrays)
     return {"items": len(kept), "pool": int((~test).sum()), "test": int(test.sum()), "classes": classes,

@@ -143,3 +143,27 @@ def test_a_labeled_text_folder_is_embedded_and_a_folder_without_classes_is_refus
     assert own_data.class_prompts(tmp_path / "mails.npz") == {}
     with pytest.raises(own_data.DatasetFileError, match="one subfolder per class"):
         own_data.embed_folder(folder / "ham", "text", str(tiny_text_dir), None, tmp_path / "x.npz")
+
+
+def test_a_dataset_the_protocol_cannot_score_is_refused_before_any_run(tmp_path):
+    too_small = write_dataset(tmp_path / "small.npz", pool=30)
+    with pytest.raises(own_data.DatasetFileError, match="the pool holds 30 items"):
+        label_efficiency.own_tasks(str(too_small))
+    # one class in the test split: no class has an average precision there
+    one_class_test = write_dataset(tmp_path / "one.npz", y_test=np.zeros(300, dtype=np.int64))
+    with pytest.raises(own_data.DatasetFileError, match="no class can be run"):
+        label_efficiency.own_tasks(str(one_class_test))
+
+
+def test_a_class_missing_from_the_test_split_is_left_out(tmp_path):
+    path = write_dataset(tmp_path / "own.npz")
+    y_test = np.load(path)["y_test"]
+    write_dataset(path, y_test=np.where(y_test == 3, 0, y_test))
+    assert "scarce" not in {t.concept for t in label_efficiency.own_tasks(str(path))}
+
+
+def test_a_prompt_template_with_other_braces_is_taken_as_typed(tmp_path, tiny_clip_dir):
+    folder = _image_folder(tmp_path / "photos")
+    out = tmp_path / "photos.npz"
+    own_data.embed_folder(folder, "image", str(tiny_clip_dir), "{a} photo: {}", out, log=lambda _: None)
+    assert own_data.class_prompts(out) == {0: "{a} photo: blue", 1: "{a} photo: red"}
