@@ -1339,6 +1339,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                         "the code, and its .md and README block: no simulation")
     args = parser.parse_args(argv)
     if args.readme:
+        if args.dataset:
+            parser.error("--readme re-writes a committed report; a run on your own data has none")
         return rewrite_prose(args.task_set)
 
     out = results_dir(args.out or (str(OWN_DIR) if args.dataset else None), args.quick)
