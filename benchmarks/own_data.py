@@ -46,9 +46,15 @@ class DatasetFileError(ValueError):
 def load(path: str | Path) -> EmbeddedDataset:
     """The dataset in `path`, checked and with unit rows; DatasetFileError says what is wrong."""
     try:
-        with np.load(path, allow_pickle=False) as file:
-            arrays = {key: file[key] for key in file.files}
+        loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
+        raise DatasetFileError(f"{path}: not a readable .npz file ({exc})") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):  # a lone .npy array
+        raise DatasetFileError(f"{path}: one array, not an .npz file of named arrays ({', '.join(REQUIRED)})")
+    try:
+        with loaded as file:
+            arrays = {key: file[key] for key in file.files}
+    except (OSError, ValueError) as exc:  # e.g. an object array, which would need pickle
         raise DatasetFileError(f"{path}: not a readable .npz file ({exc})") from None
     missing = [key for key in REQUIRED if key not in arrays]
     if missing:
@@ -86,15 +92,17 @@ def class_prompts(path: str | Path) -> dict[int, str]:
 
 
 def _embeddings(path, key: str, values: np.ndarray, dim: int | None = None) -> np.ndarray:
-    if values.ndim != 2 or not len(values) or not np.issubdtype(values.dtype, np.number):
-        raise DatasetFileError(f"{path}: {key} must be a non-empty 2-D array of numbers, got shape {values.shape}")
+    if values.ndim != 2 or not len(values) or values.dtype.kind not in "fiu":
+        raise DatasetFileError(f"{path}: {key} must be a non-empty 2-D array of real numbers, got {values.dtype} "
+                               f"{values.shape}")
     if dim is not None and values.shape[1] != dim:
         raise DatasetFileError(f"{path}: {key} has {values.shape[1]} dimensions, X_pool {dim}")
-    values = values.astype(np.float32)
-    norms = np.linalg.norm(values, axis=1, keepdims=True)
-    if not np.all(np.isfinite(values)) or np.any(norms == 0):
-        raise DatasetFileError(f"{path}: {key} holds a row that is not finite or is all zeros")
-    return values / norms
+    values = values.astype(np.float64)
+    with np.errstate(over="ignore"):  # a norm too large for float64 is refused below
+        norms = np.linalg.norm(values, axis=1, keepdims=True) if np.all(np.isfinite(values)) else np.zeros(1)
+    if not np.all(np.isfinite(norms)) or np.any(norms == 0):
+        raise DatasetFileError(f"{path}: {key} holds a row that is not finite, too large or all zeros")
+    return (values / norms).astype(np.float32)
 
 
 def _classes(path, key: str, values: np.ndarray, rows: int, classes: int) -> np.ndarray:

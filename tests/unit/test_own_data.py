@@ -45,7 +45,10 @@ def test_a_dataset_file_loads_with_unit_rows_and_its_prompts_in_the_same_space(t
 @pytest.mark.parametrize("changes, message", [
     ({"y_test": None}, "missing y_test"),
     ({"X_test": np.ones((300, 8))}, "X_test has 8 dimensions, X_pool 16"),
-    ({"X_pool": np.full((1200, 16), np.nan)}, "not finite or is all zeros"),
+    ({"X_pool": np.full((1200, 16), np.nan)}, "not finite, too large or all zeros"),
+    ({"X_pool": np.full((1200, 16), 1e200)}, "not finite, too large or all zeros"),
+    ({"X_pool": np.ones((1200, 16)) + 1j}, "array of real numbers"),
+    ({"class_names": np.array(CLASSES, dtype=object)}, "Object arrays cannot be loaded"),
     ({"y_pool": np.full(1200, 7)}, "class outside 0..3"),
     ({"y_pool": np.zeros(1200)}, "integer classes"),
     ({"prompt_vectors": None}, "prompts and prompt_vectors must come together"),
@@ -60,6 +63,9 @@ def test_a_file_that_is_no_npz_is_refused(tmp_path):
     path.write_bytes(b"not a zip at all")
     with pytest.raises(own_data.DatasetFileError, match="not a readable .npz"):
         own_data.load(path)
+    np.save(tmp_path / "lone.npy", np.ones((3, 4)))
+    with pytest.raises(own_data.DatasetFileError, match="one array, not an .npz"):
+        own_data.load(tmp_path / "lone.npy")
 
 
 def test_every_class_becomes_a_concept_at_the_prevalences_its_pool_can_hold(tmp_path):
