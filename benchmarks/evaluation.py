@@ -823,11 +823,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     from benchmarks.datasets import DEFAULT_CACHE_DIR
     cache_dir = str(args.cache_dir or DEFAULT_CACHE_DIR)
     if args.dataset:
-        from benchmarks.own_data import DatasetFileError
-        try:
-            tasks = le.own_tasks(args.dataset)
-        except DatasetFileError as exc:
-            parser.error(str(exc))
+        tasks = le.own_tasks_or_exit(parser, args.dataset)
     else:
         tasks = QUICK_TASKS if args.quick else TASK_SETS[args.task_set]
     if args.tasks:

@@ -449,11 +449,10 @@ def own_tasks(path: str) -> tuple[Task, ...]:
     test split is undefined otherwise); DatasetFileError when that leaves none, or the pool is too
     small for the protocol (fewer than `OWN_MIN_POOL` items)."""
     from benchmarks import own_data
-    ds = own_data.load(path)
+    ds, prompts = own_data.read(path)
     if len(ds.y_pool) < OWN_MIN_POOL:
         raise own_data.DatasetFileError(f"{path}: the pool holds {len(ds.y_pool)} items; the protocol needs at "
                                         f"least {OWN_MIN_POOL} (a learning curve of several batches of 10)")
-    prompts = own_data.class_prompts(path)
     tasks = []
     for k, name in enumerate(ds.class_names):
         natural = float(np.mean(ds.y_pool == k))
@@ -468,6 +467,15 @@ def own_tasks(path: str) -> tuple[Task, ...]:
         raise own_data.DatasetFileError(f"{path}: no class can be run: each needs items of it and of other classes "
                                         "in both the pool and the test split")
     return tuple(tasks)
+
+
+def own_tasks_or_exit(parser: argparse.ArgumentParser, path: str) -> tuple[Task, ...]:
+    """`own_tasks`, a broken file ending the command with its reason (both benchmarks' --dataset)."""
+    from benchmarks.own_data import DatasetFileError
+    try:
+        return own_tasks(path)
+    except DatasetFileError as exc:
+        parser.error(str(exc))
 
 
 def _mailing_lists(cache_dir: str) -> tuple[np.ndarray, np.ndarray]:
@@ -1363,11 +1371,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             parser.error(f"unknown strategies {unknown}; registered: {sorted(STRATEGIES)}, "
                          f"reference: {sorted(REFERENCE_STRATEGIES)}")
         if args.dataset:
-            from benchmarks.own_data import DatasetFileError
-            try:
-                tasks = own_tasks(args.dataset)
-            except DatasetFileError as exc:
-                parser.error(str(exc))
+            tasks = own_tasks_or_exit(parser, args.dataset)
         else:
             tasks = QUICK_TASKS if args.quick else TASK_SETS[task_set]
         if args.tasks:

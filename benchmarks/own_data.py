@@ -19,7 +19,8 @@ for the benchmark's prompt start. Any other tool can write the file instead:
 - `class_names` (K,): str;
 - optional `prompts` (K,) str ("" for a class without one) with `prompt_vectors` (K, d), the
   prompts embedded in the same space as the items;
-- optional `modality` and `model` (str): recorded in the report.
+- optional `modality` and `model` (str): what made the file, for whoever reads it (the
+  benchmarks do not use them).
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class DatasetFileError(ValueError):
 
 def load(path: str | Path) -> EmbeddedDataset:
     """The dataset in `path`, checked and with unit rows; DatasetFileError says what is wrong."""
+    return read(path)[0]
+
+
+def read(path: str | Path) -> tuple[EmbeddedDataset, dict[int, str]]:
+    """`load`, and class index -> its prompt for the classes that have one."""
     try:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -64,7 +70,7 @@ def load(path: str | Path) -> EmbeddedDataset:
     X_test = _embeddings(path, "X_test", arrays["X_test"], X_pool.shape[1])
     y_pool = _classes(path, "y_pool", arrays["y_pool"], len(X_pool), len(names))
     y_test = _classes(path, "y_test", arrays["y_test"], len(X_test), len(names))
-    prompts = {}
+    prompts, class_prompts = {}, {}
     if "prompts" in arrays or "prompt_vectors" in arrays:
         texts = [str(t) for t in np.atleast_1d(arrays.get("prompts", np.array([])))]
         vectors = arrays.get("prompt_vectors")
@@ -73,6 +79,7 @@ def load(path: str | Path) -> EmbeddedDataset:
                                    f"({len(names)}), the vectors of the items' dimension ({X_pool.shape[1]})")
         vectors = _embeddings(path, "prompt_vectors", vectors, X_pool.shape[1])
         prompts = {text: vector for text, vector in zip(texts, vectors) if text}
+        class_prompts = {k: text for k, text in enumerate(texts) if text}
 
     def prompt_vectors(texts: Sequence[str]) -> np.ndarray:
         unknown = [t for t in texts if t not in prompts]
@@ -81,14 +88,7 @@ def load(path: str | Path) -> EmbeddedDataset:
         return np.stack([prompts[t] for t in texts])
 
     return EmbeddedDataset(str(path), X_pool, y_pool, X_test, y_test, names,
-                           prompt_embedder=prompt_vectors if prompts else None)
-
-
-def class_prompts(path: str | Path) -> dict[int, str]:
-    """Class index -> its prompt, for the classes that have one."""
-    with np.load(path, allow_pickle=False) as file:
-        texts = [str(t) for t in np.atleast_1d(file["prompts"])] if "prompts" in file.files else []
-    return {k: text for k, text in enumerate(texts) if text}
+                           prompt_embedder=prompt_vectors if prompts else None), class_prompts
 
 
 def _embeddings(path, key: str, values: np.ndarray, dim: int | None = None) -> np.ndarray:

@@ -132,7 +132,7 @@ def test_a_labeled_image_folder_is_embedded_with_the_backends_embedder(tmp_path,
     ds = own_data.load(out)
     assert ds.class_names == ("blue", "red")
     assert len(ds.y_pool) == 6 and len(ds.y_test) == 2 and set(ds.y_test) == {0, 1}  # a quarter of each class
-    assert own_data.class_prompts(out) == {0: "a photo of a blue", 1: "a photo of a red"}
+    assert own_data.read(out)[1] == {0: "a photo of a blue", 1: "a photo of a red"}
     assert ds.embed_text(["a photo of a red"]).shape == (1, ds.dim)
 
 
@@ -146,7 +146,7 @@ def test_a_labeled_text_folder_is_embedded_and_a_folder_without_classes_is_refus
                                     log=lambda _: None)
     assert written["items"] == 8 and not written["skipped"]
     assert own_data.load(tmp_path / "mails.npz").embed_text is not None
-    assert own_data.class_prompts(tmp_path / "mails.npz") == {}
+    assert own_data.read(tmp_path / "mails.npz")[1] == {}
     with pytest.raises(own_data.DatasetFileError, match="one subfolder per class"):
         own_data.embed_folder(folder / "ham", "text", str(tiny_text_dir), None, tmp_path / "x.npz")
 
@@ -172,4 +172,4 @@ def test_a_prompt_template_with_other_braces_is_taken_as_typed(tmp_path, tiny_cl
     folder = _image_folder(tmp_path / "photos")
     out = tmp_path / "photos.npz"
     own_data.embed_folder(folder, "image", str(tiny_clip_dir), "{a} photo: {}", out, log=lambda _: None)
-    assert own_data.class_prompts(out) == {0: "{a} photo: blue", 1: "{a} photo: red"}
+    assert own_data.read(out)[1] == {0: "{a} photo: blue", 1: "{a} photo: red"}
