@@ -620,7 +620,7 @@ REFERENCE_STRATEGIES = {"oracle": TruthOracle}
 
 def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: HeadParams,
              selection: SelectionParams, prior: Prior | None, example: int | None, budget: int = BUDGET,
-             extend_to: int = 0) -> dict:
+             extend_to: int = 0, until_first_positive: bool = False) -> dict:
     """One learning curve: select, rate, refit, score, until `budget` annotator labels.
 
     `example` (a pool row) is rated +1 before the first batch and not counted as a label.
@@ -628,7 +628,8 @@ def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: He
     uniform (labels drawn uniformly at random), and start_ap: the test AP of the head
     before any label (prompt or example; None on a cold start). With `extend_to` >
     budget, the curve goes on in steps of EXTEND_STEP labels (AP only, arrays ext_labels
-    / ext_ap): how many labels random needs when 500 are not enough.
+    / ext_ap): how many labels random needs when 500 are not enough. With `until_first_positive`,
+    the curve ends with the first batch that holds a positive (`benchmarks.cold_start`).
     """
     X, n = split.X, len(split.X)
     available = np.ones(n, dtype=bool)
@@ -668,6 +669,8 @@ def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: He
         f1.append(f1_at_threshold(split.y_eval, logits))
         found.append(int(split.y[rated[given:]].sum()))
         uniform.append(int(drawn_uniformly.sum()))
+        if until_first_positive and found[-1]:
+            break
     ext_labels, ext_ap = [], []
     while len(rated) - given < extend_to and available.any():
         rows = next_rows(min(EXTEND_STEP, extend_to - (len(rated) - given)))
