@@ -44,6 +44,16 @@ METHOD = (
 )
 
 
+def _cold_start_note(loop: ActiveLoop, ratings: dict) -> str | None:
+    """Why a project rated with no positive and no prompt should give one (`benchmarks.cold_start`)."""
+    has_prompt = bool(loop.params.prompt) and not loop.embedder.prompt_unsupported_reason
+    if has_prompt or not ratings or any(value > 0 for value in ratings.values()):
+        return None
+    return (f"no positive rating yet in {len(ratings)} ratings, and no prompt: until the first positive, no selection "
+            "rule finds every rare concept sooner than random picks do (what it picks cannot depend on the concept). "
+            "A prompt, or one task known to be positive rated +1, starts the head where the concept is")
+
+
 class Evaluations:
     """Computes, stores and serves project evaluations; one instance per process."""
 
@@ -99,6 +109,9 @@ class Evaluations:
             if not sample.draws:
                 notes.append("no complete audit draw yet: every estimate is the prior alone (rate the tab's tasks; the "
                              "strategy must draw uniform picks: `adaptive` with selection.uniform_share > 0, or `random`)")
+        cold = _cold_start_note(loop, ratings)
+        if cold:
+            notes.append(cold)
         agreement, compared = self._agreement(loop, current.n_ratings, pool.vectors, scores, params.stable_labels)
         suggestion = suggest(pool_estimate, agreement, params.confidence, params.stable_kappa, params.stable_labels)
         rated_positive = np.array([ratings.get(int(t), 0.0) > 0 for t in task_ids], dtype=bool)

@@ -197,6 +197,28 @@ def test_before_any_head_there_is_nothing_to_evaluate(backend):
     assert "No evaluation yet" in page
 
 
+def _cold_notes(report) -> list[str]:
+    return [n for n in report["current"]["notes"] if n.startswith("no positive rating yet")]
+
+
+def test_a_project_with_no_prompt_and_only_negative_ratings_is_told_to_give_one(backend):
+    assert backend.setup(extra_params={"strategy": "random", "batch_size": K}).status_code == 200
+    backend.tasks_created(TASKS)
+    backend.wait()
+    rate(backend, [1, 3, 5])
+    (note,) = _cold_notes(evaluation(backend))
+    assert note.startswith("no positive rating yet in 3 ratings, and no prompt")
+    page = backend.get("/projects/1/evaluation/page").get_data(as_text=True)
+    assert "one task known to be positive rated +1" in page
+    rate(backend, [2])
+    assert _cold_notes(evaluation(backend)) == []
+
+
+def test_a_project_with_a_prompt_gets_no_cold_start_note(project):
+    rate(project, [1, 3, 5])
+    assert _cold_notes(evaluation(project)) == []
+
+
 def test_an_unknown_project_is_a_404(backend):
     for path in ("/projects/99/evaluation", "/projects/99/evaluation/page"):
         response = backend.get(path)
