@@ -4,6 +4,7 @@ Run (from the repo root, after ``bash benchmarks/setup_data.sh``)::
 
     python -m benchmarks.cold_start --workers 2   # 19 concepts at 1% x 20 seeds x every strategy
     python -m benchmarks.cold_start --quick       # 3 concepts x 3 seeds, to results/quick/
+    python -m benchmarks.cold_start --dataset F.npz   # every class of your own data at 1%, to results/own/
 
 Why it is its own benchmark. With no prompt and no example, every rating is negative until the
 first positive, so what any strategy picks until then depends on the pool and its random stream,
@@ -32,6 +33,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -64,6 +66,15 @@ CONCEPTS: tuple[le.Task, ...] = (
     + (le.Task(concept="spam", dataset="spam", positives=(1,), prevalence=PREVALENCE, batch_sizes=(BATCH,)),)
     + tuple(_list_task(name) for name in MAIL_LISTS))
 QUICK_CONCEPTS = tuple(t for t in CONCEPTS if t.concept in ("Bag", "Shirt", "spam"))
+
+
+def own_concepts(parser: argparse.ArgumentParser, path: str) -> tuple[le.Task, ...]:
+    """Every class of a dataset file of your own that the label-efficiency benchmark runs at PREVALENCE, cold."""
+    tasks = tuple(replace(t, prompt=None) for t in le.own_tasks_or_exit(parser, path) if t.prevalence == PREVALENCE)
+    if not tasks:
+        parser.error(f"{path}: no class can be subsampled to {PREVALENCE:.0%} with {le.OWN_MIN_POSITIVES} positives "
+                     "left (the pool is too small, or every class too rare already)")
+    return tasks
 
 
 def _used_by(task: le.Task) -> str:
@@ -298,6 +309,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated registry names")
     parser.add_argument("--cap", type=int, default=CAP, help="labels after which a run stops without a positive")
     parser.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR"))
+    parser.add_argument("--dataset", default=None,
+                        help="a dataset file of your own (python -m benchmarks.own_data): every class that can be "
+                        f"subsampled to {PREVALENCE:.0%}, to {le.OWN_DIR}/{STEM}_own.*")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results; quick: results/quick)")
     args = parser.parse_args(argv)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
@@ -306,9 +320,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
         parser.error(f"unknown strategies {unknown}; registered: {sorted(STRATEGIES)}")
     from benchmarks.datasets import DEFAULT_CACHE_DIR
     cache_dir = str(args.cache_dir or DEFAULT_CACHE_DIR)
-    tasks = QUICK_CONCEPTS if args.quick else CONCEPTS
+    tasks, stem = (QUICK_CONCEPTS if args.quick else CONCEPTS), STEM
+    if args.dataset:
+        tasks, stem = own_concepts(parser, args.dataset), f"{STEM}_own"
     seeds = list(range(args.first_seed, args.first_seed + (args.seeds or (3 if args.quick else 20))))
-    out = le.results_dir(args.out, args.quick)
+    out = le.results_dir(args.out or (str(le.OWN_DIR) if args.dataset else None), args.quick)
     print(f"cold start: {len(tasks)} concepts x {len(seeds)} seeds x {', '.join(strategies)}", flush=True)
     t0 = time.perf_counter()
     jobs = [(t, s, tuple(strategies), cache_dir, args.cap) for s in seeds for t in tasks]
@@ -322,13 +338,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
               "concepts": entries, "overall": {s: overall(entries, s, args.cap) for s in strategies},
               "same_as_random": same_as_random(results, strategies)}
     report["command"] = report["command"].strip()
-    committed = le.RESULTS_DIR / "label_efficiency.json"
-    if committed.exists():
-        report["split_at_first_positive"] = split_at_first_positive(report, json.loads(committed.read_text()))
-    (out / f"{STEM}.json").write_text(json.dumps(report, indent=1) + "\n")
-    (out / f"{STEM}.md").write_text(markdown(report))
-    plot(report, out / f"{STEM}.png")
-    if out.resolve() == le.RESULTS_DIR.resolve() and not args.quick:
+    # the label-efficiency report of the same concepts, where one was written
+    paired = (out / f"{le.TASK_SET_STEMS['own']}.json") if args.dataset else le.RESULTS_DIR / "label_efficiency.json"
+    if paired.exists():
+        report["split_at_first_positive"] = split_at_first_positive(report, json.loads(paired.read_text()))
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / f"{stem}.md").write_text(markdown(report))
+    plot(report, out / f"{stem}.png")
+    if out.resolve() == le.RESULTS_DIR.resolve() and not args.quick and not args.dataset:
         replace_block(README, README_BLOCK, readme_summary(report))
     print(readme_summary(report))
     return report

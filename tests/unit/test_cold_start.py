@@ -85,3 +85,24 @@ def test_the_concepts_are_every_fashion_class_and_the_mail_concepts_at_one_perce
     assert all(t.prevalence == cold_start.PREVALENCE and t.prompt is None for t in cold_start.CONCEPTS)
     assert cold_start._used_by(next(t for t in cold_start.CONCEPTS if t.concept == "Bag")) == "tuned"
     assert cold_start._used_by(next(t for t in cold_start.CONCEPTS if t.concept == "Sneaker")) == "held-out"
+
+
+def test_a_dataset_of_your_own_runs_every_class_that_can_be_subsampled_to_one_percent(tmp_path):
+    from tests.unit.test_own_data import write_dataset
+
+    path = write_dataset(tmp_path / "own.npz")
+    report = cold_start.main(["--dataset", str(path), "--seeds", "2", "--workers", "1", "--strategies",
+                              "adaptive,random", "--out", str(tmp_path / "out")])
+    assert [e["concept"] for e in report["concepts"]] == ["common", "middling", "rare", "scarce"]
+    assert all(abs(e["pool_positives"] / e["pool_size"] - 0.01) < 0.001 for e in report["concepts"])
+    assert (tmp_path / "out" / "cold_start_own.md").exists() and (tmp_path / "out" / "cold_start_own.png").exists()
+    assert "split_at_first_positive" not in report  # no label-efficiency report of this file beside it
+
+
+def test_a_dataset_too_small_for_one_percent_is_refused_with_why(tmp_path, capsys):
+    from tests.unit.test_own_data import write_dataset
+
+    path = write_dataset(tmp_path / "own.npz", pool=300)
+    with pytest.raises(SystemExit):
+        cold_start.main(["--dataset", str(path), "--out", str(tmp_path / "out")])
+    assert "no class can be subsampled to 1%" in capsys.readouterr().err
