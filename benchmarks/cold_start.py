@@ -264,10 +264,15 @@ def readme_summary(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _why() -> str:
+    """The module docstring's paragraph on why this benchmark exists, on one line."""
+    return next(p for p in (__doc__ or "").split("\n\n") if p.startswith("Why")).replace("\n", " ")
+
+
 def markdown(report: dict) -> str:
     return "\n".join([
         "# Cold starts: labels to the first positive", "",
-        (__doc__ or "").split("\n\n")[2].replace("\n", " "), "",
+        _why(), "",
         readme_summary(report), "",
         "Per seed (labels; null: not within the cap):", "",
         "```json", json.dumps({e["name"]: {s: e["strategies"][s]["labels"] for s in report["strategies"]}

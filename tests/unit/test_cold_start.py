@@ -77,6 +77,7 @@ def test_the_report_names_strategies_identical_to_random_and_counts_medians_past
     assert "`nearest`: the same labels as `random` on every run" in summary
     assert "| >500, 2 past random's 95% |" in summary
     assert "later on 1" in summary
+    assert "what any strategy picks until then depends on the pool" in cold_start.markdown(report)
 
 
 def test_the_concepts_are_every_fashion_class_and_the_mail_concepts_at_one_percent():
