@@ -27,7 +27,7 @@ Run (from the repo root, after ``bash benchmarks/setup_data.sh``)::
     python -m benchmarks.evaluation --task-set heldout       # concepts no constant was chosen on
 
 Tunable constants were chosen on development seeds (``--first-seed 1000``), never on the
-reported ones (0-19): see ``CHOICES``.
+reported ones (0-19): see ``benchmarks.choices.EVALUATION``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
+from benchmarks import choices  # noqa: E402
 from benchmarks import label_efficiency as le  # noqa: E402
 from benchmarks.intervals import bootstrap_interval  # noqa: E402
 from benchmarks.markdown import README, replace_block  # noqa: E402
@@ -88,118 +89,6 @@ TASK_SETS = {"full": TASKS, "heldout": HELDOUT_TASKS}
 # Each set's files (<stem>.json / .md / .png in the results folder) and README block.
 TASK_SET_STEMS = {"full": "evaluation", "heldout": "evaluation_heldout", "own": "evaluation_own"}
 README_BLOCKS = {"full": README_BLOCK, "heldout": "evaluation-heldout"}
-# How each tunable constant of the estimators and the stopping rule was chosen, on development seeds
-# (1000 and up) of the same tasks; the reported seeds are 0-19. "Dev48": seeds 1000-1005 x the 8 tasks,
-# adaptive strategy, 2000 labels, the estimators rerun at the 10 checkpoints on the saved ratings and
-# draws (coverage / mean width over all checkpoints).
-CHOICES: tuple[dict, ...] = (
-    {"constant": "core.evaluation.STRATA_PER_SIDE", "value": 1,
-     "how": "development seeds 1000-1002 on spam @5%, Bag @1%, Shirt @5%, Bag @natural, 1000 labels, nearest + "
-            "uniform stand-in strategy (load ~4): coverage / mean width of the head's recall 0.88 / 0.37 with 1 "
-            "stratum per side, 0.58 / 0.33 with 2, 0.38 / 0.29 with 3; AP 0.74 / 0.55 / 0.34; precision 0.71 / "
-            "0.63 / 0.61. Rechecked on Dev48: 2 per side covers the head's recall 0.60 and AP 0.52 (1: 0.92, 0.78)"},
-    {"constant": "core.evaluation.PRIOR (the head's score strata)", "value": "jeffreys",
-     "how": "first runs (stand-in strategy): the flat prior covers the labeling's recall 0.91 (Jeffreys 0.96) but the "
-            "head's recall 0.59 with 1 stratum per side (Jeffreys 0.88). Rechecked on Dev48 (adaptive): flat covers "
-            "the positives in the pool 0.950 at mean width 705 (Jeffreys 0.967 at 599): it reaches the goal band's "
-            "edge only by shifting the interval up, wider, which would also delay the target rule (the pool's prior: "
-            "POOL_PRIOR); the head's recall 0.56 and AP 0.43 with flat (Jeffreys 0.92, 0.78): the head's score "
-            "strata keep Jeffreys"},
-    {"constant": "core.evaluation.POOL_PRIOR", "value": "few_positives (Beta(1/2, 5))",
-     "how": "Dev48, the pool's positives under Beta(1/2, b) priors: coverage / mean width b = 0.5 (Jeffreys) "
-            "0.967 / 599, b = 2 0.967 / 494, b = 5 0.938 / 383, b = 20 0.844 / 210; at the checkpoints where the "
-            "target rule would say 'reached' the true recall was >= 0.9 in 10/10, 10/10, 11/11, 15/15. b = 5 is "
-            "the only one in the goal band. Jeffreys put the truth in the lowest fifth of the posterior at 220 of "
-            "480 checkpoints (117 with every positive already found): its half a pseudo-positive over thousands "
-            "of unseen tasks pulls the count up while the audit sample is thin. Rechecked on Dev48 after the prompt became 20 "
-            "ratings (2026-12-01): b = 5 / 6 / 8 / 10 / 12 cover 0.954 / 0.950 / 0.944 / 0.942 / 0.938 (target rule safe "
-            "at all 12-13 checkpoints where it fires). Per task the coverage is 0.98-1.00 everywhere but spam @natural "
-            "(0.82 to 0.75): a larger b lowers the total only by under-covering the common concept further, so b was not "
-            "moved to the band's edge"},
-    {"constant": "core.evaluation.POOL_PRIOR: an equal mixture of Beta(1/2, 5) and Jeffreys",
-     "value": "tried 2026-12-02, not kept",
-     "how": "Why: spam @31% rerun on seeds 20-59 covered 80%, short mostly at 20-300 labels, where the audit draws "
-            "are few and Beta(1/2, 5) pulls the count down (the draws there hit positives as uniform draws should). A "
-            "mixture (normalised beta-binomials) moves its weight to Jeffreys once draws show many positives. Rule "
-            "written first, on Dev48: overall coverage within the band, spam and bags at natural prevalence both "
-            "higher, the target rule never wrong, 1% widths at most 10% wider. Dev48 with today's code: Beta(1/2, 5) "
-            "0.956 overall (spam @natural 0.833, Bag @natural 0.850), the mixture 0.963 (0.850, 0.883), the target "
-            "rule right at all 11 checkpoints where it fires with both, widths +0.3-0.6%: it fails the band, so "
-            "nothing changed. An interval from 'all found' upwards cannot miss on a rare concept, and that 100% keeps "
-            "any prior that helps the common concepts out of the band"},
-    {"constant": "core.evaluation.POOL_PRIOR: a prior from the current head's probabilities",
-     "value": "tried 2026-12-03, not kept",
-     "how": "Why: Beta(1/2, 5) covers rare concepts' positives ~100% and common ones ~80%; the head knows roughly how "
-            "common its concept is. Prior Beta(w m, w (1 - m)), m = the head's mean probability over the unseen tasks "
-            "(clipped half a task from 0 and from all), alone for w = 2, 5, 10, 20 or mixed 50/50 with Beta(1/2, 5). Rule "
-            "written first: on Dev48 overall coverage in [0.85, 0.95] and spam and Bag @natural each >= today - 0.02; "
-            "the closest to 0.90 then needs the target rule right in >= 95% of its firings on a full dev simulation "
-            "and the synthetic unit test (intervals of the positives, 200 seeds) still passing. Dev48 coverage overall "
-            "(spam @natural, Bag @natural): today 0.958 (0.850, 0.850); alone w = 2 0.758, 5 0.887 (0.950, 0.917), 10 "
-            "0.946 (0.967, 0.900), 20 0.919 (0.950, 0.883); mixtures 0.952-0.979 (out of the band). w = 5 went on and "
-            "failed the synthetic test, with a 1-D logistic head refit on each run's rated tasks standing in for the "
-            "head: coverage at 20% / 5% / 5% with 3 draws per batch 0.775 / 0.490 / 0.485 (today 0.940 / 0.990 / "
-            "0.980; w = 10: 0.890 / 0.770 / 0.635, w = 20: 0.945 / 0.915 / 0.770). Dev48's head over-counts the "
-            "unseen positives (at 50-300 labels the median sum of its probabilities over the unseen tasks is 4-22 times the unseen positives + 1 on the 1-5% concepts, 1.1-1.4 times on the common ones), which made it look safe there; "
-            "a head that is calibrated puts m near a small true share, and Beta(w m, .) with w m << 1 piles its mass "
-            "on 'none left', which the thin audit sample cannot overturn. Nothing changed"},
-    {"constant": "core.evaluation.POOL_PRIOR: a prior near uniform over the share's order of magnitude",
-     "value": "tried 2026-12-01, not kept",
-     "how": "Beta(a, 1) with small a (density ~ share ** (a - 1)). Rule fixed before the development runs: among the "
-            "priors whose coverage of the pool's positives is in the goal band and whose target rule is right in >= "
-            "95% of the development runs where it fires (checked after every batch, as the service does), the one that "
-            "fires most. Dev48 at the 10 checkpoints, coverage / checkpoints where the target rule says 'reached' / of "
-            "them truly reached: a = 0.15 0.890 / 48 / 47, 0.2 0.927 / 38 / 37, 0.25 0.946 / 27 / 27, 0.3 0.958 / 23 / "
-            "23, 0.5 0.965 / 12 / 12 (Beta(1/2, 5): 0.954 / 12 / 12). Full simulation on seeds 1000-1005 (48 runs): "
-            "Beta(1/2, 5) coverage 0.954, target rule fired in 12 runs, right in 100%, median 1800 labels; a = 0.15 "
-            "0.890, 20 runs, 85%, 1060; a = 0.2 0.927, 20 runs, 95%, 1285; a = 0.25 0.946, 18 runs, 94%, 1400. a = 0.2 "
-            "passed the rule, but the extra stops are on common concepts (Bag @natural: fired 6/6, right 83%; 3/6, "
-            "100% before), never on the 1% ones, and the unit test of a synthetic loop at 20% prevalence with one "
-            "audit pick per batch (tests/unit/test_evaluation_estimators.py, 200 seeds) fails: coverage 0.755 (a = "
-            "0.25: 0.805, a = 0.3: 0.860; Beta(1/2, 5): 0.940). With a thin audit sample the prior drags a common "
-            "concept's count down and the target rule stops early: not kept"},
-    {"constant": "core.evaluation.PRIOR above the head's threshold (precision)", "value": "jeffreys, as below it",
-     "how": "Dev48 (2026-12-01), a prior leaning to positives on the side the head calls positive, Beta(a, 1/2) for "
-            "a = 1/2 (Jeffreys), 1, 2, 3, 4, 5: head precision covered 0.985 / 0.979 / 0.968 / 0.955 / 0.942 / 0.925 "
-            "(zero-width intervals left out: 0.967 / 0.953 / 0.930 / 0.902 / 0.874 / 0.834); the head's recall and AP "
-            "moved by at most 0.016. The over-coverage sits at the 80 checkpoints with 1-100 unseen tasks above the "
-            "threshold and 0-2 audit draws among them (covered 100%): there the prior is all the interval has. A "
-            "leaning prior narrows them but misses where the head over-predicts: with a = 3, spam @natural 0.77 (0.73 "
-            "of all tasks at 20 labels). Not kept: no prior fits both, and only more audit draws above the threshold "
-            "(a design change) would narrow these intervals honestly"},
-    {"constant": "core.evaluation.INTERVAL", "value": "hpd",
-     "how": "first runs: the shortest interval is the narrower one for the count of positives (mean width 789 vs "
-            "916 for equal tails); coverage of the labeling's recall 0.96 vs 0.92, of the head's recall 0.88 vs 0.85. "
-            "Dev48: equal tails cover the positives 0.944 at width 711 (hpd 0.967 at 599), the head's recall 0.905 "
-            "(0.918), AP 0.735 (0.777)"},
-    {"constant": "core.evaluation.INTERVAL: a mid-p interval", "value": "tried 2026-12-01, not kept",
-     "how": "the hpd set of a count's discrete posterior whose last value counts by half (on posterior samples: "
-            "the rarer end value dropped when not needed). Rule written before the run: more of the five quantities "
-            "in the goal band wins, a tie keeps hpd. Dev48 rerun with the adaptive first-batch change (0728500): the "
-            "hpd sets of the pool's positives hold 0.901 of the posterior on average where positives are still "
-            "unfound, so the rare concepts' over-coverage (0.97-1.00) is the posterior's width, not whole values "
-            "overshooting 90%. Coverage with hpd / mid: positives 0.956 / 0.956, head precision 0.991 / 0.991 (107 "
-            "intervals), recall 0.883 / 0.883, AP 0.892 / 0.892: a tie, hpd kept"},
-    {"constant": "core.evaluation.MIN_STRATUM_DRAWS for the precision", "value": "2, as for the AP",
-     "how": "Dev48 (2026-12-01, today's head), head precision withheld while the unseen tasks above the threshold "
-            "hold fewer audit draws than this: coverage without zero-width intervals / such intervals / withheld: "
-            "0: 0.967 / 215 / 0, 1: 0.947 / 131 / 84, 2: 0.935 / 107 / 108, 3: 0.921 / 89 / 126, 4: 0.905 / 74 / 141. "
-            "The intervals resting on 0-3 draws covered 100% (mean width 0.54 with none): the prior is all they "
-            "have. 1 and 2 are in the goal band; 2 was kept so that one rule (a stratum's estimate needs 2 draws) "
-            "serves the precision and the AP, and the page shows instead the bounds the ratings prove (every unseen "
-            "task above the threshold negative, or every one positive), which held the truth at all 469 "
-            "checkpoints. On the same runs the AP covered 0.799 / 0.870 / 0.886 / 0.895 / 0.899"},
-    {"constant": "core.evaluation.MIN_STRATUM_DRAWS for the AP", "value": 2,
-     "how": "Dev48 (its first run, before the prompt became 20 ratings), AP coverage (checkpoints with an AP "
-            "interval) by the audit draws required in every score "
-            "stratum with unseen tasks: 0: 0.777 (475), 1: 0.866 (382), 2: 0.895 (351), 3: 0.898 (325), 5: 0.908 "
-            "(303); 2 is the smallest in the goal band (withholding it for the head's recall too would lift that "
-            "to 0.966, so recall is not withheld). Tried for the AP on Dev48 and not kept: a prior from the head's "
-            "own scores, Beta(w m, w (1 - m)) per stratum (w 0.5-4: AP 0.65-0.79, head recall 0.54-0.82); placing a "
-            "stratum's unseen positives by score ** p instead of evenly (p 0.5-2: AP 0.76-0.79); on the first 30 "
-            "runs, 2-16 strata per side sharing one prior pseudo-count of positives (AP 0.74-0.58, precision "
-            "0.74-0.54)"},
-)
 
 
 # ---------------------------------------------------------------- the strategy under test
@@ -805,7 +694,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                         help=f"results folder (default {RESULTS_DIR}; with --quick {le.QUICK_DIR}, never committed)")
     parser.add_argument("--readme", action="store_true",
                         help="only re-render the README block and evaluation.md from the committed JSON, with the "
-                             "code's account of how the constants were chosen (CHOICES); no simulation")
+                             "code's account of how the constants were chosen (benchmarks.choices); no simulation")
     args = parser.parse_args(argv)
     if args.dataset:
         if args.readme:
@@ -815,7 +704,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.readme:
         report = json.loads((RESULTS_DIR / f"{stem}.json").read_text())
         # prose, not measurement: a development run recorded after the report's run is added without rerunning it
-        report["choices"] = list(CHOICES)
+        report["choices"] = list(choices.EVALUATION)
         (RESULTS_DIR / f"{stem}.json").write_text(le._compact_json(report) + "\n")
         replace_block(README, README_BLOCKS[args.task_set], readme_summary(report))
         (RESULTS_DIR / f"{stem}.md").write_text(markdown(report))
@@ -847,7 +736,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                      "target_recall": evaluation.target_recall, "stable_labels": evaluation.stable_labels,
                      "stable_kappa": evaluation.stable_kappa, "pool_prior": POOL_PRIOR, "prior": PRIOR, "interval": INTERVAL,
                      "strata_per_side": STRATA_PER_SIDE, "min_stratum_draws": MIN_STRATUM_DRAWS, "checkpoints": list(CHECKPOINTS)},
-        "choices": list(CHOICES),
+        "choices": list(choices.EVALUATION),
         "runtime_seconds": round(runtime, 1), "cpu_seconds": round(cpu, 1),
         "cpu_seconds_children_rusage": round(children.ru_utime + children.ru_stime, 1),
         "cpu_count": os.cpu_count(), "workers": args.workers,

@@ -117,6 +117,7 @@ def test_uniform_draws_are_counted_like_any_other_label():
 def test_the_benchmark_refits_with_the_backends_own_function():
     """One refit function for the loop and the benchmark (issue 13)."""
     import benchmarks.label_efficiency as benchmark
+    from benchmarks import choices
     import ml_backend.core.refit as loop_refit
     import ml_backend.core.select as loop_select
     from ml_backend.core import training
@@ -137,6 +138,7 @@ def test_a_report_rewritten_from_raw_results_takes_its_prose_from_the_code(tmp_p
     import pickle
 
     import benchmarks.label_efficiency as benchmark
+    from benchmarks import choices
 
     task = Task(concept="Bag (easy)", dataset="fashion", positives=(8,), prevalence=0.1, batch_sizes=(10,))
     strategies = ["random", "adaptive"]
@@ -157,7 +159,7 @@ def test_a_report_rewritten_from_raw_results_takes_its_prose_from_the_code(tmp_p
 
     report = benchmark.main(["--from-raw", str(raw), "--out", str(tmp_path), "--no-plots"])
 
-    assert report["starts"] == benchmark.STARTS and report["hyperparameters"] == list(benchmark.HYPERPARAMETERS)
+    assert report["starts"] == benchmark.STARTS and report["hyperparameters"] == list(choices.LABEL_EFFICIENCY)
     assert "STALE" not in (tmp_path / "label_efficiency.md").read_text()
     assert "STALE" not in (tmp_path / "label_efficiency.json").read_text()
     assert report["runtime_seconds"] == 12.5 and report["seeds"] == [0, 1]
