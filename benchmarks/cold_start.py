@@ -48,7 +48,6 @@ README_BLOCK = "cold-start-summary"
 STEM = "cold_start"
 BATCH = 10
 PREVALENCE = 0.01
-BUDGET_OF_LABEL_EFFICIENCY = le.BUDGET
 CAP = 500  # labels; random at 1% goes past it on about 0.7% of seeds
 # Mail concepts of the spam corpus with enough mails for 1% of the pool (written down before the run).
 MAIL_LISTS = ("fork.xent.com", "ilug.linux.ie", le.RPM_LIST, le.RAZOR_LIST, "spamassassin-talk.example.sourceforge.net",
@@ -185,7 +184,7 @@ def split_at_first_positive(report: dict, label_efficiency_report: dict) -> list
         if t["start"] != "none" or t["prevalence_setting"] != PREVALENCE or t["noise"] or t["ratings"] != "hard" \
                 or key not in firsts or t["seeds"] != list(range(report["first_seed"], report["first_seed"] + report["seeds"])):
             continue
-        row = {"name": t["name"]}
+        row = {"name": t["name"], "budget": label_efficiency_report["budget"]}
         for s in ("random", report["default_strategy"]):
             if s not in firsts[key] or s not in t["strategies"]:
                 continue
@@ -260,7 +259,7 @@ def readme_summary(report: dict) -> str:
                     v = row[s]
                     after = "-" if v["after_first_positive"] is None else f"{v['after_first_positive']:g}"
                     lines.append(f"| {row['name']} | {s} | {_fmt(v['first_positive'], report['cap'])} | "
-                                 f"{_fmt(v['to_90pct_ap'], BUDGET_OF_LABEL_EFFICIENCY)} | {after} ({v['reached']} of {v['runs']}) |")
+                                 f"{_fmt(v['to_90pct_ap'], row['budget'])} | {after} ({v['reached']} of {v['runs']}) |")
     return "\n".join(lines)
 
 
