@@ -406,7 +406,7 @@ class TruthOracle(Strategy):
     description = ("it knows every pool row's true label and fills each batch half with true positives, half with "
                    "negatives, at random (how much a perfect positive-finder would gain)")
 
-    def __init__(self, truth: np.ndarray):
+    def __init__(self, truth: np.ndarray, selection: SelectionParams | None = None):
         self.truth = np.asarray(truth, dtype=bool)
 
     def select(self, head, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -420,8 +420,28 @@ class TruthOracle(Strategy):
                                rng.choice(negatives, n_negative, replace=False)]).astype(np.int64)
 
 
+class TruthAfterFirstPositive(Strategy):
+    """A reference: the default strategy until a rating is positive, then `TruthOracle`. Until its
+    first positive no strategy can know the concept (`benchmarks.cold_start`); this shows how much a
+    perfect positive-finder would gain after it, which is what a selection rule can still win."""
+
+    requires_head = False
+    description = ("the default strategy until a rating is positive, then `oracle` (how much a perfect "
+                   "positive-finder would gain once the concept has shown itself)")
+
+    def __init__(self, truth: np.ndarray, selection: SelectionParams | None = None):
+        self.default = make_strategy(DEFAULT_STRATEGY, selection)
+        self.oracle = TruthOracle(truth)
+
+    def select(self, head, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:
+        chooser = self.oracle if np.any(pool.targets > 0) else self.default
+        rows = chooser.select(head, pool, k, rng)
+        self.last_draw = chooser.last_draw
+        return rows
+
+
 # Benchmark-only strategies, built from the split's truth (never in the backend's registry).
-REFERENCE_STRATEGIES = {"oracle": TruthOracle}
+REFERENCE_STRATEGIES = {"oracle": TruthOracle, "oracle_after_first_positive": TruthAfterFirstPositive}
 
 
 def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: HeadParams,
@@ -450,7 +470,7 @@ def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: He
     elif rated:
         head = _refit(split, rated, available, params, prior, seed, None)
     start_ap = average_precision(split.y_eval, head.decision_function(split.X_eval)) if head is not None else None
-    strategy = (REFERENCE_STRATEGIES[strategy_name](split.y) if strategy_name in REFERENCE_STRATEGIES
+    strategy = (REFERENCE_STRATEGIES[strategy_name](split.y, selection) if strategy_name in REFERENCE_STRATEGIES
                 else make_strategy(strategy_name, selection))
     rng = np.random.default_rng([seed, 11])
     labels, ap, f1, found, uniform = [], [], [], [], []

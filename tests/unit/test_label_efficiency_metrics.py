@@ -236,3 +236,27 @@ def test_the_truth_oracle_fills_half_a_batch_with_positives_while_it_can(positiv
     picks = TruthOracle(truth).select(None, pool, 10, np.random.default_rng(0))
     assert len(picks) == len(set(picks.tolist())) == 10 and available[picks].all()
     assert truth[picks].sum() == min(expected, positives - 1)
+
+
+def test_the_reference_after_the_first_positive_follows_the_default_until_a_rating_is_positive():
+    from benchmarks.label_efficiency import TruthAfterFirstPositive
+    from ml_backend.core.strategies import Pool, make_strategy
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(300, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    truth = np.zeros(300, dtype=bool)
+    truth[:30] = True
+    available = np.ones(300, dtype=bool)
+    available[[100, 101]] = False
+    negatives_only = Pool(vectors, available, np.array([100, 101]), np.array([-1.0, -1.0]), np.array([True, False]))
+    reference = TruthAfterFirstPositive(truth)
+    picks = reference.select(None, negatives_only, 10, np.random.default_rng(5))
+    np.testing.assert_array_equal(picks, make_strategy("adaptive").select(None, negatives_only, 10,
+                                                                          np.random.default_rng(5)))
+    assert reference.last_draw is not None  # the default's uniform picks stay an audit sample
+    available[0] = False
+    with_positive = Pool(vectors, available, np.array([100, 101, 0]), np.array([-1.0, -1.0, 1.0]),
+                         np.array([True, False, False]))
+    picks = reference.select(None, with_positive, 10, np.random.default_rng(5))
+    assert truth[picks].sum() == 5 and reference.last_draw is None
