@@ -126,14 +126,7 @@ def run_concept_seed(job) -> dict:
             "first_positive": firsts, "seconds": time.perf_counter() - t0}
 
 
-def _median(values: Sequence[int | None], cap: int) -> float | None:
-    """Median with runs past the cap counted as beyond it: None when the median itself is."""
-    filled = np.array([cap + 1 if v is None else v for v in values], dtype=float)
-    median = float(np.median(filled))
-    return None if median > cap else median
-
-
-def summarise(results: list[dict], tasks: Sequence[le.Task], strategies: Sequence[str], cap: int) -> list[dict]:
+def summarise(results: list[dict], tasks: Sequence[le.Task], strategies: Sequence[str]) -> list[dict]:
     entries = []
     for task in tasks:
         runs = sorted((r for r in results if r["task"] == task), key=lambda r: r["seed"])
@@ -142,9 +135,7 @@ def summarise(results: list[dict], tasks: Sequence[le.Task], strategies: Sequenc
         per_strategy = {}
         for s in strategies:
             values = [r["first_positive"][s] for r in runs]
-            median = _median(values, cap)
-            per_strategy[s] = {"labels": values, "median": median,
-                               "ratio_to_random": None if median is None else median / exact["median"],
+            per_strategy[s] = {"labels": values, "median": le._median(values),
                                "seeds_past_random_q95": int(sum(v is None or v > exact["q95"] for v in values))}
         entries.append({"name": task.name, "concept": task.concept, "modality": task.modality, "used_by": _used_by(task),
                         "pool_size": n, "pool_positives": m, "random_exact": exact, "strategies": per_strategy})
@@ -190,8 +181,7 @@ def split_at_first_positive(report: dict, label_efficiency_report: dict) -> list
                 continue
             first, to_target = firsts[key][s]["labels"], t["strategies"][s]["labels_to_90pct_ap"]
             after = [b - a for a, b in zip(first, to_target) if a is not None and b is not None]
-            row[s] = {"first_positive": _median(first, report["cap"]),
-                      "to_90pct_ap": _median(to_target, label_efficiency_report["budget"]),
+            row[s] = {"first_positive": le._median(first), "to_90pct_ap": le._median(to_target),
                       "after_first_positive": float(np.median(after)) if after else None,
                       "reached": len(after), "runs": len(first)}
         rows.append(row)
@@ -333,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     t0 = time.perf_counter()
     jobs = [(t, s, tuple(strategies), cache_dir, args.cap) for s in seeds for t in tasks]
     results = le.run_jobs(run_concept_seed, jobs, args.workers, log=lambda m: print(m, flush=True))
-    entries = summarise(results, tasks, strategies, args.cap)
+    entries = summarise(results, tasks, strategies)
     default = DEFAULT_STRATEGY if DEFAULT_STRATEGY in strategies else strategies[0]
     report = {"command": "python -m benchmarks.cold_start " + " ".join(argv if argv is not None else sys.argv[1:]),
               "quick": bool(args.quick), "seeds": len(seeds), "first_seed": args.first_seed, "cap": args.cap,

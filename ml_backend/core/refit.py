@@ -82,7 +82,7 @@ class HeadRefit:
             ratings = self.ledger.ratings(self.project)
             rated = [t for t in ratings if t in self.store]
             fit_key = self._fit_key(rated, ratings)
-            if not rated and not self._prompt_usable():
+            if not rated and not self.prompt_usable():
                 # No ratings and no usable prompt (a prompt, but no vectors yet): a key of its own, so that
                 # once vectors come back the prompt's head is fitted again instead of matching this one.
                 fit_key += ":flat"
@@ -130,11 +130,12 @@ class HeadRefit:
         return refit(X, y, pool.vectors, pool.available, self.params.head, rng, prior=prior,
                      init=previous.head if previous else None)
 
-    def _prompt_usable(self) -> bool:
+    def prompt_usable(self) -> bool:
+        """Whether refits start from the prompt: one is set, the model embeds text, and the store has vectors."""
         return bool(self.params.prompt) and self.embedder.can_embed_text and len(self.store) > 0
 
     def _prompt_prior(self) -> Prior | None:
-        if not self._prompt_usable():
+        if not self.prompt_usable():
             return None
         if self._prompt_vector is None:
             self._prompt_vector = self.embedder.embed_texts([self.params.prompt])[0]

@@ -46,8 +46,7 @@ METHOD = (
 
 def _cold_start_note(loop: ActiveLoop, ratings: dict) -> str | None:
     """Why a project rated with no positive and no prompt should give one (`benchmarks.cold_start`)."""
-    has_prompt = bool(loop.params.prompt) and not loop.embedder.prompt_unsupported_reason
-    if has_prompt or not ratings or any(value > 0 for value in ratings.values()):
+    if loop.prompt_usable() or not ratings or any(value > 0 for value in ratings.values()):
         return None
     return (f"no positive rating yet in {len(ratings)} ratings, and no prompt: until the first positive, no selection "
             "rule finds every rare concept sooner than random picks do (what it picks cannot depend on the concept). "

@@ -65,7 +65,7 @@ def test_the_report_names_strategies_identical_to_random_and_counts_medians_past
                 "first_positive": {"random": v, "nearest": v, "adaptive": a}}
                for s, (v, a) in enumerate([(50, None), (90, None), (130, 20)])]
     strategies = ["random", "nearest", "adaptive"]
-    entries = cold_start.summarise(results, [task], strategies, cap=500)
+    entries = cold_start.summarise(results, [task], strategies)
     assert entries[0]["strategies"]["adaptive"]["median"] is None  # two of three runs past the cap
     assert entries[0]["strategies"]["random"]["median"] == 90
     report = {"command": "x", "seeds": 3, "concepts": entries, "runtime_seconds": 60, "workers": 2, "cap": 500,
