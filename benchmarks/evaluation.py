@@ -156,7 +156,7 @@ class Recorder:
         self.found_curve.append((self.n_labels, found))
         if self.oracle is None and true_recall >= self.evaluation.target_recall:
             self.oracle = self.n_labels
-        scores = head.predict_proba(self.X).astype(np.float64) if head is not None else np.zeros(len(self.truth))
+        scores = head.ranking_scores(self.X) if head is not None else np.zeros(len(self.truth))
         predictions = scores > 0.5
         self.ap_curve.append((self.n_labels, round(le.average_precision(self.truth, scores), 4)))
         rules = self.variants.get("default", {}).get(

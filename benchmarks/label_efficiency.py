@@ -68,7 +68,7 @@ import numpy as np  # noqa: E402
 from benchmarks import choices  # noqa: E402
 from benchmarks.intervals import bootstrap_interval  # noqa: E402
 from benchmarks.markdown import README, replace_block  # noqa: E402
-from ml_backend.core.head import LinearHead, Prior  # noqa: E402
+from ml_backend.core.head import LinearHead, Prior, is_flat  # noqa: E402
 from ml_backend.core.params import HeadParams, SelectionParams  # noqa: E402
 from ml_backend.core.strategies import (DEFAULT_STRATEGY, STRATEGIES, Pool, RandomStrategy, Strategy,  # noqa: E402
                                         make_strategy)
@@ -375,6 +375,12 @@ def average_precision(y: np.ndarray, scores: np.ndarray) -> float:
     return float(np.sum(recall_step * precision))
 
 
+def head_ap(y: np.ndarray, logits: np.ndarray) -> float:
+    """A head's average precision from its logits: a flat head (`is_flat`, fitted on negatives
+    alone) ranks nothing and scores the base rate, as the strategies treat it."""
+    return average_precision(y, np.zeros(len(logits)) if is_flat(logits) else logits)
+
+
 def f1_at_threshold(y: np.ndarray, logits: np.ndarray) -> float:
     predicted = logits > 0
     tp = float((predicted & y).sum())
@@ -469,7 +475,7 @@ def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: He
         head = prior.head()
     elif rated:
         head = _refit(split, rated, available, params, prior, seed, None)
-    start_ap = average_precision(split.y_eval, head.decision_function(split.X_eval)) if head is not None else None
+    start_ap = head_ap(split.y_eval, head.decision_function(split.X_eval)) if head is not None else None
     strategy = (REFERENCE_STRATEGIES[strategy_name](split.y, selection) if strategy_name in REFERENCE_STRATEGIES
                 else make_strategy(strategy_name, selection))
     rng = np.random.default_rng([seed, 11])
@@ -491,7 +497,7 @@ def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: He
         head = _refit(split, rated, available, params, prior, seed, head)
         logits = head.decision_function(split.X_eval)
         labels.append(len(rated) - given)
-        ap.append(average_precision(split.y_eval, logits))
+        ap.append(head_ap(split.y_eval, logits))
         f1.append(f1_at_threshold(split.y_eval, logits))
         found.append(int(split.y[rated[given:]].sum()))
         uniform.append(int(drawn_uniformly.sum()))
@@ -504,7 +510,7 @@ def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: He
         available[rows] = False
         head = _refit(split, rated, available, params, prior, seed, head)
         ext_labels.append(len(rated) - given)
-        ext_ap.append(average_precision(split.y_eval, head.decision_function(split.X_eval)))
+        ext_ap.append(head_ap(split.y_eval, head.decision_function(split.X_eval)))
     return {"labels": np.array(labels), "ap": np.array(ap), "f1": np.array(f1), "found": np.array(found),
             "uniform": np.array(uniform), "start_ap": start_ap,
             "ext_labels": np.array(ext_labels, dtype=int), "ext_ap": np.array(ext_ap)}
@@ -532,7 +538,7 @@ def run_task_seed(task: Task, seed: int, strategies: Sequence[str], cache_dir: s
         prior = zero_shot_ap = None
         if task.prompt is not None:
             prior = prompt_prior(_prompt_vector(task, cache_dir), split.X, params)
-            zero_shot_ap = average_precision(split.y_eval, prior.head().decision_function(split.X_eval))
+            zero_shot_ap = head_ap(split.y_eval, prior.head().decision_function(split.X_eval))
         example = int(np.random.default_rng([seed, 5]).choice(np.flatnonzero(split.y)))
         curves = {}
         for start, batch in task.settings:
@@ -570,7 +576,7 @@ def _probe_ap(task: Task, seed: int, split: Split, params: HeadParams, evaluate_
            evaluate_on, params)
     if key not in _PROBES:
         probe = fit_head(split.X, np.where(split.y, 1.0, -1.0), params)
-        _PROBES[key] = average_precision(split.y_eval, probe.decision_function(split.X_eval))
+        _PROBES[key] = head_ap(split.y_eval, probe.decision_function(split.X_eval))
     return _PROBES[key]
 
 

@@ -96,7 +96,7 @@ class Evaluations:
         epoch = self.audit.epoch(loop.project)
         recorded = self.audit.draws(loop.project, epoch["epoch"]) if epoch else []
         sample = self.audit.sample(loop.project, task_ids, ratings, seen) if len(task_ids) else None
-        scores = current.head.predict_proba(pool.vectors).astype(np.float64) if len(task_ids) else np.empty(0)
+        scores = current.head.ranking_scores(pool.vectors) if len(task_ids) else np.empty(0)
         pool_estimate = head_estimate = None
         notes = []
         if sample is None:

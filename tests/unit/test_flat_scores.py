@@ -3,7 +3,8 @@
 A real project's rows are in import order, usually grouped by folder. After a first batch
 with no positive, the head is fitted on negatives alone: |w| ~ 1e-6, b ~ -20, and in
 float32 every task got the same logit, so selection by "lowest row first" walked the
-pool folder by folder.
+pool folder by folder. Its logits now differ, but in a direction set by where the solver
+started: selection and metrics treat them as tied (`is_flat`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from benchmarks.label_efficiency import average_precision
+from benchmarks.label_efficiency import average_precision, head_ap
+from ml_backend.core.head import is_flat
 from ml_backend.core.params import HeadParams
 from ml_backend.core.strategies import STRATEGIES, Pool, make_strategy
 from ml_backend.core.training import fit_head, sample_background
@@ -75,3 +77,39 @@ def test_pre_annotation_scores_keep_the_order_of_tiny_probabilities(imported_by_
     assert probabilities.max() < 1e-4
     i, j = np.argmin(logits), np.argmax(logits)
     assert probabilities[i] < probabilities[j]
+
+
+def test_a_negatives_only_head_scores_the_base_rate_wherever_its_solver_started(imported_by_class):
+    """Its tiny direction depends on the solver's start (a refit starts from the previous head),
+    not on the ratings: the metric must not credit or blame a strategy for it."""
+    pool, head = imported_by_class
+    X = pool.vectors
+    rated = np.flatnonzero(~pool.available)
+    y = np.arange(len(X)) < PER_CLASS  # the first imported class is the concept
+    from_zero = fit_head(X[rated], -np.ones(len(rated)), HeadParams(max_iter=5))
+    from_other = fit_head(X[rated], -np.ones(len(rated)), HeadParams(max_iter=5), init=head)
+    raw = [average_precision(y, h.decision_function(X)) for h in (head, from_zero, from_other)]
+    assert max(raw) - min(raw) > 0.01  # the artefact the metric removes
+    for h in (head, from_zero, from_other):
+        logits = h.decision_function(X)
+        assert is_flat(logits)
+        assert head_ap(y, logits) == pytest.approx(y.mean())
+
+
+def test_ranking_scores_tie_a_flat_head_and_keep_any_other_heads_probabilities(imported_by_class):
+    pool, flat_head = imported_by_class
+    X = pool.vectors
+    tied = flat_head.ranking_scores(X)
+    assert len(np.unique(tied)) == 1 and tied[0] < 1e-4
+    y = np.where(np.arange(len(X)) < PER_CLASS, 1.0, -1.0)
+    head = fit_head(X[::7], y[::7], HeadParams())
+    logits = head.decision_function(X)
+    assert not is_flat(logits)
+    np.testing.assert_array_equal(head.ranking_scores(X), head.predict_proba(X).astype(np.float64))
+    assert head_ap(y > 0, logits) == average_precision(y > 0, logits)
+
+
+def test_is_flat_at_the_spread_that_selection_uses():
+    assert is_flat(np.array([-20.0, -20.0 + 1e-6]))
+    assert not is_flat(np.array([-1.0, 1.0]))
+    assert is_flat(np.empty(0))

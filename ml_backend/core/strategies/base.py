@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..head import LinearHead
+from ..head import LinearHead, is_flat
 
 if TYPE_CHECKING:
     from ..params import SelectionParams
@@ -83,18 +83,12 @@ class Strategy(ABC):
         """Return up to k distinct row indices of available rows, most wanted first."""
 
 
-# A logit spread (max - min over the available rows) below this carries no ranking: a head
-# fitted on negatives alone spreads ~1e-6, any head with a positive or a prompt spreads > 0.1.
-FLAT_SPREAD = 1e-3
-
-
 def informative_logits(head: LinearHead, pool: Pool) -> np.ndarray | None:
     """The head's logits (n,) float64 for the pool's rows, or None when they are flat over the
     available rows (no positive and no prompt yet): then any ranking is noise, and a pick by
     it would follow whatever the noise or the row order favours."""
     logits = head.decision_function(pool.vectors)
-    spread = np.ptp(logits[pool.available]) if pool.available.any() else 0.0
-    return logits if spread >= FLAT_SPREAD else None
+    return None if is_flat(logits[pool.available]) else logits
 
 
 def top_k(priority: np.ndarray, available: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
