@@ -94,8 +94,9 @@ SPAM_OR_EXMH_PROMPT = "an unsolicited advertisement email, or a message about th
 EXMH_LISTS = ("exmh-users.spamassassin.taint.org", "exmh-workers.spamassassin.taint.org")
 NOISE = 0.1
 BUILT_IN_MODALITIES = {"spam": "text", "fashion": "image"}
-# On the 1% tasks random rarely reaches the target within BUDGET; it goes on to this many
-# labels (scored every EXTEND_STEP) so "1/5 of random's labels" is measured, not assumed.
+# On the 1% tasks random rarely reaches the target within BUDGET; it goes on (scored every
+# EXTEND_STEP labels) until it does or the pool is used up, so "1/5 of random's labels" is
+# measured, not assumed. Runs before 2026-12-03 stopped at RANDOM_EXTEND_TO.
 RANDOM_EXTEND_TO = 2000
 EXTEND_STEP = 100
 RARE_FRACTION = 5  # goal: on the 1% concepts, at most 1/RARE_FRACTION of random's labels
@@ -452,7 +453,7 @@ REFERENCE_STRATEGIES = {"oracle": TruthOracle, "oracle_after_first_positive": Tr
 
 def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: HeadParams,
              selection: SelectionParams, prior: Prior | None, example: int | None, budget: int = BUDGET,
-             extend_to: int = 0, until_first_positive: bool = False) -> dict:
+             extend_to: int = 0, until_first_positive: bool = False, extend_until_ap: float | None = None) -> dict:
     """One learning curve: select, rate, refit, score, until `budget` annotator labels.
 
     `example` (a pool row) is rated +1 before the first batch and not counted as a label.
@@ -460,7 +461,8 @@ def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: He
     uniform (labels drawn uniformly at random), and start_ap: the test AP of the head
     before any label (prompt or example; None on a cold start). With `extend_to` >
     budget, the curve goes on in steps of EXTEND_STEP labels (AP only, arrays ext_labels
-    / ext_ap): how many labels random needs when 500 are not enough. With `until_first_positive`,
+    / ext_ap): how many labels random needs when 500 are not enough; with `extend_until_ap`, only
+    until the AP reaches it (none at all if the curve already has). With `until_first_positive`,
     the curve ends with the first batch that holds a positive (`benchmarks.cold_start`).
     """
     X, n = split.X, len(split.X)
@@ -504,7 +506,11 @@ def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: He
         if until_first_positive and found[-1]:
             break
     ext_labels, ext_ap = [], []
-    while len(rated) - given < extend_to and available.any():
+
+    def reached() -> bool:
+        return extend_until_ap is not None and max(ap + ext_ap, default=-1.0) >= extend_until_ap
+
+    while len(rated) - given < extend_to and available.any() and not reached():
         rows = next_rows(min(EXTEND_STEP, extend_to - (len(rated) - given)))
         rated.extend(int(r) for r in rows)
         available[rows] = False
@@ -549,10 +555,11 @@ def run_task_seed(task: Task, seed: int, strategies: Sequence[str], cache_dir: s
                 ratings[example] = 1.0
             run = Split(split.X, split.y, ratings, split.X_eval, split.y_eval)
             for name in strategies:
-                extend = RANDOM_EXTEND_TO if name == "random" and _extends_random(task) and budget == BUDGET else 0
+                extend = len(split.y) if name == "random" and _extends_random(task) and budget == BUDGET else 0
                 curves[(start, name, batch)] = simulate(
                     run, name, batch, seed, params, selection, prior if start == "prompt" else None,
-                    example if start == "example" else None, budget, extend)
+                    example if start == "example" else None, budget, extend,
+                    extend_until_ap=TARGET_FRACTION * probe_ap)
     return {"task": task, "seed": seed, "probe_ap": probe_ap, "zero_shot_ap": zero_shot_ap,
             "pool_size": len(split.y), "pool_positives": int(split.y.sum()), "curves": curves,
             "seconds": time.perf_counter() - t0}
@@ -688,13 +695,15 @@ def summarise(results: list[dict], strategies: Sequence[str], budget: int = BUDG
                 if zero_shot is not None:
                     # share of seeds whose AP stays >= zero-shot - 0.02 after every refit
                     floor = float(np.mean((ap >= zero_shot[:, None] - 0.02).all(axis=1)))
-                extended = None
-                if len(curves[s][0]["ext_labels"]):
+                extended = extended_to = None
+                if any(len(c["ext_labels"]) for c in curves[s]):
                     extended = [v if v is not None else labels_to_target(c["ext_labels"], c["ext_ap"], t)
                                 for v, c, t in zip(to90, curves[s], target)]
+                    # how far random was followed where it never reached the target: all that is known there
+                    extended_to = max(int(c["ext_labels"][-1]) for c in curves[s] if len(c["ext_labels"]))
                 result[s] = {
                     "labels_to_90pct_ap": to90,
-                    **({"labels_to_90pct_ap_extended": extended, "extended_budget": RANDOM_EXTEND_TO}
+                    **({"labels_to_90pct_ap_extended": extended, "extended_budget": extended_to}
                        if extended is not None else {}),
                     "normalised_alc": nalc(area[s]),
                     "alc": np.round(area[s], 4).tolist(),
@@ -786,11 +795,12 @@ def goals(entries: list[dict], default: str) -> dict:
             d = _median(e["strategies"][default]["labels_to_90pct_ap"])
             rs = e["strategies"]["random"]
             r = _median(rs.get("labels_to_90pct_ap_extended", rs["labels_to_90pct_ap"]))
-            # random past the extended budget: only RANDOM_EXTEND_TO is known, so compare with that
-            allowed = (RANDOM_EXTEND_TO if r is None else r) / RARE_FRACTION
+            # random past the extended budget: only that budget is known, so compare with it
+            followed_to = rs.get("extended_budget") or RANDOM_EXTEND_TO
+            allowed = (followed_to if r is None else r) / RARE_FRACTION
             ok = d is not None and d <= allowed
             # labels come in whole batches: past the start, the first batch is the fewest any strategy can need
-            rare.append({"task": e["name"], "default": d, "random": r, "met": ok,
+            rare.append({"task": e["name"], "default": d, "random": r, "random_followed_to": followed_to, "met": ok,
                          "first_batch_within_allowance": e["batch_size"] <= allowed})
     scored = _normalisable(entries)
     area = [_area_goal(e, default) for e in scored]
@@ -809,9 +819,9 @@ def goals(entries: list[dict], default: str) -> dict:
     }
 
 
-def _fmt_random(v) -> str:
-    """Random's labels to 90% on a task where it goes on past the budget."""
-    return f">{RANDOM_EXTEND_TO}" if v is None else f"{v:.0f}"
+def _fmt_random(v, followed_to: int | None = None) -> str:
+    """Random's labels to 90% on a task where it goes on past the budget (`followed_to`: how far it went)."""
+    return f">{followed_to or RANDOM_EXTEND_TO}" if v is None else f"{v:.0f}"
 
 
 def _fmt_labels(v) -> str:
@@ -830,7 +840,8 @@ def table(entries: list[dict], strategies: Sequence[str], default: str, iqr: boo
         cells = [e["name"], f"{np.median(e['probe_ap']):.3f}", _fmt_labels(_median(random["labels_to_90pct_ap"]))]
         if "labels_to_90pct_ap_extended" in random:
             extended = _median(random["labels_to_90pct_ap_extended"])
-            cells[-1] += f" ({f'>{RANDOM_EXTEND_TO}' if extended is None else f'{extended:.0f}'} going on)"
+            reached = f">{random.get('extended_budget') or RANDOM_EXTEND_TO}" if extended is None else f"{extended:.0f}"
+            cells[-1] += f" ({reached} going on)"
         for s in shown:
             if s not in st:
                 cells.append("-")
@@ -908,7 +919,7 @@ def _reason(report: dict, default: str) -> str:
     mine = rec[default]
     others = [c for s, c in rec.items() if s != default]
     rare = report["goals"]["rare_concepts_one_fifth_of_random_labels"]["tasks"]
-    rare_text = "; ".join(f"{t['task']}: {_fmt_labels(t['default'])} vs {_fmt_random(t['random'])}" for t in rare)
+    rare_text = "; ".join(f"{t['task']}: {_fmt_labels(t['default'])} vs {_fmt_random(t['random'], t.get('random_followed_to'))}" for t in rare)
     text = (f"`{default}` is the default selection strategy: over {len(report['seeds'])} seeds and "
             f"{len(report['tasks'])} task/start/batch settings it meets {mine['goals_met']} of the {len(GOALS)} "
             f"benchmark goals, with a median normalised area under the learning curve of {mine['median_nalc']:+.2f} "
@@ -974,7 +985,8 @@ def readme_summary(report: dict) -> str:
         _reason(report, report["default_strategy"]), "",
         f"Measured with `{report['command']}`: {len(report['seeds'])} seeds, {report['runtime_seconds'] / 60:.0f} min "
         f"on {report['cpu_count']} CPU cores"
-        f"{' (stopped early: only the seeds that finished every task)' if report['stopped_early'] else ''}. "
+        f"{' (stopped early: only the seeds that finished every task)' if report['stopped_early'] else ''}."
+        f"{_replaced_note(report)} "
         "Starts: `prompt` (zero-shot head), `example` (one positive, not counted as a label), `cold` (nothing). "
         "Cells: median labels to reach 90% of the AP of a head trained on the "
         "whole labeled pool ('>500': not within the 500-label budget) / median normalised area under the "
@@ -993,8 +1005,8 @@ def heldout_summary(report: dict) -> str:
     return "\n".join([
         f"Measured with `{report['command']}`: {len(report['seeds'])} seeds, {len(report['tasks'])} settings, "
         f"{report['runtime_seconds'] / 60:.0f} min on {report['cpu_count']} CPU cores"
-        f"{' (stopped early: only the seeds that finished every task)' if report['stopped_early'] else ''}. "
-        "Cells as in the table above.", "",
+        f"{' (stopped early: only the seeds that finished every task)' if report['stopped_early'] else ''}."
+        f"{_replaced_note(report)} Cells as in the table above.", "",
         table(report["tasks"], report["strategies"], report["default_strategy"], iqr=False), "",
         f"The same goals for the default (`{report['default_strategy']}`) on these concepts:", "",
         *_goal_lines(report),
@@ -1007,7 +1019,7 @@ def markdown(report: dict, command: str, strategies: Sequence[str]) -> str:
     out = [
         "# Label efficiency: selection strategies on real embeddings",
         "",
-        f"Command: `{command}`",
+        f"Command: `{command}`.{_replaced_note(report)}",
         "",
         f"Wall time {report['runtime_seconds'] / 60:.1f} min on {report['cpu_count']} CPU cores "
         f"({report['workers']} worker processes; {report['cpu_seconds_in_jobs'] / 60:.0f} min of job time in all; "
@@ -1027,7 +1039,8 @@ def markdown(report: dict, command: str, strategies: Sequence[str]) -> str:
         "",
         "Cells: median labels to reach 90% of the full-pool probe's test AP (0: the start alone reaches it; "
         "'>500': never within 500 labels in at least half the seeds; on the clean 1% tasks random goes on past "
-        f"500, in steps of {EXTEND_STEP}, up to {RANDOM_EXTEND_TO}) / median [IQR] normalised area under the "
+        f"500, in steps of {EXTEND_STEP}, until it reaches the target or the pool is used up) / median [IQR] "
+        "normalised area under the "
         "AP-vs-log2(labels) curve from the first batch to 500 labels (median random = 0, full-pool probe = 1). "
         "zero_shot: the prompt's head alone, never refit.",
         "",
@@ -1106,6 +1119,29 @@ def recommend(entries: list[dict], strategies: Sequence[str], default: str | Non
     return report
 
 
+def merge_raw(saved: Sequence[dict]) -> dict:
+    """Saved runs (`*_raw.pkl` contents) as one: a later run's (task, seed) results replace the earlier
+    ones; the first run's tasks, strategies and meta, with each later run's command and runtime in
+    meta["replaced_by"]."""
+    first, results = saved[0], {(r["task"].name, r["seed"]): r for r in saved[0]["results"]}
+    replaced_by = list(first["meta"].get("replaced_by", []))
+    for later in saved[1:]:
+        missing = set(first["strategies"]) - set(later["strategies"])
+        if missing:
+            raise ValueError(f"{later['meta']['command']} lacks strategies {sorted(missing)}")
+        results.update({(r["task"].name, r["seed"]): r for r in later["results"]})
+        replaced_by.append({"command": later["meta"]["command"], "runtime_seconds": later["meta"]["runtime_seconds"],
+                            "tasks": sorted({r["task"].name for r in later["results"]})})
+    meta = {**first["meta"], **({"replaced_by": replaced_by} if replaced_by else {})}
+    return {"results": list(results.values()), "tasks": first["tasks"], "strategies": first["strategies"], "meta": meta}
+
+
+def _replaced_note(report: dict) -> str:
+    """How a report rewritten from several raw files came about."""
+    return "".join(f" Then `{r['command']}` ({r['runtime_seconds'] / 60:.0f} min) replaced the runs of "
+                   f"{', '.join(r['tasks'])}." for r in report.get("replaced_by", []))
+
+
 def report_from(results: list[dict], tasks: Sequence[Task], strategies: Sequence[str], default: str,
                 meta: dict) -> dict:
     """The JSON report: per-task entries for the complete seeds, the goals and the recommendation."""
@@ -1171,9 +1207,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--budget", type=int, default=BUDGET, help="annotator labels per run (tuning used 200)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop after this long and report the seeds that finished every task")
-    parser.add_argument("--from-raw", default=None,
+    parser.add_argument("--from-raw", action="append", default=None,
                         help="re-write the report from a saved label_efficiency_raw.pkl (no simulation), "
-                        "e.g. after changing the default strategy")
+                        "e.g. after changing the default strategy; given again, a later file's runs replace the "
+                        "earlier ones of the same task and seed (a rerun of some tasks)")
     parser.add_argument("--out", default=None,
                         help=f"results folder (default {RESULTS_DIR}; with --quick {QUICK_DIR}, never committed)")
     parser.add_argument("--no-plots", action="store_true")
@@ -1189,8 +1226,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     out = results_dir(args.out or (str(OWN_DIR) if args.dataset else None), args.quick)
     task_set, saved = ("own" if args.dataset else args.task_set), None
     if args.from_raw:
-        with open(args.from_raw, "rb") as f:
-            saved = pickle.load(f)
+        saved = merge_raw([pickle.loads(Path(path).read_bytes()) for path in args.from_raw])
         task_set = saved["meta"].get("task_set", "full")  # a raw file knows which set it ran
     stem = TASK_SET_STEMS[task_set]
     if saved is not None:

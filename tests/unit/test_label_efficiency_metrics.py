@@ -260,3 +260,38 @@ def test_the_reference_after_the_first_positive_follows_the_default_until_a_rati
                          np.array([True, False, False]))
     picks = reference.select(None, with_positive, 10, np.random.default_rng(5))
     assert truth[picks].sum() == 5 and reference.last_draw is None
+
+
+def test_randoms_extension_goes_on_until_the_target_or_the_end_of_the_pool():
+    """Goal 2 compares with random's labels to 90%: measured past the budget, not assumed at a cap."""
+    split = toy_split(n=300)
+    run = simulate(split, "random", 10, 0, HeadParams(), SelectionParams(), None, None, budget=20, extend_to=300)
+    assert run["ext_labels"].tolist() == [120, 220, 300]  # steps of EXTEND_STEP to the end of the pool
+    first_good = next(n for n, ap in zip(run["ext_labels"], run["ext_ap"]) if ap >= 0.99 * run["ext_ap"].max())
+    until = simulate(split, "random", 10, 0, HeadParams(), SelectionParams(), None, None, budget=20, extend_to=300,
+                     extend_until_ap=0.99 * run["ext_ap"].max())
+    assert until["ext_labels"][-1] == first_good  # stops with the first point that reaches it, same picks
+    np.testing.assert_array_equal(until["ext_ap"], run["ext_ap"][: len(until["ext_ap"])])
+    reached = simulate(split, "random", 10, 0, HeadParams(), SelectionParams(), None, None, budget=20, extend_to=300,
+                       extend_until_ap=0.0)
+    assert len(reached["ext_labels"]) == 0  # reached within the budget: nothing to extend
+
+
+def test_a_rerun_of_some_tasks_replaces_their_runs_in_the_report(tmp_path):
+    from benchmarks.label_efficiency import merge_raw
+
+    def saved(seeds, command, tag, tasks=("A", "B")):
+        results = [{"task": Task(concept=name, dataset="fashion", positives=(8,)), "seed": s, "tag": tag}
+                   for name in tasks for s in seeds]
+        return {"results": results, "tasks": (), "strategies": ["random", "adaptive"],
+                "meta": {"command": command, "runtime_seconds": 60.0}}
+
+    merged = merge_raw([saved([0, 1], "full run", "old"), saved([1], "rerun of B", "new", tasks=("B",))])
+    tags = {(r["task"].concept, r["seed"]): r["tag"] for r in merged["results"]}
+    assert tags == {("A", 0): "old", ("A", 1): "old", ("B", 0): "old", ("B", 1): "new"}
+    assert merged["meta"]["command"] == "full run"
+    assert merged["meta"]["replaced_by"] == [{"command": "rerun of B", "runtime_seconds": 60.0, "tasks": ["B @natural"]}]
+    fewer = saved([1], "rerun without adaptive", "new")
+    fewer["strategies"] = ["random"]
+    with pytest.raises(ValueError, match="lacks strategies"):
+        merge_raw([saved([0], "full run", "old"), fewer])
