@@ -1059,7 +1059,7 @@ def markdown(report: dict, command: str, strategies: Sequence[str]) -> str:
     out.append(area_line)
     out.append(rare_line)
     batch_too_big = "; one batch is already more than a fifth of random: only the start alone could meet it"
-    out += [f"  - {t['task']}: {_fmt_labels(t['default'])} vs random {_fmt_random(t['random'])}"
+    out += [f"  - {t['task']}: {_fmt_labels(t['default'])} vs random {_fmt_random(t['random'], t.get('random_followed_to'))}"
             f" ({'ok' if t['met'] else 'missed'}{'' if t['first_batch_within_allowance'] else batch_too_big})"
             for t in g["rare_concepts_one_fifth_of_random_labels"]["tasks"]]
     out.append(typical_line)
