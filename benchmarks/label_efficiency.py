@@ -840,8 +840,7 @@ def table(entries: list[dict], strategies: Sequence[str], default: str, iqr: boo
         cells = [e["name"], f"{np.median(e['probe_ap']):.3f}", _fmt_labels(_median(random["labels_to_90pct_ap"]))]
         if "labels_to_90pct_ap_extended" in random:
             extended = _median(random["labels_to_90pct_ap_extended"])
-            reached = f">{random.get('extended_budget') or RANDOM_EXTEND_TO}" if extended is None else f"{extended:.0f}"
-            cells[-1] += f" ({reached} going on)"
+            cells[-1] += f" ({_fmt_random(extended, random.get('extended_budget'))} going on)"
         for s in shown:
             if s not in st:
                 cells.append("-")
@@ -919,7 +918,8 @@ def _reason(report: dict, default: str) -> str:
     mine = rec[default]
     others = [c for s, c in rec.items() if s != default]
     rare = report["goals"]["rare_concepts_one_fifth_of_random_labels"]["tasks"]
-    rare_text = "; ".join(f"{t['task']}: {_fmt_labels(t['default'])} vs {_fmt_random(t['random'], t.get('random_followed_to'))}" for t in rare)
+    rare_text = "; ".join(f"{t['task']}: {_fmt_labels(t['default'])} vs "
+                          f"{_fmt_random(t['random'], t.get('random_followed_to'))}" for t in rare)
     text = (f"`{default}` is the default selection strategy: over {len(report['seeds'])} seeds and "
             f"{len(report['tasks'])} task/start/batch settings it meets {mine['goals_met']} of the {len(GOALS)} "
             f"benchmark goals, with a median normalised area under the learning curve of {mine['median_nalc']:+.2f} "
@@ -1039,8 +1039,8 @@ def markdown(report: dict, command: str, strategies: Sequence[str]) -> str:
         "",
         "Cells: median labels to reach 90% of the full-pool probe's test AP (0: the start alone reaches it; "
         "'>500': never within 500 labels in at least half the seeds; on the clean 1% tasks random goes on past "
-        f"500, in steps of {EXTEND_STEP}, until it reaches the target or the pool is used up) / median [IQR] "
-        "normalised area under the "
+        f"500, in steps of {EXTEND_STEP}: until it reaches the target or the pool is used up, and in runs made "
+        f"before 2026-12-03 up to {RANDOM_EXTEND_TO} labels) / median [IQR] normalised area under the "
         "AP-vs-log2(labels) curve from the first batch to 500 labels (median random = 0, full-pool probe = 1). "
         "zero_shot: the prompt's head alone, never refit.",
         "",
