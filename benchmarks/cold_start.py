@@ -31,6 +31,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from dataclasses import replace
@@ -325,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     results = le.run_jobs(run_concept_seed, jobs, args.workers, log=lambda m: print(m, flush=True))
     entries = summarise(results, tasks, strategies)
     default = DEFAULT_STRATEGY if DEFAULT_STRATEGY in strategies else strategies[0]
-    report = {"command": "python -m benchmarks.cold_start " + " ".join(argv if argv is not None else sys.argv[1:]),
+    report = {"command": "python -m benchmarks.cold_start " + shlex.join(argv if argv is not None else sys.argv[1:]),
               "quick": bool(args.quick), "seeds": len(seeds), "first_seed": args.first_seed, "cap": args.cap,
               "batch_size": BATCH, "prevalence": PREVALENCE, "strategies": strategies, "default_strategy": default,
               "runtime_seconds": round(time.perf_counter() - t0, 1), "workers": args.workers,

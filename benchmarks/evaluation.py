@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import sys
 import time
 from collections import deque
@@ -728,7 +729,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = sum(r["cpu_seconds"] for r in results) if args.workers > 1 else time.process_time()
     report = {
-        "command": "python -m benchmarks.evaluation" + (" " + " ".join(argv) if argv else ""),
+        "command": "python -m benchmarks.evaluation" + (" " + shlex.join(argv) if argv else ""),
         "quick": bool(args.quick), "task_set": args.task_set, "seeds": seeds,
         "settings": {"batch": BATCH, "budget": budget, "strategy": STRATEGY,
                      "uniform_share": SELECTION.uniform_share, "prevalence_gain": SELECTION.prevalence_gain,

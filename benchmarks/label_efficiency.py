@@ -54,6 +54,7 @@ import math
 import os
 import pickle
 import re
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -1262,7 +1263,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             f" --task-set {task_set}" if task_set not in ("full", "own") else "") + (
             f" --dataset {args.dataset}" if args.dataset else "")
         if argv:
-            command = "python -m benchmarks.label_efficiency " + " ".join(argv)
+            command = "python -m benchmarks.label_efficiency " + shlex.join(argv)
         meta = {
             "command": command, "quick": bool(args.quick), "task_set": task_set, "evaluate_on": args.evaluate_on,
             "seeds_requested": seeds, "budget": args.budget, "strategies": strategies, "head_params": params.model_dump(),

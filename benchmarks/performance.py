@@ -19,6 +19,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     wall = {**previous.get("wall_s", {}), **fresh.pop("_wall_s")}
     loads = {**previous.get("load_average_at_section_start", {}), **fresh.pop("_load_average_at_section_start")}
     results.update(fresh)
-    command = "python -m benchmarks.performance " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.performance " + shlex.join(sys.argv[1:] if argv is None else argv)
     finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
     total = round(time.perf_counter() - started, 1)
     if merging and previous:
