@@ -60,6 +60,14 @@ STRATA_PER_SIDE = 1
 # positives sit in the ranking). The head's recall is not withheld (development seeds:
 # benchmarks.evaluation.CHOICES).
 MIN_STRATUM_DRAWS = 2
+# Where an AP sample puts a score stratum's unseen positives among its unseen tasks: a task's odds of
+# being one grow as the head's odds to this power (0: evenly; 1: as a head right up to a shift of its
+# log-odds would put them). Evenly put a strong head's few missed positives at the bottom as often as
+# just under its threshold (development seeds: benchmarks.evaluation.CHOICES).
+PLACEMENT_SLOPE = 0.5
+# Halvings of the shift's bracket in `placed_positives`: it starts 2 ln n + the tilted logits' range + 2
+# wide (under 50 for a million tasks), so 40 leave the shift within 1e-10 of its value.
+PLACEMENT_BISECTIONS = 40
 
 
 @dataclass(frozen=True)
@@ -376,14 +384,16 @@ def score_strata(scores: np.ndarray, unseen: np.ndarray, threshold: float, per_s
 
 def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.5, confidence: float = 0.9,
                   per_side: int = STRATA_PER_SIDE, prior: str = PRIOR, samples: int = 400, seed: int = 0,
-                  kind: str = INTERVAL, min_stratum_draws: int = MIN_STRATUM_DRAWS) -> HeadEstimate:
+                  kind: str = INTERVAL, min_stratum_draws: int = MIN_STRATUM_DRAWS,
+                  placement_slope: float = PLACEMENT_SLOPE) -> HeadEstimate:
     """Precision and recall at `threshold` and average precision of a head scoring the pool `scores` (N,).
 
     The pool is split into strata by score (`score_strata`); the unseen positives of each
     stratum get their own posterior (draws restricted to a stratum are simple random
     samples of its unseen tasks), sampled jointly `samples` times. The average precision
-    of a sample places a stratum's unseen positives evenly over its unseen tasks' ranks; it
-    is given once every stratum with unseen tasks has at least `min_stratum_draws` audit draws.
+    of a sample places a stratum's unseen positives over its unseen tasks by the head's
+    odds (`placed_positives`, slope `placement_slope`); it is given once every stratum with
+    unseen tasks has at least `min_stratum_draws` audit draws.
 
     A quantity that rests on one uncertain count (a stratum with unseen tasks) gets `kind`'s
     interval of its samples. One that rests on two or more (the recall and the AP early on,
@@ -437,7 +447,7 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
     fewest = int(drawn[unseen_count > 0].min()) if np.any(unseen_count > 0) else 0
     average_precision = None
     if np.all(enough_draws):
-        ap = average_precision_samples(sample.labels, scores, strata, extra / np.maximum(unseen_count, 1.0))
+        ap = average_precision_samples(sample.labels, scores, strata, extra, placement_slope)
         if np.all(np.isfinite(ap)):
             average_precision = interval_of(ap, np.arange(n_strata))
     above_draws = int(drawn[hi_strata].sum())
@@ -445,26 +455,63 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
 
 
 def average_precision_samples(labels: np.ndarray, scores: np.ndarray, strata: np.ndarray,
-                              unseen_share: np.ndarray, chunk_cells: int = 2_000_000) -> np.ndarray:
-    """AP of `scores` for each row of `unseen_share` (samples, strata): rated tasks count with their
-    label, an unseen task with its stratum's share of positives in that sample. Tied scores form
-    one step, as in scikit-learn's average_precision_score. NaN without positives."""
+                              unseen_positives: np.ndarray, placement_slope: float = PLACEMENT_SLOPE,
+                              chunk_cells: int = 2_000_000) -> np.ndarray:
+    """AP of `scores` for each row of `unseen_positives` (samples, strata): rated tasks count with their
+    label, an unseen task with its chance of being one of its stratum's unseen positives in that
+    sample (`placed_positives`). Tied scores form one step, as in scikit-learn's
+    average_precision_score. NaN without positives."""
     order = np.argsort(-scores, kind="stable")
     ranked_scores = scores[order]
     ranked_labels = labels[order]
     unseen = np.isnan(ranked_labels)
     base = np.where(unseen, 0.0, ranked_labels)
-    ranked_strata = strata[order]
+    clipped = np.clip(ranked_scores, 1e-6, 1 - 1e-6)
+    ranked_logits = np.log(clipped / (1 - clipped))
+    columns = {b: np.flatnonzero(unseen & (strata[order] == b)) for b in range(unseen_positives.shape[1])}
+    columns = {b: c for b, c in columns.items() if len(c)}
     # the last row of each run of equal scores closes a threshold
     ends = np.append(np.flatnonzero(np.diff(ranked_scores) != 0), len(ranked_scores) - 1)
-    out = np.empty(len(unseen_share))
+    out = np.empty(len(unseen_positives))
     rows = max(1, chunk_cells // max(len(scores), 1))
-    for start in range(0, len(unseen_share), rows):
-        shares = unseen_share[start:start + rows]
-        expected = base[None, :] + np.where(unseen[None, :], shares[:, ranked_strata], 0.0)
+    for start in range(0, len(unseen_positives), rows):
+        chunk = unseen_positives[start:start + rows]
+        expected = np.repeat(base[None, :], len(chunk), axis=0)
+        for b, cols in columns.items():
+            counts, inverse = np.unique(chunk[:, b], return_inverse=True)
+            expected[:, cols] = placed_positives(ranked_logits[cols], counts, placement_slope)[inverse.ravel()]
         true_positives = np.cumsum(expected, axis=1)[:, ends]
         total = true_positives[:, -1]
         steps = np.diff(true_positives, axis=1, prepend=0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[start:start + rows] = np.where(total > 0, (steps * true_positives / (ends + 1)).sum(axis=1) / total, np.nan)
     return out
+
+
+def placed_positives(logits: np.ndarray, counts: np.ndarray, slope: float) -> np.ndarray:
+    """(len(counts), n) chance that each of n unseen tasks with head log-odds `logits` is positive, given
+    that they hold counts[j] positives: sigmoid(shift_j + slope * logits), shift_j such that row j sums
+    to counts[j] (clipped to 0..n). Slope 0 spreads the count evenly."""
+    n = len(logits)
+    counts = np.clip(np.asarray(counts, dtype=np.float64), 0.0, n)
+    tilted = slope * logits
+    out = np.zeros((len(counts), n))
+    inside = (counts > 0) & (counts < n)
+    out[counts >= n] = 1.0
+    if not inside.any():
+        return out
+    # sum_i sigmoid(shift + tilted_i) rises with the shift: bisect on it, every count at once
+    low = np.full(int(inside.sum()), -np.log(n) - tilted.max() - 1.0)
+    high = np.full(len(low), np.log(n) - tilted.min() + 1.0)
+    wanted = counts[inside]
+    for _ in range(PLACEMENT_BISECTIONS):
+        middle = (low + high) / 2
+        total = _sigmoid(middle[:, None] + tilted[None, :]).sum(axis=1)
+        below = total < wanted
+        low, high = np.where(below, middle, low), np.where(below, high, middle)
+    out[inside] = _sigmoid(((low + high) / 2)[:, None] + tilted[None, :])
+    return out
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))

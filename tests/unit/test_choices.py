@@ -27,8 +27,8 @@ def test_every_tuned_setting_of_the_head_and_the_selection_has_a_record():
     assert tuned <= recorded
 
 
-@pytest.mark.parametrize("name, value", [("STRATA_PER_SIDE", 1), ("MIN_STRATUM_DRAWS", 2)])
+@pytest.mark.parametrize("name, value", [("STRATA_PER_SIDE", 1), ("MIN_STRATUM_DRAWS", 2), ("PLACEMENT_SLOPE", 0.5)])
 def test_recorded_estimator_constants_are_the_codes(name, value):
     entry = next(e for e in choices.EVALUATION if e["constant"].startswith(f"core.evaluation.{name}")
-                 and isinstance(e["value"], int))
+                 and isinstance(e["value"], (int, float)))
     assert entry["value"] == value == getattr(evaluation, name)
