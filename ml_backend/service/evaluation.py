@@ -18,8 +18,8 @@ import numpy as np
 
 from ..adapters.ls_records import version_name
 from ..core.audit_log import AuditLog
-from ..core.evaluation import (MIN_STRATUM_DRAWS, POOL_PRIOR, PRIOR, PRIOR_COUNTS, HeadEstimate, PoolEstimate,
-                               estimate_head, estimate_pool)
+from ..core.evaluation import (MIN_STRATUM_DRAWS, PLACEMENT_SLOPE, POOL_PRIOR, PRIOR, PRIOR_COUNTS, HeadEstimate,
+                               PoolEstimate, estimate_head, estimate_pool)
 from ..core.head import LinearHead
 from ..core.loop import ActiveLoop
 from ..core.stopping import prediction_agreement, suggest
@@ -39,7 +39,8 @@ METHOD = (
     "holding the stated probability; a head quantity that rests on two score strata with unseen tasks takes its "
     "range over the joint posterior's densest part instead (the chi-square share). The head's precision, recall "
     "and average precision are over the whole pool "
-    "(rated tasks included, with their ratings), the unseen positives estimated per score stratum; the precision "
+    "(rated tasks included, with their ratings), the unseen positives estimated per score stratum (for the "
+    f"average precision, placed within a stratum by the head's odds to the power {PLACEMENT_SLOPE}); the precision "
     f"(the average precision) waits until the stratum above the threshold (every stratum) holds {MIN_STRATUM_DRAWS} "
     "audit picks, and until then the page gives the bounds the ratings prove. Coverage and width are measured by "
     "`python -m benchmarks.evaluation`."
