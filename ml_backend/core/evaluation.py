@@ -45,25 +45,25 @@ PRIOR_COUNTS = {"flat": (1.0, 1.0), "jeffreys": (0.5, 0.5), "few_positives": (0.
 PRIORS = tuple(PRIOR_COUNTS)
 # "hpd": the shortest interval holding `confidence` of the posterior; "equal": equal tails.
 INTERVALS = ("hpd", "equal")
-# One prior per estimate, chosen on development runs (benchmarks.evaluation.CHOICES): the pool's
+# One prior per estimate, chosen on development runs (benchmarks.choices.EVALUATION): the pool's
 # positives (and the target rule) and the head's score strata.
 POOL_PRIOR = "few_positives"
 PRIOR = "jeffreys"
 INTERVAL = "hpd"
 # Score strata on each side of the head's threshold, for its precision, recall and AP. Each
 # stratum's unseen positives get their own prior: more strata spread a thin audit sample over
-# more priors, and the sum drifts from the truth (development seeds: benchmarks.evaluation.CHOICES).
+# more priors, and the sum drifts from the truth (development seeds: benchmarks.choices.EVALUATION).
 STRATA_PER_SIDE = 1
 # While a score stratum with unseen tasks has had fewer audit draws than this, its share of positives
 # is the prior's guess, and an interval resting on it is withheld: the precision while the stratum
 # above the threshold has fewer, the average precision while any has (it depends on where the unseen
 # positives sit in the ranking). The head's recall is not withheld (development seeds:
-# benchmarks.evaluation.CHOICES).
+# benchmarks.choices.EVALUATION).
 MIN_STRATUM_DRAWS = 2
 # Where an AP sample puts a score stratum's unseen positives among its unseen tasks: a task's odds of
 # being one grow as the head's odds to this power (0: evenly; 1: as a head right up to a shift of its
 # log-odds would put them). Evenly put a strong head's few missed positives at the bottom as often as
-# just under its threshold (development seeds: benchmarks.evaluation.CHOICES).
+# just under its threshold (development seeds: benchmarks.choices.EVALUATION).
 PLACEMENT_SLOPE = 0.5
 # Halvings of the shift's bracket in `placed_positives`: it starts 2 ln n + the tilted logits' range + 2
 # wide (under 50 for a million tasks), so 40 leave the shift within 1e-10 of its value.
