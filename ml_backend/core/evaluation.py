@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.special import gammaln
+from scipy.special import expit, gammaln
 from scipy.stats import chi2
 
 from .audit import AuditSample
@@ -506,12 +506,9 @@ def placed_positives(logits: np.ndarray, counts: np.ndarray, slope: float) -> np
     wanted = counts[inside]
     for _ in range(PLACEMENT_BISECTIONS):
         middle = (low + high) / 2
-        total = _sigmoid(middle[:, None] + tilted[None, :]).sum(axis=1)
+        total = expit(middle[:, None] + tilted[None, :]).sum(axis=1)
         below = total < wanted
         low, high = np.where(below, middle, low), np.where(below, high, middle)
-    out[inside] = _sigmoid(((low + high) / 2)[:, None] + tilted[None, :])
+    out[inside] = expit(((low + high) / 2)[:, None] + tilted[None, :])
     return out
 
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
