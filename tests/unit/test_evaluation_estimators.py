@@ -23,6 +23,13 @@ def label_like_the_loop(seed: int, size: int = 600, prevalence: float = 0.08, ba
     rng = np.random.default_rng(seed)
     truth = rng.random(size) < prevalence
     score = truth * signal + rng.normal(size=size)
+    return truth, score, rate_in_batches(rng, truth, score, batches, batch, drawn)
+
+
+def rate_in_batches(rng: np.random.Generator, truth: np.ndarray, score: np.ndarray, batches: int, batch: int,
+                    drawn: int) -> AuditSample:
+    """Each batch: `drawn` uniform draws from the unseen tasks, the rest the unseen tasks `score` ranks highest."""
+    size = len(truth)
     labels = np.full(size, np.nan)
     seen_at = np.full(size, NOT_SEEN, dtype=np.int64)
     draws = []
@@ -36,7 +43,7 @@ def label_like_the_loop(seed: int, size: int = 600, prevalence: float = 0.08, ba
         picked = np.concatenate([uniform, rest[np.argsort(-score[rest])[: batch - len(uniform)]]])
         labels[picked] = truth[picked]
         seen_at[picked] = seq + 1
-    return truth, score, AuditSample(labels, seen_at, tuple(draws))
+    return AuditSample(labels, seen_at, tuple(draws))
 
 
 def test_the_posterior_is_the_product_of_each_draws_hypergeometric_probability():
@@ -165,18 +172,7 @@ def label_under_a_calibrated_head(seed: int, size: int = 3000, mean_logit: float
     rng = np.random.default_rng(seed)
     logit = rng.normal(mean_logit, spread, size)
     truth = rng.random(size) < 1 / (1 + np.exp(-logit))
-    labels = np.full(size, np.nan)
-    seen_at = np.full(size, NOT_SEEN, dtype=np.int64)
-    draws = []
-    for seq in range(batches):
-        unseen = np.flatnonzero(np.isnan(labels))
-        uniform = rng.choice(unseen, size=drawn, replace=False)
-        draws.append(AuditDraw(seq, uniform, len(unseen)))
-        rest = np.setdiff1d(unseen, uniform)
-        picked = np.concatenate([uniform, rest[np.argsort(-logit[rest])[: batch - drawn]]])
-        labels[picked] = truth[picked]
-        seen_at[picked] = seq + 1
-    return truth, 1 / (1 + np.exp(-logit)), AuditSample(labels, seen_at, tuple(draws))
+    return truth, 1 / (1 + np.exp(-logit)), rate_in_batches(rng, truth, logit, batches, batch, drawn)
 
 
 def test_the_average_precision_puts_a_strong_heads_missed_positives_near_its_threshold():
