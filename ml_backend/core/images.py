@@ -62,6 +62,11 @@ def _centre_crop(image: Image.Image) -> Image.Image:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        # Transparent pixels keep whatever colour they were stored with (often black), but the labeling
+        # page shows them over its white background: a product cut-out must embed the way it looks.
+        image = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image).convert("RGB")
     if image.mode == "I" or image.mode.startswith("I;16"):
         # 16-bit greyscale: Pillow's RGB conversion clips at 255; a browser shows the high byte
         values = np.asarray(image.convert("I"), dtype=np.int64)

@@ -132,3 +132,35 @@ def test_a_photo_with_an_exif_orientation_is_embedded_the_way_up_a_browser_shows
     Image.fromarray(stored).save(out, "JPEG", exif=exif, quality=95)
     shown = np.asarray(decode_image(out.getvalue()))
     assert shown.shape[:2] == (40, 20) and shown[:20].mean() > 200 and shown[20:].mean() < 50
+
+
+@pytest.mark.parametrize("fmt, mode", [("PNG", "RGBA"), ("PNG", "LA"), ("PNG", "P"), ("GIF", "P"), ("WEBP", "RGBA")])
+def test_transparent_pixels_are_embedded_over_the_white_the_labeling_page_shows(fmt, mode):
+    """A cut-out's transparent pixels are stored as black here; the browser shows them over white, and
+    Pillow's RGB conversion kept them black. Half-transparent pixels blend with the white."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rgba = np.zeros((16, 16, 4), dtype=np.uint8)
+    rgba[:, :8] = (200, 30, 30, 255)  # opaque red on the left, fully transparent black on the right
+    image = Image.fromarray(rgba, "RGBA")
+    if mode == "LA":
+        image = image.convert("LA")
+    elif mode == "P":
+        image = image.quantize(colors=4)
+        image.info["transparency"] = image.getpixel((12, 8))  # the palette entry of the transparent half
+    out = io.BytesIO()
+    image.save(out, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+
+    shown = np.asarray(decode_image(out.getvalue())).astype(int)
+
+    assert shown[:, 8:].min() >= 250  # white, as shown, not black
+    assert shown[:, :8].max() <= 205 and abs(shown[:, :8] - shown[0, 0]).max() <= 3  # the opaque part as stored
+    half = rgba.copy()
+    half[..., 3] = 128
+    out = io.BytesIO()
+    Image.fromarray(half, "RGBA").save(out, "PNG")
+    blended = np.asarray(decode_image(out.getvalue())).astype(int)
+    assert abs(blended[0, 0] - np.array([227, 142, 142])).max() <= 2 and blended[0, 12].min() >= 126
