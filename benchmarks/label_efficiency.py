@@ -1120,6 +1120,21 @@ def recommend(entries: list[dict], strategies: Sequence[str], default: str | Non
     return report
 
 
+class _RawUnpickler(pickle.Unpickler):
+    """Reads a `*_raw.pkl` whichever way it was written: a run started as `python -m` pickled its
+    classes (`Task`) under `__main__`; they resolve to this module's, so files from any entry point
+    merge into one report of one Task class."""
+
+    def find_class(self, module: str, name: str):
+        return super().find_class(__name__ if module == "__main__" else module, name)
+
+
+def load_raw(path: str | Path) -> dict:
+    """The contents of a saved `*_raw.pkl` (a benchmark's own output: unpickling runs its code)."""
+    with open(path, "rb") as f:
+        return _RawUnpickler(f).load()
+
+
 def merge_raw(saved: Sequence[dict]) -> dict:
     """Saved runs (`*_raw.pkl` contents) as one: a later run's (task, seed) results replace the earlier
     ones; the first run's tasks, strategies and meta, with each later run's command and runtime in
@@ -1227,7 +1242,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     out = results_dir(args.out or (str(OWN_DIR) if args.dataset else None), args.quick)
     task_set, saved = ("own" if args.dataset else args.task_set), None
     if args.from_raw:
-        saved = merge_raw([pickle.loads(Path(path).read_bytes()) for path in args.from_raw])
+        saved = merge_raw([load_raw(path) for path in args.from_raw])
         task_set = saved["meta"].get("task_set", "full")  # a raw file knows which set it ran
     stem = TASK_SET_STEMS[task_set]
     if saved is not None:
@@ -1304,4 +1319,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    # Run the importable module's main, so the raw file pickles benchmarks.label_efficiency.Task,
+    # which any entry point can load, rather than __main__.Task.
+    from benchmarks.label_efficiency import main as importable_main
+    importable_main(sys.argv[1:])

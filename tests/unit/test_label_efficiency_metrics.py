@@ -295,3 +295,25 @@ def test_a_rerun_of_some_tasks_replaces_their_runs_in_the_report(tmp_path):
     fewer["strategies"] = ["random"]
     with pytest.raises(ValueError, match="lacks strategies"):
         merge_raw([saved([0], "full run", "old"), fewer])
+
+
+def test_a_raw_file_written_from_python_dash_m_loads_as_the_modules_own_tasks(tmp_path, monkeypatch):
+    """`python -m` pickles classes under `__main__`; loaded, they must be this module's Task, so files from
+    either entry point merge into runs of one Task class."""
+    import pickle
+    import sys
+
+    import benchmarks.label_efficiency as benchmark
+
+    task = Task(concept="Bag (easy)", dataset="fashion", positives=(8,))
+    monkeypatch.setattr(Task, "__module__", "__main__")
+    monkeypatch.setattr(sys.modules["__main__"], "Task", Task, raising=False)
+    as_main = pickle.dumps({"results": [{"task": task, "seed": 0}], "tasks": (task,), "strategies": ["random"],
+                            "meta": {"command": "python -m ...", "runtime_seconds": 1.0}})
+    assert b"__main__" in as_main
+    monkeypatch.undo()
+    (tmp_path / "main.pkl").write_bytes(as_main)
+
+    loaded = benchmark.load_raw(tmp_path / "main.pkl")
+
+    assert type(loaded["results"][0]["task"]) is benchmark.Task and loaded["results"][0]["task"] == task
