@@ -6,6 +6,7 @@
 | /data/local-files/?d=rel/path | from LOCAL_FILES_DOCUMENT_ROOT when set, else GET from Label Studio |
 | /data/upload/..., other /paths | GET Label Studio URL + path, with the API token |
 | http(s)://... | GET under the fetch policy (token only to Label Studio itself) |
+| s3://, gs://, azure-blob:// (cloud storage) | GET Label Studio's /tasks/<id>/resolve/?fileuri=..., with the API token: it proxies the file, or redirects to a presigned URL (fetched only from IMAGE_HOSTS) |
 
 A `<Text>` field holds the text itself, or with `valueType="url"` a reference to a text
 file read exactly as an image reference is (same fetcher, same policy).
@@ -13,6 +14,7 @@ file read exactly as an image reference is (same fetcher, same policy).
 
 from __future__ import annotations
 
+import base64
 import posixpath
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -29,6 +31,9 @@ C0_AND_SPACE = "".join(map(chr, range(0x21)))  # U+0000 to U+0020
 # Label Studio paths that answer with its API (JSON, exports), never with a task's file: a task pointing
 # there would be fetched with the backend's API key, and an export path makes Label Studio run an export.
 API_PATH_ROOTS = ("api", "api-auth", "django-rq", "admin")
+# URI schemes of Label Studio's cloud storages (`url_scheme` of its import storages): only Label Studio
+# holds the bucket's credentials, so it resolves them for the task they belong to.
+STORAGE_SCHEMES = ("s3", "gs", "azure-blob")
 
 
 def task_field(data: Mapping, key: str) -> Any:
@@ -72,10 +77,11 @@ class TaskImageLoader:
         self.auth_headers = auth_headers
         self.local_files_root = local_files_root
 
-    def __call__(self, data: Mapping) -> Image.Image:
-        return decode_image(self.read_bytes(data), self.fetcher.policy.max_pixels)
+    def __call__(self, data: Mapping, task_id: int | None = None) -> Image.Image:
+        return decode_image(self.read_bytes(data, task_id), self.fetcher.policy.max_pixels)
 
-    def read_bytes(self, data: Mapping) -> bytes:
+    def read_bytes(self, data: Mapping, task_id: int | None = None) -> bytes:
+        """The file `data`'s field refers to; a cloud-storage URI needs the `task_id` it belongs to."""
         ref = task_field(data, self.image_key)
         if isinstance(ref, str):
             ref = ref.strip(C0_AND_SPACE)  # what a browser's URL parser strips, and only that
@@ -100,7 +106,25 @@ class TaskImageLoader:
         scheme = parts.scheme.lower()
         if scheme in ("http", "https"):
             return self.fetcher.fetch(ref, headers=self.auth_headers)
+        if scheme in STORAGE_SCHEMES:
+            return self._read_from_storage(ref, task_id)
         raise UrlNotAllowedError(f"unsupported reference scheme {scheme or '(none)'!r}")
+
+    def _read_from_storage(self, ref: str, task_id: int | None) -> bytes:
+        """A cloud-storage file, the way Label Studio's own editor gets it: its resolve endpoint for the task."""
+        if task_id is None:
+            raise UrlNotAllowedError(f"{ref[:100]!r} is a cloud-storage URI: only Label Studio can read it, for the "
+                                     "task it belongs to, and this task came without its id")
+        fileuri = base64.urlsafe_b64encode(ref.encode("utf-8", "surrogatepass")).decode()
+        url = f"{self.label_studio_url}/tasks/{int(task_id)}/resolve/?fileuri={fileuri}"
+        try:
+            return self.fetcher.fetch(url, headers=self.auth_headers)
+        except UrlNotAllowedError as exc:
+            # Label Studio redirects to a presigned URL on the bucket's host, which the fetch policy must allow.
+            raise UrlNotAllowedError(
+                f"{ref[:100]!r}: Label Studio sent a presigned URL the backend may not fetch ({exc}); add the bucket's "
+                "host to IMAGE_HOSTS, or turn off 'Use pre-signed URLs' in the storage's settings so that Label "
+                "Studio passes the file on itself") from None
 
 
 class TaskTextLoader:
@@ -118,7 +142,7 @@ class TaskTextLoader:
         self.value_is_url = value_is_url
         self.files = files
 
-    def __call__(self, data: Mapping) -> str:
+    def __call__(self, data: Mapping, task_id: int | None = None) -> str:
         value = task_field(data, self.text_key)
         if value is None:
             raise TextError(f"task has no text in field {self.text_key!r}")
@@ -129,7 +153,7 @@ class TaskTextLoader:
             raise TextError(f"task field {self.text_key!r} holds a data: URI, which Label Studio does not show in a "
                             "<Text valueType=\"url\">: put the text in the task itself (and drop valueType), or "
                             "point at a file")
-        text = decode_text(self.files.read_bytes(data)) if self.value_is_url and value.strip() else value
+        text = decode_text(self.files.read_bytes(data, task_id)) if self.value_is_url and value.strip() else value
         if is_blank(text):
             raise TextError(f"task text in field {self.text_key!r} is empty (or holds only invisible characters)")
         try:

@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 # Transient fetch failures (timeouts, 5xx) are retried this many times before a task is marked failed.
 MAX_EMBED_ATTEMPTS = 3
 
-# Task data dict -> the decoded item the embedder takes (an RGB image, a text); raises MediaError.
-ItemLoader = Callable[[dict], Any]
+# (task data dict, task id) -> the decoded item the embedder takes (an RGB image, a text); raises MediaError.
+# The id is for sources that resolve a reference per task (Label Studio's cloud storage).
+ItemLoader = Callable[[dict, int], Any]
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ class TaskEmbedding:
         if not tasks:
             return EmbedReport([], {})
         positions, vectors, errors = self.embedder.embed_sources(
-            [data for _, data in tasks], self.load_item, workers=self.fetch_workers, wait_s=wait_s,
+            tasks, lambda task: self.load_item(task[1], task[0]), workers=self.fetch_workers, wait_s=wait_s,
             in_flight={i: taken[t] for i, (t, _) in enumerate(tasks) if t in taken},
             on_straggler=lambda position, future: self._park(tasks[position][0], future),
         )

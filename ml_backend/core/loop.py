@@ -42,7 +42,7 @@ class ActiveLoop(TaskEmbedding, HeadRefit, BatchSelection, Scoring):
     params : validated project parameters.
     ledger, store : durable state (shared ledger; this project's vector store).
     embedder : the project's embedder (image or text; shared by the projects of that modality).
-    load_item : task data dict -> what the embedder takes (RGB image or text); raises `MediaError`.
+    load_item : (task data dict, task id) -> what the embedder takes (RGB image or text); raises `MediaError`.
     on_items_ready : called with the project id when items left loading in the
         background (see `embed_pending(wait_s=...)`) are ready to embed.
     audit : where each batch's uniform draw is recorded for the evaluation (`core.audit_log`).

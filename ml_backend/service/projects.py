@@ -22,7 +22,7 @@ from ..core.errors import ConfigError, ModelUnavailableError, UnknownProjectErro
 from ..core.facts import Facts
 from ..core.fetch import ImageFetcher
 from ..core.ledger import Ledger
-from ..core.loop import ActiveLoop
+from ..core.loop import ActiveLoop, ItemLoader
 from ..core.params import ProjectParams, read_params_file
 from ..core.store import VectorStore
 from .embedders import EmbedderRegistry
@@ -199,7 +199,7 @@ class ProjectRegistry:
             self._loops[project] = (loop, schema)
             return loop, schema
 
-    def _loader(self, schema: ProjectSchema) -> Callable[[dict], Any]:
+    def _loader(self, schema: ProjectSchema) -> ItemLoader:
         """Task data -> what the project's embedder takes: an RGB image or a text."""
         fetcher = self._text_fetcher if schema.modality == "text" else self._fetcher
         files = TaskImageLoader(schema.data_key, self._label_studio_url, fetcher, self._auth_headers, self._local_files_root)

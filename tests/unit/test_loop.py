@@ -158,11 +158,11 @@ def test_transient_failures_are_retried_then_given_up(files):
     calls = []
     real = TaskImageLoader("image", "http://127.0.0.1:1", ImageFetcher(FetchPolicy()))
 
-    def flaky(data):
+    def flaky(data, task_id):
         calls.append(data["image"])
         if data["image"] == image_uri(2):
             raise ImageError("HTTP 503", transient=True)
-        return real(data)
+        return real(data, task_id)
 
     loop = files.loop(load=flaky)
     add_tasks(loop, tasks(1, 2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 import numpy as np
@@ -69,7 +70,7 @@ def test_missing_image_field_is_an_image_error(data):
 
 
 @pytest.mark.parametrize("ref, scheme", [("file:///etc/passwd", "file"), ("ftp://host/a.png", "ftp"),
-                                         ("s3://bucket/a.png", "s3"), ("gs://bucket/a.png", "gs"),
+                                         ("wasb://container/a.png", "wasb"),
                                          ("//evil.example/a.png", "(none)"), ("img.png", "(none)")])
 def test_unsupported_schemes_are_refused(ref, scheme):
     with pytest.raises(UrlNotAllowedError, match=re.escape(f"scheme '{scheme}'")):
@@ -146,3 +147,39 @@ def test_a_failing_token_refresh_is_a_transient_image_error():
     with pytest.raises(ImageError) as info:
         loader({"image": "/data/upload/1/a.png"})
     assert info.value.transient
+
+
+def resolve_route(files: dict[str, Reply]):
+    """Label Studio's /tasks/<id>/resolve/: the storage URI comes URL-safe base64 encoded in ?fileuri=."""
+    def route(query: dict[str, str]) -> Reply:
+        uri = base64.urlsafe_b64decode(query["fileuri"]).decode()
+        return files.get(uri, Reply(status=404, body=b"no such file"))
+    return route
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/cats/a.png", "gs://bucket/a b.png", "azure-blob://container/ä.png"])
+def test_a_cloud_storage_uri_is_read_through_label_studio_for_its_task(http_server, uri):
+    http_server.routes["/tasks/12/resolve/"] = resolve_route({uri: Reply(body=png_bytes(4))})
+    loader = make_loader(http_server.origin, token="Token abc")
+    assert same_pixels(loader({"image": uri}, 12), 4)
+    assert http_server.headers_for("/tasks/12/resolve/")[0]["authorization"] == "Token abc"
+
+
+def test_a_cloud_storage_uri_without_its_task_id_is_a_clear_error():
+    with pytest.raises(UrlNotAllowedError, match="cloud-storage URI.*without its id"):
+        make_loader()({"image": "s3://bucket/a.png"})
+
+
+def test_a_presigned_redirect_is_followed_only_to_an_allowed_host_and_never_with_the_token(http_server,
+                                                                                            second_http_server):
+    """With presigned URLs on (Label Studio's default) the resolve endpoint redirects to the bucket's host."""
+    second_http_server.routes["/bucket/a.png"] = Reply(body=png_bytes(5))
+    presigned = Reply(status=303, headers={"Location": second_http_server.url("/bucket/a.png?X-Amz-Signature=x")})
+    http_server.routes["/tasks/3/resolve/"] = resolve_route({"s3://bucket/a.png": presigned})
+    with pytest.raises(UrlNotAllowedError, match="IMAGE_HOSTS.*pre-signed URLs"):
+        make_loader(http_server.origin)({"image": "s3://bucket/a.png"}, 3)
+    assert second_http_server.headers_for("/bucket/a.png") == []
+
+    allowed = make_loader(http_server.origin, allowed_hosts=("127.0.0.0/8",))
+    assert same_pixels(allowed({"image": "s3://bucket/a.png"}, 3), 5)
+    assert "authorization" not in second_http_server.headers_for("/bucket/a.png")[0]

@@ -101,6 +101,12 @@ def test_a_data_uri_is_refused_because_label_studio_does_not_show_it(prefix):
         text_loader(True)({"doc": prefix + data_uri(EMAIL.encode(), "text/plain").replace("data:", "DATA:")})
 
 
+def test_a_text_file_in_cloud_storage_is_read_through_label_studio_for_its_task(http_server):
+    http_server.routes["/tasks/8/resolve/"] = Reply(body=EMAIL.encode())
+    assert text_loader(True, http_server.origin)({"doc": "s3://mail/1.txt"}, 8) == EMAIL
+    assert http_server.headers_for("/tasks/8/resolve/")[0]["authorization"] == "Token abc"
+
+
 def test_urls_outside_the_policy_are_refused_before_any_request(http_server):
     with pytest.raises(UrlNotAllowedError):
         text_loader(True)({"doc": http_server.url("/mail.txt")})
