@@ -1122,11 +1122,11 @@ def recommend(entries: list[dict], strategies: Sequence[str], default: str | Non
 
 class _RawUnpickler(pickle.Unpickler):
     """Reads a `*_raw.pkl` whichever way it was written: a run started as `python -m` pickled its
-    classes (`Task`) under `__main__`; they resolve to this module's, so files from any entry point
-    merge into one report of one Task class."""
+    classes (`Task`) under `__main__`, an imported run under this module's name. Both resolve to the
+    running module's own classes, so files from either entry point merge into runs of one Task class."""
 
     def find_class(self, module: str, name: str):
-        return super().find_class(__name__ if module == "__main__" else module, name)
+        return super().find_class(__name__ if module in ("__main__", "benchmarks.label_efficiency") else module, name)
 
 
 def load_raw(path: str | Path) -> dict:
@@ -1319,7 +1319,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    # Run the importable module's main, so the raw file pickles benchmarks.label_efficiency.Task,
-    # which any entry point can load, rather than __main__.Task.
-    from benchmarks.label_efficiency import main as importable_main
-    importable_main(sys.argv[1:])
+    main(sys.argv[1:])

@@ -314,6 +314,8 @@ def test_a_raw_file_written_from_python_dash_m_loads_as_the_modules_own_tasks(tm
     monkeypatch.undo()
     (tmp_path / "main.pkl").write_bytes(as_main)
 
-    loaded = benchmark.load_raw(tmp_path / "main.pkl")
+    (tmp_path / "imported.pkl").write_bytes(pickle.dumps({"results": [{"task": task, "seed": 1}]}))
 
-    assert type(loaded["results"][0]["task"]) is benchmark.Task and loaded["results"][0]["task"] == task
+    for name in ("main.pkl", "imported.pkl"):
+        loaded = benchmark.load_raw(tmp_path / name)
+        assert type(loaded["results"][0]["task"]) is benchmark.Task and loaded["results"][0]["task"] == task
