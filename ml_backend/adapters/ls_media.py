@@ -83,6 +83,9 @@ class TaskImageLoader:
     def read_bytes(self, data: Mapping, task_id: int | None = None) -> bytes:
         """The file `data`'s field refers to; a cloud-storage URI needs the `task_id` it belongs to."""
         ref = task_field(data, self.image_key)
+        if isinstance(ref, list):  # <Image valueList="$images">: a gallery
+            raise ImageError(f"task field {self.image_key!r} holds a list of {len(ref)} images: this backend embeds "
+                             "one image per task")
         if isinstance(ref, str):
             ref = ref.strip(C0_AND_SPACE)  # what a browser's URL parser strips, and only that
         if not isinstance(ref, str) or not ref:

@@ -183,3 +183,9 @@ def test_a_presigned_redirect_is_followed_only_to_an_allowed_host_and_never_with
     allowed = make_loader(http_server.origin, allowed_hosts=("127.0.0.0/8",))
     assert same_pixels(allowed({"image": "s3://bucket/a.png"}, 3), 5)
     assert "authorization" not in second_http_server.headers_for("/bucket/a.png")[0]
+
+
+def test_a_gallery_of_images_is_refused_with_its_reason():
+    with pytest.raises(ImageError, match="list of 2 images.*one image per task") as info:
+        make_loader()({"image": [image_uri(1), image_uri(2)]})
+    assert not info.value.transient
