@@ -139,10 +139,13 @@ class FetchPolicy:
     allowed_hosts : host name patterns ("images.example.com", "*.example.com", "*" for
         any public host) and CIDR blocks ("10.1.0.0/16") that may be fetched; names must
         resolve to public addresses unless they fall in an allowed CIDR block.
+    allow_list_setting : where an operator extends `allowed_hosts` (e.g. "IMAGE_HOSTS"), named in
+        the refusal of a host that is not on it.
     """
 
     trusted_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
+    allow_list_setting: str = ""
     max_bytes: int = 20 * 2**20
     timeout_s: float = 10.0
     max_redirects: int = 3
@@ -190,7 +193,8 @@ class FetchPolicy:
         if literal is not None and self._in_allowed_network(literal):
             return target
         if not any(fnmatch.fnmatchcase(target.host, p) for p in self.allowed_hosts if "/" not in p):
-            raise UrlNotAllowedError(f"host {target.host!r} is not Label Studio and not in the image host allow-list")
+            where = f" ({self.allow_list_setting}: add it there to allow it)" if self.allow_list_setting else ""
+            raise UrlNotAllowedError(f"host {target.host!r} is not Label Studio and not in the image host allow-list{where}")
         for address in [literal] if literal is not None else _resolve(target.host, target.port):
             if not self._address_allowed(address):
                 raise UrlNotAllowedError(f"host {target.host!r} resolves to non-public address {address}")

@@ -58,7 +58,7 @@ def test_every_bad_image_fails_alone_with_its_reason(backend, image_host, caplog
         12: ("ftp://example.com/a.png", "unsupported reference scheme 'ftp'"),
         13: ("gopher://example.com/", "unsupported reference scheme 'gopher'"),
         14: (host.url("/huge.png"), "limit 200000"),
-        15: ("http://169.254.169.254/latest/meta-data/", "not in the image host allow-list"),
+        15: ("http://169.254.169.254/latest/meta-data/", "not in the image host allow-list (IMAGE_HOSTS: add it there to allow it)"),
         16: (host.url("/redirect.png"), "'10.0.0.1' is not Label Studio and not in the image host allow-list"),
         18: (host.url("/gzip.png"), "inflates (gzip) to more than 200000 bytes"),
         20: ("data:,", "not a readable image"),
