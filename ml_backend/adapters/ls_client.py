@@ -371,8 +371,10 @@ class LabelStudioClient:
         page, listed = 1, set()
         while True:
             try:
+                # resolve_uri=False: task data as stored, in the form webhooks carry it. Resolved, a cloud-storage
+                # reference becomes a link on Label Studio's own HOSTNAME, which the backend may not reach.
                 listing = self._listing(lambda: self.client.tasks.list(
-                    project=project, fields="all", page=page, page_size=page_size),
+                    project=project, fields="all", page=page, page_size=page_size, resolve_uri=False),
                     f"task listing of project {project} at page {page}")
             except LabelStudioRejected as exc:
                 if page > 1 and exc.status_code == 404:

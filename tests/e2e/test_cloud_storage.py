@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from ml_backend.adapters.ls_admin import admin_client, connect_backend, create_project
+from ml_backend.adapters.ls_client import LabelStudioClient
 from scripts.demo import make_shape_images
 from scripts.servers import LabelStudioServer, free_port
 
@@ -70,7 +71,9 @@ def project_on_bucket(label_studio: LabelStudioServer, backend, endpoint: str, t
         aws_secret_access_key="testing", use_blob_urls=True, presign=presign, regex_filter=r".*\.png",
     )
     client.import_storage.s3.sync(id=storage.id)
-    refs = [task.data["image"] for task in client.tasks.list(project=project, resolve_uri=False)]
+    # The backend's own listing reads them as stored, as the webhook carried them (Label Studio would
+    # otherwise rewrite them to links on its HOSTNAME).
+    refs = [task["data"]["image"] for task in LabelStudioClient(label_studio.url, label_studio.api_token).iter_tasks(project)]
     assert len(refs) == IMAGES and all(ref.startswith(f"s3://{BUCKET}/") for ref in refs), refs
     return project
 
