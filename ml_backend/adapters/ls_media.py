@@ -6,7 +6,7 @@
 | /data/local-files/?d=rel/path | from LOCAL_FILES_DOCUMENT_ROOT when set, else GET from Label Studio |
 | /data/upload/..., other /paths | GET Label Studio URL + path, with the API token |
 | http(s)://... | GET under the fetch policy (token only to Label Studio itself) |
-| s3://, gs://, azure-blob:// (cloud storage) | GET Label Studio's /tasks/<id>/resolve/?fileuri=..., with the API token: it proxies the file, or redirects to a presigned URL (fetched only from IMAGE_HOSTS) |
+| s3://, gs://, azure-blob:// | GET Label Studio's /tasks/<id>/resolve/?fileuri=..., with auth (proxied, or presigned) |
 
 A `<Text>` field holds the text itself, or with `valueType="url"` a reference to a text
 file read exactly as an image reference is (same fetcher, same policy).

@@ -200,7 +200,7 @@ class ProjectRegistry:
             return loop, schema
 
     def _loader(self, schema: ProjectSchema) -> ItemLoader:
-        """Task data -> what the project's embedder takes: an RGB image or a text."""
+        """(Task data, task id) -> what the project's embedder takes: an RGB image or a text."""
         fetcher = self._text_fetcher if schema.modality == "text" else self._fetcher
         files = TaskImageLoader(schema.data_key, self._label_studio_url, fetcher, self._auth_headers, self._local_files_root)
         return TaskTextLoader(schema.data_key, schema.value_is_url, files) if schema.modality == "text" else files

@@ -87,7 +87,8 @@ class Runtime:
         def policy(max_bytes: int) -> FetchPolicy:
             return FetchPolicy(
                 trusted_origins=(settings.label_studio_url,), allowed_hosts=settings.image_host_patterns,
-                allow_list_setting="IMAGE_HOSTS", max_bytes=max_bytes, timeout_s=settings.fetch_timeout_s, max_pixels=settings.max_image_pixels,
+                allow_list_setting="IMAGE_HOSTS", max_bytes=max_bytes, timeout_s=settings.fetch_timeout_s,
+                max_pixels=settings.max_image_pixels,
             )
 
         ledger = Ledger(settings.ledger_path, max_task_data_bytes=settings.max_task_data_bytes)
