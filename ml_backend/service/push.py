@@ -98,12 +98,20 @@ class LabelStudioPush:
 
     def _title(self, project: int, loop: ActiveLoop) -> str:
         """The next-batch view's title: the admin's `view_title`, led by the evaluation's few words (what
-        Label Studio's tab strip shows) and followed by its whole summary (the tab's tooltip)."""
-        if self.evaluations is None or not loop.params.evaluation.tab_summary:
-            return loop.params.view_title
-        evaluation = self.evaluations.latest(project)
-        lead, summary = tab_lead(evaluation), summary_line(evaluation)
-        return SEPARATOR.join([lead, loop.params.view_title, summary]) if lead and summary else loop.params.view_title
+        Label Studio's tab strip shows) and followed by its whole summary (the tab's tooltip), then by how
+        many tasks the backend could not read, if any: the one place in Label Studio an admin learns that a
+        batch is short because images failed (an allow-list, a storage setting)."""
+        parts = [loop.params.view_title]
+        if self.evaluations is not None and loop.params.evaluation.tab_summary:
+            evaluation = self.evaluations.latest(project)
+            lead, summary = tab_lead(evaluation), summary_line(evaluation)
+            if lead and summary:
+                parts = [lead, loop.params.view_title, summary]
+        failed = loop.ledger.counts(project)["tasks"]["failed"]
+        if failed:
+            parts.append(f"{failed} task{'s' if failed > 1 else ''} unreadable: the backend's /projects/{project}/status "
+                         "says why")
+        return SEPARATOR.join(parts)
 
     def _push_predictions(self, project: int, loop: ActiveLoop, schema: ProjectSchema) -> float:
         """Push one chunk of predictions of the current version; returns when the next push is due."""

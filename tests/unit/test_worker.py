@@ -172,6 +172,20 @@ def test_a_batch_request_re_pushes_the_view(runtime, ls):
     assert len(views) == 2 and views[0][3] == views[1][3] and views[1][4] == 500
 
 
+def test_the_tab_title_says_how_many_tasks_could_not_be_read(runtime, ls):
+    """Label Studio shows no backend log: a batch short of tasks whose images failed (an allow-list, a storage
+    setting) is explained in the tab's title, which the admin sees, and the status says why."""
+    add_tasks(runtime, 1, 2, 3, 4)
+    worker = make_worker(runtime, ls)
+    reconcile_until_done(worker)
+    assert ls.of("view")[-1][2] == "Next"
+    runtime.facts.add_tasks(P, [(5, {"image": "ftp://images/5.png"}), (6, {"image": "ftp://images/6.png"})])
+    runtime.facts.request_batch(P)
+    reconcile_until_done(worker)
+    assert ls.of("view")[-1][2] == f"Next · 2 tasks unreadable: the backend's /projects/{P}/status says why"
+    assert runtime.projects.get(P).status()["tasks"]["failed"] == 2
+
+
 def test_sync_catches_up_on_tasks_and_annotations(runtime, ls):
     runtime.facts.record_annotation(P, AnnotationRating(99, 1, 1.0), task_data={"image": image_uri(1)})  # deleted in LS since
     ls.tasks = [
