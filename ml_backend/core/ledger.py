@@ -426,10 +426,14 @@ class Ledger:
         return _stored_head(rows[0]) if rows else None
 
     # -- reporting -----------------------------------------------------------
+    def state_counts(self, project: int) -> dict[str, int]:
+        """Tasks per state ("pending", "embedded", "failed"); a state no task is in is absent."""
+        return {row["state"]: row["n"] for row in self._query(
+            "SELECT state, COUNT(*) AS n FROM tasks WHERE project = ? GROUP BY state", (project,))}
+
     def counts(self, project: int) -> dict[str, Any]:
         """Task counts by state, ratings, seen, and the most recent embedding failures."""
-        states = {row["state"]: row["n"] for row in self._query(
-            "SELECT state, COUNT(*) AS n FROM tasks WHERE project = ? GROUP BY state", (project,))}
+        states = self.state_counts(project)
         one = lambda sql: self._query(sql, (project,))[0][0]  # noqa: E731
         failures = self._query(
             "SELECT task_id, error FROM tasks WHERE project = ? AND error IS NOT NULL ORDER BY task_id DESC LIMIT 20", (project,)

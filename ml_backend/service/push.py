@@ -107,7 +107,7 @@ class LabelStudioPush:
             lead, summary = tab_lead(evaluation), summary_line(evaluation)
             if lead and summary:
                 parts = [lead, loop.params.view_title, summary]
-        failed = loop.ledger.counts(project)["tasks"]["failed"]
+        failed = loop.ledger.state_counts(project).get("failed", 0)
         if failed:
             parts.append(f"{failed} task{'s' if failed > 1 else ''} unreadable: the backend's /projects/{project}/status "
                          "says why")
