@@ -50,6 +50,13 @@ def column_header_titles(browser: Browser) -> dict[str, str]:
     )
 
 
+def label_all_tasks(browser: Browser) -> None:
+    """The "Label All Tasks" button. React renders its label ("Label {count or All} Tasks") as several text
+    nodes, so `click_text`'s XPath on one text node never matches: the whole button's text is read."""
+    browser.wait_for(lambda: [b for b in browser.find_all("button") if b.text.strip() == "Label All Tasks"],
+                     what="the Label All Tasks button")[0].click()
+
+
 def label_tasks_as_displayed(browser: Browser) -> None:
     """The arrow beside "Label All Tasks", then "Label Tasks As Displayed"."""
     browser.wait_for(lambda: browser.find_all("button[aria-label='Toggle open']"), what="the label button's menu arrow")[0].click()

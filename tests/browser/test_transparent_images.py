@@ -20,7 +20,7 @@ from scripts.servers import LabelStudioServer
 
 from ..e2e.conftest import ROOT
 from .harness import ARTIFACTS
-from .label_studio_ui import open_project, wait_for_task
+from .label_studio_ui import label_all_tasks, open_project, wait_for_task
 
 LABEL_STUDIO_NOISE = ("/heidi-tips",)  # Label Studio's own frontend asks for a page it does not serve
 
@@ -51,9 +51,7 @@ def test_the_labeling_page_shows_transparent_pixels_as_the_backend_embeds_them(l
     import_tasks(client, project, [{"image": "data:image/png;base64," + base64.b64encode(png).decode()}])
 
     open_project(logged_in, project)
-    # React renders the label "Label {count or All} Tasks" as several text nodes: match the whole button.
-    logged_in.wait_for(lambda: [b for b in logged_in.find_all("button") if b.text.strip() == "Label All Tasks"],
-                       what="the Label All Tasks button")[0].click()
+    label_all_tasks(logged_in)
     wait_for_task(logged_in)
     [shown] = logged_in.find_all("img[alt=image]")
     rendered = np.asarray(Image.open(io.BytesIO(shown.screenshot_as_png)).convert("RGB")).astype(float)

@@ -11,7 +11,7 @@ from ml_backend.adapters.ls_admin import admin_client, connect_backend, create_p
 from scripts.servers import LabelStudioServer
 from tests.conftest import image_uri
 
-from ..e2e.conftest import ROOT, backend_status, wait_for
+from ..e2e.conftest import ROOT, idle, wait_for
 from .harness import ARTIFACTS
 from .label_studio_ui import open_project
 
@@ -29,11 +29,9 @@ def test_the_tab_title_counts_the_tasks_the_backend_could_not_read(label_studio:
                     {"prompt": "a red circle", "batch_size": 2, "view_title": TAB})
     import_tasks(client, project, [{"image": image_uri(seed)} for seed in range(3)] + [{"image": UNREADABLE}])
 
-    def settled():
-        status = backend_status(backend, project)
-        title = (status.get("view") or {}).get("title", "")
-        return status["worker"]["idle"] and status["tasks"]["failed"] == 1 and "unreadable" in title and status
-    status = wait_for(settled, what="the unreadable task counted in the tab's title")
+    status = wait_for(lambda: idle(backend, project, lambda s: s["tasks"]["failed"] == 1
+                                   and "unreadable" in (s.get("view") or {}).get("title", "")),
+                      what="the unreadable task counted in the tab's title")
     title = status["view"]["title"]
     assert title == f"{TAB} · 1 task unreadable: the backend's /projects/{project}/status says why"
     [error] = status["task_errors"]

@@ -86,6 +86,13 @@ def backend_status(backend: BackendServer, project: int) -> dict:
     return response.json()
 
 
+def idle(backend: BackendServer, project: int, where: Callable[[dict], object] = lambda status: True) -> dict | None:
+    """The backend's status of the project once its worker is idle and `where(status)` holds, else None (for
+    `wait_for`)."""
+    status = backend_status(backend, project)
+    return status if status["worker"]["idle"] and where(status) else None
+
+
 def settled_view(backend: BackendServer, project: int, k: int, ratings: int = 0) -> dict:
     """The backend's next-batch view once its worker is idle, `ratings` are counted and a batch
     of `k` tasks is out in score order for the current model version."""

@@ -16,7 +16,7 @@ from ml_backend.adapters.ls_admin import connect_backend, create_project, upload
 from ml_backend.adapters.ml_connections import Hook, hooks_to
 from scripts import demo
 
-from .conftest import ROOT, backend_status, make_images, wait_for
+from .conftest import ROOT, backend_status, idle, make_images, wait_for
 
 CONFIG = (ROOT / "label_config.xml").read_text()
 
@@ -55,11 +55,6 @@ def current_scores(client, project, version: str, expected: int) -> dict[int, fl
             if p["model_version"] == version:
                 scores[int(task.id)] = p["score"]
     return scores if len(scores) == expected else None
-
-
-def idle(backend, project, where=lambda status: True):
-    status = backend_status(backend, project)
-    return status if status["worker"]["idle"] and where(status) else None
 
 
 def test_connecting_again_under_another_spelling_keeps_one_connection_and_merges_params(label_studio, client, backend):

@@ -24,7 +24,7 @@ from ml_backend.adapters.ls_client import LabelStudioClient
 from scripts.demo import make_shape_images
 from scripts.servers import LabelStudioServer, free_port
 
-from .conftest import ROOT, backend_status, wait_for
+from .conftest import ROOT, idle, wait_for
 
 MOTO_SERVER = ROOT / ".venv-ls" / "bin" / "moto_server"
 BUCKET = "shapes"
@@ -79,10 +79,7 @@ def project_on_bucket(label_studio: LabelStudioServer, backend, endpoint: str, t
 
 
 def settled(backend, project: int, where) -> dict:
-    def ready():
-        status = backend_status(backend, project)
-        return status if status["worker"]["idle"] and where(status) else None
-    return wait_for(ready, what="the backend to settle on the bucket's tasks")
+    return wait_for(lambda: idle(backend, project, where), what="the backend to settle on the bucket's tasks")
 
 
 def test_proxied_storage_files_are_embedded_through_label_studio(label_studio, start_backend, bucket):

