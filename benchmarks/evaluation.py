@@ -717,7 +717,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     else:
         tasks = QUICK_TASKS if args.quick else TASK_SETS[args.task_set]
     if args.tasks:
-        tasks = tuple(t for t in tasks if any(f in t.name for f in args.tasks.split(",")))
+        tasks = le.filter_tasks_or_exit(parser, tasks, args.tasks)
     seeds = list(range(args.first_seed, args.first_seed + (args.seeds or (2 if args.quick else 20))))
     budget = args.budget or (300 if args.quick else BUDGET)
     evaluation = EvaluationParams()

@@ -286,6 +286,16 @@ def own_tasks_or_exit(parser: argparse.ArgumentParser, path: str) -> tuple[Task,
         parser.error(str(exc))
 
 
+def filter_tasks_or_exit(parser: argparse.ArgumentParser, tasks: Sequence[Task], spec: str) -> tuple[Task, ...]:
+    """The tasks whose name holds one of the comma-separated substrings of `spec`; none is a usage
+    error (an empty run would end in a report of NaNs)."""
+    kept = tuple(t for t in tasks if any(f in t.name for f in spec.split(",")))
+    if not kept:
+        parser.error(f"--tasks {spec!r} matches no task; names are concept @prevalence, e.g. 'spam @1%' "
+                     f"(starts and batch sizes are not part of them): {', '.join(t.name for t in tasks)}")
+    return kept
+
+
 def _mailing_lists(cache_dir: str) -> tuple[np.ndarray, np.ndarray]:
     if "lists" not in _DATA:
         from benchmarks.datasets import spam_mailing_lists
@@ -1262,7 +1272,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         else:
             tasks = QUICK_TASKS if args.quick else TASK_SETS[task_set]
         if args.tasks:
-            tasks = tuple(t for t in tasks if any(f in t.name for f in args.tasks.split(",")))
+            tasks = filter_tasks_or_exit(parser, tasks, args.tasks)
         n_seeds = args.seeds or (3 if args.quick else 20)
         seeds = list(range(args.first_seed, args.first_seed + n_seeds))
         params = HeadParams(**json.loads(args.head))

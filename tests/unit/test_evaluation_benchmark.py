@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+import benchmarks.evaluation as evaluation
 from benchmarks.evaluation import QUANTITIES, coverage_interval, coverage_table
 
 
@@ -45,3 +47,9 @@ def test_runs_come_in_task_order_whatever_order_the_workers_finished_in():
                 {"task": a.name, "seed": 0}]
     assert [(r["task"], r["seed"]) for r in in_task_order(finished, [a, b])] == [
         (a.name, 0), (a.name, 1), (b.name, 0), (b.name, 1)]
+
+
+def test_the_evaluation_benchmark_refuses_the_same_empty_filter(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        evaluation.main(["--tasks", "Bag @1% b10 example", "--out", str(tmp_path)])
+    assert "matches no task" in capsys.readouterr().err

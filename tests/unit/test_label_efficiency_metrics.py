@@ -319,3 +319,14 @@ def test_a_raw_file_written_from_python_dash_m_loads_as_the_modules_own_tasks(tm
     for name in ("main.pkl", "imported.pkl"):
         loaded = benchmark.load_raw(tmp_path / name)
         assert type(loaded["results"][0]["task"]) is benchmark.Task and loaded["results"][0]["task"] == task
+
+
+def test_a_task_filter_that_matches_nothing_is_refused_before_any_run(tmp_path, capsys):
+    """A start or batch size in the filter ('... b10 prompt') matched no task and ended in a NaN report."""
+    import benchmarks.label_efficiency as benchmark
+
+    with pytest.raises(SystemExit):
+        benchmark.main(["--tasks", "spam @1% noisy10% b10 prompt", "--out", str(tmp_path), "--no-plots"])
+    assert "matches no task" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
