@@ -132,7 +132,16 @@ LABEL_EFFICIENCY: tuple[dict, ...] = (
             "at least today's - 0.005; no prompt floor newly under 95%. Alternating: 6 / +0.311 / +0.206; after 20: "
             "7 / +0.297 / +0.143; the most isolated tenth first: 5 / +0.313 / +0.192 (spamassassin-talk @2.8% cold "
             "-0.04 -> +0.17), chosen; fresh seeds: below 0 8 -> 7, mean +0.243 -> +0.247, worst prompt floor 0.90 "
-            "both: adopted"},
+            "both: adopted. 2026-12-04, alternating tried once more (the held-out RPM mail @6% cold still -0.57: "
+            "its median run holds no positive after 20 labels, random's one): every other pick of a batch without "
+            "signal from the most isolated tenth, the rest in random order (the stale phase unchanged). Rule written "
+            "first: the 22 cold settings of the 43 + 10 (no other start reaches that phase), seeds 1000-1019, no "
+            "more below 0, a mean at least today's - 0.005 and one of the two better; then the same on fresh seeds "
+            "3000-3019. Seeds 1000-1019: below 0 6 -> 5, mean +0.179 -> +0.176 (spam @1% cold -0.03 -> +0.14, "
+            "spam+exmh @1% cold -0.01 -> -0.09); seeds 3000-3019: below 0 3 -> 5, mean +0.152 -> +0.140 (Shirt @1% "
+            "cold +0.04 -> -0.09, spam+exmh @1% cold +0.05 -> -0.05, Bag @5% cold +0.27 -> +0.19): not kept. The "
+            "few-percent concepts it was meant for moved by seed noise (Shirt @5% cold +0.13 -> +0.11, spam @5% "
+            "cold +0.20 -> +0.24, spamassassin-talk @2.8% +0.15 -> +0.12)"},
     {"parameter": "adaptive strategy: tried and not kept (2026-12-01)", "value": None,
      "how": "seeds 1000-1019, same protocol. Before the head has signal, every task and start, dev nALC median / mean / settings below 0: "
             "cluster picks (kept) +0.211 / +0.299 / 6; uniform picks instead (clusters=1) +0.171 / +0.278 / 5; half of "
