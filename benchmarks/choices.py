@@ -232,7 +232,16 @@ EVALUATION: tuple[dict, ...] = (
             "the positives in the pool 0.950 at mean width 705 (Jeffreys 0.967 at 599): it reaches the goal band's "
             "edge only by shifting the interval up, wider, which would also delay the target rule (the pool's prior: "
             "POOL_PRIOR); the head's recall 0.56 and AP 0.43 with flat (Jeffreys 0.92, 0.78): the head's score "
-            "strata keep Jeffreys"},
+            "strata keep Jeffreys. 2026-12-04, below the threshold only, the pool's Beta(1/2, 5) (why: at 100-200 "
+            "labels on 1% concepts the AP interval misses at most seeds; on Bag @1%, seeds 1000-1003, its median "
+            "was 0.38-0.49 for a true AP of 0.97-1.00, the stratum below the threshold, ~20 audit draws without a "
+            "hit among ~4,400 unseen tasks, being given ~100 unseen positives). Rule written first: on seeds "
+            "1000-1005 (the 8 tasks, 20-1000 labels, snapshots re-estimated) AP coverage in the band with fewer "
+            "(task, checkpoint) cells under 0.7, the head's recall in the band or no farther from it; then fresh "
+            "seeds. Jeffreys / Beta(1/2, 5) below: AP 0.904 / 0.923 (at 200 labels 0.68 / 0.74; Bag @1% there "
+            "0.17 / 0.50), cells under 0.7 3 / 3, recall 0.928 / 0.920: no fewer cells, not kept. Any share prior "
+            "leaves 20 draws unable to tell 1 unseen positive in 4,400 from 90: only the head's scores could, and "
+            "priors from them failed (MIN_STRATUM_DRAWS below)"},
     {"constant": "core.evaluation.POOL_PRIOR", "value": "few_positives (Beta(1/2, 5))",
      "how": "Dev48, the pool's positives under Beta(1/2, b) priors: coverage / mean width b = 0.5 (Jeffreys) "
             "0.967 / 599, b = 2 0.967 / 494, b = 5 0.938 / 383, b = 20 0.844 / 210; at the checkpoints where the "
