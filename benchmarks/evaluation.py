@@ -55,7 +55,8 @@ from benchmarks.intervals import bootstrap_interval  # noqa: E402
 from benchmarks.markdown import README, replace_block  # noqa: E402
 from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample  # noqa: E402
 from ml_backend.core.evaluation import (  # noqa: E402
-    MIN_STRATUM_DRAWS, INTERVAL, PLACEMENT_SLOPE, POOL_PRIOR, PRIOR, STRATA_PER_SIDE, estimate_head, estimate_pool)
+    MIN_STRATUM_DRAWS, INTERVAL, NONLINEAR_INTERVAL, PLACEMENT_SLOPE, POOL_PRIOR, PRIOR, STRATA_PER_SIDE, estimate_head,
+    estimate_pool)
 from ml_backend.core.params import EvaluationParams, HeadParams, SelectionParams  # noqa: E402
 from ml_backend.core.stopping import prediction_agreement, target_reached  # noqa: E402
 from ml_backend.core.strategies import (  # noqa: E402
@@ -736,6 +737,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                      "confidence": evaluation.confidence,
                      "target_recall": evaluation.target_recall, "stable_labels": evaluation.stable_labels,
                      "stable_kappa": evaluation.stable_kappa, "pool_prior": POOL_PRIOR, "prior": PRIOR, "interval": INTERVAL,
+                     "nonlinear_interval": NONLINEAR_INTERVAL,
                      "strata_per_side": STRATA_PER_SIDE, "min_stratum_draws": MIN_STRATUM_DRAWS,
                      "placement_slope": PLACEMENT_SLOPE, "checkpoints": list(CHECKPOINTS)},
         "choices": list(choices.EVALUATION),

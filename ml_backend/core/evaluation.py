@@ -45,6 +45,12 @@ PRIOR_COUNTS = {"flat": (1.0, 1.0), "jeffreys": (0.5, 0.5), "few_positives": (0.
 PRIORS = tuple(PRIOR_COUNTS)
 # "hpd": the shortest interval holding `confidence` of the posterior; "equal": equal tails.
 INTERVALS = ("hpd", "equal")
+# The interval of a head's quantity that is a nonlinear function of one uncertain count (its recall and AP
+# while one score stratum holds unseen tasks). Equal tails are the image of the count's own equal tails
+# (the map is monotone); the shortest interval of the quantity's samples is not the image of any interval
+# of the count's: where the map spreads the small counts out it cuts them off, and on a rare concept they
+# are the truth ('no positive left unseen') (development seeds: benchmarks.choices.EVALUATION).
+NONLINEAR_INTERVAL = "equal"
 # One prior per estimate, chosen on development runs (benchmarks.choices.EVALUATION): the pool's
 # positives (and the target rule) and the head's score strata.
 POOL_PRIOR = "few_positives"
@@ -385,7 +391,7 @@ def score_strata(scores: np.ndarray, unseen: np.ndarray, threshold: float, per_s
 def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.5, confidence: float = 0.9,
                   per_side: int = STRATA_PER_SIDE, prior: str = PRIOR, samples: int = 400, seed: int = 0,
                   kind: str = INTERVAL, min_stratum_draws: int = MIN_STRATUM_DRAWS,
-                  placement_slope: float = PLACEMENT_SLOPE) -> HeadEstimate:
+                  placement_slope: float = PLACEMENT_SLOPE, nonlinear_kind: str = NONLINEAR_INTERVAL) -> HeadEstimate:
     """Precision and recall at `threshold` and average precision of a head scoring the pool `scores` (N,).
 
     The pool is split into strata by score (`score_strata`); the unseen positives of each
@@ -430,26 +436,26 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
     predicted = int(np.count_nonzero(above))
     enough_draws = (drawn >= min_stratum_draws) | (unseen_count == 0)
 
-    def interval_of(values: np.ndarray, strata_used: np.ndarray) -> Estimate:
+    def interval_of(values: np.ndarray, strata_used: np.ndarray, linear: bool) -> Estimate:
         uncertain = int(np.count_nonzero(unseen_count[strata_used] > 0))
         if uncertain >= 2:
             return region_interval(values, log_density, joint_share(confidence, uncertain))
-        return interval(values, confidence, kind)
+        return interval(values, confidence, kind if linear else nonlinear_kind)
 
     precision, bounds = None, None
     if predicted:
         bounds = (float(found_above / predicted), float((found_above + np.count_nonzero(above & unseen)) / predicted))
         if np.all(enough_draws[hi_strata]):
-            precision = interval_of(true_positives / predicted, hi_strata)
+            precision = interval_of(true_positives / predicted, hi_strata, linear=True)
     recall = None
     if np.all(positives > 0):
-        recall = interval_of(true_positives / positives, np.arange(n_strata))
+        recall = interval_of(true_positives / positives, np.arange(n_strata), linear=False)
     fewest = int(drawn[unseen_count > 0].min()) if np.any(unseen_count > 0) else 0
     average_precision = None
     if np.all(enough_draws):
         ap = average_precision_samples(sample.labels, scores, strata, extra, placement_slope)
         if np.all(np.isfinite(ap)):
-            average_precision = interval_of(ap, np.arange(n_strata))
+            average_precision = interval_of(ap, np.arange(n_strata), linear=False)
     above_draws = int(drawn[hi_strata].sum())
     return HeadEstimate(threshold, predicted, precision, recall, average_precision, fewest, above_draws, bounds)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from benchmarks import choices
@@ -32,3 +34,9 @@ def test_recorded_estimator_constants_are_the_codes(name, value):
     entry = next(e for e in choices.EVALUATION if e["constant"].startswith(f"core.evaluation.{name}")
                  and isinstance(e["value"], (int, float)))
     assert entry["value"] == value == getattr(evaluation, name)
+
+
+@pytest.mark.parametrize("name", ["PRIOR", "POOL_PRIOR", "INTERVAL", "NONLINEAR_INTERVAL"])
+def test_recorded_estimator_choices_name_the_codes(name):
+    entry = next(e for e in choices.EVALUATION if re.match(rf"core\.evaluation\.{name}\b(?!:)", e["constant"]))
+    assert entry["value"].split()[0] == getattr(evaluation, name)
