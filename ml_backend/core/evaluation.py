@@ -402,7 +402,8 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
     unseen tasks has at least `min_stratum_draws` audit draws.
 
     A quantity that rests on one uncertain count (a stratum with unseen tasks) gets `kind`'s
-    interval of its samples. One that rests on two or more (the recall and the AP early on,
+    interval of its samples if it is linear in the count (the precision), `nonlinear_kind`'s
+    otherwise (the recall and the AP: `NONLINEAR_INTERVAL`). One that rests on two or more (the recall and the AP early on,
     while both sides of the threshold hold unseen tasks) gets its range over the samples of
     highest joint density (`joint_share`): on development seeds the shortest interval of such
     a quantity's samples covered 81% (recall and AP), cutting off the joint mode ("hardly a
