@@ -215,8 +215,8 @@ LABEL_EFFICIENCY: tuple[dict, ...] = (
             "an example is an ordinary positive rating there"},
     {"parameter": "adaptive strategy: boundary picks drawn at random by their uncertainty (tried 2026-12-04, not "
                   "kept)", "value": None,
-     "how": "the oracle reference leaves most room where both signs are rated (Bag @natural example, Shirt @1% "
-            "example), and the greedy boundary batch is ten near-identical tasks. Candidate: stochastic batch "
+     "how": "the oracle reference leaves room where both signs are rated (Bag @natural example, Shirt @1% "
+            "example), and the greedy boundary batch takes the k tasks nearest the boundary, which may be alike. Candidate: stochastic batch "
             "acquisition (Kirsch et al., TMLR 2023): the boundary picks drawn without replacement with probability "
             "proportional to (p(1-p))^(1/T) (Gumbel top-k), T = 1 (the paper's default) or 0.25; the top, uniform "
             "and cluster picks unchanged. Rule written first: seeds 1000-1019 (validation, budget 500), the 43 "
@@ -227,7 +227,7 @@ LABEL_EFFICIENCY: tuple[dict, ...] = (
             "+0.48 / +0.51) and on bags at 1% with flipped ratings, cold (+0.04 -> +0.30 / +0.21), and costs nearly "
             "everything else (Bag @5% b25 example +0.62 -> +0.00 / +0.53, Bag @1% b10 example +0.83 -> +0.57 / "
             "+0.63, spam @natural b10 prompt +0.30 -> +0.11 / +0.19): fails the mean at both values, not kept, no "
-            "fresh-seed run. The greedy boundary's redundancy is not what holds the default back here"},
+            "fresh-seed run (how alike the greedy batches are was not measured)"},
 )
 
 
