@@ -42,7 +42,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -55,9 +55,10 @@ from benchmarks.intervals import bootstrap_interval  # noqa: E402
 from benchmarks.markdown import README, replace_block  # noqa: E402
 from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample  # noqa: E402
 from ml_backend.core.evaluation import (  # noqa: E402
-    MIN_STRATUM_DRAWS, INTERVAL, NONLINEAR_INTERVAL, PLACEMENT_SLOPE, POOL_PRIOR, PRIOR, STRATA_PER_SIDE, estimate_head,
-    estimate_pool)
+    CROSS_FIT_FOLDS, MIN_STRATUM_DRAWS, INTERVAL, NONLINEAR_INTERVAL, PLACEMENT_SLOPE, POOL_PRIOR, PRIOR,
+    STRATA_PER_SIDE, estimate_head, estimate_pool)
 from ml_backend.core.params import EvaluationParams, HeadParams, SelectionParams  # noqa: E402
+from ml_backend.core.training import cross_fitted_scores  # noqa: E402
 from ml_backend.core.stopping import prediction_agreement, target_reached  # noqa: E402
 from ml_backend.core.strategies import (  # noqa: E402
     DEFAULT_STRATEGY, Pool, RandomStrategy, Strategy, UniformDraw, make_strategy)
@@ -142,8 +143,11 @@ class Recorder:
         self.labels[row] = 1.0
         self.seen_at[row] = 0
 
-    def on_batch(self, rows: np.ndarray, draw: UniformDraw | None, head) -> None:
-        """`draw`: the batch's uniform picks and how many unseen tasks they were drawn from (`Strategy.last_draw`)."""
+    def on_batch(self, rows: np.ndarray, draw: UniformDraw | None, head,
+                 held_out: Callable[[], np.ndarray] | None = None) -> None:
+        """`draw`: the batch's uniform picks and how many unseen tasks they were drawn from (`Strategy.last_draw`).
+        `held_out`: computes the rated tasks' cross-fitted scores, (N,) NaN elsewhere (`held_out_scores`); called
+        at checkpoints only."""
         seq = self._batches  # one selection per batch: the draws' clock
         self._batches += 1
         if draw is not None and len(draw.rows):
@@ -200,10 +204,12 @@ class Recorder:
                                        "draws": [(d.seq, d.rows.copy(), d.n_available) for d in self.draws]})
             if head is not None:
                 point["truth"].update(head_truth(self.truth, scores))
+                held = held_out() if held_out is not None else None
                 for name, options in self.variants.items():
                     estimate = estimate_head(sample, scores, 0.5, self.evaluation.confidence,
                                              per_side=options.get("per_side", STRATA_PER_SIDE),
-                                             prior=options.get("prior", PRIOR), kind=options.get("kind", INTERVAL))
+                                             prior=options.get("prior", PRIOR), kind=options.get("kind", INTERVAL),
+                                             held_out_scores=held)
                     point[name].update({q: asdict(getattr(estimate, q)) if getattr(estimate, q) else None
                                         for q in ("precision", "recall", "average_precision")})
             self.points.append(point)
@@ -249,6 +255,18 @@ class Recorder:
                 **({"snapshots": self.snapshots, "truth": self.truth} if self.snapshots is not None else {}),
                 "positives": int(self.truth.sum()), "pool": len(self.truth), "labels": self.n_labels,
                 "audit_draws": len(self.draws), "audit_labels": int(sum(len(d.rows) for d in self.draws))}
+
+
+def held_out_scores(split: le.Split, rated: list[int], available: np.ndarray, params: HeadParams, prior,
+                    seed: int, head) -> np.ndarray:
+    """(N,) the rated tasks' cross-fitted scores (`core.training.cross_fitted_scores`, as the service computes
+    them for `estimate_head`), NaN for the others."""
+    rows = np.array(rated, dtype=np.int64)
+    out = np.full(len(split.y), np.nan)
+    out[rows] = cross_fitted_scores(split.X[rows], split.ratings[rows], split.X, available, params,
+                                    np.random.default_rng([seed, len(rows), 17]), prior=prior, init=head,
+                                    folds=CROSS_FIT_FOLDS)
+    return out
 
 
 def head_truth(truth: np.ndarray, scores: np.ndarray) -> dict:
@@ -322,7 +340,8 @@ def simulate(task: le.Task, seed: int, cache_dir: str, budget: int, evaluation: 
             if draw is not None:
                 drawn[draw.rows] = True
             head = le._refit(split, rated, available, params, prior, seed, head)
-            recorder.on_batch(rows, draw, head)
+            recorder.on_batch(rows, draw, head, held_out=lambda: held_out_scores(split, rated, available, params, prior,
+                                                                                  seed, head))
     return {"task": task.name, "seed": seed, **recorder.result(),
             "seconds": round(time.perf_counter() - t0, 2), "cpu_seconds": round(time.process_time() - cpu0, 2)}
 
@@ -739,7 +758,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                      "stable_kappa": evaluation.stable_kappa, "pool_prior": POOL_PRIOR, "prior": PRIOR, "interval": INTERVAL,
                      "nonlinear_interval": NONLINEAR_INTERVAL,
                      "strata_per_side": STRATA_PER_SIDE, "min_stratum_draws": MIN_STRATUM_DRAWS,
-                     "placement_slope": PLACEMENT_SLOPE, "checkpoints": list(CHECKPOINTS)},
+                     "placement_slope": PLACEMENT_SLOPE, "cross_fit_folds": CROSS_FIT_FOLDS,
+                     "checkpoints": list(CHECKPOINTS)},
         "choices": list(choices.EVALUATION),
         "runtime_seconds": round(runtime, 1), "cpu_seconds": round(cpu, 1),
         "cpu_seconds_children_rusage": round(children.ru_utime + children.ru_stime, 1),

@@ -17,7 +17,9 @@ already seen at draw j (known now). The product over draws is the likelihood of 
 probability of that draw's outcome, whatever the strategy did in between). With a
 prior over the unseen positives it gives a posterior over N+, and the intervals are its
 shortest intervals holding the stated probability. The same holds within any set of tasks fixed before the draws (a stratum):
-draws restricted to it are simple random samples of its unseen part. A head's quantity that rests on
+draws restricted to it are simple random samples of its unseen part. A stratum by the head's score
+is such a set only if a rated task's place in it does not depend on its rating: rated tasks are placed
+by cross-fitted scores (`estimate_head`). A head's quantity that rests on
 several strata' counts at once takes its range over their joint posterior's densest part (`estimate_head`).
 
 Intervals are checked for coverage by simulation (`benchmarks.evaluation`).
@@ -28,6 +30,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.optimize import isotonic_regression
 from scipy.special import expit, gammaln
 from scipy.stats import chi2
 
@@ -71,6 +74,9 @@ MIN_STRATUM_DRAWS = 2
 # log-odds would put them). Evenly put a strong head's few missed positives at the bottom as often as
 # just under its threshold (development seeds: benchmarks.choices.EVALUATION).
 PLACEMENT_SLOPE = 0.5
+# Folds of the cross-fitting that gives each rated task the score a head not trained on its rating would
+# (`core.training.cross_fitted_scores`); `estimate_head` places rated tasks in its strata by it.
+CROSS_FIT_FOLDS = 10
 # Halvings of the shift's bracket in `placed_positives`: it starts 2 ln n + the tilted logits' range + 2
 # wide (under 50 for a million tasks), so 40 leave the shift within 1e-10 of its value.
 PLACEMENT_BISECTIONS = 40
@@ -372,17 +378,21 @@ def uniform_picks_to_certify(posterior: CountPosterior, found: int, target_recal
     return high
 
 
-def score_strata(scores: np.ndarray, unseen: np.ndarray, threshold: float, per_side: int) -> np.ndarray:
+def score_strata(scores: np.ndarray, unseen: np.ndarray, threshold: float, per_side: int,
+                 placed_by: np.ndarray | None = None) -> np.ndarray:
     """(N,) stratum index of every task: each side of the threshold cut into `per_side` bins of
-    about equal numbers of unseen tasks (ordered from the highest scores down)."""
+    about equal numbers of unseen tasks (ordered from the highest scores down). The cuts come from
+    the unseen tasks' `scores`; each task is placed by `placed_by` (default: `scores`)."""
+    placed_by = scores if placed_by is None else placed_by
     strata = np.zeros(len(scores), dtype=np.int64)
     next_index = 0
-    for side in (scores > threshold, scores <= threshold):
-        side_unseen = np.sort(scores[side & unseen])[::-1]
+    for above in (True, False):
+        side_unseen = np.sort(scores[((scores > threshold) == above) & unseen])[::-1]
         cuts = side_unseen[(np.arange(1, per_side) * len(side_unseen)) // per_side] if len(side_unseen) else []
         cuts = np.unique(cuts)[::-1]  # descending, no duplicates
+        side = (placed_by > threshold) == above
         # bin b holds scores above cuts[b] (and at most cuts[b-1])
-        index = np.searchsorted(-cuts, -scores[side], side="left")
+        index = np.searchsorted(-cuts, -placed_by[side], side="left")
         strata[side] = next_index + index
         next_index += len(cuts) + 1
     return strata
@@ -391,7 +401,8 @@ def score_strata(scores: np.ndarray, unseen: np.ndarray, threshold: float, per_s
 def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.5, confidence: float = 0.9,
                   per_side: int = STRATA_PER_SIDE, prior: str = PRIOR, samples: int = 400, seed: int = 0,
                   kind: str = INTERVAL, min_stratum_draws: int = MIN_STRATUM_DRAWS,
-                  placement_slope: float = PLACEMENT_SLOPE, nonlinear_kind: str = NONLINEAR_INTERVAL) -> HeadEstimate:
+                  placement_slope: float = PLACEMENT_SLOPE, nonlinear_kind: str = NONLINEAR_INTERVAL,
+                  held_out_scores: np.ndarray | None = None) -> HeadEstimate:
     """Precision and recall at `threshold` and average precision of a head scoring the pool `scores` (N,).
 
     The pool is split into strata by score (`score_strata`); the unseen positives of each
@@ -400,6 +411,15 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
     of a sample places a stratum's unseen positives over its unseen tasks by the head's
     odds (`placed_positives`, slope `placement_slope`); it is given once every stratum with
     unseen tasks has at least `min_stratum_draws` audit draws.
+
+    `held_out_scores` (N,): for each rated task, the score of a head fitted without its rating
+    (`core.training.cross_fitted_scores`), NaN for the others. A head ranks the tasks it was
+    trained on by their labels, so by `scores` a drawn positive moves above the threshold and
+    the draws left below it are no simple random sample of that stratum: the positives still
+    unseen there are under-counted (spam at 31%: drawn positives above the threshold 97% of the
+    time, unseen ones 76-88%). Given, rated tasks enter the strata's likelihoods by it, and
+    the AP places a stratum's unseen positives by `calibrated_chance` instead of the tilted
+    odds. None: `scores` stand for both (a head not fitted on the ratings).
 
     A quantity that rests on one uncertain count (a stratum with unseen tasks) gets `kind`'s
     interval of its samples if it is linear in the count (the precision), `nonlinear_kind`'s
@@ -415,16 +435,21 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
         raise ValueError(f"scores {scores.shape} do not match the pool of {sample.size} tasks")
     unseen = ~sample.seen
     strata = score_strata(scores, unseen, threshold, per_side)
-    n_strata = int(strata.max()) + 1 if len(strata) else 0
+    members = strata
+    if held_out_scores is not None:
+        held_out_scores = np.asarray(held_out_scores, dtype=np.float64)
+        placed_by = np.where(np.isnan(held_out_scores), scores, held_out_scores)
+        members = score_strata(scores, unseen, threshold, per_side, placed_by=placed_by)
+    n_strata = int(max(strata.max(), members.max())) + 1 if len(strata) else 0
     rng = np.random.default_rng(seed)
-    drawn = np.bincount(strata[sample.drawn_rows], minlength=n_strata)
+    drawn = np.bincount(members[sample.drawn_rows], minlength=n_strata)
     # unseen positives per stratum: (samples, n_strata)
     extra = np.zeros((samples, n_strata))
     log_density = np.zeros(samples)  # of each joint sample, up to a constant
     unseen_count = np.bincount(strata[unseen], minlength=n_strata).astype(np.float64)
     for b in range(n_strata):
         if unseen_count[b]:
-            posterior = positives_posterior(sample, strata == b, prior=prior)
+            posterior = positives_posterior(sample, members == b, prior=prior)
             counts = posterior.sample(rng, samples)
             extra[:, b] = counts - posterior.values[0]
             log_density += posterior.log_density(counts)
@@ -454,15 +479,38 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
     fewest = int(drawn[unseen_count > 0].min()) if np.any(unseen_count > 0) else 0
     average_precision = None
     if np.all(enough_draws):
-        ap = average_precision_samples(sample.labels, scores, strata, extra, placement_slope)
+        chance = None if held_out_scores is None else calibrated_chance(scores, held_out_scores, sample.labels)
+        ap = average_precision_samples(sample.labels, scores, strata, extra,
+                                       placement_slope if chance is None else 1.0, placed_by=chance)
         if np.all(np.isfinite(ap)):
             average_precision = interval_of(ap, np.arange(n_strata), linear=False)
     above_draws = int(drawn[hi_strata].sum())
     return HeadEstimate(threshold, predicted, precision, recall, average_precision, fewest, above_draws, bounds)
 
 
+def calibrated_chance(scores: np.ndarray, held_out_scores: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
+    """(N,) each task's chance of being positive given its score: the isotonic regression of the rated tasks'
+    labels on their held-out scores (`held_out_scores`, NaN for tasks not rated), read at `scores` and pulled
+    half a task towards 0.5 so that no task gets 0 or 1. None without a rated task.
+
+    The loop picks tasks by what it sees of them, never by their answer, so among tasks of one held-out
+    score the rated ones are positive as often as the unseen ones: the regression says where in a stratum
+    its unseen positives sit. The head's own odds understate how they gather under a strong head's threshold
+    (benchmarks.choices.EVALUATION)."""
+    held_out_scores = np.asarray(held_out_scores, dtype=np.float64)
+    rated = ~np.isnan(held_out_scores) & ~np.isnan(labels)
+    if not rated.any():
+        return None
+    x, inverse, counts = np.unique(held_out_scores[rated], return_inverse=True, return_counts=True)
+    shares = np.bincount(inverse.ravel(), weights=labels[rated]) / counts
+    fitted = isotonic_regression(shares, weights=counts.astype(np.float64), increasing=True).x
+    n = int(rated.sum())
+    return np.interp(np.asarray(scores, dtype=np.float64), x, (fitted * n + 0.5) / (n + 1))
+
+
 def average_precision_samples(labels: np.ndarray, scores: np.ndarray, strata: np.ndarray,
                               unseen_positives: np.ndarray, placement_slope: float = PLACEMENT_SLOPE,
+                              placed_by: np.ndarray | None = None,
                               chunk_cells: int = 2_000_000) -> np.ndarray:
     """AP of `scores` for each row of `unseen_positives` (samples, strata): rated tasks count with their
     label, an unseen task with its chance of being one of its stratum's unseen positives in that
@@ -473,7 +521,7 @@ def average_precision_samples(labels: np.ndarray, scores: np.ndarray, strata: np
     ranked_labels = labels[order]
     unseen = np.isnan(ranked_labels)
     base = np.where(unseen, 0.0, ranked_labels)
-    clipped = np.clip(ranked_scores, 1e-6, 1 - 1e-6)
+    clipped = np.clip(ranked_scores if placed_by is None else placed_by[order], 1e-6, 1 - 1e-6)
     ranked_logits = np.log(clipped / (1 - clipped))
     columns = {b: np.flatnonzero(unseen & (strata[order] == b)) for b in range(unseen_positives.shape[1])}
     columns = {b: c for b, c in columns.items() if len(c)}

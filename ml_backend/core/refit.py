@@ -22,12 +22,13 @@ import numpy as np
 
 from .embedding import Embedder
 from .errors import StaleVectorsError
+from .evaluation import CROSS_FIT_FOLDS
 from .head import LinearHead, Prior
 from .ledger import Ledger
 from .params import ProjectParams
 from .store import VectorStore
 from .strategies import Pool
-from .training import prompt_prior, refit
+from .training import cross_fitted_scores, prompt_prior, refit
 
 log = logging.getLogger(__name__)
 
@@ -119,16 +120,38 @@ class HeadRefit:
         return self._head
 
     def _fit(self, rated: list[int], ratings: dict[int, float], prior: Prior | None) -> LinearHead:
-        present, X = self.store.present_vectors(rated)
-        if len(present) != len(rated):  # the store switched to another model since `rated` was read
-            raise StaleVectorsError(f"project {self.project}: {len(rated) - len(present)} rated tasks lost their "
-                                    "vectors during the refit (the embedding model changed); it will run again")
-        y = np.array([ratings[t] for t in rated])
-        _, pool = self.pool(exclude=rated)
+        X, y, pool = self._training_data(rated, ratings)
         rng = np.random.default_rng([self.project, len(rated), len(pool.available)])
         previous = self.current_head()  # a start for the solver: same optimum, fewer iterations
         return refit(X, y, pool.vectors, pool.available, self.params.head, rng, prior=prior,
                      init=previous.head if previous else None)
+
+    def _training_data(self, rated: list[int], ratings: dict[int, float]) -> tuple[np.ndarray, np.ndarray, Pool]:
+        """The rated tasks' vectors and ratings, and the pool without them (where background negatives come from)."""
+        present, X = self.store.present_vectors(rated)
+        if len(present) != len(rated):  # the store switched to another model since `rated` was read
+            raise StaleVectorsError(f"project {self.project}: {len(rated) - len(present)} rated tasks lost their "
+                                    "vectors during the refit (the embedding model changed); it will run again")
+        _, pool = self.pool(exclude=rated)
+        return X, np.array([ratings[t] for t in rated]), pool
+
+    def held_out_scores(self, task_ids: np.ndarray) -> np.ndarray:
+        """(len(task_ids),) each rated task's score from the project's recipe refit without it (10-fold
+        cross-fitting, `core.training.cross_fitted_scores`), NaN for the others: where the current head would
+        place a rated task had it not been trained on its rating (`core.evaluation.estimate_head`)."""
+        scores = np.full(len(task_ids), np.nan)
+        current = self.current_head()
+        ratings = self.ledger.ratings(self.project)
+        position = {int(t): i for i, t in enumerate(task_ids)}
+        rated = [t for t in ratings if t in self.store and t in position]
+        if current is None or not rated:
+            return scores
+        X, y, pool = self._training_data(rated, ratings)
+        rng = np.random.default_rng([self.project, len(rated), 17])
+        held = cross_fitted_scores(X, y, pool.vectors, pool.available, self.params.head, rng,
+                                   prior=self._prompt_prior(), init=current.head, folds=CROSS_FIT_FOLDS)
+        scores[[position[t] for t in rated]] = held
+        return scores
 
     def prompt_usable(self) -> bool:
         """Whether refits start from the prompt: one is set, the model embeds text, and the store has vectors."""

@@ -84,3 +84,40 @@ def refit(
     """
     rows = sample_background(np.flatnonzero(unrated), params.background_samples, rng)
     return fit_head(X_rated, y_rated, params, prior=prior, background=pool_vectors[rows], init=init)
+
+
+def cross_fitted_scores(
+    X_rated: np.ndarray,
+    y_rated: np.ndarray,
+    pool_vectors: np.ndarray,
+    unrated: np.ndarray,
+    params: HeadParams,
+    rng: np.random.Generator,
+    prior: Prior | None = None,
+    init: LinearHead | None = None,
+    folds: int = 10,
+) -> np.ndarray:
+    """Each rated row's score (n,) from a head refit (`refit`, same recipe) without its fold's ratings.
+
+    A head ranks the tasks it was trained on by their own labels (a positive rating lifts its
+    task above the threshold); where a task would sit without its rating is what an estimate
+    stratified by the head's score must use for rated tasks (`core.evaluation.estimate_head`).
+    The rows are split at random into `folds` folds (fewer with fewer rows); `init`, the head
+    fitted on every rating, starts each solver. A fold whose refit has nothing to learn from
+    (no other rating, no prompt, no unrated task) scores 0.5.
+    """
+    X_rated = np.asarray(X_rated)
+    n = len(y_rated)
+    scores = np.full(n, 0.5)
+    n_folds = min(folds, n)
+    if n_folds == 0:
+        return scores
+    fold_of = rng.permutation(n) % n_folds
+    for fold in range(n_folds):
+        held = fold_of == fold
+        if n_folds == 1 and prior is None and not np.any(unrated):
+            continue
+        head = refit(X_rated[~held], np.asarray(y_rated)[~held], pool_vectors, unrated, params, rng, prior=prior,
+                     init=init)
+        scores[held] = head.ranking_scores(X_rated[held])
+    return scores

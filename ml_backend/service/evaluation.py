@@ -18,7 +18,7 @@ import numpy as np
 
 from ..adapters.ls_records import version_name
 from ..core.audit_log import AuditLog
-from ..core.evaluation import (MIN_STRATUM_DRAWS, PLACEMENT_SLOPE, POOL_PRIOR, PRIOR, PRIOR_COUNTS, HeadEstimate,
+from ..core.evaluation import (MIN_STRATUM_DRAWS, POOL_PRIOR, PRIOR, PRIOR_COUNTS, HeadEstimate,
                                PoolEstimate, estimate_head, estimate_pool)
 from ..core.head import LinearHead
 from ..core.loop import ActiveLoop
@@ -41,8 +41,10 @@ METHOD = (
     "falls fast with the first unseen positives cut off 'none left'), on two or more their range over the joint "
     "posterior's densest part (the chi-square share). The head's precision, recall "
     "and average precision are over the whole pool "
-    "(rated tasks included, with their ratings), the unseen positives estimated per score stratum (for the "
-    f"average precision, placed within a stratum by the head's odds to the power {PLACEMENT_SLOPE}); the precision "
+    "(rated tasks included, with their ratings), the unseen positives estimated per score stratum, in which a rated "
+    "task counts where a head refit without its rating scores it (10-fold cross-fitting: the head ranks the tasks it "
+    "learned from by their answers); for the average precision they are placed within a stratum by the rated tasks' "
+    "share of positives at each score (isotonic regression on those cross-fitted scores); the precision "
     f"(the average precision) waits until the stratum above the threshold (every stratum) holds {MIN_STRATUM_DRAWS} "
     "audit picks, and until then the page gives the bounds the ratings prove. Coverage and width are measured by "
     "`python -m benchmarks.evaluation`."
@@ -109,7 +111,8 @@ class Evaluations:
                          "pass) or no batch was selected since; the next batch starts one")
         else:
             pool_estimate = estimate_pool(sample, params.confidence, params.target_recall)
-            head_estimate = estimate_head(sample, scores, THRESHOLD, params.confidence)
+            head_estimate = estimate_head(sample, scores, THRESHOLD, params.confidence,
+                                          held_out_scores=loop.held_out_scores(task_ids))
             if not sample.draws:
                 notes.append("no complete audit draw yet: every estimate is the prior alone (rate the tab's tasks; the "
                              "strategy must draw uniform picks: `adaptive` with selection.uniform_share > 0, or `random`)")

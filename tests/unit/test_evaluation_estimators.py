@@ -13,8 +13,10 @@ from scipy.stats import hypergeom
 from sklearn.metrics import average_precision_score
 
 from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample, carry_pending
-from ml_backend.core.evaluation import (POOL_PRIOR, estimate_head, estimate_pool, joint_share, placed_positives,
-                                        positives_posterior, region_interval, score_strata)
+from ml_backend.core.evaluation import (POOL_PRIOR, calibrated_chance, estimate_head, estimate_pool, joint_share,
+                                        placed_positives, positives_posterior, region_interval, score_strata)
+from ml_backend.core.params import HeadParams
+from ml_backend.core.training import cross_fitted_scores, refit
 
 
 def label_like_the_loop(seed: int, size: int = 600, prevalence: float = 0.08, batches: int = 25, batch: int = 10,
@@ -351,3 +353,61 @@ def test_on_a_rare_concept_nearly_all_found_the_recall_and_ap_intervals_keep_the
     for name in ("recall", "average_precision"):
         assert np.mean(covered[None][name]) >= 0.93
         assert np.mean(covered[None][name]) > np.mean(covered["hpd"][name])
+
+
+def label_with_a_head_that_learns(seed: int, size: int = 1000, dim: int = 64, prevalence: float = 0.3,
+                                  batches: int = 12, batch: int = 10, drawn: int = 3):
+    """(sample, the current head's scores, the rated tasks' cross-fitted scores, truth): a loop whose head
+    is refit on its ratings after every batch, by the project's recipe, and picks its top unseen tasks."""
+    rng = np.random.default_rng(seed)
+    direction = rng.normal(size=dim)
+    X = rng.normal(size=(size, dim))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    margin = X @ direction / np.linalg.norm(direction) * np.sqrt(dim) + 0.5 * rng.normal(size=size)
+    truth = margin > np.quantile(margin, 1 - prevalence)
+    labels = np.full(size, np.nan)
+    seen_at = np.full(size, NOT_SEEN, dtype=np.int64)
+    draws, rated, head, params = [], [], None, HeadParams()
+    for seq in range(batches):
+        unseen = np.flatnonzero(np.isnan(labels))
+        uniform = rng.choice(unseen, size=drawn, replace=False)
+        draws.append(AuditDraw(seq, uniform, len(unseen)))
+        rest = np.setdiff1d(unseen, uniform)
+        order = rng.permutation(rest) if head is None else rest[np.argsort(-head.ranking_scores(X[rest]))]
+        picked = np.concatenate([uniform, order[: batch - drawn]])
+        labels[picked] = truth[picked]
+        seen_at[picked] = seq + 1
+        rated.extend(picked.tolist())
+        head = refit(X[rated], np.where(truth[rated], 1.0, -1.0), X, np.isnan(labels), params,
+                     np.random.default_rng([seed, seq]), init=head)
+    held_out = np.full(size, np.nan)
+    held_out[rated] = cross_fitted_scores(X[rated], np.where(truth[rated], 1.0, -1.0), X, np.isnan(labels), params,
+                                          np.random.default_rng([seed, 99]), init=head)
+    return AuditSample(labels, seen_at, tuple(draws)), head.ranking_scores(X), held_out, truth
+
+
+def test_rated_tasks_enter_the_strata_where_a_head_not_trained_on_them_puts_them():
+    # A head in 64 dimensions fitted on ~100 ratings lifts the positives it was trained on above its
+    # threshold: placed by its scores, the audit draws below the threshold hold hardly any positive and
+    # the head's recall interval sits above the truth (covered 1 time in 20 here).
+    covered = {False: [], True: []}
+    for seed in range(20):
+        sample, scores, held_out, truth = label_with_a_head_that_learns(seed)
+        drawn = sample.drawn_rows
+        recall = (truth & (scores > 0.5)).sum() / truth.sum()
+        for cross_fitted in covered:
+            estimate = estimate_head(sample, scores, samples=300, seed=seed,
+                                     held_out_scores=held_out if cross_fitted else None).recall
+            covered[cross_fitted].append(estimate.covers(recall))
+        assert np.mean(scores[drawn][truth[drawn]] > 0.5) >= np.mean(held_out[drawn][truth[drawn]] > 0.5)
+    assert np.mean(covered[False]) < 0.5
+    assert np.mean(covered[True]) >= 0.8
+
+
+def test_calibrated_chance_follows_the_rated_tasks_share_of_positives_by_score():
+    held_out = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.9, np.nan, np.nan])
+    labels = np.array([0, 0, 1, 0, 1, 1, np.nan, np.nan], dtype=float)
+    chance = calibrated_chance(np.array([0.05, 0.25, 0.65, 0.95]), held_out, labels)
+    assert np.all(np.diff(chance) >= 0) and np.all((chance > 0) & (chance < 1))
+    assert chance[0] == pytest.approx(0.5 / 7) and chance[-1] == pytest.approx(6.5 / 7)
+    assert calibrated_chance(np.array([0.5]), np.full(2, np.nan), np.array([np.nan, np.nan])) is None

@@ -10,7 +10,7 @@ import torch
 from ml_backend.core.errors import ConfigError
 from ml_backend.core.head import LinearHead, Prior
 from ml_backend.core.params import HeadParams, ProjectParams
-from ml_backend.core.training import fit_head, prompt_prior, sample_background
+from ml_backend.core.training import cross_fitted_scores, fit_head, prompt_prior, refit, sample_background
 from tests.conftest import cosine, planted_vectors, unit_rows
 
 DIM = 16
@@ -206,3 +206,30 @@ def test_hand_written_gradient_matches_autograd(rare, with_prior):
     np.testing.assert_allclose(head.coef_, expected, atol=1e-5)
     if with_prior:
         assert head.prior_weight_ == pytest.approx(alpha / prior.scale, abs=1e-5)
+
+
+def test_cross_fitted_scores_come_from_heads_that_did_not_learn_the_row():
+    # 40 ratings in 64 dimensions: enough room for a head to learn one row by heart
+    X, w_star, y = planted_vectors(np.random.default_rng(3), 300, 64)
+    rated = np.arange(40)
+    ratings = y[rated].copy()
+    flipped = int(np.argmin(X[rated] @ w_star))  # the clearest negative, rated +1
+    ratings[flipped] = 1.0
+    unrated = np.ones(len(X), dtype=bool)
+    unrated[rated] = False
+    params = HeadParams(l2=0.01)
+    full = refit(X[rated], ratings, X, unrated, params, np.random.default_rng(0))
+    held = cross_fitted_scores(X[rated], ratings, X, unrated, params, np.random.default_rng(1), init=full)
+    again = cross_fitted_scores(X[rated], ratings, X, unrated, params, np.random.default_rng(1), init=full)
+    trained = full.ranking_scores(X[rated])
+    assert held.shape == (40,) and np.array_equal(held, again)
+    assert held[flipped] < 0.5 < trained[flipped]  # its own rating alone lifted it
+    others = np.arange(40) != flipped
+    assert held[others][y[rated][others] > 0].mean() > held[others][y[rated][others] < 0].mean()  # still the concept
+
+
+def test_a_single_rating_with_nothing_else_to_learn_from_is_left_uninformative(data):
+    _, X, _, _ = data
+    held = cross_fitted_scores(X[:1], np.ones(1), X[:1], np.zeros(1, dtype=bool), HeadParams(),
+                               np.random.default_rng(0))
+    assert held.tolist() == [0.5]
