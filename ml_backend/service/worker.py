@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..core.errors import (BackendError, ConfigError, LedgerCorruptError, RemoteRejected, RemoteUnavailable,
-                           UnknownProjectError)
+                           StaleVectorsError, UnknownProjectError)
 from .evaluation import Evaluations
 from .projects import ProjectRegistry
 
@@ -299,8 +299,9 @@ class Worker:
             return False
         try:
             return self.evaluations.refresh(self.projects.get(project))
-        except (ConfigError, UnknownProjectError, LedgerCorruptError) as exc:
-            # a state the admin fixes (a config changed meanwhile), reported by every other pass too
+        except (ConfigError, UnknownProjectError, LedgerCorruptError, StaleVectorsError) as exc:
+            # a state the admin fixes (a config changed meanwhile), reported by every other pass too; or the
+            # model switched during the evaluation's refits, and the next idle pass evaluates again
             log.warning("project %s: no evaluation: %s", project, exc)
             return False
         except Exception:  # noqa: BLE001 - an evaluation must never stop the loop
