@@ -364,7 +364,8 @@ EVALUATION: tuple[dict, ...] = (
             "Bag @1% at 100-200 labels: the AP places a stratum's unseen positives evenly, and a strong head ranks "
             "them high"},
     {"constant": "core.evaluation.PLACEMENT_SLOPE", "value": 0.5,
-     "how": "Why (2026-12-03): after the joint range above, the AP still missed where every task above the threshold "
+     "how": "since 2026-12-04 only for a head not fitted on the ratings (no cross-fitted scores given); the service "
+            "and the benchmark place by `calibrated_chance` (the record under estimate_head below). Why (2026-12-03): after the joint range above, the AP still missed where every task above the threshold "
             "is rated (one uncertain stratum): it spread the unseen positives below the threshold evenly, and a strong "
             "head's missed positives sit just under it (bags @1% AP at 200 labels covered 15%, razor-users @1% "
             "0%). Candidates: a task's chance sigmoid(shift + slope * the head's log-odds), the shift making the "
@@ -423,8 +424,10 @@ EVALUATION: tuple[dict, ...] = (
             "seeds 4000-4005. On a synthetic loop whose head learns its ratings (1,000 tasks, 64 dimensions, 30% "
             "positives, 12 batches of 10 with 3 audit picks) the recall covered 0.05 today and 0.90 with "
             "cross-fitted strata (20 seeds); with 1,500 tasks (64 or 96 dimensions, three noise levels, 30 seeds) "
-            "0.03-0.30 against 0.67-0.83, its misses still above the truth. Kept on branch crossfit-strata with its tests, not on main: both "
-            "evaluation reports have to be rerun with it first (about 2 hours on 2 cores)"},
+            "0.03-0.30 against 0.67-0.83, its misses still above the truth. Adopted 2026-12-04 (decided before the reported runs, which were then "
+            "made with it); the evidence on the band count is mixed, and it removes a mechanism that makes the "
+            "intervals wrong. CROSS_FIT_FOLDS = 10 was fixed beforehand, not tuned (5 folds covered spam @natural's "
+            "recall 0.925, 10 folds 0.908, on seeds 1000-1019 at 20-300 labels)"},
     {"constant": "core.evaluation.MIN_STRATUM_DRAWS for the precision", "value": "2, as for the AP",
      "how": "Dev48 (2026-12-01, today's head), head precision withheld while the unseen tasks above the threshold "
             "hold fewer audit draws than this: coverage without zero-width intervals / such intervals / withheld: "
