@@ -514,8 +514,9 @@ def average_precision_samples(labels: np.ndarray, scores: np.ndarray, strata: np
                               chunk_cells: int = 2_000_000) -> np.ndarray:
     """AP of `scores` for each row of `unseen_positives` (samples, strata): rated tasks count with their
     label, an unseen task with its chance of being one of its stratum's unseen positives in that
-    sample (`placed_positives`). Tied scores form one step, as in scikit-learn's
-    average_precision_score. NaN without positives."""
+    sample (`placed_positives`, on the log-odds of `placed_by` when given, e.g. `calibrated_chance`,
+    else of `scores`). Tied scores form one step, as in scikit-learn's average_precision_score. NaN
+    without positives."""
     order = np.argsort(-scores, kind="stable")
     ranked_scores = scores[order]
     ranked_labels = labels[order]
