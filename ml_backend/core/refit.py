@@ -136,7 +136,7 @@ class HeadRefit:
         return X, np.array([ratings[t] for t in rated]), pool
 
     def held_out_scores(self, task_ids: np.ndarray) -> np.ndarray:
-        """(len(task_ids),) each rated task's score from the project's recipe refit without it (10-fold
+        """(len(task_ids),) each rated task's score from the project's recipe refit without it (`CROSS_FIT_FOLDS`-fold
         cross-fitting, `core.training.cross_fitted_scores`), NaN for the others: where the current head would
         place a rated task had it not been trained on its rating (`core.evaluation.estimate_head`)."""
         scores = np.full(len(task_ids), np.nan)

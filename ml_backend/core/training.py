@@ -110,13 +110,11 @@ def cross_fitted_scores(
     n = len(y_rated)
     scores = np.full(n, 0.5)
     n_folds = min(folds, n)
-    if n_folds == 0:
+    if n_folds == 0 or (n_folds == 1 and prior is None and not np.any(unrated)):
         return scores
     fold_of = rng.permutation(n) % n_folds
     for fold in range(n_folds):
         held = fold_of == fold
-        if n_folds == 1 and prior is None and not np.any(unrated):
-            continue
         head = refit(X_rated[~held], np.asarray(y_rated)[~held], pool_vectors, unrated, params, rng, prior=prior,
                      init=init)
         scores[held] = head.ranking_scores(X_rated[held])

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..adapters.ls_records import version_name
 from ..core.audit_log import AuditLog
-from ..core.evaluation import (MIN_STRATUM_DRAWS, POOL_PRIOR, PRIOR, PRIOR_COUNTS, HeadEstimate,
+from ..core.evaluation import (CROSS_FIT_FOLDS, MIN_STRATUM_DRAWS, POOL_PRIOR, PRIOR, PRIOR_COUNTS, HeadEstimate,
                                PoolEstimate, estimate_head, estimate_pool)
 from ..core.head import LinearHead
 from ..core.loop import ActiveLoop
@@ -42,7 +42,8 @@ METHOD = (
     "posterior's densest part (the chi-square share). The head's precision, recall "
     "and average precision are over the whole pool "
     "(rated tasks included, with their ratings), the unseen positives estimated per score stratum, in which a rated "
-    "task counts where a head refit without its rating scores it (10-fold cross-fitting: the head ranks the tasks it "
+    f"task counts where a head refit without its rating scores it ({CROSS_FIT_FOLDS}-fold cross-fitting: the head "
+    "ranks the tasks it "
     "learned from by their answers); for the average precision they are placed within a stratum by the rated tasks' "
     "share of positives at each score (isotonic regression on those cross-fitted scores); the precision "
     f"(the average precision) waits until the stratum above the threshold (every stratum) holds {MIN_STRATUM_DRAWS} "
