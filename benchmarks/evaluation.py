@@ -55,7 +55,7 @@ from benchmarks.intervals import bootstrap_interval  # noqa: E402
 from benchmarks.markdown import README, replace_block  # noqa: E402
 from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample  # noqa: E402
 from ml_backend.core.evaluation import (  # noqa: E402
-    CROSS_FIT_FOLDS, MIN_STRATUM_DRAWS, INTERVAL, NONLINEAR_INTERVAL, PLACEMENT_SLOPE, POOL_PRIOR, PRIOR,
+    CROSS_FIT_FOLDS, HOLD_EDGES, MIN_STRATUM_DRAWS, INTERVAL, NONLINEAR_INTERVAL, PLACEMENT_SLOPE, POOL_PRIOR, PRIOR,
     STRATA_PER_SIDE, estimate_head, estimate_pool)
 from ml_backend.core.params import EvaluationParams, HeadParams, SelectionParams  # noqa: E402
 from ml_backend.core.training import cross_fitted_scores  # noqa: E402
@@ -88,9 +88,21 @@ QUICK_TASKS = (TASKS[1], TASKS[5])
 # The label-efficiency benchmark's held-out concepts (no constant below was chosen on them), clean ratings:
 # with flipped ratings the team's answers are not one truth to cover.
 HELDOUT_TASKS = tuple(replace(t, batch_sizes=(BATCH,)) for t in le.HELDOUT_TASKS if not t.noise)
-TASK_SETS = {"full": TASKS, "heldout": HELDOUT_TASKS}
+# Development concepts (the label-efficiency benchmark's, which no reported run uses) at the tuned set's
+# prevalences, for checking an estimator change before it touches a reported seed; written down
+# 2026-12-04 before any run on them. Nothing from them is reported in the README.
+_ILUG, _FORK, _SA_TALK, _TSHIRT, _TROUSER = (dict(concept=t.concept, dataset=t.dataset, positives=t.positives,
+                                                  lists=t.lists, prompt=t.prompt) for t in le.DEVELOPMENT_TASKS)
+DEVELOPMENT_TASKS = tuple(le.Task(**kwargs, batch_sizes=(BATCH,)) for kwargs in (
+    _ILUG, dict(**_ILUG, prevalence=0.01), dict(**_SA_TALK, prevalence=0.01), dict(**_FORK, prevalence=0.05),
+    _TSHIRT, dict(**_TSHIRT, prevalence=0.01), dict(**_TROUSER, prevalence=0.05),
+    dict(concept="T-shirt+Trouser (mixed)", dataset="fashion", positives=_TSHIRT["positives"] + _TROUSER["positives"],
+         prevalence=0.01),
+))
+TASK_SETS = {"full": TASKS, "heldout": HELDOUT_TASKS, "development": DEVELOPMENT_TASKS}
 # Each set's files (<stem>.json / .md / .png in the results folder) and README block.
-TASK_SET_STEMS = {"full": "evaluation", "heldout": "evaluation_heldout", "own": "evaluation_own"}
+TASK_SET_STEMS = {"full": "evaluation", "heldout": "evaluation_heldout", "development": "evaluation_development",
+                  "own": "evaluation_own"}
 README_BLOCKS = {"full": README_BLOCK, "heldout": "evaluation-heldout"}
 
 
@@ -205,6 +217,8 @@ class Recorder:
             if head is not None:
                 point["truth"].update(head_truth(self.truth, scores))
                 held = held_out() if held_out is not None else None
+                if self.snapshots is not None:
+                    self.snapshots[-1]["held_out"] = held
                 for name, options in self.variants.items():
                     estimate = estimate_head(sample, scores, 0.5, self.evaluation.confidence,
                                              per_side=options.get("per_side", STRATA_PER_SIDE),
@@ -758,7 +772,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                      "stable_kappa": evaluation.stable_kappa, "pool_prior": POOL_PRIOR, "prior": PRIOR, "interval": INTERVAL,
                      "nonlinear_interval": NONLINEAR_INTERVAL,
                      "strata_per_side": STRATA_PER_SIDE, "min_stratum_draws": MIN_STRATUM_DRAWS,
-                     "placement_slope": PLACEMENT_SLOPE, "cross_fit_folds": CROSS_FIT_FOLDS,
+                     "placement_slope": PLACEMENT_SLOPE, "cross_fit_folds": CROSS_FIT_FOLDS, "hold_edges": HOLD_EDGES,
                      "checkpoints": list(CHECKPOINTS)},
         "choices": list(choices.EVALUATION),
         "runtime_seconds": round(runtime, 1), "cpu_seconds": round(cpu, 1),

@@ -27,7 +27,8 @@ Intervals are checked for coverage by simulation (`benchmarks.evaluation`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy.optimize import isotonic_regression
@@ -77,6 +78,8 @@ PLACEMENT_SLOPE = 0.5
 # Folds of the cross-fitting that gives each rated task the score a head not trained on its rating would
 # (`core.training.cross_fitted_scores`); `estimate_head` places rated tasks in its strata by it.
 CROSS_FIT_FOLDS = 10
+# An interval on one uncertain stratum holds the edge its audit draws cannot rule out (`estimate_head`)
+HOLD_EDGES = True
 # Halvings of the shift's bracket in `placed_positives`: it starts 2 ln n + the tilted logits' range + 2
 # wide (under 50 for a million tasks), so 40 leave the shift within 1e-10 of its value.
 PLACEMENT_BISECTIONS = 40
@@ -402,7 +405,7 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
                   per_side: int = STRATA_PER_SIDE, prior: str = PRIOR, samples: int = 400, seed: int = 0,
                   kind: str = INTERVAL, min_stratum_draws: int = MIN_STRATUM_DRAWS,
                   placement_slope: float = PLACEMENT_SLOPE, nonlinear_kind: str = NONLINEAR_INTERVAL,
-                  held_out_scores: np.ndarray | None = None) -> HeadEstimate:
+                  held_out_scores: np.ndarray | None = None, hold_edges: bool = HOLD_EDGES) -> HeadEstimate:
     """Precision and recall at `threshold` and average precision of a head scoring the pool `scores` (N,).
 
     The pool is split into strata by score (`score_strata`); the unseen positives of each
@@ -429,6 +432,12 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
     a quantity's samples covered 81% (recall and AP), cutting off the joint mode ("hardly a
     positive left below the threshold" on a rare concept) at every seed of some checkpoints;
     the range covered 94% (recall) and 97% (AP) (`benchmarks.choices`).
+
+    `hold_edges`: an interval on one uncertain stratum whose audit draws hold no positive (or only
+    positives) also holds the quantity's value at no unseen positive there (every unseen task
+    positive): the Jeffreys interval's limit at x = 0 (x = n) of Brown, Cai & DasGupta (2001). A
+    rare concept's head that has found every positive leaves thousands of unseen tasks below its
+    threshold and a dozen audit draws among them; "none left" is then just under the 5% tail.
     """
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (sample.size,):
@@ -443,6 +452,8 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
     n_strata = int(max(strata.max(), members.max())) + 1 if len(strata) else 0
     rng = np.random.default_rng(seed)
     drawn = np.bincount(members[sample.drawn_rows], minlength=n_strata)
+    drawn_positives = np.bincount(members[sample.drawn_rows], weights=sample.labels[sample.drawn_rows] == 1,
+                                  minlength=n_strata)
     # unseen positives per stratum: (samples, n_strata)
     extra = np.zeros((samples, n_strata))
     log_density = np.zeros(samples)  # of each joint sample, up to a constant
@@ -457,35 +468,66 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
     above = scores > threshold
     hi_strata = np.unique(strata[above])
     found_above = np.count_nonzero(known & above)
-    true_positives = found_above + extra[:, hi_strata].sum(axis=1)
-    positives = np.count_nonzero(known) + extra.sum(axis=1)
     predicted = int(np.count_nonzero(above))
     enough_draws = (drawn >= min_stratum_draws) | (unseen_count == 0)
 
-    def interval_of(values: np.ndarray, strata_used: np.ndarray, linear: bool) -> Estimate:
-        uncertain = int(np.count_nonzero(unseen_count[strata_used] > 0))
-        if uncertain >= 2:
-            return region_interval(values, log_density, joint_share(confidence, uncertain))
-        return interval(values, confidence, kind if linear else nonlinear_kind)
+    def precision_of(unseen_positives: np.ndarray) -> np.ndarray:
+        return (found_above + unseen_positives[:, hi_strata].sum(axis=1)) / predicted
+
+    def recall_of(unseen_positives: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (found_above + unseen_positives[:, hi_strata].sum(axis=1)) / (
+                np.count_nonzero(known) + unseen_positives.sum(axis=1))
+
+    def interval_of(values: np.ndarray, quantity: Callable[[np.ndarray], np.ndarray], strata_used: np.ndarray,
+                    linear: bool) -> Estimate:
+        """`values`: `quantity` of the samples `extra`."""
+        uncertain = strata_used[unseen_count[strata_used] > 0]
+        if len(uncertain) >= 2:
+            return region_interval(values, log_density, joint_share(confidence, len(uncertain)))
+        estimate = interval(values, confidence, kind if linear else nonlinear_kind)
+        if hold_edges and len(uncertain) == 1:
+            at_edges = quantity(_edge_counts(int(uncertain[0]), drawn, drawn_positives, unseen_count))
+            at_edges = at_edges[np.isfinite(at_edges)]
+            if len(at_edges):
+                estimate = replace(estimate, low=min(estimate.low, float(at_edges.min())),
+                                   high=max(estimate.high, float(at_edges.max())))
+        return estimate
 
     precision, bounds = None, None
     if predicted:
         bounds = (float(found_above / predicted), float((found_above + np.count_nonzero(above & unseen)) / predicted))
         if np.all(enough_draws[hi_strata]):
-            precision = interval_of(true_positives / predicted, hi_strata, linear=True)
+            precision = interval_of(precision_of(extra), precision_of, hi_strata, linear=True)
     recall = None
-    if np.all(positives > 0):
-        recall = interval_of(true_positives / positives, np.arange(n_strata), linear=False)
+    if np.all(np.count_nonzero(known) + extra.sum(axis=1) > 0):
+        recall = interval_of(recall_of(extra), recall_of, np.arange(n_strata), linear=False)
     fewest = int(drawn[unseen_count > 0].min()) if np.any(unseen_count > 0) else 0
     average_precision = None
     if np.all(enough_draws):
         chance = None if held_out_scores is None else calibrated_chance(scores, held_out_scores, sample.labels)
-        ap = average_precision_samples(sample.labels, scores, strata, extra,
-                                       placement_slope if chance is None else 1.0, placed_by=chance)
+
+        def average_precision_of(unseen_positives: np.ndarray) -> np.ndarray:
+            return average_precision_samples(sample.labels, scores, strata, unseen_positives,
+                                             placement_slope if chance is None else 1.0, placed_by=chance)
+
+        ap = average_precision_of(extra)
         if np.all(np.isfinite(ap)):
-            average_precision = interval_of(ap, np.arange(n_strata), linear=False)
+            average_precision = interval_of(ap, average_precision_of, np.arange(n_strata), linear=False)
     above_draws = int(drawn[hi_strata].sum())
     return HeadEstimate(threshold, predicted, precision, recall, average_precision, fewest, above_draws, bounds)
+
+
+def _edge_counts(stratum: int, drawn: np.ndarray, drawn_positives: np.ndarray,
+                 unseen_count: np.ndarray) -> np.ndarray:
+    """(0-2, strata) unseen positives per stratum at the edges `stratum`'s audit draws cannot rule out: none
+    there if no draw was positive, all of its unseen tasks if every draw was (`estimate_head`'s hold_edges)."""
+    edges = []
+    if drawn[stratum] and drawn_positives[stratum] == 0:
+        edges.append(np.zeros(len(unseen_count)))
+    if drawn[stratum] and drawn_positives[stratum] == drawn[stratum]:
+        edges.append(np.where(np.arange(len(unseen_count)) == stratum, unseen_count, 0.0))
+    return np.array(edges).reshape(len(edges), len(unseen_count))
 
 
 def calibrated_chance(scores: np.ndarray, held_out_scores: np.ndarray, labels: np.ndarray) -> np.ndarray | None:

@@ -411,3 +411,30 @@ def test_calibrated_chance_follows_the_rated_tasks_share_of_positives_by_score()
     assert np.all(np.diff(chance) >= 0) and np.all((chance > 0) & (chance < 1))
     assert chance[0] == pytest.approx(0.5 / 7) and chance[-1] == pytest.approx(6.5 / 7)
     assert calibrated_chance(np.array([0.5]), np.full(2, np.nan), np.array([np.nan, np.nan])) is None
+
+
+def test_an_interval_on_one_stratum_whose_draws_hold_no_positive_keeps_the_none_left_edge():
+    # A rare concept's head that found every positive: all 41 above the threshold and rated, ~4,000 unseen
+    # tasks below it and 12 audit draws there, none positive. 'No positive left' is just under the equal
+    # tails' 5% there, so without the edge the recall and AP intervals end short of the truth.
+    rng = np.random.default_rng(0)
+    above, below = 60, 4000
+    scores = np.r_[np.linspace(0.99, 0.6, above), rng.uniform(0.01, 0.45, below)]
+    truth = np.r_[np.arange(above) < 41, np.zeros(below, dtype=bool)]
+    labels = np.full(above + below, np.nan)
+    labels[:above] = truth[:above]
+    seen_at = np.where(np.isnan(labels), NOT_SEEN, 0).astype(np.int64)
+    drawn = rng.choice(np.arange(above, above + below), size=12, replace=False)
+    labels[drawn], seen_at[drawn] = 0.0, 1
+    sample = AuditSample(labels, seen_at, (AuditDraw(0, drawn, below),))
+    exact = {"recall": 1.0, "average_precision": average_precision_score(truth, scores)}
+    without = estimate_head(sample, scores, hold_edges=False)
+    held = estimate_head(sample, scores, hold_edges=True)
+    for name, value in exact.items():
+        assert getattr(without, name).high < value - 0.005
+        assert getattr(held, name).covers(value) and getattr(held, name).high == pytest.approx(value)
+        assert getattr(held, name).low == getattr(without, name).low
+    # one positive among the draws: the edge is ruled out, the interval unchanged
+    labels[drawn[0]] = 1.0
+    hit = AuditSample(labels, seen_at, (AuditDraw(0, drawn, below),))
+    assert estimate_head(hit, scores, hold_edges=True).recall == estimate_head(hit, scores, hold_edges=False).recall
