@@ -428,6 +428,26 @@ EVALUATION: tuple[dict, ...] = (
             "made with it); the evidence on the band count is mixed, and it removes a mechanism that makes the "
             "intervals wrong. CROSS_FIT_FOLDS = 10 was fixed beforehand, not tuned (5 folds covered spam @natural's "
             "recall 0.925, 10 folds 0.908, on seeds 1000-1019 at 20-300 labels)"},
+    {"constant": "core.evaluation.HOLD_EDGES (an interval on one uncertain stratum keeps the edge its draws "
+                 "cannot rule out)", "value": True,
+     "how": "since 2026-12-04. Why: the held-out report's AP covered 77% at 100 labels, razor-users @1% 0 of 19. "
+            "Looked at on that task's seeds 0-3 (a diagnosis; nothing was tuned on it): every positive found, every "
+            "task above the threshold rated, one uncertain stratum below it (~4,000 unseen tasks, 12 audit draws, "
+            "none positive). The Jeffreys posterior puts P(no unseen positive there) at ~4.5%, under the equal "
+            "tails' 5%, so the AP's interval ended at its value for one or two unseen positives (0.21-0.96 for a "
+            "true 0.985) and the recall's too (0.06-0.95 for 0.976); at 200 labels (22 draws) it covered. "
+            "Candidate: such an interval also holds the value at no unseen positive in that stratum when none of "
+            "its draws was positive (every unseen task positive when every draw was): the Jeffreys interval's "
+            "limit at x = 0 (x = n) of Brown, Cai & DasGupta (2001); no free constant. Rule written before its "
+            "run, judged on fresh seeds 6100-6105 alone (the 8 tuned tasks and the 8 development concepts of "
+            "`--task-set development`, 20-1000 labels, snapshots re-estimated both ways): checkpoints out of "
+            "[0.85, 0.95] summed over precision, recall and AP no more than today's, each pooled coverage in the "
+            "band or no farther. Today / with edges: out of the band 11 / 11; precision 0.925 / 0.925, recall "
+            "0.952 / 0.952, AP 0.925 / 0.925, every checkpoint's coverage the same; mean width recall 0.533 / 0.550, "
+            "AP 0.524 / 0.552 (seeds 6000-6005, development concepts, shown: the same, 10 / 10). Passed, and "
+            "adopted for the mechanism, not for a measured gain: on development runs the edge was already inside "
+            "the interval wherever it was the truth. The held-out report's change is no independent evidence (its "
+            "failure motivated the candidate)"},
     {"constant": "core.evaluation.MIN_STRATUM_DRAWS for the precision", "value": "2, as for the AP",
      "how": "Dev48 (2026-12-01, today's head), head precision withheld while the unseen tasks above the threshold "
             "hold fewer audit draws than this: coverage without zero-width intervals / such intervals / withheld: "

@@ -719,7 +719,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--budget", type=int, default=None, help=f"labels per run (default {BUDGET}; quick 300)")
     parser.add_argument("--task-set", choices=tuple(TASK_SETS), default="full",
-                        help="'heldout': the label-efficiency benchmark's held-out concepts, to evaluation_heldout.*")
+                        help="'heldout': the label-efficiency benchmark's held-out concepts, to evaluation_heldout.*; "
+                             "'development': concepts no reported run uses, for checking a change first (to "
+                             f"{le.QUICK_DIR / 'development'} unless --out)")
     parser.add_argument("--dataset", default=None,
                         help="a dataset file of your own (python -m benchmarks.own_data): every class one-vs-rest, "
                         f"to evaluation_own.* (default folder {le.OWN_DIR})")
@@ -736,6 +738,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
             parser.error("--readme re-renders a committed report; a run on your own data has none")
         args.task_set, args.out = "own", args.out or str(le.OWN_DIR)
     stem = TASK_SET_STEMS[args.task_set]
+    if args.task_set == "development":
+        if args.readme:
+            parser.error("--readme re-renders a reported run; development runs are never reported")
+        args.out = args.out or str(le.QUICK_DIR / "development")  # never committed
     if args.readme:
         report = json.loads((RESULTS_DIR / f"{stem}.json").read_text())
         # prose, not measurement: a development run recorded after the report's run is added without rerunning it
