@@ -499,9 +499,10 @@ def estimate_head(sample: AuditSample, scores: np.ndarray, threshold: float = 0.
         bounds = (float(found_above / predicted), float((found_above + np.count_nonzero(above & unseen)) / predicted))
         if np.all(enough_draws[hi_strata]):
             precision = interval_of(precision_of(extra), precision_of, hi_strata, linear=True)
+    recall_samples = recall_of(extra)
     recall = None
-    if np.all(np.count_nonzero(known) + extra.sum(axis=1) > 0):
-        recall = interval_of(recall_of(extra), recall_of, np.arange(n_strata), linear=False)
+    if np.all(np.isfinite(recall_samples)):  # NaN where a sample holds no positive at all
+        recall = interval_of(recall_samples, recall_of, np.arange(n_strata), linear=False)
     fewest = int(drawn[unseen_count > 0].min()) if np.any(unseen_count > 0) else 0
     average_precision = None
     if np.all(enough_draws):
