@@ -448,6 +448,31 @@ EVALUATION: tuple[dict, ...] = (
             "adopted for the mechanism, not for a measured gain: on development runs the edge was already inside "
             "the interval wherever it was the truth. The held-out report's change is no independent evidence (its "
             "failure motivated the candidate)"},
+    {"constant": "core.evaluation.calibrated_chance: the AP's placement curve resampled (tried 2026-12-04, not kept)",
+     "value": "not kept: one isotonic fit on every rating",
+     "how": "Why: the held-out report's AP covered 75% and 82% at 20 and 50 labels, where the placement curve is "
+            "fitted on 20-50 rated tasks and its own uncertainty is in no interval. Candidate: R refits of the curve, "
+            "each with the rated tasks weighted by one Bayesian-bootstrap draw (Rubin 1981, Dirichlet(1)), AP sample i "
+            "placing by curve i mod R; precision and recall untouched. Rule written before its run: R the largest of "
+            "400 / 100 / 20 at most 3x today's CPU on the development concepts' seeds 6000-6005 (looked at for cost "
+            "only); judged on fresh seeds 6200-6205 alone (the 8 tuned tasks and the 8 development concepts, 20-1000 "
+            "labels, snapshots re-estimated both ways): AP checkpoints out of [0.85, 0.95] no more than today's, "
+            "each set's pooled AP coverage in the band or no farther, its lowest checkpoint no lower. CPU per estimate "
+            "0.233 s today, 0.394 / 0.477 / 0.661 s with R = 20 / 100 / 400: R = 400 (on those seeds AP 0.920 -> 0.930, "
+            "mean width 0.536 -> 0.545). Fresh seeds, today / R = 400: tuned tasks AP 0.942 / 0.957 (over the band), "
+            "lowest checkpoint 0.83 / 0.83 (20 labels), mean width 0.491 / 0.497; development concepts 0.947 / 0.947, "
+            "lowest 0.88 / 0.88, width 0.583 / 0.591; checkpoints out of the band the same; precision and recall "
+            "identical. Fails (the tuned tasks' total leaves the band), not kept: the curve's resampling spread adds "
+            "1-2% of width, raises the mid checkpoints (300 labels 0.93 -> 0.97) and leaves the early ones where they were"},
+    {"constant": "core.evaluation.estimate_head: equal tails for the recall and AP on two uncertain strata "
+                 "(looked at 2026-12-04, not judged)",
+     "value": "not kept: the range over the densest joint samples stays",
+     "how": "The recall covers over the band in both reports (95.2% and 96.5%), most at 20-300 labels, where both "
+            "sides of the threshold hold unseen tasks and the interval is the range over the densest joint samples. "
+            "Equal tails of the quantity's samples (its marginal credible interval, as with one uncertain stratum), "
+            "looked at on the development concepts' seeds 6000-6005: recall 0.935 -> 0.889 (20 labels 0.90 -> 0.76, "
+            "200 labels 0.91 -> 0.81), AP 0.920 -> 0.870 (200 labels 0.85 -> 0.75); checkpoints out of the band over "
+            "precision, recall and AP 10 -> 14. The joint range's width is doing work there: not run on fresh seeds"},
     {"constant": "core.evaluation.MIN_STRATUM_DRAWS for the precision", "value": "2, as for the AP",
      "how": "Dev48 (2026-12-01, today's head), head precision withheld while the unseen tasks above the threshold "
             "hold fewer audit draws than this: coverage without zero-width intervals / such intervals / withheld: "
