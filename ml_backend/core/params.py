@@ -102,6 +102,11 @@ class SelectionParams(BaseModel):
         description="once a rating is positive, when this many of the latest ratings of the head's own picks hold "
         "no positive, half of those picks go to the least-rated clusters instead (0: never)",
     )
+    boundary_per_cluster: bool = Field(
+        False,
+        description="boundary picks at most one per k-means cluster (none in a cluster the batch's top picks hold), "
+        "closest to the boundary first: a varied batch instead of near-duplicates",
+    )
 
 
 class ProjectParams(BaseModel):

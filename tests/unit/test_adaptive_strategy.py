@@ -10,7 +10,7 @@ import pytest
 from ml_backend.core.head import LinearHead
 from ml_backend.core.params import ProjectParams, SelectionParams
 from ml_backend.core.strategies import AdaptiveStrategy, Pool, make_strategy
-from ml_backend.core.strategies.adaptive import pool_clustering
+from ml_backend.core.strategies.adaptive import one_per_cluster, pool_clustering
 from tests.conftest import unit_rows
 
 DIM = 12
@@ -313,6 +313,47 @@ def test_a_prompt_head_with_no_ratings_starts_from_the_boundary(planted):
     assert len(chosen) == 9 and z[chosen].max() <= z[others].min()
 
 
+def clump_at_the_boundary(seed=0):
+    """20 near-duplicates on the head's boundary (logit ~0) among 280 scattered rows; 15 of 20 rated rows
+    positive, so every pick but the uniform one goes to the boundary."""
+    rng = np.random.default_rng(seed)
+    centre = unit_rows(rng.normal(size=(1, DIM)))[0]
+    w = rng.normal(size=DIM)
+    w -= (w @ centre) * centre  # the clump's centre sits on the boundary
+    X = np.vstack([unit_rows(centre + 0.001 * rng.normal(size=(20, DIM))), unit_rows(rng.normal(size=(280, DIM)))])
+    rated = np.arange(20, 40)
+    available = np.ones(len(X), bool)
+    available[rated] = False
+    pool = Pool(X, available, rated, np.where(rated < 35, 1.0, -1.0))
+    return X, LinearHead.from_weights(6.0 * w / np.linalg.norm(w), 0.0), pool
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_spread_boundary_picks_take_one_near_duplicate_not_the_whole_clump(seed):
+    X, head, pool = clump_at_the_boundary(seed)
+    picks = {}
+    for spread in (False, True):
+        strategy = AdaptiveStrategy(uniform_share=0.1, clusters=15, boundary_per_cluster=spread)
+        rows = strategy.select(head, pool, 10, np.random.default_rng(seed))
+        picks[spread] = np.setdiff1d(rows, strategy.last_draw.rows)
+    assert np.sum(picks[False] < 20) == 9  # the greedy boundary batch: all from the clump
+    assert np.sum(picks[True] < 20) <= 1
+    labels, _ = pool_clustering(X, 15)
+    assert len(set(labels[picks[True]].tolist())) == len(picks[True])  # one per cluster
+    # each is its cluster's available row closest to the boundary
+    z = np.abs(logits(head, X))
+    for row in picks[True]:
+        mates = np.flatnonzero((labels == labels[row]) & pool.available)
+        assert z[row] <= z[mates].min()
+
+
+def test_spread_boundary_picks_avoid_the_clusters_of_the_top_picks_and_fill_in_when_clusters_run_out():
+    ordered = np.array([5, 6, 7, 8, 9, 10])
+    labels = np.array([0] * 5 + [1, 1, 2, 2, 3, 3])
+    assert one_per_cluster(ordered, labels, 3, taken=np.array([1])).tolist() == [7, 9, 5]
+    assert one_per_cluster(ordered, labels, 2, taken=np.array([], dtype=int)).tolist() == [5, 7]
+
+
 # -- the head's picks stopped finding positives: back to the clusters ---------------------------
 
 def exhausted_pool(X, group, last_own_positive_age, uniform_positive_last=False):
@@ -391,11 +432,12 @@ def test_a_concept_of_two_kinds_is_completed_from_an_example_of_one():
 
 def test_project_selection_settings_reach_the_strategy():
     params = ProjectParams.parse({"selection": {"uniform_share": 0.3, "positive_balance": 0.7, "clusters": 12,
-                                                "prevalence_gain": 2.0, "stale_after": 25}})
+                                                "prevalence_gain": 2.0, "stale_after": 25,
+                                                "boundary_per_cluster": True}})
     strategy = make_strategy(params.strategy, params.selection)
     assert isinstance(strategy, AdaptiveStrategy)
     assert (strategy.uniform_share, strategy.positive_balance, strategy.clusters, strategy.prevalence_gain,
-            strategy.stale_after) == (0.3, 0.7, 12, 2.0, 25)
+            strategy.stale_after, strategy.boundary_per_cluster) == (0.3, 0.7, 12, 2.0, 25, True)
     assert make_strategy("adaptive").uniform_share == SelectionParams().uniform_share
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ml_backend.core.params import EvaluationParams, HeadParams, ProjectParams
+from ml_backend.core.params import EvaluationParams, HeadParams, ProjectParams, SelectionParams
 from ml_backend.service.settings import ServiceSettings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -23,7 +23,7 @@ def test_every_environment_variable_is_in_the_readme():
 
 
 def test_every_project_parameter_is_in_the_readme():
-    nested = {"head": HeadParams, "evaluation": EvaluationParams}
+    nested = {"head": HeadParams, "evaluation": EvaluationParams, "selection": SelectionParams}
     names = [f for f in ProjectParams.model_fields if f not in nested] + [
         f"{group}.{f}" for group, model in nested.items() for f in model.model_fields]
     missing = [name for name in names if not _documented(name)]

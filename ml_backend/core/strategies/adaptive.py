@@ -33,6 +33,11 @@ Each batch of k is made of three kinds of picks:
    prompt's top is mostly positive on a common concept and teaches little, while its
    boundary still holds positives on a rare one (an example's first batch, one positive
    rating, goes there too).
+   With `boundary_per_cluster`, the boundary picks are spread: closest to 0 first, but at
+   most one per k-means cluster and none in a cluster the batch's top picks already hold
+   (the closest others fill in once every cluster has one): the k tasks nearest the
+   boundary are often near-duplicates, which teach a linear head little more than one of
+   them (Cluster-Margin, Citovsky et al. 2021).
 4. When the head's own picks **stop finding positives** (none in the latest `stale_after`
    ratings of non-uniform picks, once some rating is positive), its region may be exhausted:
    half of the rest (rounded up) goes back to the least-rated clusters (the most isolated
@@ -81,12 +86,14 @@ class AdaptiveStrategy(Strategy):
     stale_after : once a rating is positive, when this many of the latest ratings of the
         strategy's own (non-uniform) picks hold no positive, half of those picks go to the
         clusters (0 turns that off).
+    boundary_per_cluster : boundary picks at most one per cluster (and none in a cluster of the
+        batch's top picks), closest to the boundary first.
     """
 
     requires_head = False
 
     def __init__(self, uniform_share: float = 0.1, positive_balance: float = 0.5, clusters: int = 100,
-                 prevalence_gain: float = 1.0, stale_after: int = 40):
+                 prevalence_gain: float = 1.0, stale_after: int = 40, boundary_per_cluster: bool = False):
         if not 0.0 <= uniform_share <= 1.0:
             raise ValueError(f"uniform_share must lie in [0, 1], got {uniform_share}")
         if not 0.0 <= prevalence_gain <= 100.0:
@@ -102,6 +109,7 @@ class AdaptiveStrategy(Strategy):
         self.clusters = clusters
         self.prevalence_gain = prevalence_gain
         self.stale_after = stale_after
+        self.boundary_per_cluster = boundary_per_cluster
 
     @classmethod
     def from_params(cls, settings: "SelectionParams | None") -> "AdaptiveStrategy":
@@ -109,7 +117,7 @@ class AdaptiveStrategy(Strategy):
             return cls()
         return cls(uniform_share=settings.uniform_share, positive_balance=settings.positive_balance,
                    clusters=settings.clusters, prevalence_gain=settings.prevalence_gain,
-                   stale_after=settings.stale_after)
+                   stale_after=settings.stale_after, boundary_per_cluster=settings.boundary_per_cluster)
 
     def n_uniform(self, k: int, pool: Pool | None = None, rng: np.random.Generator | None = None) -> int:
         """Uniform picks in a batch of k: round(share * k), at least one when the share is > 0.
@@ -182,7 +190,12 @@ class AdaptiveStrategy(Strategy):
         n_top = self.n_top(rest, pool.targets)
         top = top_k(logits, available, n_top, rng)
         available[top] = False
-        boundary = top_k(-np.abs(logits), available, rest - len(top), rng)
+        if self.boundary_per_cluster:
+            labels, _ = pool_clustering(pool.vectors, self.clusters)
+            by_closeness = top_k(-np.abs(logits), available, int(available.sum()), rng)
+            boundary = one_per_cluster(by_closeness, labels, rest - len(top), taken=labels[top])
+        else:
+            boundary = top_k(-np.abs(logits), available, rest - len(top), rng)
         return np.concatenate([top, boundary, explore, uniform]).astype(np.int64)
 
     def _cover(self, pool: Pool, available: np.ndarray, n: int, chosen: np.ndarray,
@@ -211,6 +224,23 @@ class AdaptiveStrategy(Strategy):
             picks.append(queues[c].pop(0))
             counts[c] += 1
         return np.array(picks, dtype=np.int64)
+
+
+def one_per_cluster(ordered: np.ndarray, labels: np.ndarray, n: int, taken: np.ndarray) -> np.ndarray:
+    """The first n of `ordered` rows, at most one per cluster (`labels`) and none in a cluster of `taken`;
+    when the clusters run out, the next rows of `ordered` in order."""
+    used = set(np.asarray(taken).tolist())
+    picks: list[int] = []
+    for row in ordered.tolist():
+        if len(picks) == n:
+            break
+        if labels[row] not in used:
+            picks.append(row)
+            used.add(labels[row])
+    if len(picks) < n:
+        chosen = set(picks)
+        picks += [row for row in ordered.tolist() if row not in chosen][: n - len(picks)]
+    return np.array(picks, dtype=np.int64)
 
 
 def pool_clustering(vectors: np.ndarray, n_clusters: int, sample: int = 2000,
