@@ -228,6 +228,22 @@ LABEL_EFFICIENCY: tuple[dict, ...] = (
             "everything else (Bag @5% b25 example +0.62 -> +0.00 / +0.53, Bag @1% b10 example +0.83 -> +0.57 / "
             "+0.63, spam @natural b10 prompt +0.30 -> +0.11 / +0.19): fails the mean at both values, not kept, no "
             "fresh-seed run (how alike the greedy batches are was not measured)"},
+    {"parameter": "selection.boundary_per_cluster", "value": False,
+     "how": "added 2026-12-04; passed its rule on two development seed sets, off by default until the reported "
+            "runs (both label-efficiency reports, both evaluation reports) are remade with it. Why: the stochastic "
+            "boundary above spread the boundary picks by chance and lost; Cluster-Margin (Citovsky et al. 2021) "
+            "spreads them by the pool's own clusters. Candidate: the boundary picks by |logit| ascending, at most one "
+            "per k-means cluster (the strategy's 100) and none in a cluster the batch's top picks hold, the closest "
+            "others once every cluster has one; top, uniform and cluster picks unchanged. Rule written before its "
+            "runs: seeds 1000-1019 (validation, budget 500), the 43 settings, no more settings below 0 than today, a "
+            "mean at least 0.005 higher, no prompt floor newly under 95%; then the same on fresh seeds 3000-3019. "
+            "Today / candidate, seeds 1000-1019: below 0 2 / 1, mean +0.376 / +0.408, median +0.331 / +0.378, worst "
+            "prompt floor 0.95 / 1.00 (Bag @natural b25 example +0.20 -> +0.62, Bag @5% b25 example +0.62 -> +0.82, "
+            "Bag @1% noisy cold +0.04 -> +0.28, Shirt @5% cold +0.11 -> +0.23; Shirt @5% b25 example +0.50 -> +0.43, "
+            "spam @1% noisy cold +0.27 -> +0.21). Seeds 3000-3019: below 0 1 / 0, mean +0.370 / +0.400, median "
+            "+0.319 / +0.395, worst prompt floor 0.95 / 0.95 (Bag @natural b10 / b25 example +0.33 / +0.23 -> +0.57 "
+            "/ +0.63, Bag @5% b10 example +0.51 -> +0.71, Trouser+Bag @1% example +0.19 -> +0.26; Shirt @natural b10 "
+            "example +0.29 -> +0.16, spam+exmh @1% prompt +0.54 -> +0.47, tops example +0.13 -> +0.07): passed both"},
 )
 
 
