@@ -231,16 +231,16 @@ def one_per_cluster(ordered: np.ndarray, labels: np.ndarray, n: int, taken: np.n
     when the clusters run out, the next rows of `ordered` in order."""
     used = set(np.asarray(taken).tolist())
     picks: list[int] = []
+    passed_over: list[int] = []  # in order; the fill-in once every row has been seen
     for row in ordered.tolist():
         if len(picks) == n:
             break
-        if labels[row] not in used:
+        if labels[row] in used:
+            passed_over.append(row)
+        else:
             picks.append(row)
             used.add(labels[row])
-    if len(picks) < n:
-        chosen = set(picks)
-        picks += [row for row in ordered.tolist() if row not in chosen][: n - len(picks)]
-    return np.array(picks, dtype=np.int64)
+    return np.array(picks + passed_over[: n - len(picks)], dtype=np.int64)
 
 
 def pool_clustering(vectors: np.ndarray, n_clusters: int, sample: int = 2000,
