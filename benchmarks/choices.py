@@ -141,7 +141,15 @@ LABEL_EFFICIENCY: tuple[dict, ...] = (
             "spam+exmh @1% cold -0.01 -> -0.09); seeds 3000-3019: below 0 3 -> 5, mean +0.152 -> +0.140 (Shirt @1% "
             "cold +0.04 -> -0.09, spam+exmh @1% cold +0.05 -> -0.05, Bag @5% cold +0.27 -> +0.19): not kept. The "
             "few-percent concepts it was meant for moved by seed noise (Shirt @5% cold +0.13 -> +0.11, spam @5% "
-            "cold +0.20 -> +0.24, spamassassin-talk @2.8% +0.15 -> +0.12)"},
+            "cold +0.20 -> +0.24, spamassassin-talk @2.8% +0.15 -> +0.12). 2026-12-05, two softenings rechecked with "
+            "today's strategy at the reported budget (seeds 1000-1019, validation, budget 500, the 43 + 10 settings; "
+            "rule written first: no more settings below 0, a mean at least 0.005 higher, no prompt floor newly under "
+            "95%; the stored arm of today reproduced, random's areas identical in 53 of 53): isolated first only once "
+            "two batches' worth of ratings hold no positive: below 0 2 -> 2, mean +0.367 -> +0.354 (spam @1% cold "
+            "+0.04 -> +0.15, Shirt @natural cold -0.00 -> +0.09; Bag @1% cold +0.80 -> +0.57, Shirt @1% cold +0.19 "
+            "-> +0.02, spam @1% noisy cold +0.27 -> +0.10); every other pick isolated-first after an empty batch: "
+            "below 0 2 -> 2, mean +0.367 -> +0.365 (spam @1% cold +0.04 -> +0.19, spamassassin-talk @2.8% cold "
+            "+0.26 -> +0.31; Shirt @1% cold +0.19 -> +0.10, spam+exmh @1% cold +0.06 -> -0.02): neither kept"},
     {"parameter": "adaptive strategy: tried and not kept (2026-12-01)", "value": None,
      "how": "seeds 1000-1019, same protocol. Before the head has signal, every task and start, dev nALC median / mean / settings below 0: "
             "cluster picks (kept) +0.211 / +0.299 / 6; uniform picks instead (clusters=1) +0.171 / +0.278 / 5; half of "
