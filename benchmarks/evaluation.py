@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks import choices  # noqa: E402
 from benchmarks import label_efficiency as le  # noqa: E402
-from benchmarks.intervals import bootstrap_interval  # noqa: E402
+from benchmarks.intervals import bootstrap_interval, share_interval  # noqa: E402
 from benchmarks.markdown import README, replace_block  # noqa: E402
 from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample  # noqa: E402
 from ml_backend.core.evaluation import (  # noqa: E402
@@ -551,6 +551,24 @@ def _interval(coverage: dict) -> str:
     return "" if interval is None else f" [{_pct(interval[0], 1)}, {_pct(interval[1], 1)}]"
 
 
+def checkpoint_band(by_checkpoint: dict) -> tuple[int, int, int]:
+    """(checkpoints whose coverage is outside the goal band, those of them whose 90% Jeffreys interval over
+    the runs lies outside it too, checkpoints). A cell of 150-200 runs misses the band by chance now and
+    then; the second count is the misses that noise does not explain (each run taken as one independent
+    draw, which ignores that the tasks differ: if anything it counts too many)."""
+    low, high = COVERAGE_GOAL
+    outside = surely = 0
+    for entry in by_checkpoint.values():
+        if not entry.get("n"):
+            continue
+        covered = round(entry["coverage"] * entry["n"])
+        if not low <= entry["coverage"] <= high:
+            outside += 1
+            lo, hi = share_interval(covered, entry["n"])
+            surely += hi < low or lo > high
+    return outside, surely, sum(1 for entry in by_checkpoint.values() if entry.get("n"))
+
+
 def _stop_cell(stop: dict) -> str:
     if not stop["fired"]:
         return f"0/{stop['runs']}"
@@ -586,6 +604,11 @@ def readme_summary(report: dict) -> str:
     if boundary:
         caveats.append("once the labeling has found every positive, the truth is the lowest count the ratings allow, "
                        "and any interval holding it covers: " + "; ".join(boundary))
+    bands = {q: checkpoint_band(cov[q]["by_checkpoint"]) for q in QUANTITIES}
+    band_line = ("- By checkpoint (the table in the .md), checkpoints whose coverage is outside the goal band, in "
+                 "brackets how many of them stay outside it allowing for the runs' noise (a 90% Jeffreys interval "
+                 "of the checkpoint's coverage outside the band): " + "; ".join(
+                     f"{NAMES[q]} {bands[q][0]} of {bands[q][2]} ({bands[q][1]})" for q in QUANTITIES) + ".")
     lines = [
         f"Measured with `{report['command']}`: {len(report['seeds'])} seeds x {len(s['per_task'])} tasks, batches of "
         f"{settings['batch']} from the `{settings['strategy']}` strategy (uniform share {settings['uniform_share']}"
@@ -597,6 +620,7 @@ def readme_summary(report: dict) -> str:
         f"- 90% intervals cover the truth (goal {low:.0%}-{high:.0%}, all checkpoints and tasks, intervals of zero width "
         f"left out; in brackets a 90% bootstrap interval over runs): {coverage_line}.",
         *([f"- {'. '.join(c[0].upper() + c[1:] for c in caveats)}."] if caveats else []),
+        band_line,
         f"- Target rule (recall >= {settings['target_recall']:.0%} at {settings['confidence']:.0%} confidence): fired in "
         f"{target['fired']} of {target['runs']} runs; recall truly >= the target in {_pct(target['share'])} of those "
         f"(goal >= {STOP_GOAL:.0%}): **{'met' if target['met'] else 'MISSED'}**.",

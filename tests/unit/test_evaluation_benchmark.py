@@ -53,3 +53,21 @@ def test_the_evaluation_benchmark_refuses_the_same_empty_filter(tmp_path, capsys
     with pytest.raises(SystemExit):
         evaluation.main(["--tasks", "Bag @1% b10 example", "--out", str(tmp_path)])
     assert "matches no task" in capsys.readouterr().err
+
+
+def test_a_checkpoint_just_outside_the_band_is_noise_one_far_outside_is_not():
+    by_checkpoint = {
+        "20": {"coverage": 0.96, "n": 50, "width": 0.5},    # 48 of 50: the band's edge is inside its interval
+        "50": {"coverage": 0.90, "n": 200, "width": 0.4},   # in the band
+        "100": {"coverage": 1.0, "n": 200, "width": 0.3},   # 200 of 200: surely over
+        "200": {"coverage": 0.70, "n": 200, "width": 0.2},  # surely under
+        "300": {"coverage": None, "n": 0, "width": None},   # nothing estimated there: not a checkpoint
+    }
+    assert evaluation.checkpoint_band(by_checkpoint) == (3, 2, 4)
+
+
+def test_the_share_interval_is_jeffreys_with_its_limits_at_the_ends():
+    from benchmarks.intervals import share_interval
+    low, high = share_interval(90, 100)
+    assert 0.84 < low < 0.86 and 0.94 < high < 0.95
+    assert share_interval(0, 20)[0] == 0.0 and share_interval(20, 20)[1] == 1.0
