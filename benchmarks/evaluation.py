@@ -399,14 +399,16 @@ def coverage_table(results: list[dict], task: str | None = None) -> dict:
     """quantity -> {overall, n, mean_width, withheld, exact, not_exact, all_found, some_left,
     by_checkpoint: {labels: {coverage, width, n, exact}}} over the runs of `task` (all: None). withheld: checkpoints
     with a true value but no estimate; exact: intervals of zero width (the value is known from the ratings
-    alone), not_exact: coverage and count without them; all_found / some_left: coverage and count of the
-    pool's quantities where the labeling had found every positive (the truth is the lowest count the
-    ratings allow, which any interval holding that count covers) and where it had not. A checkpoint's
-    coverage and n leave its zero-width intervals out, as the goal does; its width is over all."""
+    alone), not_exact: coverage and count without them; all_found / some_left: coverage and count where the
+    labeling had found every positive (for the pool's quantities the truth is then the lowest count the
+    ratings allow, which any interval holding that count covers) and where it had not, zero-width intervals
+    left out. A checkpoint's coverage and n leave its zero-width intervals out, as the goal does (its
+    some_left: the same, where some positive was unfound); its width is over all."""
     out = {}
     for quantity in QUANTITIES:
         hits: dict[int, list] = {}
         widths: dict[int, list] = {}
+        unfound: dict[int, list] = {}  # per checkpoint, the hits of estimated intervals while a positive was unfound
         by_found: dict[bool, list] = {True: [], False: []}
         per_run: list[list[bool]] = []  # each run's hits of estimated (width > 0) intervals
         withheld = 0
@@ -425,8 +427,10 @@ def coverage_table(results: list[dict], task: str | None = None) -> dict:
                 widths.setdefault(p["labels"], []).append(width)
                 if width > ZERO_WIDTH:
                     per_run[-1].append(covered)
-                if quantity in POOL_QUANTITIES and "all_found" in p["truth"]:
-                    by_found[p["truth"]["all_found"]].append(covered)
+                    if "all_found" in p["truth"]:
+                        by_found[p["truth"]["all_found"]].append(covered)
+                        if not p["truth"]["all_found"]:
+                            unfound.setdefault(p["labels"], []).append(covered)
         every = [h for v in hits.values() for h in v]
         # per checkpoint, the hits of the intervals that are estimates (width > 0)
         estimated = {c: [h for h, w in zip(hits[c], widths[c]) if w > ZERO_WIDTH] for c in hits}
@@ -435,11 +439,11 @@ def coverage_table(results: list[dict], task: str | None = None) -> dict:
             "overall": round(float(np.mean(every)), 4) if every else None, "n": len(every), "withheld": withheld,
             "exact": len(every) - len(not_exact),
             "not_exact": {**_share(not_exact), "interval": coverage_interval(per_run)},
-            **({"all_found": _share(by_found[True]), "some_left": _share(by_found[False])}
-               if quantity in POOL_QUANTITIES else {}),
+            "all_found": _share(by_found[True]), "some_left": _share(by_found[False]),
             "mean_width": round(float(np.mean([w for v in widths.values() for w in v])), 4) if every else None,
             "by_checkpoint": {str(c): {**_share(estimated[c]), "width": round(float(np.mean(widths[c])), 4),
-                                       "exact": len(hits[c]) - len(estimated[c])} for c in sorted(hits)},
+                                       "exact": len(hits[c]) - len(estimated[c]),
+                                       "some_left": _share(unfound.get(c, []))} for c in sorted(hits)},
         }
     return out
 
@@ -551,14 +555,16 @@ def _interval(coverage: dict) -> str:
     return "" if interval is None else f" [{_pct(interval[0], 1)}, {_pct(interval[1], 1)}]"
 
 
-def checkpoint_band(by_checkpoint: dict) -> tuple[int, int, int]:
+def checkpoint_band(by_checkpoint: dict, part: str | None = None) -> tuple[int, int, int]:
     """(checkpoints whose coverage is outside the goal band, those of them whose 90% Jeffreys interval over
     the runs lies outside it too, checkpoints). A cell of 150-200 runs misses the band by chance now and
     then; the second count is the misses that noise does not explain (each run taken as one independent
-    draw, which ignores that the tasks differ: if anything it counts too many)."""
+    draw, which ignores that the tasks differ: if anything it counts too many). `part` "some_left": the
+    checkpoints' intervals while some positive was still unfound."""
     low, high = COVERAGE_GOAL
     outside = surely = 0
-    for entry in by_checkpoint.values():
+    entries = [entry.get(part, {}) if part else entry for entry in by_checkpoint.values()]
+    for entry in entries:
         if not entry.get("n"):
             continue
         covered = round(entry["coverage"] * entry["n"])
@@ -566,7 +572,7 @@ def checkpoint_band(by_checkpoint: dict) -> tuple[int, int, int]:
             outside += 1
             lo, hi = share_interval(covered, entry["n"])
             surely += hi < low or lo > high
-    return outside, surely, sum(1 for entry in by_checkpoint.values() if entry.get("n"))
+    return outside, surely, sum(1 for entry in entries if entry.get("n"))
 
 
 def _stop_cell(stop: dict) -> str:
@@ -604,11 +610,21 @@ def readme_summary(report: dict) -> str:
     if boundary:
         caveats.append("once the labeling has found every positive, the truth is the lowest count the ratings allow, "
                        "and any interval holding it covers: " + "; ".join(boundary))
+    head_found = [f"{NAMES[q]} {_pct(cov[q]['some_left']['coverage'])} of {cov[q]['some_left']['n']} while some "
+                  f"were unfound, {_pct(cov[q]['all_found']['coverage'])} of {cov[q]['all_found']['n']} once all were"
+                  for q in QUANTITIES if q not in POOL_QUANTITIES and cov[q].get("all_found", {}).get("n")]
+    if head_found:
+        caveats.append("the head's intervals (zero-width left out): " + "; ".join(head_found))
     bands = {q: checkpoint_band(cov[q]["by_checkpoint"]) for q in QUANTITIES}
+    unfound = {q: checkpoint_band(cov[q]["by_checkpoint"], "some_left") for q in QUANTITIES}
     band_line = ("- By checkpoint (the table in the .md), checkpoints whose coverage is outside the goal band, in "
                  "brackets how many of them stay outside it allowing for the runs' noise (a 90% Jeffreys interval "
-                 "of the checkpoint's coverage outside the band): " + "; ".join(
-                     f"{NAMES[q]} {bands[q][0]} of {bands[q][2]} ({bands[q][1]})" for q in QUANTITIES) + ".")
+                 "of the checkpoint's coverage outside the band)"
+                 + ("; then the same counting only the intervals given while some positive was still unfound"
+                    if any(u[2] for u in unfound.values()) else "") + ": " + "; ".join(
+                     f"{NAMES[q]} {bands[q][0]} of {bands[q][2]} ({bands[q][1]})"
+                     + (f", {unfound[q][0]} of {unfound[q][2]} ({unfound[q][1]})" if unfound[q][2] else "")
+                     for q in QUANTITIES) + ".")
     lines = [
         f"Measured with `{report['command']}`: {len(report['seeds'])} seeds x {len(s['per_task'])} tasks, batches of "
         f"{settings['batch']} from the `{settings['strategy']}` strategy (uniform share {settings['uniform_share']}"

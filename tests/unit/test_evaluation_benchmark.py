@@ -71,3 +71,17 @@ def test_the_share_interval_is_jeffreys_with_its_limits_at_the_ends():
     low, high = share_interval(90, 100)
     assert 0.84 < low < 0.86 and 0.94 < high < 0.95
     assert share_interval(0, 20)[0] == 0.0 and share_interval(20, 20)[1] == 1.0
+
+
+def test_coverage_is_split_by_whether_every_positive_was_already_found():
+    """Every quantity, the head's too: once all positives are found the truth sits where the ratings pin it."""
+    runs = []
+    for seed in range(4):
+        r = run("t", [seed % 2 == 0, True])  # first checkpoint: half the runs miss; second: all cover
+        r["points"][0]["truth"]["all_found"] = False
+        r["points"][1]["truth"]["all_found"] = True
+        runs.append(r)
+    for quantity, table in coverage_table(runs).items():
+        assert table["some_left"] == {"coverage": 0.5, "n": 4} and table["all_found"] == {"coverage": 1.0, "n": 4}
+        assert table["by_checkpoint"]["10"]["some_left"] == {"coverage": 0.5, "n": 4}
+        assert table["by_checkpoint"]["20"]["some_left"] == {"coverage": None, "n": 0}
