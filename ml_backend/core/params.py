@@ -83,7 +83,7 @@ class SelectionParams(BaseModel):
         "(at least one pick per batch when > 0): exploration, and an unbiased sample of the pool",
     )
     positive_balance: float = Field(
-        0.5, gt=0, le=1,
+        0.3, gt=0, le=1,
         description="while positives are under this share of the ratings, part of each batch goes to the "
         "highest-scored tasks (the deficit's share); above it, all to the boundary",
     )

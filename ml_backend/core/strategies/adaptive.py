@@ -92,7 +92,7 @@ class AdaptiveStrategy(Strategy):
 
     requires_head = False
 
-    def __init__(self, uniform_share: float = 0.1, positive_balance: float = 0.5, clusters: int = 100,
+    def __init__(self, uniform_share: float = 0.1, positive_balance: float = 0.3, clusters: int = 100,
                  prevalence_gain: float = 1.0, stale_after: int = 40, boundary_per_cluster: bool = False):
         if not 0.0 <= uniform_share <= 1.0:
             raise ValueError(f"uniform_share must lie in [0, 1], got {uniform_share}")
