@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import unicodedata
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
-from .strategies import DEFAULT_STRATEGY, STRATEGIES
+from .strategies import DEFAULT_STRATEGY, STRATEGIES, AdaptiveStrategy
 from .texts import is_blank
 
 # CLIP's text tower reads 77 tokens (a few hundred characters), sentence models up to their max_seq_length;
@@ -72,38 +73,46 @@ class EvaluationParams(BaseModel):
         "`stop?`) and end it with the evaluation's summary")
 
 
+# The adaptive strategy's defaults live in its signature, as a scikit-learn estimator's do; a project's
+# settings start from them.
+ADAPTIVE_DEFAULTS = {name: parameter.default
+                     for name, parameter in inspect.signature(AdaptiveStrategy.__init__).parameters.items()
+                     if parameter.default is not inspect.Parameter.empty}
+
+
 class SelectionParams(BaseModel):
-    """How the adaptive strategy picks a batch (see `core.strategies.adaptive`); other strategies ignore it."""
+    """How the adaptive strategy picks a batch (see `core.strategies.adaptive`); other strategies ignore it.
+    Its fields are `AdaptiveStrategy`'s parameters, with their defaults."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     uniform_share: float = Field(
-        0.1, ge=0, le=1,
+        ADAPTIVE_DEFAULTS["uniform_share"], ge=0, le=1,
         description="share of every batch drawn uniformly at random from all unseen tasks, whatever the head says "
         "(at least one pick per batch when > 0): exploration, and an unbiased sample of the pool",
     )
     positive_balance: float = Field(
-        0.3, gt=0, le=1,
+        ADAPTIVE_DEFAULTS["positive_balance"], gt=0, le=1,
         description="while positives are under this share of the ratings, part of each batch goes to the "
         "highest-scored tasks (the deficit's share); above it, all to the boundary",
     )
     clusters: int = Field(
-        100, ge=1, le=1000,
+        ADAPTIVE_DEFAULTS["clusters"], ge=1, le=1000,
         description="k-means clusters of the pool; before the head has any signal, picks go one per "
         "least-rated cluster",
     )
     prevalence_gain: float = Field(
-        1.0, ge=0, le=100,
+        ADAPTIVE_DEFAULTS["prevalence_gain"], ge=0, le=100,
         description="once tasks are rated, the uniform share is at least this times the pool's prevalence as the "
         "rated uniform picks estimate it (0.5 before any): common concepts get more random picks",
     )
     stale_after: int = Field(
-        40, ge=0, le=1000,
+        ADAPTIVE_DEFAULTS["stale_after"], ge=0, le=1000,
         description="once a rating is positive, when this many of the latest ratings of the head's own picks hold "
         "no positive, half of those picks go to the least-rated clusters instead (0: never)",
     )
     boundary_per_cluster: bool = Field(
-        False,
+        ADAPTIVE_DEFAULTS["boundary_per_cluster"],
         description="boundary picks at most one per k-means cluster (none in a cluster the batch's top picks hold), "
         "closest to the boundary first: a varied batch instead of near-duplicates",
     )

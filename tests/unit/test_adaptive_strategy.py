@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 
 import numpy as np
@@ -442,6 +443,13 @@ def test_project_selection_settings_reach_the_strategy():
     assert (strategy.uniform_share, strategy.positive_balance, strategy.clusters, strategy.prevalence_gain,
             strategy.stale_after, strategy.boundary_per_cluster) == (0.3, 0.7, 12, 2.0, 25, True)
     assert make_strategy("adaptive").uniform_share == SelectionParams().uniform_share
+
+
+def test_selection_params_are_the_strategys_parameters_with_its_defaults():
+    signature = inspect.signature(AdaptiveStrategy.__init__).parameters
+    defaults = {name: p.default for name, p in signature.items() if name != "self"}
+    assert SelectionParams().model_dump() == defaults
+    assert vars(AdaptiveStrategy.from_params(SelectionParams())) == vars(AdaptiveStrategy())
 
 
 @pytest.mark.parametrize("kwargs", [{"uniform_share": 1.5}, {"uniform_share": -0.1}, {"positive_balance": 0.0},

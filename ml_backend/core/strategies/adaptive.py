@@ -113,11 +113,8 @@ class AdaptiveStrategy(Strategy):
 
     @classmethod
     def from_params(cls, settings: "SelectionParams | None") -> "AdaptiveStrategy":
-        if settings is None:
-            return cls()
-        return cls(uniform_share=settings.uniform_share, positive_balance=settings.positive_balance,
-                   clusters=settings.clusters, prevalence_gain=settings.prevalence_gain,
-                   stale_after=settings.stale_after, boundary_per_cluster=settings.boundary_per_cluster)
+        # SelectionParams' fields are this class's parameters (`core.params.ADAPTIVE_DEFAULTS`)
+        return cls() if settings is None else cls(**settings.model_dump())
 
     def n_uniform(self, k: int, pool: Pool | None = None, rng: np.random.Generator | None = None) -> int:
         """Uniform picks in a batch of k: round(share * k), at least one when the share is > 0.
