@@ -408,8 +408,8 @@ def coverage_table(results: list[dict], task: str | None = None) -> dict:
     for quantity in QUANTITIES:
         hits: dict[int, list] = {}
         widths: dict[int, list] = {}
-        unfound: dict[int, list] = {}  # per checkpoint, the hits of estimated intervals while a positive was unfound
-        by_found: dict[bool, list] = {True: [], False: []}
+        # all_found -> checkpoint -> the hits of estimated intervals (every positive found, or some unfound)
+        by_found: dict[bool, dict[int, list]] = {True: {}, False: {}}
         per_run: list[list[bool]] = []  # each run's hits of estimated (width > 0) intervals
         withheld = 0
         for r in results:
@@ -428,9 +428,7 @@ def coverage_table(results: list[dict], task: str | None = None) -> dict:
                 if width > ZERO_WIDTH:
                     per_run[-1].append(covered)
                     if "all_found" in p["truth"]:
-                        by_found[p["truth"]["all_found"]].append(covered)
-                        if not p["truth"]["all_found"]:
-                            unfound.setdefault(p["labels"], []).append(covered)
+                        by_found[p["truth"]["all_found"]].setdefault(p["labels"], []).append(covered)
         every = [h for v in hits.values() for h in v]
         # per checkpoint, the hits of the intervals that are estimates (width > 0)
         estimated = {c: [h for h, w in zip(hits[c], widths[c]) if w > ZERO_WIDTH] for c in hits}
@@ -439,13 +437,17 @@ def coverage_table(results: list[dict], task: str | None = None) -> dict:
             "overall": round(float(np.mean(every)), 4) if every else None, "n": len(every), "withheld": withheld,
             "exact": len(every) - len(not_exact),
             "not_exact": {**_share(not_exact), "interval": coverage_interval(per_run)},
-            "all_found": _share(by_found[True]), "some_left": _share(by_found[False]),
+            "all_found": _share(_flat(by_found[True])), "some_left": _share(_flat(by_found[False])),
             "mean_width": round(float(np.mean([w for v in widths.values() for w in v])), 4) if every else None,
             "by_checkpoint": {str(c): {**_share(estimated[c]), "width": round(float(np.mean(widths[c])), 4),
                                        "exact": len(hits[c]) - len(estimated[c]),
-                                       "some_left": _share(unfound.get(c, []))} for c in sorted(hits)},
+                                       "some_left": _share(by_found[False].get(c, []))} for c in sorted(hits)},
         }
     return out
+
+
+def _flat(by_checkpoint: dict[int, list]) -> list:
+    return [hit for hits in by_checkpoint.values() for hit in hits]
 
 
 def coverage_interval(per_run: list[list[bool]], confidence: float = 0.9) -> list[float] | None:
