@@ -41,6 +41,7 @@ from typing import Sequence
 import numpy as np
 
 from benchmarks import label_efficiency as le
+from benchmarks import le_report, le_simulation, le_tasks
 from benchmarks.markdown import README, replace_block
 from ml_backend.core.params import HeadParams, SelectionParams
 from ml_backend.core.strategies import DEFAULT_STRATEGY, STRATEGIES
@@ -51,35 +52,35 @@ BATCH = 10
 PREVALENCE = 0.01
 CAP = 500  # labels; random at 1% goes past it on about 0.7% of seeds
 # Mail concepts of the spam corpus with enough mails for 1% of the pool (written down before the run).
-MAIL_LISTS = ("fork.xent.com", "ilug.linux.ie", le.RPM_LIST, le.RAZOR_LIST, "spamassassin-talk.example.sourceforge.net",
+MAIL_LISTS = ("fork.xent.com", "ilug.linux.ie", le_tasks.RPM_LIST, le_tasks.RAZOR_LIST, "spamassassin-talk.example.sourceforge.net",
               "exmh-workers.spamassassin.taint.org", "exmh-users.spamassassin.taint.org", "social.linux.ie")
 
 
-def _list_task(name: str) -> le.Task:
-    return le.Task(concept=name.split(".")[0] + " list", dataset="spam", positives=(), lists=(name,),
+def _list_task(name: str) -> le_tasks.Task:
+    return le_tasks.Task(concept=name.split(".")[0] + " list", dataset="spam", positives=(), lists=(name,),
                    prevalence=PREVALENCE, batch_sizes=(BATCH,))
 
 
-CONCEPTS: tuple[le.Task, ...] = (
-    tuple(le.Task(concept=name, dataset="fashion", positives=(k,), prevalence=PREVALENCE, batch_sizes=(BATCH,))
-          for k, name in enumerate(le.FASHION))
-    + (le.Task(concept="spam", dataset="spam", positives=(1,), prevalence=PREVALENCE, batch_sizes=(BATCH,)),)
+CONCEPTS: tuple[le_tasks.Task, ...] = (
+    tuple(le_tasks.Task(concept=name, dataset="fashion", positives=(k,), prevalence=PREVALENCE, batch_sizes=(BATCH,))
+          for k, name in enumerate(le_tasks.FASHION))
+    + (le_tasks.Task(concept="spam", dataset="spam", positives=(1,), prevalence=PREVALENCE, batch_sizes=(BATCH,)),)
     + tuple(_list_task(name) for name in MAIL_LISTS))
 QUICK_CONCEPTS = tuple(t for t in CONCEPTS if t.concept in ("Bag", "Shirt", "spam"))
 
 
-def own_concepts(parser: argparse.ArgumentParser, path: str) -> tuple[le.Task, ...]:
+def own_concepts(parser: argparse.ArgumentParser, path: str) -> tuple[le_tasks.Task, ...]:
     """Every class of a dataset file of your own that the label-efficiency benchmark runs at PREVALENCE, cold."""
-    tasks = tuple(replace(t, prompt=None) for t in le.own_tasks_or_exit(parser, path) if t.prevalence == PREVALENCE)
+    tasks = tuple(replace(t, prompt=None) for t in le_tasks.own_tasks_or_exit(parser, path) if t.prevalence == PREVALENCE)
     if not tasks:
-        parser.error(f"{path}: no class can be subsampled to {PREVALENCE:.0%} with {le.OWN_MIN_POSITIVES} positives "
+        parser.error(f"{path}: no class can be subsampled to {PREVALENCE:.0%} with {le_tasks.OWN_MIN_POSITIVES} positives "
                      "left (the pool is too small, or every class too rare already)")
     return tasks
 
 
-def _used_by(task: le.Task) -> str:
+def _used_by(task: le_tasks.Task) -> str:
     """Which label-efficiency task set already runs this concept (as a single concept), if any."""
-    for set_name, tasks in le.TASK_SETS.items():
+    for set_name, tasks in le_tasks.TASK_SETS.items():
         if any(t.positives == task.positives and t.lists == task.lists and t.dataset == task.dataset for t in tasks):
             return {"full": "tuned", "heldout": "held-out", "development": "development"}[set_name]
     return "-"
@@ -108,10 +109,10 @@ def random_first_positive(n: int, m: int, batch: int = BATCH) -> dict:
 
 # ---------------------------------------------------------------- simulation
 
-def labels_to_first_positive(split: le.Split, strategy: str, seed: int, cap: int = CAP) -> int | None:
+def labels_to_first_positive(split: le_tasks.Split, strategy: str, seed: int, cap: int = CAP) -> int | None:
     """The backend's strategy from a cold start (the benchmark's own loop and refit), in batches of
     BATCH: labels until a batch holds a positive, or None within `cap`."""
-    run = le.simulate(split, strategy, BATCH, seed, HeadParams(), SelectionParams(), None, None, budget=cap,
+    run = le_simulation.simulate(split, strategy, BATCH, seed, HeadParams(), SelectionParams(), None, None, budget=cap,
                       until_first_positive=True)
     return int(run["labels"][-1]) if len(run["found"]) and run["found"][-1] else None
 
@@ -121,13 +122,13 @@ def run_concept_seed(job) -> dict:
     from threadpoolctl import threadpool_limits
     t0 = time.perf_counter()
     with threadpool_limits(limits=1):
-        split = le.make_split(task, seed, cache_dir)
+        split = le_tasks.make_split(task, seed, cache_dir)
         firsts = {s: labels_to_first_positive(split, s, seed, cap) for s in strategies}
     return {"task": task, "seed": seed, "pool_size": len(split.y), "pool_positives": int(split.y.sum()),
             "first_positive": firsts, "seconds": time.perf_counter() - t0}
 
 
-def summarise(results: list[dict], tasks: Sequence[le.Task], strategies: Sequence[str]) -> list[dict]:
+def summarise(results: list[dict], tasks: Sequence[le_tasks.Task], strategies: Sequence[str]) -> list[dict]:
     entries = []
     for task in tasks:
         runs = sorted((r for r in results if r["task"] == task), key=lambda r: r["seed"])
@@ -136,7 +137,7 @@ def summarise(results: list[dict], tasks: Sequence[le.Task], strategies: Sequenc
         per_strategy = {}
         for s in strategies:
             values = [r["first_positive"][s] for r in runs]
-            per_strategy[s] = {"labels": values, "median": le._median(values),
+            per_strategy[s] = {"labels": values, "median": le_report._median(values),
                                "seeds_past_random_q95": int(sum(v is None or v > exact["q95"] for v in values))}
         entries.append({"name": task.name, "concept": task.concept, "modality": task.modality, "used_by": _used_by(task),
                         "pool_size": n, "pool_positives": m, "random_exact": exact, "strategies": per_strategy})
@@ -182,7 +183,7 @@ def split_at_first_positive(report: dict, label_efficiency_report: dict) -> list
                 continue
             first, to_target = firsts[key][s]["labels"], t["strategies"][s]["labels_to_90pct_ap"]
             after = [b - a for a, b in zip(first, to_target) if a is not None and b is not None]
-            row[s] = {"first_positive": le._median(first), "to_90pct_ap": le._median(to_target),
+            row[s] = {"first_positive": le_report._median(first), "to_90pct_ap": le_report._median(to_target),
                       "after_first_positive": float(np.median(after)) if after else None,
                       "reached": len(after), "runs": len(first)}
         rows.append(row)
@@ -323,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(f"cold start: {len(tasks)} concepts x {len(seeds)} seeds x {', '.join(strategies)}", flush=True)
     t0 = time.perf_counter()
     jobs = [(t, s, tuple(strategies), cache_dir, args.cap) for s in seeds for t in tasks]
-    results = le.run_jobs(run_concept_seed, jobs, args.workers, log=lambda m: print(m, flush=True))
+    results = le_simulation.run_jobs(run_concept_seed, jobs, args.workers, log=lambda m: print(m, flush=True))
     entries = summarise(results, tasks, strategies)
     default = DEFAULT_STRATEGY if DEFAULT_STRATEGY in strategies else strategies[0]
     report = {"command": "python -m benchmarks.cold_start " + shlex.join(argv if argv is not None else sys.argv[1:]),

@@ -51,6 +51,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks import choices  # noqa: E402
 from benchmarks import label_efficiency as le  # noqa: E402
+from benchmarks import le_simulation, le_tasks  # noqa: E402
 from benchmarks.intervals import bootstrap_interval, share_interval  # noqa: E402
 from benchmarks.markdown import README, replace_block  # noqa: E402
 from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample  # noqa: E402
@@ -58,7 +59,7 @@ from ml_backend.core.evaluation import (  # noqa: E402
     CROSS_FIT_FOLDS, HOLD_EDGES, MIN_STRATUM_DRAWS, INTERVAL, NONLINEAR_INTERVAL, PLACEMENT_SLOPE, POOL_PRIOR, PRIOR,
     STRATA_PER_SIDE, estimate_head, estimate_pool)
 from ml_backend.core.params import EvaluationParams, HeadParams, SelectionParams  # noqa: E402
-from ml_backend.core.training import cross_fitted_scores  # noqa: E402
+from ml_backend.core.training import cross_fitted_scores, prompt_prior  # noqa: E402
 from ml_backend.core.stopping import prediction_agreement, target_reached  # noqa: E402
 from ml_backend.core.strategies import (  # noqa: E402
     DEFAULT_STRATEGY, Pool, RandomStrategy, Strategy, UniformDraw, make_strategy)
@@ -76,22 +77,22 @@ STOP_GOAL = 0.9  # share of the seeds where a rule fires whose recall then is >=
 # (every batch would cost ~6x the whole run on common concepts; a later check can only delay the stop).
 CERTIFY_RECHECK = 50
 LEGEND_TASKS = 12  # tasks named in the stopping plot's legend at most
-TASKS: tuple[le.Task, ...] = (
-    le.Task(**le.SPAM, batch_sizes=(BATCH,)), le.Task(**le.SPAM, prevalence=0.05, batch_sizes=(BATCH,)),
-    le.Task(**le.SPAM, prevalence=0.01, batch_sizes=(BATCH,)),
-    le.Task(**le.BAG, batch_sizes=(BATCH,)), le.Task(**le.BAG, prevalence=0.05, batch_sizes=(BATCH,)),
-    le.Task(**le.BAG, prevalence=0.01, batch_sizes=(BATCH,)),
-    le.Task(**le.SHIRT, prevalence=0.05, batch_sizes=(BATCH,)),
-    le.Task(**le.MIXED, prevalence=0.01, batch_sizes=(BATCH,)),
+TASKS: tuple[le_tasks.Task, ...] = (
+    le_tasks.Task(**le_tasks.SPAM, batch_sizes=(BATCH,)), le_tasks.Task(**le_tasks.SPAM, prevalence=0.05, batch_sizes=(BATCH,)),
+    le_tasks.Task(**le_tasks.SPAM, prevalence=0.01, batch_sizes=(BATCH,)),
+    le_tasks.Task(**le_tasks.BAG, batch_sizes=(BATCH,)), le_tasks.Task(**le_tasks.BAG, prevalence=0.05, batch_sizes=(BATCH,)),
+    le_tasks.Task(**le_tasks.BAG, prevalence=0.01, batch_sizes=(BATCH,)),
+    le_tasks.Task(**le_tasks.SHIRT, prevalence=0.05, batch_sizes=(BATCH,)),
+    le_tasks.Task(**le_tasks.MIXED, prevalence=0.01, batch_sizes=(BATCH,)),
 )
 QUICK_TASKS = (TASKS[1], TASKS[5])
 # The label-efficiency benchmark's held-out concepts (no constant below was chosen on them), clean ratings:
 # with flipped ratings the team's answers are not one truth to cover.
-HELDOUT_TASKS = tuple(replace(t, batch_sizes=(BATCH,)) for t in le.HELDOUT_TASKS if not t.noise)
+HELDOUT_TASKS = tuple(replace(t, batch_sizes=(BATCH,)) for t in le_tasks.HELDOUT_TASKS if not t.noise)
 # Development concepts (the label-efficiency benchmark's, which no reported run uses) at the tuned set's
 # prevalences, for checking an estimator change before it touches a reported seed; written down
 # 2026-12-04 before any run on them. Nothing from them is reported in the README.
-_ILUG, _FORK, _SA_TALK, _TSHIRT, _TROUSER = (replace(t, batch_sizes=(BATCH,)) for t in le.DEVELOPMENT_TASKS)
+_ILUG, _FORK, _SA_TALK, _TSHIRT, _TROUSER = (replace(t, batch_sizes=(BATCH,)) for t in le_tasks.DEVELOPMENT_TASKS)
 DEVELOPMENT_TASKS = (
     _ILUG, replace(_ILUG, prevalence=0.01), replace(_SA_TALK, prevalence=0.01), replace(_FORK, prevalence=0.05),
     _TSHIRT, replace(_TSHIRT, prevalence=0.01), replace(_TROUSER, prevalence=0.05),
@@ -175,7 +176,7 @@ class Recorder:
             self.oracle = self.n_labels
         scores = head.ranking_scores(self.X) if head is not None else np.zeros(len(self.truth))
         predictions = scores > 0.5
-        self.ap_curve.append((self.n_labels, round(le.average_precision(self.truth, scores), 4)))
+        self.ap_curve.append((self.n_labels, round(le_simulation.average_precision(self.truth, scores), 4)))
         rules = self.variants.get("default", {}).get(
             "stable", ((self.evaluation.stable_labels, self.evaluation.stable_kappa),))
         longest = max(window for window, _ in rules)
@@ -270,7 +271,7 @@ class Recorder:
                 "audit_draws": len(self.draws), "audit_labels": int(sum(len(d.rows) for d in self.draws))}
 
 
-def held_out_scores(split: le.Split, rated: list[int], available: np.ndarray, params: HeadParams, prior,
+def held_out_scores(split: le_tasks.Split, rated: list[int], available: np.ndarray, params: HeadParams, prior,
                     seed: int, head) -> np.ndarray:
     """(N,) the rated tasks' cross-fitted scores (`core.training.cross_fitted_scores`, as the service computes
     them for `estimate_head`), NaN for the others."""
@@ -289,7 +290,7 @@ def head_truth(truth: np.ndarray, scores: np.ndarray) -> dict:
     return {
         "precision": true_positives / int(predicted.sum()) if predicted.any() else None,
         "recall": true_positives / int(truth.sum()) if truth.any() else None,
-        "average_precision": le.average_precision(truth, scores),
+        "average_precision": le_simulation.average_precision(truth, scores),
     }
 
 
@@ -310,7 +311,7 @@ def knee_reached(found_curve: Sequence[tuple[int, int]], min_labels: int = 150) 
     return ratio >= 156 - min(found, 150)
 
 
-def simulate(task: le.Task, seed: int, cache_dir: str, budget: int, evaluation: EvaluationParams,
+def simulate(task: le_tasks.Task, seed: int, cache_dir: str, budget: int, evaluation: EvaluationParams,
              variants: dict | None = None,
              checkpoints: Sequence[int] = CHECKPOINTS, snapshots: bool = False) -> dict:
     """One simulated project from its informed start (prompt or example) to `budget` labels."""
@@ -319,7 +320,7 @@ def simulate(task: le.Task, seed: int, cache_dir: str, budget: int, evaluation: 
     torch.set_num_threads(1)
     t0, cpu0 = time.perf_counter(), time.process_time()
     with threadpool_limits(limits=1):
-        split = le.make_split(task, seed, cache_dir)
+        split = le_tasks.make_split(task, seed, cache_dir)
         params = HeadParams()
         available = np.ones(len(split.y), dtype=bool)
         rated: list[int] = []
@@ -333,11 +334,11 @@ def simulate(task: le.Task, seed: int, cache_dir: str, budget: int, evaluation: 
                             np.random.default_rng([seed, 13]),
                             snapshots=[] if snapshots else None)
         if task.prompt is not None:
-            prior = le.prompt_prior(le._prompt_vector(task, cache_dir), split.X, params)
+            prior = prompt_prior(le_tasks._prompt_vector(task, cache_dir), split.X, params)
             head = prior.head()
         else:
             recorder.given(rated[0])
-            head = le._refit(split, rated, available, params, None, seed, None)
+            head = le_simulation._refit(split, rated, available, params, None, seed, None)
         given = len(rated)
         strategy = strategy_under_test()
         rng = np.random.default_rng([seed, 11])
@@ -352,7 +353,7 @@ def simulate(task: le.Task, seed: int, cache_dir: str, budget: int, evaluation: 
             draw = chooser.last_draw
             if draw is not None:
                 drawn[draw.rows] = True
-            head = le._refit(split, rated, available, params, prior, seed, head)
+            head = le_simulation._refit(split, rated, available, params, prior, seed, head)
             recorder.on_batch(rows, draw, head, held_out=lambda: held_out_scores(split, rated, available, params, prior,
                                                                                   seed, head))
     return {"task": task.name, "seed": seed, **recorder.result(),
@@ -366,14 +367,14 @@ def _job(args):
     return simulate(task, seed, cache_dir, budget, evaluation)
 
 
-def run_all(tasks: Sequence[le.Task], seeds: Sequence[int], cache_dir: str, budget: int, evaluation: EvaluationParams,
+def run_all(tasks: Sequence[le_tasks.Task], seeds: Sequence[int], cache_dir: str, budget: int, evaluation: EvaluationParams,
             workers: int = 2, log=print) -> list[dict]:
     """Every (task, seed) run, across `workers` processes, in the order of `tasks` then seeds."""
     jobs = [(task, seed, cache_dir, budget, evaluation) for seed in seeds for task in tasks]
-    return in_task_order(le.run_jobs(_job, jobs, workers, log, noun="runs", reports=20), tasks)
+    return in_task_order(le_simulation.run_jobs(_job, jobs, workers, log, noun="runs", reports=20), tasks)
 
 
-def in_task_order(results: list[dict], tasks: Sequence[le.Task]) -> list[dict]:
+def in_task_order(results: list[dict], tasks: Sequence[le_tasks.Task]) -> list[dict]:
     """Runs sorted by task (as listed) then seed: lists pooled over runs in the report do not depend
     on which worker finished first."""
     position = {task.name: i for i, task in enumerate(tasks)}
@@ -508,7 +509,7 @@ def certify_at_end(runs: list[dict]) -> dict:
             "median_picks": _median_or_none(picks), "picks": picks}
 
 
-def summarise(results: list[dict], tasks: Sequence[le.Task], evaluation: EvaluationParams) -> dict:
+def summarise(results: list[dict], tasks: Sequence[le_tasks.Task], evaluation: EvaluationParams) -> dict:
     names = [t.name for t in tasks]
     per_task = []
     for task in tasks:
@@ -794,11 +795,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     from benchmarks.datasets import DEFAULT_CACHE_DIR
     cache_dir = str(args.cache_dir or DEFAULT_CACHE_DIR)
     if args.dataset:
-        tasks = le.own_tasks_or_exit(parser, args.dataset)
+        tasks = le_tasks.own_tasks_or_exit(parser, args.dataset)
     else:
         tasks = QUICK_TASKS if args.quick else TASK_SETS[args.task_set]
     if args.tasks:
-        tasks = le.filter_tasks_or_exit(parser, tasks, args.tasks)
+        tasks = le_tasks.filter_tasks_or_exit(parser, tasks, args.tasks)
     seeds = list(range(args.first_seed, args.first_seed + (args.seeds or (2 if args.quick else 20))))
     budget = args.budget or (300 if args.quick else BUDGET)
     evaluation = EvaluationParams()

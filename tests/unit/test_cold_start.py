@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks import cold_start, label_efficiency
+from benchmarks import cold_start, le_simulation, le_tasks
+from ml_backend.core.params import HeadParams, SelectionParams
 
 
 @pytest.mark.parametrize("n, m", [(50, 1), (200, 7), (1000, 10)])
@@ -35,12 +36,12 @@ def test_survival_is_zero_once_the_negatives_are_used_up():
     assert cold_start.random_survival(10, 3, 8) == 0.0
 
 
-def _split(y: np.ndarray, seed: int = 0) -> label_efficiency.Split:
+def _split(y: np.ndarray, seed: int = 0) -> le_tasks.Split:
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(len(y), 8))
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     ratings = np.where(y, 1.0, -1.0)
-    return label_efficiency.Split(X, y, ratings, X, y)
+    return le_tasks.Split(X, y, ratings, X, y)
 
 
 @pytest.mark.parametrize("strategy", ["adaptive", "random"])
@@ -48,8 +49,7 @@ def test_the_run_stops_with_the_first_batch_that_holds_a_positive(strategy):
     y = np.zeros(600, dtype=bool)
     y[np.random.default_rng(1).choice(600, 6, replace=False)] = True
     labels = cold_start.labels_to_first_positive(_split(y), strategy, seed=3, cap=600)
-    run = label_efficiency.simulate(_split(y), strategy, 10, 3, label_efficiency.HeadParams(),
-                                    label_efficiency.SelectionParams(), None, None, budget=600)
+    run = le_simulation.simulate(_split(y), strategy, 10, 3, HeadParams(), SelectionParams(), None, None, budget=600)
     first = int(np.argmax(run["found"] > 0))
     assert labels == run["labels"][first]  # the same picks as the full curve, cut at its first positive
     assert labels % 10 == 0
@@ -82,7 +82,7 @@ def test_the_report_names_strategies_identical_to_random_and_counts_medians_past
 
 def test_the_concepts_are_every_fashion_class_and_the_mail_concepts_at_one_percent():
     names = [t.concept for t in cold_start.CONCEPTS]
-    assert set(label_efficiency.FASHION) <= set(names) and "spam" in names
+    assert set(le_tasks.FASHION) <= set(names) and "spam" in names
     assert all(t.prevalence == cold_start.PREVALENCE and t.prompt is None for t in cold_start.CONCEPTS)
     assert cold_start._used_by(next(t for t in cold_start.CONCEPTS if t.concept == "Bag")) == "tuned"
     assert cold_start._used_by(next(t for t in cold_start.CONCEPTS if t.concept == "Sneaker")) == "held-out"

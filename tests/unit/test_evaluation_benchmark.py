@@ -40,7 +40,7 @@ def test_runs_that_cover_all_or_nothing_give_a_wider_interval_than_independent_c
 
 def test_runs_come_in_task_order_whatever_order_the_workers_finished_in():
     from benchmarks.evaluation import in_task_order
-    from benchmarks.label_efficiency import Task
+    from benchmarks.le_tasks import Task
 
     a, b = Task("a", "spam", (1,)), Task("b", "spam", (1,), prevalence=0.01)
     finished = [{"task": b.name, "seed": 1}, {"task": a.name, "seed": 1}, {"task": b.name, "seed": 0},

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from benchmarks.label_efficiency import average_precision, head_ap
+from benchmarks.le_simulation import average_precision, head_ap
 from ml_backend.core.head import is_flat
 from ml_backend.core.params import HeadParams
 from ml_backend.core.strategies import STRATEGIES, Pool, make_strategy

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from benchmarks.label_efficiency import (
-    FULL_TASKS, HELDOUT_TASKS, QUICK_TASKS, Split, Task, _compact_json, _median, average_precision, complete_seeds, f1_at_threshold,
-    labels_to_target, log_area, simulate,
-)
+from benchmarks.label_efficiency import _compact_json
+from benchmarks.le_report import _median
+from benchmarks.le_simulation import (average_precision, complete_seeds, f1_at_threshold, labels_to_target, log_area,
+                                      simulate)
+from benchmarks.le_tasks import FULL_TASKS, HELDOUT_TASKS, QUICK_TASKS, Split, Task
 from ml_backend.core.params import HeadParams, SelectionParams
 
 
@@ -116,8 +117,7 @@ def test_uniform_draws_are_counted_like_any_other_label():
 
 def test_the_benchmark_refits_with_the_backends_own_function():
     """One refit function for the loop and the benchmark (issue 13)."""
-    import benchmarks.label_efficiency as benchmark
-    from benchmarks import choices
+    import benchmarks.le_simulation as benchmark
     import ml_backend.core.refit as loop_refit
     import ml_backend.core.select as loop_select
     from ml_backend.core import training
@@ -138,7 +138,7 @@ def test_a_report_rewritten_from_raw_results_takes_its_prose_from_the_code(tmp_p
     import pickle
 
     import benchmarks.label_efficiency as benchmark
-    from benchmarks import choices
+    from benchmarks import choices, le_tasks
 
     task = Task(concept="Bag (easy)", dataset="fashion", positives=(8,), prevalence=0.1, batch_sizes=(10,))
     strategies = ["random", "adaptive"]
@@ -159,7 +159,7 @@ def test_a_report_rewritten_from_raw_results_takes_its_prose_from_the_code(tmp_p
 
     report = benchmark.main(["--from-raw", str(raw), "--out", str(tmp_path), "--no-plots"])
 
-    assert report["starts"] == benchmark.STARTS and report["hyperparameters"] == list(choices.LABEL_EFFICIENCY)
+    assert report["starts"] == le_tasks.STARTS and report["hyperparameters"] == list(choices.LABEL_EFFICIENCY)
     assert "STALE" not in (tmp_path / "label_efficiency.md").read_text()
     assert "STALE" not in (tmp_path / "label_efficiency.json").read_text()
     assert report["runtime_seconds"] == 12.5 and report["seeds"] == [0, 1]
@@ -167,7 +167,7 @@ def test_a_report_rewritten_from_raw_results_takes_its_prose_from_the_code(tmp_p
 
 def test_goal_one_separates_a_setting_below_random_from_seed_noise():
     """Each setting's median area comes with a bootstrap interval over seeds and a paired count against random."""
-    from benchmarks.label_efficiency import _goal_lines, goals, median_interval, seeds_above_random
+    from benchmarks.le_report import _goal_lines, goals, median_interval, seeds_above_random
 
     rng = np.random.default_rng(0)
     noisy = rng.normal(-0.05, 0.5, size=20)  # below 0 by less than the seeds' spread
@@ -195,7 +195,7 @@ def test_goal_one_separates_a_setting_below_random_from_seed_noise():
 
 @pytest.mark.parametrize("batch, within", [(10, True), (25, False)])
 def test_goal_two_says_when_one_batch_already_exceeds_a_fifth_of_randoms_labels(batch, within):
-    from benchmarks.label_efficiency import goals
+    from benchmarks.le_report import goals
 
     entry = {"name": "rare", "seeds": [0, 1, 2], "prevalence_setting": 0.01, "noise": 0, "ratings": "hard",
              "start": "example", "batch_size": batch,
@@ -207,7 +207,7 @@ def test_goal_two_says_when_one_batch_already_exceeds_a_fifth_of_randoms_labels(
 
 def test_a_setting_whose_area_cannot_be_normalised_is_named_and_left_out_not_a_crash():
     """Where random's median area reaches the full-pool probe's, nALC is undefined (None per seed)."""
-    from benchmarks.label_efficiency import _goal_lines, goals, recommend, table
+    from benchmarks.le_report import _goal_lines, goals, recommend, table
 
     def entry(name, areas):
         values = {s: {"normalised_alc": areas, "labels_to_90pct_ap": [10, 10]} for s in ("adaptive", "random")}
@@ -225,7 +225,7 @@ def test_a_setting_whose_area_cannot_be_normalised_is_named_and_left_out_not_a_c
 
 @pytest.mark.parametrize("positives, expected", [(3, 3), (40, 5)])
 def test_the_truth_oracle_fills_half_a_batch_with_positives_while_it_can(positives, expected):
-    from benchmarks.label_efficiency import TruthOracle
+    from benchmarks.le_simulation import TruthOracle
     from ml_backend.core.strategies import Pool
 
     truth = np.zeros(200, dtype=bool)
@@ -239,7 +239,7 @@ def test_the_truth_oracle_fills_half_a_batch_with_positives_while_it_can(positiv
 
 
 def test_the_reference_after_the_first_positive_follows_the_default_until_a_rating_is_positive():
-    from benchmarks.label_efficiency import TruthAfterFirstPositive
+    from benchmarks.le_simulation import TruthAfterFirstPositive
     from ml_backend.core.strategies import Pool, make_strategy
 
     rng = np.random.default_rng(0)
@@ -297,28 +297,31 @@ def test_a_rerun_of_some_tasks_replaces_their_runs_in_the_report(tmp_path):
         merge_raw([saved([0], "full run", "old"), fewer])
 
 
-def test_a_raw_file_written_from_python_dash_m_loads_as_the_modules_own_tasks(tmp_path, monkeypatch):
-    """`python -m` pickles classes under `__main__`; loaded, they must be this module's Task, so files from
-    either entry point merge into runs of one Task class."""
+def test_a_raw_file_written_before_the_split_or_from_python_dash_m_loads_as_today_s_tasks(tmp_path, monkeypatch):
+    """Files written before `Task` moved to `benchmarks.le_tasks` name it under `__main__` (`python -m`) or
+    `benchmarks.label_efficiency`; loaded, it must be today's Task, so old and new files merge into runs of
+    one Task class."""
     import pickle
     import sys
 
     import benchmarks.label_efficiency as benchmark
+    from benchmarks import le_tasks
 
     task = Task(concept="Bag (easy)", dataset="fashion", positives=(8,))
-    monkeypatch.setattr(Task, "__module__", "__main__")
-    monkeypatch.setattr(sys.modules["__main__"], "Task", Task, raising=False)
-    as_main = pickle.dumps({"results": [{"task": task, "seed": 0}], "tasks": (task,), "strategies": ["random"],
+    for index, module in enumerate(("__main__", "benchmarks.label_efficiency")):
+        monkeypatch.setattr(Task, "__module__", module)
+        monkeypatch.setattr(sys.modules[module], "Task", Task, raising=False)
+        old = pickle.dumps({"results": [{"task": task, "seed": index}], "tasks": (task,), "strategies": ["random"],
                             "meta": {"command": "python -m ...", "runtime_seconds": 1.0}})
-    assert b"__main__" in as_main
-    monkeypatch.undo()
-    (tmp_path / "main.pkl").write_bytes(as_main)
+        assert module.encode() in old
+        monkeypatch.undo()
+        (tmp_path / f"old{index}.pkl").write_bytes(old)
 
-    (tmp_path / "imported.pkl").write_bytes(pickle.dumps({"results": [{"task": task, "seed": 1}]}))
+    (tmp_path / "new.pkl").write_bytes(pickle.dumps({"results": [{"task": task, "seed": 2}]}))
 
-    for name in ("main.pkl", "imported.pkl"):
+    for name in ("old0.pkl", "old1.pkl", "new.pkl"):
         loaded = benchmark.load_raw(tmp_path / name)
-        assert type(loaded["results"][0]["task"]) is benchmark.Task and loaded["results"][0]["task"] == task
+        assert type(loaded["results"][0]["task"]) is le_tasks.Task and loaded["results"][0]["task"] == task
 
 
 def test_a_task_filter_that_matches_nothing_is_refused_before_any_run(tmp_path, capsys):

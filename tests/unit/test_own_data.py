@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import evaluation, label_efficiency, own_data
+from benchmarks import evaluation, label_efficiency, le_tasks, own_data
 
 CLASSES = ("common", "middling", "rare", "scarce")
 SHARES = (0.6, 0.25, 0.12, 0.03)
@@ -70,7 +70,7 @@ def test_a_file_that_is_no_npz_is_refused(tmp_path):
 
 def test_every_class_becomes_a_concept_at_the_prevalences_its_pool_can_hold(tmp_path):
     path = str(write_dataset(tmp_path / "own.npz"))
-    tasks = label_efficiency.own_tasks(path)
+    tasks = le_tasks.own_tasks(path)
     names = [t.name for t in tasks]
     # natural for all four; 5% and 1% only below the natural share, and only with 5 positives left
     assert names == ["common @natural", "common @5%", "common @1%", "middling @natural", "middling @5%",
@@ -78,7 +78,7 @@ def test_every_class_becomes_a_concept_at_the_prevalences_its_pool_can_hold(tmp_
     starts = {t.concept: [start for start, _ in t.settings] for t in tasks}
     assert starts["rare"] == ["prompt", "none"] and starts["scarce"] == ["example", "none"]
     ds = own_data.load(path)
-    split = label_efficiency.make_split(tasks[2], seed=3, cache_dir="unused")
+    split = le_tasks.make_split(tasks[2], seed=3, cache_dir="unused")
     assert split.y.mean() == pytest.approx(0.01, abs=0.002)
     assert len(split.y_eval) == len(ds.y_test)
 
@@ -154,18 +154,18 @@ def test_a_labeled_text_folder_is_embedded_and_a_folder_without_classes_is_refus
 def test_a_dataset_the_protocol_cannot_score_is_refused_before_any_run(tmp_path):
     too_small = write_dataset(tmp_path / "small.npz", pool=30)
     with pytest.raises(own_data.DatasetFileError, match="the pool holds 30 items"):
-        label_efficiency.own_tasks(str(too_small))
+        le_tasks.own_tasks(str(too_small))
     # one class in the test split: no class has an average precision there
     one_class_test = write_dataset(tmp_path / "one.npz", y_test=np.zeros(300, dtype=np.int64))
     with pytest.raises(own_data.DatasetFileError, match="no class can be run"):
-        label_efficiency.own_tasks(str(one_class_test))
+        le_tasks.own_tasks(str(one_class_test))
 
 
 def test_a_class_missing_from_the_test_split_is_left_out(tmp_path):
     path = write_dataset(tmp_path / "own.npz")
     y_test = np.load(path)["y_test"]
     write_dataset(path, y_test=np.where(y_test == 3, 0, y_test))
-    assert "scarce" not in {t.concept for t in label_efficiency.own_tasks(str(path))}
+    assert "scarce" not in {t.concept for t in le_tasks.own_tasks(str(path))}
 
 
 def test_a_prompt_template_with_other_braces_is_taken_as_typed(tmp_path, tiny_clip_dir):

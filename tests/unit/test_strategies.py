@@ -226,7 +226,8 @@ def test_default_strategy_is_the_one_the_committed_benchmark_picked():
     report was made with the default."""
     import json
 
-    from benchmarks.label_efficiency import DEFAULT_KEPT_BECAUSE, DEFAULT_KEPT_OVER, RESULTS_DIR
+    from benchmarks.label_efficiency import RESULTS_DIR
+    from benchmarks.le_report import DEFAULT_KEPT_BECAUSE, DEFAULT_KEPT_OVER
 
     report = json.loads((RESULTS_DIR / "label_efficiency.json").read_text())
     recommendation = report["recommendation"]
