@@ -137,7 +137,7 @@ def summarise(results: list[dict], tasks: Sequence[le_tasks.Task], strategies: S
         per_strategy = {}
         for s in strategies:
             values = [r["first_positive"][s] for r in runs]
-            per_strategy[s] = {"labels": values, "median": le_report._median(values),
+            per_strategy[s] = {"labels": values, "median": le_report.median_labels(values),
                                "seeds_past_random_q95": int(sum(v is None or v > exact["q95"] for v in values))}
         entries.append({"name": task.name, "concept": task.concept, "modality": task.modality, "used_by": _used_by(task),
                         "pool_size": n, "pool_positives": m, "random_exact": exact, "strategies": per_strategy})
@@ -183,7 +183,7 @@ def split_at_first_positive(report: dict, label_efficiency_report: dict) -> list
                 continue
             first, to_target = firsts[key][s]["labels"], t["strategies"][s]["labels_to_90pct_ap"]
             after = [b - a for a, b in zip(first, to_target) if a is not None and b is not None]
-            row[s] = {"first_positive": le_report._median(first), "to_90pct_ap": le_report._median(to_target),
+            row[s] = {"first_positive": le_report.median_labels(first), "to_90pct_ap": le_report.median_labels(to_target),
                       "after_first_positive": float(np.median(after)) if after else None,
                       "reached": len(after), "runs": len(first)}
         rows.append(row)

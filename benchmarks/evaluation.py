@@ -334,11 +334,11 @@ def simulate(task: le_tasks.Task, seed: int, cache_dir: str, budget: int, evalua
                             np.random.default_rng([seed, 13]),
                             snapshots=[] if snapshots else None)
         if task.prompt is not None:
-            prior = prompt_prior(le_tasks._prompt_vector(task, cache_dir), split.X, params)
+            prior = prompt_prior(le_tasks.prompt_vector(task, cache_dir), split.X, params)
             head = prior.head()
         else:
             recorder.given(rated[0])
-            head = le_simulation._refit(split, rated, available, params, None, seed, None)
+            head = le_simulation.refit_head(split, rated, available, params, None, seed, None)
         given = len(rated)
         strategy = strategy_under_test()
         rng = np.random.default_rng([seed, 11])
@@ -353,7 +353,7 @@ def simulate(task: le_tasks.Task, seed: int, cache_dir: str, budget: int, evalua
             draw = chooser.last_draw
             if draw is not None:
                 drawn[draw.rows] = True
-            head = le_simulation._refit(split, rated, available, params, prior, seed, head)
+            head = le_simulation.refit_head(split, rated, available, params, prior, seed, head)
             recorder.on_batch(rows, draw, head, held_out=lambda: held_out_scores(split, rated, available, params, prior,
                                                                                   seed, head))
     return {"task": task.name, "seed": seed, **recorder.result(),

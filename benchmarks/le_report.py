@@ -118,7 +118,7 @@ def summarise(results: list[dict], strategies: Sequence[str], budget: int = BUDG
     return entries
 
 
-def _median(values) -> float | None:
+def median_labels(values) -> float | None:
     """Median with None counted as 'never' (infinite); None if the median itself is never."""
     arr = np.array([math.inf if v is None else v for v in values], dtype=float)
     if not len(arr):
@@ -172,9 +172,9 @@ def goals(entries: list[dict], default: str) -> dict:
     rare = []
     for e in entries:
         if e["prevalence_setting"] == 0.01 and e["noise"] == 0 and e["ratings"] == "hard":
-            d = _median(e["strategies"][default]["labels_to_90pct_ap"])
+            d = median_labels(e["strategies"][default]["labels_to_90pct_ap"])
             rs = e["strategies"]["random"]
-            r = _median(rs.get("labels_to_90pct_ap_extended", rs["labels_to_90pct_ap"]))
+            r = median_labels(rs.get("labels_to_90pct_ap_extended", rs["labels_to_90pct_ap"]))
             # random past the extended budget: only that budget is known, so compare with it
             followed_to = rs.get("extended_budget") or RANDOM_EXTEND_TO
             allowed = (followed_to if r is None else r) / RARE_FRACTION
@@ -217,15 +217,15 @@ def table(entries: list[dict], strategies: Sequence[str], default: str, iqr: boo
     for e in entries:
         st = e["strategies"]
         random = st["random"]
-        cells = [e["name"], f"{np.median(e['probe_ap']):.3f}", _fmt_labels(_median(random["labels_to_90pct_ap"]))]
+        cells = [e["name"], f"{np.median(e['probe_ap']):.3f}", _fmt_labels(median_labels(random["labels_to_90pct_ap"]))]
         if "labels_to_90pct_ap_extended" in random:
-            extended = _median(random["labels_to_90pct_ap_extended"])
+            extended = median_labels(random["labels_to_90pct_ap_extended"])
             cells[-1] += f" ({_fmt_random(extended, random.get('extended_budget'))} going on)"
         for s in shown:
             if s not in st:
                 cells.append("-")
                 continue
-            labels = _fmt_labels(_median(st[s]["labels_to_90pct_ap"]))
+            labels = _fmt_labels(median_labels(st[s]["labels_to_90pct_ap"]))
             if _median_nalc(e, s) is None:
                 cells.append(f"{labels} / n/a")
                 continue

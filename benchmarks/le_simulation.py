@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from benchmarks.le_tasks import Split, Task, _prompt_vector, make_split
+from benchmarks.le_tasks import Split, Task, prompt_vector, make_split
 from ml_backend.core.head import LinearHead, Prior, is_flat
 from ml_backend.core.params import HeadParams, SelectionParams
 from ml_backend.core.strategies import DEFAULT_STRATEGY, Pool, RandomStrategy, Strategy, make_strategy
@@ -145,7 +145,7 @@ def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: He
     if prior is not None:
         head = prior.head()
     elif rated:
-        head = _refit(split, rated, available, params, prior, seed, None)
+        head = refit_head(split, rated, available, params, prior, seed, None)
     start_ap = head_ap(split.y_eval, head.decision_function(split.X_eval)) if head is not None else None
     strategy = (REFERENCE_STRATEGIES[strategy_name](split.y, selection) if strategy_name in REFERENCE_STRATEGIES
                 else make_strategy(strategy_name, selection))
@@ -165,7 +165,7 @@ def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: He
         rows = next_rows(min(batch, budget - (len(rated) - given)))
         rated.extend(int(r) for r in rows)
         available[rows] = False
-        head = _refit(split, rated, available, params, prior, seed, head)
+        head = refit_head(split, rated, available, params, prior, seed, head)
         logits = head.decision_function(split.X_eval)
         labels.append(len(rated) - given)
         ap.append(head_ap(split.y_eval, logits))
@@ -183,7 +183,7 @@ def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: He
         rows = next_rows(min(EXTEND_STEP, extend_to - (len(rated) - given)))
         rated.extend(int(r) for r in rows)
         available[rows] = False
-        head = _refit(split, rated, available, params, prior, seed, head)
+        head = refit_head(split, rated, available, params, prior, seed, head)
         ext_labels.append(len(rated) - given)
         ext_ap.append(head_ap(split.y_eval, head.decision_function(split.X_eval)))
     return {"labels": np.array(labels), "ap": np.array(ap), "f1": np.array(f1), "found": np.array(found),
@@ -191,8 +191,8 @@ def simulate(split: Split, strategy_name: str, batch: int, seed: int, params: He
             "ext_labels": np.array(ext_labels, dtype=int), "ext_ap": np.array(ext_ap)}
 
 
-def _refit(split: Split, rated: list[int], available: np.ndarray, params: HeadParams,
-           prior: Prior | None, seed: int, previous: LinearHead | None) -> LinearHead:
+def refit_head(split: Split, rated: list[int], available: np.ndarray, params: HeadParams,
+               prior: Prior | None, seed: int, previous: LinearHead | None) -> LinearHead:
     """The backend's own refit (`ml_backend.core.training.refit`, as `ActiveLoop` calls it),
     started from the previous head (same optimum, fewer solver iterations)."""
     rng = np.random.default_rng([seed, len(rated), 13])
@@ -212,7 +212,7 @@ def run_task_seed(task: Task, seed: int, strategies: Sequence[str], cache_dir: s
         probe_ap = _probe_ap(task, seed, split, params, evaluate_on)
         prior = zero_shot_ap = None
         if task.prompt is not None:
-            prior = prompt_prior(_prompt_vector(task, cache_dir), split.X, params)
+            prior = prompt_prior(prompt_vector(task, cache_dir), split.X, params)
             zero_shot_ap = head_ap(split.y_eval, prior.head().decision_function(split.X_eval))
         example = int(np.random.default_rng([seed, 5]).choice(np.flatnonzero(split.y)))
         curves = {}

@@ -215,7 +215,7 @@ def _mailing_lists(cache_dir: str) -> tuple[np.ndarray, np.ndarray]:
     return _DATA["lists"]
 
 
-def _prompt_vector(task: Task, cache_dir: str) -> np.ndarray:
+def prompt_vector(task: Task, cache_dir: str) -> np.ndarray:
     """The task's prompt in its dataset's space (for your own data: embedded in the file)."""
     key = ("prompt", task.dataset, task.prompt)
     if key not in _DATA:

@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from benchmarks.label_efficiency import _compact_json
-from benchmarks.le_report import _median
+from benchmarks.le_report import median_labels
 from benchmarks.le_simulation import (average_precision, complete_seeds, f1_at_threshold, labels_to_target, log_area,
                                       simulate)
 from benchmarks.le_tasks import FULL_TASKS, HELDOUT_TASKS, QUICK_TASKS, Split, Task
@@ -44,8 +44,8 @@ def test_log_area_of_a_flat_curve_is_its_height_and_weights_by_log_labels():
 
 
 def test_median_counts_never_as_infinite():
-    assert _median([10, 20, None]) == 20
-    assert _median([10, None, None]) is None
+    assert median_labels([10, 20, None]) == 20
+    assert median_labels([10, None, None]) is None
 
 
 def test_complete_seeds_drops_seeds_that_did_not_finish_every_task():
