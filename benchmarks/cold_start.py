@@ -17,7 +17,7 @@ embedding space of their own. Issue 14's goal 2 (a 1% concept reaches 90% of the
 with a fifth of random's labels) needs that bet to win from a cold start, and its goal 1 (never
 below random) needs it never to lose by much. This benchmark measures where the bet lands: for
 every class of Fashion-MNIST and every mail concept of the spam corpus with enough mails, at 1% of
-the pool (subsampled as ``benchmarks.label_efficiency`` does), the labels each strategy's cold
+the pool (subsampled as ``benchmarks.le_tasks`` does), the labels each strategy's cold
 start needs, in batches of 10, until a batch holds a positive, against random's exact
 distribution. Nothing is tuned on it.
 

@@ -1,6 +1,6 @@
 """Are the evaluation's intervals honest, and what does the stopping suggestion cost?
 
-Runs the label-efficiency benchmark's simulated annotators (``benchmarks.label_efficiency``:
+Runs the label-efficiency benchmark's simulated annotators (``benchmarks.le_tasks`` and ``le_simulation``:
 its tasks, pools, prompts, examples, the backend's strategy and refit) and, after every
 batch, the backend's own estimators (``ml_backend.core.evaluation``) on what a project
 would hold at that moment: the ratings, and the default strategy's uniform draws with

@@ -38,7 +38,7 @@ def fit_head(
       a positive, and the prompt's pull fades as ratings accumulate. With "prior", the
       head starts from the prompt's score and learns how much to keep of it. On the
       label-efficiency benchmark's text tasks the example role needed far fewer labels
-      (HYPERPARAMETERS in benchmarks/label_efficiency.py); on isotropic synthetic data,
+      (benchmarks/choices.py, head.prompt_role); on isotropic synthetic data,
       where the prompt points straight at the concept, the prior role keeps the prompt's
       AP better in the first few random-pick refits (tests/unit/test_refit.py).
     - `background` (m, d): unrated pool items added as negatives whose total weight is
@@ -47,7 +47,7 @@ def fit_head(
       give the head the negatives an annotator rating only near-W items never supplies.
       The floor matters for the first refits: with one example rated +1 and a background
       weighing 0.1 ratings, the head calls the whole pool positive and its boundary lies
-      far from anything relevant (measured in benchmarks/label_efficiency.py).
+      far from anything relevant (benchmarks/choices.py, head.background_min_weight).
     """
     X_parts, y_parts, w_parts = [np.asarray(X_rated, np.float32)], [np.asarray(y_rated, np.float64)], [np.ones(len(y_rated))]
     if prior is not None and params.prompt_role == "example":

@@ -72,7 +72,7 @@ def test_example_role_refits_mostly_keep_the_prompts_average_precision(concept):
     """The default example role on the same data: the prompt's direction competes with the
     rated negatives' mean, so a few of the first refits dip (measured: 9 of 100, by at most
     0.06); on the benchmark's real text tasks it holds the floor in more seeds than the prior
-    role (benchmarks/label_efficiency.py, HYPERPARAMETERS). Without the prompt as a positive,
+    role (benchmarks/choices.py, head.prompt_role). Without the prompt as a positive,
     refits on a batch or two of random picks hold no positive and fall far below."""
     assert sum(refits_below_the_prompt(concept, HeadParams())) <= 15
     assert sum(refits_below_the_prompt(concept, HeadParams(prompt_role="example", prompt_weight=1e-6))) > 15

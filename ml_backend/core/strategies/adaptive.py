@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from ..params import SelectionParams
 
 # Once ratings exist, 1 / ISOLATED_FIRST of the clusters, the most isolated, come first (development runs,
-# benchmarks.label_efficiency.HYPERPARAMETERS).
+# benchmarks.choices.LABEL_EFFICIENCY).
 ISOLATED_FIRST = 10
 _CLUSTER_CACHE: OrderedDict = OrderedDict()
 _CACHED_POOLS = 4
