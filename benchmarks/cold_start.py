@@ -42,6 +42,7 @@ import numpy as np
 
 from benchmarks import label_efficiency as le
 from benchmarks import le_report, le_simulation, le_tasks
+from benchmarks.le_tasks import FASHION, RAZOR_LIST, RPM_LIST, Task
 from benchmarks.markdown import README, replace_block
 from ml_backend.core.params import HeadParams, SelectionParams
 from ml_backend.core.strategies import DEFAULT_STRATEGY, STRATEGIES
@@ -52,24 +53,24 @@ BATCH = 10
 PREVALENCE = 0.01
 CAP = 500  # labels; random at 1% goes past it on about 0.7% of seeds
 # Mail concepts of the spam corpus with enough mails for 1% of the pool (written down before the run).
-MAIL_LISTS = ("fork.xent.com", "ilug.linux.ie", le_tasks.RPM_LIST, le_tasks.RAZOR_LIST, "spamassassin-talk.example.sourceforge.net",
+MAIL_LISTS = ("fork.xent.com", "ilug.linux.ie", RPM_LIST, RAZOR_LIST, "spamassassin-talk.example.sourceforge.net",
               "exmh-workers.spamassassin.taint.org", "exmh-users.spamassassin.taint.org", "social.linux.ie")
 
 
-def _list_task(name: str) -> le_tasks.Task:
-    return le_tasks.Task(concept=name.split(".")[0] + " list", dataset="spam", positives=(), lists=(name,),
-                   prevalence=PREVALENCE, batch_sizes=(BATCH,))
+def _list_task(name: str) -> Task:
+    return Task(concept=name.split(".")[0] + " list", dataset="spam", positives=(), lists=(name,),
+                prevalence=PREVALENCE, batch_sizes=(BATCH,))
 
 
-CONCEPTS: tuple[le_tasks.Task, ...] = (
-    tuple(le_tasks.Task(concept=name, dataset="fashion", positives=(k,), prevalence=PREVALENCE, batch_sizes=(BATCH,))
-          for k, name in enumerate(le_tasks.FASHION))
-    + (le_tasks.Task(concept="spam", dataset="spam", positives=(1,), prevalence=PREVALENCE, batch_sizes=(BATCH,)),)
+CONCEPTS: tuple[Task, ...] = (
+    tuple(Task(concept=name, dataset="fashion", positives=(k,), prevalence=PREVALENCE, batch_sizes=(BATCH,))
+          for k, name in enumerate(FASHION))
+    + (Task(concept="spam", dataset="spam", positives=(1,), prevalence=PREVALENCE, batch_sizes=(BATCH,)),)
     + tuple(_list_task(name) for name in MAIL_LISTS))
 QUICK_CONCEPTS = tuple(t for t in CONCEPTS if t.concept in ("Bag", "Shirt", "spam"))
 
 
-def own_concepts(parser: argparse.ArgumentParser, path: str) -> tuple[le_tasks.Task, ...]:
+def own_concepts(parser: argparse.ArgumentParser, path: str) -> tuple[Task, ...]:
     """Every class of a dataset file of your own that the label-efficiency benchmark runs at PREVALENCE, cold."""
     tasks = tuple(replace(t, prompt=None) for t in le_tasks.own_tasks_or_exit(parser, path) if t.prevalence == PREVALENCE)
     if not tasks:
@@ -78,7 +79,7 @@ def own_concepts(parser: argparse.ArgumentParser, path: str) -> tuple[le_tasks.T
     return tasks
 
 
-def _used_by(task: le_tasks.Task) -> str:
+def _used_by(task: Task) -> str:
     """Which label-efficiency task set already runs this concept (as a single concept), if any."""
     for set_name, tasks in le_tasks.TASK_SETS.items():
         if any(t.positives == task.positives and t.lists == task.lists and t.dataset == task.dataset for t in tasks):
@@ -112,8 +113,8 @@ def random_first_positive(n: int, m: int, batch: int = BATCH) -> dict:
 def labels_to_first_positive(split: le_tasks.Split, strategy: str, seed: int, cap: int = CAP) -> int | None:
     """The backend's strategy from a cold start (the benchmark's own loop and refit), in batches of
     BATCH: labels until a batch holds a positive, or None within `cap`."""
-    run = le_simulation.simulate(split, strategy, BATCH, seed, HeadParams(), SelectionParams(), None, None, budget=cap,
-                      until_first_positive=True)
+    run = le_simulation.simulate(split, strategy, BATCH, seed, HeadParams(), SelectionParams(), None, None,
+                                 budget=cap, until_first_positive=True)
     return int(run["labels"][-1]) if len(run["found"]) and run["found"][-1] else None
 
 
@@ -128,7 +129,7 @@ def run_concept_seed(job) -> dict:
             "first_positive": firsts, "seconds": time.perf_counter() - t0}
 
 
-def summarise(results: list[dict], tasks: Sequence[le_tasks.Task], strategies: Sequence[str]) -> list[dict]:
+def summarise(results: list[dict], tasks: Sequence[Task], strategies: Sequence[str]) -> list[dict]:
     entries = []
     for task in tasks:
         runs = sorted((r for r in results if r["task"] == task), key=lambda r: r["seed"])

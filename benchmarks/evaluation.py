@@ -52,6 +52,7 @@ import numpy as np  # noqa: E402
 from benchmarks import choices  # noqa: E402
 from benchmarks import label_efficiency as le  # noqa: E402
 from benchmarks import le_simulation, le_tasks  # noqa: E402
+from benchmarks.le_tasks import BAG, MIXED, SHIRT, SPAM, Task  # noqa: E402
 from benchmarks.intervals import bootstrap_interval, share_interval  # noqa: E402
 from benchmarks.markdown import README, replace_block  # noqa: E402
 from ml_backend.core.audit import NOT_SEEN, AuditDraw, AuditSample  # noqa: E402
@@ -77,13 +78,13 @@ STOP_GOAL = 0.9  # share of the seeds where a rule fires whose recall then is >=
 # (every batch would cost ~6x the whole run on common concepts; a later check can only delay the stop).
 CERTIFY_RECHECK = 50
 LEGEND_TASKS = 12  # tasks named in the stopping plot's legend at most
-TASKS: tuple[le_tasks.Task, ...] = (
-    le_tasks.Task(**le_tasks.SPAM, batch_sizes=(BATCH,)), le_tasks.Task(**le_tasks.SPAM, prevalence=0.05, batch_sizes=(BATCH,)),
-    le_tasks.Task(**le_tasks.SPAM, prevalence=0.01, batch_sizes=(BATCH,)),
-    le_tasks.Task(**le_tasks.BAG, batch_sizes=(BATCH,)), le_tasks.Task(**le_tasks.BAG, prevalence=0.05, batch_sizes=(BATCH,)),
-    le_tasks.Task(**le_tasks.BAG, prevalence=0.01, batch_sizes=(BATCH,)),
-    le_tasks.Task(**le_tasks.SHIRT, prevalence=0.05, batch_sizes=(BATCH,)),
-    le_tasks.Task(**le_tasks.MIXED, prevalence=0.01, batch_sizes=(BATCH,)),
+TASKS: tuple[Task, ...] = (
+    Task(**SPAM, batch_sizes=(BATCH,)), Task(**SPAM, prevalence=0.05, batch_sizes=(BATCH,)),
+    Task(**SPAM, prevalence=0.01, batch_sizes=(BATCH,)),
+    Task(**BAG, batch_sizes=(BATCH,)), Task(**BAG, prevalence=0.05, batch_sizes=(BATCH,)),
+    Task(**BAG, prevalence=0.01, batch_sizes=(BATCH,)),
+    Task(**SHIRT, prevalence=0.05, batch_sizes=(BATCH,)),
+    Task(**MIXED, prevalence=0.01, batch_sizes=(BATCH,)),
 )
 QUICK_TASKS = (TASKS[1], TASKS[5])
 # The label-efficiency benchmark's held-out concepts (no constant below was chosen on them), clean ratings:
@@ -311,7 +312,7 @@ def knee_reached(found_curve: Sequence[tuple[int, int]], min_labels: int = 150) 
     return ratio >= 156 - min(found, 150)
 
 
-def simulate(task: le_tasks.Task, seed: int, cache_dir: str, budget: int, evaluation: EvaluationParams,
+def simulate(task: Task, seed: int, cache_dir: str, budget: int, evaluation: EvaluationParams,
              variants: dict | None = None,
              checkpoints: Sequence[int] = CHECKPOINTS, snapshots: bool = False) -> dict:
     """One simulated project from its informed start (prompt or example) to `budget` labels."""
@@ -367,14 +368,14 @@ def _job(args):
     return simulate(task, seed, cache_dir, budget, evaluation)
 
 
-def run_all(tasks: Sequence[le_tasks.Task], seeds: Sequence[int], cache_dir: str, budget: int, evaluation: EvaluationParams,
+def run_all(tasks: Sequence[Task], seeds: Sequence[int], cache_dir: str, budget: int, evaluation: EvaluationParams,
             workers: int = 2, log=print) -> list[dict]:
     """Every (task, seed) run, across `workers` processes, in the order of `tasks` then seeds."""
     jobs = [(task, seed, cache_dir, budget, evaluation) for seed in seeds for task in tasks]
     return in_task_order(le_simulation.run_jobs(_job, jobs, workers, log, noun="runs", reports=20), tasks)
 
 
-def in_task_order(results: list[dict], tasks: Sequence[le_tasks.Task]) -> list[dict]:
+def in_task_order(results: list[dict], tasks: Sequence[Task]) -> list[dict]:
     """Runs sorted by task (as listed) then seed: lists pooled over runs in the report do not depend
     on which worker finished first."""
     position = {task.name: i for i, task in enumerate(tasks)}
@@ -509,7 +510,7 @@ def certify_at_end(runs: list[dict]) -> dict:
             "median_picks": _median_or_none(picks), "picks": picks}
 
 
-def summarise(results: list[dict], tasks: Sequence[le_tasks.Task], evaluation: EvaluationParams) -> dict:
+def summarise(results: list[dict], tasks: Sequence[Task], evaluation: EvaluationParams) -> dict:
     names = [t.name for t in tasks]
     per_task = []
     for task in tasks:
