@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import benchmarks.evaluation as evaluation
-from benchmarks.evaluation import QUANTITIES, coverage_interval, coverage_table
+from benchmarks.ev_report import QUANTITIES, checkpoint_band, coverage_interval, coverage_table
 
 
 def run(task: str, covered: list[bool]) -> dict:
@@ -39,7 +39,7 @@ def test_runs_that_cover_all_or_nothing_give_a_wider_interval_than_independent_c
 
 
 def test_runs_come_in_task_order_whatever_order_the_workers_finished_in():
-    from benchmarks.evaluation import in_task_order
+    from benchmarks.ev_simulation import in_task_order
     from benchmarks.le_tasks import Task
 
     a, b = Task("a", "spam", (1,)), Task("b", "spam", (1,), prevalence=0.01)
@@ -63,7 +63,7 @@ def test_a_checkpoint_just_outside_the_band_is_noise_one_far_outside_is_not():
         "200": {"coverage": 0.70, "n": 200, "width": 0.2},  # surely under
         "300": {"coverage": None, "n": 0, "width": None},   # nothing estimated there: not a checkpoint
     }
-    assert evaluation.checkpoint_band(by_checkpoint) == (3, 2, 4)
+    assert checkpoint_band(by_checkpoint) == (3, 2, 4)
 
 
 def test_the_share_interval_is_jeffreys_with_its_limits_at_the_ends():
