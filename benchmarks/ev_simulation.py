@@ -66,8 +66,8 @@ STRATEGY = DEFAULT_STRATEGY
 SELECTION = SelectionParams()
 
 
-def strategy_under_test() -> Strategy:
-    return make_strategy(STRATEGY, SELECTION)
+def strategy_under_test(selection: SelectionParams = SELECTION) -> Strategy:
+    return make_strategy(STRATEGY, selection)
 
 
 @dataclass
@@ -265,8 +265,10 @@ def knee_reached(found_curve: Sequence[tuple[int, int]], min_labels: int = 150) 
 
 def simulate(task: Task, seed: int, cache_dir: str, budget: int, evaluation: EvaluationParams,
              variants: dict | None = None,
-             checkpoints: Sequence[int] = CHECKPOINTS, snapshots: bool = False) -> dict:
-    """One simulated project from its informed start (prompt or example) to `budget` labels."""
+             checkpoints: Sequence[int] = CHECKPOINTS, snapshots: bool = False,
+             selection: SelectionParams = SELECTION) -> dict:
+    """One simulated project from its informed start (prompt or example) to `budget` labels, the default
+    strategy run with `selection` (e.g. a larger audit share)."""
     import torch
     from threadpoolctl import threadpool_limits
     torch.set_num_threads(1)
@@ -292,7 +294,7 @@ def simulate(task: Task, seed: int, cache_dir: str, budget: int, evaluation: Eva
             recorder.given(rated[0])
             head = le_simulation.refit_head(split, rated, available, params, None, seed, None)
         given = len(rated)
-        strategy = strategy_under_test()
+        strategy = strategy_under_test(selection)
         rng = np.random.default_rng([seed, 11])
         drawn = np.zeros(len(split.y), dtype=bool)
         while len(rated) - given < budget and available.any():
@@ -315,14 +317,14 @@ def simulate(task: Task, seed: int, cache_dir: str, budget: int, evaluation: Eva
 # ---------------------------------------------------------------- running
 
 def _job(args):
-    task, seed, cache_dir, budget, evaluation = args
-    return simulate(task, seed, cache_dir, budget, evaluation)
+    task, seed, cache_dir, budget, evaluation, selection = args
+    return simulate(task, seed, cache_dir, budget, evaluation, selection=selection)
 
 
 def run_all(tasks: Sequence[Task], seeds: Sequence[int], cache_dir: str, budget: int, evaluation: EvaluationParams,
-            workers: int = 2, log=print) -> list[dict]:
+            workers: int = 2, log=print, selection: SelectionParams = SELECTION) -> list[dict]:
     """Every (task, seed) run, across `workers` processes, in the order of `tasks` then seeds."""
-    jobs = [(task, seed, cache_dir, budget, evaluation) for seed in seeds for task in tasks]
+    jobs = [(task, seed, cache_dir, budget, evaluation, selection) for seed in seeds for task in tasks]
     return in_task_order(le_simulation.run_jobs(_job, jobs, workers, log, noun="runs", reports=20), tasks)
 
 

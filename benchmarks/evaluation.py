@@ -53,12 +53,12 @@ from benchmarks import label_efficiency as le  # noqa: E402
 from benchmarks import le_tasks  # noqa: E402
 from benchmarks.ev_report import markdown, plot, readme_summary, summarise  # noqa: E402
 from benchmarks.ev_simulation import (  # noqa: E402
-    BATCH, BUDGET, CHECKPOINTS, QUICK_TASKS, SELECTION, STRATEGY, TASK_SETS, run_all)
+    BATCH, BUDGET, CHECKPOINTS, QUICK_TASKS, STRATEGY, TASK_SETS, run_all)
 from benchmarks.markdown import README, replace_block  # noqa: E402
 from ml_backend.core.evaluation import (  # noqa: E402
     CROSS_FIT_FOLDS, HOLD_EDGES, MIN_STRATUM_DRAWS, INTERVAL, NONLINEAR_INTERVAL, PLACEMENT_SLOPE, POOL_PRIOR, PRIOR,
     STRATA_PER_SIDE)
-from ml_backend.core.params import EvaluationParams  # noqa: E402
+from ml_backend.core.params import EvaluationParams, SelectionParams  # noqa: E402
 
 RESULTS_DIR = le.RESULTS_DIR
 README_BLOCK = "evaluation-summary"
@@ -83,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
                         help="a dataset file of your own (python -m benchmarks.own_data): every class one-vs-rest, "
                         f"to evaluation_own.* (default folder {le.OWN_DIR})")
     parser.add_argument("--tasks", default=None, help="substring filter on task names")
+    parser.add_argument("--selection", default="{}",
+                        help="SelectionParams overrides as JSON, e.g. '{\"uniform_share\": 0.2}': what a larger audit "
+                             "share buys (development runs; the reported runs use the defaults)")
     parser.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR"))
     parser.add_argument("--out", default=None,
                         help=f"results folder (default {RESULTS_DIR}; with --quick {le.QUICK_DIR}, never committed)")
@@ -118,10 +121,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     seeds = list(range(args.first_seed, args.first_seed + (args.seeds or (2 if args.quick else 20))))
     budget = args.budget or (300 if args.quick else BUDGET)
     evaluation = EvaluationParams()
-    print(f"evaluation: {len(tasks)} tasks x {len(seeds)} seeds, budget {budget}", flush=True)
+    selection = SelectionParams(**json.loads(args.selection))
+    print(f"evaluation: {len(tasks)} tasks x {len(seeds)} seeds, budget {budget}, selection {selection.model_dump()}",
+          flush=True)
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
-    results = run_all(tasks, seeds, cache_dir, budget, evaluation, args.workers)
+    results = run_all(tasks, seeds, cache_dir, budget, evaluation, args.workers, selection=selection)
     runtime = time.perf_counter() - t0
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = sum(r["cpu_seconds"] for r in results) if args.workers > 1 else time.process_time()
@@ -129,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "command": "python -m benchmarks.evaluation" + (" " + shlex.join(argv) if argv else ""),
         "quick": bool(args.quick), "task_set": args.task_set, "seeds": seeds,
         "settings": {"batch": BATCH, "budget": budget, "strategy": STRATEGY,
-                     "uniform_share": SELECTION.uniform_share, "prevalence_gain": SELECTION.prevalence_gain,
+                     "uniform_share": selection.uniform_share, "prevalence_gain": selection.prevalence_gain,
                      "confidence": evaluation.confidence,
                      "target_recall": evaluation.target_recall, "stable_labels": evaluation.stable_labels,
                      "stable_kappa": evaluation.stable_kappa, "pool_prior": POOL_PRIOR, "prior": PRIOR, "interval": INTERVAL,

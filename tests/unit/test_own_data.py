@@ -107,6 +107,25 @@ def test_the_evaluation_benchmark_runs_on_your_own_data(tmp_path):
     assert (tmp_path / "out" / "evaluation_own.png").exists()  # a short run, where no stopping rule fired, still plots
 
 
+def test_a_larger_audit_share_reaches_the_simulated_projects(tmp_path):
+    """`--selection` is how a team measures what a larger audit share buys: it must reach the strategy each
+    simulated project runs, and the report must say which share it measured."""
+    from benchmarks import ev_simulation
+    from ml_backend.core.params import EvaluationParams, SelectionParams
+
+    path = write_dataset(tmp_path / "own.npz")
+    task = next(t for t in le_tasks.own_tasks(str(path)) if t.name == "scarce @natural")
+    audited = {share: ev_simulation.simulate(task, 0, "unused", 60, EvaluationParams(),
+                                             selection=SelectionParams(uniform_share=share))["audit_labels"]
+               for share in (0.1, 0.5)}
+    # half of every batch of 10 with 0.5; with 0.1 at least one pick, more while the estimated prevalence is high
+    assert audited[0.5] == 30 > audited[0.1] >= 6
+    evaluation.main(["--dataset", str(path), "--tasks", "scarce @natural", "--seeds", "1", "--budget", "30",
+                     "--workers", "1", "--out", str(tmp_path / "out"), "--selection", '{"uniform_share": 0.5}'])
+    written = json.loads((tmp_path / "out" / "evaluation_own.json").read_text())
+    assert written["settings"]["uniform_share"] == 0.5
+
+
 def test_a_broken_dataset_file_stops_the_benchmark_with_its_reason(tmp_path, capsys):
     path = write_dataset(tmp_path / "own.npz", y_test=None)
     with pytest.raises(SystemExit):
