@@ -142,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                      "strata_per_side": STRATA_PER_SIDE, "min_stratum_draws": MIN_STRATUM_DRAWS,
                      "placement_slope": PLACEMENT_SLOPE, "cross_fit_folds": CROSS_FIT_FOLDS, "hold_edges": HOLD_EDGES,
                      "checkpoints": list(CHECKPOINTS)},
+        "selection_params": selection.model_dump(),  # every override --selection made, not only the share
         "choices": list(choices.EVALUATION),
         "runtime_seconds": round(runtime, 1), "cpu_seconds": round(cpu, 1),
         "cpu_seconds_children_rusage": round(children.ru_utime + children.ru_stime, 1),

@@ -123,7 +123,7 @@ def test_a_larger_audit_share_reaches_the_simulated_projects(tmp_path):
     evaluation.main(["--dataset", str(path), "--tasks", "scarce @natural", "--seeds", "1", "--budget", "30",
                      "--workers", "1", "--out", str(tmp_path / "out"), "--selection", '{"uniform_share": 0.5}'])
     written = json.loads((tmp_path / "out" / "evaluation_own.json").read_text())
-    assert written["settings"]["uniform_share"] == 0.5
+    assert written["settings"]["uniform_share"] == written["selection_params"]["uniform_share"] == 0.5
 
 
 def test_a_broken_dataset_file_stops_the_benchmark_with_its_reason(tmp_path, capsys):
