@@ -116,6 +116,12 @@ class SelectionParams(BaseModel):
         description="boundary picks at most one per k-means cluster (none in a cluster the batch's top picks hold), "
         "closest to the boundary first: a varied batch instead of near-duplicates",
     )
+    spread_until_confident: bool = Field(
+        ADAPTIVE_DEFAULTS["spread_until_confident"],
+        description="while the head scores no unseen task positive (few positives rated yet), its picks go down "
+        "its ranking at most one per k-means cluster: its top and its boundary are then the same near-duplicates "
+        "of the positives it has seen",
+    )
 
 
 class ProjectParams(BaseModel):

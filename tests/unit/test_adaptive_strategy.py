@@ -409,15 +409,17 @@ def test_a_uniform_positive_does_not_count_as_the_heads_picks_finding_one():
 def test_a_concept_of_two_kinds_is_completed_from_an_example_of_one():
     """10 groups of 99 negatives and two kinds of positive (10 rows each, 2% in all), one example of
     the first kind. The head points at the rated positives' mean. Within 150 labels the second kind
-    is found in most runs once stale own picks go to the clusters, and rarely without."""
+    is found in most runs once stale own picks go to the clusters, and rarely without (the picks
+    spread while nothing scores positive, once the first kind is all rated, find it as well)."""
     X, group = blobs([99] * 10 + [10, 10])
     positive = group >= 10
 
-    def second_kind_found(stale_after, seed):
+    def second_kind_found(stale_after, seed, spread=False):
         rng, available = np.random.default_rng(seed), np.ones(len(X), bool)
         rated = [int(np.flatnonzero(group == 10)[seed % 10])]
         available[rated] = False
-        strategy = AdaptiveStrategy(clusters=20, stale_after=stale_after, prevalence_gain=0.0)
+        strategy = AdaptiveStrategy(clusters=20, stale_after=stale_after, prevalence_gain=0.0,
+                                    spread_until_confident=spread)
         for _ in range(15):
             targets = np.where(positive[rated], 1.0, -1.0)
             head = head_along(X[np.array(rated)[targets > 0]].mean(axis=0), bias=-3.0, scale=4.0)
@@ -430,6 +432,69 @@ def test_a_concept_of_two_kinds_is_completed_from_an_example_of_one():
     with_rule = sum(second_kind_found(40, seed) for seed in range(20))
     without = sum(second_kind_found(0, seed) for seed in range(20))
     assert with_rule >= 16 and without <= 8
+    assert sum(second_kind_found(40, seed, spread=True) for seed in range(20)) >= 16
+
+
+# -- a head that scores nothing positive: its picks spread over the clusters -----------------
+
+def unsure_head_pool(bias):
+    """Six groups of 40; group 0's first 3 rows rated positive, 12 rows of groups 1-3 negative. The head
+    points at group 0: with a bias of -10 it scores every row negative (a head of few positives), with
+    -3 group 0's rows positive."""
+    X, group = blobs([40] * 6)
+    rated = np.concatenate([np.flatnonzero(group == 0)[:3]] + [np.flatnonzero(group == g)[:4] for g in (1, 2, 3)])
+    targets = np.where(group[rated] == 0, 1.0, -1.0)
+    available = np.ones(len(X), bool)
+    available[rated] = False
+    pool = Pool(X, available, rated, targets, np.zeros(len(rated), bool))
+    return X, group, head_along(X[rated[:3]].mean(axis=0), bias=bias, scale=4.0), pool
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_head_that_scores_nothing_positive_spreads_its_picks_one_per_cluster(seed):
+    """Its top and its boundary are both the rest of group 0 (near-duplicates of the rated positives):
+    with the spread, the batch starts with the closest row and takes each next cluster's best."""
+    X, group, head, pool = unsure_head_pool(bias=-10.0)
+    z = logits(head, X)
+    assert z[pool.available].max() < 0
+    picks = {}
+    for spread in (False, True):
+        strategy = AdaptiveStrategy(uniform_share=0.0, prevalence_gain=0.0, clusters=6,
+                                    spread_until_confident=spread)
+        picks[spread] = strategy.select(head, pool, 5, np.random.default_rng(seed))
+    assert set(group[picks[False]].tolist()) == {0}
+    labels, _ = pool_clustering(X, 6)
+    spread_picks = picks[True]
+    assert len(set(labels[spread_picks].tolist())) == 5  # one per cluster
+    assert spread_picks[0] == np.flatnonzero(pool.available)[np.argmax(z[pool.available])]  # the closest first
+    for row in spread_picks:  # each its cluster's highest-scored available row
+        assert z[row] >= z[(labels == labels[row]) & pool.available].max()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_more_like_this_gets_the_closest_tasks_even_from_a_head_that_scores_nothing_positive(seed):
+    """One example rated yes and nothing else: the team asked for more like this, so no spread."""
+    X, group, head, pool = unsure_head_pool(bias=-10.0)
+    example = pool.rated[:1]
+    available = np.ones(len(X), bool)
+    available[example] = False
+    for uniform in (np.zeros(1, bool), np.empty(0, bool)):  # not drawn uniformly, or not known
+        start = Pool(X, available, example, np.ones(1), uniform)
+        assert AdaptiveStrategy.only_a_start(start)
+        strategy = AdaptiveStrategy(uniform_share=0.0, prevalence_gain=0.0, clusters=6, spread_until_confident=True)
+        rows = strategy.select(head, start, 5, np.random.default_rng(seed))
+        assert set(group[rows].tolist()) == {0}
+    assert not AdaptiveStrategy.only_a_start(Pool(X, available, example, np.ones(1), np.ones(1, bool)))
+    assert not AdaptiveStrategy.only_a_start(Pool(X, available, example, -np.ones(1), np.zeros(1, bool)))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_once_some_row_scores_positive_the_picks_are_top_and_boundary_again(seed):
+    X, group, head, pool = unsure_head_pool(bias=-3.0)
+    assert logits(head, X)[pool.available].max() > 0
+    batches = [AdaptiveStrategy(uniform_share=0.1, clusters=6, spread_until_confident=spread).select(
+        head, pool, 5, np.random.default_rng(seed)) for spread in (False, True)]
+    assert batches[0].tolist() == batches[1].tolist()
 
 
 # -- settings, contract ---------------------------------------------------------------------
@@ -437,11 +502,12 @@ def test_a_concept_of_two_kinds_is_completed_from_an_example_of_one():
 def test_project_selection_settings_reach_the_strategy():
     params = ProjectParams.parse({"selection": {"uniform_share": 0.3, "positive_balance": 0.7, "clusters": 12,
                                                 "prevalence_gain": 2.0, "stale_after": 25,
-                                                "boundary_per_cluster": True}})
+                                                "boundary_per_cluster": True, "spread_until_confident": True}})
     strategy = make_strategy(params.strategy, params.selection)
     assert isinstance(strategy, AdaptiveStrategy)
     assert (strategy.uniform_share, strategy.positive_balance, strategy.clusters, strategy.prevalence_gain,
-            strategy.stale_after, strategy.boundary_per_cluster) == (0.3, 0.7, 12, 2.0, 25, True)
+            strategy.stale_after, strategy.boundary_per_cluster, strategy.spread_until_confident) == (
+        0.3, 0.7, 12, 2.0, 25, True, True)
     assert make_strategy("adaptive").uniform_share == SelectionParams().uniform_share
 
 

@@ -24,8 +24,8 @@ def test_each_recorded_hyperparameter_is_the_codes_default(entry):
 def test_every_tuned_setting_of_the_head_and_the_selection_has_a_record():
     recorded = {e["parameter"] for e in choices.LABEL_EFFICIENCY}
     tuned = {"selection.uniform_share", "selection.positive_balance", "selection.clusters", "selection.prevalence_gain",
-             "selection.stale_after", "head.l2", "head.prior_l2", "head.prompt_role", "head.prompt_weight",
-             "head.background_min_weight", "head.background_weight"}
+             "selection.stale_after", "selection.spread_until_confident", "head.l2", "head.prior_l2",
+             "head.prompt_role", "head.prompt_weight", "head.background_min_weight", "head.background_weight"}
     assert tuned <= recorded
 
 

@@ -33,6 +33,14 @@ Each batch of k is made of three kinds of picks:
    prompt's top is mostly positive on a common concept and teaches little, while its
    boundary still holds positives on a rare one (an example's first batch, one positive
    rating, goes there too).
+   While the head scores **no unseen row positive** (every logit below 0: it has seen a few
+   positives against many negatives and the background), its top and its boundary are the same
+   rows, the nearest neighbours of those few positives: a batch of one kind of positive, k times
+   over. With `spread_until_confident` the picks then go down the head's ranking at most one per
+   k-means cluster (its highest-scored row in each of the clusters it ranks first), the closest
+   row first; not while the ratings are only what the team started with (a prompt, or one
+   example rated yes), so "more like this" gets the closest tasks. Off by default: it gained on
+   the tuned and development concepts and not on the held-out ones (`benchmarks.choices`).
    With `boundary_per_cluster`, the boundary picks are spread: closest to 0 first, but at
    most one per k-means cluster and none in a cluster the batch's top picks already hold
    (the closest others fill in once every cluster has one): the k tasks nearest the
@@ -88,12 +96,15 @@ class AdaptiveStrategy(Strategy):
         clusters (0 turns that off).
     boundary_per_cluster : boundary picks at most one per cluster (and none in a cluster of the
         batch's top picks), closest to the boundary first.
+    spread_until_confident : while the head scores no available row positive, its picks go down its
+        ranking at most one per cluster (its top and its boundary are then the same near-duplicates).
     """
 
     requires_head = False
 
     def __init__(self, uniform_share: float = 0.1, positive_balance: float = 0.3, clusters: int = 100,
-                 prevalence_gain: float = 1.0, stale_after: int = 40, boundary_per_cluster: bool = False):
+                 prevalence_gain: float = 1.0, stale_after: int = 40, boundary_per_cluster: bool = False,
+                 spread_until_confident: bool = False):
         if not 0.0 <= uniform_share <= 1.0:
             raise ValueError(f"uniform_share must lie in [0, 1], got {uniform_share}")
         if not 0.0 <= prevalence_gain <= 100.0:
@@ -110,6 +121,7 @@ class AdaptiveStrategy(Strategy):
         self.prevalence_gain = prevalence_gain
         self.stale_after = stale_after
         self.boundary_per_cluster = boundary_per_cluster
+        self.spread_until_confident = spread_until_confident
 
     @classmethod
     def from_params(cls, settings: "SelectionParams | None") -> "AdaptiveStrategy":
@@ -156,6 +168,16 @@ class AdaptiveStrategy(Strategy):
         deficit = max(0.0, self.positive_balance - positive_share) / self.positive_balance
         return min(rest, math.ceil(rest * deficit - 1e-9))
 
+    @staticmethod
+    def only_a_start(pool: Pool) -> bool:
+        """True while the ratings are only what a team starts with: none (a prompt), or a single yes the
+        strategy did not draw uniformly (an example, 'more like this'). Such a batch keeps the closest
+        tasks even when the head scores none of them positive: the team asked for more like this."""
+        if len(pool.rated) == 0:
+            return True
+        drawn = pool.knows_uniform and bool(pool.uniform[0])
+        return len(pool.rated) == 1 and pool.targets[0] > 0 and not drawn
+
     def exploitation_stale(self, pool: Pool) -> bool:
         """True when some rating is positive but the last `stale_after` ratings of the strategy's own
         picks (not uniform draws) hold none: the head's region may be exhausted, and a concept's
@@ -178,12 +200,20 @@ class AdaptiveStrategy(Strategy):
         logits = informative_logits(head, pool) if head is not None else None
         if logits is None:
             return np.concatenate([self._cover(pool, available, rest, uniform, rng), uniform])
+        # judged on the pool before this batch's picks: nothing scored positive, and more than a start rated
+        spread = (self.spread_until_confident and not self.only_a_start(pool)
+                  and bool(logits[pool.available].max() <= 0))
         explore = np.empty(0, dtype=np.int64)
         if self.exploitation_stale(pool):
             # half, not all: the head's top still holds a concept's hard positives, found slowly
             explore = self._cover(pool, available, (rest + 1) // 2, uniform, rng)
             available[explore] = False
             rest -= len(explore)
+        if spread:
+            labels, _ = pool_clustering(pool.vectors, self.clusters)
+            ranked = top_k(logits, available, int(available.sum()), rng)
+            picks = one_per_cluster(ranked, labels, rest, taken=np.empty(0, dtype=np.int64))
+            return np.concatenate([picks, explore, uniform]).astype(np.int64)
         n_top = self.n_top(rest, pool.targets)
         top = top_k(logits, available, n_top, rng)
         available[top] = False
