@@ -120,7 +120,8 @@ class SelectionParams(BaseModel):
         ADAPTIVE_DEFAULTS["spread_until_confident"],
         description="while the head scores no unseen task positive (few positives rated yet), its picks go down "
         "its ranking at most one per k-means cluster: its top and its boundary are then the same near-duplicates "
-        "of the positives it has seen",
+        "of the positives it has seen (not while the ratings are only a prompt or one example rated yes). Off: "
+        "it gained on the tuned concepts and not on held-out ones",
     )
 
 

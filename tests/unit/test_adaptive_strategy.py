@@ -409,8 +409,9 @@ def test_a_uniform_positive_does_not_count_as_the_heads_picks_finding_one():
 def test_a_concept_of_two_kinds_is_completed_from_an_example_of_one():
     """10 groups of 99 negatives and two kinds of positive (10 rows each, 2% in all), one example of
     the first kind. The head points at the rated positives' mean. Within 150 labels the second kind
-    is found in most runs once stale own picks go to the clusters, and rarely without (the picks
-    spread while nothing scores positive, once the first kind is all rated, find it as well)."""
+    is found in most runs once stale own picks go to the clusters, and rarely without. With
+    spread_until_confident too: once the first kind is all rated nothing scores positive, and the
+    spread picks must not keep the second kind from being found."""
     X, group = blobs([99] * 10 + [10, 10])
     positive = group >= 10
 
