@@ -210,20 +210,24 @@ class AdaptiveStrategy(Strategy):
             available[explore] = False
             rest -= len(explore)
         if spread:
-            labels, _ = pool_clustering(pool.vectors, self.clusters)
-            ranked = top_k(logits, available, int(available.sum()), rng)
-            picks = one_per_cluster(ranked, labels, rest, taken=np.empty(0, dtype=np.int64))
+            picks = self._one_per_cluster_by(logits, pool, available, rest, np.empty(0, dtype=np.int64), rng)
             return np.concatenate([picks, explore, uniform]).astype(np.int64)
         n_top = self.n_top(rest, pool.targets)
         top = top_k(logits, available, n_top, rng)
         available[top] = False
         if self.boundary_per_cluster:
-            labels, _ = pool_clustering(pool.vectors, self.clusters)
-            by_closeness = top_k(-np.abs(logits), available, int(available.sum()), rng)
-            boundary = one_per_cluster(by_closeness, labels, rest - len(top), taken=labels[top])
+            boundary = self._one_per_cluster_by(-np.abs(logits), pool, available, rest - len(top), top, rng)
         else:
             boundary = top_k(-np.abs(logits), available, rest - len(top), rng)
         return np.concatenate([top, boundary, explore, uniform]).astype(np.int64)
+
+    def _one_per_cluster_by(self, priority: np.ndarray, pool: Pool, available: np.ndarray, n: int,
+                            taken_rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """n available rows by `priority`, highest first, at most one per k-means cluster and none in a
+        cluster of `taken_rows` (`one_per_cluster`)."""
+        labels, _ = pool_clustering(pool.vectors, self.clusters)
+        ranked = top_k(priority, available, int(available.sum()), rng)
+        return one_per_cluster(ranked, labels, n, taken=labels[np.asarray(taken_rows, dtype=np.int64)])
 
     def _cover(self, pool: Pool, available: np.ndarray, n: int, chosen: np.ndarray,
                rng: np.random.Generator) -> np.ndarray:
