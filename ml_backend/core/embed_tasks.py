@@ -35,6 +35,7 @@ ItemLoader = Callable[[dict, int], Any]
 class EmbedReport:
     embedded: list[int]
     failed: dict[int, str]
+    given_up: int = 0  # tasks marked failed by this call after their last transient failure
 
 
 class TaskEmbedding:
@@ -69,8 +70,8 @@ class TaskEmbedding:
         tasks = self.ledger.tasks_in_state(self.project, "pending", limit=limit, max_attempts=MAX_EMBED_ATTEMPTS)
         report = self._embed(tasks, wait_s)
         # Right away, not on the next pass: there may be none, and "pending" would then be a lie.
-        self.ledger.give_up_pending(self.project, MAX_EMBED_ATTEMPTS)
-        return report
+        given_up = self.ledger.give_up_pending(self.project, MAX_EMBED_ATTEMPTS)
+        return EmbedReport(report.embedded, report.failed, given_up)
 
     def ensure_embedded(self, task_ids: Sequence[int]) -> EmbedReport:
         """Embed the given tasks now if they are not in the store yet (the /predict path).

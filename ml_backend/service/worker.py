@@ -61,6 +61,8 @@ class _ProjectWork:
     needs_sync: bool = True         # check connections, backfill tasks and annotations from the far side
     needs_connection_check: bool = False  # only look at the ML connections and webhooks again
     loading: bool = False           # images still loading in the background (not idle, nothing to do yet)
+    gave_up: bool = False           # items given up after transient failures since the last retry of them
+    retried_given_up: bool = False  # they were retried once since the project was last idle (no endless loop)
     last_error: str | None = None
     activity: str = "idle"          # what the pass is doing now, for the status endpoint
     done: threading.Event = field(default_factory=threading.Event)
@@ -245,17 +247,18 @@ class Worker:
                          due=AFTER_BACKOFF, remote_failed=True)
             return
         push_error = f"{type(push_failure).__name__}: {push_failure}" if push_failure else None
-        remote_failed = sync_error is not None or push_error is not None
+        probe_failure = None
+        if full and self.remote and sync_failure is None and push_failure is None:
+            local_more, probe_failure = self._retry_given_up(project, work, local_more)
+        probe_error = f"asking Label Studio: {type(probe_failure).__name__}: {probe_failure}" if probe_failure else None
+        remote_failed = sync_error is not None or push_error is not None or probe_error is not None
         # A 4xx usually means our picture of the project is stale (e.g. a task deleted
         # while no webhook reached us): resync before trying again.
         resync = sync_error is not None or isinstance(push_failure, RemoteRejected)
-        if full and not remote_failed and work.failures and self.remote:
-            # The far side is back after an outage: images it serves that failed meanwhile get another try.
-            local_more = self.projects.get(project).retry_given_up() > 0 or local_more
-        if remote_failed and self._gone_from_far_side(project, sync_failure, push_failure):
+        if remote_failed and self._gone_from_far_side(project, sync_failure, push_failure, probe_failure):
             self._finish_pass(work, error=GONE.format(project=project), due=float("inf"))
             return
-        asked_wait = _asked_wait(sync_failure, push_failure)
+        asked_wait = _asked_wait(sync_failure, push_failure, probe_failure)
         if remote_failed:
             due = 0.0 if local_more else AFTER_BACKOFF
         elif full:
@@ -265,9 +268,30 @@ class Worker:
             due = 0.0 if local_more else push_due
         else:
             due = 0.0 if local_more else max(work.remote_due, work.settle_until)
-        error = "; ".join(e for e in (sync_error, push_error) if e) or None
+        error = "; ".join(e for e in (sync_error, push_error, probe_error) if e) or None
         self._finish_pass(work, error=error, due=due, resync=resync, remote_failed=remote_failed, full=full,
                      remote_wait_s=asked_wait)
+
+    def _retry_given_up(self, project: int, work: _ProjectWork, local_more: bool) -> tuple[bool, Exception | None]:
+        """After a pass whose calls to the far side all went through: queue again the items given up after
+        transient failures, when the far side is back after an outage, or when items were given up while it
+        answered (an outage between two of our calls, too short for any of them to see). The latter only once
+        the far side answers one more call, and once per busy spell: an item it keeps failing to serve must not
+        loop. Returns (local work left, that call's failure: the outage goes on, and its backoff takes over)."""
+        if work.failures:
+            pass  # back after an outage our own calls saw
+        elif work.gave_up and not work.retried_given_up:
+            try:
+                if not self.pull.in_step(project):
+                    with self._wake:
+                        work.needs_sync = True  # a sync retries them too
+            except Exception as exc:  # noqa: BLE001 - down again, or refusing: retried with backoff
+                self._log_failure(project, exc, "asking Label Studio whether it is back")
+                return local_more, exc
+        else:
+            return local_more, None
+        work.gave_up, work.retried_given_up = False, True
+        return self.projects.get(project).retry_given_up() > 0 or local_more, None
 
     def _gone_from_far_side(self, project: int, *failures: Exception | None) -> bool:
         """Whether a pass's 404 means the project itself was deleted (its own record answers 404 too), not
@@ -312,7 +336,8 @@ class Worker:
         """Embed a chunk and refit; True if tasks are left to embed."""
         loop = self.projects.get(project)
         self._set_activity(work, "embedding")
-        loop.embed_pending(EMBED_CHUNK, wait_s=ITEM_WAIT_S)
+        if loop.embed_pending(EMBED_CHUNK, wait_s=ITEM_WAIT_S).given_up:
+            work.gave_up = True
         loop.refit_if_needed(on_refit=lambda: self._set_activity(work, "refitting"))
         work.loading = loop.has_items_loading()  # they wake this thread when ready (on_items_ready)
         return loop.has_items_to_embed()
@@ -382,6 +407,7 @@ class Worker:
             if work.due == float("inf") and not work.needs_sync and not work.needs_connection_check and not work.loading:
                 work.done.set()
                 work.activity = "idle"
+                work.gave_up = work.retried_given_up = False
             else:
                 work.activity = "loading images" if work.loading and work.due == float("inf") else "waiting"
 

@@ -12,7 +12,8 @@ from ml_backend.adapters.ls_client import LabelStudioUnavailable
 from ml_backend.adapters.ls_gateway import ProjectCounts
 from ml_backend.adapters.ls_records import version_name, version_number
 from ml_backend.adapters.ml_connections import BackendIdentity, Connection, Hook
-from ml_backend.core.errors import RemoteRejected
+from ml_backend.core.embed_tasks import MAX_EMBED_ATTEMPTS
+from ml_backend.core.errors import ImageError, RemoteRejected
 from ml_backend.core.facts import AnnotationRating
 from ml_backend.service.app import create_app
 from ml_backend.service.runtime import Runtime, label_studio_worker
@@ -273,6 +274,83 @@ def test_the_thread_waits_as_long_as_label_studio_asks(runtime, ls):
         time.sleep(2.5)
         assert ls.refused == refused
         assert len(runtime.projects.get(P).store) == 3
+    finally:
+        worker.stop()
+
+
+class FlakySource:
+    """A project's item loader whose source fails (transiently, as an outage does) for the tasks in `failing`:
+    the first `outage_calls` loads of each, or every load when that is None."""
+
+    def __init__(self, loop, failing, outage_calls=None):
+        self.real, self.failing, self.outage_calls = loop.load_item, set(failing), outage_calls
+        self.calls: dict[int, int] = {}
+        loop.load_item = self
+
+    def __call__(self, data, task_id):
+        self.calls[task_id] = self.calls.get(task_id, 0) + 1
+        if task_id in self.failing and (self.outage_calls is None or self.calls[task_id] <= self.outage_calls):
+            raise ImageError("cannot fetch http://label-studio/data/upload/1/x.png: ConnectionError", transient=True)
+        return self.real(data, task_id)
+
+
+def test_items_given_up_in_an_outage_none_of_our_calls_saw_are_retried_once_label_studio_answers(runtime, ls):
+    """An outage short enough to fall between two of the worker's calls to Label Studio: every call went
+    through, so no backoff and no recovery; the items it failed to serve meanwhile are retried all the same."""
+    add_tasks(runtime, 1, 2, 3)
+    ls.tasks = listed(1, 2, 3)
+    source = FlakySource(runtime.projects.get(P), failing={2, 3}, outage_calls=MAX_EMBED_ATTEMPTS)
+    worker = make_worker(runtime, ls, poll_interval_s=0.1)
+    worker.start()
+    try:
+        assert worker.wait_idle(P, 20)
+        assert ls.refused == 0 and worker.status(P)["last_error"] is None
+        assert runtime.projects.ledger.task_states(P, [1, 2, 3]) == {1: "embedded", 2: "embedded", 3: "embedded"}
+        assert source.calls == {1: 1, 2: MAX_EMBED_ATTEMPTS + 1, 3: MAX_EMBED_ATTEMPTS + 1}
+        assert len(ls.predictions) == 3
+    finally:
+        worker.stop()
+
+
+def test_an_item_label_studio_keeps_failing_to_serve_is_retried_once_then_left_failed(runtime, ls):
+    """Retrying on every pass that reaches Label Studio would loop for ever (retried items are local work,
+    which calls for a pass at once): one more round, and the project goes idle with the item failed."""
+    add_tasks(runtime, 1, 2)
+    ls.tasks = listed(1, 2)
+    source = FlakySource(runtime.projects.get(P), failing={2})
+    worker = make_worker(runtime, ls, poll_interval_s=0.1)
+    worker.start()
+    try:
+        assert worker.wait_idle(P, 20)
+        assert runtime.projects.ledger.task_states(P, [1, 2]) == {1: "embedded", 2: "failed"}
+        assert source.calls[2] == 2 * MAX_EMBED_ATTEMPTS
+        # A later busy spell (a webhook) does not bring it back: it gave nothing up (a sync would retry it).
+        worker.notify(P)
+        assert worker.wait_idle(P, 20)
+        assert source.calls[2] == 2 * MAX_EMBED_ATTEMPTS
+    finally:
+        worker.stop()
+
+
+def test_items_given_up_while_label_studio_is_down_wait_until_it_answers(runtime, ls):
+    add_tasks(runtime, 1, 2)
+    ls.tasks = listed(1, 2)
+    source = FlakySource(runtime.projects.get(P), failing={2}, outage_calls=MAX_EMBED_ATTEMPTS)
+    ls.down = True
+    worker = make_worker(runtime, ls, poll_interval_s=0.1, max_backoff_s=0.5)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while runtime.projects.ledger.task_states(P, [2])[2] != "failed" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(1.5)  # several backoffs: every call to Label Studio is refused, so nothing is retried
+        assert runtime.projects.ledger.task_states(P, [2]) == {2: "failed"}
+        assert source.calls[2] == MAX_EMBED_ATTEMPTS and not worker.status(P)["idle"]
+
+        ls.down = False
+        assert worker.wait_idle(P, 20)
+        assert runtime.projects.ledger.task_states(P, [1, 2]) == {1: "embedded", 2: "embedded"}
+        assert source.calls[2] == MAX_EMBED_ATTEMPTS + 1
     finally:
         worker.stop()
 
