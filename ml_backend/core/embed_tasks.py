@@ -109,6 +109,14 @@ class TaskEmbedding:
             log.info("project %s: retrying %d tasks whose images failed to load during an outage", self.project, retried)
         return retried
 
+    def retry_failed(self) -> int:
+        """Queue again every task that failed, whatever the reason: what made it unreadable may have been fixed
+        (an image host allowed, storage credentials, the data field, a file replaced). Returns how many."""
+        retried = self.ledger.retry_failed(self.project)
+        if retried:
+            log.info("project %s: reading %d tasks that failed before once more", self.project, retried)
+        return retried
+
     def _embed(self, tasks: list[tuple[int, dict]], wait_s: float | None = None) -> EmbedReport:
         with self._stragglers_lock:
             # Loads still running are left alone unless the caller waits for everything.

@@ -263,6 +263,15 @@ class Ledger:
                 (project, max_attempts),
             ).rowcount
 
+    def retry_failed(self, project: int) -> int:
+        """Queue again every failed task that has its data (not one whose data was too big to keep); returns
+        how many. The error stays until the next attempt replaces or clears it."""
+        with self._transaction() as db:
+            return db.execute(
+                "UPDATE tasks SET state = 'pending', attempts = 0 WHERE project = ? AND state = 'failed' AND data != '{}'",
+                (project,),
+            ).rowcount
+
     def reset_embeddings(self, project: int, task_ids: Sequence[int] | None = None) -> None:
         """Mark tasks (default: all) as needing embedding again."""
         with self._transaction() as db:

@@ -73,6 +73,10 @@ class ActiveLoop(TaskEmbedding, HeadRefit, BatchSelection, Scoring):
                         project, *previous, embedder.model_id, source)
             ledger.reset_embeddings(project)
         self.reconcile_store()
+        # A loop is built when the process starts and when the project's config changes: either may have fixed
+        # what made tasks unreadable (IMAGE_HOSTS, LOCAL_FILES_DOCUMENT_ROOT, the data field), so they get one
+        # more try; otherwise they would stay failed until deleted and imported again.
+        self.retry_failed()
 
     def pool(self, exclude: Iterable[int] = ()) -> tuple[np.ndarray, Pool]:
         """The store's selection snapshot with `seen` as the ledger records it now: (task id of each row, Pool)."""

@@ -3,7 +3,7 @@
 Label Studio's routes: GET /health, POST /setup, POST /predict, POST /webhook,
 POST /train. Ours: GET /projects/<id>/status, GET /projects/<id>/evaluation (JSON) and
 GET /projects/<id>/evaluation/page (HTML), POST /projects/<id>/next-batch,
-POST /projects/<id>/reset-seen. Each route parses the request, calls the loop or
+POST /projects/<id>/reset-seen, POST /projects/<id>/retry-failed. Each route parses the request, calls the loop or
 the worker, and serialises the answer; errors become short JSON bodies.
 """
 
@@ -296,6 +296,13 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         count = facts.reset_seen(project)
         worker.notify(project)
         return jsonify(reset=count)
+
+    @app.post("/projects/<int:project>/retry-failed")
+    def retry_failed(project: int) -> Response:
+        """Read the project's failed tasks once more, now that the admin fixed what the status said."""
+        count = _known_loop(project).retry_failed()
+        worker.notify(project)
+        return jsonify(retried=count)
 
     def _known_loop(project: int):
         if project not in projects.project_ids():

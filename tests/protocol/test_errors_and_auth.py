@@ -32,7 +32,8 @@ def test_bodies_that_are_not_json_objects_are_a_400(backend, path, data, content
 
 @pytest.mark.parametrize(
     "method, path",
-    [("get", "/projects/77/status"), ("post", "/projects/77/next-batch"), ("post", "/projects/77/reset-seen")],
+    [("get", "/projects/77/status"), ("post", "/projects/77/next-batch"), ("post", "/projects/77/reset-seen"),
+     ("post", "/projects/77/retry-failed")],
 )
 def test_unknown_project_is_a_404(backend, method, path):
     response = getattr(backend, method)(path)
@@ -70,6 +71,7 @@ def guarded(make_backend):
 PROTECTED = [
     ("post", "/setup"), ("post", "/predict"), ("post", "/webhook"), ("post", "/train"),
     ("get", "/projects/1/status"), ("post", "/projects/1/next-batch"), ("post", "/projects/1/reset-seen"),
+    ("post", "/projects/1/retry-failed"),
 ]
 
 

@@ -222,7 +222,8 @@ def test_a_label_config_without_a_rating_control_is_a_clear_error(backend):
 
 @pytest.mark.parametrize("method, path, body", [
     ("get", "/projects/999/status", None), ("post", "/projects/999/next-batch", None),
-    ("post", "/projects/999/reset-seen", None), ("post", "/train", {"project": "999.1700000000"}),
+    ("post", "/projects/999/reset-seen", None), ("post", "/projects/999/retry-failed", None),
+    ("post", "/train", {"project": "999.1700000000"}),
 ])
 def test_an_unknown_project_is_a_404(backend, method, path, body):
     response = getattr(backend.client, method)(path, json=body)
