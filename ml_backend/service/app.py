@@ -3,8 +3,9 @@
 Label Studio's routes: GET /health, POST /setup, POST /predict, POST /webhook,
 POST /train. Ours: GET /projects/<id>/status, GET /projects/<id>/evaluation (JSON) and
 GET /projects/<id>/evaluation/page (HTML), POST /projects/<id>/next-batch,
-POST /projects/<id>/reset-seen, POST /projects/<id>/retry-failed. Each route parses the request, calls the loop or
-the worker, and serialises the answer; errors become short JSON bodies.
+POST /projects/<id>/reset-seen, POST /projects/<id>/retry-failed. Each route parses
+the request, calls the loop or the worker, and serialises the answer; errors become
+short JSON bodies.
 """
 
 from __future__ import annotations
