@@ -80,7 +80,7 @@ class LabelStudioPull:
     def _sync(self, project: int) -> None:
         loop, schema = self.projects.get_with_schema(project)
         self.check_connections(project)
-        loop.retry_given_up()  # e.g. images that timed out before a restart
+        loop.retry_given_up()  # e.g. images that timed out in an outage (a restart retries every failed task)
         # Webhooks keep arriving while the listing is read: what they delete after this
         # instant must not come back from the (older) listing, and what they update is
         # protected by Label Studio's updated_at (see Ledger.record_annotation).

@@ -278,9 +278,9 @@ class Worker:
         answered (an outage between two of our calls, too short for any of them to see). The latter only once
         the far side answers one more call, and once per busy spell: an item it keeps failing to serve must not
         loop. Returns (local work left, that call's failure: the outage goes on, and its backoff takes over)."""
-        if work.failures:
-            pass  # back after an outage our own calls saw
-        elif work.gave_up and not work.retried_given_up:
+        if not work.failures:  # no outage our own calls saw: only items given up meanwhile, once
+            if not work.gave_up or work.retried_given_up:
+                return local_more, None
             try:
                 if not self.pull.in_step(project):
                     with self._wake:
@@ -288,8 +288,6 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - down again, or refusing: retried with backoff
                 self._log_failure(project, exc, "asking Label Studio whether it is back")
                 return local_more, exc
-        else:
-            return local_more, None
         work.gave_up, work.retried_given_up = False, True
         return self.projects.get(project).retry_given_up() > 0 or local_more, None
 
