@@ -55,20 +55,21 @@ class TaskEmbedding:
         self._stragglers_lock = threading.Lock()
         self._on_items_ready = on_items_ready
 
-    def embed_pending(self, limit: int = 256, wait_s: float | None = None) -> EmbedReport:
+    def embed_pending(self, limit: int = 256, wait_s: float | None = None,
+                      hurry: threading.Event | None = None) -> EmbedReport:
         """Embed up to `limit` queued tasks and store their vectors.
 
         With `wait_s`, items (images, text files) that take longer than that to arrive are not waited for:
         they finish loading in the background (within the fetch deadline), stay pending,
         and `on_items_ready` says when a batch of them can be embedded. A slow image
         source then holds the caller (the worker, shared by every project) for at most
-        `wait_s` per call.
+        `wait_s` per call, and not at all once `hurry` is set (a webhook or a request came in meanwhile).
         """
         self._drop_stale_stragglers()
         # Tasks still loading in the background are skipped below: they must not fill the chunk.
         limit += len(self._stragglers)
         tasks = self.ledger.tasks_in_state(self.project, "pending", limit=limit, max_attempts=MAX_EMBED_ATTEMPTS)
-        report = self._embed(tasks, wait_s)
+        report = self._embed(tasks, wait_s, hurry)
         # Right away, not on the next pass: there may be none, and "pending" would then be a lie.
         given_up = self.ledger.give_up_pending(self.project, MAX_EMBED_ATTEMPTS)
         return EmbedReport(report.embedded, report.failed, given_up)
@@ -117,7 +118,8 @@ class TaskEmbedding:
             log.info("project %s: reading %d tasks that failed before once more", self.project, retried)
         return retried
 
-    def _embed(self, tasks: list[tuple[int, dict]], wait_s: float | None = None) -> EmbedReport:
+    def _embed(self, tasks: list[tuple[int, dict]], wait_s: float | None = None,
+               hurry: threading.Event | None = None) -> EmbedReport:
         with self._stragglers_lock:
             # Loads still running are left alone unless the caller waits for everything.
             taken = {t: f for t, _ in tasks if (f := self._stragglers.get(t)) is not None and (wait_s is None or f.done())}
@@ -129,7 +131,7 @@ class TaskEmbedding:
         positions, vectors, errors = self.embedder.embed_sources(
             tasks, lambda task: self.load_item(task[1], task[0]), workers=self.fetch_workers, wait_s=wait_s,
             in_flight={i: taken[t] for i, (t, _) in enumerate(tasks) if t in taken},
-            on_straggler=lambda position, future: self._park(tasks[position][0], future),
+            on_straggler=lambda position, future: self._park(tasks[position][0], future), hurry=hurry,
         )
         embedded = [tasks[p][0] for p in positions]
         if embedded:

@@ -10,10 +10,12 @@ the benchmarks and the prompt all go through.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FuturesTimeout
+from concurrent.futures import wait as wait_for_futures
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -25,6 +27,8 @@ from .errors import BackendError, MediaError, ModelUnavailableError
 log = logging.getLogger(__name__)
 
 MODALITIES = ("image", "text")
+# How often a wait for an item looks at `hurry` (embed_sources).
+HURRY_CHECK_S = 0.01
 # A model folder holding one of these files is a tiny random test model (scripts/make_tiny_*.py).
 TINY_MODEL_MARKERS = ("TINY_RANDOM_MODEL.json", "TINY_RANDOM_CLIP.json")
 
@@ -87,7 +91,7 @@ class Embedder(ABC):
     def embed_sources(
         self, sources: Sequence[object], load: Callable[[object], Any], workers: int = 4,
         wait_s: float | None = None, in_flight: Mapping[int, Future] | None = None,
-        on_straggler: Callable[[int, Future], None] | None = None,
+        on_straggler: Callable[[int, Future], None] | None = None, hurry: threading.Event | None = None,
     ) -> tuple[list[int], np.ndarray, dict[int, MediaError]]:
         """Fetch, decode and embed many items; a bad item fails alone.
 
@@ -100,6 +104,8 @@ class Embedder(ABC):
             it and the other unfinished loads go to `on_straggler(position, future)` (the
             future's result is what `load_prepared` returns), and no further source is
             started. A slow source then costs the caller at most `wait_s`, not its own timeout.
+        hurry : with `wait_s`, once set no item is waited for any more (the caller has other work:
+            the worker, when a webhook or a request comes in); loads unfinished then go to `on_straggler`.
         in_flight : {position: future} of loads already running (stragglers of an earlier call).
 
         Returns (positions of sources embedded, their vectors (m, dim), {position: error}).
@@ -145,12 +151,10 @@ class Embedder(ABC):
 
         def take_oldest() -> bool:
             position, future = pending[0]
-            try:
-                result = future.result(timeout=wait_s)
-            except FuturesTimeout:
+            if not _finished_in_time(future, wait_s, hurry):
                 return False
             pending.popleft()
-            take(position, result)
+            take(position, future.result())
             return True
 
         # A bounded window of futures: prefetch ahead of the forward pass without
@@ -193,6 +197,21 @@ class Embedder(ABC):
         except Exception as exc:  # noqa: BLE001 - one bad task must never sink the batch
             log.exception("unexpected error loading a %s", self.modality)
             return MediaError(f"cannot load {self.modality}: {type(exc).__name__}")
+
+
+def _finished_in_time(future: Future, wait_s: float | None, hurry: threading.Event | None) -> bool:
+    """Whether `future` is done within `wait_s` seconds (None: however long it takes), not waiting once
+    `hurry` is set."""
+    if wait_s is None or hurry is None:
+        done, _ = wait_for_futures([future], timeout=wait_s)
+        return bool(done)
+    deadline = time.monotonic() + wait_s
+    while not future.done() and not hurry.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        wait_for_futures([future], timeout=min(HURRY_CHECK_S, remaining))
+    return future.done()
 
 
 class _Prepared:

@@ -7,6 +7,10 @@ far side (Label Studio: `service.pull`, `service.push`). Because it works from s
 rather than from a queue of events, a duplicate webhook changes nothing, a restart
 resumes, and an outage of the far side only delays the remote part: it is retried
 with backoff until it succeeds, while embedding and refits go on.
+
+A project's evaluation, computed once it is idle, runs on a thread of its own: on a pool of 10,000 tasks
+it takes about a second, and a rating that arrived meanwhile would wait that long for its refit and its
+new batch. The project counts as idle only once its evaluation is done too.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ log = logging.getLogger(__name__)
 
 EMBED_CHUNK = 256
 # How long a pass waits for an item (an image, or a text file a task points at) before leaving it to load in
-# the background: this thread serves every project, so a slow source may hold it no longer than this.
+# the background: this thread serves every project, so a slow source may hold it no longer than this, and
+# not at all once another webhook or request needs the thread (`Worker._hurry`).
 ITEM_WAIT_S = 0.25
 MAX_BACKOFF_S = 60.0
 # The longest Retry-After the worker obeys: a Label Studio asking for more is asked again after this.
@@ -63,6 +68,8 @@ class _ProjectWork:
     loading: bool = False           # images still loading in the background (not idle, nothing to do yet)
     gave_up: bool = False           # items given up after transient failures since the last retry of them
     retried_given_up: bool = False  # they were retried once since the project was last idle (no endless loop)
+    evaluating: bool = False        # an evaluation queued or running on the evaluation thread (not idle yet)
+    in_pass: bool = False           # the worker thread is in a pass over the project
     last_error: str | None = None
     activity: str = "idle"          # what the pass is doing now, for the status endpoint
     done: threading.Event = field(default_factory=threading.Event)
@@ -72,8 +79,9 @@ class Worker:
     """One thread per process; `notify(project)` schedules a pass.
 
     A pass has a local part (embed, refit) and a remote part (`pull`, then `push`); once a
-    project is idle, the pass also evaluates its head and pushes once more (the next-batch
-    tab's title carries the summary). Only the remote part backs off when the far side is unreachable: an outage must not
+    project has nothing left to do, its head is evaluated on a second thread, and a new
+    evaluation schedules one more push (the next-batch tab's title carries the summary).
+    Only the remote part backs off when the far side is unreachable: an outage must not
     slow down embedding an import or refitting on new ratings. Without `pull` and
     `push` (tests, benchmarks) passes are local only.
     """
@@ -93,9 +101,14 @@ class Worker:
         self._next_count_check = time.monotonic() + task_check_interval_s
         self._work: dict[int, _ProjectWork] = {}
         self._absent: set[int] = set()  # projects the far side answered 404 for: left out of the count check
+        self._to_evaluate: list[int] = []  # projects waiting for the evaluation thread, in order
+        # Set when work comes in during a pass: the pass stops waiting for slow items (a rating's new batch
+        # must not wait for another project's images; those finish loading in the background).
+        self._hurry = threading.Event()
         self._wake = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
+        self._evaluator = threading.Thread(target=self._run_evaluations, name="evaluator", daemon=True)
 
     @property
     def remote(self) -> bool:
@@ -110,13 +123,16 @@ class Worker:
         except LedgerCorruptError as exc:
             log.error("not resuming any project: %s", exc)  # /health says so
         self._thread.start()
+        if self.evaluations is not None:
+            self._evaluator.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._wake:
             self._stop = True
             self._wake.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        for thread in (self._thread, self._evaluator):
+            if thread.is_alive():
+                thread.join(timeout)
 
     def notify(self, project: int, sync: bool = False, check_connections: bool = False, settle_s: float = 0.0) -> None:
         """Schedule a pass for `project` now; `sync` also re-reads the far side's tasks and annotations,
@@ -133,6 +149,7 @@ class Worker:
             work.needs_sync = work.needs_sync or sync
             work.needs_connection_check = work.needs_connection_check or check_connections
             work.done.clear()
+            self._hurry.set()
             self._wake.notify_all()
 
     def wait_idle(self, project: int, timeout: float) -> bool:
@@ -150,7 +167,7 @@ class Worker:
 
     def activity(self, project: int) -> str:
         """What the worker is doing for `project` right now: idle, syncing, embedding, refitting, pushing,
-        waiting, or "loading images" (items, text files too, left loading in the background)."""
+        waiting, "loading images" (items, text files too, left loading in the background) or evaluating."""
         with self._wake:
             work = self._work.get(project)
             return "idle" if work is None else work.activity
@@ -217,6 +234,13 @@ class Worker:
         with self._wake:
             work = self._work[project]
             work.due = float("inf")  # a notify() during the pass resets this to 0
+            work.in_pass = True
+            # other projects' passes are due already (webhooks that came in before this pass): no waiting
+            now = time.monotonic()
+            if any(w.due <= now and not w.done.is_set() for p, w in self._work.items() if p != project):
+                self._hurry.set()
+            else:
+                self._hurry.clear()
             work.loading = False
             # A full pass talks to the far side (or has none); otherwise it waits out a backoff or a settle.
             full = not self.remote or max(work.remote_due, work.settle_until) <= time.monotonic()
@@ -262,8 +286,8 @@ class Worker:
         if remote_failed:
             due = 0.0 if local_more else AFTER_BACKOFF
         elif full:
-            if not local_more and push_due == float("inf") and self._evaluate(project):
-                push_due = 0.0 if self.remote else push_due  # one more push: the tab's title carries the new summary
+            if not local_more and push_due == float("inf"):
+                self._queue_evaluation(project, work)
             # Predictions held back while ratings arrive come due on their own.
             due = 0.0 if local_more else push_due
         else:
@@ -315,6 +339,33 @@ class Worker:
             if work is not None:
                 work.last_error = GONE.format(project=project)
 
+    def _queue_evaluation(self, project: int, work: _ProjectWork) -> None:
+        """Hand the project to the evaluation thread (once: a queued evaluation reads the state it finds)."""
+        if self.evaluations is None:
+            return
+        with self._wake:
+            work.evaluating = True
+            if project not in self._to_evaluate:
+                self._to_evaluate.append(project)
+            self._wake.notify_all()
+
+    def _run_evaluations(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stop and not self._to_evaluate:
+                    self._wake.wait()
+                if self._stop:
+                    return
+                project = self._to_evaluate.pop(0)
+            stored = self._evaluate(project)
+            with self._wake:
+                work = self._work[project]
+                work.evaluating = project in self._to_evaluate  # a pass queued it again meanwhile
+                if stored and self.remote:
+                    work.due = 0.0  # one more push: the tab's title carries the new summary
+                self._settle(work)
+                self._wake.notify_all()
+
     def _evaluate(self, project: int) -> bool:
         """Idle: refresh the project's evaluation (`service.evaluation`); True when a new one was stored."""
         if self.evaluations is None:
@@ -334,7 +385,7 @@ class Worker:
         """Embed a chunk and refit; True if tasks are left to embed."""
         loop = self.projects.get(project)
         self._set_activity(work, "embedding")
-        if loop.embed_pending(EMBED_CHUNK, wait_s=ITEM_WAIT_S).given_up:
+        if loop.embed_pending(EMBED_CHUNK, wait_s=ITEM_WAIT_S, hurry=self._hurry).given_up:
             work.gave_up = True
         loop.refit_if_needed(on_refit=lambda: self._set_activity(work, "refitting"))
         work.loading = loop.has_items_loading()  # they wake this thread when ready (on_items_ready)
@@ -402,12 +453,24 @@ class Worker:
             if due is AFTER_BACKOFF:
                 due = work.remote_due
             work.due = min(work.due, due)  # keep a notify() that came in during the pass
-            if work.due == float("inf") and not work.needs_sync and not work.needs_connection_check and not work.loading:
-                work.done.set()
-                work.activity = "idle"
-                work.gave_up = work.retried_given_up = False
-            else:
-                work.activity = "loading images" if work.loading and work.due == float("inf") else "waiting"
+            work.in_pass = False
+            self._settle(work)
+
+    @staticmethod
+    def _settle(work: _ProjectWork) -> None:
+        """Idle when nothing is due, pending or being evaluated; otherwise say what it waits for (under _wake).
+        During a pass the pass says what it does (an evaluation may end meanwhile)."""
+        if work.in_pass:
+            return
+        if work.due == float("inf") and not (work.needs_sync or work.needs_connection_check or work.loading
+                                             or work.evaluating):
+            work.done.set()
+            work.activity = "idle"
+            work.gave_up = work.retried_given_up = False
+        elif work.due == float("inf"):
+            work.activity = "loading images" if work.loading else "evaluating" if work.evaluating else "waiting"
+        else:
+            work.activity = "waiting"
 
 
 def _asked_wait(*failures: Exception | None) -> float:

@@ -19,7 +19,7 @@ from ml_backend.core.ledger import Ledger
 from ml_backend.core.loop import MAX_EMBED_ATTEMPTS, ActiveLoop
 from ml_backend.core.params import ProjectParams
 from ml_backend.core.store import VectorStore
-from tests.conftest import cosine, data_uri, decoded, image_uri
+from tests.conftest import cosine, data_uri, decoded, image_uri, png_bytes
 from tests.fakes import HashEmbedder, MemoryChroma
 
 P = 3
@@ -552,3 +552,26 @@ def test_a_straggler_whose_task_is_no_longer_pending_is_forgotten(files, http_se
     time.sleep(1.0)  # the pass's fetch is done too
     loop.embed_pending(wait_s=0.05)
     assert not loop.has_items_loading() and not loop.has_items_to_embed()
+
+
+def test_a_pass_stops_waiting_for_a_slow_image_once_told_to_hurry(files, http_server):
+    """The worker's pass waits `wait_s` for slow images; other work coming in (`hurry`) ends the wait at once,
+    and the image finishes loading in the background, to be embedded by a later pass."""
+    import threading
+    import time
+
+    from tests.stubs import Reply
+
+    http_server.routes["/slow.png"] = Reply(body=png_bytes(1), delay_s=1.0)
+    fetcher = ImageFetcher(FetchPolicy(allowed_hosts=("127.0.0.0/8",), timeout_s=5.0))
+    loop = files.loop(load=TaskImageLoader("image", "http://127.0.0.1:1", fetcher))
+    add_tasks(loop, [(1, {"image": http_server.url("/slow.png")})])
+    hurry = threading.Event()
+    threading.Timer(0.1, hurry.set).start()
+    started = time.monotonic()
+    report = loop.embed_pending(wait_s=5.0, hurry=hurry)
+    assert time.monotonic() - started < 0.9 and report.embedded == [] and loop.has_items_loading()
+    deadline = time.monotonic() + 10
+    while loop.has_items_loading() and not loop.has_items_to_embed() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert loop.embed_pending(wait_s=5.0, hurry=hurry).embedded == [1]

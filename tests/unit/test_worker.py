@@ -4,6 +4,7 @@ again on real Chroma and the tiny CLIP."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -17,7 +18,9 @@ from ml_backend.core.errors import ImageError, RemoteRejected
 from ml_backend.core.facts import AnnotationRating
 from ml_backend.service.app import create_app
 from ml_backend.service.runtime import Runtime, label_studio_worker
+from ml_backend.service import worker as worker_module
 from ml_backend.service.settings import ServiceSettings
+from ml_backend.service.worker import Worker
 from tests.conftest import CHOICES_CONFIG, image_uri
 from tests.fakes import FakeLabelStudio, HashEmbedder, MemoryChroma
 
@@ -50,10 +53,13 @@ def ls():
     return FakeLabelStudio()
 
 
-def make_worker(runtime, ls, identity=None, **settings):
+def make_worker(runtime, ls, identity=None, evaluations=None, **settings):
     """A worker that talks to `ls`; by default every prediction goes out at once, in chunks of 500."""
     values = {"backend_url": "http://backend:9090", "prediction_chunk": 500, "bulk_prediction_delay_s": 0.0, **settings}
-    return label_studio_worker(runtime.settings.model_copy(update=values), runtime.projects, ls, identity)
+    worker = label_studio_worker(runtime.settings.model_copy(update=values), runtime.projects, ls, identity,
+                                 evaluations=evaluations)
+    runtime.projects.on_items_ready = worker.notify  # as Runtime.build wires its own worker
+    return worker
 
 
 def add_tasks(runtime, *ids):
@@ -185,6 +191,113 @@ def test_the_tab_title_says_how_many_tasks_could_not_be_read(runtime, ls):
     reconcile_until_done(worker)
     assert ls.of("view")[-1][2] == f"Next · 2 tasks unreadable: the backend's /projects/{P}/status says why"
     assert runtime.projects.get(P).status()["tasks"]["failed"] == 2
+
+
+class HeldEvaluations:
+    """The runtime's evaluations, each held until the test lets it finish: a slow evaluation (a large pool)."""
+
+    def __init__(self, evaluations):
+        self.evaluations = evaluations
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.finished = 0
+
+    def __getattr__(self, name):  # everything but refresh is the runtime's (the push reads `latest`)
+        return getattr(self.evaluations, name)
+
+    def refresh(self, loop):
+        self.entered.set()
+        assert self.release.wait(30), "the test never let the evaluation finish"
+        stored = self.evaluations.refresh(loop)
+        self.finished += 1
+        return stored
+
+
+def wait_until(condition, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_slow_evaluation_does_not_hold_back_the_next_ratings_batch(runtime, ls):
+    """The evaluation (about a second on 10,000 tasks) ran on the worker thread once a project was idle: a rating
+    that arrived meanwhile waited for it before its refit and its new batch (the hostile-load run's slow rounds)."""
+    # random picks: every task of a batch is an audit pick, so rating one batch gives the title its summary
+    runtime.projects.configure(P, label_config=CHOICES_CONFIG, extra_params={
+        "prompt": "a red square", "batch_size": 3, "view_title": "Next", "strategy": "random"})
+    add_tasks(runtime, *range(1, 10))
+    ls.tasks = [{"id": t, "data": {"image": image_uri(t)}, "annotations": []} for t in range(1, 10)]
+    held = HeldEvaluations(runtime.evaluations)
+    worker = make_worker(runtime, ls, evaluations=held, poll_interval_s=0.05, task_check_interval_s=3600)
+    worker.start()
+    try:
+        assert held.entered.wait(10), "the first head was never evaluated"
+        assert ls.model_version == "clip-head-v1"
+        assert not worker.status(P)["idle"] and worker.activity(P) == "evaluating"
+
+        [first_batch] = [view[3] for view in ls.of("view")]
+        for annotation, task in enumerate(first_batch, start=1):
+            rate(runtime, annotation, task, 1.0 if annotation == 1 else -1.0)
+        worker.notify(P)
+        # refit, new batch and predictions pushed while the evaluation is still held
+        wait_until(lambda: ls.model_version == "clip-head-v2" and len(ls.of("view")) == 2)
+        assert held.finished == 0 and not set(first_batch) & set(ls.of("view")[-1][3])
+        assert ls.of("view")[-1][2] == "Next"
+        assert not worker.wait_idle(P, 0.2)  # not idle while its evaluation is pending
+
+        held.release.set()
+        assert worker.wait_idle(P, 20)
+        assert held.finished >= 2  # the held one, then one of head v2
+        assert runtime.evaluations.latest(P)["model_version"] == "clip-head-v2"
+        # one more push: the tab's title carries the new summary
+        assert len(ls.of("view")) == 3 and ls.of("view")[-1][2].startswith("found ≥")
+    finally:
+        held.release.set()
+        worker.stop()
+
+
+class HeldSource:
+    """A project's item loader that holds every load until the test releases it: an image host that answers
+    slowly (the hostile-load run's dripping server)."""
+
+    def __init__(self, loop):
+        self.real = loop.load_item
+        self.entered, self.release = threading.Event(), threading.Event()
+        loop.load_item = self
+
+    def __call__(self, data, task_id):
+        self.entered.set()
+        self.release.wait(30)
+        return self.real(data, task_id)
+
+
+def test_a_slow_image_source_in_one_project_does_not_hold_back_another_projects_rating(runtime, monkeypatch):
+    """A pass waited up to ITEM_WAIT_S for slow images, and the thread serves every project: a rating that
+    arrived meanwhile waited too (the hostile-load run's slow rounds). Here the wait is made long (5 s)."""
+    monkeypatch.setattr(worker_module, "ITEM_WAIT_S", 5.0)
+    add_tasks(runtime, *range(1, 7))
+    runtime.projects.configure(2, label_config=CHOICES_CONFIG, extra_params={"batch_size": 3})
+    runtime.facts.add_tasks(2, [(t, {"image": image_uri(t)}) for t in (11, 12, 13)])
+    slow = HeldSource(runtime.projects.get(2))
+    worker = Worker(runtime.projects, poll_interval_s=0.05)  # local passes only: no Label Studio to list tasks
+    runtime.projects.on_items_ready = worker.notify
+    worker.start()
+    try:
+        assert worker.wait_idle(P, 20) and slow.entered.wait(20)  # project 2's pass now waits on its images
+        loop = runtime.projects.get(P)
+        before = loop.head_version()
+        rate(runtime, 1, 1, 1.0)
+        rated_at = time.monotonic()
+        worker.notify(P)
+        wait_until(lambda: loop.head_version() > before, timeout_s=20)
+        assert time.monotonic() - rated_at < 2.5  # not after the 5 s wait
+        slow.release.set()
+        assert worker.wait_idle(2, 20)  # the held images finished in the background and were embedded
+        assert len(runtime.projects.get(2).store) == 3
+    finally:
+        slow.release.set()
+        worker.stop()
 
 
 def test_sync_catches_up_on_tasks_and_annotations(runtime, ls):
