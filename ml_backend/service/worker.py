@@ -236,8 +236,7 @@ class Worker:
             work.due = float("inf")  # a notify() during the pass resets this to 0
             work.in_pass = True
             # other projects' passes are due already (webhooks that came in before this pass): no waiting
-            now = time.monotonic()
-            if any(w.due <= now and not w.done.is_set() for p, w in self._work.items() if p != project):
+            if any(p != project for p in self._due_projects()):
                 self._hurry.set()
             else:
                 self._hurry.clear()
