@@ -243,6 +243,17 @@ def second_http_server():
     server.close()
 
 
+def wait_until(condition: Callable[[], object], timeout_s: float, every_s: float = 0.02):
+    """Poll `condition` until it is truthy or `timeout_s` passes; returns its last value (assert on it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every_s)
+    return condition()
+
+
 def timed(fn: Callable[[], object]) -> tuple[object, float]:
     """(result or raised exception, seconds taken)."""
     start = time.monotonic()

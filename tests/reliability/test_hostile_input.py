@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from tests.conftest import wait_until
+
 from .support import InProcessBackend, Reply, annotation_created, choice_result, png_bytes, task_payload, tasks_created
 
 A, B = 1, 2
@@ -21,16 +23,6 @@ A, B = 1, 2
 def head_version(backend, project: int) -> int:
     head = backend.status(project)["head"]
     return head["version"] if head else 0
-
-
-def wait_until(condition, timeout_s: float, every_s: float = 0.02):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every_s)
-    return condition()
 
 
 # -- finding 2: a slow image source stalls every project ------------------------------------------------

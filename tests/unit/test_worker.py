@@ -21,7 +21,7 @@ from ml_backend.service.runtime import Runtime, label_studio_worker
 from ml_backend.service import worker as worker_module
 from ml_backend.service.settings import ServiceSettings
 from ml_backend.service.worker import Worker
-from tests.conftest import CHOICES_CONFIG, image_uri
+from tests.conftest import CHOICES_CONFIG, image_uri, wait_until
 from tests.fakes import FakeLabelStudio, HashEmbedder, MemoryChroma
 
 P = 1
@@ -213,13 +213,6 @@ class HeldEvaluations:
         return stored
 
 
-def wait_until(condition, timeout_s=10.0):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_a_slow_evaluation_does_not_hold_back_the_next_ratings_batch(runtime, ls):
     """The evaluation (about a second on 10,000 tasks) ran on the worker thread once a project was idle: a rating
     that arrived meanwhile waited for it before its refit and its new batch (the hostile-load run's slow rounds)."""
@@ -241,7 +234,7 @@ def test_a_slow_evaluation_does_not_hold_back_the_next_ratings_batch(runtime, ls
             rate(runtime, annotation, task, 1.0 if annotation == 1 else -1.0)
         worker.notify(P)
         # refit, new batch and predictions pushed while the evaluation is still held
-        wait_until(lambda: ls.model_version == "clip-head-v2" and len(ls.of("view")) == 2)
+        assert wait_until(lambda: ls.model_version == "clip-head-v2" and len(ls.of("view")) == 2, timeout_s=10)
         assert held.finished == 0 and not set(first_batch) & set(ls.of("view")[-1][3])
         assert ls.of("view")[-1][2] == "Next"
         assert not worker.wait_idle(P, 0.2)  # not idle while its evaluation is pending
@@ -290,7 +283,7 @@ def test_a_slow_image_source_in_one_project_does_not_hold_back_another_projects_
         rate(runtime, 1, 1, 1.0)
         rated_at = time.monotonic()
         worker.notify(P)
-        wait_until(lambda: loop.head_version() > before, timeout_s=20)
+        assert wait_until(lambda: loop.head_version() > before, timeout_s=20)
         assert time.monotonic() - rated_at < 2.5  # not after the 5 s wait
         slow.release.set()
         assert worker.wait_idle(2, 20)  # the held images finished in the background and were embedded
