@@ -22,7 +22,7 @@ start needs, in batches of 10, until a batch holds a positive, against random's 
 distribution. Nothing is tuned on it.
 
 It writes ``cold_start.json``, ``cold_start.md`` and ``cold_start.png`` under
-``benchmarks/results/`` and the README block ``cold-start-summary``.
+``benchmarks/results/`` and the block ``cold-start-summary`` of ``docs/label-efficiency.md``.
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ import numpy as np
 from benchmarks import label_efficiency as le
 from benchmarks import le_report, le_simulation, le_tasks
 from benchmarks.le_tasks import FASHION, RAZOR_LIST, RPM_LIST, Task
-from benchmarks.markdown import README, replace_block
+from benchmarks.markdown import LABEL_EFFICIENCY_DOC, replace_block
 from ml_backend.core.params import HeadParams, SelectionParams
 from ml_backend.core.strategies import DEFAULT_STRATEGY, STRATEGIES
 
-README_BLOCK = "cold-start-summary"
+DOC_BLOCK = "cold-start-summary"  # in docs/label-efficiency.md
 STEM = "cold_start"
 BATCH = 10
 PREVALENCE = 0.01
@@ -219,7 +219,8 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def readme_summary(report: dict) -> str:
+def summary_block(report: dict) -> str:
+    """The cold-start tables of docs/label-efficiency.md (and the head of the .md), from the JSON."""
     lines = [f"Measured with `{report['command']}`: {report['seeds']} seeds x {len(report['concepts'])} concepts at "
              f"{PREVALENCE:.0%} of the pool, batches of {BATCH}, cold start; {report['runtime_seconds'] / 60:.0f} min on "
              f"{report['workers']} workers. Cells: median labels until a batch holds a positive ('>{report['cap']}': not "
@@ -265,7 +266,7 @@ def markdown(report: dict) -> str:
     return "\n".join([
         "# Cold starts: labels to the first positive", "",
         _why(), "",
-        readme_summary(report), "",
+        summary_block(report), "",
         "Per seed (labels; null: not within the cap):", "",
         "```json", json.dumps({e["name"]: {s: e["strategies"][s]["labels"] for s in report["strategies"]}
                                for e in report["concepts"]}, indent=1), "```", ""])
@@ -343,8 +344,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     (out / f"{stem}.md").write_text(markdown(report))
     plot(report, out / f"{stem}.png")
     if out.resolve() == le.RESULTS_DIR.resolve() and not args.quick and not args.dataset:
-        replace_block(README, README_BLOCK, readme_summary(report))
-    print(readme_summary(report))
+        replace_block(LABEL_EFFICIENCY_DOC, DOC_BLOCK, summary_block(report))
+    print(summary_block(report))
     return report
 
 

@@ -352,10 +352,11 @@ def _below_random(goal: dict) -> str:
             f"above random on {goal['seeds_above_random']} of {goal['seeds']} seeds")
 
 
-def _choices_lines(report: dict) -> list[str]:
-    """The hyperparameters of the default and its head, with the runs they were chosen on."""
-    return [f"- `{c['parameter']}`" + (f" = {c['value']}" if c["value"] is not None else "") + f": {c['how']}"
-            for c in report.get("hyperparameters", [])]
+def _choices_lines(report: dict, how: bool = True) -> list[str]:
+    """The hyperparameters of the default and its head, with the runs they were chosen on (`how`), or
+    their names and values alone (the README's list: the records run to pages)."""
+    return [f"- `{c['parameter']}`" + (f" = {c['value']}" if c["value"] is not None else "")
+            + (f": {c['how']}" if how else "") for c in report.get("hyperparameters", [])]
 
 
 def readme_summary(report: dict) -> str:
@@ -374,7 +375,10 @@ def readme_summary(report: dict) -> str:
         table(report["tasks"], strategies, report["default_strategy"], iqr=False), "",
         f"Goals for the default (`{report['default_strategy']}`):", "",
         *_goal_lines(report),
-        *(["", "Hyperparameters of the default and its head, and how they were chosen:", "", *_choices_lines(report)]
+        *(["", "Hyperparameters of the default and its head, and the candidates tried and not kept; how each was "
+           "chosen, with its development runs and numbers, is in [label_efficiency.md]"
+           "(benchmarks/results/label_efficiency.md#hyperparameters-and-how-they-were-chosen) and "
+           "`benchmarks/choices.py`:", "", *_choices_lines(report, how=False)]
           if report.get("hyperparameters") else []),
     ])
 

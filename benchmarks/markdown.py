@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+# the long reading of the label-efficiency benchmarks (the cold-start tables live there)
+LABEL_EFFICIENCY_DOC = README.parent / "docs" / "label-efficiency.md"
 
 
 def markers(name: str) -> tuple[str, str]:

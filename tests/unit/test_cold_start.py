@@ -73,7 +73,7 @@ def test_the_report_names_strategies_identical_to_random_and_counts_medians_past
               "overall": {s: cold_start.overall(entries, s, 500) for s in strategies},
               "same_as_random": cold_start.same_as_random(results, strategies)}
     assert report["same_as_random"] == ["nearest"]
-    summary = cold_start.readme_summary(report)
+    summary = cold_start.summary_block(report)
     assert "`nearest`: the same labels as `random` on every run" in summary
     assert "| >500, 2 past random's 95% |" in summary
     assert "later on 1" in summary
