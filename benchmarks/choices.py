@@ -293,6 +293,22 @@ LABEL_EFFICIENCY: tuple[dict, ...] = (
             "everything else (Bag @5% b25 example +0.62 -> +0.00 / +0.53, Bag @1% b10 example +0.83 -> +0.57 / "
             "+0.63, spam @natural b10 prompt +0.30 -> +0.11 / +0.19): fails the mean at both values, not kept, no "
             "fresh-seed run (how alike the greedy batches are was not measured)"},
+    {"parameter": "adaptive strategy: top picks drawn at random among the rows the head scores positive (tried "
+                  "2026-12-05, not kept)", "value": None,
+     "how": "Why: the truth-knowing reference (random positives and random negatives, balanced) leads the default most "
+            "where both signs are known (development seeds: bags @10% example +0.38 against +0.68, shirts @1% example "
+            "+0.17 against +0.62), and the default's top picks are the head's most confident rows, near-duplicates of "
+            "the positives it has. Candidate: while top picks are made (positives under positive_balance of the "
+            "ratings), draw them uniformly among the available rows scored positive (logit > 0) when there are more "
+            "of them than top picks; otherwise today's top. Rule written before its runs: seeds 1000-1019 "
+            "(validation, budget 500), the 43 tuned + 10 development settings, both in one run (random identical): "
+            "no more settings below 0, a mean at least 0.005 higher, no prompt floor newly under 95% and none falling "
+            "by more than 0.10; then fresh seeds 8000-8019; then the held-out concepts. Seeds 1000-1019: below 0 2 -> "
+            "2, mean +0.3720 -> +0.3726, median +0.358 -> +0.358 (the stored arm's numbers reproduced); no tuned "
+            "setting moved by 0.05 (while positives are scarce the head seldom scores more rows positive than there "
+            "are top picks, so the picks are today's); spamassassin-talk @natural with a prompt, a development "
+            "concept whose prompt head scores many rows positive, +0.52 -> +0.49 and its prompt floor 0.85 -> 0.70: "
+            "fails (mean, floor), not run further"},
     {"parameter": "selection.spread_until_confident", "value": False,
      "how": "added 2026-12-05, off: it passed its rule on two development seed sets and did not carry over to the "
             "held-out concepts (below). Why: traced on development seeds (1000-1011, validation, 200 labels), the default's "
