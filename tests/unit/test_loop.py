@@ -19,7 +19,7 @@ from ml_backend.core.ledger import Ledger
 from ml_backend.core.loop import MAX_EMBED_ATTEMPTS, ActiveLoop
 from ml_backend.core.params import ProjectParams
 from ml_backend.core.store import VectorStore
-from tests.conftest import cosine, data_uri, decoded, image_uri, png_bytes
+from tests.conftest import cosine, data_uri, decoded, image_uri, png_bytes, wait_until
 from tests.fakes import HashEmbedder, MemoryChroma
 
 P = 3
@@ -571,7 +571,5 @@ def test_a_pass_stops_waiting_for_a_slow_image_once_told_to_hurry(files, http_se
     started = time.monotonic()
     report = loop.embed_pending(wait_s=5.0, hurry=hurry)
     assert time.monotonic() - started < 0.9 and report.embedded == [] and loop.has_items_loading()
-    deadline = time.monotonic() + 10
-    while loop.has_items_loading() and not loop.has_items_to_embed() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: not loop.has_items_loading() or loop.has_items_to_embed(), timeout_s=10)
     assert loop.embed_pending(wait_s=5.0, hurry=hurry).embedded == [1]

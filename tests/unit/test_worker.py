@@ -339,9 +339,7 @@ def test_a_sync_after_reset_seen_keeps_the_second_pass(runtime, ls):
 
 
 def wait_for_a_failure(worker, timeout_s=10.0):
-    deadline = time.monotonic() + timeout_s
-    while worker.status(P).get("failures", 0) < 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: worker.status(P).get("failures", 0) >= 1, timeout_s)
 
 
 def test_the_thread_retries_while_label_studio_is_down(runtime, ls):
@@ -446,9 +444,7 @@ def test_items_given_up_while_label_studio_is_down_wait_until_it_answers(runtime
     worker = make_worker(runtime, ls, poll_interval_s=0.1, max_backoff_s=0.5)
     worker.start()
     try:
-        deadline = time.monotonic() + 10
-        while runtime.projects.ledger.task_states(P, [2])[2] != "failed" and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: runtime.projects.ledger.task_states(P, [2])[2] == "failed", timeout_s=10)
         time.sleep(1.5)  # several backoffs: every call to Label Studio is refused, so nothing is retried
         assert runtime.projects.ledger.task_states(P, [2]) == {2: "failed"}
         assert source.calls[2] == MAX_EMBED_ATTEMPTS and not worker.status(P)["idle"]
@@ -530,9 +526,7 @@ def test_a_task_count_mismatch_triggers_a_resync(runtime, ls):
     worker = make_worker(runtime, ls, poll_interval_s=0.05, task_check_interval_s=0.2)
     worker.start()
     try:
-        deadline = time.monotonic() + 20
-        while runtime.projects.ledger.task_total(P) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: runtime.projects.ledger.task_total(P) >= 3, timeout_s=20, every_s=0.05)
         assert runtime.projects.ledger.task_ids(P) == [1, 2, 3]
         assert worker.wait_idle(P, 20)
         assert 3 in runtime.projects.get(P).store
@@ -614,9 +608,7 @@ def test_a_project_deleted_while_idle_is_reported_by_the_count_check(runtime):
     try:
         assert worker.wait_idle(P, 20) and worker.status(P)["last_error"] is None
         ls.gone = True
-        deadline = time.monotonic() + 10
-        while worker.status(P)["last_error"] is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: worker.status(P)["last_error"] is not None, timeout_s=10, every_s=0.05)
         assert "project 1 no longer exists in Label Studio" in worker.status(P)["last_error"]
         asked = len(ls.calls)
         time.sleep(0.5)
